@@ -1,0 +1,37 @@
+/** Errors raised by the Raft core. Each kind has a class and a stable code. */
+export class RaftError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** A proposal was not accepted: this node is not the leader, or a leadership transfer is under way. */
+export class ProposalDroppedError extends RaftError {
+  constructor(reason: string) {
+    super('ERR_PROPOSAL_DROPPED', `raft proposal dropped: ${reason}`);
+  }
+}
+
+/** The requested index was compacted away from the log. */
+export class LogCompactedError extends RaftError {
+  constructor(index: number) {
+    super('ERR_LOG_COMPACTED', `requested index ${index} is unavailable due to compaction`);
+  }
+}
+
+/** A snapshot older than the one already held. */
+export class SnapshotOutOfDateError extends RaftError {
+  constructor(index: number, current: number) {
+    super('ERR_SNAPSHOT_OUT_OF_DATE', `snapshot at ${index} is older than the current snapshot at ${current}`);
+  }
+}
+
+/** A misconfiguration of the node. */
+export class RaftConfigError extends RaftError {
+  constructor(message: string) {
+    super('ERR_RAFT_CONFIG', message);
+  }
+}
