@@ -35,3 +35,10 @@ export class RaftConfigError extends RaftError {
     super('ERR_RAFT_CONFIG', message);
   }
 }
+
+/** A ReadIndex request could not be started: no leader is known, or the request is malformed. */
+export class ReadIndexDroppedError extends RaftError {
+  constructor(reason: string) {
+    super('ERR_READ_INDEX_DROPPED', `raft read index dropped: ${reason}`);
+  }
+}

@@ -1,0 +1,170 @@
+/**
+ * RawNode: the embedding interface of the Raft core, in the style of etcd-io/raft.
+ *
+ * Drive it with tick(), step(), propose() and readIndex(); when hasReady(), take ready(),
+ * persist its hardState, entries and snapshot (fsync), then send its messages, apply its
+ * committed entries, and call advance(). Only one Ready is outstanding at a time; step() and
+ * propose() may be called while it is being persisted.
+ */
+import { MessageType, NONE, StateRole, type Config, type Message, type NodeId, type PersistentState, type Ready, type Snapshot, type SoftState, type HardState } from './types.js';
+import { RaftConfigError } from './errors.js';
+import { Raft, message } from './raft.js';
+
+export interface Status {
+  id: NodeId;
+  term: number;
+  vote: NodeId;
+  commit: number;
+  applied: number;
+  lastIndex: number;
+  role: StateRole;
+  leader: NodeId;
+  /** Leader only: each voter's matched index. */
+  match?: Record<NodeId, number>;
+}
+
+const LOCAL_MESSAGES = new Set<MessageType>([MessageType.Hup, MessageType.Beat, MessageType.CheckQuorum, MessageType.Prop]);
+
+function sameSoftState(a: SoftState, b: SoftState): boolean {
+  return a.leader === b.leader && a.role === b.role;
+}
+
+function sameHardState(a: HardState, b: HardState): boolean {
+  return a.term === b.term && a.vote === b.vote && a.commit === b.commit;
+}
+
+export class RawNode {
+  readonly raft: Raft;
+  private prevSoftState: SoftState;
+  private prevHardState: HardState;
+  private outstanding = false;
+
+  constructor(config: Config, persisted: PersistentState) {
+    if (config.applied > persisted.hardState.commit && config.applied > (persisted.snapshot?.metadata.index ?? 0)) {
+      throw new RaftConfigError(`applied index ${config.applied} is beyond the stored commit index ${persisted.hardState.commit}`);
+    }
+    this.raft = new Raft(config, persisted);
+    this.prevSoftState = this.raft.softState();
+    this.prevHardState = { ...persisted.hardState };
+  }
+
+  get id(): NodeId {
+    return this.raft.id;
+  }
+
+  tick(): void {
+    this.raft.tick();
+  }
+
+  campaign(): void {
+    this.raft.step(message({ type: MessageType.Hup, from: this.raft.id }));
+  }
+
+  /** Delivers a message from the network. Local-only message types are ignored. */
+  step(m: Message): void {
+    if (LOCAL_MESSAGES.has(m.type)) return;
+    if (m.from === NONE || m.from === this.raft.id) return;
+    // Only a forwarded read travels without a term; anything else without one is not from a peer.
+    if (m.term === 0 && m.type !== MessageType.ReadIndex) return;
+    this.raft.step(m);
+  }
+
+  /** Appends a proposal (leader only); it is replicated with the next Ready's messages. */
+  propose(data: Uint8Array): { index: number; term: number } {
+    return this.raft.propose(data);
+  }
+
+  /** Requests a linearizable read point; the answer arrives as a ReadState with the same context. */
+  readIndex(context: Uint8Array): void {
+    this.raft.readIndex(context);
+  }
+
+  /** Asks the leader (this node, or forwarded to it) to hand leadership to `to`. */
+  transferLeadership(to: NodeId): void {
+    this.raft.step(message({ type: MessageType.TransferLeader, from: to, to: this.raft.id }));
+  }
+
+  hasReady(): boolean {
+    if (this.outstanding) return false;
+    const r = this.raft;
+    r.flushBroadcast();
+    if (!sameSoftState(r.softState(), this.prevSoftState)) return true;
+    if (!sameHardState(r.hardState(), this.prevHardState)) return true;
+    if (r.log.unstableSnapshot) return true;
+    if (r.msgs.length > 0 || r.readStates.length > 0) return true;
+    if (r.log.stabled < r.log.lastIndex()) return true;
+    return r.log.hasNextCommittedEntries();
+  }
+
+  ready(): Ready {
+    if (this.outstanding) throw new Error('raft: ready() called before advance() of the previous Ready');
+    const r = this.raft;
+    r.flushBroadcast();
+    const rd: Ready = {
+      entries: r.log.unstableEntries(),
+      committedEntries: r.log.nextCommittedEntries(r.config.maxCommittedSizePerReady),
+      messages: r.msgs,
+      readStates: r.readStates,
+    };
+    const soft = r.softState();
+    if (!sameSoftState(soft, this.prevSoftState)) {
+      rd.softState = soft;
+      this.prevSoftState = soft;
+    }
+    const hard = r.hardState();
+    if (!sameHardState(hard, this.prevHardState)) {
+      rd.hardState = hard;
+      this.prevHardState = hard;
+    }
+    if (r.log.unstableSnapshot) rd.snapshot = r.log.unstableSnapshot;
+    const lastCommitted = rd.committedEntries[rd.committedEntries.length - 1];
+    if (lastCommitted) r.log.acceptApplying(lastCommitted.index);
+    r.msgs = [];
+    r.readStates = [];
+    this.outstanding = true;
+    return rd;
+  }
+
+  /** The Ready was persisted, its messages sent, its committed entries applied. */
+  advance(rd: Ready): void {
+    const log = this.raft.log;
+    if (rd.snapshot) {
+      log.stableSnapTo(rd.snapshot.metadata.index);
+      log.appliedTo(rd.snapshot.metadata.index);
+    }
+    const lastEntry = rd.entries[rd.entries.length - 1];
+    if (lastEntry) log.stableTo(lastEntry.index, lastEntry.term);
+    const lastCommitted = rd.committedEntries[rd.committedEntries.length - 1];
+    if (lastCommitted) log.appliedTo(lastCommitted.index);
+    this.outstanding = false;
+  }
+
+  /** Records a snapshot of the application's state at `index` (already applied). */
+  createSnapshot(index: number, data: Uint8Array): Snapshot {
+    return this.raft.log.createSnapshot(index, data, this.raft.tracker.voters);
+  }
+
+  /** Drops log entries up to `index` from memory; `index` must be covered by the snapshot. */
+  compactLog(index: number): void {
+    this.raft.log.compact(index);
+  }
+
+  status(): Status {
+    const r = this.raft;
+    const st: Status = {
+      id: r.id,
+      term: r.term,
+      vote: r.vote,
+      commit: r.log.committed,
+      applied: r.log.applied,
+      lastIndex: r.log.lastIndex(),
+      role: r.role,
+      leader: r.lead,
+    };
+    if (r.role === StateRole.Leader) {
+      st.match = {};
+      for (const [id, pr] of r.tracker.progress) st.match[id] = pr.match;
+    }
+    return st;
+  }
+}
