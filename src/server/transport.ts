@@ -1,0 +1,237 @@
+/**
+ * Peer transport: Raft messages between members over persistent TCP connections.
+ *
+ * Each member dials every peer once and keeps the connection; messages to a peer are queued
+ * and flushed together as one length-prefixed msgpackr frame (batching). A broken connection is
+ * redialled with backoff. Raft tolerates loss, so a full queue drops messages instead of
+ * growing: memory stays bounded whatever a peer does.
+ */
+import net from 'node:net';
+import { Packr } from 'msgpackr';
+import type { Message, NodeId } from '../raft/types.js';
+
+export interface PeerAddress {
+  host: string;
+  port: number;
+}
+
+export interface TransportOptions {
+  id: NodeId;
+  listen: PeerAddress;
+  peers: Map<NodeId, PeerAddress>;
+  onMessage: (m: Message) => void;
+  /** Largest frame accepted from a peer; a larger one closes the connection. */
+  maxFrameBytes?: number;
+  /** Messages queued for one peer while it is unreachable; beyond this, new ones are dropped. */
+  maxQueuedMessages?: number;
+  onError?: (err: Error, peer: NodeId | undefined) => void;
+}
+
+const packr = new Packr({ useRecords: false, moreTypes: false });
+const HEADER_BYTES = 4;
+const DEFAULT_MAX_FRAME = 256 * 1024 * 1024;
+const MIN_BACKOFF_MS = 20;
+const MAX_BACKOFF_MS = 1000;
+
+/** Frames a batch of messages: uint32 big-endian length, then the msgpack body. */
+export function encodeFrame(msgs: Message[]): Buffer {
+  const body = packr.pack(msgs);
+  const frame = Buffer.allocUnsafe(HEADER_BYTES + body.length);
+  frame.writeUInt32BE(body.length, 0);
+  body.copy(frame, HEADER_BYTES);
+  return frame;
+}
+
+/** Accumulates bytes from a socket and yields the complete frames' message batches. */
+export class FrameDecoder {
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+
+  constructor(private readonly maxFrameBytes: number) {}
+
+  push(chunk: Buffer): Message[][] {
+    this.chunks.push(chunk);
+    this.buffered += chunk.length;
+    const out: Message[][] = [];
+    for (;;) {
+      if (this.buffered < HEADER_BYTES) break;
+      const head = this.peek(HEADER_BYTES);
+      const len = head.readUInt32BE(0);
+      if (len > this.maxFrameBytes) throw new Error(`peer frame of ${len} bytes exceeds the limit of ${this.maxFrameBytes}`);
+      if (this.buffered < HEADER_BYTES + len) break;
+      const all = this.take(HEADER_BYTES + len);
+      out.push(packr.unpack(all.subarray(HEADER_BYTES)) as Message[]);
+    }
+    return out;
+  }
+
+  private peek(n: number): Buffer {
+    if (this.chunks[0]!.length >= n) return this.chunks[0]!;
+    const joined = Buffer.concat(this.chunks);
+    this.chunks = [joined];
+    return joined;
+  }
+
+  private take(n: number): Buffer {
+    const joined = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks);
+    const frame = joined.subarray(0, n);
+    const rest = joined.subarray(n);
+    this.chunks = rest.length > 0 ? [rest] : [];
+    this.buffered -= n;
+    return frame;
+  }
+}
+
+/** The outgoing side towards one peer. */
+class PeerLink {
+  private socket: net.Socket | undefined;
+  private connected = false;
+  private queue: Message[] = [];
+  private backoffMs = MIN_BACKOFF_MS;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private flushScheduled = false;
+  private closed = false;
+  dropped = 0;
+
+  constructor(
+    readonly peer: NodeId,
+    private readonly address: PeerAddress,
+    private readonly maxQueued: number,
+    private readonly onError: (err: Error) => void,
+  ) {
+    this.dial();
+  }
+
+  send(m: Message): void {
+    if (this.closed) return;
+    if (this.queue.length >= this.maxQueued) {
+      this.dropped++;
+      return;
+    }
+    this.queue.push(m);
+    if (!this.flushScheduled && this.connected) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    if (!this.connected || !this.socket || this.queue.length === 0) return;
+    const batch = this.queue;
+    this.queue = [];
+    this.socket.write(encodeFrame(batch));
+  }
+
+  private dial(): void {
+    if (this.closed) return;
+    const socket = net.connect({ host: this.address.host, port: this.address.port });
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, 1000);
+    this.socket = socket;
+    socket.on('connect', () => {
+      this.connected = true;
+      this.backoffMs = MIN_BACKOFF_MS;
+      this.flush();
+    });
+    // Peers never send on our outgoing connection; drain anything to keep it healthy.
+    socket.on('data', () => {});
+    socket.on('error', (err) => {
+      if (this.connected) this.onError(err);
+    });
+    socket.on('close', () => {
+      this.connected = false;
+      this.socket = undefined;
+      // Keep the (bounded) queue: it goes out when the link is back; Raft ignores what is stale.
+      this.scheduleRedial();
+    });
+  }
+
+  private scheduleRedial(): void {
+    if (this.closed || this.reconnectTimer) return;
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      this.dial();
+    }, this.backoffMs);
+    this.backoffMs = Math.min(MAX_BACKOFF_MS, this.backoffMs * 2);
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.socket?.destroy();
+    this.queue = [];
+  }
+}
+
+export class PeerTransport {
+  private server: net.Server | undefined;
+  private readonly links = new Map<NodeId, PeerLink>();
+  private readonly inbound = new Set<net.Socket>();
+  private readonly maxFrameBytes: number;
+
+  constructor(private readonly opts: TransportOptions) {
+    this.maxFrameBytes = opts.maxFrameBytes ?? DEFAULT_MAX_FRAME;
+  }
+
+  async start(): Promise<void> {
+    const server = net.createServer((socket) => this.accept(socket));
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.opts.listen.port, this.opts.listen.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    for (const [id, address] of this.opts.peers) {
+      if (id === this.opts.id) continue;
+      this.links.set(id, new PeerLink(id, address, this.opts.maxQueuedMessages ?? 10_000, (err) => this.opts.onError?.(err, id)));
+    }
+  }
+
+  /** The port actually listened on (useful with port 0). */
+  get port(): number {
+    const addr = this.server?.address();
+    return typeof addr === 'object' && addr ? addr.port : this.opts.listen.port;
+  }
+
+  private accept(socket: net.Socket): void {
+    socket.setNoDelay(true);
+    this.inbound.add(socket);
+    const decoder = new FrameDecoder(this.maxFrameBytes);
+    socket.on('data', (chunk: Buffer) => {
+      let batches: Message[][];
+      try {
+        batches = decoder.push(chunk);
+      } catch (err) {
+        this.opts.onError?.(err as Error, undefined);
+        socket.destroy();
+        return;
+      }
+      for (const batch of batches) for (const m of batch) this.opts.onMessage(m);
+    });
+    socket.on('error', () => {});
+    socket.on('close', () => this.inbound.delete(socket));
+  }
+
+  send(msgs: Message[]): void {
+    for (const m of msgs) this.links.get(m.to)?.send(m);
+  }
+
+  droppedMessages(): number {
+    let n = 0;
+    for (const l of this.links.values()) n += l.dropped;
+    return n;
+  }
+
+  async stop(): Promise<void> {
+    for (const l of this.links.values()) l.close();
+    this.links.clear();
+    for (const s of this.inbound) s.destroy();
+    this.inbound.clear();
+    const server = this.server;
+    this.server = undefined;
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}
