@@ -1,0 +1,262 @@
+/**
+ * The qkv client: etcd v3's API over the JSON gateway (`/v3/...`), which qkv and etcd both
+ * serve, so this client also talks to a real etcd. Endpoints fail over in order.
+ */
+import { decodeMessage, encodeMessage, type Schema } from '../api/codec.js';
+import * as S from '../api/schemas.js';
+import type {
+  ApiHeader,
+  HashKVResponse,
+  LeaseGrantResponse,
+  LeaseKeepAliveResponse,
+  LeaseLeasesResponse,
+  LeaseTimeToLiveResponse,
+  MemberListResponse,
+  StatusResponse,
+  WatchCreateRequest,
+  WatchResponseMessage,
+} from '../api/types.js';
+import type {
+  Compare,
+  DeleteRangeRequest,
+  DeleteRangeResponse,
+  KeyValue,
+  PutRequest,
+  PutResponse,
+  RangeRequest,
+  RangeResponse,
+  RequestOp,
+  TxnRequest,
+  TxnResponse,
+} from '../mvcc/types.js';
+import { HttpTransport } from './http.js';
+
+export type Bytes = string | Buffer | Uint8Array;
+
+export function toBuffer(b: Bytes): Buffer {
+  return typeof b === 'string' ? Buffer.from(b) : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+}
+
+/** The range end that makes `key` a prefix (etcd's GetPrefixRangeEnd): increment the last byte below 0xff. */
+export function prefixEnd(key: Buffer): Buffer {
+  const end = Buffer.from(key);
+  for (let i = end.length - 1; i >= 0; i--) {
+    if (end[i]! < 0xff) {
+      end[i]! += 1;
+      return end.subarray(0, i + 1);
+    }
+  }
+  // All 0xff (or empty): every key from `key` on.
+  return Buffer.from([0]);
+}
+
+export interface ClientOptions {
+  endpoints: string[];
+  timeoutMs?: number;
+}
+
+export interface GetOptions {
+  prefix?: boolean;
+  rangeEnd?: Bytes;
+  /** All keys >= key (etcdctl --from-key). */
+  fromKey?: boolean;
+  revision?: number;
+  limit?: number;
+  keysOnly?: boolean;
+  countOnly?: boolean;
+  serializable?: boolean;
+  sortOrder?: RangeRequest['sortOrder'];
+  sortTarget?: RangeRequest['sortTarget'];
+  minModRevision?: number;
+  maxModRevision?: number;
+  minCreateRevision?: number;
+  maxCreateRevision?: number;
+}
+
+export interface WatchOptions {
+  prefix?: boolean;
+  rangeEnd?: Bytes;
+  startRevision?: number;
+  prevKv?: boolean;
+  noPut?: boolean;
+  noDelete?: boolean;
+  progressNotify?: boolean;
+}
+
+type WithHeader<T> = Omit<T, 'header'> & { header: ApiHeader };
+
+/** Computes range_end from the prefix / fromKey / rangeEnd options. */
+export function rangeEndFor(key: Buffer, opts: { prefix?: boolean; fromKey?: boolean; rangeEnd?: Bytes }): Buffer | undefined {
+  if (opts.prefix) return prefixEnd(key);
+  if (opts.fromKey) return Buffer.from([0]);
+  if (opts.rangeEnd !== undefined) return toBuffer(opts.rangeEnd);
+  return undefined;
+}
+
+export class Client {
+  readonly http: HttpTransport;
+
+  constructor(opts: ClientOptions) {
+    this.http = new HttpTransport(opts);
+  }
+
+  private async call<T>(path: string, req: object, reqSchema: Schema, respSchema: Schema): Promise<T> {
+    const json = await this.http.post<Record<string, never>>(path, encodeMessage(req, reqSchema));
+    return decodeMessage<T>(json, respSchema);
+  }
+
+  range(req: RangeRequest): Promise<WithHeader<RangeResponse>> {
+    return this.call('/v3/kv/range', req, S.RangeRequest, S.RangeResponse);
+  }
+
+  get(key: Bytes, opts: GetOptions = {}): Promise<WithHeader<RangeResponse>> {
+    const k = toBuffer(key);
+    const { prefix: _p, rangeEnd: _r, fromKey: _f, ...rest } = opts;
+    const rangeEnd = rangeEndFor(k, opts);
+    return this.range({ key: k, ...(rangeEnd ? { rangeEnd } : {}), ...rest });
+  }
+
+  /** The value of one key, or undefined. */
+  async getValue(key: Bytes): Promise<Buffer | undefined> {
+    const r = await this.get(key);
+    return r.kvs[0]?.value;
+  }
+
+  put(key: Bytes, value: Bytes, opts: Omit<PutRequest, 'key' | 'value'> = {}): Promise<WithHeader<PutResponse>> {
+    return this.call('/v3/kv/put', { key: toBuffer(key), value: toBuffer(value), ...opts }, S.PutRequest, S.PutResponse);
+  }
+
+  delete(key: Bytes, opts: { prefix?: boolean; fromKey?: boolean; rangeEnd?: Bytes; prevKv?: boolean } = {}): Promise<WithHeader<DeleteRangeResponse>> {
+    const k = toBuffer(key);
+    const rangeEnd = rangeEndFor(k, opts);
+    const req: DeleteRangeRequest = { key: k, ...(rangeEnd ? { rangeEnd } : {}), ...(opts.prevKv ? { prevKv: true } : {}) };
+    return this.call('/v3/kv/deleterange', req, S.DeleteRangeRequest, S.DeleteRangeResponse);
+  }
+
+  txn(req: TxnRequest): Promise<WithHeader<TxnResponse>> {
+    return this.call('/v3/kv/txn', req, S.TxnRequest, S.TxnResponse);
+  }
+
+  compact(revision: number, physical = false): Promise<{ header: ApiHeader }> {
+    return this.call('/v3/kv/compaction', { revision, physical }, S.CompactionRequest, S.HeaderOnlyResponse);
+  }
+
+  leaseGrant(ttl: number, id = 0): Promise<LeaseGrantResponse> {
+    return this.call('/v3/lease/grant', { ttl, id }, S.LeaseGrantRequest, S.LeaseGrantResponse);
+  }
+
+  leaseRevoke(id: number): Promise<{ header: ApiHeader }> {
+    return this.call('/v3/lease/revoke', { id }, S.LeaseIdRequest, S.HeaderOnlyResponse);
+  }
+
+  /** One keep-alive; TTL 0 in the answer means the lease is gone. */
+  async leaseKeepAliveOnce(id: number): Promise<LeaseKeepAliveResponse> {
+    const json = await this.http.post<{ result?: Record<string, never> } & Record<string, never>>('/v3/lease/keepalive', encodeMessage({ id }, S.LeaseIdRequest));
+    // The gateway answers a streaming RPC: one `{"result": ...}` object.
+    return decodeMessage<LeaseKeepAliveResponse>(json.result ?? json, S.LeaseKeepAliveResponse);
+  }
+
+  leaseTimeToLive(id: number, keys = false): Promise<LeaseTimeToLiveResponse> {
+    return this.call('/v3/lease/timetolive', { id, keys }, S.LeaseTimeToLiveRequest, S.LeaseTimeToLiveResponse);
+  }
+
+  leases(): Promise<LeaseLeasesResponse> {
+    return this.call('/v3/lease/leases', {}, { type: 'etcdserverpb.LeaseLeasesRequest', fields: [] }, S.LeaseLeasesResponse);
+  }
+
+  memberList(): Promise<MemberListResponse> {
+    return this.call('/v3/cluster/member/list', {}, { type: 'etcdserverpb.MemberListRequest', fields: [] }, S.MemberListResponse);
+  }
+
+  /** Status of one endpoint (not failed over: the answer is about that member). */
+  async status(endpoint: string): Promise<StatusResponse> {
+    const single = new HttpTransport({ endpoints: [endpoint] });
+    const json = await single.post<Record<string, never>>('/v3/maintenance/status', {});
+    return decodeMessage<StatusResponse>(json, S.StatusResponse);
+  }
+
+  async hashKV(endpoint: string, revision = 0): Promise<HashKVResponse> {
+    const single = new HttpTransport({ endpoints: [endpoint] });
+    const json = await single.post<Record<string, never>>('/v3/maintenance/hash', encodeMessage({ revision }, S.HashKVRequest));
+    return decodeMessage<HashKVResponse>(json, S.HashKVResponse);
+  }
+
+  /**
+   * Watches a key, prefix or range. Iterate the result; `cancel()` (or breaking out of the loop)
+   * ends the stream.
+   */
+  watch(key: Bytes, opts: WatchOptions = {}): WatchStream {
+    const k = toBuffer(key);
+    const rangeEnd = rangeEndFor(k, opts);
+    const filters: ('NOPUT' | 'NODELETE')[] = [];
+    if (opts.noPut) filters.push('NOPUT');
+    if (opts.noDelete) filters.push('NODELETE');
+    const create: WatchCreateRequest = {
+      key: k,
+      ...(rangeEnd ? { rangeEnd } : {}),
+      ...(opts.startRevision ? { startRevision: opts.startRevision } : {}),
+      ...(opts.prevKv ? { prevKv: true } : {}),
+      ...(opts.progressNotify ? { progressNotify: true } : {}),
+      ...(filters.length ? { filters } : {}),
+    };
+    return new WatchStream(this.http, create);
+  }
+}
+
+export class WatchStream implements AsyncIterable<WatchResponseMessage> {
+  private readonly abort = new AbortController();
+
+  constructor(
+    private readonly http: HttpTransport,
+    private readonly create: WatchCreateRequest,
+  ) {}
+
+  cancel(): void {
+    this.abort.abort();
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<WatchResponseMessage> {
+    const body = encodeMessage({ createRequest: this.create }, S.WatchRequest);
+    try {
+      for await (const raw of this.http.stream<Record<string, never>>('/v3/watch', body, this.abort.signal)) {
+        yield decodeMessage<WatchResponseMessage>(raw, S.WatchResponse);
+      }
+    } finally {
+      this.abort.abort();
+    }
+  }
+}
+
+/** Txn builder helpers, in the spirit of clientv3's Compare/OpPut. */
+export const op = {
+  put: (key: Bytes, value: Bytes, opts: Omit<PutRequest, 'key' | 'value'> = {}): RequestOp => ({
+    requestPut: { key: toBuffer(key), value: toBuffer(value), ...opts },
+  }),
+  get: (key: Bytes, opts: GetOptions = {}): RequestOp => {
+    const k = toBuffer(key);
+    const rangeEnd = rangeEndFor(k, opts);
+    const { prefix: _p, rangeEnd: _r, fromKey: _f, ...rest } = opts;
+    return { requestRange: { key: k, ...(rangeEnd ? { rangeEnd } : {}), ...rest } };
+  },
+  delete: (key: Bytes, opts: { prefix?: boolean; prevKv?: boolean } = {}): RequestOp => {
+    const k = toBuffer(key);
+    const rangeEnd = rangeEndFor(k, opts);
+    return { requestDeleteRange: { key: k, ...(rangeEnd ? { rangeEnd } : {}), ...(opts.prevKv ? { prevKv: true } : {}) } };
+  },
+  txn: (t: TxnRequest): RequestOp => ({ requestTxn: t }),
+};
+
+export const compare = {
+  value: (key: Bytes, result: Compare['result'], value: Bytes): Compare => ({ key: toBuffer(key), target: 'VALUE', result, value: toBuffer(value) }),
+  version: (key: Bytes, result: Compare['result'], version: number): Compare => ({ key: toBuffer(key), target: 'VERSION', result, version }),
+  createRevision: (key: Bytes, result: Compare['result'], createRevision: number): Compare => ({
+    key: toBuffer(key),
+    target: 'CREATE',
+    result,
+    createRevision,
+  }),
+  modRevision: (key: Bytes, result: Compare['result'], modRevision: number): Compare => ({ key: toBuffer(key), target: 'MOD', result, modRevision }),
+  lease: (key: Bytes, result: Compare['result'], lease: number): Compare => ({ key: toBuffer(key), target: 'LEASE', result, lease }),
+};
+
+export type { KeyValue };
