@@ -106,7 +106,27 @@ function decodeValue(v: Json, kind: FieldKind, field: string, schema: Schema): u
   return v.map((item) => decodeValue(item, kind.list, field, schema));
 }
 
-/** Decodes a gateway JSON object into the internal shape. Absent enums get their zero value. */
+/** Proto3's default of an absent field; undefined for a nested message (absent stays absent). */
+function zeroValue(kind: FieldKind): unknown {
+  switch (kind) {
+    case 'bytes':
+      return Buffer.alloc(0);
+    case 'int64':
+    case 'uint32':
+      return 0;
+    case 'uint64':
+      return '0';
+    case 'bool':
+      return false;
+    case 'string':
+      return '';
+  }
+  if ('enum' in kind) return kind.enum[0];
+  if ('list' in kind) return [];
+  return undefined;
+}
+
+/** Decodes a gateway JSON object into the internal shape; absent scalars and lists get proto3's zero values. */
 export function decodeMessage<T>(raw: Json | undefined, schema: Schema): T {
   if (raw === undefined || raw === null) raw = {};
   if (typeof raw !== 'object' || Array.isArray(raw)) {
@@ -117,7 +137,8 @@ export function decodeMessage<T>(raw: Json | undefined, schema: Schema): T {
     let v = raw[f.json];
     if (v === undefined) v = raw[lowerCamel(f.json)];
     if (v === undefined || v === null) {
-      if (typeof f.kind === 'object' && 'enum' in f.kind) out[f.name] = f.kind.enum[0];
+      const zero = zeroValue(f.kind);
+      if (zero !== undefined) out[f.name] = zero;
       continue;
     }
     out[f.name] = decodeValue(v, f.kind, f.json, schema);

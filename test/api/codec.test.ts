@@ -61,13 +61,15 @@ describe('decoding requests as etcd does', () => {
       S.TxnRequest,
     );
     expect(t.compare![0]).toMatchObject({ result: 'EQUAL', target: 'VALUE', key: Buffer.from('foo'), value: Buffer.from('bar') });
-    expect(t.success![0]).toEqual({ requestPut: { key: Buffer.from('x'), value: Buffer.from('y') } });
+    expect(t.success![0]).toMatchObject({ requestPut: { key: Buffer.from('x'), value: Buffer.from('y'), lease: 0 } });
     expect(t.success![1]).toMatchObject({ requestTxn: { success: [{ requestRange: { key: Buffer.from('x') } }] } });
   });
 
   test('unknown fields are ignored; a missing body is an empty message', () => {
-    expect(decodeMessage({ bogus: 1 }, S.DeleteRangeRequest)).toEqual({});
-    expect(decodeMessage(undefined, S.DeleteRangeRequest)).toEqual({});
+    const empty = { key: Buffer.alloc(0), rangeEnd: Buffer.alloc(0), prevKv: false };
+    expect(decodeMessage({ bogus: 1 }, S.DeleteRangeRequest)).toEqual(empty);
+    expect(decodeMessage(undefined, S.DeleteRangeRequest)).toEqual(empty);
+    expect(decodeMessage({}, S.WatchResponse)).toMatchObject({ events: [], watchId: 0, canceled: false });
   });
 
   test('URL-safe base64 is accepted', () => {
