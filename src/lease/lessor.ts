@@ -1,8 +1,9 @@
 /**
  * Leases: TTL'd handles that keys attach to. Two halves, as in etcd's lessor:
  *
- * - Replicated state (grant, revoke, attach, detach), changed only by applying committed
- *   entries, so it is identical on every member and needs no clock.
+ * - Replicated state (which leases exist, with which TTL), changed only by applying committed
+ *   entries, so it is identical on every member and needs no clock. Which keys are attached
+ *   to a lease is the MVCC store's business (its LEASES table), not kept here twice.
  * - Expiry, kept by the primary (the Raft leader) alone on its own clock. Followers never
  *   expire anything; when the primary sees a lease run out it proposes its revocation through
  *   Raft. A member that becomes primary first gives every lease a fresh TTL plus an extension,
@@ -29,8 +30,6 @@ export interface LeaseRecord {
 }
 
 interface Lease extends LeaseRecord {
-  /** Attached keys, as latin1 strings of their bytes (binary-safe map keys). */
-  keys: Set<string>;
   /** Primary only: when it expires (ms on the clock); Infinity on followers. */
   expiry: number;
 }
@@ -40,7 +39,6 @@ export interface TimeToLive {
   /** Remaining seconds, or -1 if the lease has expired. */
   ttl: number;
   grantedTtl: number;
-  keys?: Buffer[];
 }
 
 export interface LessorOptions {
@@ -48,8 +46,6 @@ export interface LessorOptions {
   minTtlSeconds: number;
   clock?: Clock;
 }
-
-const keyString = (key: Buffer): string => key.toString('latin1');
 
 export class Lessor {
   private readonly leases = new Map<number, Lease>();
@@ -81,38 +77,26 @@ export class Lessor {
     Lessor.checkGrant(ttl);
     if (this.leases.has(id)) throw new LeaseExistsError();
     const effective = Math.max(ttl, this.minTtlSeconds);
-    const lease: Lease = { id, ttl: effective, keys: new Set(), expiry: Infinity };
+    const lease: Lease = { id, ttl: effective, expiry: Infinity };
     if (this.primary) lease.expiry = this.clock.now() + effective * 1000;
     this.leases.set(id, lease);
     return { id, ttl: effective };
   }
 
-  /** Removes the lease and returns the keys attached to it, which the caller deletes in the same revision. */
-  revoke(id: number): Buffer[] {
-    const lease = this.leases.get(id);
-    if (!lease) throw new LeaseNotFoundError();
-    this.leases.delete(id);
-    return [...lease.keys].sort().map((k) => Buffer.from(k, 'latin1'));
+  /** Forgets the lease (the store deletes its keys in the same revision). */
+  revoke(id: number): void {
+    if (!this.leases.delete(id)) throw new LeaseNotFoundError();
   }
 
   has(id: number): boolean {
     return this.leases.has(id);
   }
 
-  /** A key's lease changed from `prevLease` to `nextLease` (either may be NO_LEASE). */
-  updateKey(key: Buffer, prevLease: number, nextLease: number): void {
-    if (prevLease === nextLease) return;
-    const k = keyString(key);
-    if (prevLease !== NO_LEASE) this.leases.get(prevLease)?.keys.delete(k);
-    if (nextLease !== NO_LEASE) this.leases.get(nextLease)?.keys.add(k);
-  }
-
   /** Replaces the whole replicated state (on start, or after restoring a snapshot). */
-  load(records: LeaseRecord[], attachments: Iterable<{ key: Buffer; lease: number }>): void {
+  load(records: LeaseRecord[]): void {
     this.leases.clear();
-    const expiry = this.primary ? this.clock.now() : Infinity;
-    for (const r of records) this.leases.set(r.id, { id: r.id, ttl: r.ttl, keys: new Set(), expiry: expiry + r.ttl * 1000 });
-    for (const a of attachments) this.leases.get(a.lease)?.keys.add(keyString(a.key));
+    const now = this.primary ? this.clock.now() : Infinity;
+    for (const r of records) this.leases.set(r.id, { id: r.id, ttl: r.ttl, expiry: now + r.ttl * 1000 });
   }
 
   records(): LeaseRecord[] {
@@ -148,7 +132,7 @@ export class Lessor {
     return lease.ttl;
   }
 
-  timeToLive(id: number, withKeys: boolean): TimeToLive | undefined {
+  timeToLive(id: number): TimeToLive | undefined {
     const lease = this.leases.get(id);
     if (!lease) return undefined;
     let ttl = lease.ttl;
@@ -156,9 +140,7 @@ export class Lessor {
       const remainingMs = lease.expiry - this.clock.now();
       ttl = remainingMs <= 0 ? -1 : Math.floor(remainingMs / 1000);
     }
-    const out: TimeToLive = { id, ttl, grantedTtl: lease.ttl };
-    if (withKeys) out.keys = [...lease.keys].sort().map((k) => Buffer.from(k, 'latin1'));
-    return out;
+    return { id, ttl, grantedTtl: lease.ttl };
   }
 
   /** Primary only: up to `max` leases whose time has run out, soonest first. */

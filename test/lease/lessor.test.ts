@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { Lessor, MAX_LEASE_TTL, NO_LEASE, type Clock } from '../../src/lease/lessor.js';
+import { Lessor, MAX_LEASE_TTL, type Clock } from '../../src/lease/lessor.js';
 import { LeaseExistsError, LeaseNotFoundError, LeaseNotPrimaryError, LeaseTTLTooLargeError } from '../../src/lease/errors.js';
 
 class ManualClock implements Clock {
@@ -18,8 +18,6 @@ function primary(clock = new ManualClock(), minTtlSeconds = 2): { lessor: Lessor
   return { lessor, clock };
 }
 
-const k = (s: string) => Buffer.from(s);
-
 describe('grant and revoke (replicated state)', () => {
   test('grant applies the minimum TTL; duplicate ids and huge TTLs are refused', () => {
     const { lessor } = primary();
@@ -30,32 +28,19 @@ describe('grant and revoke (replicated state)', () => {
     expect(lessor.ids()).toEqual([1, 2]);
   });
 
-  test('revoke returns the attached keys (binary-safe, sorted) and forgets the lease', () => {
+  test('revoke forgets the lease; a second revoke is not found', () => {
     const { lessor } = primary();
     lessor.grant(7, 10);
-    lessor.updateKey(k('b'), NO_LEASE, 7);
-    lessor.updateKey(Buffer.from([0, 255]), NO_LEASE, 7);
-    lessor.updateKey(k('a'), NO_LEASE, 7);
-    lessor.updateKey(k('a'), 7, NO_LEASE); // re-put without the lease detaches it
-    expect(lessor.revoke(7)).toEqual([Buffer.from([0, 255]), k('b')]);
+    lessor.revoke(7);
+    expect(lessor.has(7)).toBe(false);
     expect(() => lessor.revoke(7)).toThrow(LeaseNotFoundError);
   });
 
-  test('a key moving between leases is attached to the new one only', () => {
+  test('load replaces the leases', () => {
     const { lessor } = primary();
     lessor.grant(1, 10);
-    lessor.grant(2, 10);
-    lessor.updateKey(k('x'), NO_LEASE, 1);
-    lessor.updateKey(k('x'), 1, 2);
-    expect(lessor.timeToLive(1, true)!.keys).toEqual([]);
-    expect(lessor.timeToLive(2, true)!.keys).toEqual([k('x')]);
-  });
-
-  test('load rebuilds leases and attachments', () => {
-    const { lessor } = primary();
-    lessor.load([{ id: 5, ttl: 30 }], [{ key: k('q'), lease: 5 }, { key: k('orphan'), lease: 99 }]);
+    lessor.load([{ id: 5, ttl: 30 }]);
     expect(lessor.records()).toEqual([{ id: 5, ttl: 30 }]);
-    expect(lessor.timeToLive(5, true)!.keys).toEqual([k('q')]);
   });
 });
 
@@ -67,7 +52,7 @@ describe('expiry (primary only, controllable clock)', () => {
     expect(lessor.expired(10)).toEqual([]);
     clock.advance(1);
     expect(lessor.expired(10)).toEqual([1]);
-    expect(lessor.timeToLive(1, false)!.ttl).toBe(-1);
+    expect(lessor.timeToLive(1)!.ttl).toBe(-1);
   });
 
   test('keep-alive prevents expiry; an expired lease cannot be renewed', () => {
@@ -90,7 +75,7 @@ describe('expiry (primary only, controllable clock)', () => {
     clock.advance(3_600_000);
     expect(follower.expired(10)).toEqual([]);
     expect(() => follower.renew(1)).toThrow(LeaseNotPrimaryError);
-    expect(follower.timeToLive(1, false)).toEqual({ id: 1, ttl: 5, grantedTtl: 5 });
+    expect(follower.timeToLive(1)).toEqual({ id: 1, ttl: 5, grantedTtl: 5 });
   });
 
   test('a leader change does not expire a lease that was kept alive', () => {
@@ -126,6 +111,6 @@ describe('expiry (primary only, controllable clock)', () => {
     const { lessor, clock } = primary();
     lessor.grant(1, 10);
     clock.advance(2_500);
-    expect(lessor.timeToLive(1, false)).toEqual({ id: 1, ttl: 7, grantedTtl: 10 });
+    expect(lessor.timeToLive(1)).toEqual({ id: 1, ttl: 7, grantedTtl: 10 });
   });
 });

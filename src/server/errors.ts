@@ -1,0 +1,139 @@
+/**
+ * The one place where errors become HTTP responses: etcd's gRPC status code, the HTTP status
+ * grpc-gateway derives from it, and etcd's message, as the v3 gateway answers them:
+ *   {"error": "...", "message": "...", "code": N}
+ */
+import { InvalidRequestError } from '../api/codec.js';
+import { LeaseError } from '../lease/errors.js';
+import { MvccError } from '../mvcc/errors.js';
+import { RaftError } from '../raft/errors.js';
+import { ConfigError } from './config.js';
+
+/** gRPC status codes (google.golang.org/grpc/codes). */
+export enum GrpcCode {
+  OK = 0,
+  Canceled = 1,
+  Unknown = 2,
+  InvalidArgument = 3,
+  DeadlineExceeded = 4,
+  NotFound = 5,
+  AlreadyExists = 6,
+  PermissionDenied = 7,
+  ResourceExhausted = 8,
+  FailedPrecondition = 9,
+  Aborted = 10,
+  OutOfRange = 11,
+  Unimplemented = 12,
+  Internal = 13,
+  Unavailable = 14,
+  DataLoss = 15,
+}
+
+/** grpc-gateway's runtime.HTTPStatusFromCode. */
+export function httpStatusOf(code: GrpcCode): number {
+  switch (code) {
+    case GrpcCode.OK:
+      return 200;
+    case GrpcCode.Canceled:
+      return 408;
+    case GrpcCode.InvalidArgument:
+    case GrpcCode.FailedPrecondition:
+    case GrpcCode.OutOfRange:
+      return 400;
+    case GrpcCode.DeadlineExceeded:
+      return 504;
+    case GrpcCode.NotFound:
+      return 404;
+    case GrpcCode.AlreadyExists:
+    case GrpcCode.Aborted:
+      return 409;
+    case GrpcCode.PermissionDenied:
+      return 403;
+    case GrpcCode.ResourceExhausted:
+      return 429;
+    case GrpcCode.Unimplemented:
+      return 501;
+    case GrpcCode.Unavailable:
+      return 503;
+    default:
+      return 500;
+  }
+}
+
+/** An error of the server itself (not of a module below it). */
+export class ServerError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly grpcCode: GrpcCode,
+  ) {
+    super(message);
+    this.name = 'ServerError';
+  }
+}
+
+export const noLeader = (): ServerError => new ServerError('ERR_NO_LEADER', 'etcdserver: no leader', GrpcCode.Unavailable);
+export const requestTooLarge = (): ServerError => new ServerError('ERR_REQUEST_TOO_LARGE', 'etcdserver: request is too large', GrpcCode.InvalidArgument);
+export const requestTimedOut = (): ServerError => new ServerError('ERR_TIMEOUT', 'etcdserver: request timed out', GrpcCode.Unavailable);
+export const leaderChanged = (): ServerError =>
+  new ServerError('ERR_LEADER_CHANGED', 'etcdserver: leader changed', GrpcCode.Unavailable);
+export const notFound = (what: string): ServerError => new ServerError('ERR_NOT_FOUND', `${what} not found`, GrpcCode.NotFound);
+export const badRequest = (message: string): ServerError => new ServerError('ERR_BAD_REQUEST', message, GrpcCode.InvalidArgument);
+
+/** Error code → (gRPC code, message as etcd's gRPC layer words it). */
+const BY_CODE: Record<string, { grpc: GrpcCode; message?: string }> = {
+  // mvcc: etcd's v3rpc prefixes these with "etcdserver: ".
+  ERR_COMPACTED: { grpc: GrpcCode.OutOfRange, message: 'etcdserver: mvcc: required revision has been compacted' },
+  ERR_FUTURE_REVISION: { grpc: GrpcCode.OutOfRange, message: 'etcdserver: mvcc: required revision is a future revision' },
+  ERR_EMPTY_KEY: { grpc: GrpcCode.InvalidArgument },
+  ERR_KEY_NOT_FOUND: { grpc: GrpcCode.InvalidArgument },
+  ERR_VALUE_PROVIDED: { grpc: GrpcCode.InvalidArgument },
+  ERR_LEASE_PROVIDED: { grpc: GrpcCode.InvalidArgument },
+  ERR_DUPLICATE_KEY: { grpc: GrpcCode.InvalidArgument },
+  ERR_TOO_MANY_OPS: { grpc: GrpcCode.InvalidArgument },
+  ERR_INVALID_ARGUMENT: { grpc: GrpcCode.InvalidArgument },
+  ERR_STORE_CLOSED: { grpc: GrpcCode.Unavailable, message: 'etcdserver: server stopped' },
+  ERR_CORRUPT: { grpc: GrpcCode.DataLoss },
+  // leases
+  ERR_LEASE_NOT_FOUND: { grpc: GrpcCode.NotFound },
+  ERR_LEASE_EXISTS: { grpc: GrpcCode.FailedPrecondition },
+  ERR_LEASE_TTL_TOO_LARGE: { grpc: GrpcCode.OutOfRange },
+  ERR_LEASE_NOT_PRIMARY: { grpc: GrpcCode.Unavailable, message: 'etcdserver: not leader' },
+  // raft
+  ERR_PROPOSAL_DROPPED: { grpc: GrpcCode.Unavailable, message: 'etcdserver: no leader' },
+  ERR_READ_INDEX_DROPPED: { grpc: GrpcCode.Unavailable, message: 'etcdserver: no leader' },
+  ERR_PROPOSAL_LOST: { grpc: GrpcCode.Unavailable, message: 'etcdserver: leader changed' },
+  ERR_TOO_MANY_REQUESTS: { grpc: GrpcCode.ResourceExhausted },
+  ERR_STOPPED: { grpc: GrpcCode.Unavailable },
+  // gateway
+  ERR_INVALID_REQUEST: { grpc: GrpcCode.InvalidArgument },
+  ERR_TOO_MANY_WATCHERS: { grpc: GrpcCode.ResourceExhausted },
+  ERR_CONFIG: { grpc: GrpcCode.InvalidArgument },
+};
+
+export interface HttpError {
+  status: number;
+  body: { error: string; message: string; code: GrpcCode };
+}
+
+/** Maps any error to the gateway's error response. Unknown errors are 500s with their message. */
+export function toHttpError(err: unknown): HttpError {
+  let grpc = GrpcCode.Unknown;
+  let message = err instanceof Error ? err.message : String(err);
+  if (err instanceof ServerError) {
+    grpc = err.grpcCode;
+  } else if (err instanceof MvccError || err instanceof LeaseError || err instanceof RaftError || err instanceof InvalidRequestError || err instanceof ConfigError) {
+    const m = BY_CODE[err.code];
+    if (m) {
+      grpc = m.grpc;
+      message = m.message ?? message;
+    }
+  } else if (typeof err === 'object' && err !== null && 'code' in err && typeof (err as { code: unknown }).code === 'string') {
+    const m = BY_CODE[(err as { code: string }).code];
+    if (m) {
+      grpc = m.grpc;
+      message = m.message ?? message;
+    }
+  }
+  return { status: httpStatusOf(grpc), body: { error: message, message, code: grpc } };
+}
