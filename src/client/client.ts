@@ -30,24 +30,12 @@ import type {
   TxnResponse,
 } from '../mvcc/types.js';
 import { HttpTransport } from './http.js';
+import { keyRange } from '../api/keys.js';
 
 export type Bytes = string | Buffer | Uint8Array;
 
 export function toBuffer(b: Bytes): Buffer {
   return typeof b === 'string' ? Buffer.from(b) : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
-}
-
-/** The range end that makes `key` a prefix (etcd's GetPrefixRangeEnd): increment the last byte below 0xff. */
-export function prefixEnd(key: Buffer): Buffer {
-  const end = Buffer.from(key);
-  for (let i = end.length - 1; i >= 0; i--) {
-    if (end[i]! < 0xff) {
-      end[i]! += 1;
-      return end.subarray(0, i + 1);
-    }
-  }
-  // All 0xff (or empty): every key from `key` on.
-  return Buffer.from([0]);
 }
 
 export interface ClientOptions {
@@ -85,12 +73,13 @@ export interface WatchOptions {
 
 type WithHeader<T> = Omit<T, 'header'> & { header: ApiHeader };
 
-/** Computes range_end from the prefix / fromKey / rangeEnd options. */
-export function rangeEndFor(key: Buffer, opts: { prefix?: boolean; fromKey?: boolean; rangeEnd?: Bytes }): Buffer | undefined {
-  if (opts.prefix) return prefixEnd(key);
-  if (opts.fromKey) return Buffer.from([0]);
-  if (opts.rangeEnd !== undefined) return toBuffer(opts.rangeEnd);
-  return undefined;
+/** The request's key and range end from the prefix / fromKey / rangeEnd options. */
+function rangeOf(key: Bytes, opts: { prefix?: boolean; fromKey?: boolean; rangeEnd?: Bytes }): { key: Buffer; rangeEnd?: Buffer } {
+  return keyRange(toBuffer(key), {
+    ...(opts.prefix ? { prefix: true } : {}),
+    ...(opts.fromKey ? { fromKey: true } : {}),
+    ...(opts.rangeEnd !== undefined ? { rangeEnd: toBuffer(opts.rangeEnd) } : {}),
+  });
 }
 
 export class Client {
@@ -110,10 +99,8 @@ export class Client {
   }
 
   get(key: Bytes, opts: GetOptions = {}): Promise<WithHeader<RangeResponse>> {
-    const k = toBuffer(key);
     const { prefix: _p, rangeEnd: _r, fromKey: _f, ...rest } = opts;
-    const rangeEnd = rangeEndFor(k, opts);
-    return this.range({ key: k, ...(rangeEnd ? { rangeEnd } : {}), ...rest });
+    return this.range({ ...rangeOf(key, opts), ...rest });
   }
 
   /** The value of one key, or undefined. */
@@ -127,9 +114,7 @@ export class Client {
   }
 
   delete(key: Bytes, opts: { prefix?: boolean; fromKey?: boolean; rangeEnd?: Bytes; prevKv?: boolean } = {}): Promise<WithHeader<DeleteRangeResponse>> {
-    const k = toBuffer(key);
-    const rangeEnd = rangeEndFor(k, opts);
-    const req: DeleteRangeRequest = { key: k, ...(rangeEnd ? { rangeEnd } : {}), ...(opts.prevKv ? { prevKv: true } : {}) };
+    const req: DeleteRangeRequest = { ...rangeOf(key, opts), ...(opts.prevKv ? { prevKv: true } : {}) };
     return this.call('/v3/kv/deleterange', req, S.DeleteRangeRequest, S.DeleteRangeResponse);
   }
 
@@ -186,14 +171,12 @@ export class Client {
    * ends the stream.
    */
   watch(key: Bytes, opts: WatchOptions = {}): WatchStream {
-    const k = toBuffer(key);
-    const rangeEnd = rangeEndFor(k, opts);
+    const range = rangeOf(key, opts);
     const filters: ('NOPUT' | 'NODELETE')[] = [];
     if (opts.noPut) filters.push('NOPUT');
     if (opts.noDelete) filters.push('NODELETE');
     const create: WatchCreateRequest = {
-      key: k,
-      ...(rangeEnd ? { rangeEnd } : {}),
+      ...range,
       ...(opts.startRevision ? { startRevision: opts.startRevision } : {}),
       ...(opts.prevKv ? { prevKv: true } : {}),
       ...(opts.progressNotify ? { progressNotify: true } : {}),
@@ -233,16 +216,12 @@ export const op = {
     requestPut: { key: toBuffer(key), value: toBuffer(value), ...opts },
   }),
   get: (key: Bytes, opts: GetOptions = {}): RequestOp => {
-    const k = toBuffer(key);
-    const rangeEnd = rangeEndFor(k, opts);
     const { prefix: _p, rangeEnd: _r, fromKey: _f, ...rest } = opts;
-    return { requestRange: { key: k, ...(rangeEnd ? { rangeEnd } : {}), ...rest } };
+    return { requestRange: { ...rangeOf(key, opts), ...rest } };
   },
-  delete: (key: Bytes, opts: { prefix?: boolean; prevKv?: boolean } = {}): RequestOp => {
-    const k = toBuffer(key);
-    const rangeEnd = rangeEndFor(k, opts);
-    return { requestDeleteRange: { key: k, ...(rangeEnd ? { rangeEnd } : {}), ...(opts.prevKv ? { prevKv: true } : {}) } };
-  },
+  delete: (key: Bytes, opts: { prefix?: boolean; prevKv?: boolean } = {}): RequestOp => ({
+    requestDeleteRange: { ...rangeOf(key, opts), ...(opts.prevKv ? { prevKv: true } : {}) },
+  }),
   txn: (t: TxnRequest): RequestOp => ({ requestTxn: t }),
 };
 

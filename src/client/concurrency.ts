@@ -6,7 +6,8 @@
  * lowest holds the lock; everyone else waits for the deletion of the key just before its own
  * (no thundering herd). The holder's create revision is a fencing token: it only grows.
  */
-import { Client, compare, op, prefixEnd, toBuffer, type Bytes } from './client.js';
+import { Client, compare, op, toBuffer, type Bytes } from './client.js';
+import { prefixEnd } from '../api/keys.js';
 import type { KeyValue, TxnResponse } from '../mvcc/types.js';
 
 /** Lease ids print as hex, as etcdctl does. */

@@ -1,0 +1,336 @@
+/**
+ * RaftNode: drives the pure RawNode with real time, a durable log and the peer transport.
+ *
+ * The Ready loop is the only place that touches the core's output, in this order:
+ *   1. persist hard state, entries and snapshot (LevelLogStore.save: one fsync'd batch);
+ *   2. send the messages (they may depend on what was just made durable);
+ *   3. restore a received snapshot, apply committed entries, answer waiting proposals and reads;
+ *   4. advance.
+ * Proposals resolve only after their entry is applied, so an acknowledged write is durable on a
+ * quorum and visible to every read that starts after the acknowledgement.
+ */
+import { EventEmitter } from 'node:events';
+import { RawNode, type Status } from '../raft/rawnode.js';
+import { DEFAULT_CONFIG, StateRole, type Config, type Entry, type Message, type NodeId, type Snapshot, type SoftState } from '../raft/types.js';
+import { ProposalDroppedError, RaftError } from '../raft/errors.js';
+import type { LevelLogStore } from '../raft/log_store.js';
+
+/** What the Raft node feeds committed entries to. */
+export interface StateMachine {
+  /** Last Raft index whose effects are durable in the state machine. */
+  appliedIndex(): number;
+  /** Applies committed entries in order; returns one result per entry (undefined for no-ops or skipped entries). */
+  apply(entries: Entry[]): Promise<unknown[]>;
+  /** The whole state at the current applied index, for a follower that is too far behind. */
+  snapshot(): Promise<Uint8Array>;
+  /** Replaces the whole state with a snapshot from the leader. */
+  restore(snapshot: Snapshot): Promise<void>;
+}
+
+export interface Transport {
+  send(msgs: Message[]): void;
+}
+
+export interface RaftNodeOptions {
+  id: NodeId;
+  peers: NodeId[];
+  logStore: LevelLogStore;
+  stateMachine: StateMachine;
+  transport: Transport;
+  /** Milliseconds per Raft tick; heartbeats every heartbeatTick ticks, elections after electionTick. */
+  tickMs: number;
+  raft?: Partial<Omit<Config, 'id' | 'peers' | 'applied'>>;
+  /** Take a Raft snapshot (and compact the log) every this many applied entries. */
+  snapshotEvery?: number;
+  /** Entries kept in the log behind a snapshot, so slightly slow followers avoid a snapshot. */
+  snapshotCatchUpEntries?: number;
+  /** Bound on proposals waiting to be applied. */
+  maxPendingProposals?: number;
+}
+
+export class ProposalLostError extends RaftError {
+  constructor() {
+    super('ERR_PROPOSAL_LOST', 'etcdserver: request lost (leadership changed before the entry committed)');
+  }
+}
+
+export class TooManyRequestsError extends RaftError {
+  constructor() {
+    super('ERR_TOO_MANY_REQUESTS', 'etcdserver: too many requests');
+  }
+}
+
+export class NodeStoppedError extends RaftError {
+  constructor() {
+    super('ERR_STOPPED', 'etcdserver: server stopped');
+  }
+}
+
+interface ProposalWaiter {
+  term: number;
+  resolve: (result: unknown) => void;
+  reject: (err: Error) => void;
+}
+
+interface ReadWaiter {
+  resolve: () => void;
+  reject: (err: Error) => void;
+}
+
+export interface RaftNodeEvents {
+  softState: [SoftState];
+  applied: [number];
+  fsync: [number];
+  /** The node stopped itself after a failed fsync or apply. */
+  fatal: [Error];
+}
+
+export class RaftNode extends EventEmitter<RaftNodeEvents> {
+  readonly id: NodeId;
+  private raw!: RawNode;
+  private readonly opts: RaftNodeOptions;
+  private ticker: NodeJS.Timeout | undefined;
+  private readyScheduled = false;
+  private readyRunning = false;
+  private stopped = false;
+  private readonly proposals = new Map<number, ProposalWaiter>();
+  /** Reads waiting for their ReadIndex answer, by context. */
+  private readonly readRequests = new Map<string, ReadWaiter>();
+  /** Reads whose index is known, waiting for apply to reach it. */
+  private readonly readsAwaitingApply: { index: number; waiter: ReadWaiter }[] = [];
+  private readSeq = 0;
+  private lastSnapshotIndex = 0;
+  private softState: SoftState = { leader: 0, role: StateRole.Follower };
+  private loopError: Error | undefined;
+
+  constructor(opts: RaftNodeOptions) {
+    super();
+    this.opts = opts;
+    this.id = opts.id;
+  }
+
+  async start(): Promise<void> {
+    const persisted = await this.opts.logStore.load();
+    const applied = this.opts.stateMachine.appliedIndex();
+    this.lastSnapshotIndex = persisted.snapshot?.metadata.index ?? 0;
+    // The state machine may be ahead of the stored commit index (commit is persisted lazily):
+    // what it applied is committed, so the core may start from there.
+    const commit = Math.max(persisted.hardState.commit, Math.min(applied, lastIndexOf(persisted)));
+    this.raw = new RawNode(
+      {
+        ...DEFAULT_CONFIG,
+        ...this.opts.raft,
+        id: this.opts.id,
+        peers: this.opts.peers,
+        applied: Math.min(applied, commit),
+        random: this.opts.raft?.random ?? ((n) => Math.floor(Math.random() * n)),
+      },
+      { ...persisted, hardState: { ...persisted.hardState, commit } },
+    );
+    this.ticker = setInterval(() => {
+      this.raw.tick();
+      this.scheduleReady();
+    }, this.opts.tickMs);
+    this.scheduleReady();
+  }
+
+  // ---- inputs ----------------------------------------------------------------------------
+
+  /** A message from a peer. */
+  receive(m: Message): void {
+    if (this.stopped) return;
+    this.raw.step(m);
+    this.scheduleReady();
+  }
+
+  /** Replicates `data`; resolves with the state machine's result once it is applied here. */
+  propose(data: Uint8Array): Promise<unknown> {
+    if (this.stopped) return Promise.reject(new NodeStoppedError());
+    if (this.proposals.size >= (this.opts.maxPendingProposals ?? 10_000)) return Promise.reject(new TooManyRequestsError());
+    let ticket: { index: number; term: number };
+    try {
+      ticket = this.raw.propose(data);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    this.scheduleReady();
+    return new Promise((resolve, reject) => {
+      this.proposals.set(ticket.index, { term: ticket.term, resolve, reject });
+    });
+  }
+
+  /** Resolves once this node's state machine reflects every write acknowledged before the call. */
+  readBarrier(): Promise<void> {
+    if (this.stopped) return Promise.reject(new NodeStoppedError());
+    const key = `${this.id}:${++this.readSeq}`;
+    return new Promise<void>((resolve, reject) => {
+      try {
+        this.raw.readIndex(Buffer.from(key));
+      } catch (err) {
+        reject(err);
+        return;
+      }
+      this.readRequests.set(key, { resolve, reject });
+      this.scheduleReady();
+    });
+  }
+
+  transferLeadership(to: NodeId): void {
+    this.raw.transferLeadership(to);
+    this.scheduleReady();
+  }
+
+  campaign(): void {
+    this.raw.campaign();
+    this.scheduleReady();
+  }
+
+  status(): Status {
+    return this.raw.status();
+  }
+
+  get leader(): NodeId {
+    return this.softState.leader;
+  }
+
+  get isLeader(): boolean {
+    return this.softState.role === StateRole.Leader;
+  }
+
+  // ---- the Ready loop --------------------------------------------------------------------
+
+  private scheduleReady(): void {
+    if (this.readyScheduled || this.stopped) return;
+    this.readyScheduled = true;
+    setImmediate(() => {
+      this.readyScheduled = false;
+      void this.runReady();
+    });
+  }
+
+  private async runReady(): Promise<void> {
+    if (this.readyRunning || this.stopped) return;
+    this.readyRunning = true;
+    try {
+      while (!this.stopped && this.raw.hasReady()) {
+        const rd = this.raw.ready();
+        if (rd.softState) this.onSoftState(rd.softState);
+        const started = performance.now();
+        await this.opts.logStore.save({
+          ...(rd.hardState ? { hardState: rd.hardState } : {}),
+          entries: rd.entries,
+          ...(rd.snapshot ? { snapshot: rd.snapshot } : {}),
+        });
+        if (rd.hardState || rd.entries.length > 0 || rd.snapshot) this.emit('fsync', performance.now() - started);
+        this.opts.transport.send(rd.messages);
+        if (rd.snapshot) {
+          await this.opts.stateMachine.restore(rd.snapshot);
+          this.lastSnapshotIndex = rd.snapshot.metadata.index;
+          this.failProposalsUpTo(rd.snapshot.metadata.index);
+        }
+        if (rd.committedEntries.length > 0) {
+          const results = await this.opts.stateMachine.apply(rd.committedEntries);
+          rd.committedEntries.forEach((e, i) => this.settleProposal(e, results[i]));
+          this.emit('applied', rd.committedEntries[rd.committedEntries.length - 1]!.index);
+        }
+        for (const rs of rd.readStates) {
+          const key = Buffer.from(rs.context).toString();
+          const waiter = this.readRequests.get(key);
+          if (!waiter) continue;
+          this.readRequests.delete(key);
+          this.readsAwaitingApply.push({ index: rs.index, waiter });
+        }
+        this.raw.advance(rd);
+        this.releaseReads();
+        await this.maybeSnapshot();
+      }
+    } catch (err) {
+      // A failed fsync or apply leaves the node in an unknown state: stop rather than diverge.
+      this.loopError = err as Error;
+      this.halt();
+      this.emit('fatal', err as Error);
+    } finally {
+      this.readyRunning = false;
+    }
+    if (!this.stopped && this.raw.hasReady()) this.scheduleReady();
+  }
+
+  private onSoftState(ss: SoftState): void {
+    const wasLeader = this.softState.role === StateRole.Leader;
+    this.softState = ss;
+    if (wasLeader && ss.role !== StateRole.Leader) {
+      // Reads in flight on a deposed leader cannot be confirmed any more.
+      for (const w of this.readRequests.values()) w.reject(new ProposalDroppedError('leadership lost'));
+      this.readRequests.clear();
+    }
+    this.emit('softState', ss);
+  }
+
+  private settleProposal(e: Entry, result: unknown): void {
+    const waiter = this.proposals.get(e.index);
+    if (!waiter) return;
+    this.proposals.delete(e.index);
+    if (waiter.term === e.term) waiter.resolve(result);
+    else waiter.reject(new ProposalLostError());
+  }
+
+  private failProposalsUpTo(index: number): void {
+    for (const [i, w] of this.proposals) {
+      if (i <= index) {
+        this.proposals.delete(i);
+        w.reject(new ProposalLostError());
+      }
+    }
+  }
+
+  private releaseReads(): void {
+    const applied = this.raw.status().applied;
+    for (let i = this.readsAwaitingApply.length - 1; i >= 0; i--) {
+      const r = this.readsAwaitingApply[i]!;
+      if (r.index <= applied) {
+        this.readsAwaitingApply.splice(i, 1);
+        r.waiter.resolve();
+      }
+    }
+  }
+
+  private async maybeSnapshot(): Promise<void> {
+    const every = this.opts.snapshotEvery ?? 10_000;
+    const applied = this.raw.status().applied;
+    if (applied - this.lastSnapshotIndex < every) return;
+    const data = await this.opts.stateMachine.snapshot();
+    // The state machine may have applied further since `applied`; the snapshot is taken at its
+    // applied index, which is what a follower restoring it will skip to.
+    const index = Math.min(this.opts.stateMachine.appliedIndex(), this.raw.status().applied);
+    const snap = this.raw.createSnapshot(index, data);
+    const compactTo = Math.max(0, index - (this.opts.snapshotCatchUpEntries ?? 5_000));
+    await this.opts.logStore.saveSnapshot(snap, compactTo);
+    if (compactTo > 0) this.raw.compactLog(compactTo);
+    this.lastSnapshotIndex = index;
+  }
+
+  async stop(): Promise<void> {
+    this.halt();
+    // Let an in-flight Ready finish its fsync before the store is closed by the owner.
+    while (this.readyRunning) await new Promise((r) => setTimeout(r, 1));
+  }
+
+  /** Stops ticking and fails every waiter; nothing more is stepped or persisted. */
+  private halt(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.ticker) clearInterval(this.ticker);
+    const err = this.loopError ?? new NodeStoppedError();
+    for (const w of this.proposals.values()) w.reject(err);
+    this.proposals.clear();
+    for (const w of this.readRequests.values()) w.reject(err);
+    this.readRequests.clear();
+    for (const r of this.readsAwaitingApply) r.waiter.reject(err);
+    this.readsAwaitingApply.length = 0;
+  }
+}
+
+function lastIndexOf(p: { snapshot?: Snapshot; entries: Entry[] }): number {
+  const last = p.entries[p.entries.length - 1];
+  return last ? last.index : (p.snapshot?.metadata.index ?? 0);
+}

@@ -1,0 +1,18 @@
+/**
+ * Child process for the crash test: appends entries in a loop and reports each index on stdout
+ * only after save() resolved (i.e. after fsync). The parent SIGKILLs it mid-stream.
+ */
+import { LevelLogStore } from '../../src/raft/log_store.js';
+import { EntryType } from '../../src/raft/types.js';
+
+const dir = process.argv[2]!;
+const store = await LevelLogStore.open(dir);
+let index = store.lastIndex();
+for (let i = 0; i < 100_000; i++) {
+  const batch = Array.from({ length: 1 + (i % 5) }, () => {
+    index++;
+    return { term: 1, index, type: EntryType.Normal, data: Buffer.from(`entry-${index}`) };
+  });
+  await store.save({ hardState: { term: 1, vote: 1, commit: index }, entries: batch });
+  process.stdout.write(`${index}\n`);
+}
