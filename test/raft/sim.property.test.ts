@@ -19,6 +19,7 @@ export const actionArb: fc.Arbitrary<Action> = fc.oneof(
   { weight: 2, arbitrary: fc.record({ crash: node }) },
   { weight: 2, arbitrary: fc.record({ crashLeader: fc.constant(true as const) }) },
   { weight: 1, arbitrary: fc.record({ isolateLeader: fc.constant(true as const) }) },
+  { weight: 2, arbitrary: fc.record({ partialWrite: fc.record({ reach: fc.nat(3), count: fc.integer({ min: 1, max: 3 }) }) }) },
   { weight: 2, arbitrary: fc.record({ restart: node }) },
   { weight: 1, arbitrary: fc.record({ isolate: node }) },
   { weight: 1, arbitrary: fc.record({ cut: fc.tuple(node, node) }) },
@@ -75,6 +76,55 @@ describe('scenarios in the simulator', () => {
     sim.run({ tick: 40 });
     expect(sim.node(lagger).disk.snapshot).toBeDefined();
     sim.converge(1000);
+    sim.checkConverged();
+  });
+
+  test("figure 8: an old-term entry on a majority is not committed by counting, and may be overwritten", () => {
+    // Five nodes; A writes X only to C and dies; B leads without X, writes Y only to itself and
+    // dies; C leads, gets X onto D and E but its own no-op never arrives, and dies. A leader
+    // that commits X by counting replicas (forbidden by §5.4.2) applies X, and then B, whose
+    // last term is newer, wins and overwrites X with Y everywhere: State Machine Safety breaks.
+    const sim = new Simulator({ nodes: 5, seed: 8, electionTick: 5 });
+    const leaderOf = (): number => {
+      sim.run({ tick: 40 });
+      const l = sim.leader();
+      expect(l).toBeDefined();
+      return l!;
+    };
+    const isolateAllBut = (keep: number[]): void => sim.run({ split: keep.map((id) => id - 1) });
+    const a = leaderOf();
+    sim.run({ propose: a - 1 });
+    sim.run({ tick: 3 });
+    const [c, ...rest] = sim.ids.filter((id) => id !== a) as [number, ...number[]];
+    // A reaches only C with X, then crashes.
+    for (const o of rest) sim.run({ cut: [a - 1, o - 1] });
+    sim.run({ proposeAt: a - 1 });
+    sim.run({ crash: a - 1 });
+    sim.run({ heal: true });
+    // B (one of the rest) leads without C; its no-op Y reaches nobody; then it crashes.
+    isolateAllBut(rest);
+    sim.dropIf = (m) => rest.includes(m.from) && m.entries.length > 0;
+    const b = leaderOf();
+    expect(rest).toContain(b);
+    sim.run({ crash: b - 1 });
+    sim.dropIf = undefined;
+    sim.run({ heal: true });
+    // C leads D and E; once a follower holds X, C's own no-op never reaches it.
+    const xIndex = sim.node(c).raw!.status().lastIndex;
+    sim.dropIf = (m) =>
+      m.from === c &&
+      m.entries.some((e) => e.data.byteLength === 0 && e.index > xIndex) &&
+      (sim.node(m.to).raw?.status().lastIndex ?? 0) >= xIndex;
+    sim.run({ tick: 60 });
+    expect(sim.leader(), sim.trace.join('\n')).toBe(c);
+    sim.run({ crash: c - 1 });
+    sim.dropIf = undefined;
+    // B comes back and, with the newer last term, may lead and overwrite X: fine, X never committed.
+    sim.run({ restart: b - 1 });
+    sim.run({ tick: 60 });
+    sim.run({ restart: a - 1 });
+    sim.run({ restart: c - 1 });
+    sim.converge(2000);
     sim.checkConverged();
   });
 

@@ -21,6 +21,8 @@ export type Action =
   | { proposeAt: number }
   | { crash: number }
   | { crashLeader: true }
+  /** The leader reaches only `reach` followers, takes `count` proposals, then crashes; links heal. */
+  | { partialWrite: { reach: number; count: number } }
   | { isolateLeader: true }
   | { restart: number }
   | { isolate: number }
@@ -55,8 +57,8 @@ export interface SimOptions {
   seed: number;
   /** Small chunks so snapshots span several MsgSnap messages. */
   maxSnapshotChunkBytes?: number;
-  /** For the planted-bug demonstration only. */
   electionTick?: number;
+  maxSizePerMsg?: number;
 }
 
 const decoder = new TextDecoder();
@@ -107,7 +109,8 @@ export class Simulator {
         electionTick: this.electionTick,
         heartbeatTick: 1,
         maxInflightMsgs: 4,
-        maxSizePerMsg: 64,
+        // Tiny: one entry per append, so entries replicate one message at a time (more interleavings).
+        maxSizePerMsg: this.opts.maxSizePerMsg ?? 1,
         maxSnapshotChunkBytes: this.opts.maxSnapshotChunkBytes ?? 32,
         applied: node.appliedIndex,
         random: seededRandom(this.opts.seed * 31 + node.id * 7 + this.now),
@@ -160,6 +163,21 @@ export class Simulator {
     } else if ('crashLeader' in action) {
       const leader = this.leader();
       if (leader !== undefined) this.run({ crash: leader - 1 });
+    } else if ('partialWrite' in action) {
+      const leader = this.leader();
+      if (leader !== undefined) {
+        const followers = this.ids.filter((id) => id !== leader);
+        const reached = new Set<number>();
+        while (reached.size < Math.min(action.partialWrite.reach, followers.length)) reached.add(followers[this.rand(followers.length)]!);
+        const saved = new Set(this.cut);
+        for (const f of followers) if (!reached.has(f)) this.cut.add(`${leader}>${f}`);
+        this.log(`partial write by ${leader} reaching ${[...reached].join(',') || 'nobody'}`);
+        for (let i = 0; i < action.partialWrite.count; i++) this.propose(leader);
+        this.pump();
+        this.run({ crash: leader - 1 });
+        this.cut.clear();
+        for (const c of saved) this.cut.add(c);
+      }
     } else if ('isolateLeader' in action) {
       const leader = this.leader();
       if (leader !== undefined) this.run({ isolate: leader - 1 });
@@ -287,8 +305,12 @@ export class Simulator {
     return true;
   }
 
+  /** A scenario's own message filter: messages it returns true for are lost. */
+  dropIf: ((m: Message) => boolean) | undefined;
+
   private send(m: Message): void {
     if (this.cut.has(`${m.from}>${m.to}`)) return;
+    if (this.dropIf?.(m)) return;
     if (this.dropRate > 0 && this.rand(100) < this.dropRate) return;
     const copies = this.dupRate > 0 && this.rand(100) < this.dupRate ? 2 : 1;
     for (let i = 0; i < copies; i++) this.network.push({ msg: m, deliverAt: this.now + (this.maxDelay > 0 ? this.rand(this.maxDelay + 1) : 0) });
