@@ -452,6 +452,40 @@ export function buildProgram(): Command {
       }
     });
 
+  program
+    .command('serve')
+    .description('runs one cluster member (see cluster.config.json)')
+    .option('--name <name>', 'member name in the config', process.env['QKV_NAME'])
+    .option('--config <file>', 'cluster config file', process.env['QKV_CONFIG'] ?? 'cluster.config.json')
+    .option('--data-dir <dir>', 'override the member data directory', process.env['QKV_DATA_DIR'])
+    .option('--client-url <url>', "override the member's client URL")
+    .option('--peer-url <url>', "override the member's peer URL")
+    .option('--log-level <level>', 'pino log level', process.env['QKV_LOG_LEVEL'] ?? 'info')
+    .action(async (o: { name?: string; config: string; dataDir?: string; clientUrl?: string; peerUrl?: string; logLevel: string }) => {
+      if (!o.name) throw new Error('serve: --name (or QKV_NAME) is required');
+      const { serveUntilSignalled } = await import('../server/main.js');
+      await serveUntilSignalled({
+        configPath: o.config,
+        name: o.name,
+        logLevel: o.logLevel,
+        ...(o.dataDir ? { dataDir: o.dataDir } : {}),
+        ...(o.clientUrl ? { clientUrl: o.clientUrl } : {}),
+        ...(o.peerUrl ? { peerUrl: o.peerUrl } : {}),
+      });
+    });
+
+  const cluster = program.command('cluster').description('local cluster commands');
+  cluster
+    .command('up')
+    .description('starts a local cluster of member processes; Ctrl-C stops it')
+    .option('--nodes <n>', 'number of members (3 or 5)', parseIntArg('--nodes'))
+    .option('--config <file>', 'cluster config file', 'cluster.config.json')
+    .option('--log-level <level>', 'member log level', 'info')
+    .action(async (o: { nodes?: number; config: string; logLevel: string }) => {
+      const { clusterUp } = await import('./cluster.js');
+      await clusterUp({ config: o.config, logLevel: o.logLevel, ...(o.nodes ? { nodes: o.nodes } : {}) });
+    });
+
   return program;
 }
 

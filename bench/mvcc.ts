@@ -1,0 +1,146 @@
+/**
+ * MVCC store benchmark: applied puts/s (in batches, as Raft's apply loop feeds them), point
+ * gets/s, 1,000-key prefix range latency, and memory.
+ *
+ *   npx tsx bench/mvcc.ts [--keys 1000000] [--value 256] [--batch 500] [--gets 200000]
+ *                         [--ranges 300] [--order random|seq] [--dir PATH] [--keep]
+ *                         [--cache MiB] [--wbuf MiB] [--filesize MiB] [--nocompress] [--stats]
+ *
+ * With --dir pointing at a store this benchmark loaded before, the load is skipped.
+ *
+ * Keys are `key/000000000`..., so `key/NNNNNN` prefixes hold 1,000 keys each. Values are random
+ * bytes (incompressible). Puts are applied in a shuffled key order unless --order seq.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { MvccStore } from '../src/mvcc/index.js';
+import type { ApplyEntry } from '../src/mvcc/types.js';
+
+function arg(name: string, dflt: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1]! : dflt;
+}
+const flag = (name: string): boolean => process.argv.includes(`--${name}`);
+
+const KEYS = Number(arg('keys', '1000000'));
+const VALUE = Number(arg('value', '256'));
+const BATCH = Number(arg('batch', '500'));
+const GETS = Number(arg('gets', '200000'));
+const RANGES = Number(arg('ranges', '300'));
+const ORDER = arg('order', 'random');
+
+const keyOf = (i: number): Buffer => Buffer.from(`key/${String(i).padStart(9, '0')}`);
+const mb = (n: number): string => `${(n / 1048576).toFixed(0)} MiB`;
+const fmt = (n: number): string => Math.round(n).toLocaleString('en-US');
+
+/** A permutation of 0..n-1 that needs no array: i -> i * P mod n, P prime not dividing n. */
+function shuffled(i: number, n: number): number {
+  const P = 2_654_435_761;
+  return ORDER === 'seq' ? i : Number((BigInt(i) * BigInt(P)) % BigInt(n));
+}
+
+/** A cheap deterministic PRNG for picking keys to read. */
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+async function main(): Promise<void> {
+  if (ORDER !== 'seq' && KEYS % 2_654_435_761 === 0) throw new Error('pick another key count');
+  const dir = flag('dir') ? arg('dir', '') : await mkdtemp(path.join(os.tmpdir(), 'qkv-bench-mvcc-'));
+  const MiB = (name: string): number | undefined => (flag(name) ? Number(arg(name, '0')) * 1048576 : undefined);
+  const store = await MvccStore.open(dir, {
+    ...(MiB('cache') !== undefined ? { cacheSize: MiB('cache')! } : {}),
+    ...(MiB('wbuf') !== undefined ? { writeBufferSize: MiB('wbuf')! } : {}),
+    ...(MiB('filesize') !== undefined ? { maxFileSize: MiB('filesize')! } : {}),
+    ...(flag('nocompress') ? { compression: false } : {}),
+  });
+  let peakRss = 0;
+  const sample = (): void => {
+    peakRss = Math.max(peakRss, process.memoryUsage().rss);
+  };
+  console.log(`qkv mvcc bench: ${fmt(KEYS)} keys, ${VALUE}-byte values, batches of ${BATCH}, ${ORDER} order, node ${process.version}`);
+  console.log(`data dir: ${dir}`);
+
+  // ---- applied puts ----
+  const pool = randomBytes(1 << 20);
+  const valueOf = (i: number): Buffer => {
+    const off = (i * 7919) % (pool.length - VALUE);
+    return pool.subarray(off, off + VALUE);
+  };
+  let index = store.appliedIndex;
+  const t0 = performance.now();
+  let lastReport = t0;
+  // With --dir on an already loaded store, skip the load and only measure reads.
+  const loaded = store.revision > 1;
+  for (let done = 0; !loaded && done < KEYS; done += BATCH) {
+    const n = Math.min(BATCH, KEYS - done);
+    const entries: ApplyEntry[] = new Array(n);
+    for (let j = 0; j < n; j++) {
+      const k = shuffled(done + j, KEYS);
+      entries[j] = { index: ++index, request: { put: { key: keyOf(k), value: valueOf(k) } } };
+    }
+    const results = await store.applyBatch(entries);
+    if (results[n - 1]!.status !== 'ok') throw new Error('a put failed');
+    if ((done / BATCH) % 50 === 0) sample();
+    const now = performance.now();
+    if (now - lastReport > 5000) {
+      console.log(`  ... ${fmt(done + n)} puts, ${fmt(((done + n) / (now - t0)) * 1000)}/s, rss ${mb(process.memoryUsage().rss)}`);
+      lastReport = now;
+    }
+  }
+  const putSecs = (performance.now() - t0) / 1000;
+  sample();
+  if (!loaded) console.log(`applied puts:   ${fmt(KEYS / putSecs)} puts/s (${putSecs.toFixed(1)} s; revision ${store.revision})`);
+
+  // ---- point gets ----
+  const rand = rng(42);
+  const t1 = performance.now();
+  let found = 0;
+  for (let i = 0; i < GETS; i++) {
+    const r = await store.range({ key: keyOf(Math.floor(rand() * KEYS)) });
+    found += r.count;
+  }
+  const getSecs = (performance.now() - t1) / 1000;
+  if (found !== GETS) throw new Error(`point gets found ${found} of ${GETS}`);
+  sample();
+  console.log(`point gets:     ${fmt(GETS / getSecs)} gets/s (${fmt(GETS)} random existing keys)`);
+
+  // ---- 1,000-key prefix ranges ----
+  const prefixes = Math.max(1, Math.floor(KEYS / 1000));
+  const lat: number[] = [];
+  for (let i = 0; i < RANGES; i++) {
+    const p = Math.floor(rand() * prefixes);
+    const prefix = Buffer.from(`key/${String(p).padStart(6, '0')}`);
+    const end = Buffer.from(prefix);
+    end[end.length - 1]!++;
+    const s = performance.now();
+    const r = await store.range({ key: prefix, rangeEnd: end });
+    lat.push(performance.now() - s);
+    if (r.kvs.length !== Math.min(1000, KEYS)) throw new Error(`prefix range returned ${r.kvs.length} keys`);
+  }
+  lat.sort((a, b) => a - b);
+  sample();
+  console.log(`prefix ranges:  p50 ${percentile(lat, 50).toFixed(2)} ms, p99 ${percentile(lat, 99).toFixed(2)} ms (1,000 keys each, ${RANGES} ranges)`);
+
+  const mem = process.memoryUsage();
+  console.log(`memory:         rss ${mb(mem.rss)} (peak ${mb(peakRss)}), JS heap used ${mb(mem.heapUsed)}`);
+  console.log(`on disk:        ~${mb(await store.approximateSize())}`);
+  if (flag('stats')) console.log((store as unknown as { db: { getProperty(p: string): string } }).db.getProperty('leveldb.stats'));
+  await store.close();
+  if (!flag('keep') && !flag('dir')) await rm(dir, { recursive: true, force: true });
+}
+
+await main();

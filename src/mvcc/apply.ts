@@ -1,0 +1,84 @@
+/**
+ * Applying one Raft entry's request to the batch under construction. Deterministic: the result
+ * depends only on the request and the store's state, never on time or chance.
+ *
+ * A rejected request (MvccError) becomes an error result and changes nothing. Anything else
+ * thrown (LevelDB failure, corrupt data) aborts the whole batch: nothing of it is written.
+ */
+import { CompactedError, CorruptError, FutureRevisionError, MvccError } from './errors.js';
+import { applyLeaseGrant, applyLeaseRevoke, leaseExists } from './lease.js';
+import { range } from './range.js';
+import { checkPath, checkPut, compareToPath, doDeleteRange, doPut, execTxn, fillTxnHeaders, isTxnReadonly, type LeaseCheck } from './txn.js';
+import type { ApplyResult, CompactionRequest, MvccRequest, MvccResponse, TxnRequest, TxnResponse } from './types.js';
+import { validateRequest } from './validate.js';
+import { RevisionWriter, type Batch } from './write.js';
+
+export async function applyRequest(b: Batch, req: MvccRequest | undefined): Promise<ApplyResult> {
+  if (req === undefined) return { status: 'ok', response: { noop: { header: { revision: b.meta.rev } } } };
+  const writesBefore = b.overlay.writes;
+  try {
+    return { status: 'ok', response: await dispatch(b, req) };
+  } catch (err) {
+    // Requests are checked before they write, so a rejection never leaves half a change behind;
+    // if one did, or the data is corrupt, the batch must not be written.
+    if (err instanceof MvccError && !(err instanceof CorruptError) && b.overlay.writes === writesBefore) {
+      return { status: 'error', error: err };
+    }
+    throw err;
+  }
+}
+
+async function dispatch(b: Batch, req: MvccRequest): Promise<MvccResponse> {
+  validateRequest(req); // shapes, etcd's static checks, duplicate keys
+  // Lease existence from the store's own GRANTS, which include grants earlier in this batch.
+  const lease: LeaseCheck = (id) => leaseExists(b.src, id);
+  if ('range' in req) {
+    return { range: await range(b.readCtx(), req.range) };
+  }
+  if ('put' in req) {
+    checkPut(b.readCtx(), req.put, lease, true);
+    const w = new RevisionWriter(b);
+    const resp = doPut(w, req.put);
+    w.commit();
+    return { put: resp };
+  }
+  if ('deleteRange' in req) {
+    const w = new RevisionWriter(b);
+    const resp = await doDeleteRange(w, req.deleteRange);
+    w.commit();
+    return { deleteRange: resp };
+  }
+  if ('txn' in req) return { txn: await applyTxn(b, req.txn, lease) };
+  if ('leaseGrant' in req) return { leaseGrant: applyLeaseGrant(b, req.leaseGrant) };
+  if ('leaseRevoke' in req) return { leaseRevoke: await applyLeaseRevoke(b, req.leaseRevoke) };
+  return { compaction: compact(b, req.compaction) };
+}
+
+async function applyTxn(b: Batch, t: TxnRequest, lease: LeaseCheck): Promise<TxnResponse> {
+  const before = b.readCtx();
+  const path = await compareToPath(before, t);
+  const write = !isTxnReadonly(t);
+  checkPath(before, t, path, write, lease);
+  if (!write) {
+    const resp = await execTxn(undefined, () => before, t, path);
+    fillTxnHeaders(resp, before.rev);
+    return resp;
+  }
+  const w = new RevisionWriter(b);
+  const resp = await execTxn(w, () => w.readCtx(), t, path);
+  w.commit();
+  fillTxnHeaders(resp, b.meta.rev);
+  return resp;
+}
+
+/**
+ * Logical compaction: from now on revisions below `revision` cannot be read. The history is
+ * deleted afterwards, in the background (compaction.ts); until then nothing observable depends
+ * on whether it is.
+ */
+function compact(b: Batch, c: CompactionRequest): { header: { revision: number } } {
+  if (c.revision <= b.meta.compactRev) throw new CompactedError();
+  if (c.revision > b.meta.rev) throw new FutureRevisionError();
+  b.meta.compactRev = c.revision;
+  return { header: { revision: b.meta.rev } };
+}

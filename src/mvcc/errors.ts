@@ -1,0 +1,103 @@
+/**
+ * Errors of the MVCC store. One class per kind, each with a stable `code` (for the HTTP layer to
+ * map to a status in one place) and etcd's message as `message`.
+ *
+ * Errors caused by a request (bad arguments, compacted revision, duplicate keys...) are
+ * deterministic: applying the same entry on every replica yields the same error.
+ */
+export class MvccError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+export class CompactedError extends MvccError {
+  constructor() {
+    super('ERR_COMPACTED', 'mvcc: required revision has been compacted');
+  }
+}
+
+export class FutureRevisionError extends MvccError {
+  constructor() {
+    super('ERR_FUTURE_REVISION', 'mvcc: required revision is a future revision');
+  }
+}
+
+export class EmptyKeyError extends MvccError {
+  constructor() {
+    super('ERR_EMPTY_KEY', 'etcdserver: key is not provided');
+  }
+}
+
+/** ignore_value / ignore_lease on a missing key; also etcd's answer to an empty RequestOp. */
+export class KeyNotFoundError extends MvccError {
+  constructor() {
+    super('ERR_KEY_NOT_FOUND', 'etcdserver: key not found');
+  }
+}
+
+export class ValueProvidedError extends MvccError {
+  constructor() {
+    super('ERR_VALUE_PROVIDED', 'etcdserver: value is provided');
+  }
+}
+
+export class LeaseProvidedError extends MvccError {
+  constructor() {
+    super('ERR_LEASE_PROVIDED', 'etcdserver: lease is provided');
+  }
+}
+
+export class DuplicateKeyError extends MvccError {
+  constructor() {
+    super('ERR_DUPLICATE_KEY', 'etcdserver: duplicate key given in txn request');
+  }
+}
+
+export class TooManyOpsError extends MvccError {
+  constructor() {
+    super('ERR_TOO_MANY_OPS', 'etcdserver: too many operations in txn request');
+  }
+}
+
+export class LeaseNotFoundError extends MvccError {
+  constructor() {
+    super('ERR_LEASE_NOT_FOUND', 'etcdserver: requested lease not found');
+  }
+}
+
+/** Codes and messages as the lease module's errors, so one mapping serves both. */
+export class LeaseExistsError extends MvccError {
+  constructor() {
+    super('ERR_LEASE_EXISTS', 'etcdserver: lease already exists');
+  }
+}
+
+export class LeaseTTLTooLargeError extends MvccError {
+  constructor() {
+    super('ERR_LEASE_TTL_TOO_LARGE', 'etcdserver: too large lease TTL');
+  }
+}
+
+/** A malformed request (wrong field types, non-integer revision, unknown enum...). */
+export class InvalidArgumentError extends MvccError {
+  constructor(detail: string) {
+    super('ERR_INVALID_ARGUMENT', `mvcc: invalid argument: ${detail}`);
+  }
+}
+
+export class StoreClosedError extends MvccError {
+  constructor() {
+    super('ERR_STORE_CLOSED', 'mvcc: store is closed');
+  }
+}
+
+/** On-disk data or a snapshot stream that does not have the expected shape. */
+export class CorruptError extends MvccError {
+  constructor(detail: string) {
+    super('ERR_CORRUPT', `mvcc: corrupt data: ${detail}`);
+  }
+}

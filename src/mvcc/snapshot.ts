@@ -1,0 +1,231 @@
+/**
+ * Point-in-time snapshot of a store as a stream of msgpack chunks, and restoring a store from one.
+ *
+ * The stream is read through one LevelDB snapshot, which covers the meta record too: revision,
+ * compaction point, applied index and data all come from the same instant, even while batches
+ * are being applied. It carries HISTORY (as a completed compaction would leave it), EVENTS from
+ * the compaction point, and GRANTS; CURRENT and LEASES are derived from HISTORY on restore.
+ *
+ * Chunks, each one msgpack value:
+ *   { kind: 'qkv-mvcc-snapshot', version, rev, compactRev, appliedIndex }
+ *   { kind: 'hist' | 'evt' | 'grant', kv: [key, value, ...] }        (tables in this order)
+ *   { kind: 'end', records, crc }                                    crc32 of every key and value
+ */
+import { survivesCompaction } from './compaction.js';
+import { CorruptError } from './errors.js';
+import { crcUpdate } from './hash.js';
+import {
+  curKey,
+  evtKey,
+  leaseKey,
+  META_KEY,
+  parseHistKey,
+  REC_PUT,
+  sameHistUserKey,
+  tableEnd,
+  tableStart,
+  T_EVT,
+  T_GRANT,
+  T_HIST,
+  userKeyOfHist,
+} from './keys.js';
+import type { BatchOp } from './overlay.js';
+import { histFullBytes } from './history.js';
+import { decodeHistPut, decodeMeta, EMPTY, encodeCur, encodeHistMarker, encodeMeta, packValue, unpackValue, type Meta } from './records.js';
+import { MergedIterator, writeBatch, type Db, type DbSnapshot } from './view.js';
+
+const KIND = 'qkv-mvcc-snapshot';
+/** The tables a stream carries, in stream order. */
+const SECTIONS = [
+  { kind: 'hist', table: T_HIST },
+  { kind: 'evt', table: T_EVT },
+  { kind: 'grant', table: T_GRANT },
+];
+const VERSION = 1;
+/** Approximate payload bytes per chunk. */
+const CHUNK_BYTES = 1 << 20;
+
+export class StoreSnapshot implements AsyncIterable<Uint8Array> {
+  private used = false;
+
+  constructor(
+    private readonly db: Db,
+    private readonly snap: DbSnapshot,
+    private readonly meta: Meta,
+  ) {}
+
+  get revision(): number {
+    return this.meta.rev;
+  }
+  get compactRevision(): number {
+    return this.meta.compactRev;
+  }
+  get appliedIndex(): number {
+    return this.meta.appliedIndex;
+  }
+
+  /** Releases the LevelDB snapshot; done automatically when the stream ends or is abandoned. */
+  async close(): Promise<void> {
+    await this.snap.close();
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    if (this.used) throw new Error('mvcc: a snapshot stream can be read once');
+    this.used = true;
+    return this.stream();
+  }
+
+  private async *stream(): AsyncGenerator<Uint8Array> {
+    try {
+      const m = this.meta;
+      yield packValue({ kind: KIND, version: VERSION, rev: m.rev, compactRev: m.compactRev, appliedIndex: m.appliedIndex });
+      let crc = 0;
+      let records = 0;
+      const src = { db: this.db, snapshot: this.snap };
+      type Section = { kind: string; gte: Buffer; lt: Buffer; keep: (k: Buffer) => boolean; value: (k: Buffer, v: Buffer) => Buffer };
+      const sections: Section[] = [];
+      const keep = survivesCompaction(m.compactRev);
+      const same = (_k: Buffer, v: Buffer): Buffer => v;
+      // HISTORY records travel with their values (current-version markers resolved from CURRENT).
+      const histValue = (k: Buffer, v: Buffer): Buffer => {
+        const p = parseHistKey(k);
+        return p.type === REC_PUT ? histFullBytes(src, userKeyOfHist(k), p.main, v) : v;
+      };
+      sections.push({ kind: 'hist', gte: tableStart(T_HIST), lt: tableEnd(T_HIST), keep: (k) => keep(k, parseHistKey(k)), value: histValue });
+      sections.push({ kind: 'evt', gte: evtKey(m.compactRev, 0), lt: tableEnd(T_EVT), keep: () => true, value: same });
+      sections.push({ kind: 'grant', gte: tableStart(T_GRANT), lt: tableEnd(T_GRANT), keep: () => true, value: same });
+      for (const s of sections) {
+        const it = new MergedIterator(src, s.gte, s.lt, true, 1024);
+        try {
+          let out: Buffer[] = [];
+          let bytes = 0;
+          for (let chunk = await it.nextChunk(); chunk !== undefined; chunk = await it.nextChunk()) {
+            for (const e of chunk) {
+              if (!s.keep(e.key)) continue;
+              const v = s.value(e.key, e.value);
+              out.push(e.key, v);
+              crc = crcUpdate(crcUpdate(crc, e.key), v);
+              records++;
+              bytes += e.key.length + v.length;
+              if (bytes >= CHUNK_BYTES) {
+                yield packValue({ kind: s.kind, kv: out });
+                out = [];
+                bytes = 0;
+              }
+            }
+          }
+          if (out.length > 0) yield packValue({ kind: s.kind, kv: out });
+        } finally {
+          await it.close();
+        }
+      }
+      yield packValue({ kind: 'end', records, crc });
+    } finally {
+      await this.snap.close();
+    }
+  }
+}
+
+export function openSnapshot(db: Db): StoreSnapshot {
+  const snap = db.snapshot();
+  const raw = db.getSync(META_KEY, { snapshot: snap });
+  if (raw === undefined) throw new CorruptError('store has no meta record');
+  return new StoreSnapshot(db, snap, decodeMeta(raw));
+}
+
+function obj(v: unknown): Record<string, unknown> {
+  if (typeof v !== 'object' || v === null) throw new CorruptError('snapshot chunk is not an object');
+  return v as Record<string, unknown>;
+}
+
+function asBuf(v: unknown): Buffer {
+  if (Buffer.isBuffer(v)) return v;
+  if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+  throw new CorruptError('snapshot record is not bytes');
+}
+
+/**
+ * Writes a snapshot stream into an empty database and returns the meta it leads to. The meta
+ * record is written last: a database left without one by a crash is recognised as unfinished.
+ */
+export async function restoreInto(db: Db, chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<Meta> {
+  let header: Record<string, unknown> | undefined;
+  let crc = 0;
+  let records = 0;
+  let ended = false;
+  let phase = 0; // index in SECTIONS of the table being restored
+  let prev: Buffer | undefined; // previous key written, to check the order
+  let prevHist: Buffer | undefined; // previous HISTORY key: a new user key starts its newest record
+  for await (const raw of chunks) {
+    if (ended) throw new CorruptError('data after the end of the snapshot');
+    let c: Record<string, unknown>;
+    try {
+      c = obj(unpackValue(raw));
+    } catch (err) {
+      if (err instanceof CorruptError) throw err;
+      throw new CorruptError('snapshot chunk is not msgpack');
+    }
+    if (header === undefined) {
+      if (c['kind'] !== KIND || c['version'] !== VERSION) throw new CorruptError('not a qkv mvcc snapshot (version 1)');
+      header = c;
+      continue;
+    }
+    if (c['kind'] === 'end') {
+      if (c['records'] !== records || c['crc'] !== crc) throw new CorruptError('snapshot checksum mismatch');
+      ended = true;
+      continue;
+    }
+    const section = SECTIONS.findIndex((x) => x.kind === c['kind']);
+    if (section < 0) throw new CorruptError(`unknown snapshot chunk ${String(c['kind'])}`);
+    if (section < phase) throw new CorruptError('snapshot tables out of order');
+    if (section !== phase) prev = undefined; // a new table: order restarts
+    phase = section;
+    const table = SECTIONS[section]!.table;
+    const kv = c['kv'];
+    if (!Array.isArray(kv) || kv.length % 2 !== 0) throw new CorruptError('bad snapshot chunk');
+    const ops: BatchOp[] = [];
+    for (let i = 0; i < kv.length; i += 2) {
+      const k = asBuf(kv[i]);
+      const v = asBuf(kv[i + 1]);
+      if (k[0] !== table || (prev !== undefined && Buffer.compare(prev, k) >= 0)) throw new CorruptError('snapshot records out of order');
+      prev = k;
+      crc = crcUpdate(crcUpdate(crc, k), v);
+      records++;
+      let stored = v;
+      if (table === T_HIST) {
+        const first = prevHist === undefined || !sameHistUserKey(prevHist, k);
+        prevHist = k;
+        const p = parseHistKey(k);
+        if (first && p.type === REC_PUT) {
+          // The key's newest record is a put: the key is live with this value, which goes to
+          // CURRENT, and the record becomes a current-version marker (see history.ts).
+          const key = userKeyOfHist(k);
+          const h = decodeHistPut(v);
+          if (h.value === undefined) throw new CorruptError('snapshot history record without its value');
+          const cur = { key, value: h.value, createRevision: h.createRevision, modRevision: p.main, version: h.version, lease: h.lease };
+          ops.push({ type: 'put', key: curKey(key), value: encodeCur(cur, p.sub) });
+          if (cur.lease !== 0) ops.push({ type: 'put', key: leaseKey(cur.lease, key), value: EMPTY });
+          stored = encodeHistMarker(cur);
+        }
+      }
+      ops.push({ type: 'put', key: k, value: stored });
+    }
+    await writeBatch(db, ops, false);
+  }
+  if (header === undefined || !ended) throw new CorruptError('snapshot stream ended early');
+  const num = (f: string): number => {
+    const v = header![f];
+    if (typeof v !== 'number' || !Number.isSafeInteger(v)) throw new CorruptError(`bad snapshot header ${f}`);
+    return v;
+  };
+  const meta: Meta = {
+    rev: num('rev'),
+    compactRev: num('compactRev'),
+    appliedIndex: num('appliedIndex'),
+    physRev: num('compactRev'),
+    physTarget: num('compactRev'),
+    cursor: null,
+  };
+  await db.put(META_KEY, encodeMeta(meta), { sync: true });
+  return meta;
+}

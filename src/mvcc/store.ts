@@ -1,0 +1,427 @@
+/**
+ * MvccStore: etcd v3's key-value state machine over LevelDB, fed by Raft's committed entries.
+ *
+ * Writes: `applyBatch` applies many entries into ONE LevelDB batch that also carries the meta
+ * record (revision, compaction point, applied index), so after a crash the store is exactly at
+ * some applied index, and entries at or below it are skipped when Raft replays them. Batches
+ * (and background compaction steps) are serialized by a lock.
+ *
+ * Reads: the committed LevelDB state, plus, while a batch is being written, that batch's
+ * overlay (see overlay.ts), so every read sees whole batches. Reads spanning several LevelDB
+ * calls hold a LevelDB snapshot.
+ *
+ * Nothing is kept on the JS heap beyond the batch in progress: LevelDB holds the data and its
+ * own bounded caches.
+ */
+import { mkdir, readdir } from 'node:fs/promises';
+import { Level } from 'level';
+import { applyRequest } from './apply.js';
+import { compactionStep } from './compaction.js';
+import { CorruptError, InvalidArgumentError, StoreClosedError } from './errors.js';
+import { eventsSince } from './events.js';
+import { hashHistory } from './hash.js';
+import { keySpan, META_KEY } from './keys.js';
+import { leaseAttachments, leaseKeys, leaseRecords } from './lease.js';
+import type { BatchOp, Overlay } from './overlay.js';
+import { range } from './range.js';
+import { decodeMeta, encodeMeta, type Meta } from './records.js';
+import { resolveReadRev, type ReadCtx } from './scan.js';
+import { openSnapshot, restoreInto, type StoreSnapshot } from './snapshot.js';
+import { checkPath, compareToPath, execTxn, fillTxnHeaders, isTxnReadonly, type LeaseCheck } from './txn.js';
+import type {
+  ApplyEntry,
+  ApplyListener,
+  ApplyResult,
+  Event,
+  EventsResult,
+  HashKVResult,
+  LeaseAttachment,
+  LeaseRecord,
+  RangeRequest,
+  RangeResponse,
+  TxnRequest,
+  TxnResponse,
+} from './types.js';
+import { validateRange, validateTxn } from './validate.js';
+import { writeBatch, type Db } from './view.js';
+import { Batch } from './write.js';
+
+export interface MvccStoreOptions {
+  /** fsync every batch. Default false: the Raft log is the durable record, the store replays it. */
+  sync?: boolean;
+  /**
+   * @deprecated Ignored. Lease existence is replicated state the store keeps itself (GRANTS,
+   * written by LeaseGrant / LeaseRevoke entries), so a put sees a grant applied earlier in the
+   * same batch; an outside lessor updated after applyBatch returns would not, and replicas that
+   * batch differently would then disagree.
+   */
+  leaseExists?: LeaseCheck;
+  /** LevelDB block cache bytes (default 8 MiB). */
+  cacheSize?: number;
+  /** LevelDB memtable bytes (default 16 MiB). */
+  writeBufferSize?: number;
+  /** LevelDB table file bytes (default 2 MiB). */
+  maxFileSize?: number;
+  /** Snappy-compress LevelDB blocks (default true). */
+  compression?: boolean;
+  /** EVENTS entries per physical compaction step (default 10,000). */
+  compactionStep?: number;
+  /**
+   * Leave the physical deletion of compacted history until compactionDone() is called, instead
+   * of starting it in the background right away (default false). Reads cannot tell the
+   * difference; tests use it to prove that.
+   */
+  deferPhysicalCompaction?: boolean;
+  /** Receives exceptions thrown by apply listeners (default: console.error). */
+  onListenerError?: (err: unknown) => void;
+}
+
+const FRESH_META: Meta = { rev: 1, compactRev: 0, appliedIndex: 0, physRev: 0, physTarget: 0, cursor: null };
+
+/** FIFO async lock. */
+class Lock {
+  private tail: Promise<unknown> = Promise.resolve();
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.tail.then(fn);
+    this.tail = p.catch(() => undefined);
+    return p;
+  }
+}
+
+interface Waiter {
+  target: number;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+export class MvccStore {
+  private meta: Meta;
+  private readonly lock = new Lock();
+  /** The batch being written: its overlay and the meta it leads to. */
+  private inflight: { overlay: Overlay; meta: Meta } | undefined;
+  private readonly listeners = new Set<ApplyListener>();
+  private closing = false;
+  private closed = false;
+  private compactionRun: Promise<void> | undefined;
+  private compactionError: unknown;
+  private waiters: Waiter[] = [];
+  private readonly sync: boolean;
+  private readonly stepSize: number;
+
+  private constructor(
+    private readonly db: Db,
+    meta: Meta,
+    private readonly opts: MvccStoreOptions,
+  ) {
+    this.meta = meta;
+    this.sync = opts.sync ?? false;
+    this.stepSize = opts.compactionStep ?? 10_000;
+    if (meta.physRev < meta.compactRev && opts.deferPhysicalCompaction !== true) this.kickCompaction(); // resume after a restart
+  }
+
+  private static async openDb(dir: string, opts: MvccStoreOptions): Promise<Db> {
+    await mkdir(dir, { recursive: true });
+    const db = new Level<Buffer, Buffer>(dir, {
+      keyEncoding: 'buffer',
+      valueEncoding: 'buffer',
+      cacheSize: opts.cacheSize ?? 8 << 20,
+      writeBufferSize: opts.writeBufferSize ?? 16 << 20,
+      ...(opts.maxFileSize !== undefined ? { maxFileSize: opts.maxFileSize } : {}),
+      ...(opts.compression !== undefined ? { compression: opts.compression } : {}),
+    });
+    await db.open();
+    return db;
+  }
+
+  /** Opens (or creates) the store in `dir`. */
+  static async open(dir: string, opts: MvccStoreOptions = {}): Promise<MvccStore> {
+    const db = await MvccStore.openDb(dir, opts);
+    try {
+      const raw = db.getSync(META_KEY);
+      let meta: Meta;
+      if (raw === undefined) {
+        const any = await db.keys({ limit: 1 }).all();
+        if (any.length > 0) throw new CorruptError('database has data but no meta record (an unfinished restore?)');
+        meta = { ...FRESH_META };
+        await db.put(META_KEY, encodeMeta(meta), { sync: true });
+      } else {
+        meta = decodeMeta(raw);
+      }
+      return new MvccStore(db, meta, opts);
+    } catch (err) {
+      await db.close();
+      throw err;
+    }
+  }
+
+  /**
+   * Creates a store in `dir` (missing or empty) from a snapshot stream. To replace a running
+   * store, restore next to it, close it, and swap the directories.
+   */
+  static async restore(
+    dir: string,
+    chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+    opts: MvccStoreOptions = {},
+  ): Promise<MvccStore> {
+    await mkdir(dir, { recursive: true });
+    if ((await readdir(dir)).length > 0) throw new InvalidArgumentError(`restore target ${dir} is not empty`);
+    const db = await MvccStore.openDb(dir, opts);
+    try {
+      return new MvccStore(db, await restoreInto(db, chunks), opts);
+    } catch (err) {
+      await db.close();
+      throw err;
+    }
+  }
+
+  /** Waits for queued batches and the current compaction step, then closes LevelDB. */
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    await this.lock.run(async () => undefined);
+    await this.compactionRun;
+    this.closed = true;
+    for (const w of this.waiters.splice(0)) w.reject(new StoreClosedError());
+    await this.db.close();
+  }
+
+  /** Revision of the last durable batch. */
+  get revision(): number {
+    return this.meta.rev;
+  }
+
+  get compactRevision(): number {
+    return this.meta.compactRev;
+  }
+
+  /** Raft index of the last durable applied entry. */
+  get appliedIndex(): number {
+    return this.meta.appliedIndex;
+  }
+
+  private assertOpen(): void {
+    if (this.closing || this.closed) throw new StoreClosedError();
+  }
+
+  // ---- writes ----
+
+  /**
+   * Applies committed Raft entries in order, in one LevelDB batch. Entries at or below the
+   * stored applied index are skipped. A rejected request is an 'error' result and still counts
+   * as applied. The promise rejects only on a storage failure, and then nothing was applied.
+   * Listeners are called after the batch is durable in LevelDB (before the promise resolves).
+   */
+  applyBatch(entries: readonly ApplyEntry[]): Promise<ApplyResult[]> {
+    try {
+      this.assertOpen();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.lock.run(() => this.applyLocked(entries));
+  }
+
+  /** One entry; see applyBatch. */
+  async apply(index: number, request?: ApplyEntry['request']): Promise<ApplyResult> {
+    const [r] = await this.applyBatch([request === undefined ? { index } : { index, request }]);
+    return r!;
+  }
+
+  private async applyLocked(entries: readonly ApplyEntry[]): Promise<ApplyResult[]> {
+    const b = new Batch(this.db, { ...this.meta });
+    const results: ApplyResult[] = [];
+    for (const e of entries) {
+      if (!Number.isSafeInteger(e.index) || e.index <= 0) throw new InvalidArgumentError(`bad entry index ${e.index}`);
+      if (e.index <= b.meta.appliedIndex) {
+        results.push({ status: 'skipped' });
+        continue;
+      }
+      results.push(await applyRequest(b, e.request));
+      b.meta.appliedIndex = e.index;
+    }
+    if (b.meta.appliedIndex === this.meta.appliedIndex) return results;
+    const meta: BatchOp = { type: 'put', key: META_KEY, value: encodeMeta(b.meta) };
+    this.inflight = { overlay: b.overlay, meta: b.meta };
+    try {
+      await writeBatch(this.db, [...b.overlay.ops(), meta], this.sync);
+    } finally {
+      this.inflight = undefined;
+    }
+    this.meta = b.meta;
+    for (const r of b.revisions) this.emit(r.revision, r.events);
+    if (this.meta.physRev < this.meta.compactRev && this.opts.deferPhysicalCompaction !== true) this.kickCompaction();
+    return results;
+  }
+
+  /** Registers a listener of applied revisions; returns its removal. */
+  onApply(listener: ApplyListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private emit(revision: number, events: readonly Event[]): void {
+    for (const l of this.listeners) {
+      try {
+        l(revision, events);
+      } catch (err) {
+        (this.opts.onListenerError ?? ((e: unknown) => console.error('mvcc: apply listener failed', e)))(err);
+      }
+    }
+  }
+
+  // ---- physical compaction ----
+
+  private kickCompaction(): void {
+    if (this.compactionRun !== undefined) return;
+    this.compactionRun = this.runCompaction().finally(() => {
+      this.compactionRun = undefined;
+    });
+  }
+
+  private async runCompaction(): Promise<void> {
+    try {
+      while (!this.closing && this.meta.physRev < this.meta.compactRev) {
+        await this.lock.run(async () => {
+          const step = await compactionStep(this.db, this.meta, this.stepSize);
+          step.ops.push({ type: 'put', key: META_KEY, value: encodeMeta(step.meta) });
+          await writeBatch(this.db, step.ops, this.sync);
+          this.meta = step.meta;
+        });
+        this.settleWaiters();
+        // Let applies queued behind this step go first.
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+    } catch (err) {
+      this.compactionError = err;
+      for (const w of this.waiters.splice(0)) w.reject(err);
+    }
+  }
+
+  private settleWaiters(): void {
+    this.waiters = this.waiters.filter((w) => {
+      if (this.meta.physRev < w.target) return true;
+      w.resolve();
+      return false;
+    });
+  }
+
+  /** Resolves once history below the current compaction point is physically deleted. */
+  compactionDone(): Promise<void> {
+    const target = this.meta.compactRev;
+    if (this.meta.physRev >= target) return Promise.resolve();
+    if (this.compactionError !== undefined) return Promise.reject(this.compactionError);
+    if (this.closing) return Promise.reject(new StoreClosedError());
+    const done = new Promise<void>((resolve, reject) => this.waiters.push({ target, resolve, reject }));
+    this.kickCompaction();
+    return done;
+  }
+
+  // ---- reads ----
+
+  /** A read position at the latest visible state; `snapshot` pins LevelDB for multi-call reads. */
+  private beginRead(snapshot: boolean): { ctx: ReadCtx; end: () => Promise<void> } {
+    this.assertOpen();
+    const inflight = this.inflight;
+    const meta = inflight?.meta ?? this.meta;
+    const snap = snapshot ? this.db.snapshot() : undefined;
+    return {
+      ctx: { src: { db: this.db, overlay: inflight?.overlay, snapshot: snap }, rev: meta.rev, compactRev: meta.compactRev },
+      end: async () => {
+        if (snap !== undefined) await snap.close();
+      },
+    };
+  }
+
+  private async read<T>(snapshot: boolean, f: (ctx: ReadCtx) => Promise<T>): Promise<T> {
+    const { ctx, end } = this.beginRead(snapshot);
+    try {
+      return await f(ctx);
+    } finally {
+      await end();
+    }
+  }
+
+  /** etcd Range (serializable: on this replica's applied state). */
+  async range(req: RangeRequest): Promise<RangeResponse> {
+    validateRange(req);
+    // One key at the current revision is a single LevelDB get: no snapshot needed.
+    const point = (req.rangeEnd === undefined || req.rangeEnd.length === 0) && (req.revision ?? 0) <= 0;
+    return this.read(!point, (ctx) => range(ctx, req));
+  }
+
+  /** A read-only txn evaluated locally (etcd serves serializable read-only txns this way). */
+  async readTxn(req: TxnRequest): Promise<TxnResponse> {
+    validateTxn(req);
+    if (!isTxnReadonly(req)) throw new InvalidArgumentError('readTxn takes read-only txns; writes go through Raft');
+    return this.read(true, async (ctx) => {
+      const path = await compareToPath(ctx, req);
+      checkPath(ctx, req, path, false, undefined);
+      const resp = await execTxn(undefined, () => ctx, req, path);
+      fillTxnHeaders(resp, ctx.rev);
+      return resp;
+    });
+  }
+
+  /**
+   * Changes from `startRevision` on (watch replay), for one key, a range, or everything from a
+   * key (rangeEnd 0x00). Whole revisions only: stops after the revision in which `limit` events
+   * were reached. Fails with CompactedError when startRevision is below the compaction point.
+   */
+  async eventsSince(
+    startRevision: number,
+    key: Buffer,
+    rangeEnd?: Buffer,
+    opts: { limit?: number; prevKv?: boolean } = {},
+  ): Promise<EventsResult> {
+    if (!Number.isSafeInteger(startRevision)) throw new InvalidArgumentError('startRevision must be a safe integer');
+    // etcd's watch server turns an empty key into "\0", the smallest key.
+    const span = keySpan(key.length === 0 ? Buffer.from([0]) : key, rangeEnd);
+    return this.read(true, (ctx) => eventsSince(ctx, startRevision, span, { limit: opts.limit ?? 0, prevKv: opts.prevKv ?? false }));
+  }
+
+  /** etcd HashKV: a hash of the history from the compaction point up to `revision` (0: current). */
+  async hashKV(revision = 0): Promise<HashKVResult> {
+    return this.read(true, async (ctx) => {
+      const rev = resolveReadRev(ctx, revision);
+      const hash = await hashHistory(ctx.src, rev, ctx.compactRev);
+      return { header: { revision: ctx.rev }, hash, compactRevision: ctx.compactRev, revision: rev };
+    });
+  }
+
+  /**
+   * A point-in-time snapshot of the whole store; iterate it for the chunks (once), or close it.
+   * Its revision, compaction point and applied index are those of the data it streams.
+   */
+  snapshot(): StoreSnapshot {
+    this.assertOpen();
+    return openSnapshot(this.db);
+  }
+
+  /** Live keys attached to `lease`. */
+  async leaseKeys(lease: number): Promise<Buffer[]> {
+    if (!Number.isSafeInteger(lease) || lease < 0) throw new InvalidArgumentError('lease must be a non-negative safe integer');
+    return this.read(true, (ctx) => leaseKeys(ctx.src, lease));
+  }
+
+  /** Granted leases, by id (the lessor loads them on start). */
+  async leases(): Promise<LeaseRecord[]> {
+    return this.read(true, (ctx) => leaseRecords(ctx.src));
+  }
+
+  /** LevelDB's estimate of the bytes the store takes on disk. */
+  async approximateSize(): Promise<number> {
+    this.assertOpen();
+    // classic-level's method; the `level` typings do not declare it.
+    const db = this.db as unknown as { approximateSize(start: Buffer, end: Buffer): Promise<number> };
+    return db.approximateSize(Buffer.from([0x00]), Buffer.from([0xff]));
+  }
+
+  /** Every (key, lease) pair of live keys with a lease, by lease then key, in chunks. */
+  async *leaseAttachments(): AsyncGenerator<LeaseAttachment[]> {
+    const { ctx, end } = this.beginRead(true);
+    try {
+      yield* leaseAttachments(ctx.src);
+    } finally {
+      await end();
+    }
+  }
+}

@@ -1,0 +1,247 @@
+/**
+ * Checks of requests that need no data, as etcd's v3rpc layer does before proposing (key.go:
+ * checkRangeRequest, checkPutRequest, checkDeleteRequest, checkTxnRequest, checkIntervals).
+ * The server may call them to reject early; the store calls them again when applying, since a
+ * Raft entry is only bytes, and the outcome must be the same on every replica.
+ *
+ * Runtime shape checks (Buffers where bytes are expected, safe integers, known enum names) turn
+ * a malformed request into an InvalidArgumentError response instead of a crash of the apply loop.
+ */
+import {
+  DuplicateKeyError,
+  EmptyKeyError,
+  InvalidArgumentError,
+  KeyNotFoundError,
+  LeaseProvidedError,
+  TooManyOpsError,
+  ValueProvidedError,
+} from './errors.js';
+import type {
+  Compare,
+  CompactionRequest,
+  DeleteRangeRequest,
+  LeaseGrantRequest,
+  LeaseRevokeRequest,
+  MvccRequest,
+  PutRequest,
+  RangeRequest,
+  RequestOp,
+  TxnRequest,
+} from './types.js';
+
+const SORT_ORDERS = ['NONE', 'ASCEND', 'DESCEND'];
+const SORT_TARGETS = ['KEY', 'VERSION', 'CREATE', 'MOD', 'VALUE'];
+const CMP_RESULTS = ['EQUAL', 'GREATER', 'LESS', 'NOT_EQUAL'];
+const CMP_TARGETS = ['VERSION', 'CREATE', 'MOD', 'VALUE', 'LEASE'];
+
+function obj(v: unknown, what: string): Record<string, unknown> {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new InvalidArgumentError(`${what} must be an object`);
+  return v as Record<string, unknown>;
+}
+
+function optBytes(o: Record<string, unknown>, f: string): void {
+  const v = o[f];
+  if (v !== undefined && !Buffer.isBuffer(v)) throw new InvalidArgumentError(`${f} must be a Buffer`);
+}
+
+/** The key: required and non-empty (etcd: "key is not provided"). */
+function key(o: Record<string, unknown>): void {
+  optBytes(o, 'key');
+  const k = o['key'] as Buffer | undefined;
+  if (k === undefined || k.length === 0) throw new EmptyKeyError();
+}
+
+function optInt(o: Record<string, unknown>, f: string): void {
+  const v = o[f];
+  if (v !== undefined && !Number.isSafeInteger(v)) throw new InvalidArgumentError(`${f} must be a safe integer`);
+}
+
+function optBool(o: Record<string, unknown>, f: string): void {
+  const v = o[f];
+  if (v !== undefined && typeof v !== 'boolean') throw new InvalidArgumentError(`${f} must be a boolean`);
+}
+
+function optEnum(o: Record<string, unknown>, f: string, allowed: readonly string[]): void {
+  const v = o[f];
+  if (v !== undefined && (typeof v !== 'string' || !allowed.includes(v))) {
+    throw new InvalidArgumentError(`${f} must be one of ${allowed.join(', ')}`);
+  }
+}
+
+export function validateRange(r: RangeRequest): void {
+  const o = obj(r, 'range request');
+  optBytes(o, 'rangeEnd');
+  for (const f of ['limit', 'revision', 'minModRevision', 'maxModRevision', 'minCreateRevision', 'maxCreateRevision']) optInt(o, f);
+  for (const f of ['serializable', 'keysOnly', 'countOnly']) optBool(o, f);
+  optEnum(o, 'sortOrder', SORT_ORDERS);
+  optEnum(o, 'sortTarget', SORT_TARGETS);
+  key(o);
+}
+
+export function validatePut(p: PutRequest): void {
+  const o = obj(p, 'put request');
+  optBytes(o, 'value');
+  optInt(o, 'lease');
+  if (p.lease !== undefined && p.lease < 0) throw new InvalidArgumentError('lease must not be negative');
+  for (const f of ['prevKv', 'ignoreValue', 'ignoreLease']) optBool(o, f);
+  key(o);
+  if (p.ignoreValue === true && p.value !== undefined && p.value.length !== 0) throw new ValueProvidedError();
+  if (p.ignoreLease === true && p.lease !== undefined && p.lease !== 0) throw new LeaseProvidedError();
+}
+
+export function validateDeleteRange(d: DeleteRangeRequest): void {
+  const o = obj(d, 'delete range request');
+  optBytes(o, 'rangeEnd');
+  optBool(o, 'prevKv');
+  key(o);
+}
+
+export function validateCompaction(c: CompactionRequest): void {
+  const o = obj(c, 'compaction request');
+  if (!Number.isSafeInteger(o['revision'])) throw new InvalidArgumentError('revision must be a safe integer');
+  optBool(o, 'physical');
+}
+
+function leaseId(o: Record<string, unknown>): void {
+  const id = o['id'];
+  if (!Number.isSafeInteger(id) || (id as number) <= 0) throw new InvalidArgumentError('lease id must be a positive safe integer');
+}
+
+export function validateLeaseGrant(g: LeaseGrantRequest): void {
+  const o = obj(g, 'lease grant request');
+  leaseId(o);
+  if (!Number.isSafeInteger(o['ttl']) || (o['ttl'] as number) < 0) throw new InvalidArgumentError('ttl must be a non-negative safe integer');
+}
+
+export function validateLeaseRevoke(r: LeaseRevokeRequest): void {
+  leaseId(obj(r, 'lease revoke request'));
+}
+
+function validateCompare(c: Compare): void {
+  const o = obj(c, 'compare');
+  optEnum(o, 'result', CMP_RESULTS);
+  optEnum(o, 'target', CMP_TARGETS);
+  if (o['result'] === undefined || o['target'] === undefined) throw new InvalidArgumentError('compare needs a result and a target');
+  optBytes(o, 'rangeEnd');
+  optBytes(o, 'value');
+  for (const f of ['version', 'createRevision', 'modRevision', 'lease']) optInt(o, f);
+  key(o);
+}
+
+function optArray(o: Record<string, unknown>, f: string): unknown[] {
+  const v = o[f];
+  if (v === undefined) return [];
+  if (!Array.isArray(v)) throw new InvalidArgumentError(`${f} must be an array`);
+  return v;
+}
+
+function validateRequestOp(op: RequestOp, maxTxnOps: number): void {
+  const o = obj(op, 'request op');
+  if (o['requestRange'] !== undefined) return validateRange(o['requestRange'] as RangeRequest);
+  if (o['requestPut'] !== undefined) return validatePut(o['requestPut'] as PutRequest);
+  if (o['requestDeleteRange'] !== undefined) return validateDeleteRange(o['requestDeleteRange'] as DeleteRangeRequest);
+  if (o['requestTxn'] !== undefined) return checkTxn(o['requestTxn'] as TxnRequest, maxTxnOps);
+  // etcd answers an empty RequestOp with ErrGRPCKeyNotFound.
+  throw new KeyNotFoundError();
+}
+
+/** etcd's checkTxnRequest: op counts, compare keys, every op (nested txns get the remaining budget). */
+function checkTxn(t: TxnRequest, maxTxnOps: number): void {
+  const o = obj(t, 'txn request');
+  const compare = optArray(o, 'compare');
+  const success = optArray(o, 'success');
+  const failure = optArray(o, 'failure');
+  const opc = Math.max(compare.length, success.length, failure.length);
+  if (opc > maxTxnOps) throw new TooManyOpsError();
+  for (const c of compare) validateCompare(c as Compare);
+  for (const u of success) validateRequestOp(u as RequestOp, maxTxnOps - opc);
+  for (const u of failure) validateRequestOp(u as RequestOp, maxTxnOps - opc);
+}
+
+/**
+ * Static checks of a txn: shapes, then no key written twice by either top-level branch. The
+ * check looks at both branches of nested txns (like etcd it cannot know which will be taken).
+ */
+export function validateTxn(t: TxnRequest, maxTxnOps = Infinity): void {
+  checkTxn(t, maxTxnOps);
+  branchWrites(t.success ?? []);
+  branchWrites(t.failure ?? []);
+}
+
+export function validateRequest(req: MvccRequest, maxTxnOps = Infinity): void {
+  const o = obj(req, 'request');
+  if (o['range'] !== undefined) return validateRange(o['range'] as RangeRequest);
+  if (o['put'] !== undefined) return validatePut(o['put'] as PutRequest);
+  if (o['deleteRange'] !== undefined) return validateDeleteRange(o['deleteRange'] as DeleteRangeRequest);
+  if (o['txn'] !== undefined) return validateTxn(o['txn'] as TxnRequest, maxTxnOps);
+  if (o['compaction'] !== undefined) return validateCompaction(o['compaction'] as CompactionRequest);
+  if (o['leaseGrant'] !== undefined) return validateLeaseGrant(o['leaseGrant'] as LeaseGrantRequest);
+  if (o['leaseRevoke'] !== undefined) return validateLeaseRevoke(o['leaseRevoke'] as LeaseRevokeRequest);
+  throw new InvalidArgumentError('unknown request kind');
+}
+
+// ---- duplicate keys ----
+
+/** A deleted key span over latin1 strings (whose < is bytewise): [lo, hi), hi null = unbounded. */
+interface DelSpan {
+  lo: string;
+  hi: string | null;
+  point: boolean;
+}
+
+interface Writes {
+  puts: Set<string>;
+  dels: DelSpan[];
+}
+
+function inSpan(s: DelSpan, k: string): boolean {
+  if (s.point) return k === s.lo;
+  return k >= s.lo && (s.hi === null || k < s.hi);
+}
+
+function delSpan(d: DeleteRangeRequest): DelSpan | undefined {
+  const lo = d.key.toString('latin1');
+  const end = d.rangeEnd;
+  if (end === undefined || end.length === 0) return { lo, hi: null, point: true };
+  // Range end "\0" is every key >= key. (etcd 3.4's checkIntervals builds the interval
+  // [key, "\0"), which is empty, and so misses such overlaps; we do not.)
+  if (end.length === 1 && end[0] === 0) return { lo, hi: null, point: false };
+  const hi = end.toString('latin1');
+  return hi > lo ? { lo, hi, point: false } : undefined;
+}
+
+/**
+ * The keys a branch may put and the spans it may delete, rejecting a key put twice or put and
+ * deleted. The then/else branches of a nested txn exclude each other, so they may overlap; any
+ * other pair of writes may not, whatever their order or nesting. This rejects everything
+ * etcd's checkIntervals rejects, plus a put in an earlier nested txn overlapping a delete in a
+ * later one (which etcd lets through to write the key twice in one revision).
+ */
+function branchWrites(ops: readonly RequestOp[]): Writes {
+  const acc: Writes = { puts: new Set(), dels: [] };
+  for (const op of ops) {
+    let child: Writes;
+    if ('requestPut' in op) {
+      child = { puts: new Set([op.requestPut.key.toString('latin1')]), dels: [] };
+    } else if ('requestDeleteRange' in op) {
+      const s = delSpan(op.requestDeleteRange);
+      child = { puts: new Set(), dels: s === undefined ? [] : [s] };
+    } else if ('requestTxn' in op) {
+      const t = branchWrites(op.requestTxn.success ?? []);
+      const f = branchWrites(op.requestTxn.failure ?? []);
+      for (const k of f.puts) t.puts.add(k);
+      child = { puts: t.puts, dels: [...t.dels, ...f.dels] };
+    } else {
+      continue;
+    }
+    for (const k of child.puts) {
+      if (acc.puts.has(k) || acc.dels.some((s) => inSpan(s, k))) throw new DuplicateKeyError();
+    }
+    for (const s of child.dels) {
+      for (const k of acc.puts) if (inSpan(s, k)) throw new DuplicateKeyError();
+    }
+    for (const k of child.puts) acc.puts.add(k);
+    acc.dels.push(...child.dels);
+  }
+  return acc;
+}

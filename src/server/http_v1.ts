@@ -1,0 +1,309 @@
+/**
+ * The curl-friendly API under /v1, over the same Member operations as the etcd gateway.
+ * Keys are in the path (percent-encoded bytes; a key may start with '/'), values are raw
+ * request bodies, answers are JSON with keys and values as text (or base64 when they are not
+ * UTF-8), and watches are Server-Sent Events, so `curl -N` shows changes live.
+ *
+ *   curl -X PUT localhost:2379/v1/kv/greeting -d hello
+ *   curl localhost:2379/v1/kv/greeting?raw
+ *   curl 'localhost:2379/v1/kv/app/?prefix'
+ *   curl -N 'localhost:2379/v1/watch/app/?prefix'
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { keyRange } from '../api/keys.js';
+import type { Compare, KeyValue, RequestOp, ResponseOp, SortOrder, SortTarget, TxnRequest } from '../mvcc/types.js';
+import { isTxnReadonly } from '../mvcc/txn.js';
+import { WatchFilter } from '../watch/types.js';
+import type { Member } from './member.js';
+import { badRequest, requestTooLarge } from './errors.js';
+import { forwardToLeader, parseJsonBody } from './http.js';
+
+/** Decodes a percent-encoded path segment into bytes (not UTF-8 text: keys may be any bytes). */
+export function percentDecodeBytes(s: string): Buffer {
+  const out: number[] = [];
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 0x25 /* % */) {
+      const hex = s.slice(i + 1, i + 3);
+      if (!/^[0-9a-fA-F]{2}$/.test(hex)) throw badRequest(`invalid percent-encoding in key: ${JSON.stringify(s.slice(i, i + 3))}`);
+      out.push(parseInt(hex, 16));
+      i += 2;
+    } else if (c < 0x80) {
+      out.push(c);
+    } else {
+      for (const b of Buffer.from(s[i]!)) out.push(b);
+    }
+  }
+  return Buffer.from(out);
+}
+
+/** The key: everything in the original URL path after `prefix`, before the query string. */
+function keyOf(request: FastifyRequest, prefix: string): Buffer {
+  const url = request.originalUrl;
+  const q = url.indexOf('?');
+  const pathPart = q >= 0 ? url.slice(0, q) : url;
+  return percentDecodeBytes(pathPart.slice(prefix.length));
+}
+
+type Query = Record<string, string | undefined>;
+
+function flag(q: Query, name: string): boolean {
+  const v = q[name];
+  return v !== undefined && v !== 'false' && v !== '0';
+}
+
+function intParam(q: Query, name: string): number | undefined {
+  const v = q[name];
+  if (v === undefined || v === '') return undefined;
+  if (!/^-?\d+$/.test(v)) throw badRequest(`query parameter ${name} must be an integer, got ${JSON.stringify(v)}`);
+  const n = Number(v);
+  if (!Number.isSafeInteger(n)) throw badRequest(`query parameter ${name} is out of range`);
+  return n;
+}
+
+/** Lease ids: decimal, or hexadecimal with a 0x prefix (as etcdctl prints them, hex). */
+function leaseParam(v: string | undefined, name = 'lease'): number | undefined {
+  if (v === undefined || v === '') return undefined;
+  const n = /^0x[0-9a-fA-F]+$/.test(v) ? parseInt(v.slice(2), 16) : /^\d+$/.test(v) ? Number(v) : NaN;
+  if (!Number.isSafeInteger(n)) throw badRequest(`${name} must be a decimal id or 0x-prefixed hex id, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+/** Bytes as text when they are valid UTF-8, else base64 under `<name>_base64`. */
+function bytesField(name: string, b: Buffer): Record<string, string> {
+  const text = b.toString('utf8');
+  if (Buffer.from(text, 'utf8').equals(b)) return { [name]: text };
+  return { [`${name}_base64`]: b.toString('base64') };
+}
+
+export function kvJson(kv: KeyValue): Record<string, unknown> {
+  return {
+    ...bytesField('key', kv.key),
+    ...bytesField('value', kv.value),
+    create_revision: kv.createRevision,
+    mod_revision: kv.modRevision,
+    version: kv.version,
+    ...(kv.lease ? { lease: kv.lease, lease_hex: kv.lease.toString(16) } : {}),
+  };
+}
+
+function rangeOf(key: Buffer, q: Query): { key: Buffer; rangeEnd?: Buffer } {
+  return keyRange(key, {
+    prefix: flag(q, 'prefix'),
+    fromKey: flag(q, 'from_key'),
+    ...(q['range_end'] !== undefined ? { rangeEnd: Buffer.from(q['range_end']) } : {}),
+  });
+}
+
+const SORT_TARGETS: Record<string, SortTarget> = { key: 'KEY', version: 'VERSION', create: 'CREATE', mod: 'MOD', modify: 'MOD', value: 'VALUE' };
+
+/** JSON body of /v1/txn: text keys and values, readable compares. */
+interface V1Txn {
+  compare?: { key: string; target?: string; result?: string; value?: string | number }[];
+  success?: V1Op[];
+  failure?: V1Op[];
+}
+type V1Op = { put?: { key: string; value: string; lease?: number } } & { get?: { key: string; prefix?: boolean } } & { delete?: { key: string; prefix?: boolean } };
+
+const TARGETS: Record<string, Compare['target']> = { value: 'VALUE', version: 'VERSION', create: 'CREATE', mod: 'MOD', lease: 'LEASE' };
+const RESULTS: Record<string, Compare['result']> = { '=': 'EQUAL', '==': 'EQUAL', '!=': 'NOT_EQUAL', '<': 'LESS', '>': 'GREATER' };
+
+function v1Compare(c: NonNullable<V1Txn['compare']>[number], i: number): Compare {
+  if (typeof c !== 'object' || c === null || typeof c.key !== 'string') throw badRequest(`compare[${i}].key must be a string`);
+  const target = TARGETS[c.target ?? 'value'];
+  if (!target) throw badRequest(`compare[${i}].target must be one of value, version, create, mod, lease`);
+  const result = RESULTS[c.result ?? '='];
+  if (!result) throw badRequest(`compare[${i}].result must be one of =, !=, <, >`);
+  const key = Buffer.from(c.key);
+  if (target === 'VALUE') return { key, target, result, value: Buffer.from(String(c.value ?? '')) };
+  const n = Number(c.value ?? 0);
+  if (!Number.isSafeInteger(n)) throw badRequest(`compare[${i}].value must be an integer for target ${c.target}`);
+  const field = { VERSION: 'version', CREATE: 'createRevision', MOD: 'modRevision', LEASE: 'lease' }[target];
+  return { key, target, result, [field]: n };
+}
+
+function v1Op(o: V1Op, where: string): RequestOp {
+  if (typeof o !== 'object' || o === null) throw badRequest(`${where} must be an object`);
+  if (o.put) {
+    if (typeof o.put.key !== 'string' || typeof o.put.value !== 'string') throw badRequest(`${where}.put needs string key and value`);
+    return { requestPut: { key: Buffer.from(o.put.key), value: Buffer.from(o.put.value), ...(o.put.lease ? { lease: o.put.lease } : {}) } };
+  }
+  if (o.get) {
+    if (typeof o.get.key !== 'string') throw badRequest(`${where}.get needs a string key`);
+    return { requestRange: keyRange(Buffer.from(o.get.key), { prefix: !!o.get.prefix }) };
+  }
+  if (o.delete) {
+    if (typeof o.delete.key !== 'string') throw badRequest(`${where}.delete needs a string key`);
+    return { requestDeleteRange: keyRange(Buffer.from(o.delete.key), { prefix: !!o.delete.prefix }) };
+  }
+  throw badRequest(`${where} must have one of put, get, delete`);
+}
+
+function v1TxnRequest(body: unknown): TxnRequest {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw badRequest('txn body must be a JSON object');
+  const t = body as V1Txn;
+  for (const k of ['compare', 'success', 'failure'] as const) {
+    if (t[k] !== undefined && !Array.isArray(t[k])) throw badRequest(`${k} must be an array`);
+  }
+  return {
+    compare: (t.compare ?? []).map(v1Compare),
+    success: (t.success ?? []).map((o, i) => v1Op(o, `success[${i}]`)),
+    failure: (t.failure ?? []).map((o, i) => v1Op(o, `failure[${i}]`)),
+  };
+}
+
+function responseOpJson(r: ResponseOp): Record<string, unknown> {
+  if ('responsePut' in r) return { put: { revision: r.responsePut.header.revision } };
+  if ('responseRange' in r) return { get: { count: r.responseRange.count, kvs: r.responseRange.kvs.map(kvJson) } };
+  if ('responseDeleteRange' in r) return { delete: { deleted: r.responseDeleteRange.deleted } };
+  return { txn: { succeeded: r.responseTxn.succeeded, responses: r.responseTxn.responses.map(responseOpJson) } };
+}
+
+export function registerV1(app: FastifyInstance, member: Member, maxRequestBytes: number): void {
+  /** Writes and leader-only calls go to the leader. */
+  async function atLeader(request: FastifyRequest, reply: FastifyReply): Promise<boolean> {
+    const leaderUrl = member.leaderClientUrl();
+    if (!leaderUrl) return false;
+    await forwardToLeader(member, request, reply, leaderUrl);
+    return true;
+  }
+
+  app.put('/v1/kv/*', async (request, reply) => {
+    const key = keyOf(request, '/v1/kv/');
+    const value = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+    if (key.length + value.length > maxRequestBytes) throw requestTooLarge();
+    const q = request.query as Query;
+    const lease = leaseParam(q['lease']);
+    if (await atLeader(request, reply)) return reply;
+    const r = await member.put({ key, value, ...(lease ? { lease } : {}), ...(flag(q, 'prev_kv') ? { prevKv: true } : {}) });
+    return { revision: r.header.revision, ...(r.prevKv ? { prev_kv: kvJson(r.prevKv) } : {}) };
+  });
+
+  app.get('/v1/kv/*', async (request, reply) => {
+    const q = request.query as Query;
+    const sortBy = q['sort_by'];
+    if (sortBy !== undefined && !SORT_TARGETS[sortBy]) throw badRequest('sort_by must be one of key, version, create, mod, value');
+    const order = q['order']?.toUpperCase();
+    if (order !== undefined && order !== 'ASCEND' && order !== 'DESCEND') throw badRequest('order must be ascend or descend');
+    const rev = intParam(q, 'rev');
+    const limit = intParam(q, 'limit');
+    const r = await member.range({
+      ...rangeOf(keyOf(request, '/v1/kv/'), q),
+      ...(rev ? { revision: rev } : {}),
+      ...(limit ? { limit } : {}),
+      ...(flag(q, 'keys_only') ? { keysOnly: true } : {}),
+      ...(flag(q, 'count_only') ? { countOnly: true } : {}),
+      ...(flag(q, 'serializable') ? { serializable: true } : {}),
+      ...(sortBy ? { sortTarget: SORT_TARGETS[sortBy]!, sortOrder: (order ?? 'ASCEND') as SortOrder } : order ? { sortOrder: order as SortOrder } : {}),
+    });
+    if (flag(q, 'raw')) {
+      const kv = r.kvs[0];
+      if (!kv) return reply.status(404).type('text/plain').send('key not found\n');
+      return reply.type('application/octet-stream').send(kv.value);
+    }
+    return { revision: r.header.revision, count: r.count, more: r.more, kvs: r.kvs.map(kvJson) };
+  });
+
+  app.delete('/v1/kv/*', async (request, reply) => {
+    const q = request.query as Query;
+    const range = rangeOf(keyOf(request, '/v1/kv/'), q);
+    if (await atLeader(request, reply)) return reply;
+    const r = await member.deleteRange({ ...range, ...(flag(q, 'prev_kv') ? { prevKv: true } : {}) });
+    return { revision: r.header.revision, deleted: r.deleted, ...(r.prevKvs.length ? { prev_kvs: r.prevKvs.map(kvJson) } : {}) };
+  });
+
+  app.post('/v1/txn', async (request, reply) => {
+    const req = v1TxnRequest(parseJsonBody(request.body));
+    if (!isTxnReadonly(req) && (await atLeader(request, reply))) return reply;
+    const r = await member.txn(req);
+    return { revision: r.header.revision, succeeded: r.succeeded, responses: r.responses.map(responseOpJson) };
+  });
+
+  app.post('/v1/lease/grant', async (request, reply) => {
+    const q = request.query as Query;
+    const body = parseJsonBody(request.body) as { ttl?: unknown; id?: unknown };
+    const ttl = intParam(q, 'ttl') ?? (typeof body.ttl === 'number' ? body.ttl : undefined);
+    if (ttl === undefined || !Number.isSafeInteger(ttl) || ttl <= 0) throw badRequest('ttl (seconds) is required: ?ttl=10 or {"ttl": 10}');
+    const id = leaseParam(q['id'], 'id') ?? (typeof body.id === 'number' ? body.id : 0);
+    if (await atLeader(request, reply)) return reply;
+    const r = await member.leaseGrant(ttl, id);
+    return { id: r.id, id_hex: r.id.toString(16), ttl: r.ttl, revision: r.header.revision };
+  });
+
+  app.post('/v1/lease/:id/keepalive', async (request, reply) => {
+    const id = leaseParam((request.params as { id: string }).id, 'id')!;
+    if (await atLeader(request, reply)) return reply;
+    const r = member.leaseKeepAlive(id);
+    if (r.ttl <= 0) return reply.status(404).send({ error: 'etcdserver: requested lease not found', message: 'etcdserver: requested lease not found', code: 5 });
+    return { id, id_hex: id.toString(16), ttl: r.ttl };
+  });
+
+  app.delete('/v1/lease/:id', async (request, reply) => {
+    const id = leaseParam((request.params as { id: string }).id, 'id')!;
+    if (await atLeader(request, reply)) return reply;
+    const r = await member.leaseRevoke(id);
+    return { revision: r.revision };
+  });
+
+  app.get('/v1/lease/:id', async (request, reply) => {
+    const id = leaseParam((request.params as { id: string }).id, 'id')!;
+    if (await atLeader(request, reply)) return reply;
+    const r = await member.leaseTimeToLive(id, flag(request.query as Query, 'keys'));
+    if (r.ttl === -1) return reply.status(404).send({ error: 'etcdserver: requested lease not found', message: 'etcdserver: requested lease not found', code: 5 });
+    return { id, id_hex: id.toString(16), ttl: r.ttl, granted_ttl: r.grantedTtl, keys: r.keys.map((k) => bytesField('key', k)['key'] ?? k.toString('base64')) };
+  });
+
+  app.get('/v1/leases', async () => ({ leases: member.leaseLeases().map((l) => ({ id: l.id, id_hex: l.id.toString(16) })) }));
+
+  app.get('/v1/members', async () => ({
+    members: member.members().map((m) => ({ id: m.id, name: m.name, peer_urls: m.peerUrls, client_urls: m.clientUrls })),
+  }));
+
+  app.get('/v1/status', async () => {
+    const s = await member.status();
+    const leader = member.members().find((m) => m.id === s.leader);
+    return {
+      member: { id: String(member.id), name: member.opts.self.name },
+      leader: leader ? { id: leader.id, name: leader.name } : null,
+      term: s.raftTerm,
+      raft_index: s.raftIndex,
+      raft_applied_index: s.raftAppliedIndex,
+      revision: s.header.revision,
+      compact_revision: member.store.compactRevision,
+      db_size: s.dbSize,
+    };
+  });
+
+  // Server-Sent Events: one `event: put|delete` per change, `data:` the change as JSON.
+  app.get('/v1/watch/*', async (request, reply) => {
+    const q = request.query as Query;
+    const start = intParam(q, 'start_revision');
+    const filters: WatchFilter[] = [];
+    if (flag(q, 'no_put')) filters.push(WatchFilter.NoPut);
+    if (flag(q, 'no_delete')) filters.push(WatchFilter.NoDelete);
+    const range = rangeOf(keyOf(request, '/v1/watch/'), q);
+    const watcher = member.hub.watch({ ...range, ...(start ? { startRevision: start } : {}), ...(flag(q, 'prev_kv') ? { prevKv: true } : {}), filters, progressNotify: true });
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+    const close = (): void => watcher.cancel();
+    res.on('close', close);
+    for await (const resp of watcher) {
+      let chunk = '';
+      if (resp.created) chunk += `event: created\ndata: ${JSON.stringify({ revision: resp.revision })}\n\n`;
+      if (resp.canceled) {
+        chunk += `event: canceled\ndata: ${JSON.stringify({ revision: resp.revision, compact_revision: resp.compactRevision ?? 0, reason: resp.cancelReason ?? '' })}\n\n`;
+      }
+      for (const e of resp.events) {
+        const data = { type: e.type, revision: e.kv.modRevision, kv: kvJson(e.kv), ...(e.prevKv ? { prev_kv: kvJson(e.prevKv) } : {}) };
+        chunk += `event: ${e.type.toLowerCase()}\nid: ${e.kv.modRevision}\ndata: ${JSON.stringify(data)}\n\n`;
+      }
+      if (!resp.created && !resp.canceled && resp.events.length === 0) chunk += `event: progress\ndata: ${JSON.stringify({ revision: resp.revision })}\n\n`;
+      if (chunk && !res.write(chunk)) await new Promise<void>((resolve) => res.once('drain', () => resolve()).once('close', () => resolve()));
+      if (resp.canceled) break;
+    }
+    if (!res.writableEnded) res.end();
+    return reply;
+  });
+
+}

@@ -1,0 +1,86 @@
+/**
+ * Starting one member process: configuration from cluster.config.json plus flags/env, the
+ * member, its HTTP server, and a clean shutdown on SIGTERM/SIGINT.
+ */
+import pino, { type Logger } from 'pino';
+import type { FastifyInstance } from 'fastify';
+import { ConfigError, hostPort, loadClusterConfig, memberByName, type ClusterConfig, type MemberConfig } from './config.js';
+import { Member } from './member.js';
+import { buildHttpServer } from './http.js';
+
+export interface ServeOptions {
+  configPath: string;
+  name: string;
+  /** Overrides of the member's entry in the config. */
+  dataDir?: string;
+  clientUrl?: string;
+  peerUrl?: string;
+  logLevel?: string;
+}
+
+export interface RunningServer {
+  member: Member;
+  http: FastifyInstance;
+  logger: Logger;
+  stop(): Promise<void>;
+}
+
+export function resolveMember(opts: ServeOptions): { cluster: ClusterConfig; self: MemberConfig } {
+  const cluster = loadClusterConfig(opts.configPath);
+  const found = memberByName(cluster, opts.name);
+  const self: MemberConfig = {
+    ...found,
+    ...(opts.dataDir ? { dataDir: opts.dataDir } : {}),
+    ...(opts.clientUrl ? { clientUrl: opts.clientUrl } : {}),
+    ...(opts.peerUrl ? { peerUrl: opts.peerUrl } : {}),
+  };
+  if (opts.clientUrl || opts.peerUrl) {
+    cluster.members = cluster.members.map((m) => (m.id === self.id ? self : m));
+  }
+  return { cluster, self };
+}
+
+export async function serve(opts: ServeOptions): Promise<RunningServer> {
+  const { cluster, self } = resolveMember(opts);
+  const logger = pino({ level: opts.logLevel ?? process.env['QKV_LOG_LEVEL'] ?? 'info', base: { member: self.name, id: self.id } });
+  const member = await Member.start({ cluster, self, logger });
+  const http = buildHttpServer({ member, logger, maxRequestBytes: cluster.maxRequestBytes });
+  const { host, port } = hostPort(self.clientUrl);
+  try {
+    await http.listen({ host, port });
+  } catch (err) {
+    await member.stop();
+    throw err;
+  }
+  logger.info({ clientUrl: self.clientUrl, peerUrl: self.peerUrl }, 'serving clients');
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      await http.close();
+      await member.stop();
+    })();
+    return stopping;
+  };
+  return { member, http, logger, stop };
+}
+
+/** Runs until SIGTERM/SIGINT, then shuts down cleanly. */
+export async function serveUntilSignalled(opts: ServeOptions): Promise<void> {
+  let server: RunningServer;
+  try {
+    server = await serve(opts);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`qkv: configuration error: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  await new Promise<void>((resolve) => {
+    process.once('SIGTERM', resolve);
+    process.once('SIGINT', resolve);
+  });
+  server.logger.info('shutting down');
+  await server.stop();
+  process.exit(0);
+}

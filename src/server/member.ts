@@ -1,0 +1,428 @@
+/**
+ * Member: one qkv process. Wires the Raft node (durable log, timers, peer transport), the MVCC
+ * store it applies to, the lessor, the watch hub, and exposes the etcd v3 operations that the
+ * HTTP layer serves. Writes go through Raft; linearizable reads wait for a ReadIndex barrier;
+ * serializable reads are served from local applied state.
+ */
+import { mkdir, rename, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import { MvccStore } from '../mvcc/store.js';
+import { decodeRequest, encodeRequest } from '../mvcc/codec.js';
+import type {
+  ApplyEntry,
+  ApplyResult,
+  CompactionRequest,
+  DeleteRangeRequest,
+  DeleteRangeResponse,
+  HashKVResult,
+  MvccRequest,
+  MvccResponse,
+  PutRequest,
+  PutResponse,
+  RangeRequest,
+  RangeResponse,
+  TxnRequest,
+  TxnResponse,
+} from '../mvcc/types.js';
+import { InvalidArgumentError } from '../mvcc/errors.js';
+import { isTxnReadonly } from '../mvcc/txn.js';
+import { Lessor, MAX_LEASE_TTL } from '../lease/lessor.js';
+import { LeaseNotFoundError, LeaseTTLTooLargeError } from '../lease/errors.js';
+import { WatchHub } from '../watch/hub.js';
+import { StoreWatchSource } from '../watch/store_source.js';
+import { LevelLogStore } from '../raft/log_store.js';
+import type { Entry, Snapshot } from '../raft/types.js';
+import { StateRole } from '../raft/types.js';
+import type { ApiHeader, LeaseGrantResponse, LeaseKeepAliveResponse, LeaseTimeToLiveResponse, Member as MemberInfo, StatusResponse } from '../api/types.js';
+import { RaftNode, type StateMachine } from './raft_node.js';
+import { PeerTransport } from './transport.js';
+import { hostPort, type ClusterConfig, type MemberConfig } from './config.js';
+import { Metrics } from './metrics.js';
+import { ServerError, GrpcCode, noLeader, requestTimedOut } from './errors.js';
+import { fetchSnapshot } from './snapshot_client.js';
+
+export const QKV_VERSION = '3.4.0-qkv';
+
+export interface MemberOptions {
+  cluster: ClusterConfig;
+  self: MemberConfig;
+  logger: Logger;
+  /** How long a write or linearizable read may wait for Raft (ms). */
+  requestTimeoutMs?: number;
+}
+
+/** A stable cluster id derived from the member list, as etcd derives it from the initial cluster. */
+function clusterIdOf(cfg: ClusterConfig): string {
+  let h = 0xcbf29ce484222325n;
+  for (const m of [...cfg.members].sort((a, b) => a.id - b.id)) {
+    for (const ch of `${m.id}=${m.peerUrl};`) {
+      h ^= BigInt(ch.charCodeAt(0));
+      h = (h * 0x100000001b3n) & 0xffffffffffffffffn;
+    }
+  }
+  return h.toString();
+}
+
+/** The Raft snapshot data: where to fetch the store from (the state itself is streamed on demand). */
+interface SnapshotMarker {
+  memberId: number;
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(requestTimedOut()), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
+export class Member implements StateMachine {
+  readonly id: number;
+  readonly clusterId: string;
+  readonly metrics: Metrics;
+  readonly lessor: Lessor;
+  readonly hub: WatchHub;
+  raft!: RaftNode;
+  store!: MvccStore;
+  private logStore!: LevelLogStore;
+  private transport!: PeerTransport;
+  private readonly source: StoreWatchSource;
+  private readonly requestTimeoutMs: number;
+  private leaseTimer: NodeJS.Timeout | undefined;
+  private progressTimer: NodeJS.Timeout | undefined;
+  private revoking = new Set<number>();
+  private stopped = false;
+
+  private constructor(readonly opts: MemberOptions) {
+    this.id = opts.self.id;
+    this.clusterId = clusterIdOf(opts.cluster);
+    this.metrics = new Metrics({ member: opts.self.name });
+    this.requestTimeoutMs = opts.requestTimeoutMs ?? 10_000;
+    const electionMs = opts.cluster.tickMs * opts.cluster.electionTicks;
+    // etcd: leases must outlive an election: min TTL = ceil(1.5 x election timeout).
+    this.lessor = new Lessor({ minTtlSeconds: Math.ceil((1.5 * electionMs) / 1000) });
+    this.source = new StoreWatchSource();
+    this.hub = new WatchHub(this.source);
+  }
+
+  get log(): Logger {
+    return this.opts.logger;
+  }
+
+  private get kvDir(): string {
+    return path.join(this.opts.self.dataDir, 'kv');
+  }
+
+  static async start(opts: MemberOptions): Promise<Member> {
+    const m = new Member(opts);
+    await m.open();
+    return m;
+  }
+
+  private async open(): Promise<void> {
+    const dataDir = this.opts.self.dataDir;
+    await mkdir(dataDir, { recursive: true });
+    // A restore that did not finish leaves a staging directory: it is worthless.
+    await rm(path.join(dataDir, 'kv.staging'), { recursive: true, force: true });
+    this.logStore = await LevelLogStore.open(path.join(dataDir, 'raft'));
+    await this.openStore();
+    const cfg = this.opts.cluster;
+    const peers = new Map(cfg.members.map((m) => [m.id, hostPort(m.peerUrl)]));
+    this.transport = new PeerTransport({
+      id: this.id,
+      listen: hostPort(this.opts.self.peerUrl),
+      peers,
+      onMessage: (msg) => this.raft.receive(msg),
+      onError: (err, peer) => this.log.debug({ err: err.message, peer }, 'peer transport error'),
+    });
+    this.raft = new RaftNode({
+      id: this.id,
+      peers: cfg.members.map((m) => m.id),
+      logStore: this.logStore,
+      stateMachine: this,
+      transport: this.transport,
+      tickMs: cfg.tickMs,
+      raft: { electionTick: cfg.electionTicks, heartbeatTick: cfg.heartbeatTicks },
+      snapshotEvery: cfg.snapshotEvery,
+    });
+    this.raft.on('softState', (ss) => this.onSoftState(ss.leader, ss.role));
+    this.raft.on('fsync', (ms) => {
+      this.metrics.fsyncSeconds.observe(ms / 1000);
+      if (ms > 1000) this.log.warn({ ms }, 'slow fsync');
+    });
+    this.raft.on('applied', (index) => this.metrics.appliedIndex.set(index));
+    this.raft.on('fatal', (err) => this.log.fatal({ err }, 'raft node stopped after a storage failure'));
+    await this.transport.start();
+    await this.raft.start();
+    this.leaseTimer = setInterval(() => void this.expireLeases(), 500);
+    this.progressTimer = setInterval(() => this.hub.progressNotify(), 10 * 60 * 1000);
+    this.log.info({ member: this.opts.self.name, id: this.id, applied: this.store.appliedIndex, revision: this.store.revision }, 'member started');
+  }
+
+  private async openStore(): Promise<void> {
+    this.store = await MvccStore.open(this.kvDir, { leaseExists: (id) => this.lessor.has(id) });
+    this.lessor.load(await this.store.leases());
+    this.source.attach(this.store);
+  }
+
+  // ---- StateMachine (called by the Raft node's Ready loop) -------------------------------
+
+  appliedIndex(): number {
+    return this.store.appliedIndex;
+  }
+
+  async apply(entries: Entry[]): Promise<unknown[]> {
+    const batch: ApplyEntry[] = entries.map((e) => {
+      if (e.data.byteLength === 0) return { index: e.index };
+      try {
+        return { index: e.index, request: decodeRequest(e.data) };
+      } catch {
+        // Not a request we can read: applied as a no-op on every member alike.
+        return { index: e.index };
+      }
+    });
+    const started = performance.now();
+    const results = await this.store.applyBatch(batch);
+    this.metrics.applySeconds.observe((performance.now() - started) / 1000);
+    batch.forEach((e, i) => this.afterApply(e, results[i]!));
+    this.metrics.revision.set(this.store.revision);
+    return results;
+  }
+
+  /** Mirrors applied lease changes into the lessor (which only adds expiry on top). */
+  private afterApply(e: ApplyEntry, r: ApplyResult): void {
+    if (r.status !== 'ok' || !e.request) return;
+    if ('leaseGrant' in e.request) this.lessor.grant(e.request.leaseGrant.id, e.request.leaseGrant.ttl);
+    else if ('leaseRevoke' in e.request && this.lessor.has(e.request.leaseRevoke.id)) this.lessor.revoke(e.request.leaseRevoke.id);
+    this.metrics.proposalsCommitted.inc();
+  }
+
+  async snapshot(): Promise<Uint8Array> {
+    const marker: SnapshotMarker = { memberId: this.id };
+    return Buffer.from(JSON.stringify(marker));
+  }
+
+  /** Replaces the store with the leader's: streamed from the member named in the snapshot. */
+  async restore(snapshot: Snapshot): Promise<void> {
+    const marker = JSON.parse(Buffer.from(snapshot.data).toString()) as SnapshotMarker;
+    const from = this.opts.cluster.members.find((m) => m.id === marker.memberId);
+    if (!from) throw new Error(`snapshot names unknown member ${marker.memberId}`);
+    const staging = path.join(this.opts.self.dataDir, 'kv.staging');
+    await rm(staging, { recursive: true, force: true });
+    const started = performance.now();
+    const restored = await MvccStore.restore(staging, fetchSnapshot(from.clientUrl));
+    const applied = restored.appliedIndex;
+    await restored.close();
+    if (applied < snapshot.metadata.index) {
+      throw new Error(`snapshot from ${from.name} is at ${applied}, older than the Raft snapshot ${snapshot.metadata.index}`);
+    }
+    this.source.detach();
+    await this.store.close();
+    const old = path.join(this.opts.self.dataDir, 'kv.old');
+    await rm(old, { recursive: true, force: true });
+    await rename(this.kvDir, old);
+    await rename(staging, this.kvDir);
+    await rm(old, { recursive: true, force: true });
+    await this.openStore();
+    // Watchers replay from the new store's history (or are canceled if it was compacted).
+    this.hub.resyncAll();
+    this.log.info({ from: from.name, applied, ms: Math.round(performance.now() - started) }, 'restored store from snapshot');
+  }
+
+  // ---- leadership ------------------------------------------------------------------------
+
+  private onSoftState(leader: number, role: StateRole): void {
+    const wasLeader = this.lessor.isPrimary;
+    this.metrics.hasLeader.set(leader !== 0 ? 1 : 0);
+    this.metrics.isLeader.set(role === StateRole.Leader ? 1 : 0);
+    this.metrics.leaderChanges.inc();
+    this.metrics.term.set(this.raft.status().term);
+    if (role === StateRole.Leader && !wasLeader) {
+      // A new leader first gives every lease a fresh TTL (plus an election's time), so no lease
+      // kept alive through the old leader expires during the failover.
+      this.lessor.promote(this.opts.cluster.tickMs * this.opts.cluster.electionTicks);
+    } else if (role !== StateRole.Leader && wasLeader) {
+      this.lessor.demote();
+    }
+    this.log.info({ leader, role, term: this.raft.status().term }, 'raft state changed');
+  }
+
+  private async expireLeases(): Promise<void> {
+    if (this.stopped || !this.lessor.isPrimary) return;
+    // Bounded per round, like etcd's lease revoke rate.
+    for (const id of this.lessor.expired(500)) {
+      if (this.revoking.has(id)) continue;
+      this.revoking.add(id);
+      this.propose({ leaseRevoke: { id } })
+        .catch((err: Error) => this.log.debug({ id, err: err.message }, 'lease revoke failed; retrying'))
+        .finally(() => this.revoking.delete(id));
+    }
+  }
+
+  // ---- operations ------------------------------------------------------------------------
+
+  header(revision = this.store.revision): ApiHeader {
+    return { clusterId: this.clusterId, memberId: String(this.id), revision, raftTerm: this.raft.status().term };
+  }
+
+  /** Whether writes must go to another member; undefined when this member is the leader. */
+  leaderClientUrl(): string | undefined {
+    if (this.raft.isLeader) return undefined;
+    const leader = this.raft.leader;
+    if (leader === 0) throw noLeader();
+    const m = this.opts.cluster.members.find((x) => x.id === leader);
+    if (!m) throw noLeader();
+    return m.clientUrl;
+  }
+
+  private async propose(req: MvccRequest): Promise<MvccResponse> {
+    const data = encodeRequest(req);
+    let result: unknown;
+    try {
+      result = await withTimeout(this.raft.propose(data), this.requestTimeoutMs);
+    } catch (err) {
+      this.metrics.proposalsFailed.inc();
+      throw err;
+    }
+    const r = result as ApplyResult;
+    if (r.status === 'error') throw r.error;
+    if (r.status === 'skipped') throw new ServerError('ERR_INTERNAL', 'etcdserver: entry applied twice', GrpcCode.Internal);
+    return r.response;
+  }
+
+  /** Waits until local state reflects every write acknowledged before the call. */
+  async linearizableBarrier(): Promise<void> {
+    if (this.raft.leader === 0) throw noLeader();
+    await withTimeout(this.raft.readBarrier(), this.requestTimeoutMs);
+  }
+
+  async range(req: RangeRequest): Promise<RangeResponse> {
+    if (!req.serializable) await this.linearizableBarrier();
+    return this.store.range(req);
+  }
+
+  async put(req: PutRequest): Promise<PutResponse> {
+    const r = await this.propose({ put: req });
+    if (!('put' in r)) throw new InvalidArgumentError('unexpected response');
+    return r.put;
+  }
+
+  async deleteRange(req: DeleteRangeRequest): Promise<DeleteRangeResponse> {
+    const r = await this.propose({ deleteRange: req });
+    if (!('deleteRange' in r)) throw new InvalidArgumentError('unexpected response');
+    return r.deleteRange;
+  }
+
+  async txn(req: TxnRequest): Promise<TxnResponse> {
+    if (isTxnReadonly(req)) {
+      // A read-only txn is a read: no proposal, as in etcd.
+      await this.linearizableBarrier();
+      return this.store.readTxn(req);
+    }
+    const r = await this.propose({ txn: req });
+    if (!('txn' in r)) throw new InvalidArgumentError('unexpected response');
+    return r.txn;
+  }
+
+  async compact(req: CompactionRequest): Promise<{ revision: number }> {
+    const r = await this.propose({ compaction: { revision: req.revision } });
+    if (!('compaction' in r)) throw new InvalidArgumentError('unexpected response');
+    if (req.physical) await this.store.compactionDone();
+    return r.compaction.header;
+  }
+
+  async leaseGrant(ttl: number, requestedId: number): Promise<LeaseGrantResponse> {
+    if (ttl > MAX_LEASE_TTL) throw new LeaseTTLTooLargeError();
+    let id = requestedId;
+    if (id === 0) {
+      // A random id below 2^52 (exact as a JS number), not in use.
+      do id = Number(randomBytes(8).readBigUInt64LE(0) & 0xfffffffffffffn) || 1;
+      while (this.lessor.has(id));
+    }
+    if (id < 0) throw new InvalidArgumentError('lease ID must be positive');
+    const effective = Math.max(ttl, this.lessor.minTtlSeconds);
+    const r = await this.propose({ leaseGrant: { id, ttl: effective } });
+    if (!('leaseGrant' in r)) throw new InvalidArgumentError('unexpected response');
+    return { header: this.header(r.leaseGrant.header.revision), id, ttl: effective };
+  }
+
+  async leaseRevoke(id: number): Promise<{ revision: number }> {
+    const r = await this.propose({ leaseRevoke: { id } });
+    if (!('leaseRevoke' in r)) throw new InvalidArgumentError('unexpected response');
+    return r.leaseRevoke.header;
+  }
+
+  /** Leader only (the HTTP layer forwards). TTL 0 when the lease is gone, as etcd answers. */
+  leaseKeepAlive(id: number): LeaseKeepAliveResponse {
+    try {
+      const ttl = this.lessor.renew(id);
+      return { header: this.header(), id, ttl };
+    } catch (err) {
+      if (err instanceof LeaseNotFoundError) return { header: this.header(), id, ttl: 0 };
+      throw err;
+    }
+  }
+
+  /** Leader only (the HTTP layer forwards): remaining TTL is known to the leader alone. */
+  async leaseTimeToLive(id: number, keys: boolean): Promise<LeaseTimeToLiveResponse> {
+    const ttl = this.lessor.timeToLive(id);
+    if (!ttl) return { header: this.header(), id, ttl: -1, grantedTtl: 0, keys: [] };
+    return { header: this.header(), id, ttl: ttl.ttl, grantedTtl: ttl.grantedTtl, keys: keys ? await this.store.leaseKeys(id) : [] };
+  }
+
+  leaseLeases(): { id: number }[] {
+    return this.lessor.ids().map((id) => ({ id }));
+  }
+
+  members(): MemberInfo[] {
+    return this.opts.cluster.members.map((m) => ({ id: String(m.id), name: m.name, peerUrls: [m.peerUrl], clientUrls: [m.clientUrl] }));
+  }
+
+  async status(): Promise<StatusResponse> {
+    const st = this.raft.status();
+    const dbSize = await this.store.approximateSize();
+    this.metrics.dbSizeBytes.set(dbSize);
+    return {
+      header: this.header(),
+      version: QKV_VERSION,
+      dbSize,
+      leader: String(st.leader),
+      raftIndex: st.lastIndex,
+      raftTerm: st.term,
+      raftAppliedIndex: this.store.appliedIndex,
+      errors: [],
+      dbSizeInUse: dbSize,
+    };
+  }
+
+  async hashKV(revision: number): Promise<HashKVResult> {
+    return this.store.hashKV(revision);
+  }
+
+  /** Healthy: a leader is known and this member has applied what it knows to be committed. */
+  health(): { health: boolean; reason?: string } {
+    const st = this.raft.status();
+    if (st.leader === 0) return { health: false, reason: 'no leader' };
+    if (this.store.appliedIndex < st.commit) return { health: false, reason: `applied ${this.store.appliedIndex} < commit ${st.commit}` };
+    return { health: true };
+  }
+
+  transferLeadership(to: number): void {
+    this.raft.transferLeadership(to);
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.leaseTimer) clearInterval(this.leaseTimer);
+    if (this.progressTimer) clearInterval(this.progressTimer);
+    this.hub.stop();
+    await this.raft.stop();
+    await this.transport.stop();
+    await this.store.close();
+    await this.logStore.close();
+    this.log.info({ member: this.opts.self.name }, 'member stopped');
+  }
+}

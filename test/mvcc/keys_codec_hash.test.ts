@@ -1,0 +1,165 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { decodeRequest, encodeRequest, MvccStore } from '../../src/mvcc/index.js';
+import {
+  evtKey,
+  histBounds,
+  histKey,
+  histSeekAt,
+  keySpan,
+  parseEvtKey,
+  parseHistKey,
+  REC_DEL,
+  REC_PUT,
+  sameHistUserKey,
+  userKeyOfHist,
+} from '../../src/mvcc/keys.js';
+import type { MvccRequest } from '../../src/mvcc/types.js';
+import { Applier, b, bytes, norm, tempStore } from './helpers.js';
+
+const key = fc.uint8Array({ minLength: 1, maxLength: 6 }).map((u) => Buffer.from(u.map((x) => [0, 1, 0xfe, 0xff, 0x61][x % 5]!)));
+const rev = fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER });
+const sub = fc.integer({ min: 0, max: 0xffff_ffff });
+
+describe('key encoding', () => {
+  it('orders history keys by user key, then newest revision first, and round-trips', () => {
+    fc.assert(
+      fc.property(key, rev, sub, key, rev, sub, (k1, m1, s1, k2, m2, s2) => {
+        const a = histKey(k1, m1, s1, REC_PUT);
+        const c = histKey(k2, m2, s2, REC_DEL);
+        const byKey = Buffer.compare(k1, k2);
+        const want = byKey !== 0 ? byKey : m1 !== m2 ? Math.sign(m2 - m1) : s1 !== s2 ? Math.sign(s2 - s1) : -1; // 'P' > 'D'... same rev: P vs D
+        const got = Buffer.compare(a, c);
+        if (byKey !== 0 || m1 !== m2 || s1 !== s2) expect(got).toBe(want);
+        expect(userKeyOfHist(a).equals(k1)).toBe(true);
+        expect(parseHistKey(a)).toMatchObject({ main: m1, sub: s1, type: REC_PUT });
+        expect(sameHistUserKey(a, c)).toBe(byKey === 0);
+      }),
+    );
+  });
+
+  it('maps user-key ranges onto history keys exactly', () => {
+    fc.assert(
+      fc.property(key, key, key, rev, (lo, hi, x, m) => {
+        const bounds = histBounds(keySpan(lo, hi));
+        const toEnd = hi.length === 1 && hi[0] === 0; // range end "\0": every key >= lo
+        const inRange = Buffer.compare(x, lo) >= 0 && (toEnd || Buffer.compare(x, hi) < 0);
+        const hk = histKey(x, m, 0, REC_PUT);
+        const inBounds = bounds !== undefined && Buffer.compare(hk, bounds.gte) >= 0 && Buffer.compare(hk, bounds.lt) < 0;
+        expect(inBounds).toBe(inRange);
+        // a point span holds exactly the key's records
+        const p = histBounds(keySpan(x, undefined))!;
+        const other = histKey(lo, m, 0, REC_PUT);
+        expect(Buffer.compare(other, p.gte) >= 0 && Buffer.compare(other, p.lt) < 0).toBe(lo.equals(x));
+        // everything from `lo` on (range end "\0")
+        const all = histBounds(keySpan(lo, bytes(0)))!;
+        expect(Buffer.compare(hk, all.gte) >= 0 && Buffer.compare(hk, all.lt) < 0).toBe(Buffer.compare(x, lo) >= 0);
+      }),
+    );
+  });
+
+  it('seeks to the newest record at or below a revision', () => {
+    fc.assert(
+      fc.property(key, rev, rev, sub, (k, m, at, s) => {
+        const hk = histKey(k, m, s, REC_PUT);
+        expect(Buffer.compare(hk, histSeekAt(k, at)) >= 0).toBe(m <= at);
+      }),
+    );
+  });
+
+  it('orders event keys by revision then sub-revision', () => {
+    fc.assert(
+      fc.property(rev, sub, rev, sub, (m1, s1, m2, s2) => {
+        const want = m1 !== m2 ? Math.sign(m1 - m2) : Math.sign(s1 - s2);
+        expect(Buffer.compare(evtKey(m1, s1), evtKey(m2, s2))).toBe(want);
+        expect(parseEvtKey(evtKey(m1, s1))).toEqual({ main: m1, sub: s1 });
+      }),
+    );
+  });
+});
+
+describe('request codec', () => {
+  it('round-trips requests with binary keys and nested txns', () => {
+    const reqs: MvccRequest[] = [
+      { put: { key: bytes(0, 0xff), value: bytes(0xff, 0), lease: 2 ** 40, prevKv: true } },
+      { deleteRange: { key: b('a'), rangeEnd: bytes(0) } },
+      { range: { key: b('a'), rangeEnd: b('b'), limit: 3, revision: 9, sortOrder: 'DESCEND', sortTarget: 'VALUE', keysOnly: true } },
+      { compaction: { revision: 12, physical: true } },
+      {
+        txn: {
+          compare: [{ key: b('k'), target: 'VALUE', result: 'EQUAL', value: bytes(0) }],
+          success: [{ requestTxn: { success: [{ requestPut: { key: b('x'), value: b('y') } }] } }],
+          failure: [{ requestRange: { key: b('k'), rangeEnd: undefined } }],
+        },
+      },
+    ];
+    for (const r of reqs) expect(norm(decodeRequest(encodeRequest(r)))).toEqual(norm(r));
+    expect(encodeRequest(reqs[4]!).equals(encodeRequest(decodeRequest(encodeRequest(reqs[4]!))))).toBe(true);
+  });
+
+  it('rejects what is not a request', () => {
+    expect(() => decodeRequest(Buffer.from([0xc1]))).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
+    expect(() => decodeRequest(encodeRequest({ nope: 1 } as never))).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
+  });
+
+  it('a decoded request applies like the original', async () => {
+    const { store, cleanup } = await tempStore();
+    try {
+      const r = await store.apply(1, decodeRequest(encodeRequest({ put: { key: bytes(0, 1), value: b('v') } })));
+      expect(r).toEqual({ status: 'ok', response: { put: { header: { revision: 2 } } } });
+      expect((await store.range({ key: bytes(0, 1) })).kvs[0]!.value.toString()).toBe('v');
+    } finally {
+      await cleanup();
+    }
+  });
+});
+
+describe('hashKV', () => {
+  const build = async (s: MvccStore, v: string): Promise<void> => {
+    const ap = new Applier(s);
+    await ap.put('a', v);
+    await ap.put('b', '1');
+    await ap.del('a');
+    await ap.put('c', '1');
+  };
+
+  it('covers history before a delete, and is equal for equal histories', async () => {
+    const x = await tempStore();
+    const y = await tempStore();
+    const z = await tempStore();
+    try {
+      await build(x.store, 'one');
+      await build(y.store, 'one');
+      await build(z.store, 'two'); // differs only in a value that was deleted since
+      expect(await x.store.hashKV()).toEqual(await y.store.hashKV());
+      expect((await x.store.hashKV()).hash).not.toBe((await z.store.hashKV()).hash);
+      expect((await x.store.hashKV(3)).hash).not.toBe((await x.store.hashKV(4)).hash);
+      expect(await x.store.hashKV(3)).toMatchObject({ revision: 3, compactRevision: 0, header: { revision: 5 } });
+      await expect(x.store.hashKV(6)).rejects.toMatchObject({ code: 'ERR_FUTURE_REVISION' });
+      // once compacted past the delete, the deleted value no longer matters
+      await new Applier(x.store).ok({ compaction: { revision: 5 } });
+      await new Applier(z.store).ok({ compaction: { revision: 5 } });
+      expect((await x.store.hashKV()).hash).toBe((await z.store.hashKV()).hash);
+      await expect(x.store.hashKV(4)).rejects.toMatchObject({ code: 'ERR_COMPACTED' });
+    } finally {
+      await x.cleanup();
+      await y.cleanup();
+      await z.cleanup();
+    }
+  });
+
+  it('does not change at a revision as later writes supersede or delete its versions', async () => {
+    const { store, cleanup } = await tempStore();
+    try {
+      await build(store, 'one');
+      const at5 = await store.hashKV(5);
+      const ap = new Applier(store);
+      await ap.put('b', '2');
+      await ap.put('c', '2');
+      await ap.del('b');
+      expect(await store.hashKV(5)).toEqual({ ...at5, header: { revision: 8 } });
+    } finally {
+      await cleanup();
+    }
+  });
+});
