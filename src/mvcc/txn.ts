@@ -167,7 +167,7 @@ export function doPut(w: RevisionWriter, p: PutRequest): PutResponse {
   if ((p.ignoreValue === true || p.ignoreLease === true) && old === undefined) throw new KeyNotFoundError();
   const value = p.ignoreValue === true ? old!.kv.value : (p.value ?? EMPTY);
   const lease = p.ignoreLease === true ? old!.kv.lease : (p.lease ?? 0);
-  w.put(p.key, value, lease);
+  w.put(p.key, value, lease, needOld ? { old } : undefined);
   const resp: PutResponse = { header: { revision: w.rev } };
   if (p.prevKv === true && old !== undefined) resp.prevKv = old.kv;
   return resp;

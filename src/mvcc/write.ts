@@ -77,8 +77,15 @@ export class RevisionWriter {
     return this.batch.currentRecord(key);
   }
 
-  put(key: Buffer, value: Buffer, lease: number): void {
-    const old = this.current(key);
+  /** Puts a key; `known` passes its current record when the caller already read it. */
+  put(key: Buffer, value: Buffer, lease: number, known?: { old: CurrentRecord | undefined }): void {
+    const ck = curKey(key);
+    let old: CurrentRecord | undefined;
+    if (known !== undefined) old = known.old;
+    else {
+      const raw = getRaw(this.batch.src, ck);
+      old = raw === undefined ? undefined : decodeCur(key, raw);
+    }
     const sub = this.sub++;
     const kv: KeyValue = {
       key,
@@ -89,7 +96,7 @@ export class RevisionWriter {
       lease,
     };
     const ov = this.batch.overlay;
-    ov.put(curKey(key), encodeCur(kv, sub));
+    ov.put(ck, encodeCur(kv, sub));
     ov.put(histKey(key, this.rev, sub, REC_PUT), encodeHistMarker(kv));
     if (old !== undefined) ov.put(histKey(key, old.kv.modRevision, old.modSub, REC_PUT), encodeHistFull(old.kv));
     ov.put(

@@ -4,7 +4,7 @@
  * HTTP layer serves. Writes go through Raft; linearizable reads wait for a ReadIndex barrier;
  * serializable reads are served from local applied state.
  */
-import { mkdir, rename, rm } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -68,6 +68,19 @@ function clusterIdOf(cfg: ClusterConfig): string {
 /** The Raft snapshot data: where to fetch the store from (the state itself is streamed on demand). */
 interface SnapshotMarker {
   memberId: number;
+}
+
+/** Bytes of the files in a directory (the store's LevelDB files): what `du` would count. */
+async function dirBytes(dir: string): Promise<number> {
+  let total = 0;
+  for (const name of await readdir(dir)) {
+    try {
+      total += (await stat(path.join(dir, name))).size;
+    } catch {
+      // Compaction removed it meanwhile.
+    }
+  }
+  return total;
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
@@ -382,7 +395,7 @@ export class Member implements StateMachine {
 
   async status(): Promise<StatusResponse> {
     const st = this.raft.status();
-    const dbSize = await this.store.approximateSize();
+    const dbSize = await dirBytes(this.kvDir);
     this.metrics.dbSizeBytes.set(dbSize);
     return {
       header: this.header(),
