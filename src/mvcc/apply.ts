@@ -6,7 +6,7 @@
  * thrown (LevelDB failure, corrupt data) aborts the whole batch: nothing of it is written.
  */
 import { CompactedError, CorruptError, FutureRevisionError, MvccError } from './errors.js';
-import { applyLeaseGrant, applyLeaseRevoke, leaseExists } from './lease.js';
+import { applyLeaseGrant, applyLeaseRevoke } from './lease.js';
 import { range } from './range.js';
 import { checkPath, checkPut, compareToPath, doDeleteRange, doPut, execTxn, fillTxnHeaders, isTxnReadonly, type LeaseCheck } from './txn.js';
 import type { ApplyResult, CompactionRequest, MvccRequest, MvccResponse, TxnRequest, TxnResponse } from './types.js';
@@ -30,8 +30,7 @@ export async function applyRequest(b: Batch, req: MvccRequest | undefined): Prom
 
 async function dispatch(b: Batch, req: MvccRequest): Promise<MvccResponse> {
   validateRequest(req); // shapes, etcd's static checks, duplicate keys
-  // Lease existence from the store's own GRANTS, which include grants earlier in this batch.
-  const lease: LeaseCheck = (id) => leaseExists(b.src, id);
+  const lease = b.leaseCheck;
   if ('range' in req) {
     return { range: await range(b.readCtx(), req.range) };
   }

@@ -56,7 +56,10 @@ export interface MvccStoreOptions {
    * batch differently would then disagree.
    */
   leaseExists?: LeaseCheck;
-  /** LevelDB block cache bytes (default 8 MiB). */
+  /**
+   * LevelDB block cache bytes (default 64 MiB; LevelDB's own default of 8 MiB halves point-get
+   * throughput on a million keys). Bounded: the data itself stays on disk.
+   */
   cacheSize?: number;
   /** LevelDB memtable bytes (default 16 MiB). */
   writeBufferSize?: number;
@@ -124,7 +127,7 @@ export class MvccStore {
     const db = new Level<Buffer, Buffer>(dir, {
       keyEncoding: 'buffer',
       valueEncoding: 'buffer',
-      cacheSize: opts.cacheSize ?? 8 << 20,
+      cacheSize: opts.cacheSize ?? 64 << 20,
       writeBufferSize: opts.writeBufferSize ?? 16 << 20,
       ...(opts.maxFileSize !== undefined ? { maxFileSize: opts.maxFileSize } : {}),
       ...(opts.compression !== undefined ? { compression: opts.compression } : {}),
@@ -345,7 +348,8 @@ export class MvccStore {
     validateRange(req);
     // One key at the current revision is a single LevelDB get: no snapshot needed.
     const point = (req.rangeEnd === undefined || req.rangeEnd.length === 0) && (req.revision ?? 0) <= 0;
-    return this.read(!point, (ctx) => range(ctx, req));
+    if (point) return range(this.beginRead(false).ctx, req);
+    return this.read(true, (ctx) => range(ctx, req));
   }
 
   /** A read-only txn evaluated locally (etcd serves serializable read-only txns this way). */

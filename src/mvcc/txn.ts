@@ -149,14 +149,12 @@ export function checkPath(ctx: ReadCtx, t: TxnRequest, path: TxnPath, write: boo
  */
 export function checkPut(ctx: ReadCtx, p: PutRequest, leaseExists: LeaseCheck | undefined, leaseFirst = false): void {
   const lease = p.lease ?? 0;
-  const checkLease = (): void => {
-    if (lease !== 0 && leaseExists !== undefined && !leaseExists(lease)) throw new LeaseNotFoundError();
-  };
-  if (leaseFirst) checkLease();
+  const leaseMissing = lease !== 0 && leaseExists !== undefined && !leaseExists(lease);
+  if (leaseFirst && leaseMissing) throw new LeaseNotFoundError();
   if ((p.ignoreValue === true || p.ignoreLease === true) && getRaw(ctx.src, curKey(p.key)) === undefined) {
     throw new KeyNotFoundError();
   }
-  if (!leaseFirst) checkLease();
+  if (leaseMissing) throw new LeaseNotFoundError();
 }
 
 // ---- execution ----

@@ -15,7 +15,7 @@
  * The superseded-revision pointer in EVENTS is what makes compaction a linear walk (see
  * compaction.ts) and gives watch replay its prev_kv without a search.
  */
-import { curKey, evtKey, histKey, leaseKey, REC_DEL, REC_PUT } from './keys.js';
+import { curKey, evtKey, grantKey, histKey, leaseKey, REC_DEL, REC_PUT } from './keys.js';
 import { Overlay } from './overlay.js';
 import { decodeCur, EMPTY, encodeCur, encodeEvt, encodeHistFull, encodeHistMarker, type CurrentRecord, type Meta } from './records.js';
 import type { ReadCtx } from './scan.js';
@@ -28,12 +28,15 @@ export class Batch {
   /** Changes of each new revision, in order, for the apply listeners. */
   readonly revisions: Array<{ revision: number; events: Event[] }> = [];
   readonly src: ReadSource;
+  /** Lease existence from the store's own GRANTS, which include grants earlier in this batch. */
+  readonly leaseCheck: (lease: number) => boolean;
 
   constructor(
     readonly db: Db,
     readonly meta: Meta,
   ) {
     this.src = { db, overlay: this.overlay };
+    this.leaseCheck = (lease) => getRaw(this.src, grantKey(lease)) !== undefined;
   }
 
   /** A read position at the batch's current state. */

@@ -27,6 +27,8 @@ export interface ClusterConfig {
   electionTicks: number;
   /** Raft snapshot (and log compaction) every this many applied entries. */
   snapshotEvery: number;
+  /** Entries kept behind a snapshot so a slightly slow follower catches up from the log. */
+  snapshotCatchUpEntries: number;
   /** Largest client request body, in bytes (etcd: 1.5 MiB). */
   maxRequestBytes: number;
   members: MemberConfig[];
@@ -46,6 +48,7 @@ export const CLUSTER_DEFAULTS: Omit<ClusterConfig, 'members'> = {
   heartbeatTicks: 1,
   electionTicks: 10,
   snapshotEvery: 10_000,
+  snapshotCatchUpEntries: 5_000,
   maxRequestBytes: 1.5 * 1024 * 1024,
 };
 
@@ -94,6 +97,7 @@ export function parseClusterConfig(raw: Json, baseDir: string, source = 'cluster
     heartbeatTicks: positiveInt(raw, 'heartbeatTicks', source, CLUSTER_DEFAULTS.heartbeatTicks),
     electionTicks: positiveInt(raw, 'electionTicks', source, CLUSTER_DEFAULTS.electionTicks),
     snapshotEvery: positiveInt(raw, 'snapshotEvery', source, CLUSTER_DEFAULTS.snapshotEvery),
+    snapshotCatchUpEntries: positiveInt(raw, 'snapshotCatchUpEntries', source, CLUSTER_DEFAULTS.snapshotCatchUpEntries),
     maxRequestBytes: positiveInt(raw, 'maxRequestBytes', source, CLUSTER_DEFAULTS.maxRequestBytes),
     members: members.map((m, i) => {
       const where = `${source}.members[${i}]`;

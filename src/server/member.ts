@@ -159,6 +159,7 @@ export class Member implements StateMachine {
       tickMs: cfg.tickMs,
       raft: { electionTick: cfg.electionTicks, heartbeatTick: cfg.heartbeatTicks },
       snapshotEvery: cfg.snapshotEvery,
+      snapshotCatchUpEntries: cfg.snapshotCatchUpEntries,
     });
     this.raft.on('softState', (ss) => this.onSoftState(ss.leader, ss.role));
     this.raft.on('fsync', (ms) => {

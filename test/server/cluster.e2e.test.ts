@@ -4,6 +4,7 @@
  * another member, and forwarding from followers.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { readFile } from 'node:fs/promises';
 import { LocalCluster } from './cluster_harness.js';
 
 describe('a 3-member cluster of real processes', () => {
@@ -11,7 +12,7 @@ describe('a 3-member cluster of real processes', () => {
 
   beforeAll(async () => {
     // Small snapshotEvery so a restarted member catches up by snapshot.
-    cluster = await LocalCluster.create({ nodes: 3, snapshotEvery: 200 });
+    cluster = await LocalCluster.create({ nodes: 3, snapshotEvery: 200, snapshotCatchUpEntries: 20 });
     cluster.startAll();
     await cluster.waitForLeader();
   });
@@ -67,8 +68,13 @@ describe('a 3-member cluster of real processes', () => {
     const fromRestarted = await cluster.client([leader]).get('/catchup/', { prefix: true, serializable: true });
     expect(fromRestarted.count).toBe(50);
     expect(fromRestarted.kvs.find((kv) => kv.key.toString() === '/catchup/k49')!.value.toString()).toBe('round-399');
+    // It was too far behind the leader's compacted log: it installed the leader's store snapshot.
+    expect(await readFile(cluster.logPath(leader), 'utf8')).toContain('restored store from snapshot');
     const hashes = await Promise.all(cluster.names.map((n) => cluster.client([n]).hashKV(cluster.url(n))));
     expect(new Set(hashes.map((h) => h.hash)).size).toBe(1);
+    // And it keeps serving writes made after the snapshot.
+    await client.put('/catchup/after', 'snapshot');
+    await LocalCluster.until(async () => (await cluster.client([leader]).get('/catchup/after', { serializable: true })).count === 1, 'the post-snapshot write');
   });
 
   test('an expired lease deletes its keys, and a watcher on another member sees the deletes', async () => {

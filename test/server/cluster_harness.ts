@@ -18,6 +18,7 @@ export interface HarnessOptions {
   tickMs?: number;
   electionTicks?: number;
   snapshotEvery?: number;
+  snapshotCatchUpEntries?: number;
   maxRequestBytes?: number;
 }
 
@@ -45,6 +46,7 @@ export class LocalCluster {
       heartbeatTicks: 1,
       electionTicks: opts.electionTicks ?? 10,
       snapshotEvery: opts.snapshotEvery ?? 10_000,
+      snapshotCatchUpEntries: opts.snapshotCatchUpEntries ?? 5_000,
       maxRequestBytes: opts.maxRequestBytes ?? 1.5 * 1024 * 1024,
       members: Array.from({ length: n }, (_, i) => ({
         id: i + 1,
