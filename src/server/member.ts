@@ -4,6 +4,7 @@
  * HTTP layer serves. Writes go through Raft; linearizable reads wait for a ReadIndex barrier;
  * serializable reads are served from local applied state.
  */
+import { existsSync } from 'node:fs';
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -137,8 +138,10 @@ export class Member implements StateMachine {
   private async open(): Promise<void> {
     const dataDir = this.opts.self.dataDir;
     await mkdir(dataDir, { recursive: true });
-    // A restore that did not finish leaves a staging directory: it is worthless.
+    // A restore that did not finish leaves a staging directory: it is worthless. A crash in the
+    // middle of the directory swap leaves the previous store as kv.old: put it back.
     await rm(path.join(dataDir, 'kv.staging'), { recursive: true, force: true });
+    if (!existsSync(this.kvDir) && existsSync(path.join(dataDir, 'kv.old'))) await rename(path.join(dataDir, 'kv.old'), this.kvDir);
     this.logStore = await LevelLogStore.open(path.join(dataDir, 'raft'));
     await this.openStore();
     const cfg = this.opts.cluster;
@@ -218,20 +221,41 @@ export class Member implements StateMachine {
     return Buffer.from(JSON.stringify(marker));
   }
 
-  /** Replaces the store with the leader's: streamed from the member named in the snapshot. */
+  /**
+   * Replaces the store with a peer's: streamed from the member named in the snapshot, or, if it
+   * is gone, from the leader or any other member whose store is at least as new as the snapshot.
+   */
   async restore(snapshot: Snapshot): Promise<void> {
     const marker = JSON.parse(Buffer.from(snapshot.data).toString()) as SnapshotMarker;
-    const from = this.opts.cluster.members.find((m) => m.id === marker.memberId);
-    if (!from) throw new Error(`snapshot names unknown member ${marker.memberId}`);
+    const others = this.opts.cluster.members.filter((m) => m.id !== this.id);
+    const order = [marker.memberId, this.raft.leader];
+    const candidates = [...others].sort((a, b) => {
+      const ra = order.indexOf(a.id);
+      const rb = order.indexOf(b.id);
+      return (ra < 0 ? 9 : ra) - (rb < 0 ? 9 : rb);
+    });
     const staging = path.join(this.opts.self.dataDir, 'kv.staging');
-    await rm(staging, { recursive: true, force: true });
     const started = performance.now();
-    const restored = await MvccStore.restore(staging, fetchSnapshot(from.clientUrl));
-    const applied = restored.appliedIndex;
-    await restored.close();
-    if (applied < snapshot.metadata.index) {
-      throw new Error(`snapshot from ${from.name} is at ${applied}, older than the Raft snapshot ${snapshot.metadata.index}`);
+    let applied = -1;
+    let from = '';
+    const failures: string[] = [];
+    for (const m of candidates) {
+      await rm(staging, { recursive: true, force: true });
+      try {
+        const restored = await MvccStore.restore(staging, fetchSnapshot(m.clientUrl));
+        applied = restored.appliedIndex;
+        await restored.close();
+      } catch (err) {
+        failures.push(`${m.name}: ${(err as Error).message}`);
+        continue;
+      }
+      if (applied >= snapshot.metadata.index) {
+        from = m.name;
+        break;
+      }
+      failures.push(`${m.name}: store at ${applied} is older than the Raft snapshot at ${snapshot.metadata.index}`);
     }
+    if (!from) throw new Error(`no member could provide a store snapshot at ${snapshot.metadata.index}: ${failures.join('; ')}`);
     this.source.detach();
     await this.store.close();
     const old = path.join(this.opts.self.dataDir, 'kv.old');
@@ -242,7 +266,7 @@ export class Member implements StateMachine {
     await this.openStore();
     // Watchers replay from the new store's history (or are canceled if it was compacted).
     this.hub.resyncAll();
-    this.log.info({ from: from.name, applied, ms: Math.round(performance.now() - started) }, 'restored store from snapshot');
+    this.log.info({ from, applied, ms: Math.round(performance.now() - started) }, 'restored store from snapshot');
   }
 
   // ---- leadership ------------------------------------------------------------------------

@@ -111,6 +111,11 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
 
   async start(): Promise<void> {
     const persisted = await this.opts.logStore.load();
+    // The Raft log no longer holds the entries before its snapshot: a state machine behind the
+    // snapshot (a restore interrupted by a crash) must be restored before anything is applied.
+    if (persisted.snapshot && this.opts.stateMachine.appliedIndex() < persisted.snapshot.metadata.index) {
+      await this.opts.stateMachine.restore(persisted.snapshot);
+    }
     const applied = this.opts.stateMachine.appliedIndex();
     this.lastSnapshotIndex = persisted.snapshot?.metadata.index ?? 0;
     // The state machine may be ahead of the stored commit index (commit is persisted lazily):
