@@ -3,7 +3,8 @@
  *
  * Every save() is ONE LevelDB batch written with sync (fsync) before it resolves: hard state,
  * entries and snapshot of a Ready become durable together, so the messages that depend on them
- * may be sent. Saves are serialized in call order.
+ * may be sent. (A save that only moves the commit index may skip the fsync; see `sync`.) Saves
+ * are serialized in call order.
  *
  * Layout (keys are bytes):
  *   'h'                    -> msgpack HardState
@@ -67,6 +68,11 @@ export interface LogStoreUpdate {
   hardState?: HardState;
   entries: Entry[];
   snapshot?: Snapshot;
+  /**
+   * fsync before resolving (default true). Only a change of the commit index alone may skip it:
+   * a lost commit index is re-learned from the leader (etcd's MustSync rule).
+   */
+  sync?: boolean;
 }
 
 export class LevelLogStore {
@@ -221,7 +227,7 @@ export class LevelLogStore {
     }
     if (update.hardState) ops.push({ type: 'put', key: HARD_STATE_KEY, value: packr.pack(update.hardState) });
     if (ops.length === 0) return;
-    await this.db.batch(ops, { sync: true });
+    await this.db.batch(ops, { sync: update.sync ?? true });
     this.first = first;
     this.last = last;
     if (update.snapshot) this.snapIndex = update.snapshot.metadata.index;

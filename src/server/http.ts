@@ -266,12 +266,17 @@ async function serveWatchStream(member: Member, reqs: WatchRequestMessage[], rep
   const watchers: { watcher: Watcher; streamId: number }[] = [];
   let nextStreamId = 0;
   for (const r of reqs) {
-    if (!r.createRequest) continue;
-    const streamId = r.createRequest.watchId || nextStreamId++;
-    try {
-      watchers.push({ watcher: member.hub.watch(toHubRequest(r.createRequest)), streamId });
-    } catch (err) {
-      res.write(JSON.stringify({ error: toHttpError(err).body }) + '\n');
+    if (r.createRequest) {
+      const streamId = r.createRequest.watchId || nextStreamId++;
+      try {
+        watchers.push({ watcher: member.hub.watch(toHubRequest(r.createRequest)), streamId });
+      } catch (err) {
+        res.write(JSON.stringify({ error: toHttpError(err).body }) + '\n');
+      }
+    } else if (r.cancelRequest) {
+      watchers.find((w) => w.streamId === r.cancelRequest!.watchId)?.watcher.cancel();
+    } else if (r.progressRequest) {
+      for (const w of watchers) member.hub.progressOf(w.watcher.id);
     }
   }
   let closed = false;

@@ -102,6 +102,9 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
   private lastSnapshotIndex = 0;
   private softState: SoftState = { leader: 0, role: StateRole.Follower };
   private loopError: Error | undefined;
+  /** Term and vote last written to disk, to tell when a hard state change needs an fsync. */
+  private syncedTerm = 0;
+  private syncedVote = 0;
 
   constructor(opts: RaftNodeOptions) {
     super();
@@ -117,6 +120,8 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
       await this.opts.stateMachine.restore(persisted.snapshot);
     }
     const applied = this.opts.stateMachine.appliedIndex();
+    this.syncedTerm = persisted.hardState.term;
+    this.syncedVote = persisted.hardState.vote;
     this.lastSnapshotIndex = persisted.snapshot?.metadata.index ?? 0;
     // The state machine may be ahead of the stored commit index (commit is persisted lazily):
     // what it applied is committed, so the core may start from there.
@@ -220,14 +225,31 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
       while (!this.stopped && this.raw.hasReady()) {
         const rd = this.raw.ready();
         if (rd.softState) this.onSoftState(rd.softState);
+        // A leader may send before its own write is durable (Raft thesis §10.2.1, as etcd does):
+        // its appends commit only once a quorum, counted on later acknowledgements, has them on
+        // disk, and every commit index it sends comes from a Ready persisted before this one.
+        // Anyone else's messages (votes, acknowledgements) must wait for the fsync.
+        const leaderSendsFirst = this.isLeader;
+        if (leaderSendsFirst) this.opts.transport.send(rd.messages);
         const started = performance.now();
+        // etcd's MustSync: new entries, a snapshot, or a new term or vote must be on disk before
+        // any message goes out; a commit index alone need not (a restarted node re-learns it).
+        const sync =
+          rd.entries.length > 0 ||
+          rd.snapshot !== undefined ||
+          (rd.hardState !== undefined && (rd.hardState.term !== this.syncedTerm || rd.hardState.vote !== this.syncedVote));
         await this.opts.logStore.save({
           ...(rd.hardState ? { hardState: rd.hardState } : {}),
           entries: rd.entries,
           ...(rd.snapshot ? { snapshot: rd.snapshot } : {}),
+          sync,
         });
-        if (rd.hardState || rd.entries.length > 0 || rd.snapshot) this.emit('fsync', performance.now() - started);
-        this.opts.transport.send(rd.messages);
+        if (rd.hardState) {
+          this.syncedTerm = rd.hardState.term;
+          this.syncedVote = rd.hardState.vote;
+        }
+        if (sync) this.emit('fsync', performance.now() - started);
+        if (!leaderSendsFirst) this.opts.transport.send(rd.messages);
         if (rd.snapshot) {
           await this.opts.stateMachine.restore(rd.snapshot);
           this.lastSnapshotIndex = rd.snapshot.metadata.index;
