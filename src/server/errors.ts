@@ -104,6 +104,7 @@ const BY_CODE: Record<string, { grpc: GrpcCode; message?: string }> = {
   ERR_READ_INDEX_DROPPED: { grpc: GrpcCode.Unavailable, message: 'etcdserver: no leader' },
   ERR_PROPOSAL_LOST: { grpc: GrpcCode.Unavailable, message: 'etcdserver: leader changed' },
   ERR_TOO_MANY_REQUESTS: { grpc: GrpcCode.ResourceExhausted },
+  ERR_READ_TIMEOUT: { grpc: GrpcCode.Unavailable },
   ERR_STOPPED: { grpc: GrpcCode.Unavailable },
   // gateway
   ERR_INVALID_REQUEST: { grpc: GrpcCode.InvalidArgument },

@@ -333,7 +333,7 @@ export class Member implements StateMachine {
   /** Waits until local state reflects every write acknowledged before the call. */
   async linearizableBarrier(): Promise<void> {
     if (this.raft.leader === 0) throw noLeader();
-    await withTimeout(this.raft.readBarrier(), this.requestTimeoutMs);
+    await this.raft.readBarrier(this.requestTimeoutMs);
   }
 
   async range(req: RangeRequest): Promise<RangeResponse> {

@@ -60,6 +60,12 @@ export class TooManyRequestsError extends RaftError {
   }
 }
 
+export class ReadTimeoutError extends RaftError {
+  constructor() {
+    super('ERR_READ_TIMEOUT', 'etcdserver: request timed out');
+  }
+}
+
 export class NodeStoppedError extends RaftError {
   constructor() {
     super('ERR_STOPPED', 'etcdserver: server stopped');
@@ -169,9 +175,13 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     });
   }
 
-  /** Resolves once this node's state machine reflects every write acknowledged before the call. */
-  readBarrier(): Promise<void> {
+  /**
+   * Resolves once this node's state machine reflects every write acknowledged before the call.
+   * A read whose ReadIndex answer never comes (lost message, leader change) fails after `timeoutMs`.
+   */
+  readBarrier(timeoutMs: number): Promise<void> {
     if (this.stopped) return Promise.reject(new NodeStoppedError());
+    if (this.readRequests.size >= (this.opts.maxPendingProposals ?? 10_000)) return Promise.reject(new TooManyRequestsError());
     const key = `${this.id}:${++this.readSeq}`;
     return new Promise<void>((resolve, reject) => {
       try {
@@ -180,7 +190,20 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
         reject(err);
         return;
       }
-      this.readRequests.set(key, { resolve, reject });
+      const timer = setTimeout(() => {
+        if (this.readRequests.delete(key)) reject(new ReadTimeoutError());
+      }, timeoutMs);
+      const done = (): void => clearTimeout(timer);
+      this.readRequests.set(key, {
+        resolve: () => {
+          done();
+          resolve();
+        },
+        reject: (err) => {
+          done();
+          reject(err);
+        },
+      });
       this.scheduleReady();
     });
   }
