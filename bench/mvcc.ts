@@ -12,6 +12,7 @@
  * bytes (incompressible). Puts are applied in a shuffled key order unless --order seq.
  */
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -51,6 +52,20 @@ function rng(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/**
+ * RSS split as Linux reports it: anonymous memory (heap, LevelDB caches and memtables) versus
+ * file-backed pages (LevelDB reads its table files through mmap; the kernel can drop those).
+ */
+function rssParts(): string {
+  try {
+    const status = readFileSync('/proc/self/status', 'utf8');
+    const kb = (f: string): number => Number(/\s(\d+) kB/.exec(status.split('\n').find((l) => l.startsWith(f)) ?? '')?.[1] ?? NaN);
+    return `anon ${mb(kb('RssAnon:') * 1024)}, file-backed ${mb(kb('RssFile:') * 1024)}`;
+  } catch {
+    return 'no /proc breakdown';
+  }
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -144,7 +159,7 @@ async function main(): Promise<void> {
   console.log(`prefix ranges:  p50 ${percentile(lat, 50).toFixed(2)} ms, p99 ${percentile(lat, 99).toFixed(2)} ms (1,000 keys each, ${RANGES} ranges)`);
 
   const mem = process.memoryUsage();
-  console.log(`memory:         rss ${mb(mem.rss)} (peak ${mb(peakRss)}), JS heap used ${mb(mem.heapUsed)}`);
+  console.log(`memory:         rss ${mb(mem.rss)} (peak ${mb(peakRss)}; ${rssParts()}), JS heap used ${mb(mem.heapUsed)}`);
   console.log(`on disk:        ~${mb(await store.approximateSize())}`);
   if (flag('stats')) console.log((store as unknown as { db: { getProperty(p: string): string } }).db.getProperty('leveldb.stats'));
   await store.close();

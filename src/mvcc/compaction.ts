@@ -17,10 +17,12 @@
  * EVENTS entries below C are dropped too (watch replay cannot start below C); those at C stay
  * so a watch from C still sees deletes at C.
  */
-import { evtKey, parseEvtKey, REC_DEL, REC_PUT, histKey, sameHistUserKey, type HistKeyParts } from './keys.js';
+import { StoreClosedError } from './errors.js';
+import { evtKey, histKey, META_KEY, parseEvtKey, REC_DEL, REC_PUT, sameHistUserKey, type HistKeyParts } from './keys.js';
+import type { Lock } from './lock.js';
 import type { BatchOp } from './overlay.js';
-import { decodeEvt, type Meta } from './records.js';
-import type { Db } from './view.js';
+import { decodeEvt, encodeMeta, type Meta } from './records.js';
+import { writeBatch, type Db } from './view.js';
 
 export interface CompactionStep {
   ops: BatchOp[];
@@ -77,4 +79,85 @@ export function survivesCompaction(compactRev: number): (k: Buffer, p: HistKeyPa
     seenCompacted = true; // the key's newest record at or below the compaction point
     return p.type === REC_PUT;
   };
+}
+
+/** What the background deletion needs from the store. */
+export interface CompactorHost {
+  readonly db: Db;
+  readonly lock: Lock;
+  readonly sync: boolean;
+  /** The committed meta (read and replaced under the lock). */
+  meta: Meta;
+  readonly closing: boolean;
+}
+
+interface Waiter {
+  target: number;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+/**
+ * Runs physical compaction in the background, one step per turn of the write lock, until the
+ * deleted history reaches the compaction point. Each step's deletions and its new position are
+ * one batch, so a restart resumes where it stopped.
+ */
+export class Compactor {
+  private run: Promise<void> | undefined;
+  private error: unknown;
+  private waiters: Waiter[] = [];
+
+  constructor(
+    private readonly host: CompactorHost,
+    private readonly stepSize: number,
+  ) {}
+
+  /** Starts the background run if there is history to delete and none is running. */
+  kick(): void {
+    if (this.run !== undefined || this.host.meta.physRev >= this.host.meta.compactRev) return;
+    this.run = this.loop().finally(() => {
+      this.run = undefined;
+    });
+  }
+
+  private async loop(): Promise<void> {
+    const h = this.host;
+    try {
+      while (!h.closing && h.meta.physRev < h.meta.compactRev) {
+        await h.lock.run(async () => {
+          const step = await compactionStep(h.db, h.meta, this.stepSize);
+          step.ops.push({ type: 'put', key: META_KEY, value: encodeMeta(step.meta) });
+          await writeBatch(h.db, step.ops, h.sync);
+          h.meta = step.meta;
+        });
+        this.waiters = this.waiters.filter((w) => {
+          if (h.meta.physRev < w.target) return true;
+          w.resolve();
+          return false;
+        });
+        // Let applies queued behind this step go first.
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+    } catch (err) {
+      this.error = err;
+      for (const w of this.waiters.splice(0)) w.reject(err);
+    }
+  }
+
+  /** Resolves once history below the current compaction point is deleted (starting the run if needed). */
+  done(): Promise<void> {
+    const target = this.host.meta.compactRev;
+    if (this.host.meta.physRev >= target) return Promise.resolve();
+    if (this.error !== undefined) return Promise.reject(this.error);
+    if (this.host.closing) return Promise.reject(new StoreClosedError());
+    const p = new Promise<void>((resolve, reject) => this.waiters.push({ target, resolve, reject }));
+    this.kick();
+    return p;
+  }
+
+  /** Waits for the step in progress (the host is closing), then fails the waiters. */
+  async stop(): Promise<void> {
+    await this.run;
+    for (const w of this.waiters.splice(0)) w.reject(new StoreClosedError());
+  }
 }

@@ -19,6 +19,11 @@ export interface EventsOptions {
   /** Stop after the revision in which this many events were reached (0: no limit). */
   limit: number;
   prevKv: boolean;
+  /**
+   * Also stop (at a revision boundary) after looking at this many changes, matching or not, so
+   * a narrow watch far behind a busy store does not scan all of history in one call.
+   */
+  scanLimit: number;
 }
 
 function histPut(src: ReadSource, key: Buffer, main: number, sub: number): KeyValue | undefined {
@@ -36,14 +41,16 @@ export async function eventsSince(ctx: ReadCtx, start: number, span: KeySpan, op
   const events: Event[] = [];
   const it = new MergedIterator(ctx.src, evtKey(from, 0), evtKey(ctx.rev + 1, 0), true);
   let lastRev = from - 1;
+  let scanned = 0;
   try {
     for (let chunk = await it.nextChunk(); chunk !== undefined; chunk = await it.nextChunk()) {
       for (const e of chunk) {
         const { main, sub } = parseEvtKey(e.key);
-        if (main !== lastRev && opts.limit > 0 && events.length >= opts.limit) {
+        if (main !== lastRev && ((opts.limit > 0 && events.length >= opts.limit) || scanned >= opts.scanLimit)) {
           return { ...base, events, nextRevision: main };
         }
         lastRev = main;
+        scanned++;
         const rec = decodeEvt(e.value);
         if (!spanContains(span, rec.key)) continue;
         let ev: Event;

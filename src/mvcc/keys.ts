@@ -90,22 +90,23 @@ export function userKeyOfCur(k: Buffer): Buffer {
 
 // ---- HISTORY ----
 
-/** 'h' esc(key) plus the first `tail` bytes of the terminator 00 01 (0, 1 or 2 of them). */
-function histPrefixN(key: Buffer, extra: number): { buf: Buffer; at: number } {
-  const buf = Buffer.allocUnsafe(1 + escapedLength(key) + extra);
+/** A buffer of 'h' esc(key) followed by `extra` bytes to fill; esc(key) ends at `1 + escLen`. */
+function histBuf(key: Buffer, escLen: number, extra: number): Buffer {
+  const buf = Buffer.allocUnsafe(1 + escLen + extra);
   buf[0] = T_HIST;
-  const at = writeEscaped(buf, 1, key);
-  return { buf, at };
+  writeEscaped(buf, 1, key);
+  return buf;
 }
 
 /** Lower bound of the encoded keys of user keys >= key. */
 export function histLowerBound(key: Buffer): Buffer {
-  return histPrefixN(key, 0).buf;
+  return histBuf(key, escapedLength(key), 0);
 }
 
 /** The common prefix of all HISTORY keys of `key`. */
 export function histKeyPrefix(key: Buffer): Buffer {
-  const { buf, at } = histPrefixN(key, 2);
+  const at = 1 + escapedLength(key);
+  const buf = histBuf(key, at - 1, 2);
   buf[at] = 0x00;
   buf[at + 1] = 0x01;
   return buf;
@@ -113,7 +114,8 @@ export function histKeyPrefix(key: Buffer): Buffer {
 
 /** Upper bound (exclusive) of the HISTORY keys of `key`: the terminator bumped to 00 02. */
 export function histKeyPrefixEnd(key: Buffer): Buffer {
-  const { buf, at } = histPrefixN(key, 2);
+  const at = 1 + escapedLength(key);
+  const buf = histBuf(key, at - 1, 2);
   buf[at] = 0x00;
   buf[at + 1] = 0x02;
   return buf;
@@ -121,7 +123,8 @@ export function histKeyPrefixEnd(key: Buffer): Buffer {
 
 /** First HISTORY key of `key` at a revision <= main (all subs of `main` included). */
 export function histSeekAt(key: Buffer, main: number): Buffer {
-  const { buf, at } = histPrefixN(key, 2 + 8 + 4);
+  const at = 1 + escapedLength(key);
+  const buf = histBuf(key, at - 1, 2 + 8 + 4);
   buf[at] = 0x00;
   buf[at + 1] = 0x01;
   writeU64(buf, at + 2, MAX_MAIN - main);
@@ -130,7 +133,8 @@ export function histSeekAt(key: Buffer, main: number): Buffer {
 }
 
 export function histKey(key: Buffer, main: number, sub: number, type: number): Buffer {
-  const { buf, at } = histPrefixN(key, HIST_SUFFIX);
+  const at = 1 + escapedLength(key);
+  const buf = histBuf(key, at - 1, HIST_SUFFIX);
   buf[at] = 0x00;
   buf[at + 1] = 0x01;
   writeU64(buf, at + 2, MAX_MAIN - main);

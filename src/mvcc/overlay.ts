@@ -81,9 +81,12 @@ export class Overlay {
     return this.ordered;
   }
 
-  /** The pending writes, one per key (the last write wins). */
-  *ops(): IterableIterator<BatchOp> {
-    for (const e of this.map.values()) yield e.value === null ? { type: 'del', key: e.key } : { type: 'put', key: e.key, value: e.value };
+  /** Hands the pending writes, one per key (the last write wins), to a batch. */
+  writeTo(batch: { put(key: Buffer, value: Buffer): unknown; del(key: Buffer): unknown }): void {
+    for (const e of this.map.values()) {
+      if (e.value === null) batch.del(e.key);
+      else batch.put(e.key, e.value);
+    }
   }
 }
 

@@ -5,10 +5,11 @@
  * filters and limit.
  */
 import { EmptyKeyError } from './errors.js';
-import { keySpan } from './keys.js';
-import { EMPTY } from './records.js';
+import { curKey, keySpan } from './keys.js';
+import { decodeCur, EMPTY } from './records.js';
 import { resolveReadRev, scanLive, type ReadCtx } from './scan.js';
 import type { KeyValue, RangeRequest, RangeResponse, SortTarget } from './types.js';
+import { getRaw } from './view.js';
 
 export async function range(ctx: ReadCtx, req: RangeRequest): Promise<RangeResponse> {
   if (req.key.length === 0) throw new EmptyKeyError();
@@ -34,13 +35,15 @@ export async function range(ctx: ReadCtx, req: RangeRequest): Promise<RangeRespo
   // NONE does not count as sorting here, but is sorted ASCEND below (etcd 3.4 behaviour).
   const fetch = sortOrder !== 'NONE' || filtered || limit === 0 ? Infinity : limit + 1;
   let kvs: KeyValue[] = [];
-  const count = await scanLive(ctx.src, span, rev, ctx.rev, {
-    decodeLimit: fetch,
-    countAll: true,
-    visit: (kv) => {
-      kvs.push(kv);
-    },
-  });
+  let count: number;
+  if (span.kind === 'point' && rev === ctx.rev) {
+    // The common point get: one lookup in CURRENT, no scan machinery.
+    const raw = getRaw(ctx.src, curKey(span.key));
+    if (raw !== undefined) kvs.push(decodeCur(span.key, raw).kv);
+    count = kvs.length;
+  } else {
+    count = await scanLive(ctx.src, span, rev, ctx.rev, { decodeLimit: fetch, countAll: true, visit: (kv) => void kvs.push(kv) });
+  }
 
   if (filtered) {
     kvs = kvs.filter(

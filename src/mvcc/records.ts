@@ -85,8 +85,8 @@ export interface EventRecord {
   prevSub: number;
 }
 
-export function encodeEvt(e: EventRecord): Buffer {
-  return packr.pack([e.key, e.type, e.prevMain, e.prevSub]);
+export function encodeEvt(key: Buffer, type: number, prevMain: number, prevSub: number): Buffer {
+  return packr.pack([key, type, prevMain, prevSub]);
 }
 
 export function decodeEvt(raw: Buffer): EventRecord {

@@ -16,7 +16,8 @@
 import { mkdir, readdir } from 'node:fs/promises';
 import { Level } from 'level';
 import { applyRequest } from './apply.js';
-import { compactionStep } from './compaction.js';
+import { Compactor, type CompactorHost } from './compaction.js';
+import { Lock } from './lock.js';
 import { CorruptError, InvalidArgumentError, StoreClosedError } from './errors.js';
 import { eventsSince } from './events.js';
 import { hashHistory } from './hash.js';
@@ -27,7 +28,7 @@ import { range } from './range.js';
 import { decodeMeta, encodeMeta, type Meta } from './records.js';
 import { resolveReadRev, type ReadCtx } from './scan.js';
 import { openSnapshot, restoreInto, type StoreSnapshot } from './snapshot.js';
-import { checkPath, compareToPath, execTxn, fillTxnHeaders, isTxnReadonly, type LeaseCheck } from './txn.js';
+import { checkPath, compareToPath, execTxn, fillTxnHeaders, isTxnReadonly } from './txn.js';
 import type {
   ApplyEntry,
   ApplyListener,
@@ -49,13 +50,6 @@ import { Batch } from './write.js';
 export interface MvccStoreOptions {
   /** fsync every batch. Default false: the Raft log is the durable record, the store replays it. */
   sync?: boolean;
-  /**
-   * @deprecated Ignored. Lease existence is replicated state the store keeps itself (GRANTS,
-   * written by LeaseGrant / LeaseRevoke entries), so a put sees a grant applied earlier in the
-   * same batch; an outside lessor updated after applyBatch returns would not, and replicas that
-   * batch differently would then disagree.
-   */
-  leaseExists?: LeaseCheck;
   /**
    * LevelDB block cache bytes (default 64 MiB; LevelDB's own default of 8 MiB halves point-get
    * throughput on a million keys). Bounded: the data itself stays on disk.
@@ -79,37 +73,21 @@ export interface MvccStoreOptions {
   onListenerError?: (err: unknown) => void;
 }
 
+const noop = async (): Promise<void> => undefined;
+
 const FRESH_META: Meta = { rev: 1, compactRev: 0, appliedIndex: 0, physRev: 0, physTarget: 0, cursor: null };
 
-/** FIFO async lock. */
-class Lock {
-  private tail: Promise<unknown> = Promise.resolve();
-  run<T>(fn: () => Promise<T>): Promise<T> {
-    const p = this.tail.then(fn);
-    this.tail = p.catch(() => undefined);
-    return p;
-  }
-}
-
-interface Waiter {
-  target: number;
-  resolve: () => void;
-  reject: (err: unknown) => void;
-}
-
 export class MvccStore {
+  /** Committed (durable) bookkeeping. */
   private meta: Meta;
   private readonly lock = new Lock();
+  private readonly sync: boolean;
   /** The batch being written: its overlay and the meta it leads to. */
   private inflight: { overlay: Overlay; meta: Meta } | undefined;
   private readonly listeners = new Set<ApplyListener>();
   private closing = false;
   private closed = false;
-  private compactionRun: Promise<void> | undefined;
-  private compactionError: unknown;
-  private waiters: Waiter[] = [];
-  private readonly sync: boolean;
-  private readonly stepSize: number;
+  private readonly compactor: Compactor;
 
   private constructor(
     private readonly db: Db,
@@ -118,8 +96,23 @@ export class MvccStore {
   ) {
     this.meta = meta;
     this.sync = opts.sync ?? false;
-    this.stepSize = opts.compactionStep ?? 10_000;
-    if (meta.physRev < meta.compactRev && opts.deferPhysicalCompaction !== true) this.kickCompaction(); // resume after a restart
+    const store = this; // the compactor reads and moves the committed meta under the lock
+    const host: CompactorHost = {
+      db,
+      lock: this.lock,
+      sync: this.sync,
+      get meta() {
+        return store.meta;
+      },
+      set meta(m: Meta) {
+        store.meta = m;
+      },
+      get closing() {
+        return store.closing;
+      },
+    };
+    this.compactor = new Compactor(host, opts.compactionStep ?? 10_000);
+    if (opts.deferPhysicalCompaction !== true) this.compactor.kick(); // resume after a restart
   }
 
   private static async openDb(dir: string, opts: MvccStoreOptions): Promise<Db> {
@@ -182,9 +175,8 @@ export class MvccStore {
     if (this.closing) return;
     this.closing = true;
     await this.lock.run(async () => undefined);
-    await this.compactionRun;
+    await this.compactor.stop();
     this.closed = true;
-    for (const w of this.waiters.splice(0)) w.reject(new StoreClosedError());
     await this.db.close();
   }
 
@@ -245,13 +237,13 @@ export class MvccStore {
     const meta: BatchOp = { type: 'put', key: META_KEY, value: encodeMeta(b.meta) };
     this.inflight = { overlay: b.overlay, meta: b.meta };
     try {
-      await writeBatch(this.db, [...b.overlay.ops(), meta], this.sync);
+      await writeBatch(this.db, b.overlay, this.sync, meta);
     } finally {
       this.inflight = undefined;
     }
     this.meta = b.meta;
     for (const r of b.revisions) this.emit(r.revision, r.events);
-    if (this.meta.physRev < this.meta.compactRev && this.opts.deferPhysicalCompaction !== true) this.kickCompaction();
+    if (this.opts.deferPhysicalCompaction !== true) this.compactor.kick();
     return results;
   }
 
@@ -271,51 +263,9 @@ export class MvccStore {
     }
   }
 
-  // ---- physical compaction ----
-
-  private kickCompaction(): void {
-    if (this.compactionRun !== undefined) return;
-    this.compactionRun = this.runCompaction().finally(() => {
-      this.compactionRun = undefined;
-    });
-  }
-
-  private async runCompaction(): Promise<void> {
-    try {
-      while (!this.closing && this.meta.physRev < this.meta.compactRev) {
-        await this.lock.run(async () => {
-          const step = await compactionStep(this.db, this.meta, this.stepSize);
-          step.ops.push({ type: 'put', key: META_KEY, value: encodeMeta(step.meta) });
-          await writeBatch(this.db, step.ops, this.sync);
-          this.meta = step.meta;
-        });
-        this.settleWaiters();
-        // Let applies queued behind this step go first.
-        await new Promise<void>((resolve) => setImmediate(resolve));
-      }
-    } catch (err) {
-      this.compactionError = err;
-      for (const w of this.waiters.splice(0)) w.reject(err);
-    }
-  }
-
-  private settleWaiters(): void {
-    this.waiters = this.waiters.filter((w) => {
-      if (this.meta.physRev < w.target) return true;
-      w.resolve();
-      return false;
-    });
-  }
-
   /** Resolves once history below the current compaction point is physically deleted. */
   compactionDone(): Promise<void> {
-    const target = this.meta.compactRev;
-    if (this.meta.physRev >= target) return Promise.resolve();
-    if (this.compactionError !== undefined) return Promise.reject(this.compactionError);
-    if (this.closing) return Promise.reject(new StoreClosedError());
-    const done = new Promise<void>((resolve, reject) => this.waiters.push({ target, resolve, reject }));
-    this.kickCompaction();
-    return done;
+    return this.compactor.done();
   }
 
   // ---- reads ----
@@ -328,9 +278,7 @@ export class MvccStore {
     const snap = snapshot ? this.db.snapshot() : undefined;
     return {
       ctx: { src: { db: this.db, overlay: inflight?.overlay, snapshot: snap }, rev: meta.rev, compactRev: meta.compactRev },
-      end: async () => {
-        if (snap !== undefined) await snap.close();
-      },
+      end: snap === undefined ? noop : () => snap.close(),
     };
   }
 
@@ -368,18 +316,20 @@ export class MvccStore {
   /**
    * Changes from `startRevision` on (watch replay), for one key, a range, or everything from a
    * key (rangeEnd 0x00). Whole revisions only: stops after the revision in which `limit` events
-   * were reached. Fails with CompactedError when startRevision is below the compaction point.
+   * were reached, or `scanLimit` changes were looked at (default 100,000); continue from
+   * `nextRevision`. Fails with CompactedError when startRevision is below the compaction point.
    */
   async eventsSince(
     startRevision: number,
     key: Buffer,
     rangeEnd?: Buffer,
-    opts: { limit?: number; prevKv?: boolean } = {},
+    opts: { limit?: number; prevKv?: boolean; scanLimit?: number } = {},
   ): Promise<EventsResult> {
     if (!Number.isSafeInteger(startRevision)) throw new InvalidArgumentError('startRevision must be a safe integer');
     // etcd's watch server turns an empty key into "\0", the smallest key.
     const span = keySpan(key.length === 0 ? Buffer.from([0]) : key, rangeEnd);
-    return this.read(true, (ctx) => eventsSince(ctx, startRevision, span, { limit: opts.limit ?? 0, prevKv: opts.prevKv ?? false }));
+    const o = { limit: opts.limit ?? 0, prevKv: opts.prevKv ?? false, scanLimit: opts.scanLimit ?? 100_000 };
+    return this.read(true, (ctx) => eventsSince(ctx, startRevision, span, o));
   }
 
   /** etcd HashKV: a hash of the history from the compaction point up to `revision` (0: current). */

@@ -33,6 +33,11 @@ const SORT_ORDERS = ['NONE', 'ASCEND', 'DESCEND'];
 const SORT_TARGETS = ['KEY', 'VERSION', 'CREATE', 'MOD', 'VALUE'];
 const CMP_RESULTS = ['EQUAL', 'GREATER', 'LESS', 'NOT_EQUAL'];
 const CMP_TARGETS = ['VERSION', 'CREATE', 'MOD', 'VALUE', 'LEASE'];
+// Field lists, hoisted: validation runs for every applied entry.
+const RANGE_INTS = ['limit', 'revision', 'minModRevision', 'maxModRevision', 'minCreateRevision', 'maxCreateRevision'];
+const RANGE_BOOLS = ['serializable', 'keysOnly', 'countOnly'];
+const PUT_BOOLS = ['prevKv', 'ignoreValue', 'ignoreLease'];
+const CMP_INTS = ['version', 'createRevision', 'modRevision', 'lease'];
 
 function obj(v: unknown, what: string): Record<string, unknown> {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new InvalidArgumentError(`${what} must be an object`);
@@ -71,8 +76,8 @@ function optEnum(o: Record<string, unknown>, f: string, allowed: readonly string
 export function validateRange(r: RangeRequest): void {
   const o = obj(r, 'range request');
   optBytes(o, 'rangeEnd');
-  for (const f of ['limit', 'revision', 'minModRevision', 'maxModRevision', 'minCreateRevision', 'maxCreateRevision']) optInt(o, f);
-  for (const f of ['serializable', 'keysOnly', 'countOnly']) optBool(o, f);
+  for (const f of RANGE_INTS) optInt(o, f);
+  for (const f of RANGE_BOOLS) optBool(o, f);
   optEnum(o, 'sortOrder', SORT_ORDERS);
   optEnum(o, 'sortTarget', SORT_TARGETS);
   key(o);
@@ -83,7 +88,7 @@ export function validatePut(p: PutRequest): void {
   optBytes(o, 'value');
   optInt(o, 'lease');
   if (p.lease !== undefined && p.lease < 0) throw new InvalidArgumentError('lease must not be negative');
-  for (const f of ['prevKv', 'ignoreValue', 'ignoreLease']) optBool(o, f);
+  for (const f of PUT_BOOLS) optBool(o, f);
   key(o);
   if (p.ignoreValue === true && p.value !== undefined && p.value.length !== 0) throw new ValueProvidedError();
   if (p.ignoreLease === true && p.lease !== undefined && p.lease !== 0) throw new LeaseProvidedError();
@@ -124,7 +129,7 @@ function validateCompare(c: Compare): void {
   if (o['result'] === undefined || o['target'] === undefined) throw new InvalidArgumentError('compare needs a result and a target');
   optBytes(o, 'rangeEnd');
   optBytes(o, 'value');
-  for (const f of ['version', 'createRevision', 'modRevision', 'lease']) optInt(o, f);
+  for (const f of CMP_INTS) optInt(o, f);
   key(o);
 }
 

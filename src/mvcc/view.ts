@@ -25,18 +25,22 @@ const HIGH_WATER_MARK = 1 << 20;
  * comes; abstract-level's array form clones and re-validates every op first, which was the
  * largest cost of applying puts.
  */
-export async function writeBatch(db: Db, ops: Iterable<BatchOp>, sync: boolean): Promise<void> {
+export async function writeBatch(db: Db, ops: Iterable<BatchOp> | Overlay, sync: boolean, extra?: BatchOp): Promise<void> {
   const batch = db.batch();
   try {
-    for (const op of ops) {
-      if (op.type === 'put') batch.put(op.key, op.value);
-      else batch.del(op.key);
-    }
+    if ('writeTo' in ops) ops.writeTo(batch);
+    else for (const op of ops) addOp(batch, op);
+    if (extra !== undefined) addOp(batch, extra);
   } catch (err) {
     await batch.close();
     throw err;
   }
   await batch.write({ sync });
+}
+
+function addOp(batch: ReturnType<Db['batch']>, op: BatchOp): void {
+  if (op.type === 'put') batch.put(op.key, op.value);
+  else batch.del(op.key);
 }
 
 export function getRaw(src: ReadSource, key: Buffer): Buffer | undefined {

@@ -102,10 +102,7 @@ export class RevisionWriter {
     ov.put(ck, encodeCur(kv, sub));
     ov.put(histKey(key, this.rev, sub, REC_PUT), encodeHistMarker(kv));
     if (old !== undefined) ov.put(histKey(key, old.kv.modRevision, old.modSub, REC_PUT), encodeHistFull(old.kv));
-    ov.put(
-      evtKey(this.rev, sub),
-      encodeEvt({ key, type: REC_PUT, prevMain: old?.kv.modRevision ?? 0, prevSub: old?.modSub ?? 0 }),
-    );
+    ov.put(evtKey(this.rev, sub), encodeEvt(key, REC_PUT, old?.kv.modRevision ?? 0, old?.modSub ?? 0));
     const oldLease = old?.kv.lease ?? 0;
     if (oldLease !== lease) {
       if (oldLease !== 0) ov.del(leaseKey(oldLease, key));
@@ -122,7 +119,7 @@ export class RevisionWriter {
     ov.del(curKey(key));
     ov.put(histKey(key, old.kv.modRevision, old.modSub, REC_PUT), encodeHistFull(old.kv));
     ov.put(histKey(key, this.rev, sub, REC_DEL), EMPTY);
-    ov.put(evtKey(this.rev, sub), encodeEvt({ key, type: REC_DEL, prevMain: old.kv.modRevision, prevSub: old.modSub }));
+    ov.put(evtKey(this.rev, sub), encodeEvt(key, REC_DEL, old.kv.modRevision, old.modSub));
     if (old.kv.lease !== 0) ov.del(leaseKey(old.kv.lease, key));
     this.events.push({ type: 'DELETE', kv: tombstoneKv(key, this.rev), prevKv: old.kv });
   }

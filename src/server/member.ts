@@ -29,6 +29,7 @@ import type {
 } from '../mvcc/types.js';
 import { InvalidArgumentError } from '../mvcc/errors.js';
 import { isTxnReadonly } from '../mvcc/txn.js';
+import { validateTxn } from '../mvcc/validate.js';
 import { Lessor, MAX_LEASE_TTL } from '../lease/lessor.js';
 import { LeaseNotFoundError, LeaseTTLTooLargeError } from '../lease/errors.js';
 import { WatchHub } from '../watch/hub.js';
@@ -45,6 +46,8 @@ import { ServerError, GrpcCode, noLeader, requestTimedOut } from './errors.js';
 import { fetchSnapshot } from './snapshot_client.js';
 
 export const QKV_VERSION = '3.4.0-qkv';
+/** etcd's default --max-txn-ops. */
+export const MAX_TXN_OPS = 128;
 
 export interface MemberOptions {
   cluster: ClusterConfig;
@@ -179,7 +182,8 @@ export class Member implements StateMachine {
   }
 
   private async openStore(): Promise<void> {
-    this.store = await MvccStore.open(this.kvDir, { leaseExists: (id) => this.lessor.has(id) });
+    // The store checks a put's lease against its own replicated lease table (same batch, same answer everywhere).
+    this.store = await MvccStore.open(this.kvDir);
     this.lessor.load(await this.store.leases());
     this.source.attach(this.store);
   }
@@ -354,6 +358,8 @@ export class Member implements StateMachine {
   }
 
   async txn(req: TxnRequest): Promise<TxnResponse> {
+    // etcd's --max-txn-ops: refused before it reaches the log.
+    validateTxn(req, MAX_TXN_OPS);
     if (isTxnReadonly(req)) {
       // A read-only txn is a read: no proposal, as in etcd.
       await this.linearizableBarrier();

@@ -1,14 +1,16 @@
 import { rm } from 'node:fs/promises';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { MvccStore } from '../../src/mvcc/index.js';
 import type { ApplyEntry, MvccRequest } from '../../src/mvcc/types.js';
-import { ALL, Applier, b, norm, show, tempDir, tempStore } from './helpers.js';
+import { ALL, Applier, b, norm, show, removeTempDirs, tempDir, tempStore } from './helpers.js';
 
 const putReq = (k: string, v: string): MvccRequest => ({ put: { key: b(k), value: b(v) } });
 const entries = (from: number, reqs: Array<MvccRequest | undefined>): ApplyEntry[] =>
   reqs.map((request, i) => (request === undefined ? { index: from + i } : { index: from + i, request }));
 
 describe('applying Raft entries', () => {
+  afterEach(removeTempDirs);
+
   it('skips entries at or below the applied index, and applies the rest', async () => {
     const { store, cleanup } = await tempStore();
     try {

@@ -1,7 +1,7 @@
 import { rm } from 'node:fs/promises';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { MvccStore, type MvccStoreOptions } from '../../src/mvcc/index.js';
-import { ALL, Applier, b, rawTables, show, tempDir, tempStore } from './helpers.js';
+import { ALL, Applier, b, rawTables, show, removeTempDirs, tempDir, tempStore } from './helpers.js';
 
 /** rev 2 a1, 3 a2, 4 b1, 5 a3, 6 b2, 7 c1, 8 b3, 9 a4, 10 del b, 11 a5 */
 async function load(ap: Applier): Promise<void> {
@@ -13,6 +13,8 @@ async function load(ap: Applier): Promise<void> {
 const everything = { key: b('\0'), rangeEnd: ALL };
 
 describe('compaction', () => {
+  afterEach(removeTempDirs);
+
   it('keeps the newest revision <= the compaction point of each live key and drops the rest from disk', async () => {
     for (const step of [10_000, 2, 1]) {
       const dir = await tempDir('compact');

@@ -59,6 +59,19 @@ describe('watch replay (eventsSince)', () => {
     expect((await store.eventsSince(50, b('\0'), ALL)).nextRevision).toBe(50);
   });
 
+  it('bounds the changes looked at per call, still at revision boundaries', async () => {
+    // only key c matches; stop after looking at 2 changes
+    const p1 = await store.eventsSince(2, b('c'), undefined, { scanLimit: 2 });
+    expect(fmt(p1.events)).toEqual([]);
+    expect(p1.nextRevision).toBe(4);
+    const p2 = await store.eventsSince(4, b('c'), undefined, { scanLimit: 2 });
+    expect(fmt(p2.events)).toEqual(['PUT c=1@5']); // revision 5 is taken whole
+    expect(p2.nextRevision).toBe(6);
+    const p3 = await store.eventsSince(6, b('c'), undefined, { scanLimit: 2 });
+    expect(p3.events).toEqual([]);
+    expect(p3.nextRevision).toBe(7);
+  });
+
   it('gives prev kv only when revision-1 is not compacted, whatever the physical state', async () => {
     await ap.ok({ compaction: { revision: 5 } });
     // physical deletion is deferred: the superseded a=2@4 is still on disk

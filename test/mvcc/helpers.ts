@@ -20,8 +20,18 @@ export function prefixEnd(p: Buffer): Buffer {
 }
 export const ALL = bytes(0);
 
+const made: string[] = [];
+
+/** A fresh directory under the OS temp dir; removeTempDirs() removes it even if a test failed. */
 export async function tempDir(tag = 'mvcc'): Promise<string> {
-  return mkdtemp(path.join(os.tmpdir(), `qkv-${tag}-`));
+  const dir = await mkdtemp(path.join(os.tmpdir(), `qkv-${tag}-`));
+  made.push(dir);
+  return dir;
+}
+
+/** Removes every directory tempDir made (use in afterEach / afterAll). */
+export async function removeTempDirs(): Promise<void> {
+  for (const dir of made.splice(0)) await rm(dir, { recursive: true, force: true });
 }
 
 /** A store in a fresh temp dir; `cleanup` closes it and removes the dir. */

@@ -1,9 +1,9 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { MvccStore } from '../../src/mvcc/index.js';
 import type { LeaseAttachment } from '../../src/mvcc/types.js';
-import { ALL, Applier, b, norm, tempDir } from './helpers.js';
+import { ALL, Applier, b, norm, removeTempDirs, tempDir } from './helpers.js';
 
 async function collect(it: AsyncIterable<Uint8Array>): Promise<Uint8Array[]> {
   const out: Uint8Array[] = [];
@@ -43,6 +43,8 @@ async function history(ap: Applier): Promise<void> {
 }
 
 describe('snapshot and restore', () => {
+  afterEach(removeTempDirs);
+
   it('restores a store that is indistinguishable from the original', async () => {
     const dir = await tempDir('snap');
     // physical compaction deferred: the snapshot must leave out what it would delete
