@@ -461,7 +461,8 @@ export function buildProgram(): Command {
     .option('--client-url <url>', "override the member's client URL")
     .option('--peer-url <url>', "override the member's peer URL")
     .option('--log-level <level>', 'pino log level', process.env['QKV_LOG_LEVEL'] ?? 'info')
-    .action(async (o: { name?: string; config: string; dataDir?: string; clientUrl?: string; peerUrl?: string; logLevel: string }) => {
+    .option('--peer-dial <list>', 'dial peers elsewhere: id=host:port,... (fault-injection proxies)', process.env['QKV_PEER_DIAL'])
+    .action(async (o: { name?: string; config: string; dataDir?: string; clientUrl?: string; peerUrl?: string; logLevel: string; peerDial?: string }) => {
       if (!o.name) throw new Error('serve: --name (or QKV_NAME) is required');
       const { serveUntilSignalled } = await import('../server/main.js');
       await serveUntilSignalled({
@@ -471,6 +472,7 @@ export function buildProgram(): Command {
         ...(o.dataDir ? { dataDir: o.dataDir } : {}),
         ...(o.clientUrl ? { clientUrl: o.clientUrl } : {}),
         ...(o.peerUrl ? { peerUrl: o.peerUrl } : {}),
+        ...(o.peerDial ? { peerDial: o.peerDial } : {}),
       });
     });
 

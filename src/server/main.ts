@@ -16,6 +16,19 @@ export interface ServeOptions {
   clientUrl?: string;
   peerUrl?: string;
   logLevel?: string;
+  /** "id=host:port,id=host:port": dial these peers there (e.g. through a fault proxy). */
+  peerDial?: string;
+}
+
+export function parsePeerDial(spec: string | undefined): Map<number, { host: string; port: number }> {
+  const out = new Map<number, { host: string; port: number }>();
+  if (!spec) return out;
+  for (const part of spec.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const m = /^(\d+)=([^:]+):(\d+)$/.exec(part);
+    if (!m) throw new ConfigError(`--peer-dial: expected id=host:port, got ${JSON.stringify(part)}`);
+    out.set(Number(m[1]), { host: m[2]!, port: Number(m[3]) });
+  }
+  return out;
 }
 
 export interface RunningServer {
@@ -43,7 +56,7 @@ export function resolveMember(opts: ServeOptions): { cluster: ClusterConfig; sel
 export async function serve(opts: ServeOptions): Promise<RunningServer> {
   const { cluster, self } = resolveMember(opts);
   const logger = pino({ level: opts.logLevel ?? process.env['QKV_LOG_LEVEL'] ?? 'info', base: { member: self.name, id: self.id } });
-  const member = await Member.start({ cluster, self, logger });
+  const member = await Member.start({ cluster, self, logger, peerDialOverrides: parsePeerDial(opts.peerDial) });
   const http = buildHttpServer({ member, logger, maxRequestBytes: cluster.maxRequestBytes });
   const { host, port } = hostPort(self.clientUrl);
   try {

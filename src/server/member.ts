@@ -55,6 +55,11 @@ export interface MemberOptions {
   logger: Logger;
   /** How long a write or linearizable read may wait for Raft (ms). */
   requestTimeoutMs?: number;
+  /**
+   * Addresses to dial peers at instead of their peer URLs, by member id: lets a test put a
+   * fault-injecting proxy on each directed link (this member -> that peer).
+   */
+  peerDialOverrides?: Map<number, { host: string; port: number }>;
 }
 
 /** A stable cluster id derived from the member list, as etcd derives it from the initial cluster. */
@@ -148,7 +153,7 @@ export class Member implements StateMachine {
     this.logStore = await LevelLogStore.open(path.join(dataDir, 'raft'));
     await this.openStore();
     const cfg = this.opts.cluster;
-    const peers = new Map(cfg.members.map((m) => [m.id, hostPort(m.peerUrl)]));
+    const peers = new Map(cfg.members.map((m) => [m.id, this.opts.peerDialOverrides?.get(m.id) ?? hostPort(m.peerUrl)]));
     this.transport = new PeerTransport({
       id: this.id,
       listen: hostPort(this.opts.self.peerUrl),

@@ -77,10 +77,13 @@ export class LocalCluster {
     return new Client({ endpoints: names.map((n) => this.url(n)), timeoutMs: 5_000 });
   }
 
+  /** Extra `serve` arguments per member (e.g. --peer-dial for fault proxies). */
+  readonly extraArgs = new Map<string, string[]>();
+
   start(name: string): void {
     if (this.procs.has(name)) throw new Error(`${name} is already running`);
     const log = createWriteStream(path.join(this.dir, `${name}.log`), { flags: 'a' });
-    const child = spawn(process.execPath, [BIN, 'serve', '--name', name, '--config', this.configFile, '--log-level', 'debug'], {
+    const child = spawn(process.execPath, [BIN, 'serve', '--name', name, '--config', this.configFile, '--log-level', 'debug', ...(this.extraArgs.get(name) ?? [])], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     child.stdout!.pipe(log);
