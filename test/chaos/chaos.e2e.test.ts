@@ -1,0 +1,18 @@
+/**
+ * A short chaos run in the suite: a fixed seed's fault schedule (partitions, asymmetric cuts,
+ * bridges, delays, kills, pauses, a lost majority, full restarts) against real processes, with
+ * concurrent register clients. Longer runs: npm run chaos -- --time 600 --seed N.
+ */
+import { expect, test } from 'vitest';
+import { formatReport, runChaos } from './run.js';
+
+test('a short chaos run stays linearizable and ends with identical replicas', async () => {
+  const lines: string[] = [];
+  const report = await runChaos({ nodes: 3, time: 35, seed: 11, workers: 6, keys: 4, outDir: '.qkv-tmp', log: (l) => lines.push(l) });
+  console.log([...lines, formatReport(report)].join('\n'));
+  expect(report.faults.length).toBeGreaterThanOrEqual(5);
+  expect(report.ok).toBeGreaterThan(1000);
+  expect(report.checkerTimedOut).toBe(false);
+  expect(report.linearizable).toBe(true);
+  expect(report.hashesEqual).toBe(true);
+}, 180_000);

@@ -1,0 +1,300 @@
+/**
+ * The chaos harness: a cluster of real processes behind per-link fault proxies, concurrent
+ * register clients (read / write / compare-and-set) recording every operation, and a seeded
+ * schedule of faults (partitions, asymmetric cuts, bridges, delays, SIGKILL and restart,
+ * SIGSTOP/SIGCONT, killing a majority, restarting everyone). At the end it heals everything and
+ * checks linearizability and that every member holds the same data.
+ *
+ *   npm run chaos -- --time 600 --seed 7 [--nodes 5]
+ */
+import { mkdir, writeFile, copyFile } from 'node:fs/promises';
+import path from 'node:path';
+import { Client } from '../../src/client/client.js';
+import { NoEndpointError, QkvServerError } from '../../src/client/errors.js';
+import { seededRandom } from '../raft/harness.js';
+import { LocalCluster } from '../server/cluster_harness.js';
+import { ProxiedCluster } from './proxied_cluster.js';
+import { checkRegisterHistory, type HistoryEntry, type RegisterOp } from './checker.js';
+
+export interface ChaosOptions {
+  nodes: number;
+  /** Seconds of workload under faults. */
+  time: number;
+  seed: number;
+  workers: number;
+  keys: number;
+  /** Where a failed run keeps its history and logs. */
+  outDir: string;
+  log?: (line: string) => void;
+}
+
+export interface FaultWindow {
+  kind: string;
+  start: number;
+  end: number;
+}
+
+export interface ChaosReport {
+  seed: number;
+  ops: number;
+  ok: number;
+  failed: number;
+  unknown: number;
+  linearizable: boolean;
+  checkerTimedOut: boolean;
+  failingKey?: string;
+  failingWindow?: HistoryEntry[];
+  hashesEqual: boolean;
+  faults: FaultWindow[];
+  /** ok / total per fault kind (and "none" for quiet periods). */
+  availability: Record<string, { ok: number; total: number }>;
+  keptAt?: string;
+}
+
+const FAULTS = ['partition-leader', 'partition-minority', 'bridge', 'silence-leader', 'delay', 'kill-leader', 'kill-random', 'pause-leader', 'kill-majority', 'restart-all'] as const;
+type FaultKind = (typeof FAULTS)[number];
+
+function classify(err: unknown, isRead: boolean): 'fail' | 'unknown' {
+  if (isRead) return 'fail';
+  // Never reached a server: it cannot have happened.
+  if (err instanceof NoEndpointError && err.causes.every((c) => /ECONNREFUSED/.test(String((c as { cause?: unknown }).cause ?? c.message)))) return 'fail';
+  // A 4xx is a refusal before anything was proposed.
+  if (err instanceof QkvServerError && err.httpStatus < 500) return 'fail';
+  return 'unknown';
+}
+
+async function leaderOf(cluster: LocalCluster): Promise<string | undefined> {
+  for (const n of cluster.procs.keys()) {
+    const s = await cluster.status(n);
+    if (s?.leader) return s.leader.name;
+  }
+  return undefined;
+}
+
+export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
+  const log = opts.log ?? ((l: string) => process.stdout.write(`${l}\n`));
+  const rand = seededRandom(opts.seed);
+  const pc = await ProxiedCluster.create({ nodes: opts.nodes, tickMs: 50, electionTicks: 10 });
+  const cluster = pc.cluster;
+  cluster.startAll();
+  await cluster.waitForLeader();
+  const t0 = performance.now();
+  const now = (): number => performance.now() - t0;
+  const history: HistoryEntry[] = [];
+  const faults: FaultWindow[] = [];
+  const paused = new Set<string>();
+  let stopping = false;
+  let nextId = 0;
+
+  // ---- clients --------------------------------------------------------------------------
+  // Keys are retired after OPS_PER_KEY operations each and replaced by fresh ones (Jepsen's
+  // "independent" keys): every per-key history stays small enough to check exhaustively, while
+  // the workload never stops contending on a few keys at a time.
+  const OPS_PER_KEY = 80;
+  let invoked = 0;
+  const keysNow = (): string[] => {
+    const gen = Math.floor(invoked / (OPS_PER_KEY * opts.keys));
+    return Array.from({ length: opts.keys }, (_, i) => `r/g${gen}/k${i}`);
+  };
+  const worker = async (w: number): Promise<void> => {
+    const member = cluster.names[w % cluster.names.length]!;
+    const client = new Client({ endpoints: [cluster.url(member)], timeoutMs: 1500 });
+    const wrand = seededRandom(opts.seed * 1000 + w);
+    let seq = 0;
+    const seen = new Map<string, string | null>();
+    while (!stopping) {
+      const names = keysNow();
+      const key = names[wrand(names.length)]!;
+      invoked++;
+      const dice = wrand(10);
+      let op: RegisterOp;
+      if (dice < 4) op = { kind: 'read', key };
+      else if (dice < 7) op = { kind: 'write', key, value: `w${w}-${++seq}` };
+      else op = { kind: 'cas', key, expected: seen.get(key) ?? null, value: `c${w}-${++seq}` };
+      const entry: HistoryEntry = { id: nextId++, client: w, op, invoke: now(), status: 'unknown' };
+      history.push(entry);
+      try {
+        if (op.kind === 'read') {
+          const r = await client.get(key);
+          op.value = r.kvs[0]?.value.toString() ?? null;
+          seen.set(key, op.value);
+        } else if (op.kind === 'write') {
+          await client.put(key, op.value);
+        } else {
+          const r = await client.txn({
+            compare: [op.expected === null ? { key: Buffer.from(key), target: 'VERSION', result: 'EQUAL', version: 0 } : { key: Buffer.from(key), target: 'VALUE', result: 'EQUAL', value: Buffer.from(op.expected) }],
+            success: [{ requestPut: { key: Buffer.from(key), value: Buffer.from(op.value) } }],
+          });
+          op.succeeded = r.succeeded;
+        }
+        entry.status = 'ok';
+        entry.complete = now();
+      } catch (err) {
+        entry.status = classify(err, op.kind === 'read');
+        if (entry.status === 'fail') entry.complete = now();
+        // Back off while the cluster is unavailable: every timed-out write is an op of unknown
+        // outcome, and each one doubles what the checker may have to consider.
+        await new Promise((r) => setTimeout(r, entry.status === 'unknown' ? 500 : 50));
+      }
+    }
+  };
+  const workers = Array.from({ length: opts.workers }, (_, w) => worker(w));
+
+  // ---- faults ---------------------------------------------------------------------------
+  const heal = async (): Promise<void> => {
+    pc.heal();
+    for (const n of paused) cluster.resume(n);
+    paused.clear();
+    for (const n of cluster.names) if (!cluster.procs.has(n)) cluster.start(n);
+  };
+  const inject = async (kind: FaultKind): Promise<void> => {
+    const leader = await leaderOf(cluster);
+    const names = cluster.names;
+    const pick = (): string => names[rand(names.length)]!;
+    const minority = (): string[] => {
+      const shuffled = [...names].sort(() => rand(3) - 1);
+      return shuffled.slice(0, Math.floor((names.length - 1) / 2) || 1);
+    };
+    switch (kind) {
+      case 'partition-leader':
+        if (leader) pc.split([leader]);
+        break;
+      case 'partition-minority':
+        pc.split(minority());
+        break;
+      case 'bridge': {
+        const b = pick();
+        const rest = names.filter((n) => n !== b);
+        pc.bridge(rest.slice(0, Math.floor(rest.length / 2)), b);
+        break;
+      }
+      case 'silence-leader':
+        if (leader) pc.silence(leader);
+        break;
+      case 'delay':
+        pc.delayAll(30 + rand(70));
+        break;
+      case 'kill-leader':
+        if (leader) await cluster.kill(leader, 'SIGKILL');
+        break;
+      case 'kill-random':
+        await cluster.kill(pick(), 'SIGKILL');
+        break;
+      case 'pause-leader':
+        if (leader) {
+          cluster.pause(leader);
+          paused.add(leader);
+        }
+        break;
+      case 'kill-majority':
+        for (const n of [...names].sort(() => rand(3) - 1).slice(0, Math.floor(names.length / 2) + 1)) await cluster.kill(n, 'SIGKILL');
+        break;
+      case 'restart-all':
+        for (const n of names) await cluster.kill(n, 'SIGTERM');
+        break;
+    }
+  };
+  const end = opts.time * 1000;
+  while (now() < end) {
+    await new Promise((r) => setTimeout(r, 1000 + rand(1500)));
+    if (now() >= end) break;
+    const kind = FAULTS[rand(FAULTS.length)]!;
+    const window: FaultWindow = { kind, start: now(), end: 0 };
+    log(`t=${(window.start / 1000).toFixed(1)}s fault: ${kind}`);
+    await inject(kind);
+    await new Promise((r) => setTimeout(r, 1500 + rand(2500)));
+    await heal();
+    window.end = now();
+    faults.push(window);
+  }
+
+  // ---- quiesce and check --------------------------------------------------------------------
+  await heal();
+  await cluster.waitForLeader(cluster.names, 30_000);
+  stopping = true;
+  await Promise.all(workers);
+  // Final reads on a healthy cluster are part of the history: they pin down what was kept.
+  const finalClient = cluster.client();
+  const keyNames = keysNow();
+  for (const key of keyNames) {
+    const entry: HistoryEntry = { id: nextId++, client: opts.workers, op: { kind: 'read', key }, invoke: now(), status: 'unknown' };
+    const r = await finalClient.get(key);
+    (entry.op as { value?: string | null }).value = r.kvs[0]?.value.toString() ?? null;
+    entry.status = 'ok';
+    entry.complete = now();
+    history.push(entry);
+  }
+  const finalRev = (await finalClient.get(keyNames[0]!)).header.revision;
+  await LocalCluster.until(async () => {
+    const st = await Promise.all(cluster.names.map((n) => cluster.status(n)));
+    return st.every((s) => s && s.revision >= finalRev);
+  }, 'members to converge', 60_000);
+  const hashes = await Promise.all(cluster.names.map((n) => finalClient.hashKV(cluster.url(n), finalRev)));
+  const hashesEqual = new Set(hashes.map((h) => h.hash)).size === 1;
+
+  const result = checkRegisterHistory(history, { timeoutMs: 30_000 });
+  const availability: Record<string, { ok: number; total: number }> = {};
+  for (const e of history) {
+    const f = faults.find((w) => e.invoke >= w.start && e.invoke <= w.end);
+    const kind = f ? f.kind : 'none';
+    const a = (availability[kind] ??= { ok: 0, total: 0 });
+    a.total++;
+    if (e.status === 'ok') a.ok++;
+  }
+  const report: ChaosReport = {
+    seed: opts.seed,
+    ops: history.length,
+    ok: history.filter((e) => e.status === 'ok').length,
+    failed: history.filter((e) => e.status === 'fail').length,
+    unknown: history.filter((e) => e.status === 'unknown').length,
+    linearizable: result.linearizable,
+    checkerTimedOut: !!result.timedOut,
+    ...(result.failingKey ? { failingKey: result.failingKey } : {}),
+    ...(result.window ? { failingWindow: result.window } : {}),
+    hashesEqual,
+    faults,
+    availability,
+  };
+  if (!report.linearizable || !report.hashesEqual || report.checkerTimedOut) {
+    const dir = path.resolve(opts.outDir, `chaos-seed${opts.seed}-${Date.now()}`);
+    await mkdir(dir, { recursive: true });
+    await writeFile(path.join(dir, 'history.json'), JSON.stringify(history, null, 1));
+    await writeFile(path.join(dir, 'report.json'), JSON.stringify(report, null, 2));
+    for (const n of cluster.names) await copyFile(cluster.logPath(n), path.join(dir, `${n}.log`)).catch(() => {});
+    report.keptAt = dir;
+  }
+  await pc.destroy();
+  return report;
+}
+
+export function formatReport(r: ChaosReport): string {
+  const lines = [
+    `seed ${r.seed}: ${r.ops} ops (${r.ok} ok, ${r.failed} failed, ${r.unknown} unknown)`,
+    `linearizable: ${r.checkerTimedOut ? 'unknown (checker timed out)' : r.linearizable ? 'yes' : `NO (key ${r.failingKey})`}`,
+    `replica hashes equal: ${r.hashesEqual ? 'yes' : 'NO'}`,
+    'availability (ok / ops invoked) by fault:',
+    ...Object.entries(r.availability).map(([k, a]) => `  ${k.padEnd(20)} ${a.ok}/${a.total} (${((100 * a.ok) / Math.max(1, a.total)).toFixed(0)}%)`),
+  ];
+  if (r.failingWindow) lines.push('smallest failing window:', ...r.failingWindow.map((e) => `  ${JSON.stringify(e)}`));
+  if (r.keptAt) lines.push(`history and logs kept in ${r.keptAt}`);
+  return lines.join('\n');
+}
+
+async function main(): Promise<void> {
+  const arg = (name: string, fallback: string): string => {
+    const i = process.argv.indexOf(`--${name}`);
+    return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
+  };
+  const report = await runChaos({
+    nodes: Number(arg('nodes', '3')),
+    time: Number(arg('time', '60')),
+    seed: Number(arg('seed', String(Date.now() % 100000))),
+    workers: Number(arg('workers', '6')),
+    keys: Number(arg('keys', '4')),
+    outDir: arg('out', '.qkv-tmp'),
+  });
+  process.stdout.write(`${formatReport(report)}\n`);
+  process.exitCode = report.linearizable && report.hashesEqual && !report.checkerTimedOut ? 0 : 1;
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === path.resolve(new URL(import.meta.url).pathname)) void main();
