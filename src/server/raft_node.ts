@@ -93,7 +93,13 @@ export interface RaftNodeEvents {
 
 export class RaftNode extends EventEmitter<RaftNodeEvents> {
   readonly id: NodeId;
-  private raw!: RawNode;
+  private rawNode: RawNode | undefined;
+
+  /** The core; only after start() has loaded the persisted state. */
+  private get raw(): RawNode {
+    if (!this.rawNode) throw new NodeStoppedError();
+    return this.rawNode;
+  }
   private readonly opts: RaftNodeOptions;
   private ticker: NodeJS.Timeout | undefined;
   private readyScheduled = false;
@@ -132,7 +138,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     // The state machine may be ahead of the stored commit index (commit is persisted lazily):
     // what it applied is committed, so the core may start from there.
     const commit = Math.max(persisted.hardState.commit, Math.min(applied, lastIndexOf(persisted)));
-    this.raw = new RawNode(
+    this.rawNode = new RawNode(
       {
         ...DEFAULT_CONFIG,
         ...this.opts.raft,
@@ -154,7 +160,8 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
 
   /** A message from a peer. */
   receive(m: Message): void {
-    if (this.stopped) return;
+    // Peers may talk before start() has loaded the log: Raft retransmits, so drop until then.
+    if (this.stopped || !this.rawNode) return;
     this.raw.step(m);
     this.scheduleReady();
   }

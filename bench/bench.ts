@@ -1,0 +1,335 @@
+/**
+ * qkv and etcd side by side: the same 3-member layout on loopback, the same load generator over
+ * etcd's v3 JSON gateway, one system after the other, fsync on every commit for both.
+ *
+ *   npm run bench -- [--quick] [--seconds 10] [--keys 1000000] [--only qkv|etcd]
+ *
+ * Writes bench/results/<stamp>.md, .json and -latency.svg, and prints the table.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { ensureEtcd, startEtcd, startQkv, type SystemUnderTest } from './clusters.js';
+import { b64, closedLoop, post, summarize, type Stats } from './load.js';
+
+const argv = process.argv.slice(2);
+const QUICK = argv.includes('--quick');
+const num = (name: string, fallback: number): number => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(argv[i + 1]) : fallback;
+};
+const SECONDS = num('seconds', QUICK ? 2 : 10);
+const KEYS = num('keys', QUICK ? 20_000 : 1_000_000);
+const WATCHERS = num('watchers', QUICK ? 200 : 1000);
+const ONLY = argv.includes('--only') ? argv[argv.indexOf('--only') + 1] : undefined;
+const VALUE = b64(Buffer.alloc(256, 'v'));
+const KEYSPACE = 10_000;
+
+function progress(line: string): void {
+  process.stdout.write(`[${new Date().toISOString().slice(11, 19)}] ${line}\n`);
+}
+
+interface Row {
+  workload: string;
+  metric: string;
+  unit: string;
+  /** Higher is better (throughput) or lower is better (latency, memory, time). */
+  better: 'higher' | 'lower';
+  values: Partial<Record<'qkv' | 'etcd', number>>;
+}
+
+const rows: Row[] = [];
+const putLatencies: Record<string, Partial<Record<'qkv' | 'etcd', Float64Array>>> = {};
+
+function record(workload: string, sys: SystemUnderTest, s: Stats): void {
+  const add = (metric: string, unit: string, better: Row['better'], v: number): void => {
+    let row = rows.find((r) => r.workload === workload && r.metric === metric);
+    if (!row) rows.push((row = { workload, metric, unit, better, values: {} }));
+    row.values[sys.name] = v;
+  };
+  add('ops/s', 'ops/s', 'higher', s.opsPerSec);
+  add('p50', 'ms', 'lower', s.p50);
+  add('p99', 'ms', 'lower', s.p99);
+  add('p99.9', 'ms', 'lower', s.p999);
+  if (s.errors > 0) add('errors', 'count', 'lower', s.errors);
+  progress(`${sys.name} ${workload}: ${s.opsPerSec.toFixed(0)} ops/s, p50 ${s.p50.toFixed(2)} ms, p99 ${s.p99.toFixed(2)} ms${s.errors ? `, ${s.errors} errors` : ''}`);
+}
+
+function single(workload: string, metric: string, unit: string, better: Row['better'], sys: SystemUnderTest, v: number): void {
+  let row = rows.find((r) => r.workload === workload && r.metric === metric);
+  if (!row) rows.push((row = { workload, metric, unit, better, values: {} }));
+  row.values[sys.name] = v;
+  progress(`${sys.name} ${workload} ${metric}: ${v.toFixed(1)} ${unit}`);
+}
+
+const key = (i: number): string => b64(`bench/${String(i % KEYSPACE).padStart(6, '0')}`);
+
+async function leaderOf(sys: SystemUnderTest): Promise<string> {
+  const st = (await post(`${sys.endpoints[0]}/v3/maintenance/status`, '{}')) as { leader?: string; header?: { member_id?: string } };
+  for (const ep of sys.endpoints) {
+    const s = (await post(`${ep}/v3/maintenance/status`, '{}')) as { header?: { member_id?: string } };
+    if (s.header?.member_id === st.leader) return ep;
+  }
+  return sys.endpoints[0]!;
+}
+
+/** Watch: WATCHERS streams on a prefix; the time from a put's acknowledgement to each event. */
+async function watchWorkload(sys: SystemUnderTest): Promise<Stats> {
+  const prefix = Buffer.from('watch/');
+  const end = Buffer.from('watch0');
+  const acked = new Map<string, number>();
+  /** Values whose put is in flight: an event may come before the put's own answer. */
+  const inFlight = new Set<string>();
+  const latencies: number[] = [];
+  const reqs: http.ClientRequest[] = [];
+  let ready = 0;
+  for (let i = 0; i < WATCHERS; i++) {
+    const ep = new URL(sys.endpoints[i % sys.endpoints.length]!);
+    const body = JSON.stringify({ create_request: { key: b64(prefix), range_end: b64(end) } });
+    const req = http.request({ host: ep.hostname, port: ep.port, path: '/v3/watch', method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
+      let buf = '';
+      res.on('data', (c: Buffer) => {
+        buf += c.toString();
+        let nl: number;
+        while ((nl = buf.indexOf('\n')) >= 0) {
+          const line = buf.slice(0, nl).trim();
+          buf = buf.slice(nl + 1);
+          if (!line) continue;
+          const msg = JSON.parse(line) as { result?: { created?: boolean; events?: { kv: { value: string } }[] } };
+          if (msg.result?.created) ready++;
+          const now = performance.now();
+          for (const e of msg.result?.events ?? []) {
+            const v = Buffer.from(e.kv.value, 'base64').toString();
+            const t = acked.get(v);
+            if (t !== undefined) latencies.push(now - t);
+            // Delivered before the writer even saw its acknowledgement: no wait at all.
+            else if (inFlight.has(v)) latencies.push(0);
+          }
+        }
+      });
+    });
+    req.on('error', () => {});
+    req.end(body);
+    reqs.push(req);
+  }
+  const deadline = Date.now() + 30_000;
+  while (ready < WATCHERS && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  const puts = QUICK ? 100 : 500;
+  const leader = await leaderOf(sys);
+  const started = performance.now();
+  for (let i = 0; i < puts; i++) {
+    const value = `v${i}`;
+    inFlight.add(value);
+    await post(`${leader}/v3/kv/put`, JSON.stringify({ key: b64(`watch/${i % 10}`), value: b64(value) }));
+    acked.set(value, performance.now());
+    inFlight.delete(value);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  const drainDeadline = Date.now() + 10_000;
+  while (latencies.length < puts * WATCHERS && Date.now() < drainDeadline) await new Promise((r) => setTimeout(r, 20));
+  const seconds = (performance.now() - started) / 1000;
+  for (const r of reqs) r.destroy();
+  const s = summarize(latencies, puts * WATCHERS - latencies.length, seconds);
+  return s;
+}
+
+async function loadKeys(sys: SystemUnderTest, n: number): Promise<number> {
+  const perTxn = 100;
+  const started = performance.now();
+  let next = 0;
+  const leader = await leaderOf(sys);
+  await Promise.all(
+    Array.from({ length: 16 }, async () => {
+      for (;;) {
+        const from = next;
+        next += perTxn;
+        if (from >= n) return;
+        const success = [];
+        for (let i = from; i < Math.min(n, from + perTxn); i++) success.push({ request_put: { key: b64(`load/${String(i).padStart(8, '0')}`), value: VALUE } });
+        await post(`${leader}/v3/kv/txn`, JSON.stringify({ success }));
+        if ((from / perTxn) % 500 === 0) progress(`${sys.name} loading keys: ${from}/${n}`);
+      }
+    }),
+  );
+  return (performance.now() - started) / 1000;
+}
+
+async function waitHealthy(url: string, limitMs: number): Promise<void> {
+  const deadline = Date.now() + limitMs;
+  for (;;) {
+    try {
+      const res = await fetch(`${url}/health`, { signal: AbortSignal.timeout(1000) });
+      if (res.ok && ((await res.json()) as { health?: string }).health === 'true') return;
+    } catch {
+      // still starting
+    }
+    if (Date.now() > deadline) throw new Error(`${url} not healthy within ${limitMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function revisionOf(url: string): Promise<number> {
+  const r = (await post(`${url}/v3/kv/range`, JSON.stringify({ key: b64('load/'), serializable: true, count_only: true }))) as { header: { revision: string } };
+  return Number(r.header.revision);
+}
+
+async function runAll(sys: SystemUnderTest): Promise<void> {
+  const eps = sys.endpoints;
+  const rr = (i: number): string => eps[i % eps.length]!;
+  const putOp = (i: number): Promise<unknown> => post(`${rr(i)}/v3/kv/put`, JSON.stringify({ key: key(i), value: VALUE }));
+  // Seed the key space so gets find values.
+  await closedLoop(64, 1, putOp);
+
+  let s = await closedLoop(1, SECONDS, putOp);
+  record('put, sequential (1 client)', sys, s);
+  (putLatencies['1'] ??= {})[sys.name] = s.latencies;
+  for (const c of [16, 64, 256]) {
+    s = await closedLoop(c, SECONDS, putOp);
+    record(`put, ${c} in flight`, sys, s);
+    (putLatencies[String(c)] ??= {})[sys.name] = s.latencies;
+  }
+  s = await closedLoop(64, SECONDS, (i) => post(`${rr(i)}/v3/kv/range`, JSON.stringify({ key: key(i * 7919) })));
+  record('get linearizable, 64 in flight', sys, s);
+  s = await closedLoop(64, SECONDS, (i) => post(`${rr(i)}/v3/kv/range`, JSON.stringify({ key: key(i * 7919), serializable: true })));
+  record('get serializable, 64 in flight', sys, s);
+  s = await closedLoop(64, SECONDS, (i) =>
+    i % 10 === 0 ? putOp(i) : post(`${rr(i)}/v3/kv/range`, JSON.stringify({ key: key(i * 7919) })),
+  );
+  record('mixed 90% get / 10% put, 64 in flight', sys, s);
+  s = await closedLoop(64, SECONDS, async (i) => {
+    const k = key(i * 31);
+    const got = (await post(`${rr(i)}/v3/kv/range`, JSON.stringify({ key: k, serializable: true }))) as { kvs?: { mod_revision: string }[] };
+    const mod = got.kvs?.[0]?.mod_revision ?? '0';
+    return post(`${rr(i)}/v3/kv/txn`, JSON.stringify({ compare: [{ key: k, target: 'MOD', result: 'EQUAL', mod_revision: mod }], success: [{ request_put: { key: k, value: VALUE } }] }));
+  });
+  record('txn compare-and-set, 64 in flight', sys, s);
+  s = await watchWorkload(sys);
+  record(`watch: ${WATCHERS} watchers on a prefix, put ack to event`, sys, s);
+
+  // A large store: memory, disk, catch-up of a member that missed the whole load, restart.
+  // (A member whose data is wiped must be removed and re-added, in etcd as in Raft generally;
+  // qkv has no membership changes yet, so the catch-up row uses a member that was down instead.)
+  const label = `${KEYS.toLocaleString('en')} keys`;
+  const m = sys.member(2);
+  await m.kill();
+  const loadSeconds = await loadKeys(sys, KEYS);
+  single(label, 'load time', 's', 'lower', sys, loadSeconds);
+  await new Promise((r) => setTimeout(r, 2000));
+  single(label, 'max member RSS', 'MB', 'lower', sys, Math.max(...sys.rss()) / 2 ** 20);
+  single(label, 'max member disk', 'MB', 'lower', sys, Math.max(...sys.diskBytes()) / 2 ** 20);
+  const target = await revisionOf(eps[0]!);
+  let t = performance.now();
+  m.start();
+  const deadline = Date.now() + 600_000;
+  for (;;) {
+    try {
+      if ((await revisionOf(m.url)) >= target) break;
+    } catch {
+      // not up yet
+    }
+    if (Date.now() > deadline) throw new Error('the member that missed the load did not catch up');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  single(label, 'catch-up of a member that missed the load', 's', 'lower', sys, (performance.now() - t) / 1000);
+  await m.kill();
+  t = performance.now();
+  m.start();
+  await waitHealthy(m.url, 300_000);
+  single(label, 'restart to healthy', 's', 'lower', sys, (performance.now() - t) / 1000);
+}
+
+function markdown(meta: Record<string, string>): string {
+  const fmt = (v: number | undefined, unit: string): string => (v === undefined ? '—' : unit === 'ops/s' ? v.toFixed(0) : v.toFixed(2));
+  const lines = [
+    `# qkv vs etcd, ${meta['date']}`,
+    '',
+    Object.entries(meta)
+      .map(([k, v]) => `${k}: ${v}`)
+      .join('  \n'),
+    '',
+    '| workload | metric | qkv | etcd | qkv/etcd |',
+    '| --- | --- | ---: | ---: | ---: |',
+  ];
+  for (const r of rows) {
+    const q = r.values.qkv;
+    const e = r.values.etcd;
+    const ratio = q !== undefined && e !== undefined && e !== 0 ? (q / e).toFixed(2) : '—';
+    lines.push(`| ${r.workload} | ${r.metric} (${r.unit}, ${r.better} is better) | ${fmt(q, r.unit)} | ${fmt(e, r.unit)} | ${ratio} |`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+/** Latency percentiles of the put workloads, both systems, as an SVG line chart (log scale). */
+function svg(): string {
+  const pcts = [50, 75, 90, 95, 99, 99.9];
+  const W = 720;
+  const H = 400;
+  const series: { label: string; color: string; dash: string; points: number[] }[] = [];
+  const colors: Record<string, string> = { '1': '#1f77b4', '16': '#ff7f0e', '64': '#2ca02c', '256': '#d62728' };
+  for (const [conc, bySys] of Object.entries(putLatencies)) {
+    for (const name of ['qkv', 'etcd'] as const) {
+      const lat = bySys[name];
+      if (!lat || lat.length === 0) continue;
+      series.push({
+        label: `${name} put ×${conc}`,
+        color: colors[conc] ?? '#000',
+        dash: name === 'etcd' ? '6,4' : '',
+        points: pcts.map((p) => lat[Math.min(lat.length - 1, Math.floor((p / 100) * lat.length))]!),
+      });
+    }
+  }
+  const all = series.flatMap((s) => s.points).filter((v) => v > 0);
+  const lo = Math.log10(Math.max(0.05, Math.min(...all)));
+  const hi = Math.log10(Math.max(...all) * 1.2);
+  const x = (i: number): number => 60 + (i * (W - 220)) / (pcts.length - 1);
+  const y = (v: number): number => H - 40 - ((Math.log10(Math.max(v, 0.05)) - lo) / (hi - lo || 1)) * (H - 70);
+  const out = [`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="11">`];
+  out.push(`<text x="${W / 2 - 150}" y="16" font-size="13">put latency percentiles (ms, log scale): qkv solid, etcd dashed</text>`);
+  pcts.forEach((p, i) => out.push(`<text x="${x(i) - 10}" y="${H - 20}">p${p}</text>`));
+  for (let d = Math.ceil(lo); d <= Math.floor(hi); d++) {
+    out.push(`<line x1="60" x2="${W - 160}" y1="${y(10 ** d)}" y2="${y(10 ** d)}" stroke="#ddd"/><text x="10" y="${y(10 ** d) + 4}">${10 ** d} ms</text>`);
+  }
+  series.forEach((s, k) => {
+    const pts = s.points.map((v, i) => `${x(i)},${y(v)}`).join(' ');
+    out.push(`<polyline fill="none" stroke="${s.color}" stroke-width="2" ${s.dash ? `stroke-dasharray="${s.dash}"` : ''} points="${pts}"/>`);
+    out.push(`<text x="${W - 150}" y="${40 + k * 16}" fill="${s.color}">${s.label}</text>`);
+  });
+  out.push('</svg>');
+  return out.join('\n');
+}
+
+async function main(): Promise<void> {
+  const etcdVersion = ONLY === 'qkv' ? 'not run' : ensureEtcd();
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  progress(`qkv vs etcd ${etcdVersion}: ${SECONDS} s per workload, ${KEYS} keys, ${WATCHERS} watchers${QUICK ? ' (quick)' : ''}`);
+  for (const which of ['qkv', 'etcd'] as const) {
+    if (ONLY && ONLY !== which) continue;
+    progress(`starting ${which}`);
+    const sys = which === 'qkv' ? await startQkv() : await startEtcd(etcdVersion);
+    try {
+      await runAll(sys);
+    } finally {
+      await sys.stop();
+    }
+  }
+  const meta = {
+    date: new Date().toISOString(),
+    machine: `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB`,
+    node: process.version,
+    etcd: etcdVersion,
+    settings: `${SECONDS} s per workload, 256-byte values, ${KEYSPACE} keys for puts/gets, ${WATCHERS} watchers, ${KEYS} keys loaded${QUICK ? ', quick' : ''}`,
+  };
+  const dir = path.resolve('bench/results');
+  mkdirSync(dir, { recursive: true });
+  const md = markdown(meta);
+  writeFileSync(path.join(dir, `${stamp}.md`), md);
+  writeFileSync(path.join(dir, `${stamp}.json`), JSON.stringify({ meta, rows }, null, 2));
+  writeFileSync(path.join(dir, `${stamp}-latency.svg`), svg());
+  process.stdout.write(`\n${md}\nwritten: bench/results/${stamp}.{md,json} and ${stamp}-latency.svg\n`);
+}
+
+void main().catch((err: unknown) => {
+  process.stderr.write(`bench failed: ${(err as Error).stack ?? String(err)}\n`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,160 @@
+/**
+ * The two systems under test, started the same way: three member processes on loopback with
+ * default durability (fsync on every commit). qkv from this repo; etcd 3.4 from Debian's
+ * etcd-server package (bench/install-etcd.sh installs it when it is missing).
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createWriteStream } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { freePorts } from '../test/server/ports.js';
+import { LocalCluster } from '../test/server/cluster_harness.js';
+
+export interface SystemUnderTest {
+  name: 'qkv' | 'etcd';
+  version: string;
+  endpoints: string[];
+  /** Resident memory of each member process, in bytes. */
+  rss(): number[];
+  /** Bytes on disk of each member's data directory. */
+  diskBytes(): number[];
+  /** Kills one member (SIGKILL) and returns a function that restarts it. */
+  member(i: number): { kill(): Promise<void>; start(opts?: { wipe?: boolean }): void; url: string };
+  stop(): Promise<void>;
+}
+
+function rssOf(pid: number | undefined): number {
+  if (!pid) return 0;
+  const r = spawnSync('ps', ['-o', 'rss=', '-p', String(pid)]);
+  return Number(r.stdout.toString().trim()) * 1024;
+}
+
+function duBytes(dir: string): number {
+  const r = spawnSync('du', ['-sb', dir]);
+  return Number(r.stdout.toString().split(/\s/)[0] ?? 0);
+}
+
+export function etcdVersion(): string | undefined {
+  const r = spawnSync('etcd', ['--version']);
+  if (r.status !== 0) return undefined;
+  return /etcd Version: (\S+)/.exec(r.stdout.toString())?.[1];
+}
+
+/** Installs etcd 3.4 from Debian's packages if it is not on PATH. */
+export function ensureEtcd(): string {
+  let v = etcdVersion();
+  if (v) return v;
+  const script = path.resolve(path.dirname(new URL(import.meta.url).pathname), 'install-etcd.sh');
+  const r = spawnSync('bash', [script], { stdio: 'inherit' });
+  if (r.status !== 0) throw new Error('installing etcd failed (bench/install-etcd.sh)');
+  v = etcdVersion();
+  if (!v) throw new Error('etcd is still not on PATH after bench/install-etcd.sh');
+  return v;
+}
+
+export async function startQkv(): Promise<SystemUnderTest> {
+  const cluster = await LocalCluster.create({ nodes: 3, tickMs: 100, electionTicks: 10 });
+  cluster.startAll();
+  await cluster.waitForLeader();
+  return {
+    name: 'qkv',
+    version: 'qkv (this repo)',
+    endpoints: cluster.endpoints,
+    rss: () => cluster.names.map((n) => rssOf(cluster.procs.get(n)?.child.pid)),
+    diskBytes: () => cluster.config.members.map((m) => duBytes(m.dataDir)),
+    member: (i) => {
+      const name = cluster.names[i]!;
+      return {
+        url: cluster.url(name),
+        kill: () => cluster.kill(name, 'SIGKILL'),
+        start: (opts) => {
+          if (opts?.wipe) spawnSync('rm', ['-rf', cluster.config.members[i]!.dataDir]);
+          cluster.start(name);
+        },
+      };
+    },
+    stop: () => cluster.destroy(),
+  };
+}
+
+export async function startEtcd(version: string): Promise<SystemUnderTest> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'qkv-bench-etcd-'));
+  const ports = await freePorts(6);
+  const members = [0, 1, 2].map((i) => ({
+    name: `e${i + 1}`,
+    client: `http://127.0.0.1:${ports[2 * i]}`,
+    peer: `http://127.0.0.1:${ports[2 * i + 1]}`,
+    dataDir: path.join(dir, `e${i + 1}`),
+  }));
+  const initialCluster = members.map((m) => `${m.name}=${m.peer}`).join(',');
+  const procs: (ChildProcess | undefined)[] = [];
+  const start = (i: number, state: 'new' | 'existing'): void => {
+    const m = members[i]!;
+    const log = createWriteStream(path.join(dir, `${m.name}.log`), { flags: 'a' });
+    const child = spawn(
+      'etcd',
+      [
+        '--name', m.name,
+        '--data-dir', m.dataDir,
+        '--listen-client-urls', m.client,
+        '--advertise-client-urls', m.client,
+        '--listen-peer-urls', m.peer,
+        '--initial-advertise-peer-urls', m.peer,
+        '--initial-cluster', initialCluster,
+        '--initial-cluster-state', state,
+        '--initial-cluster-token', 'qkv-bench',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    child.stdout!.pipe(log);
+    child.stderr!.pipe(log);
+    procs[i] = child;
+  };
+  members.forEach((_, i) => start(i, 'new'));
+  // Ready when every member answers /health.
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const ok = await Promise.all(
+      members.map(async (m) => {
+        try {
+          const r = await fetch(`${m.client}/health`, { signal: AbortSignal.timeout(1000) });
+          return ((await r.json()) as { health?: string }).health === 'true';
+        } catch {
+          return false;
+        }
+      }),
+    );
+    if (ok.every(Boolean)) break;
+    if (Date.now() > deadline) throw new Error(`etcd cluster did not become healthy; logs in ${dir}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const kill = async (i: number, signal: NodeJS.Signals): Promise<void> => {
+    const p = procs[i];
+    if (!p || p.exitCode !== null) return;
+    const exited = new Promise<void>((r) => p.once('exit', () => r()));
+    p.kill(signal);
+    await exited;
+  };
+  return {
+    name: 'etcd',
+    version,
+    endpoints: members.map((m) => m.client),
+    rss: () => procs.map((p) => rssOf(p?.pid)),
+    diskBytes: () => members.map((m) => duBytes(m.dataDir)),
+    member: (i) => ({
+      url: members[i]!.client,
+      kill: () => kill(i, 'SIGKILL'),
+      start: (opts) => {
+        // A wiped member rejoins under the same identity (its id derives from its peer URL and
+        // the cluster token) and is caught up by a snapshot from the leader.
+        if (opts?.wipe) spawnSync('rm', ['-rf', members[i]!.dataDir]);
+        start(i, 'existing');
+      },
+    }),
+    stop: async () => {
+      await Promise.all(members.map((_, i) => kill(i, 'SIGTERM')));
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
