@@ -7,6 +7,7 @@
  *
  * Internally every message is a plain object with camelCase names, Buffers and numbers.
  */
+import { CodedError } from '../errors.js';
 
 export type FieldKind =
   | 'bytes'
@@ -34,11 +35,9 @@ export interface Schema {
   fields: FieldSpec[];
 }
 
-export class InvalidRequestError extends Error {
-  readonly code = 'ERR_INVALID_REQUEST';
+export class InvalidRequestError extends CodedError {
   constructor(message: string) {
-    super(message);
-    this.name = 'InvalidRequestError';
+    super('ERR_INVALID_REQUEST', message);
   }
 }
 

@@ -1,12 +1,7 @@
 /** Lease errors, with etcd's messages. Mapped to HTTP/gRPC statuses in the server, in one place. */
-export class LeaseError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.name = new.target.name;
-    this.code = code;
-  }
-}
+import { CodedError } from '../errors.js';
+
+export class LeaseError extends CodedError {}
 
 export class LeaseNotFoundError extends LeaseError {
   constructor() {

@@ -5,14 +5,9 @@
  * Errors caused by a request (bad arguments, compacted revision, duplicate keys...) are
  * deterministic: applying the same entry on every replica yields the same error.
  */
-export class MvccError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.name = new.target.name;
-    this.code = code;
-  }
-}
+import { CodedError } from '../errors.js';
+
+export class MvccError extends CodedError {}
 
 export class CompactedError extends MvccError {
   constructor() {

@@ -1,12 +1,7 @@
 /** Errors raised by the Raft core. Each kind has a class and a stable code. */
-export class RaftError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.name = new.target.name;
-    this.code = code;
-  }
-}
+import { CodedError } from '../errors.js';
+
+export class RaftError extends CodedError {}
 
 /** A proposal was not accepted: this node is not the leader, or a leadership transfer is under way. */
 export class ProposalDroppedError extends RaftError {

@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { CodedError } from '../errors.js';
 
 export interface MemberConfig {
   id: number;
@@ -34,11 +35,9 @@ export interface ClusterConfig {
   members: MemberConfig[];
 }
 
-export class ConfigError extends Error {
-  readonly code = 'ERR_CONFIG';
+export class ConfigError extends CodedError {
   constructor(message: string) {
-    super(message);
-    this.name = 'ConfigError';
+    super('ERR_CONFIG', message);
   }
 }
 

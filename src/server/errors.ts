@@ -3,11 +3,7 @@
  * grpc-gateway derives from it, and etcd's message, as the v3 gateway answers them:
  *   {"error": "...", "message": "...", "code": N}
  */
-import { InvalidRequestError } from '../api/codec.js';
-import { LeaseError } from '../lease/errors.js';
-import { MvccError } from '../mvcc/errors.js';
-import { RaftError } from '../raft/errors.js';
-import { ConfigError } from './config.js';
+import { CodedError } from '../errors.js';
 
 /** gRPC status codes (google.golang.org/grpc/codes). */
 export enum GrpcCode {
@@ -61,14 +57,13 @@ export function httpStatusOf(code: GrpcCode): number {
 }
 
 /** An error of the server itself (not of a module below it). */
-export class ServerError extends Error {
+export class ServerError extends CodedError {
   constructor(
-    readonly code: string,
+    code: string,
     message: string,
     readonly grpcCode: GrpcCode,
   ) {
-    super(message);
-    this.name = 'ServerError';
+    super(code, message);
   }
 }
 
@@ -123,14 +118,8 @@ export function toHttpError(err: unknown): HttpError {
   let message = err instanceof Error ? err.message : String(err);
   if (err instanceof ServerError) {
     grpc = err.grpcCode;
-  } else if (err instanceof MvccError || err instanceof LeaseError || err instanceof RaftError || err instanceof InvalidRequestError || err instanceof ConfigError) {
+  } else if (err instanceof CodedError) {
     const m = BY_CODE[err.code];
-    if (m) {
-      grpc = m.grpc;
-      message = m.message ?? message;
-    }
-  } else if (typeof err === 'object' && err !== null && 'code' in err && typeof (err as { code: unknown }).code === 'string') {
-    const m = BY_CODE[(err as { code: string }).code];
     if (m) {
       grpc = m.grpc;
       message = m.message ?? message;

@@ -11,6 +11,7 @@
  * same synchronous step in which the store's revision advances; so no revision is missed and
  * none is delivered twice. The apply loop never waits for a consumer.
  */
+import { CodedError } from '../errors.js';
 import { WatchFilter, type Event, type WatchRequest, type WatchResponse, type WatchSource } from './types.js';
 
 export interface WatchHubOptions {
@@ -22,10 +23,9 @@ export interface WatchHubOptions {
   maxWatchers?: number;
 }
 
-export class WatchLimitError extends Error {
-  readonly code = 'ERR_TOO_MANY_WATCHERS';
+export class WatchLimitError extends CodedError {
   constructor() {
-    super('etcdserver: too many watchers');
+    super('ERR_TOO_MANY_WATCHERS', 'etcdserver: too many watchers');
   }
 }
 
