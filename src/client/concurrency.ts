@@ -10,6 +10,12 @@ import { Client, compare, op, toBuffer, type Bytes } from './client.js';
 import { prefixEnd } from '../api/keys.js';
 import type { KeyValue, TxnResponse } from '../mvcc/types.js';
 
+/** A lock or election name as the key prefix of its contenders: with a trailing '/'. */
+function dirPrefix(name: Bytes): Buffer {
+  const p = toBuffer(name);
+  return p[p.length - 1] === 0x2f ? p : Buffer.concat([p, Buffer.from('/')]);
+}
+
 /** Lease ids print as hex, as etcdctl does. */
 export function leaseHex(id: number): string {
   return id.toString(16);
@@ -150,8 +156,7 @@ export class Mutex {
     readonly session: Session,
     prefix: Bytes,
   ) {
-    const p = toBuffer(prefix);
-    this.prefix = p[p.length - 1] === 0x2f ? p : Buffer.concat([p, Buffer.from('/')]);
+    this.prefix = dirPrefix(prefix);
   }
 
   /** The key holding (or waiting for) the lock. */
@@ -208,8 +213,7 @@ export class Election {
     readonly session: Session,
     prefix: Bytes,
   ) {
-    const p = toBuffer(prefix);
-    this.prefix = p[p.length - 1] === 0x2f ? p : Buffer.concat([p, Buffer.from('/')]);
+    this.prefix = dirPrefix(prefix);
   }
 
   /** Waits until this session leads, then returns; `value` is the proclaimed value. */
@@ -256,9 +260,7 @@ export class Election {
 
   /** The current leader's key-value, if any. */
   static async leader(client: Client, prefix: Bytes): Promise<KeyValue | undefined> {
-    const p = toBuffer(prefix);
-    const pfx = p[p.length - 1] === 0x2f ? p : Buffer.concat([p, Buffer.from('/')]);
-    const r = await client.get(pfx, { prefix: true, sortTarget: 'CREATE', sortOrder: 'ASCEND', limit: 1 });
+    const r = await client.get(dirPrefix(prefix), { prefix: true, sortTarget: 'CREATE', sortOrder: 'ASCEND', limit: 1 });
     return r.kvs[0];
   }
 }
