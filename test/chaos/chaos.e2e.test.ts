@@ -6,7 +6,7 @@
 import { expect, test } from 'vitest';
 import { formatReport, runChaos } from './run.js';
 
-test('a short chaos run stays linearizable and ends with identical replicas', async () => {
+test('a short chaos run: linearizable, identical replicas, no acknowledged append lost, exact watch histories', async () => {
   const lines: string[] = [];
   const report = await runChaos({ nodes: 3, time: 35, seed: 11, workers: 6, keys: 4, outDir: '.qkv-tmp', log: (l) => lines.push(l) });
   console.log([...lines, formatReport(report)].join('\n'));
@@ -15,4 +15,8 @@ test('a short chaos run stays linearizable and ends with identical replicas', as
   expect(report.checkerTimedOut).toBe(false);
   expect(report.linearizable).toBe(true);
   expect(report.hashesEqual).toBe(true);
+  expect(report.append.acknowledged).toBeGreaterThan(50);
+  expect(report.append).toMatchObject({ lost: 0, duplicated: 0, phantom: 0 });
+  expect(report.watch.events).toBeGreaterThan(100);
+  expect(report.watch.mismatched).toBe(0);
 }, 180_000);

@@ -15,6 +15,7 @@ import { seededRandom } from '../raft/harness.js';
 import { LocalCluster } from '../server/cluster_harness.js';
 import { ProxiedCluster } from './proxied_cluster.js';
 import { checkRegisterHistory, type HistoryEntry, type RegisterOp } from './checker.js';
+import { appendSet, watchPrefix, type AppendReport, type WatchReport } from './workloads.js';
 
 export interface ChaosOptions {
   nodes: number;
@@ -45,6 +46,8 @@ export interface ChaosReport {
   failingKey?: string;
   failingWindow?: HistoryEntry[];
   hashesEqual: boolean;
+  append: AppendReport;
+  watch: WatchReport;
   faults: FaultWindow[];
   /** ok / total per fault kind (and "none" for quiet periods). */
   availability: Record<string, { ok: number; total: number }>;
@@ -139,6 +142,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     }
   };
   const workers = Array.from({ length: opts.workers }, (_, w) => worker(w));
+  const appender = appendSet(cluster, opts.seed, 3, 3);
+  const watcher = watchPrefix(cluster, 'r/', 4);
 
   // ---- faults ---------------------------------------------------------------------------
   const heal = async (): Promise<void> => {
@@ -213,6 +218,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   await cluster.waitForLeader(cluster.names, 30_000);
   stopping = true;
   await Promise.all(workers);
+  await appender.stop();
   // Final reads on a healthy cluster are part of the history: they pin down what was kept.
   const finalClient = cluster.client();
   const keyNames = keysNow();
@@ -231,6 +237,9 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   }, 'members to converge', 60_000);
   const hashes = await Promise.all(cluster.names.map((n) => finalClient.hashKV(cluster.url(n), finalRev)));
   const hashesEqual = new Set(hashes.map((h) => h.hash)).size === 1;
+  await watcher.stop();
+  const append = await appender.check();
+  const watch = await watcher.check();
 
   const result = checkRegisterHistory(history, { timeoutMs: 30_000 });
   const availability: Record<string, { ok: number; total: number }> = {};
@@ -252,10 +261,12 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     ...(result.failingKey ? { failingKey: result.failingKey } : {}),
     ...(result.window ? { failingWindow: result.window } : {}),
     hashesEqual,
+    append,
+    watch,
     faults,
     availability,
   };
-  if (!report.linearizable || !report.hashesEqual || report.checkerTimedOut) {
+  if (!chaosPassed(report)) {
     const dir = path.resolve(opts.outDir, `chaos-seed${opts.seed}-${Date.now()}`);
     await mkdir(dir, { recursive: true });
     await writeFile(path.join(dir, 'history.json'), JSON.stringify(history, null, 1));
@@ -267,11 +278,26 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   return report;
 }
 
+/** Every check of a run: linearizable, equal replicas, nothing lost, watch histories exact. */
+export function chaosPassed(r: ChaosReport): boolean {
+  return (
+    r.linearizable &&
+    !r.checkerTimedOut &&
+    r.hashesEqual &&
+    r.append.lost === 0 &&
+    r.append.duplicated === 0 &&
+    r.append.phantom === 0 &&
+    r.watch.mismatched === 0
+  );
+}
+
 export function formatReport(r: ChaosReport): string {
   const lines = [
     `seed ${r.seed}: ${r.ops} ops (${r.ok} ok, ${r.failed} failed, ${r.unknown} unknown)`,
     `linearizable: ${r.checkerTimedOut ? 'unknown (checker timed out)' : r.linearizable ? 'yes' : `NO (key ${r.failingKey})`}`,
     `replica hashes equal: ${r.hashesEqual ? 'yes' : 'NO'}`,
+    `append-set: ${r.append.acknowledged} acknowledged of ${r.append.attempted} attempted; lost ${r.append.lost}, duplicated ${r.append.duplicated}, phantom ${r.append.phantom}`,
+    `watch: ${r.watch.watchers} watchers, ${r.watch.events} events; histories differing from the store: ${r.watch.mismatched}${r.watch.detail ? ` (${r.watch.detail})` : ''}`,
     'availability (ok / ops invoked) by fault:',
     ...Object.entries(r.availability).map(([k, a]) => `  ${k.padEnd(20)} ${a.ok}/${a.total} (${((100 * a.ok) / Math.max(1, a.total)).toFixed(0)}%)`),
   ];
@@ -294,7 +320,7 @@ async function main(): Promise<void> {
     outDir: arg('out', '.qkv-tmp'),
   });
   process.stdout.write(`${formatReport(report)}\n`);
-  process.exitCode = report.linearizable && report.hashesEqual && !report.checkerTimedOut ? 0 : 1;
+  process.exitCode = chaosPassed(report) ? 0 : 1;
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === path.resolve(new URL(import.meta.url).pathname)) void main();
