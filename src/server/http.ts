@@ -118,6 +118,8 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
     // Keys in /v1 paths are percent-encoded bytes, not necessarily UTF-8, which the router would
     // refuse to decode: route on a placeholder; the handler reads the key from originalUrl.
     rewriteUrl: (req) => rewriteKeyPath(req.url ?? '/'),
+    // Shutdown must not wait for clients: watch streams and keep-alive connections never end on their own.
+    forceCloseConnections: true,
   });
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));

@@ -69,6 +69,8 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
+      // End the watch streams first so their connections can close, then stop serving.
+      member.hub.stop();
       await http.close();
       await member.stop();
     })();

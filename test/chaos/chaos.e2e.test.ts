@@ -19,4 +19,6 @@ test('a short chaos run: linearizable, identical replicas, no acknowledged appen
   expect(report.append).toMatchObject({ lost: 0, duplicated: 0, phantom: 0 });
   expect(report.watch.events).toBeGreaterThan(100);
   expect(report.watch.mismatched).toBe(0);
+  expect(report.lock.accepted).toBeGreaterThan(10);
+  expect(report.lock.violations).toBe(0);
 }, 180_000);

@@ -15,7 +15,7 @@ import { seededRandom } from '../raft/harness.js';
 import { LocalCluster } from '../server/cluster_harness.js';
 import { ProxiedCluster } from './proxied_cluster.js';
 import { checkRegisterHistory, type HistoryEntry, type RegisterOp } from './checker.js';
-import { appendSet, watchPrefix, type AppendReport, type WatchReport } from './workloads.js';
+import { appendSet, fencedLock, watchPrefix, type AppendReport, type LockReport, type WatchReport } from './workloads.js';
 
 export interface ChaosOptions {
   nodes: number;
@@ -48,6 +48,7 @@ export interface ChaosReport {
   hashesEqual: boolean;
   append: AppendReport;
   watch: WatchReport;
+  lock: LockReport;
   faults: FaultWindow[];
   /** ok / total per fault kind (and "none" for quiet periods). */
   availability: Record<string, { ok: number; total: number }>;
@@ -144,6 +145,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   const workers = Array.from({ length: opts.workers }, (_, w) => worker(w));
   const appender = appendSet(cluster, opts.seed, 3, 3);
   const watcher = watchPrefix(cluster, 'r/', 4);
+  const locker = fencedLock(cluster, 3);
 
   // ---- faults ---------------------------------------------------------------------------
   const heal = async (): Promise<void> => {
@@ -219,6 +221,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   stopping = true;
   await Promise.all(workers);
   await appender.stop();
+  await locker.stop();
   // Final reads on a healthy cluster are part of the history: they pin down what was kept.
   const finalClient = cluster.client();
   const keyNames = keysNow();
@@ -240,6 +243,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   await watcher.stop();
   const append = await appender.check();
   const watch = await watcher.check();
+  const lock = await locker.check();
 
   const result = checkRegisterHistory(history, { timeoutMs: 30_000 });
   const availability: Record<string, { ok: number; total: number }> = {};
@@ -263,6 +267,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     hashesEqual,
     append,
     watch,
+    lock,
     faults,
     availability,
   };
@@ -287,7 +292,8 @@ export function chaosPassed(r: ChaosReport): boolean {
     r.append.lost === 0 &&
     r.append.duplicated === 0 &&
     r.append.phantom === 0 &&
-    r.watch.mismatched === 0
+    r.watch.mismatched === 0 &&
+    r.lock.violations === 0
   );
 }
 
@@ -297,6 +303,7 @@ export function formatReport(r: ChaosReport): string {
     `linearizable: ${r.checkerTimedOut ? 'unknown (checker timed out)' : r.linearizable ? 'yes' : `NO (key ${r.failingKey})`}`,
     `replica hashes equal: ${r.hashesEqual ? 'yes' : 'NO'}`,
     `append-set: ${r.append.acknowledged} acknowledged of ${r.append.attempted} attempted; lost ${r.append.lost}, duplicated ${r.append.duplicated}, phantom ${r.append.phantom}`,
+    `lock: ${r.lock.accepted} fenced writes accepted, ${r.lock.fenced} stale holders fenced off, fencing violations ${r.lock.violations}`,
     `watch: ${r.watch.watchers} watchers, ${r.watch.events} events; histories differing from the store: ${r.watch.mismatched}${r.watch.detail ? ` (${r.watch.detail})` : ''}`,
     'availability (ok / ops invoked) by fault:',
     ...Object.entries(r.availability).map(([k, a]) => `  ${k.padEnd(20)} ${a.ok}/${a.total} (${((100 * a.ok) / Math.max(1, a.total)).toFixed(0)}%)`),

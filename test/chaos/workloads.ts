@@ -7,6 +7,7 @@
  *   store's history of that prefix: in order, no gap, no duplicate.
  */
 import { Client } from '../../src/client/client.js';
+import { Mutex, Session } from '../../src/client/concurrency.js';
 import type { LocalCluster } from '../server/cluster_harness.js';
 import { seededRandom } from '../raft/harness.js';
 
@@ -175,6 +176,91 @@ export function watchPrefix(cluster: LocalCluster, prefix: string, watchers: num
         }
       });
       return { watchers, events: seen.reduce((n, s) => n + s.length, 0), mismatched, ...(detail ? { detail } : {}) };
+    },
+  };
+}
+
+export interface LockReport {
+  /** Fenced writes the store accepted. */
+  accepted: number;
+  /** Fenced writes refused because a newer holder had written (a stale holder, stopped by its token). */
+  fenced: number;
+  /** Accepted writes carrying a token lower than one accepted before them (must be 0). */
+  violations: number;
+}
+
+/** Tokens as fixed-width text, so etcd's bytewise value compare orders them numerically. */
+const token = (n: number): string => String(n).padStart(15, '0');
+
+/**
+ * Lease-backed locks (Mutex) whose holders write a protected key only through a txn that checks
+ * their fencing token (the lock's create revision) is newer than the last one written. A lease
+ * can expire while its holder is paused — etcd's known limit — so two clients may believe they
+ * hold the lock; the token must still keep a stale holder's write out.
+ */
+export function fencedLock(cluster: LocalCluster, workers: number): Workload<LockReport> {
+  let stopping = false;
+  let accepted = 0;
+  let fenced = 0;
+  const run = async (w: number): Promise<void> => {
+    const client = new Client({ endpoints: cluster.endpoints.slice(w % cluster.endpoints.length).concat(cluster.endpoints), timeoutMs: 1500 });
+    while (!stopping) {
+      let session: Session | undefined;
+      try {
+        session = await Session.create(client, { ttl: 2 });
+        const mutex = new Mutex(session, 'locks/L');
+        const abort = AbortSignal.timeout(5000);
+        await mutex.lock(abort);
+        const r = await client.txn({
+          compare: [{ key: Buffer.from('locked/token'), target: 'VALUE', result: 'LESS', value: Buffer.from(token(mutex.revision)) }],
+          success: [
+            { requestPut: { key: Buffer.from('locked/token'), value: Buffer.from(token(mutex.revision)) } },
+            { requestPut: { key: Buffer.from('locked/resource'), value: Buffer.from(`${token(mutex.revision)}:w${w}`) } },
+          ],
+        });
+        if (r.succeeded) accepted++;
+        else fenced++;
+        await mutex.unlock();
+      } catch {
+        await new Promise((r) => setTimeout(r, 100));
+      } finally {
+        await session?.close().catch(() => {});
+      }
+    }
+  };
+  let running: Promise<void>[] = [];
+  const started = (async () => {
+    await cluster.client().put('locked/token', token(0));
+    running = Array.from({ length: workers }, (_, w) => run(w));
+  })();
+  return {
+    stop: async () => {
+      stopping = true;
+      await started;
+      await Promise.all(running);
+    },
+    check: async () => {
+      // Replay every accepted write of the protected key, in revision order.
+      const client = cluster.client();
+      const last = (await client.get('locked/resource')).kvs[0]?.modRevision ?? 0;
+      const tokens: string[] = [];
+      if (last > 0) {
+        const stream = client.watch('locked/resource', { startRevision: 1 });
+        const timer = setTimeout(() => stream.cancel(), 30_000);
+        for await (const resp of stream) {
+          for (const e of resp.events) if (e.type === 'PUT') tokens.push(e.kv.value.toString().split(':')[0]!);
+          if (resp.events.some((e) => e.kv.modRevision >= last)) break;
+        }
+        clearTimeout(timer);
+        stream.cancel();
+      }
+      let violations = 0;
+      let max = '';
+      for (const t of tokens) {
+        if (t < max) violations++;
+        if (t > max) max = t;
+      }
+      return { accepted, fenced, violations };
     },
   };
 }
