@@ -137,8 +137,8 @@ export class Raft {
       m.type === MessageType.PreVoteResp;
     if (carriesOwnTerm) {
       if (m.term === 0) throw new Error(`raft: ${m.type} must carry a term`);
-    } else if (m.type !== MessageType.ReadIndex) {
-      // A forwarded ReadIndex keeps term 0 so the leader treats it as a local request.
+    } else if (m.type !== MessageType.ReadIndex && m.type !== MessageType.Prop) {
+      // A forwarded ReadIndex or proposal keeps term 0: the leader treats it as a local request.
       m.term = this.term;
     }
     this.msgs.push(m);
@@ -385,6 +385,19 @@ export class Raft {
     return { index, term: this.term };
   }
 
+  /**
+   * Sends a proposal to the leader (etcd's MsgProp forwarding), for a follower; on the leader,
+   * appends it and returns where. A follower learns nothing of its index: it recognizes its
+   * entry when it applies it, or gives up after a timeout (the leader may drop it, e.g. during
+   * a leadership transfer or a change of leader).
+   */
+  forwardProposal(data: Uint8Array): { index: number; term: number } | undefined {
+    if (this.role === StateRole.Leader) return this.propose(data);
+    if (this.lead === NONE) throw new ProposalDroppedError('no leader');
+    this.send(message({ type: MessageType.Prop, to: this.lead, entries: [{ term: 0, index: 0, type: EntryType.Normal, data }] }));
+    return undefined;
+  }
+
   flushBroadcast(): void {
     if (!this.needsBroadcast) return;
     this.needsBroadcast = false;
@@ -510,6 +523,12 @@ export class Raft {
         return;
       case MessageType.TransferLeader:
         this.handleTransferLeader(m, pr);
+        return;
+      case MessageType.Prop:
+        // A follower's forwarded proposal; dropped (the proposer times out) during a transfer.
+        if (this.leadTransferee !== NONE) return;
+        this.appendEntries(m.entries.map((e) => ({ term: 0, index: 0, type: EntryType.Normal, data: e.data })));
+        this.needsBroadcast = true;
         return;
       default:
         return;

@@ -23,7 +23,7 @@ export interface Status {
   match?: Record<NodeId, number>;
 }
 
-const LOCAL_MESSAGES = new Set<MessageType>([MessageType.Hup, MessageType.Beat, MessageType.CheckQuorum, MessageType.Prop]);
+const LOCAL_MESSAGES = new Set<MessageType>([MessageType.Hup, MessageType.Beat, MessageType.CheckQuorum]);
 
 function sameSoftState(a: SoftState, b: SoftState): boolean {
   return a.leader === b.leader && a.role === b.role;
@@ -64,14 +64,21 @@ export class RawNode {
   step(m: Message): void {
     if (LOCAL_MESSAGES.has(m.type)) return;
     if (m.from === NONE || m.from === this.raft.id) return;
-    // Only a forwarded read travels without a term; anything else without one is not from a peer.
-    if (m.term === 0 && m.type !== MessageType.ReadIndex) return;
+    // Only forwarded reads and proposals travel without a term; anything else without one is not from a peer.
+    if (m.term === 0 && m.type !== MessageType.ReadIndex && m.type !== MessageType.Prop) return;
+    // A proposal with a term is not a forwarded one (Raft never sends those): ignore it.
+    if (m.type === MessageType.Prop && m.term !== 0) return;
     this.raft.step(m);
   }
 
   /** Appends a proposal (leader only); it is replicated with the next Ready's messages. */
   propose(data: Uint8Array): { index: number; term: number } {
     return this.raft.propose(data);
+  }
+
+  /** Sends a proposal to the leader (on the leader: appends it); see Raft.forwardProposal. */
+  forwardProposal(data: Uint8Array): { index: number; term: number } | undefined {
+    return this.raft.forwardProposal(data);
   }
 
   /** Requests a linearizable read point; the answer arrives as a ReadState with the same context. */

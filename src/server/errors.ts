@@ -74,6 +74,16 @@ export const leaderChanged = (): ServerError =>
   new ServerError('ERR_LEADER_CHANGED', 'etcdserver: leader changed', GrpcCode.Unavailable);
 export const notFound = (what: string): ServerError => new ServerError('ERR_NOT_FOUND', `${what} not found`, GrpcCode.NotFound);
 export const badRequest = (message: string): ServerError => new ServerError('ERR_BAD_REQUEST', message, GrpcCode.InvalidArgument);
+// etcd's rpctypes errors that only the gRPC API raises.
+export const notLeader = (): ServerError => new ServerError('ERR_NOT_LEADER', 'etcdserver: not leader', GrpcCode.FailedPrecondition);
+export const badLeaderTransferee = (): ServerError =>
+  new ServerError('ERR_BAD_LEADER_TRANSFEREE', 'etcdserver: bad leader transferee', GrpcCode.FailedPrecondition);
+export const leaderTransferTimeout = (): ServerError =>
+  new ServerError('ERR_LEADER_TRANSFER_TIMEOUT', 'etcdserver: request timed out, leader transfer took too long', GrpcCode.Unavailable);
+export const unsupported = (what: string): ServerError => new ServerError('ERR_UNSUPPORTED', `qkv: ${what} is not supported`, GrpcCode.Unimplemented);
+export const serverStopped = (): ServerError => new ServerError('ERR_SERVER_STOPPED', 'etcdserver: server stopped', GrpcCode.Unavailable);
+/** An error another member answered (forwarded request): its gRPC code and message, unchanged. */
+export const forwardedError = (code: GrpcCode, message: string): ServerError => new ServerError('ERR_FORWARDED', message, code);
 
 /** Error code → (gRPC code, message as etcd's gRPC layer words it). */
 const BY_CODE: Record<string, { grpc: GrpcCode; message?: string }> = {
@@ -100,6 +110,7 @@ const BY_CODE: Record<string, { grpc: GrpcCode; message?: string }> = {
   ERR_PROPOSAL_LOST: { grpc: GrpcCode.Unavailable, message: 'etcdserver: leader changed' },
   ERR_TOO_MANY_REQUESTS: { grpc: GrpcCode.ResourceExhausted },
   ERR_READ_TIMEOUT: { grpc: GrpcCode.Unavailable },
+  ERR_PROPOSAL_TIMEOUT: { grpc: GrpcCode.Unavailable },
   ERR_STOPPED: { grpc: GrpcCode.Unavailable },
   // gateway
   ERR_INVALID_REQUEST: { grpc: GrpcCode.InvalidArgument },
@@ -112,8 +123,14 @@ export interface HttpError {
   body: { error: string; message: string; code: GrpcCode };
 }
 
-/** Maps any error to the gateway's error response. Unknown errors are 500s with their message. */
-export function toHttpError(err: unknown): HttpError {
+/** An error as etcd's gRPC layer reports it: status code and message. */
+export interface GrpcStatusError {
+  code: GrpcCode;
+  message: string;
+}
+
+/** Maps any error to etcd's gRPC status (served as is over gRPC, and wrapped by the gateway). */
+export function toGrpcStatus(err: unknown): GrpcStatusError {
   let grpc = GrpcCode.Unknown;
   let message = err instanceof Error ? err.message : String(err);
   if (err instanceof ServerError) {
@@ -125,5 +142,11 @@ export function toHttpError(err: unknown): HttpError {
       message = m.message ?? message;
     }
   }
-  return { status: httpStatusOf(grpc), body: { error: message, message, code: grpc } };
+  return { code: grpc, message };
+}
+
+/** Maps any error to the gateway's error response. Unknown errors are 500s with their message. */
+export function toHttpError(err: unknown): HttpError {
+  const { code, message } = toGrpcStatus(err);
+  return { status: httpStatusOf(code), body: { error: message, message, code } };
 }

@@ -12,7 +12,6 @@ import { decodeMessage, encodeMessage, InvalidRequestError, type Schema } from '
 import * as S from '../api/schemas.js';
 import type { WatchCreateRequest, WatchRequestMessage, WatchResponseMessage } from '../api/types.js';
 import type { CompactionRequest, DeleteRangeRequest, PutRequest, RangeRequest, TxnRequest } from '../mvcc/types.js';
-import { isTxnReadonly } from '../mvcc/txn.js';
 import { WatchFilter, type WatchResponse } from '../watch/types.js';
 import type { Watcher } from '../watch/hub.js';
 import type { Member } from './member.js';
@@ -130,7 +129,10 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
   });
   app.setNotFoundHandler((request, reply) => reply.status(404).type('text/plain').send(`404 page not found: ${request.method} ${request.url}\n`));
 
-  /** A unary gateway route. `leaderOnly` requests are forwarded when this member is not the leader. */
+  /**
+   * A unary gateway route. `leaderOnly` requests (those that need the leader's lease clock) are
+   * forwarded when this member is not the leader.
+   */
   function unary<Req>(
     path: string,
     reqSchema: Schema,
@@ -157,17 +159,11 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
   });
 
   unary<RangeRequest>('/v3/kv/range', S.RangeRequest, S.RangeResponse, async (req) => withHeader(await member.range(req)));
-  unary<PutRequest>('/v3/kv/put', S.PutRequest, S.PutResponse, async (req) => withHeader(await member.put(req)), { leaderOnly: always, checkSize: true });
-  unary<DeleteRangeRequest>('/v3/kv/deleterange', S.DeleteRangeRequest, S.DeleteRangeResponse, async (req) => withHeader(await member.deleteRange(req)), {
-    leaderOnly: always,
-  });
-  unary<TxnRequest>('/v3/kv/txn', S.TxnRequest, S.TxnResponse, async (req) => withHeader(await member.txn(req)), {
-    leaderOnly: (req) => !isTxnReadonly(req),
-    checkSize: true,
-  });
-  unary<CompactionRequest>('/v3/kv/compaction', S.CompactionRequest, S.HeaderOnlyResponse, async (req) => ({ header: member.header((await member.compact(req)).revision) }), {
-    leaderOnly: always,
-  });
+  // Writes are proposed on any member: a follower's proposal reaches the leader through Raft.
+  unary<PutRequest>('/v3/kv/put', S.PutRequest, S.PutResponse, async (req) => withHeader(await member.put(req)), { checkSize: true });
+  unary<DeleteRangeRequest>('/v3/kv/deleterange', S.DeleteRangeRequest, S.DeleteRangeResponse, async (req) => withHeader(await member.deleteRange(req)));
+  unary<TxnRequest>('/v3/kv/txn', S.TxnRequest, S.TxnResponse, async (req) => withHeader(await member.txn(req)), { checkSize: true });
+  unary<CompactionRequest>('/v3/kv/compaction', S.CompactionRequest, S.HeaderOnlyResponse, async (req) => ({ header: member.header((await member.compact(req)).revision) }));
 
   unary<{ ttl: number; id: number }>('/v3/lease/grant', S.LeaseGrantRequest, S.LeaseGrantResponse, (req) => member.leaseGrant(req.ttl, req.id), { leaderOnly: always });
   for (const p of ['/v3/lease/revoke', '/v3/kv/lease/revoke']) {

@@ -12,7 +12,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { keyRange } from '../api/keys.js';
 import type { Compare, KeyValue, RequestOp, ResponseOp, SortOrder, SortTarget, TxnRequest } from '../mvcc/types.js';
-import { isTxnReadonly } from '../mvcc/txn.js';
 import { WatchFilter } from '../watch/types.js';
 import type { Member } from './member.js';
 import { badRequest, requestTooLarge } from './errors.js';
@@ -160,7 +159,7 @@ function responseOpJson(r: ResponseOp): Record<string, unknown> {
 }
 
 export function registerV1(app: FastifyInstance, member: Member, maxRequestBytes: number): void {
-  /** Writes and leader-only calls go to the leader. */
+  /** Lease calls go to the leader, whose clock expires leases (writes reach it through Raft). */
   async function atLeader(request: FastifyRequest, reply: FastifyReply): Promise<boolean> {
     const leaderUrl = member.leaderClientUrl();
     if (!leaderUrl) return false;
@@ -168,13 +167,12 @@ export function registerV1(app: FastifyInstance, member: Member, maxRequestBytes
     return true;
   }
 
-  app.put('/v1/kv/*', async (request, reply) => {
+  app.put('/v1/kv/*', async (request) => {
     const key = keyOf(request, '/v1/kv/');
     const value = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
     if (key.length + value.length > maxRequestBytes) throw requestTooLarge();
     const q = request.query as Query;
     const lease = leaseParam(q['lease']);
-    if (await atLeader(request, reply)) return reply;
     const r = await member.put({ key, value, ...(lease ? { lease } : {}), ...(flag(q, 'prev_kv') ? { prevKv: true } : {}) });
     return { revision: r.header.revision, ...(r.prevKv ? { prev_kv: kvJson(r.prevKv) } : {}) };
   });
@@ -204,17 +202,15 @@ export function registerV1(app: FastifyInstance, member: Member, maxRequestBytes
     return { revision: r.header.revision, count: r.count, more: r.more, kvs: r.kvs.map(kvJson) };
   });
 
-  app.delete('/v1/kv/*', async (request, reply) => {
+  app.delete('/v1/kv/*', async (request) => {
     const q = request.query as Query;
     const range = rangeOf(keyOf(request, '/v1/kv/'), q);
-    if (await atLeader(request, reply)) return reply;
     const r = await member.deleteRange({ ...range, ...(flag(q, 'prev_kv') ? { prevKv: true } : {}) });
     return { revision: r.header.revision, deleted: r.deleted, ...(r.prevKvs.length ? { prev_kvs: r.prevKvs.map(kvJson) } : {}) };
   });
 
-  app.post('/v1/txn', async (request, reply) => {
+  app.post('/v1/txn', async (request) => {
     const req = v1TxnRequest(parseJsonBody(request.body));
-    if (!isTxnReadonly(req) && (await atLeader(request, reply))) return reply;
     const r = await member.txn(req);
     return { revision: r.header.revision, succeeded: r.succeeded, responses: r.responses.map(responseOpJson) };
   });

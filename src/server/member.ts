@@ -171,6 +171,7 @@ export class Member implements StateMachine {
       raft: { electionTick: cfg.electionTicks, heartbeatTick: cfg.heartbeatTicks },
       snapshotEvery: cfg.snapshotEvery,
       snapshotCatchUpEntries: cfg.snapshotCatchUpEntries,
+      proposalTimeoutMs: this.requestTimeoutMs,
     });
     this.raft.on('softState', (ss) => this.onSoftState(ss.leader, ss.role));
     this.raft.on('fsync', (ms) => {

@@ -4,10 +4,14 @@
  * The Ready loop is the only place that touches the core's output, in this order:
  *   1. persist hard state, entries and snapshot (LevelLogStore.save: one fsync'd batch);
  *   2. send the messages (they may depend on what was just made durable);
- *   3. restore a received snapshot, apply committed entries, answer waiting proposals and reads;
- *   4. advance.
- * Proposals resolve only after their entry is applied, so an acknowledged write is durable on a
- * quorum and visible to every read that starts after the acknowledgement.
+ *   3. restore a received snapshot (after every earlier apply has finished), and queue the
+ *      committed entries on the apply pipeline;
+ *   4. advance, and go on with the next Ready while the queued entries are applied.
+ * Applying runs beside the next fsync, as etcd's apply goroutine does: committed entries are
+ * durable on a quorum already, and the state machine stores its applied index with the data,
+ * so a crash in between replays them. Proposals resolve only after their entry is applied, and
+ * reads wait for the state machine's own applied index, so an acknowledged write is durable on
+ * a quorum and visible to every read that starts after the acknowledgement.
  */
 import { EventEmitter } from 'node:events';
 import { RawNode, type Status } from '../raft/rawnode.js';
@@ -46,6 +50,33 @@ export interface RaftNodeOptions {
   snapshotCatchUpEntries?: number;
   /** Bound on proposals waiting to be applied. */
   maxPendingProposals?: number;
+  /** Bound on committed entries queued for apply; the Ready loop waits for apply beyond it. */
+  maxPendingApply?: number;
+  /** A proposal forwarded to the leader that is not applied within this fails (default 10 s). */
+  proposalTimeoutMs?: number;
+}
+
+/**
+ * Every proposal travels in an envelope naming its proposer and a sequence number, so that the
+ * proposer recognizes its entry when it applies it, wherever the leader put it (a follower's
+ * proposal is appended by the leader, which tells nobody the index).
+ */
+const ENVELOPE_TAG = 0xe1;
+const ENVELOPE_BYTES = 1 + 4 + 8;
+
+export function wrapProposal(proposer: NodeId, seq: number, data: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(ENVELOPE_BYTES + data.byteLength);
+  out[0] = ENVELOPE_TAG;
+  out.writeUInt32BE(proposer, 1);
+  out.writeDoubleBE(seq, 5);
+  out.set(data, ENVELOPE_BYTES);
+  return out;
+}
+
+export function unwrapProposal(data: Uint8Array): { proposer: NodeId; seq: number; payload: Uint8Array } | undefined {
+  if (data.byteLength < ENVELOPE_BYTES || data[0] !== ENVELOPE_TAG) return undefined;
+  const b = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  return { proposer: b.readUInt32BE(1), seq: b.readDoubleBE(5), payload: b.subarray(ENVELOPE_BYTES) };
 }
 
 export class ProposalLostError extends RaftError {
@@ -66,6 +97,12 @@ export class ReadTimeoutError extends RaftError {
   }
 }
 
+export class ProposalTimeoutError extends RaftError {
+  constructor() {
+    super('ERR_PROPOSAL_TIMEOUT', 'etcdserver: request timed out');
+  }
+}
+
 export class NodeStoppedError extends RaftError {
   constructor() {
     super('ERR_STOPPED', 'etcdserver: server stopped');
@@ -73,9 +110,10 @@ export class NodeStoppedError extends RaftError {
 }
 
 interface ProposalWaiter {
-  term: number;
   resolve: (result: unknown) => void;
   reject: (err: Error) => void;
+  /** When a forwarded proposal gives up; a local one waits for its index to be applied. */
+  deadline: number;
 }
 
 interface ReadWaiter {
@@ -105,7 +143,12 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
   private readyScheduled = false;
   private readyRunning = false;
   private stopped = false;
+  /** Proposals of this node waiting for their entry to be applied, by sequence number. */
   private readonly proposals = new Map<number, ProposalWaiter>();
+  /** For proposals appended here (as leader): the sequence number expected at each index. */
+  private readonly proposedAt = new Map<number, number>();
+  /** Starts from the clock so that a restarted node never reuses a sequence number still in flight. */
+  private proposalSeq = Date.now() * 1000;
   /** Reads waiting for their ReadIndex answer, by context. */
   private readonly readRequests = new Map<string, ReadWaiter>();
   /** Reads whose index is known, waiting for apply to reach it. */
@@ -114,6 +157,10 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
   private lastSnapshotIndex = 0;
   private softState: SoftState = { leader: 0, role: StateRole.Follower };
   private loopError: Error | undefined;
+  /** The apply pipeline: each batch of committed entries is applied after the previous one. */
+  private applyChain: Promise<void> = Promise.resolve();
+  /** Committed entries handed to the pipeline and not yet applied. */
+  private pendingApply = 0;
   /** Term and vote last written to disk, to tell when a hard state change needs an fsync. */
   private syncedTerm = 0;
   private syncedVote = 0;
@@ -151,6 +198,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     );
     this.ticker = setInterval(() => {
       this.raw.tick();
+      this.expireForwardedProposals();
       this.scheduleReady();
     }, this.opts.tickMs);
     this.scheduleReady();
@@ -166,19 +214,25 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     this.scheduleReady();
   }
 
-  /** Replicates `data`; resolves with the state machine's result once it is applied here. */
+  /**
+   * Replicates `data` (through the leader when this node is a follower); resolves with the state
+   * machine's result once it is applied here.
+   */
   propose(data: Uint8Array): Promise<unknown> {
     if (this.stopped) return Promise.reject(new NodeStoppedError());
     if (this.proposals.size >= (this.opts.maxPendingProposals ?? 10_000)) return Promise.reject(new TooManyRequestsError());
-    let ticket: { index: number; term: number };
+    const seq = ++this.proposalSeq;
+    let ticket: { index: number; term: number } | undefined;
     try {
-      ticket = this.raw.propose(data);
+      ticket = this.raw.forwardProposal(wrapProposal(this.id, seq, data));
     } catch (err) {
       return Promise.reject(err);
     }
+    if (ticket) this.proposedAt.set(ticket.index, seq);
     this.scheduleReady();
+    const deadline = ticket ? Infinity : performance.now() + (this.opts.proposalTimeoutMs ?? 10_000);
     return new Promise((resolve, reject) => {
-      this.proposals.set(ticket.index, { term: ticket.term, resolve, reject });
+      this.proposals.set(seq, { resolve, reject, deadline });
     });
   }
 
@@ -281,15 +335,13 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
         if (sync) this.emit('fsync', performance.now() - started);
         if (!leaderSendsFirst) this.opts.transport.send(rd.messages);
         if (rd.snapshot) {
+          // The snapshot replaces the state: everything queued before it must be applied first.
+          await this.drainApply();
           await this.opts.stateMachine.restore(rd.snapshot);
           this.lastSnapshotIndex = rd.snapshot.metadata.index;
           this.failProposalsUpTo(rd.snapshot.metadata.index);
         }
-        if (rd.committedEntries.length > 0) {
-          const results = await this.opts.stateMachine.apply(rd.committedEntries);
-          rd.committedEntries.forEach((e, i) => this.settleProposal(e, results[i]));
-          this.emit('applied', rd.committedEntries[rd.committedEntries.length - 1]!.index);
-        }
+        if (rd.committedEntries.length > 0) this.queueApply(rd.committedEntries);
         for (const rs of rd.readStates) {
           const key = Buffer.from(rs.context).toString();
           const waiter = this.readRequests.get(key);
@@ -299,13 +351,13 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
         }
         this.raw.advance(rd);
         this.releaseReads();
+        // Bounded pipeline: a state machine slower than replication slows the loop down.
+        if (this.pendingApply > (this.opts.maxPendingApply ?? 4096)) await this.drainApply();
         await this.maybeSnapshot();
       }
     } catch (err) {
       // A failed fsync or apply leaves the node in an unknown state: stop rather than diverge.
-      this.loopError = err as Error;
-      this.halt();
-      this.emit('fatal', err as Error);
+      this.fail(err as Error);
     } finally {
       this.readyRunning = false;
     }
@@ -323,25 +375,77 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     this.emit('softState', ss);
   }
 
-  private settleProposal(e: Entry, result: unknown): void {
-    const waiter = this.proposals.get(e.index);
-    if (!waiter) return;
-    this.proposals.delete(e.index);
-    if (waiter.term === e.term) waiter.resolve(result);
-    else waiter.reject(new ProposalLostError());
+  /** Applies `entries` after everything queued before them; settles their proposals and reads. */
+  private queueApply(entries: Entry[]): void {
+    this.pendingApply += entries.length;
+    this.applyChain = this.applyChain.then(async () => {
+      if (this.stopped) return;
+      try {
+        const envelopes = entries.map((e) => unwrapProposal(e.data));
+        const results = await this.opts.stateMachine.apply(entries.map((e, i) => (envelopes[i] ? { ...e, data: envelopes[i].payload } : e)));
+        entries.forEach((e, i) => this.settleProposal(e, envelopes[i], results[i]));
+      } catch (err) {
+        // A failed apply leaves the state machine in an unknown state: stop rather than diverge.
+        this.fail(err as Error);
+        return;
+      } finally {
+        this.pendingApply -= entries.length;
+      }
+      this.emit('applied', entries[entries.length - 1]!.index);
+      this.releaseReads();
+    });
   }
 
+  /** Resolves when every queued entry is applied (or the node failed). */
+  private async drainApply(): Promise<void> {
+    await this.applyChain;
+    if (this.loopError) throw this.loopError;
+  }
+
+  private fail(err: Error): void {
+    if (this.stopped) return;
+    this.loopError = err;
+    this.halt();
+    this.emit('fatal', err);
+  }
+
+  private settleProposal(e: Entry, envelope: ReturnType<typeof unwrapProposal>, result: unknown): void {
+    // Another leader's entry at the index where ours was appended: ours is gone.
+    const expected = this.proposedAt.get(e.index);
+    if (expected !== undefined) {
+      this.proposedAt.delete(e.index);
+      if (envelope?.proposer !== this.id || envelope.seq !== expected) this.settle(expected, new ProposalLostError());
+    }
+    if (envelope?.proposer === this.id) this.settle(envelope.seq, undefined, result);
+  }
+
+  private settle(seq: number, err: Error | undefined, result?: unknown): void {
+    const waiter = this.proposals.get(seq);
+    if (!waiter) return;
+    this.proposals.delete(seq);
+    if (err) waiter.reject(err);
+    else waiter.resolve(result);
+  }
+
+  /** A snapshot replaced the entries up to `index`: what was appended there cannot be answered. */
   private failProposalsUpTo(index: number): void {
-    for (const [i, w] of this.proposals) {
+    for (const [i, seq] of this.proposedAt) {
       if (i <= index) {
-        this.proposals.delete(i);
-        w.reject(new ProposalLostError());
+        this.proposedAt.delete(i);
+        this.settle(seq, new ProposalLostError());
       }
     }
   }
 
+  /** Forwarded proposals the leader dropped (or that a change of leader lost) give up here. */
+  private expireForwardedProposals(): void {
+    const now = performance.now();
+    for (const [seq, w] of this.proposals) if (w.deadline < now) this.settle(seq, new ProposalTimeoutError());
+  }
+
   private releaseReads(): void {
-    const applied = this.raw.status().applied;
+    // The state machine's own index: the core's `applied` counts entries handed to the pipeline.
+    const applied = this.opts.stateMachine.appliedIndex();
     for (let i = this.readsAwaitingApply.length - 1; i >= 0; i--) {
       const r = this.readsAwaitingApply[i]!;
       if (r.index <= applied) {
@@ -353,12 +457,11 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
 
   private async maybeSnapshot(): Promise<void> {
     const every = this.opts.snapshotEvery ?? 10_000;
-    const applied = this.raw.status().applied;
-    if (applied - this.lastSnapshotIndex < every) return;
+    if (this.raw.status().applied - this.lastSnapshotIndex < every) return;
+    // A quiet state machine: its snapshot and its applied index describe the same state.
+    await this.drainApply();
+    const index = this.opts.stateMachine.appliedIndex();
     const data = await this.opts.stateMachine.snapshot();
-    // The state machine may have applied further since `applied`; the snapshot is taken at its
-    // applied index, which is what a follower restoring it will skip to.
-    const index = Math.min(this.opts.stateMachine.appliedIndex(), this.raw.status().applied);
     const snap = this.raw.createSnapshot(index, data);
     const compactTo = Math.max(0, index - (this.opts.snapshotCatchUpEntries ?? 5_000));
     await this.opts.logStore.saveSnapshot(snap, compactTo);
@@ -368,8 +471,9 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
 
   async stop(): Promise<void> {
     this.halt();
-    // Let an in-flight Ready finish its fsync before the store is closed by the owner.
+    // Let an in-flight Ready finish its fsync, and an apply its batch, before the owner closes the stores.
     while (this.readyRunning) await new Promise((r) => setTimeout(r, 1));
+    await this.applyChain;
   }
 
   /** Stops ticking and fails every waiter; nothing more is stepped or persisted. */
@@ -380,6 +484,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     const err = this.loopError ?? new NodeStoppedError();
     for (const w of this.proposals.values()) w.reject(err);
     this.proposals.clear();
+    this.proposedAt.clear();
     for (const w of this.readRequests.values()) w.reject(err);
     this.readRequests.clear();
     for (const r of this.readsAwaitingApply) r.waiter.reject(err);

@@ -201,6 +201,47 @@ describe('log replication', () => {
     expect(() => net.node(2).propose(data('x'))).toThrow(ProposalDroppedError);
   });
 
+  test('a follower forwards its proposal to the leader, which commits it everywhere', () => {
+    const net = new Network([1, 2, 3]);
+    elect(net, 1);
+    net.node(2).forwardProposal(data('from-2'));
+    net.node(3).forwardProposal(data('from-3'));
+    net.stabilize();
+    const props = net.delivered.filter((m) => m.type === MessageType.Prop);
+    expect(props.map((m) => [m.from, m.to, m.term])).toEqual([
+      [2, 1, 0],
+      [3, 1, 0],
+    ]);
+    for (const id of [1, 2, 3]) expect(net.appliedData(id)).toEqual(['from-2', 'from-3']);
+  });
+
+  test('forwarding without a known leader fails at once with a typed error', () => {
+    const net = new Network([1, 2, 3]);
+    expect(() => net.node(2).forwardProposal(data('x'))).toThrow(ProposalDroppedError);
+  });
+
+  test('a proposal reaching a follower or candidate is dropped, and one carrying a term is ignored', () => {
+    const net = new Network([1, 2, 3]);
+    elect(net, 1);
+    const prop = (from: number, to: number, term: number): Message =>
+      message({ type: MessageType.Prop, from, to, term, entries: [{ term: 0, index: 0, type: EntryType.Normal, data: data('stray') }] });
+    net.node(2).step(prop(3, 2, 0));
+    net.node(1).step(prop(2, 1, 1));
+    net.stabilize();
+    for (const id of [1, 2, 3]) expect(net.appliedData(id)).toEqual([]);
+  });
+
+  test('the leader drops forwarded proposals during a leadership transfer', () => {
+    const net = new Network([1, 2, 3]);
+    elect(net, 1);
+    net.cut.add('1->3');
+    net.node(1).transferLeadership(3);
+    net.node(2).forwardProposal(data('during-transfer'));
+    net.processReady(2);
+    net.stabilize();
+    for (const id of [1, 2]) expect(net.appliedData(id)).not.toContain('during-transfer');
+  });
+
   test('a minority leader cannot commit', () => {
     const net = new Network([1, 2, 3, 4, 5], { checkQuorum: false });
     elect(net, 1);

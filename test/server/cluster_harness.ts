@@ -20,6 +20,8 @@ export interface HarnessOptions {
   snapshotEvery?: number;
   snapshotCatchUpEntries?: number;
   maxRequestBytes?: number;
+  /** Options for the member processes' node (e.g. --cpu-prof). */
+  nodeArgs?: string[];
 }
 
 interface Proc {
@@ -34,6 +36,7 @@ export class LocalCluster {
     readonly dir: string,
     readonly configFile: string,
     readonly config: ClusterConfig,
+    private readonly nodeArgs: string[] = [],
   ) {}
 
   static async create(opts: HarnessOptions = {}): Promise<LocalCluster> {
@@ -58,7 +61,7 @@ export class LocalCluster {
     };
     const configFile = path.join(dir, 'cluster.config.json');
     await writeFile(configFile, JSON.stringify(config, null, 2));
-    return new LocalCluster(dir, configFile, config);
+    return new LocalCluster(dir, configFile, config, opts.nodeArgs);
   }
 
   get names(): string[] {
@@ -83,7 +86,7 @@ export class LocalCluster {
   start(name: string): void {
     if (this.procs.has(name)) throw new Error(`${name} is already running`);
     const log = createWriteStream(path.join(this.dir, `${name}.log`), { flags: 'a' });
-    const child = spawn(process.execPath, [BIN, 'serve', '--name', name, '--config', this.configFile, '--log-level', 'debug', ...(this.extraArgs.get(name) ?? [])], {
+    const child = spawn(process.execPath, [...this.nodeArgs, BIN, 'serve', '--name', name, '--config', this.configFile, '--log-level', 'debug', ...(this.extraArgs.get(name) ?? [])], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     child.stdout!.pipe(log);

@@ -1,0 +1,88 @@
+/**
+ * CPU profile of a qkv cluster under one workload: starts 3 members with `node --cpu-prof`,
+ * drives the load, stops the members cleanly (so the profiles are written) and prints the
+ * functions with the most self time in each member.
+ *
+ *   npm run bench:profile -- [--workload put|get] [--in-flight 64] [--seconds 10] [--target leader|all]
+ *
+ * The profiles stay under the printed folder for Chrome DevTools or speedscope.
+ */
+import { mkdtemp, readdir, readFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { LocalCluster } from '../test/server/cluster_harness.js';
+import { b64, closedLoop, post } from './load.js';
+
+const argv = process.argv.slice(2);
+const opt = (name: string, fallback: string): string => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 ? argv[i + 1]! : fallback;
+};
+const WORKLOAD = opt('workload', 'put');
+const IN_FLIGHT = Number(opt('in-flight', '64'));
+const SECONDS = Number(opt('seconds', '10'));
+const TARGET = opt('target', 'all');
+const VALUE = b64(Buffer.alloc(256, 'v'));
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  children?: number[];
+}
+interface CpuProfile {
+  nodes: ProfileNode[];
+  samples: number[];
+  timeDeltas: number[];
+}
+
+/** Self time per function (name + file:line), as a share of all samples. */
+export function topSelf(profile: CpuProfile, n: number): { fn: string; share: number }[] {
+  const byId = new Map(profile.nodes.map((node) => [node.id, node]));
+  const counts = new Map<string, number>();
+  for (const id of profile.samples) {
+    const f = byId.get(id)!.callFrame;
+    const where = f.url ? `${path.basename(f.url)}:${f.lineNumber + 1}` : '';
+    const fn = `${f.functionName || '(anonymous)'} ${where}`.trim();
+    counts.set(fn, (counts.get(fn) ?? 0) + 1);
+  }
+  const total = profile.samples.length;
+  return [...counts.entries()]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, n)
+    .map(([fn, c]) => ({ fn, share: c / total }));
+}
+
+async function main(): Promise<void> {
+  const profDir = await mkdtemp(path.join(os.tmpdir(), 'qkv-prof-'));
+  const cluster = await LocalCluster.create({ nodes: 3, tickMs: 100, electionTicks: 10, nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profDir}`] });
+  cluster.startAll();
+  const leader = await cluster.waitForLeader();
+  const endpoints = TARGET === 'leader' ? [cluster.url(leader)] : cluster.endpoints;
+  const key = (i: number): string => b64(`bench/${String(i % 10_000).padStart(6, '0')}`);
+  const op =
+    WORKLOAD === 'get'
+      ? (i: number) => post(`${endpoints[i % endpoints.length]}/v3/kv/range`, `{"key":"${key(i)}"}`)
+      : (i: number) => post(`${endpoints[i % endpoints.length]}/v3/kv/put`, `{"key":"${key(i)}","value":"${VALUE}"}`);
+  const s = await closedLoop(IN_FLIGHT, SECONDS, op);
+  process.stdout.write(`${WORKLOAD} x${IN_FLIGHT} -> ${TARGET}: ${s.opsPerSec.toFixed(0)} ops/s, p50 ${s.p50.toFixed(2)} ms, p99 ${s.p99.toFixed(2)} ms, errors ${s.errors}\n`);
+  for (const name of cluster.names) {
+    const text = await (await fetch(`${cluster.url(name)}/metrics`)).text();
+    const metric = (m: string): number => Number(new RegExp(`^${m}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+    const mean = (h: string): string => `${metric(`${h}_count`)} x ${((metric(`${h}_sum`) / metric(`${h}_count`)) * 1000).toFixed(2)} ms`;
+    process.stdout.write(`${name}: fsync ${mean('qkv_disk_wal_fsync_duration_seconds')}, apply ${mean('qkv_server_apply_duration_seconds')}, committed ${metric('qkv_server_proposals_committed_total')}\n`);
+  }
+  const pids = new Map(cluster.names.map((n) => [cluster.procs.get(n)!.child.pid!, n]));
+  await Promise.all(cluster.names.map((n) => cluster.kill(n, 'SIGTERM')));
+  for (const file of await readdir(profDir)) {
+    if (!file.endsWith('.cpuprofile')) continue;
+    const pid = Number(/\.(\d+)\.\d+\.cpuprofile$/.exec(file)?.[1] ?? /CPU\.\d+\.\d+\.(\d+)\./.exec(file)?.[1]);
+    const name = pids.get(pid) ?? file;
+    const profile = JSON.parse(await readFile(path.join(profDir, file), 'utf8')) as CpuProfile;
+    process.stdout.write(`\n${name}${name === leader ? ' (leader)' : ''}: ${file}\n`);
+    for (const { fn, share } of topSelf(profile, 25)) process.stdout.write(`  ${(share * 100).toFixed(1).padStart(5)}%  ${fn}\n`);
+  }
+  process.stdout.write(`\nprofiles in ${profDir}\n`);
+  await cluster.destroy();
+}
+
+await main();

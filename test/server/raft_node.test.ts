@@ -1,0 +1,176 @@
+/**
+ * RaftNode over real LevelDB logs, with an in-memory network between in-process nodes: proposals
+ * from followers (forwarded through Raft), the apply pipeline, and reads waiting for apply.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, test } from 'vitest';
+import { LevelLogStore } from '../../src/raft/log_store.js';
+import { MessageType, type Entry, type Message, type NodeId, type Snapshot } from '../../src/raft/types.js';
+import { ProposalTimeoutError, RaftNode, unwrapProposal, wrapProposal, type StateMachine } from '../../src/server/raft_node.js';
+
+/** Appends every entry's data to a list; answers each proposal with "<node>:<index>". */
+class ListMachine implements StateMachine {
+  readonly applied: { index: number; data: string }[] = [];
+  private index = 0;
+  constructor(
+    private readonly id: NodeId,
+    public applyDelayMs = 0,
+  ) {}
+  appliedIndex(): number {
+    return this.index;
+  }
+  async apply(entries: Entry[]): Promise<unknown[]> {
+    if (this.applyDelayMs > 0) await new Promise((r) => setTimeout(r, this.applyDelayMs));
+    return entries.map((e) => {
+      this.index = e.index;
+      if (e.data.byteLength === 0) return undefined;
+      this.applied.push({ index: e.index, data: Buffer.from(e.data).toString() });
+      return `${this.id}:${e.index}`;
+    });
+  }
+  async snapshot(): Promise<Uint8Array> {
+    return Buffer.from(JSON.stringify(this.applied));
+  }
+  async restore(s: Snapshot): Promise<void> {
+    this.applied.splice(0, this.applied.length, ...(JSON.parse(Buffer.from(s.data).toString()) as { index: number; data: string }[]));
+    this.index = s.metadata.index;
+  }
+}
+
+interface TestCluster {
+  nodes: Map<NodeId, RaftNode>;
+  machines: Map<NodeId, ListMachine>;
+  /** Messages for which this returns true are dropped. */
+  drop: { fn: (m: Message) => boolean };
+  stop(): Promise<void>;
+}
+
+const clusters: TestCluster[] = [];
+afterEach(async () => {
+  while (clusters.length > 0) await clusters.pop()!.stop();
+});
+
+async function startCluster(opts: { proposalTimeoutMs?: number } = {}): Promise<TestCluster> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'qkv-raftnode-'));
+  const ids = [1, 2, 3];
+  const nodes = new Map<NodeId, RaftNode>();
+  const machines = new Map<NodeId, ListMachine>();
+  const stores: LevelLogStore[] = [];
+  const drop = { fn: (_m: Message): boolean => false };
+  for (const id of ids) {
+    const logStore = await LevelLogStore.open(path.join(dir, `n${id}`));
+    stores.push(logStore);
+    const machine = new ListMachine(id);
+    machines.set(id, machine);
+    const node = new RaftNode({
+      id,
+      peers: ids,
+      logStore,
+      stateMachine: machine,
+      tickMs: 10,
+      raft: { electionTick: 10, heartbeatTick: 1, random: (n) => (id === 1 ? 0 : n - 1) },
+      ...(opts.proposalTimeoutMs ? { proposalTimeoutMs: opts.proposalTimeoutMs } : {}),
+      transport: {
+        send: (msgs) => {
+          for (const m of msgs) {
+            if (drop.fn(m)) continue;
+            const copy = structuredClone(m);
+            setImmediate(() => nodes.get(m.to)?.receive(copy));
+          }
+        },
+      },
+    });
+    nodes.set(id, node);
+  }
+  for (const n of nodes.values()) await n.start();
+  const cluster: TestCluster = {
+    nodes,
+    machines,
+    drop,
+    stop: async () => {
+      for (const n of nodes.values()) await n.stop();
+      for (const s of stores) await s.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+  clusters.push(cluster);
+  return cluster;
+}
+
+async function waitFor(cond: () => boolean, what: string, limitMs = 10_000): Promise<void> {
+  const deadline = Date.now() + limitMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+async function leaderOf(c: TestCluster): Promise<{ leader: RaftNode; followers: RaftNode[] }> {
+  await waitFor(() => [...c.nodes.values()].filter((n) => n.isLeader).length === 1 && [...c.nodes.values()].every((n) => n.leader !== 0), 'a leader');
+  const all = [...c.nodes.values()];
+  return { leader: all.find((n) => n.isLeader)!, followers: all.filter((n) => !n.isLeader) };
+}
+
+describe('proposal envelope', () => {
+  test('round-trips proposer, sequence and payload; anything else is not an envelope', () => {
+    const env = wrapProposal(7, 1_733_000_000_000_123, Buffer.from('payload'));
+    expect(unwrapProposal(env)).toEqual({ proposer: 7, seq: 1_733_000_000_000_123, payload: Buffer.from('payload') });
+    expect(unwrapProposal(new Uint8Array(0))).toBeUndefined();
+    expect(unwrapProposal(Buffer.from('a plain entry that is long enough'))).toBeUndefined();
+  });
+});
+
+describe('RaftNode', () => {
+  test('a follower proposal goes through the leader and resolves with the follower’s own result', async () => {
+    const c = await startCluster();
+    const { followers } = await leaderOf(c);
+    const f = followers[0]!;
+    const result = await f.propose(Buffer.from('from-follower'));
+    const entry = c.machines.get(f.id)!.applied.find((a) => a.data === 'from-follower');
+    expect(entry).toBeDefined();
+    expect(result).toBe(`${f.id}:${entry!.index}`);
+    // The state machines see the payload without the envelope, at the same index everywhere.
+    await waitFor(() => [...c.machines.values()].every((m) => m.applied.some((a) => a.data === 'from-follower')), 'apply everywhere');
+    for (const m of c.machines.values()) expect(m.applied.find((a) => a.data === 'from-follower')!.index).toBe(entry!.index);
+  });
+
+  test('concurrent proposals from every member each resolve once, with their own entry', async () => {
+    const c = await startCluster();
+    await leaderOf(c);
+    const proposals = [...c.nodes.values()].flatMap((n) => Array.from({ length: 30 }, (_, i) => ({ n, data: `${n.id}-${i}` })));
+    const results = await Promise.all(proposals.map(({ n, data }) => n.propose(Buffer.from(data))));
+    proposals.forEach(({ n, data }, i) => {
+      const entry = c.machines.get(n.id)!.applied.find((a) => a.data === data)!;
+      expect(results[i]).toBe(`${n.id}:${entry.index}`);
+    });
+    await waitFor(() => [...c.machines.values()].every((m) => m.applied.length === proposals.length), 'apply everywhere');
+    const lists = [...c.machines.values()].map((m) => m.applied.map((a) => a.data));
+    expect(lists[1]).toEqual(lists[0]);
+    expect(lists[2]).toEqual(lists[0]);
+  });
+
+  test('a forwarded proposal the leader never receives fails with a timeout and frees its slot', async () => {
+    const c = await startCluster({ proposalTimeoutMs: 300 });
+    const { followers } = await leaderOf(c);
+    const f = followers[0]!;
+    c.drop.fn = (m) => m.type === MessageType.Prop;
+    await expect(f.propose(Buffer.from('lost'))).rejects.toBeInstanceOf(ProposalTimeoutError);
+    c.drop.fn = () => false;
+    await expect(f.propose(Buffer.from('after'))).resolves.toMatch(new RegExp(`^${f.id}:`));
+    expect(c.machines.get(f.id)!.applied.map((a) => a.data)).toEqual(['after']);
+  });
+
+  test('a read barrier waits for the state machine to apply earlier writes, not only for the commit', async () => {
+    const c = await startCluster();
+    const { leader, followers } = await leaderOf(c);
+    const f = followers[0]!;
+    // The follower applies slowly: the leader acknowledges the write long before the follower has it.
+    c.machines.get(f.id)!.applyDelayMs = 300;
+    await leader.propose(Buffer.from('acknowledged'));
+    expect(c.machines.get(f.id)!.applied.map((a) => a.data)).not.toContain('acknowledged');
+    await f.readBarrier(5_000);
+    expect(c.machines.get(f.id)!.applied.map((a) => a.data)).toContain('acknowledged');
+  });
+});
