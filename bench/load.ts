@@ -34,6 +34,8 @@ export function post(url: string, body: string): Promise<Record<string, unknown>
 
 export interface Stats {
   ops: number;
+  /** Ops completed during the unmeasured warm-up. */
+  warmupOps: number;
   errors: number;
   seconds: number;
   opsPerSec: number;
@@ -44,10 +46,10 @@ export interface Stats {
   latencies: Float64Array;
 }
 
-export function summarize(latencies: number[], errors: number, seconds: number): Stats {
+export function summarize(latencies: number[], errors: number, seconds: number, warmupOps = 0): Stats {
   const sorted = Float64Array.from(latencies).sort();
   const pct = (p: number): number => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]! : NaN);
-  return { ops: sorted.length, errors, seconds, opsPerSec: sorted.length / seconds, p50: pct(50), p99: pct(99), p999: pct(99.9), latencies: sorted };
+  return { ops: sorted.length, warmupOps, errors, seconds, opsPerSec: sorted.length / seconds, p50: pct(50), p99: pct(99), p999: pct(99.9), latencies: sorted };
 }
 
 /**
@@ -59,6 +61,7 @@ export async function closedLoop(inFlight: number, seconds: number, op: (i: numb
   const end = warmUntil + seconds * 1000;
   const latencies: number[] = [];
   let errors = 0;
+  let warmupOps = 0;
   let n = 0;
   await Promise.all(
     Array.from({ length: inFlight }, async () => {
@@ -68,13 +71,14 @@ export async function closedLoop(inFlight: number, seconds: number, op: (i: numb
         try {
           await op(n++);
           if (t >= warmUntil) latencies.push(performance.now() - t);
+          else warmupOps++;
         } catch {
           errors++;
         }
       }
     }),
   );
-  return summarize(latencies, errors, seconds);
+  return summarize(latencies, errors, seconds, warmupOps);
 }
 
 export const b64 = (s: string | Buffer): string => Buffer.from(s).toString('base64');

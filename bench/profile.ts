@@ -3,10 +3,13 @@
  * drives the load, stops the members cleanly (so the profiles are written) and prints the
  * functions with the most self time in each member.
  *
- *   npm run bench:profile -- [--workload put|get] [--in-flight 64] [--seconds 10] [--target leader|all]
+ *   npm run bench:profile -- [--workload put|get] [--in-flight 64] [--seconds 10] [--target leader|all] [--no-prof]
  *
+ * Also prints each member's CPU time per operation (user + system, from /proc), a figure that
+ * holds even when other work shares the machine, unlike throughput.
  * The profiles stay under the printed folder for Chrome DevTools or speedscope.
  */
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readdir, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -22,6 +25,8 @@ const WORKLOAD = opt('workload', 'put');
 const IN_FLIGHT = Number(opt('in-flight', '64'));
 const SECONDS = Number(opt('seconds', '10'));
 const TARGET = opt('target', 'all');
+/** --no-prof: only the CPU accounting (profiling itself costs CPU). */
+const PROFILE = !argv.includes('--no-prof');
 const VALUE = b64(Buffer.alloc(256, 'v'));
 
 interface ProfileNode {
@@ -33,6 +38,13 @@ interface CpuProfile {
   nodes: ProfileNode[];
   samples: number[];
   timeDeltas: number[];
+}
+
+/** User + system CPU time of a process so far, in ms (Linux /proc). */
+function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  // utime and stime are fields 14 and 15 of stat, in clock ticks (100 per second here).
+  return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
 /** Self time per function (name + file:line), as a share of all samples. */
@@ -54,7 +66,7 @@ export function topSelf(profile: CpuProfile, n: number): { fn: string; share: nu
 
 async function main(): Promise<void> {
   const profDir = await mkdtemp(path.join(os.tmpdir(), 'qkv-prof-'));
-  const cluster = await LocalCluster.create({ nodes: 3, tickMs: 100, electionTicks: 10, nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profDir}`] });
+  const cluster = await LocalCluster.create({ nodes: 3, tickMs: 100, electionTicks: 10, nodeArgs: PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [] });
   cluster.startAll();
   const leader = await cluster.waitForLeader();
   const endpoints = TARGET === 'leader' ? [cluster.url(leader)] : cluster.endpoints;
@@ -63,8 +75,15 @@ async function main(): Promise<void> {
     WORKLOAD === 'get'
       ? (i: number) => post(`${endpoints[i % endpoints.length]}/v3/kv/range`, `{"key":"${key(i)}"}`)
       : (i: number) => post(`${endpoints[i % endpoints.length]}/v3/kv/put`, `{"key":"${key(i)}","value":"${VALUE}"}`);
+  const cpuBefore = cluster.names.map((n) => cpuMs(cluster.procs.get(n)!.child.pid!));
   const s = await closedLoop(IN_FLIGHT, SECONDS, op);
+  const cpuAfter = cluster.names.map((n) => cpuMs(cluster.procs.get(n)!.child.pid!));
   process.stdout.write(`${WORKLOAD} x${IN_FLIGHT} -> ${TARGET}: ${s.opsPerSec.toFixed(0)} ops/s, p50 ${s.p50.toFixed(2)} ms, p99 ${s.p99.toFixed(2)} ms, errors ${s.errors}\n`);
+  // closedLoop's warm-up is not in s.ops: count every op the members served in the window.
+  const served = s.ops + s.warmupOps;
+  cluster.names.forEach((name, i) => {
+    process.stdout.write(`${name}${name === leader ? ' (leader)' : ''}: ${((cpuAfter[i]! - cpuBefore[i]!) / served * 1000).toFixed(0)} µs CPU per op\n`);
+  });
   for (const name of cluster.names) {
     const text = await (await fetch(`${cluster.url(name)}/metrics`)).text();
     const metric = (m: string): number => Number(new RegExp(`^${m}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
@@ -73,7 +92,7 @@ async function main(): Promise<void> {
   }
   const pids = new Map(cluster.names.map((n) => [cluster.procs.get(n)!.child.pid!, n]));
   await Promise.all(cluster.names.map((n) => cluster.kill(n, 'SIGTERM')));
-  for (const file of await readdir(profDir)) {
+  for (const file of PROFILE ? await readdir(profDir) : []) {
     if (!file.endsWith('.cpuprofile')) continue;
     const pid = Number(/\.(\d+)\.\d+\.cpuprofile$/.exec(file)?.[1] ?? /CPU\.\d+\.\d+\.(\d+)\./.exec(file)?.[1]);
     const name = pids.get(pid) ?? file;
