@@ -1,12 +1,15 @@
 /**
  * Starting one member process: configuration from cluster.config.json plus flags/env, the
- * member, its HTTP server, and a clean shutdown on SIGTERM/SIGINT.
+ * member, its client servers (etcd's gRPC API and the HTTP APIs, on the one client port as in
+ * etcd), and a clean shutdown on SIGTERM/SIGINT.
  */
 import pino, { type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { ConfigError, hostPort, loadClusterConfig, memberByName, type ClusterConfig, type MemberConfig } from './config.js';
 import { Member } from './member.js';
 import { buildHttpServer } from './http.js';
+import { EtcdGrpcServer } from '../grpc/server.js';
+import { ClientPortMux } from '../grpc/mux.js';
 
 export interface ServeOptions {
   configPath: string;
@@ -34,6 +37,7 @@ export function parsePeerDial(spec: string | undefined): Map<number, { host: str
 export interface RunningServer {
   member: Member;
   http: FastifyInstance;
+  grpc: EtcdGrpcServer;
   logger: Logger;
   stop(): Promise<void>;
 }
@@ -58,25 +62,40 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
   const logger = pino({ level: opts.logLevel ?? process.env['QKV_LOG_LEVEL'] ?? 'info', base: { member: self.name, id: self.id } });
   const member = await Member.start({ cluster, self, logger, peerDialOverrides: parsePeerDial(opts.peerDial) });
   const http = buildHttpServer({ member, logger, maxRequestBytes: cluster.maxRequestBytes });
+  const grpc = new EtcdGrpcServer({ member, logger, maxRequestBytes: cluster.maxRequestBytes });
+  // fastify does not listen itself: the client port's multiplexer feeds it the HTTP/1
+  // connections and gives the HTTP/2 ones (gRPC) to the gRPC server.
+  const mux = new ClientPortMux({ grpc: (socket) => grpc.injectConnection(socket), http: http.server });
   const { host, port } = hostPort(self.clientUrl);
   try {
-    await http.listen({ host, port });
+    await http.ready();
+    await mux.listen(host, port);
   } catch (err) {
+    await grpc.stop(0);
+    await http.close();
     await member.stop();
     throw err;
   }
-  logger.info({ clientUrl: self.clientUrl, peerUrl: self.peerUrl }, 'serving clients');
+  logger.info({ clientUrl: self.clientUrl, peerUrl: self.peerUrl }, 'serving clients (gRPC and HTTP)');
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       // End the watch streams first so their connections can close, then stop serving.
       member.hub.stop();
+      const muxClosed = mux.close();
+      await grpc.stop();
+      logger.debug('grpc server stopped');
       await http.close();
+      logger.debug('http server stopped');
+      // fastify closes connections itself only when it listened; these came from the mux.
+      mux.destroyConnections();
+      await muxClosed;
+      logger.debug('client port closed');
       await member.stop();
     })();
     return stopping;
   };
-  return { member, http, logger, stop };
+  return { member, http, grpc, logger, stop };
 }
 
 /** Runs until SIGTERM/SIGINT, then shuts down cleanly. */

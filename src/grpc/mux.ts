@@ -1,0 +1,99 @@
+/**
+ * One client port for gRPC and HTTP, as etcd serves both on its client URL: each connection's
+ * first bytes decide. The HTTP/2 connection preface ("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", which
+ * gRPC clients send first, in cleartext) goes to the gRPC server; anything else to the HTTP/1
+ * server. The peeked bytes are put back into the socket before it is handed over.
+ */
+import net from 'node:net';
+import type { Server as HttpServer } from 'node:http';
+import type { Duplex } from 'node:stream';
+
+const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+/** A connection that has not said what it is within this time is dropped. */
+const PEEK_TIMEOUT_MS = 30_000;
+
+export interface ClientPortTargets {
+  grpc: (socket: Duplex) => void;
+  http: HttpServer;
+}
+
+export class ClientPortMux {
+  private readonly server: net.Server;
+  /** Connections still being peeked at (shutdown destroys them). */
+  private readonly pending = new Set<net.Socket>();
+  /**
+   * Connections handed over. Node's HTTP server tracks connections (closeAllConnections) only
+   * when it listens itself, which it does not here: shutdown closes them from this set.
+   */
+  private readonly handed = new Set<net.Socket>();
+
+  constructor(private readonly targets: ClientPortTargets) {
+    this.server = net.createServer((socket) => this.classify(socket));
+  }
+
+  listen(host: string, port: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen({ host, port }, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+  }
+
+  private classify(socket: net.Socket): void {
+    this.pending.add(socket);
+    let seen: Buffer = Buffer.alloc(0);
+    const timer = setTimeout(() => socket.destroy(), PEEK_TIMEOUT_MS);
+    const cleanup = (): void => {
+      clearTimeout(timer);
+      this.pending.delete(socket);
+      socket.off('data', onData);
+      socket.off('error', onError);
+      socket.off('close', cleanup);
+    };
+    const onError = (): void => {
+      cleanup();
+      socket.destroy();
+    };
+    const onData = (chunk: Buffer): void => {
+      seen = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]);
+      const n = Math.min(seen.length, H2_PREFACE.length);
+      const h2 = seen.subarray(0, n).equals(H2_PREFACE.subarray(0, n));
+      // A prefix of the preface so far: wait for the rest before deciding.
+      if (h2 && seen.length < H2_PREFACE.length) return;
+      cleanup();
+      this.handed.add(socket);
+      socket.once('close', () => this.handed.delete(socket));
+      socket.pause();
+      socket.unshift(seen);
+      if (h2) {
+        this.targets.grpc(socket);
+      } else {
+        this.targets.http.emit('connection', socket);
+        // Node's HTTP server reads the socket's handle directly; the bytes put back above are
+        // only seen once the stream flows again.
+        socket.resume();
+      }
+    };
+    socket.on('data', onData);
+    socket.on('error', onError);
+    socket.on('close', cleanup);
+  }
+
+  /**
+   * Stops accepting connections and drops those not yet handed over; resolves once every
+   * connection is closed (see destroyConnections).
+   */
+  close(): Promise<void> {
+    for (const s of this.pending) s.destroy();
+    this.pending.clear();
+    return new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  /** Closes every connection still open (idle HTTP keep-alives, anything the servers left). */
+  destroyConnections(): void {
+    for (const s of this.handed) s.destroy();
+    this.handed.clear();
+  }
+}

@@ -1,0 +1,140 @@
+/**
+ * Helpers of the gRPC compatibility suites: a real single-member etcd 3.4 on loopback (to
+ * compare with), and running the real etcdctl (v3 API) once or as a long-lived child.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { freePorts } from '../server/ports.js';
+
+export interface CtlResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface CtlOptions {
+  input?: string | Buffer;
+  timeoutMs?: number;
+  extraEnv?: Record<string, string>;
+}
+
+/** Runs `etcdctl --endpoints=<endpoints> ...args` with the v3 API and collects its output. */
+export function etcdctl(endpoints: string, args: string[], opts: CtlOptions = {}): Promise<CtlResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('etcdctl', [`--endpoints=${endpoints}`, '--command-timeout=10s', ...args], {
+      env: { ...process.env, ETCDCTL_API: '3', ...opts.extraEnv },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 20_000);
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+    child.stdin!.on('error', () => {});
+    child.stdin!.end(opts.input ?? '');
+  });
+}
+
+/** A long-running etcdctl (watch, elect, lock): its output so far, and a way to wait for more. */
+export class CtlChild {
+  stdout = '';
+  stderr = '';
+  readonly exited: Promise<number | null>;
+  private readonly child: ChildProcess;
+
+  constructor(endpoints: string, args: string[], input?: string) {
+    this.child = spawn('etcdctl', [`--endpoints=${endpoints}`, ...args], {
+      env: { ...process.env, ETCDCTL_API: '3' },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    this.child.stdout!.on('data', (d: Buffer) => (this.stdout += d.toString()));
+    this.child.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
+    this.exited = new Promise((resolve) => this.child.on('exit', (code) => resolve(code)));
+    this.child.stdin!.on('error', () => {});
+    if (input !== undefined) this.child.stdin!.end(input);
+  }
+
+  /** Waits until stdout satisfies `cond`; fails with what was seen. */
+  async waitFor(cond: (out: string) => boolean, what: string, limitMs = 10_000): Promise<string> {
+    const deadline = Date.now() + limitMs;
+    while (!cond(this.stdout)) {
+      if (Date.now() > deadline) throw new Error(`etcdctl: timed out waiting for ${what}; stdout=${JSON.stringify(this.stdout)} stderr=${JSON.stringify(this.stderr)}`);
+      await sleep(20);
+    }
+    return this.stdout;
+  }
+
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
+    return this.exited;
+  }
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** A real etcd 3.4 member on loopback, in a temporary data directory. */
+export class RealEtcd {
+  private constructor(
+    readonly endpoint: string,
+    private readonly dir: string,
+    private readonly child: ChildProcess,
+  ) {}
+
+  static async start(): Promise<RealEtcd> {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'qkv-real-etcd-'));
+    const [client, peer] = await freePorts(2);
+    const clientUrl = `http://127.0.0.1:${client}`;
+    const peerUrl = `http://127.0.0.1:${peer}`;
+    const child = spawn(
+      'etcd',
+      [
+        '--name=e1',
+        `--data-dir=${path.join(dir, 'data')}`,
+        `--listen-client-urls=${clientUrl}`,
+        `--advertise-client-urls=${clientUrl}`,
+        `--listen-peer-urls=${peerUrl}`,
+        `--initial-advertise-peer-urls=${peerUrl}`,
+        `--initial-cluster=e1=${peerUrl}`,
+        '--log-level=error',
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    let log = '';
+    child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+    const etcd = new RealEtcd(clientUrl, dir, child);
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      try {
+        const res = await fetch(`${clientUrl}/health`, { signal: AbortSignal.timeout(500) });
+        if (res.ok && ((await res.json()) as { health: string }).health === 'true') break;
+      } catch {
+        // Not listening yet.
+      }
+      if (Date.now() > deadline || child.exitCode !== null) {
+        await etcd.stop();
+        throw new Error(`etcd did not become healthy: ${log}`);
+      }
+      await sleep(50);
+    }
+    return etcd;
+  }
+
+  async stop(): Promise<void> {
+    if (this.child.exitCode === null && this.child.signalCode === null) {
+      const exited = new Promise((r) => this.child.once('exit', r));
+      this.child.kill('SIGKILL');
+      await exited;
+    }
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** Strips the http:// of an endpoint (etcdctl prints endpoints as given). */
+export const hostOf = (url: string): string => url.replace(/^http:\/\//, '');
