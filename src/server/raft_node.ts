@@ -322,17 +322,22 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
           rd.entries.length > 0 ||
           rd.snapshot !== undefined ||
           (rd.hardState !== undefined && (rd.hardState.term !== this.syncedTerm || rd.hardState.vote !== this.syncedVote));
-        await this.opts.logStore.save({
-          ...(rd.hardState ? { hardState: rd.hardState } : {}),
-          entries: rd.entries,
-          ...(rd.snapshot ? { snapshot: rd.snapshot } : {}),
-          sync,
-        });
-        if (rd.hardState) {
-          this.syncedTerm = rd.hardState.term;
-          this.syncedVote = rd.hardState.vote;
+        // A Ready that only moves the commit index writes nothing: the commit index is stored
+        // with the next synced save, and a restart re-learns it (and starts from the applied
+        // index, which the state machine stores itself). One LevelDB write per Ready saved.
+        if (sync) {
+          await this.opts.logStore.save({
+            ...(rd.hardState ? { hardState: rd.hardState } : {}),
+            entries: rd.entries,
+            ...(rd.snapshot ? { snapshot: rd.snapshot } : {}),
+            sync,
+          });
+          if (rd.hardState) {
+            this.syncedTerm = rd.hardState.term;
+            this.syncedVote = rd.hardState.vote;
+          }
+          this.emit('fsync', performance.now() - started);
         }
-        if (sync) this.emit('fsync', performance.now() - started);
         if (!leaderSendsFirst) this.opts.transport.send(rd.messages);
         if (rd.snapshot) {
           // The snapshot replaces the state: everything queued before it must be applied first.
