@@ -5,16 +5,22 @@
  *   npx tsx bench/mvcc.ts [--keys 1000000] [--value 256] [--batch 500] [--gets 200000]
  *                         [--ranges 300] [--order random|seq] [--dir PATH] [--keep]
  *                         [--cache MiB] [--wbuf MiB] [--filesize MiB] [--nocompress] [--stats]
+ *                         [--filter-keys N]
  *
  * With --dir pointing at a store this benchmark loaded before, the load is skipped.
  *
  * Keys are `key/000000000`..., so `key/NNNNNN` prefixes hold 1,000 keys each. Values are random
  * bytes (incompressible). Puts are applied in a shuffled key order unless --order seq.
+ *
+ * --filter-keys sets the live-key filter's minimum capacity (0: no filter, every insert looks its
+ * key up in LevelDB). The load also reports how busy the event loop was (the rest is waiting for
+ * LevelDB's writes) and the process CPU time, which vary less than puts/s on a shared machine.
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
+import { performance } from 'node:perf_hooks';
 import path from 'node:path';
 import { MvccStore, type MvccStoreOptions } from '../src/mvcc/index.js';
 import type { ApplyEntry } from '../src/mvcc/types.js';
@@ -39,7 +45,10 @@ const fmt = (n: number): string => Math.round(n).toLocaleString('en-US');
 /** A permutation of 0..n-1 that needs no array: i -> i * P mod n, P prime not dividing n. */
 function shuffled(i: number, n: number): number {
   const P = 2_654_435_761;
-  return ORDER === 'seq' ? i : Number((BigInt(i) * BigInt(P)) % BigInt(n));
+  if (ORDER === 'seq') return i;
+  // Exact in doubles while i * P < 2^53 (up to ~3.4M keys); BigInt beyond, which costs a few
+  // allocations per key that would be counted as the store's.
+  return i * P <= Number.MAX_SAFE_INTEGER ? (i * P) % n : Number((BigInt(i) * BigInt(P)) % BigInt(n));
 }
 
 /** A cheap deterministic PRNG for picking keys to read. */
@@ -68,6 +77,21 @@ function rssParts(): string {
   }
 }
 
+/**
+ * CPU seconds of the main (JS) thread, from Linux's per-thread stats (undefined elsewhere): on a
+ * shared machine, work per CPU-second of the thread that applies is steadier than work per
+ * wall-clock second. LevelDB's compaction threads are not counted.
+ */
+function mainThreadCpu(): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+  } catch {
+    return undefined;
+  }
+}
+
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
@@ -81,6 +105,7 @@ async function main(): Promise<void> {
     ...(MiB('wbuf') !== undefined ? { writeBufferSize: MiB('wbuf')! } : {}),
     ...(MiB('filesize') !== undefined ? { maxFileSize: MiB('filesize')! } : {}),
     ...(flag('nocompress') ? { compression: false } : {}),
+    ...(flag('filter-keys') ? { liveKeyFilterKeys: Number(arg('filter-keys', '0')) } : {}),
   };
   let store = await MvccStore.open(dir, storeOpts);
   let peakRss = 0;
@@ -97,6 +122,9 @@ async function main(): Promise<void> {
     return pool.subarray(off, off + VALUE);
   };
   let index = store.appliedIndex;
+  const elu0 = performance.eventLoopUtilization();
+  const cpu0 = process.cpuUsage();
+  const main0 = mainThreadCpu();
   const t0 = performance.now();
   let lastReport = t0;
   // With --dir on an already loaded store, skip the load and only measure reads.
@@ -118,8 +146,16 @@ async function main(): Promise<void> {
     }
   }
   const putSecs = (performance.now() - t0) / 1000;
+  const busy = performance.eventLoopUtilization(elu0).utilization;
+  const cpu = process.cpuUsage(cpu0);
+  const main1 = mainThreadCpu();
+  const mainCpu = main0 !== undefined && main1 !== undefined ? main1 - main0 : undefined;
   sample();
-  if (!loaded) console.log(`applied puts:   ${fmt(KEYS / putSecs)} puts/s (${putSecs.toFixed(1)} s; revision ${store.revision})`);
+  if (!loaded) {
+    console.log(`applied puts:   ${fmt(KEYS / putSecs)} puts/s (${putSecs.toFixed(1)} s; revision ${store.revision})`);
+    const perCpu = mainCpu !== undefined && mainCpu > 0 ? `, ${fmt(KEYS / mainCpu)} puts per main-thread CPU-second (${mainCpu.toFixed(1)} s)` : '';
+    console.log(`  load:         event loop busy ${(busy * 100).toFixed(0)}%${perCpu}; process CPU ${((cpu.user + cpu.system) / 1e6).toFixed(1)} s (all threads)`);
+  }
 
   // ---- point gets: right after the load (LevelDB still compacting), then once it settled ----
   const rand = rng(42);
@@ -139,6 +175,11 @@ async function main(): Promise<void> {
   // Closing waits for LevelDB's background compactions; the reopened store is at rest.
   await store.close();
   store = await MvccStore.open(dir, storeOpts);
+  // The reopened store rebuilds its live-key filter from CURRENT in the background (what a
+  // restarted member does once); wait for it so it does not compete with the measured gets.
+  const tf = performance.now();
+  await store.liveKeyFilterReady();
+  console.log(`live-key filter: rebuilt on reopen in ${((performance.now() - tf) / 1000).toFixed(1)} s, ${(store.liveKeyFilterBytes / 1048576).toFixed(2)} MiB`);
   await gets(store, 'settled');
 
   // ---- 1,000-key prefix ranges ----
@@ -159,7 +200,9 @@ async function main(): Promise<void> {
   console.log(`prefix ranges:  p50 ${percentile(lat, 50).toFixed(2)} ms, p99 ${percentile(lat, 99).toFixed(2)} ms (1,000 keys each, ${RANGES} ranges)`);
 
   const mem = process.memoryUsage();
-  console.log(`memory:         rss ${mb(mem.rss)} (peak ${mb(peakRss)}; ${rssParts()}), JS heap used ${mb(mem.heapUsed)}`);
+  console.log(
+    `memory:         rss ${mb(mem.rss)} (peak ${mb(peakRss)}; ${rssParts()}), JS heap used ${mb(mem.heapUsed)}, live-key filter ${(store.liveKeyFilterBytes / 1048576).toFixed(2)} MiB`,
+  );
   console.log(`on disk:        ~${mb(await store.approximateSize())}`);
   if (flag('stats')) console.log((store as unknown as { db: { getProperty(p: string): string } }).db.getProperty('leveldb.stats'));
   await store.close();

@@ -18,6 +18,77 @@ const packr = new Packr({ useRecords: false, mapsAsObjects: true, variableMapSiz
 
 export const EMPTY = Buffer.alloc(0);
 
+// Byte stores: Buffer's writeUInt16BE / writeUInt32BE check their arguments, which cost more
+// than the write itself here.
+function putU16(out: Buffer, o: number, x: number): number {
+  out[o] = x >>> 8;
+  out[o + 1] = x & 0xff;
+  return o + 2;
+}
+
+function putU32(out: Buffer, o: number, x: number): number {
+  out[o] = x >>> 24;
+  out[o + 1] = (x >>> 16) & 0xff;
+  out[o + 2] = (x >>> 8) & 0xff;
+  out[o + 3] = x & 0xff;
+  return o + 4;
+}
+
+/**
+ * msgpack of a flat array of byte strings and non-negative integers, byte for byte as `packr`
+ * writes it (fixint / uint8 / uint16 / uint32, float64 from 2^32 on; bin8 / bin16 / bin32), so
+ * records keep the bytes stores already hold and hash. Applying a put encodes three such records;
+ * packr's general path (type dispatch, its shared buffer) was most of that cost. Anything
+ * else (a negative or fractional number) goes through packr.
+ */
+function packFlat(items: ReadonlyArray<Uint8Array | number>): Buffer {
+  let size = 1; // fixarray header: every record has fewer than 16 items
+  for (const x of items) {
+    if (typeof x === 'number') {
+      if (!(x >= 0 && Number.isInteger(x))) return packr.pack(items);
+      size += x < 0x80 ? 1 : x < 0x100 ? 2 : x < 0x10000 ? 3 : x < 0x1_0000_0000 ? 5 : 9;
+    } else {
+      size += x.length + (x.length < 0x100 ? 2 : x.length < 0x10000 ? 3 : 5);
+    }
+  }
+  const out = Buffer.allocUnsafe(size);
+  out[0] = 0x90 | items.length;
+  let o = 1;
+  for (const x of items) {
+    if (typeof x === 'number') {
+      if (x < 0x80) out[o++] = x;
+      else if (x < 0x100) {
+        out[o++] = 0xcc;
+        out[o++] = x;
+      } else if (x < 0x10000) {
+        out[o++] = 0xcd;
+        o = putU16(out, o, x);
+      } else if (x < 0x1_0000_0000) {
+        out[o++] = 0xce;
+        o = putU32(out, o, x);
+      } else {
+        out[o++] = 0xcb;
+        o = out.writeDoubleBE(x, o);
+      }
+    } else {
+      const n = x.length;
+      if (n < 0x100) {
+        out[o++] = 0xc4;
+        out[o++] = n;
+      } else if (n < 0x10000) {
+        out[o++] = 0xc5;
+        o = putU16(out, o, n);
+      } else {
+        out[o++] = 0xc6;
+        o = putU32(out, o, n);
+      }
+      out.set(x, o);
+      o += n;
+    }
+  }
+  return out;
+}
+
 function arr(raw: Buffer, what: string, len: number): unknown[] {
   const v: unknown = packr.unpack(raw);
   if (!Array.isArray(v) || v.length !== len) throw new CorruptError(`bad ${what} record`);
@@ -42,7 +113,7 @@ export interface CurrentRecord {
 }
 
 export function encodeCur(kv: KeyValue, modSub: number): Buffer {
-  return packr.pack([kv.value, kv.createRevision, kv.modRevision, kv.version, kv.lease, modSub]);
+  return packFlat([kv.value, kv.createRevision, kv.modRevision, kv.version, kv.lease, modSub]);
 }
 
 export function decodeCur(key: Buffer, raw: Buffer): CurrentRecord {
@@ -55,12 +126,12 @@ export function decodeCur(key: Buffer, raw: Buffer): CurrentRecord {
 
 /** A put record of a superseded version: it carries its value. */
 export function encodeHistFull(kv: KeyValue): Buffer {
-  return packr.pack([kv.value, kv.createRevision, kv.version, kv.lease]);
+  return packFlat([kv.value, kv.createRevision, kv.version, kv.lease]);
 }
 
 /** A put record of a key's current version: its value is in CURRENT, not written twice. */
 export function encodeHistMarker(kv: KeyValue): Buffer {
-  return packr.pack([kv.createRevision, kv.version, kv.lease]);
+  return packFlat([kv.createRevision, kv.version, kv.lease]);
 }
 
 /** A decoded HISTORY put record; `value` undefined for a current-version marker. */
@@ -86,7 +157,7 @@ export interface EventRecord {
 }
 
 export function encodeEvt(key: Buffer, type: number, prevMain: number, prevSub: number): Buffer {
-  return packr.pack([key, type, prevMain, prevSub]);
+  return packFlat([key, type, prevMain, prevSub]);
 }
 
 export function decodeEvt(raw: Buffer): EventRecord {
@@ -95,7 +166,7 @@ export function decodeEvt(raw: Buffer): EventRecord {
 }
 
 export function encodeGrant(ttl: number): Buffer {
-  return packr.pack([ttl]);
+  return packFlat([ttl]);
 }
 
 export function decodeGrant(raw: Buffer): number {

@@ -10,8 +10,8 @@
  * overlay (see overlay.ts), so every read sees whole batches. Reads spanning several LevelDB
  * calls hold a LevelDB snapshot.
  *
- * Nothing is kept on the JS heap beyond the batch in progress: LevelDB holds the data and its
- * own bounded caches.
+ * Nothing is kept on the JS heap beyond the batch in progress and a Bloom filter of the live keys
+ * (a few bytes per key, see livekeys.ts): LevelDB holds the data and its own bounded caches.
  */
 import { mkdir, readdir } from 'node:fs/promises';
 import { Level } from 'level';
@@ -23,6 +23,7 @@ import { eventsSince } from './events.js';
 import { hashHistory } from './hash.js';
 import { keySpan, META_KEY } from './keys.js';
 import { leaseAttachments, leaseKeys, leaseRecords } from './lease.js';
+import { LiveKeys } from './livekeys.js';
 import type { BatchOp, Overlay } from './overlay.js';
 import { range } from './range.js';
 import { decodeMeta, encodeMeta, type Meta } from './records.js';
@@ -69,6 +70,11 @@ export interface MvccStoreOptions {
    * difference; tests use it to prove that.
    */
   deferPhysicalCompaction?: boolean;
+  /**
+   * Smallest capacity, in keys, of the live-key filter that lets inserts skip a LevelDB lookup
+   * (default 1,048,576: 1.25 MiB; it grows with the live keys). 0 turns the filter off.
+   */
+  liveKeyFilterKeys?: number;
   /** Receives exceptions thrown by apply listeners (default: console.error). */
   onListenerError?: (err: unknown) => void;
 }
@@ -88,6 +94,7 @@ export class MvccStore {
   private closing = false;
   private closed = false;
   private readonly compactor: Compactor;
+  private readonly liveKeys: LiveKeys;
 
   private constructor(
     private readonly db: Db,
@@ -113,6 +120,8 @@ export class MvccStore {
     };
     this.compactor = new Compactor(host, opts.compactionStep ?? 10_000);
     if (opts.deferPhysicalCompaction !== true) this.compactor.kick(); // resume after a restart
+    this.liveKeys = new LiveKeys(host, opts.liveKeyFilterKeys ?? 1 << 20);
+    this.liveKeys.kick(); // built from CURRENT in the background; until then inserts look up
   }
 
   private static async openDb(dir: string, opts: MvccStoreOptions): Promise<Db> {
@@ -176,6 +185,7 @@ export class MvccStore {
     this.closing = true;
     await this.lock.run(async () => undefined);
     await this.compactor.stop();
+    await this.liveKeys.stop();
     this.closed = true;
     await this.db.close();
   }
@@ -222,7 +232,7 @@ export class MvccStore {
   }
 
   private async applyLocked(entries: readonly ApplyEntry[]): Promise<ApplyResult[]> {
-    const b = new Batch(this.db, { ...this.meta });
+    const b = new Batch(this.db, { ...this.meta }, this.liveKeys);
     const results: ApplyResult[] = [];
     for (const e of entries) {
       if (!Number.isSafeInteger(e.index) || e.index <= 0) throw new InvalidArgumentError(`bad entry index ${e.index}`);
@@ -244,6 +254,7 @@ export class MvccStore {
     this.meta = b.meta;
     for (const r of b.revisions) this.emit(r.revision, r.events);
     if (this.opts.deferPhysicalCompaction !== true) this.compactor.kick();
+    this.liveKeys.kick(); // a rebuild if the filter is over capacity
     return results;
   }
 
@@ -261,6 +272,19 @@ export class MvccStore {
         (this.opts.onListenerError ?? ((e: unknown) => console.error('mvcc: apply listener failed', e)))(err);
       }
     }
+  }
+
+  /**
+   * Resolves once the live-key filter build in progress (after open, restore, or growth) is
+   * done; benchmarks and tests use it to measure or check the built filter.
+   */
+  liveKeyFilterReady(): Promise<void> {
+    return this.liveKeys.ready();
+  }
+
+  /** Bytes the live-key filter takes on the JS heap. */
+  get liveKeyFilterBytes(): number {
+    return this.liveKeys.byteLength;
   }
 
   /** Resolves once history below the current compaction point is physically deleted. */

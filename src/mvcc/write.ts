@@ -16,6 +16,7 @@
  * compaction.ts) and gives watch replay its prev_kv without a search.
  */
 import { curKey, evtKey, grantKey, histKey, leaseKey, REC_DEL, REC_PUT } from './keys.js';
+import type { LiveKeys } from './livekeys.js';
 import { Overlay } from './overlay.js';
 import { decodeCur, EMPTY, encodeCur, encodeEvt, encodeHistFull, encodeHistMarker, type CurrentRecord, type Meta } from './records.js';
 import type { ReadCtx } from './scan.js';
@@ -34,6 +35,8 @@ export class Batch {
   constructor(
     readonly db: Db,
     readonly meta: Meta,
+    /** Tells keys that are certainly not live, whose CURRENT lookup can be skipped. */
+    private readonly liveKeys: LiveKeys,
   ) {
     this.src = { db, overlay: this.overlay };
     this.leaseCheck = (lease) => getRaw(this.src, grantKey(lease)) !== undefined;
@@ -44,9 +47,23 @@ export class Batch {
     return { src: this.src, rev, compactRev: this.meta.compactRev };
   }
 
-  currentRecord(key: Buffer): CurrentRecord | undefined {
-    const raw = getRaw(this.src, curKey(key));
-    return raw === undefined ? undefined : decodeCur(key, raw);
+  /** The key's record in CURRENT as of the batch so far; `ck` is curKey(key) if at hand. */
+  currentRecord(key: Buffer, ck = curKey(key)): CurrentRecord | undefined {
+    let raw = this.overlay.lookup(ck);
+    if (raw === undefined) {
+      // Not written by this batch: the filter knows every key live before it (see livekeys.ts).
+      raw = this.liveKeys.mayExist(key) ? this.db.getSync(ck) : undefined;
+    }
+    return raw === undefined || raw === null ? undefined : decodeCur(key, raw);
+  }
+
+  /** Keeps the live-key filter in step with a put or delete of this batch. */
+  keyInserted(key: Buffer): void {
+    this.liveKeys.inserted(key);
+  }
+
+  keyDeleted(): void {
+    this.liveKeys.deleted();
   }
 }
 
@@ -83,12 +100,8 @@ export class RevisionWriter {
   /** Puts a key; `known` passes its current record when the caller already read it. */
   put(key: Buffer, value: Buffer, lease: number, known?: { old: CurrentRecord | undefined }): void {
     const ck = curKey(key);
-    let old: CurrentRecord | undefined;
-    if (known !== undefined) old = known.old;
-    else {
-      const raw = getRaw(this.batch.src, ck);
-      old = raw === undefined ? undefined : decodeCur(key, raw);
-    }
+    const old = known !== undefined ? known.old : this.batch.currentRecord(key, ck);
+    if (old === undefined) this.batch.keyInserted(key);
     const sub = this.sub++;
     const kv: KeyValue = {
       key,
@@ -116,6 +129,7 @@ export class RevisionWriter {
     const key = old.kv.key;
     const sub = this.sub++;
     const ov = this.batch.overlay;
+    this.batch.keyDeleted();
     ov.del(curKey(key));
     ov.put(histKey(key, old.kv.modRevision, old.modSub, REC_PUT), encodeHistFull(old.kv));
     ov.put(histKey(key, this.rev, sub, REC_DEL), EMPTY);
