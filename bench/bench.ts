@@ -232,7 +232,7 @@ async function runAll(sys: SystemUnderTest): Promise<void> {
   await new Promise((r) => setTimeout(r, 2000));
   single(label, 'max member RSS', 'MB', 'lower', sys, Math.max(...sys.rss()) / 2 ** 20);
   single(label, 'max member disk', 'MB', 'lower', sys, Math.max(...sys.diskBytes()) / 2 ** 20);
-  const target = await revisionOf(eps[0]!);
+  const target = await revisionOf(leaderUrl);
   let t = performance.now();
   m.start();
   const deadline = Date.now() + 600_000;
