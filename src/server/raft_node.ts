@@ -48,6 +48,14 @@ export interface RaftNodeOptions {
   snapshotEvery?: number;
   /** Entries kept in the log behind a snapshot, so slightly slow followers avoid a snapshot. */
   snapshotCatchUpEntries?: number;
+  /**
+   * Also take a snapshot once this many bytes of entries were applied since the last one
+   * (default 64 MiB), and keep at most about `snapshotCatchUpBytes` (default 16 MiB) behind it:
+   * the core holds the log since its last compaction in memory, so large entries (a txn of a
+   * hundred puts) must not make ten thousand of them stay there.
+   */
+  snapshotEveryBytes?: number;
+  snapshotCatchUpBytes?: number;
   /** Bound on proposals waiting to be applied. */
   maxPendingProposals?: number;
   /** Bound on committed entries queued for apply; the Ready loop waits for apply beyond it. */
@@ -161,6 +169,8 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
   private applyChain: Promise<void> = Promise.resolve();
   /** Committed entries handed to the pipeline and not yet applied. */
   private pendingApply = 0;
+  /** Bytes of entry data handed to the pipeline since the last snapshot. */
+  private bytesSinceSnapshot = 0;
   /** Term and vote last written to disk, to tell when a hard state change needs an fsync. */
   private syncedTerm = 0;
   private syncedVote = 0;
@@ -383,6 +393,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
   /** Applies `entries` after everything queued before them; settles their proposals and reads. */
   private queueApply(entries: Entry[]): void {
     this.pendingApply += entries.length;
+    for (const e of entries) this.bytesSinceSnapshot += e.data.byteLength;
     this.applyChain = this.applyChain.then(async () => {
       if (this.stopped) return;
       try {
@@ -461,14 +472,18 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
   }
 
   private async maybeSnapshot(): Promise<void> {
-    const every = this.opts.snapshotEvery ?? 10_000;
-    if (this.raw.status().applied - this.lastSnapshotIndex < every) return;
+    const entriesSince = this.raw.status().applied - this.lastSnapshotIndex;
+    if (entriesSince < (this.opts.snapshotEvery ?? 10_000) && this.bytesSinceSnapshot < (this.opts.snapshotEveryBytes ?? 64 * 2 ** 20)) return;
     // A quiet state machine: its snapshot and its applied index describe the same state.
     await this.drainApply();
     const index = this.opts.stateMachine.appliedIndex();
     const data = await this.opts.stateMachine.snapshot();
     const snap = this.raw.createSnapshot(index, data);
-    const compactTo = Math.max(0, index - (this.opts.snapshotCatchUpEntries ?? 5_000));
+    // The catch-up tail, in entries of the recent average size, bounded by count and by bytes.
+    const averageBytes = Math.max(1, this.bytesSinceSnapshot / Math.max(1, entriesSince));
+    const keep = Math.min(this.opts.snapshotCatchUpEntries ?? 5_000, Math.floor((this.opts.snapshotCatchUpBytes ?? 16 * 2 ** 20) / averageBytes));
+    this.bytesSinceSnapshot = 0;
+    const compactTo = Math.max(0, index - keep);
     await this.opts.logStore.saveSnapshot(snap, compactTo);
     if (compactTo > 0) this.raw.compactLog(compactTo);
     this.lastSnapshotIndex = index;

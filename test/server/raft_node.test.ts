@@ -41,6 +41,7 @@ class ListMachine implements StateMachine {
 
 interface TestCluster {
   nodes: Map<NodeId, RaftNode>;
+  logStores: Map<NodeId, LevelLogStore>;
   machines: Map<NodeId, ListMachine>;
   /** Messages for which this returns true are dropped. */
   drop: { fn: (m: Message) => boolean };
@@ -52,16 +53,18 @@ afterEach(async () => {
   while (clusters.length > 0) await clusters.pop()!.stop();
 });
 
-async function startCluster(opts: { proposalTimeoutMs?: number } = {}): Promise<TestCluster> {
+async function startCluster(opts: { proposalTimeoutMs?: number; snapshotEveryBytes?: number; snapshotCatchUpBytes?: number } = {}): Promise<TestCluster> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'qkv-raftnode-'));
   const ids = [1, 2, 3];
   const nodes = new Map<NodeId, RaftNode>();
   const machines = new Map<NodeId, ListMachine>();
   const stores: LevelLogStore[] = [];
+  const logStores = new Map<NodeId, LevelLogStore>();
   const drop = { fn: (_m: Message): boolean => false };
   for (const id of ids) {
     const logStore = await LevelLogStore.open(path.join(dir, `n${id}`));
     stores.push(logStore);
+    logStores.set(id, logStore);
     const machine = new ListMachine(id);
     machines.set(id, machine);
     const node = new RaftNode({
@@ -72,6 +75,7 @@ async function startCluster(opts: { proposalTimeoutMs?: number } = {}): Promise<
       tickMs: 10,
       raft: { electionTick: 10, heartbeatTick: 1, random: (n) => (id === 1 ? 0 : n - 1) },
       ...(opts.proposalTimeoutMs ? { proposalTimeoutMs: opts.proposalTimeoutMs } : {}),
+      ...(opts.snapshotEveryBytes ? { snapshotEveryBytes: opts.snapshotEveryBytes, snapshotCatchUpBytes: opts.snapshotCatchUpBytes ?? 0 } : {}),
       transport: {
         send: (msgs) => {
           for (const m of msgs) {
@@ -87,6 +91,7 @@ async function startCluster(opts: { proposalTimeoutMs?: number } = {}): Promise<
   for (const n of nodes.values()) await n.start();
   const cluster: TestCluster = {
     nodes,
+    logStores,
     machines,
     drop,
     stop: async () => {
@@ -172,5 +177,18 @@ describe('RaftNode', () => {
     expect(c.machines.get(f.id)!.applied.map((a) => a.data)).not.toContain('acknowledged');
     await f.readBarrier(5_000);
     expect(c.machines.get(f.id)!.applied.map((a) => a.data)).toContain('acknowledged');
+  });
+
+  test('large entries trigger snapshots by bytes, and the log kept behind them is bounded by bytes', async () => {
+    const c = await startCluster({ snapshotEveryBytes: 16 * 1024, snapshotCatchUpBytes: 4 * 1024 });
+    const { leader } = await leaderOf(c);
+    const big = Buffer.alloc(1024, 7);
+    for (let i = 0; i < 60; i++) await leader.propose(big);
+    const store = c.logStores.get(leader.id)!;
+    // ~1 KiB entries: a snapshot every ~16 of them, ~4 kept behind it (not snapshotCatchUpEntries' 5,000).
+    expect(store.firstIndex()).toBeGreaterThan(30);
+    expect(store.lastIndex() - store.firstIndex() + 1).toBeLessThanOrEqual(16 + 4 + 2);
+    // Nothing was lost to compaction: every entry was applied everywhere.
+    await waitFor(() => [...c.machines.values()].every((m) => m.applied.length === 60), 'apply everywhere');
   });
 });
