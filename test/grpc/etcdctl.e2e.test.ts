@@ -11,7 +11,7 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { LocalCluster } from '../server/cluster_harness.js';
-import { CtlChild, etcdctl, hostOf, RealEtcd, sleep, type CtlOptions, type CtlResult } from './helpers.js';
+import { CtlChild, etcdctl, hostOf, RealEtcd, sameOnBoth, sleep, type CtlOptions, type CtlResult } from './helpers.js';
 
 interface Target {
   name: 'qkv' | 'etcd';
@@ -80,11 +80,7 @@ describe('etcdctl against qkv and against etcd', () => {
   }
 
   /** Runs the scenario on both, in parallel; qkv's result must equal etcd's. */
-  async function same<T>(scenario: (t: Target) => Promise<T>): Promise<T> {
-    const [q, e] = await Promise.all([scenario(qkv), scenario(real)]);
-    expect(q).toEqual(e);
-    return q;
-  }
+  const same = <T>(scenario: (t: Target) => Promise<T>): Promise<T> => sameOnBoth(qkv, real, scenario);
 
   test('put and get: prefix, limit, sort, keys-only, values, count, revision, range, json', async () => {
     const r = await same(async (t) => {

@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { expect } from 'vitest';
 import { freePorts } from '../server/ports.js';
 
 export interface CtlResult {
@@ -138,3 +139,10 @@ export class RealEtcd {
 
 /** Strips the http:// of an endpoint (etcdctl prints endpoints as given). */
 export const hostOf = (url: string): string => url.replace(/^http:\/\//, '');
+
+/** Runs a scenario on qkv and on the real etcd in parallel; qkv's result must equal etcd's. */
+export async function sameOnBoth<C, T>(qkv: C, etcd: C, scenario: (c: C) => Promise<T>): Promise<T> {
+  const [q, e] = await Promise.all([scenario(qkv), scenario(etcd)]);
+  expect(q).toEqual(e);
+  return q;
+}

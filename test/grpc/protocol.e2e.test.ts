@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createHash } from 'node:crypto';
 import { LocalCluster } from '../server/cluster_harness.js';
 import type { ProtoMessage, ProtoValue } from '../../src/grpc/proto.js';
-import { RealEtcd, sleep } from './helpers.js';
+import { RealEtcd, sameOnBoth, sleep } from './helpers.js';
 import { RawClient, type Stream } from './raw_client.js';
 
 const b = (s: string): Buffer => Buffer.from(s);
@@ -81,11 +81,7 @@ describe('the etcd gRPC protocol on qkv and on etcd', () => {
     await etcd?.stop();
   });
 
-  async function same<T>(scenario: (c: RawClient) => Promise<T>): Promise<T> {
-    const [qr, er] = await Promise.all([scenario(q), scenario(e)]);
-    expect(qr).toEqual(er);
-    return qr;
-  }
+  const same = <T>(scenario: (c: RawClient) => Promise<T>): Promise<T> => sameOnBoth(q, e, scenario);
 
   test('watch stream: ids, several watchers, filters, prev_kv, duplicate id, cancel, progress', async () => {
     const r = await same(async (c) => {
