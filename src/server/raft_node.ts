@@ -354,6 +354,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
           await this.drainApply();
           await this.opts.stateMachine.restore(rd.snapshot);
           this.lastSnapshotIndex = rd.snapshot.metadata.index;
+          this.bytesSinceSnapshot = 0;
           this.failProposalsUpTo(rd.snapshot.metadata.index);
         }
         if (rd.committedEntries.length > 0) this.queueApply(rd.committedEntries);
