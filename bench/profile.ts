@@ -93,9 +93,11 @@ async function main(): Promise<void> {
   const pids = new Map(cluster.names.map((n) => [cluster.procs.get(n)!.child.pid!, n]));
   await Promise.all(cluster.names.map((n) => cluster.kill(n, 'SIGTERM')));
   for (const file of PROFILE ? await readdir(profDir) : []) {
-    if (!file.endsWith('.cpuprofile')) continue;
-    const pid = Number(/\.(\d+)\.\d+\.cpuprofile$/.exec(file)?.[1] ?? /CPU\.\d+\.\d+\.(\d+)\./.exec(file)?.[1]);
-    const name = pids.get(pid) ?? file;
+    // CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile; thread 0 is the main thread (the others
+    // are tsx's loader worker, idle once the member has started).
+    const m = /^CPU\.\d+\.\d+\.(\d+)\.(\d+)\.\d+\.cpuprofile$/.exec(file);
+    if (!m || m[2] !== '0') continue;
+    const name = pids.get(Number(m[1])) ?? file;
     const profile = JSON.parse(await readFile(path.join(profDir, file), 'utf8')) as CpuProfile;
     process.stdout.write(`\n${name}${name === leader ? ' (leader)' : ''}: ${file}\n`);
     for (const { fn, share } of topSelf(profile, 25)) process.stdout.write(`  ${(share * 100).toFixed(1).padStart(5)}%  ${fn}\n`);
