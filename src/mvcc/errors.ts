@@ -90,6 +90,16 @@ export class StoreClosedError extends MvccError {
   }
 }
 
+/**
+ * A batch's LevelDB write failed after its effects were made visible: the store can no longer
+ * tell what it holds, so it refuses every read and write until it is reopened (Raft replays).
+ */
+export class StoreFailedError extends MvccError {
+  constructor(cause: Error) {
+    super('ERR_STORE_FAILED', `mvcc: store failed: ${cause.message}`);
+  }
+}
+
 /** On-disk data or a snapshot stream that does not have the expected shape. */
 export class CorruptError extends MvccError {
   constructor(detail: string) {

@@ -6,9 +6,14 @@
  * some applied index, and entries at or below it are skipped when Raft replays them. Batches
  * (and background compaction steps) are serialized by a lock.
  *
+ * A batch is visible before it is written: once its results are computed, reads see it through
+ * its overlay (see overlay.ts), the apply listeners learn of its revisions, and the caller may
+ * answer its clients (`onVisible`), while LevelDB writes it. The Raft log, not the store, is the
+ * durable record of an applied entry, so nothing waits for that write but the next batch.
+ *
  * Reads: the committed LevelDB state, plus, while a batch is being written, that batch's
- * overlay (see overlay.ts), so every read sees whole batches. Reads spanning several LevelDB
- * calls hold a LevelDB snapshot.
+ * overlay, so every read sees whole batches. Reads spanning several LevelDB calls hold a
+ * LevelDB snapshot.
  *
  * Nothing is kept on the JS heap beyond the batch in progress and a Bloom filter of the live keys
  * (a few bytes per key, see livekeys.ts): LevelDB holds the data and its own bounded caches.
@@ -18,7 +23,7 @@ import { Level } from 'level';
 import { applyRequest } from './apply.js';
 import { Compactor, type CompactorHost } from './compaction.js';
 import { Lock } from './lock.js';
-import { CorruptError, InvalidArgumentError, StoreClosedError } from './errors.js';
+import { CorruptError, InvalidArgumentError, StoreClosedError, StoreFailedError } from './errors.js';
 import { eventsSince } from './events.js';
 import { hashHistory } from './hash.js';
 import { keySpan, META_KEY } from './keys.js';
@@ -93,6 +98,8 @@ export class MvccStore {
   private readonly listeners = new Set<ApplyListener>();
   private closing = false;
   private closed = false;
+  /** Set when a batch that was already visible failed to be written. */
+  private failure: StoreFailedError | undefined;
   private readonly compactor: Compactor;
   private readonly liveKeys: LiveKeys;
 
@@ -190,21 +197,32 @@ export class MvccStore {
     await this.db.close();
   }
 
-  /** Revision of the last durable batch. */
+  /** What reads see: the batch being written, else the committed state. */
+  private get visibleMeta(): Meta {
+    return this.inflight?.meta ?? this.meta;
+  }
+
+  /** Revision of the last visible batch. */
   get revision(): number {
-    return this.meta.rev;
+    return this.visibleMeta.rev;
   }
 
   get compactRevision(): number {
-    return this.meta.compactRev;
+    return this.visibleMeta.compactRev;
   }
 
-  /** Raft index of the last durable applied entry. */
+  /** Raft index of the last applied entry visible to reads. */
   get appliedIndex(): number {
+    return this.visibleMeta.appliedIndex;
+  }
+
+  /** Raft index of the last applied entry written to LevelDB (a restart resumes after it). */
+  get durableAppliedIndex(): number {
     return this.meta.appliedIndex;
   }
 
   private assertOpen(): void {
+    if (this.failure) throw this.failure;
     if (this.closing || this.closed) throw new StoreClosedError();
   }
 
@@ -214,15 +232,22 @@ export class MvccStore {
    * Applies committed Raft entries in order, in one LevelDB batch. Entries at or below the
    * stored applied index are skipped. A rejected request is an 'error' result and still counts
    * as applied. The promise rejects only on a storage failure, and then nothing was applied.
-   * Listeners are called after the batch is durable in LevelDB (before the promise resolves).
+   * The promise resolves once the batch is written to LevelDB (not fsync'd). Before that, as soon
+   * as the batch is visible to reads, the listeners are called and then `onVisible` with the
+   * results. A write that fails after that point leaves the store failed (StoreFailedError).
    */
-  applyBatch(entries: readonly ApplyEntry[]): Promise<ApplyResult[]> {
+  applyBatch(entries: readonly ApplyEntry[], onVisible?: (results: ApplyResult[]) => void): Promise<ApplyResult[]> {
     try {
       this.assertOpen();
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.lock.run(() => this.applyLocked(entries));
+    return this.lock.run(() => this.applyLocked(entries, onVisible));
+  }
+
+  /** Resolves once every batch applied so far is written to LevelDB. */
+  written(): Promise<void> {
+    return this.lock.run(async () => undefined);
   }
 
   /** One entry; see applyBatch. */
@@ -231,7 +256,8 @@ export class MvccStore {
     return r!;
   }
 
-  private async applyLocked(entries: readonly ApplyEntry[]): Promise<ApplyResult[]> {
+  private async applyLocked(entries: readonly ApplyEntry[], onVisible?: (results: ApplyResult[]) => void): Promise<ApplyResult[]> {
+    if (this.failure) throw this.failure; // queued behind a batch whose write failed
     const b = new Batch(this.db, { ...this.meta }, this.liveKeys);
     const results: ApplyResult[] = [];
     for (const e of entries) {
@@ -243,16 +269,25 @@ export class MvccStore {
       results.push(await applyRequest(b, e.request));
       b.meta.appliedIndex = e.index;
     }
-    if (b.meta.appliedIndex === this.meta.appliedIndex) return results;
+    if (b.meta.appliedIndex === this.meta.appliedIndex) {
+      onVisible?.(results);
+      return results;
+    }
     const meta: BatchOp = { type: 'put', key: META_KEY, value: encodeMeta(b.meta) };
     this.inflight = { overlay: b.overlay, meta: b.meta };
+    for (const r of b.revisions) this.emit(r.revision, r.events);
+    onVisible?.(results);
     try {
       await writeBatch(this.db, b.overlay, this.sync, meta);
+    } catch (err) {
+      // Reads and listeners have seen this batch: falling back to the state before it would
+      // show them history going backwards.
+      this.failure = new StoreFailedError(err as Error);
+      throw this.failure;
     } finally {
       this.inflight = undefined;
     }
     this.meta = b.meta;
-    for (const r of b.revisions) this.emit(r.revision, r.events);
     if (this.opts.deferPhysicalCompaction !== true) this.compactor.kick();
     this.liveKeys.kick(); // a rebuild if the filter is over capacity
     return results;

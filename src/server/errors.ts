@@ -98,6 +98,7 @@ const BY_CODE: Record<string, { grpc: GrpcCode; message?: string }> = {
   ERR_TOO_MANY_OPS: { grpc: GrpcCode.InvalidArgument },
   ERR_INVALID_ARGUMENT: { grpc: GrpcCode.InvalidArgument },
   ERR_STORE_CLOSED: { grpc: GrpcCode.Unavailable, message: 'etcdserver: server stopped' },
+  ERR_STORE_FAILED: { grpc: GrpcCode.Unavailable, message: 'etcdserver: server stopped' },
   ERR_CORRUPT: { grpc: GrpcCode.DataLoss },
   // leases
   ERR_LEASE_NOT_FOUND: { grpc: GrpcCode.NotFound },

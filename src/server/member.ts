@@ -211,7 +211,15 @@ export class Member implements StateMachine {
       }
     });
     const started = performance.now();
-    const results = await this.store.applyBatch(batch);
+    // Answered as soon as the batch is visible to reads; its LevelDB write goes on behind (the
+    // Raft log already holds it durably, and the next batch waits for it). A write that fails
+    // after that stops the node, as a failed apply does.
+    const results = await new Promise<ApplyResult[]>((resolve, reject) => {
+      this.store.applyBatch(batch, resolve).catch((err: Error) => {
+        reject(err);
+        this.raft.fail(err);
+      });
+    });
     this.metrics.applySeconds.observe((performance.now() - started) / 1000);
     batch.forEach((e, i) => this.afterApply(e, results[i]!));
     this.metrics.revision.set(this.store.revision);
@@ -227,6 +235,8 @@ export class Member implements StateMachine {
   }
 
   async snapshot(): Promise<Uint8Array> {
+    // Peers stream the store from LevelDB: it must hold everything up to the snapshot's index.
+    await this.store.written();
     const marker: SnapshotMarker = { memberId: this.id };
     return Buffer.from(JSON.stringify(marker));
   }

@@ -21,11 +21,17 @@ import type { LevelLogStore } from '../raft/log_store.js';
 
 /** What the Raft node feeds committed entries to. */
 export interface StateMachine {
-  /** Last Raft index whose effects are durable in the state machine. */
+  /**
+   * Last Raft index whose effects reads see. At start, the state machine resumes after it, so
+   * then it must be durable; while running, the state machine may still be writing it.
+   */
   appliedIndex(): number;
-  /** Applies committed entries in order; returns one result per entry (undefined for no-ops or skipped entries). */
+  /**
+   * Applies committed entries in order; returns one result per entry (undefined for no-ops or
+   * skipped entries) once reads see them.
+   */
   apply(entries: Entry[]): Promise<unknown[]>;
-  /** The whole state at the current applied index, for a follower that is too far behind. */
+  /** The whole state at the current applied index (durable by then), for a follower that is too far behind. */
   snapshot(): Promise<Uint8Array>;
   /** Replaces the whole state with a snapshot from the leader. */
   restore(snapshot: Snapshot): Promise<void>;
@@ -419,7 +425,8 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     if (this.loopError) throw this.loopError;
   }
 
-  private fail(err: Error): void {
+  /** Stops the node after a storage failure (its own, or the state machine's outside apply). */
+  fail(err: Error): void {
     if (this.stopped) return;
     this.loopError = err;
     this.halt();

@@ -149,6 +149,49 @@ describe('applying Raft entries', () => {
     }
   });
 
+  it('makes a batch visible to reads and listeners before LevelDB has written it', async () => {
+    const { store, cleanup } = await tempStore();
+    try {
+      await store.applyBatch(entries(1, [putReq('a', '1')]));
+      const order: string[] = [];
+      store.onApply((rev) => order.push(`listener ${rev}`));
+      let readInside: Promise<string[]> | undefined;
+      const written = store.applyBatch(entries(2, [putReq('a', '2'), putReq('b', '1')]), (results) => {
+        order.push(`visible ${results.map((r) => r.status).join(',')}`);
+        // Not yet written: the store answers from the batch in memory.
+        expect([store.appliedIndex, store.durableAppliedIndex, store.revision]).toEqual([3, 1, 4]);
+        readInside = store.range({ key: b('a'), rangeEnd: ALL }).then((r) => show(r.kvs));
+      });
+      await written;
+      expect(order).toEqual(['listener 3', 'listener 4', 'visible ok,ok']);
+      expect(await readInside).toEqual(['a=2@3/2/v2', 'b=1@4/4/v1']);
+      expect(store.durableAppliedIndex).toBe(3);
+    } finally {
+      await cleanup();
+    }
+  });
+
+  it('refuses all work once a batch that was already visible fails to be written', async () => {
+    const { store, cleanup } = await tempStore();
+    try {
+      await store.applyBatch(entries(1, [putReq('a', '1')]));
+      await store.liveKeyFilterReady(); // so the next batch reads nothing before its write
+      let visible = false;
+      // A real storage failure: LevelDB itself is closed under the store.
+      const db = (store as unknown as { db: { close(): Promise<void> } }).db;
+      const failing = store.applyBatch(entries(2, [putReq('fresh', '1')]), () => {
+        visible = true;
+        void db.close();
+      });
+      await expect(failing).rejects.toMatchObject({ code: 'ERR_STORE_FAILED' });
+      expect(visible).toBe(true);
+      await expect(store.range({ key: b('a') })).rejects.toMatchObject({ code: 'ERR_STORE_FAILED' });
+      await expect(store.applyBatch(entries(3, [putReq('c', '1')]))).rejects.toMatchObject({ code: 'ERR_STORE_FAILED' });
+    } finally {
+      await cleanup().catch(() => undefined);
+    }
+  });
+
   it('finishes queued batches on close, then refuses work', async () => {
     const dir = await tempDir('close');
     const store = await MvccStore.open(dir);
