@@ -1,8 +1,8 @@
 /**
  * Peer transport: Raft messages between members over persistent TCP connections.
  *
- * Each member dials every peer once and keeps the connection; messages to a peer are queued
- * and flushed together as one length-prefixed msgpackr frame (batching). A broken connection is
+ * Each member dials every peer once and keeps the connection; the messages of one send (a
+ * Ready's) to a peer go out together as one length-prefixed msgpackr frame (batching). A broken connection is
  * redialled with backoff. Raft tolerates loss, so a full queue drops messages instead of
  * growing: memory stays bounded whatever a peer does.
  */
@@ -89,7 +89,6 @@ class PeerLink {
   private queue: Message[] = [];
   private backoffMs = MIN_BACKOFF_MS;
   private reconnectTimer: NodeJS.Timeout | undefined;
-  private flushScheduled = false;
   private closed = false;
   dropped = 0;
 
@@ -102,21 +101,18 @@ class PeerLink {
     this.dial();
   }
 
-  send(m: Message): void {
+  /** Queues `m`; it goes out with the next flush (or when the connection is up). */
+  enqueue(m: Message): void {
     if (this.closed) return;
     if (this.queue.length >= this.maxQueued) {
       this.dropped++;
       return;
     }
     this.queue.push(m);
-    if (!this.flushScheduled && this.connected) {
-      this.flushScheduled = true;
-      setImmediate(() => this.flush());
-    }
   }
 
-  private flush(): void {
-    this.flushScheduled = false;
+  /** Writes everything queued as one frame, if connected. */
+  flush(): void {
     if (!this.connected || !this.socket || this.queue.length === 0) return;
     const batch = this.queue;
     this.queue = [];
@@ -215,8 +211,19 @@ export class PeerTransport {
     socket.on('close', () => this.inbound.delete(socket));
   }
 
+  /**
+   * Sends a Ready's messages: one frame per peer, written now rather than on a later turn of the
+   * event loop, since a follower's acknowledgement or a leader's append is on the write's path.
+   */
   send(msgs: Message[]): void {
-    for (const m of msgs) this.links.get(m.to)?.send(m);
+    const touched = new Set<PeerLink>();
+    for (const m of msgs) {
+      const link = this.links.get(m.to);
+      if (!link) continue;
+      link.enqueue(m);
+      touched.add(link);
+    }
+    for (const link of touched) link.flush();
   }
 
   droppedMessages(): number {
