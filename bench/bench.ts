@@ -2,7 +2,7 @@
  * qkv and etcd side by side: the same 3-member layout on loopback, the same load generator over
  * etcd's v3 JSON gateway, one system after the other, fsync on every commit for both.
  *
- *   npm run bench -- [--quick] [--seconds 10] [--keys 1000000] [--only qkv|etcd]
+ *   npm run bench -- [--quick] [--seconds 10] [--warmup 5] [--keys 1000000] [--only qkv|etcd]
  *
  * Writes bench/results/<stamp>.md, .json and -latency.svg, and prints the table.
  */
@@ -20,6 +20,13 @@ const num = (name: string, fallback: number): number => {
   return i >= 0 ? Number(argv[i + 1]) : fallback;
 };
 const SECONDS = num('seconds', QUICK ? 2 : 10);
+/**
+ * Puts at 64 in flight before the first measured workload, the same for both systems: it seeds
+ * the key space, and it measures servers in their steady state. A fresh Node process runs its
+ * code unoptimized until V8 has seen it often enough; one client's 200 puts a second would take
+ * most of the sequential run to get there.
+ */
+const WARMUP_SECONDS = num('warmup', QUICK ? 1 : 5);
 const KEYS = num('keys', QUICK ? 20_000 : 1_000_000);
 const WATCHERS = num('watchers', QUICK ? 200 : 1000);
 const ONLY = argv.includes('--only') ? argv[argv.indexOf('--only') + 1] : undefined;
@@ -190,8 +197,8 @@ async function runAll(sys: SystemUnderTest): Promise<void> {
   const eps = sys.endpoints;
   const rr = (i: number): string => eps[i % eps.length]!;
   const putOp = (i: number): Promise<unknown> => post(`${rr(i)}/v3/kv/put`, JSON.stringify({ key: key(i), value: VALUE }));
-  // Seed the key space so gets find values.
-  await closedLoop(64, 1, putOp);
+  // Seed the key space so gets find values, and warm the servers up.
+  await closedLoop(64, WARMUP_SECONDS, putOp);
 
   let s = await closedLoop(1, SECONDS, putOp);
   record('put, sequential (1 client)', sys, s);
@@ -332,7 +339,7 @@ async function main(): Promise<void> {
     machine: `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB`,
     node: process.version,
     etcd: etcdVersion,
-    settings: `${SECONDS} s per workload, 256-byte values, ${KEYSPACE} keys for puts/gets, ${WATCHERS} watchers, ${KEYS} keys loaded${QUICK ? ', quick' : ''}`,
+    settings: `${SECONDS} s per workload after ${WARMUP_SECONDS} s of warm-up puts, 256-byte values, ${KEYSPACE} keys for puts/gets, ${WATCHERS} watchers, ${KEYS} keys loaded${QUICK ? ', quick' : ''}`,
   };
   const dir = path.resolve('bench/results');
   mkdirSync(dir, { recursive: true });
