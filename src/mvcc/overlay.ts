@@ -21,7 +21,7 @@ export interface OverlayEntry {
   readonly value: Buffer | null;
 }
 
-export type BatchOp = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer };
+export type { BatchOp } from '../level_batch.js';
 
 export class Overlay {
   private readonly map = new Map<string, OverlayEntry>();

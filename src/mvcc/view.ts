@@ -6,7 +6,7 @@
  * batch landing in the middle of it cannot show it half the old state and half the new.
  */
 import type { Level } from 'level';
-import type { BatchOp, Overlay, OverlayEntry } from './overlay.js';
+import type { Overlay, OverlayEntry } from './overlay.js';
 
 export type Db = Level<Buffer, Buffer>;
 export type DbSnapshot = ReturnType<Db['snapshot']>;
@@ -20,28 +20,7 @@ export interface ReadSource {
 /** Bytes LevelDB may buffer per native iterator call: large enough that a range is a few calls. */
 const HIGH_WATER_MARK = 1 << 20;
 
-/**
- * Writes operations as one atomic LevelDB batch. A chained batch hands each op to LevelDB as it
- * comes; abstract-level's array form clones and re-validates every op first, which was the
- * largest cost of applying puts.
- */
-export async function writeBatch(db: Db, ops: Iterable<BatchOp> | Overlay, sync: boolean, extra?: BatchOp): Promise<void> {
-  const batch = db.batch();
-  try {
-    if ('writeTo' in ops) ops.writeTo(batch);
-    else for (const op of ops) addOp(batch, op);
-    if (extra !== undefined) addOp(batch, extra);
-  } catch (err) {
-    await batch.close();
-    throw err;
-  }
-  await batch.write({ sync });
-}
-
-function addOp(batch: ReturnType<Db['batch']>, op: BatchOp): void {
-  if (op.type === 'put') batch.put(op.key, op.value);
-  else batch.del(op.key);
-}
+export { writeBatch } from '../level_batch.js';
 
 export function getRaw(src: ReadSource, key: Buffer): Buffer | undefined {
   if (src.overlay !== undefined) {

@@ -18,6 +18,7 @@ import { Level } from 'level';
 import { Packr } from 'msgpackr';
 import type { Entry, HardState, PersistentState, Snapshot, SnapshotMetadata } from './types.js';
 import { RaftError } from './errors.js';
+import { writeBatch, type BatchOp } from '../level_batch.js';
 
 const packr = new Packr({ useRecords: false, moreTypes: false });
 const HARD_STATE_KEY = Buffer.from('h');
@@ -62,7 +63,6 @@ interface StoredSnapMeta {
   chunks: number;
 }
 
-type BatchOp = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer };
 
 export interface LogStoreUpdate {
   hardState?: HardState;
@@ -166,7 +166,7 @@ export class LevelLogStore {
       this.putSnapshotOps(ops, snapshot);
       const newFirst = Math.max(this.first, compactIndex + 1);
       for (let i = this.first; i < newFirst && i <= this.last; i++) ops.push({ type: 'del', key: entryKey(i) });
-      await this.db.batch(ops, { sync: true });
+      await writeBatch(this.db, ops, true);
       this.snapIndex = snapshot.metadata.index;
       if (newFirst > this.last) {
         this.first = Math.max(newFirst, this.snapIndex + 1);
@@ -227,7 +227,7 @@ export class LevelLogStore {
     }
     if (update.hardState) ops.push({ type: 'put', key: HARD_STATE_KEY, value: packr.pack(update.hardState) });
     if (ops.length === 0) return;
-    await this.db.batch(ops, { sync: update.sync ?? true });
+    await writeBatch(this.db, ops, update.sync ?? true);
     this.first = first;
     this.last = last;
     if (update.snapshot) this.snapIndex = update.snapshot.metadata.index;
