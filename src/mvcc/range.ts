@@ -9,7 +9,7 @@ import { curKey, keySpan } from './keys.js';
 import { decodeCur, EMPTY } from './records.js';
 import { resolveReadRev, scanLive, type ReadCtx } from './scan.js';
 import type { KeyValue, RangeRequest, RangeResponse, SortTarget } from './types.js';
-import { getRaw } from './view.js';
+import { getRaw, type ReadSource } from './view.js';
 
 export async function range(ctx: ReadCtx, req: RangeRequest): Promise<RangeResponse> {
   if (req.key.length === 0) throw new EmptyKeyError();
@@ -69,6 +69,19 @@ export async function range(ctx: ReadCtx, req: RangeRequest): Promise<RangeRespo
   }
   if (req.keysOnly === true) kvs = kvs.map((kv) => ({ ...kv, value: EMPTY }));
   return { header, kvs, more, count };
+}
+
+/**
+ * A Range that isPlainPointGet accepts, at the current revision `rev`: one lookup in CURRENT,
+ * and the response range() would give (test/mvcc/pointget.test.ts compares the two).
+ */
+export function pointGet(src: ReadSource, rev: number, req: RangeRequest): RangeResponse {
+  const header = { revision: rev };
+  const raw = getRaw(src, curKey(req.key));
+  if (raw === undefined) return { header, kvs: [], more: false, count: 0 };
+  if (req.countOnly === true) return { header, kvs: [], more: false, count: 1 };
+  const kv = decodeCur(req.key, raw).kv;
+  return { header, kvs: [req.keysOnly === true ? { ...kv, value: EMPTY } : kv], more: false, count: 1 };
 }
 
 function comparator(target: SortTarget): (a: KeyValue, b: KeyValue) => number {

@@ -30,7 +30,7 @@ import { keySpan, META_KEY } from './keys.js';
 import { leaseAttachments, leaseKeys, leaseRecords } from './lease.js';
 import { LiveKeys } from './livekeys.js';
 import type { BatchOp, Overlay } from './overlay.js';
-import { range } from './range.js';
+import { pointGet, range } from './range.js';
 import { decodeMeta, encodeMeta, type Meta } from './records.js';
 import { resolveReadRev, type ReadCtx } from './scan.js';
 import { openSnapshot, restoreInto, type StoreSnapshot } from './snapshot.js';
@@ -49,7 +49,7 @@ import type {
   TxnRequest,
   TxnResponse,
 } from './types.js';
-import { validateRange, validateTxn } from './validate.js';
+import { isPlainPointGet, validateRange, validateTxn } from './validate.js';
 import { writeBatch, type Db } from './view.js';
 import { Batch } from './write.js';
 
@@ -352,6 +352,10 @@ export class MvccStore {
 
   /** etcd Range (serializable: on this replica's applied state). */
   async range(req: RangeRequest): Promise<RangeResponse> {
+    if (isPlainPointGet(req)) {
+      const { ctx } = this.beginRead(false);
+      return pointGet(ctx.src, ctx.rev, req);
+    }
     validateRange(req);
     // One key at the current revision is a single LevelDB get: no snapshot needed.
     const point = (req.rangeEnd === undefined || req.rangeEnd.length === 0) && (req.revision ?? 0) <= 0;

@@ -83,6 +83,29 @@ export function validateRange(r: RangeRequest): void {
   key(o);
 }
 
+const zeroOrAbsent = (v: number | undefined): boolean => v === undefined || v === 0;
+const boolOrAbsent = (v: boolean | undefined): boolean => v === undefined || typeof v === 'boolean';
+
+/**
+ * True for a valid Range of one key at the current revision without min/max filters: what most
+ * reads are, and what the store answers with a single lookup (range.ts, pointGet). It implies
+ * that validateRange passes, so a request it turns down (invalid ones included) takes the full
+ * checks and the general path. Limit and sort fields may have any valid value: they cannot
+ * change an answer of at most one key. Named property reads, unlike validateRange's loops over
+ * field names, stay cheap next to the lookup itself.
+ */
+export function isPlainPointGet(r: RangeRequest): boolean {
+  if (typeof r !== 'object' || r === null || Array.isArray(r)) return false;
+  if (!Buffer.isBuffer(r.key) || r.key.length === 0) return false;
+  if (r.rangeEnd !== undefined && !(Buffer.isBuffer(r.rangeEnd) && r.rangeEnd.length === 0)) return false;
+  if (r.revision !== undefined && !(Number.isSafeInteger(r.revision) && r.revision <= 0)) return false;
+  if (r.limit !== undefined && !Number.isSafeInteger(r.limit)) return false;
+  if (!zeroOrAbsent(r.minModRevision) || !zeroOrAbsent(r.maxModRevision) || !zeroOrAbsent(r.minCreateRevision) || !zeroOrAbsent(r.maxCreateRevision)) return false;
+  if (!boolOrAbsent(r.serializable) || !boolOrAbsent(r.keysOnly) || !boolOrAbsent(r.countOnly)) return false;
+  if (r.sortOrder !== undefined && !SORT_ORDERS.includes(r.sortOrder)) return false;
+  return r.sortTarget === undefined || SORT_TARGETS.includes(r.sortTarget);
+}
+
 export function validatePut(p: PutRequest): void {
   const o = obj(p, 'put request');
   optBytes(o, 'value');
