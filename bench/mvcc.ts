@@ -92,6 +92,11 @@ function mainThreadCpu(): number | undefined {
   }
 }
 
+/** LevelDB's per-level table of files and compaction work (classic-level's getProperty). */
+function leveldbStats(store: MvccStore): string {
+  return (store as unknown as { db: { getProperty(p: string): string } }).db.getProperty('leveldb.stats');
+}
+
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
@@ -155,6 +160,8 @@ async function main(): Promise<void> {
     console.log(`applied puts:   ${fmt(KEYS / putSecs)} puts/s (${putSecs.toFixed(1)} s; revision ${store.revision})`);
     const perCpu = mainCpu !== undefined && mainCpu > 0 ? `, ${fmt(KEYS / mainCpu)} puts per main-thread CPU-second (${mainCpu.toFixed(1)} s)` : '';
     console.log(`  load:         event loop busy ${(busy * 100).toFixed(0)}%${perCpu}; process CPU ${((cpu.user + cpu.system) / 1e6).toFixed(1)} s (all threads)`);
+    // LevelDB's compactions during the load (the reopen below starts new counters).
+    if (flag('stats')) console.log(leveldbStats(store));
   }
 
   // ---- point gets: right after the load (LevelDB still compacting), then once it settled ----
@@ -212,7 +219,7 @@ async function main(): Promise<void> {
     `memory:         rss ${mb(mem.rss)} (peak ${mb(peakRss)}; ${rssParts()}), JS heap used ${mb(mem.heapUsed)}, live-key filter ${(store.liveKeyFilterBytes / 1048576).toFixed(2)} MiB`,
   );
   console.log(`on disk:        ~${mb(await store.approximateSize())}`);
-  if (flag('stats')) console.log((store as unknown as { db: { getProperty(p: string): string } }).db.getProperty('leveldb.stats'));
+  if (flag('stats')) console.log(leveldbStats(store));
   await store.close();
   if (!flag('keep') && !flag('dir')) await rm(dir, { recursive: true, force: true });
 }
