@@ -9,38 +9,54 @@ import { CompactedError, CorruptError, FutureRevisionError, MvccError } from './
 import { applyLeaseGrant, applyLeaseRevoke } from './lease.js';
 import { range } from './range.js';
 import { checkPath, checkPut, compareToPath, doDeleteRange, doPut, execTxn, fillTxnHeaders, isTxnReadonly, type LeaseCheck } from './txn.js';
-import type { ApplyResult, CompactionRequest, MvccRequest, MvccResponse, TxnRequest, TxnResponse } from './types.js';
+import type { ApplyResult, CompactionRequest, MvccRequest, MvccResponse, PutRequest, PutResponse, TxnRequest, TxnResponse } from './types.js';
 import { validateRequest } from './validate.js';
 import { RevisionWriter, type Batch } from './write.js';
 
-export async function applyRequest(b: Batch, req: MvccRequest | undefined): Promise<ApplyResult> {
+/**
+ * A put, what most entries are, is applied synchronously; anything else may read ranges, which
+ * is async. (Two async calls and their awaits per entry were about a fifth of applying a put.)
+ */
+export function applyRequest(b: Batch, req: MvccRequest | undefined): ApplyResult | Promise<ApplyResult> {
   if (req === undefined) return { status: 'ok', response: { noop: { header: { revision: b.meta.rev } } } };
   const writesBefore = b.overlay.writes;
   try {
-    return { status: 'ok', response: await dispatch(b, req) };
+    validateRequest(req); // shapes, etcd's static checks, duplicate keys
+    if (!('range' in req) && 'put' in req) return { status: 'ok', response: { put: applyPut(b, req.put) } };
+    return dispatch(b, req).then(
+      (response) => ({ status: 'ok', response }),
+      (err: unknown) => rejected(b, err, writesBefore),
+    );
   } catch (err) {
-    // Requests are checked before they write, so a rejection never leaves half a change behind;
-    // if one did, or the data is corrupt, the batch must not be written.
-    if (err instanceof MvccError && !(err instanceof CorruptError) && b.overlay.writes === writesBefore) {
-      return { status: 'error', error: err };
-    }
-    throw err;
+    return rejected(b, err, writesBefore);
   }
 }
 
+/** The result of a request that threw; rethrows what must abort the batch. */
+function rejected(b: Batch, err: unknown, writesBefore: number): ApplyResult {
+  // Requests are checked before they write, so a rejection never leaves half a change behind;
+  // if one did, or the data is corrupt, the batch must not be written.
+  if (err instanceof MvccError && !(err instanceof CorruptError) && b.overlay.writes === writesBefore) {
+    return { status: 'error', error: err };
+  }
+  throw err;
+}
+
+function applyPut(b: Batch, p: PutRequest): PutResponse {
+  checkPut(b.readCtx(), p, b.leaseCheck, true);
+  const w = new RevisionWriter(b);
+  const resp = doPut(w, p);
+  w.commit();
+  return resp;
+}
+
+/** A validated request; applyRequest handles puts itself. */
 async function dispatch(b: Batch, req: MvccRequest): Promise<MvccResponse> {
-  validateRequest(req); // shapes, etcd's static checks, duplicate keys
   const lease = b.leaseCheck;
   if ('range' in req) {
     return { range: await range(b.readCtx(), req.range) };
   }
-  if ('put' in req) {
-    checkPut(b.readCtx(), req.put, lease, true);
-    const w = new RevisionWriter(b);
-    const resp = doPut(w, req.put);
-    w.commit();
-    return { put: resp };
-  }
+  if ('put' in req) return { put: applyPut(b, req.put) };
   if ('deleteRange' in req) {
     const w = new RevisionWriter(b);
     const resp = await doDeleteRange(w, req.deleteRange);

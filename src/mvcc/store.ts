@@ -266,7 +266,8 @@ export class MvccStore {
         results.push({ status: 'skipped' });
         continue;
       }
-      results.push(await applyRequest(b, e.request));
+      const r = applyRequest(b, e.request); // a put's result comes back synchronously
+      results.push(r instanceof Promise ? await r : r);
       b.meta.appliedIndex = e.index;
     }
     if (b.meta.appliedIndex === this.meta.appliedIndex) {
