@@ -52,6 +52,22 @@ describe('applying Raft entries', () => {
     }
   });
 
+  it('rejects a batch in which a put meets a corrupt record, and applies none of it', async () => {
+    const { store, cleanup } = await tempStore();
+    try {
+      await store.applyBatch(entries(1, [putReq('a', '1')]));
+      // Not msgpack: decoding a's current record throws CorruptError, which must abort the batch.
+      const db = (store as unknown as { db: { put(k: Buffer, v: Buffer): Promise<void> } }).db;
+      await db.put(Buffer.concat([b('c'), b('a')]), Buffer.from([0xc1]));
+      await expect(store.applyBatch(entries(2, [putReq('b', '1'), putReq('a', '2')]))).rejects.toMatchObject({ code: 'ERR_CORRUPT' });
+      expect(store.appliedIndex).toBe(1);
+      expect(store.revision).toBe(2);
+      expect((await store.range({ key: b('b') })).count).toBe(0);
+    } finally {
+      await cleanup();
+    }
+  });
+
   it('rejects a batch with an invalid index and applies none of it', async () => {
     const { store, cleanup } = await tempStore();
     try {
