@@ -89,7 +89,74 @@ function packFlat(items: ReadonlyArray<Uint8Array | number>): Buffer {
   return out;
 }
 
+/**
+ * Reads what packFlat writes (a fixarray of `len` byte strings and non-negative integers)
+ * without msgpackr, giving the same values; undefined for anything else, which msgpackr reads.
+ * msgpackr gives every buffer it reads a DataView of its own, and every LevelDB read returns a
+ * fresh buffer: that was most of the cost of decoding a record in a point get.
+ */
+export function unpackFlat(raw: Buffer, len: number): Array<Buffer | number> | undefined {
+  if (raw.length === 0 || raw[0] !== (0x90 | len) || len > 15) return undefined;
+  const out = new Array<Buffer | number>(len);
+  const end = raw.length;
+  let o = 1;
+  for (let i = 0; i < len; i++) {
+    if (o >= end) return undefined;
+    const tag = raw[o++]!;
+    if (tag < 0x80) {
+      out[i] = tag;
+      continue;
+    }
+    let n: number; // length of a byte string
+    switch (tag) {
+      case 0xcc:
+        if (o + 1 > end) return undefined;
+        out[i] = raw[o]!;
+        o += 1;
+        continue;
+      case 0xcd:
+        if (o + 2 > end) return undefined;
+        out[i] = raw.readUInt16BE(o);
+        o += 2;
+        continue;
+      case 0xce:
+        if (o + 4 > end) return undefined;
+        out[i] = raw.readUInt32BE(o);
+        o += 4;
+        continue;
+      case 0xcb:
+        if (o + 8 > end) return undefined;
+        out[i] = raw.readDoubleBE(o);
+        o += 8;
+        continue;
+      case 0xc4:
+        if (o + 1 > end) return undefined;
+        n = raw[o]!;
+        o += 1;
+        break;
+      case 0xc5:
+        if (o + 2 > end) return undefined;
+        n = raw.readUInt16BE(o);
+        o += 2;
+        break;
+      case 0xc6:
+        if (o + 4 > end) return undefined;
+        n = raw.readUInt32BE(o);
+        o += 4;
+        break;
+      default:
+        return undefined;
+    }
+    if (o + n > end) return undefined;
+    out[i] = raw.subarray(o, o + n);
+    o += n;
+  }
+  return o === end ? out : undefined;
+}
+
 function arr(raw: Buffer, what: string, len: number): unknown[] {
+  const flat = unpackFlat(raw, len);
+  if (flat !== undefined) return flat;
   const v: unknown = packr.unpack(raw);
   if (!Array.isArray(v) || v.length !== len) throw new CorruptError(`bad ${what} record`);
   return v;

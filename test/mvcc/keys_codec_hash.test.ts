@@ -14,6 +14,8 @@ import {
   sameHistUserKey,
   userKeyOfHist,
 } from '../../src/mvcc/keys.js';
+import { Packr } from 'msgpackr';
+import { encodeCur, unpackFlat } from '../../src/mvcc/records.js';
 import type { MvccRequest } from '../../src/mvcc/types.js';
 import { Applier, b, bytes, norm, tempStore } from './helpers.js';
 
@@ -111,6 +113,42 @@ describe('request codec', () => {
     } finally {
       await cleanup();
     }
+  });
+});
+
+describe('record decoding', () => {
+  // The records' msgpack settings (records.ts): what stores written before unpackFlat hold.
+  const packr = new Packr({ useRecords: false, mapsAsObjects: true, variableMapSize: true });
+  // bin8, bin16 and bin32 lengths; the long ones need no random content
+  const arbValue = fc.oneof(fc.uint8Array({ maxLength: 300 }), fc.integer({ min: 256, max: 70_000 }).map((n) => new Uint8Array(n).fill(n & 0xff)));
+  // Buffers compared as hex: a deep equality over 65,536 elements is slow
+  const hex = (items: unknown): unknown => (Array.isArray(items) ? items.map((x: unknown) => (x instanceof Uint8Array ? Buffer.from(x).toString('hex') : x)) : items);
+  const arbNum = fc.oneof(fc.nat(200), fc.nat(70_000), fc.nat(2 ** 32 + 5), fc.maxSafeNat());
+
+  it('reads what the records hold exactly as msgpackr does', () => {
+    fc.assert(
+      fc.property(arbValue, arbNum, arbNum, arbNum, arbNum, arbNum, (value, create, mod, version, lease, sub) => {
+        const raw = encodeCur({ key: b('k'), value: Buffer.from(value), createRevision: create, modRevision: mod, version, lease }, sub);
+        const flat = unpackFlat(raw, 6);
+        expect(flat).toBeDefined();
+        expect(flat!.every((x, i) => (i === 0) === Buffer.isBuffer(x))).toBe(true);
+        expect(hex(flat)).toEqual(hex(packr.unpack(raw)));
+        // msgpackr's own encoding of the same items (bin, ints, float64) reads the same way
+        const theirs = packr.pack([Buffer.from(value), create, mod, version, lease, sub]);
+        expect(hex(unpackFlat(theirs, 6))).toEqual(hex(packr.unpack(theirs)));
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('turns down anything else: other lengths, other types, truncated or trailing bytes', () => {
+    const raw = encodeCur({ key: b('k'), value: b('value'), createRevision: 300, modRevision: 70_000, version: 1, lease: 2 ** 33 }, 0);
+    expect(unpackFlat(raw, 5)).toBeUndefined();
+    for (let cut = 0; cut < raw.length; cut++) expect(unpackFlat(raw.subarray(0, cut), 6)).toBeUndefined();
+    expect(unpackFlat(Buffer.concat([raw, Buffer.from([0])]), 6)).toBeUndefined();
+    expect(unpackFlat(packr.pack([b('v'), -1, 2, 3, 4, 5]), 6)).toBeUndefined(); // negative int
+    expect(unpackFlat(packr.pack(['str', 1, 2, 3, 4, 5]), 6)).toBeUndefined(); // a string, not bytes
+    expect(unpackFlat(packr.pack({ a: 1 }), 1)).toBeUndefined();
   });
 });
 
