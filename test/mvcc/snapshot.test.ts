@@ -35,6 +35,12 @@ async function history(ap: Applier): Promise<void> {
   await ap.grant(5, 9, 12);
   for (let i = 0; i < 40; i++) await ap.put(`k${i % 7}`, `v${i}`, i % 4 === 0 ? 5 : 0);
   await ap.put(Buffer.from([0, 0xff, 0]), Buffer.from([0xff, 0]));
+  // keys that are prefixes of one another, with 0x00 bytes HISTORY escapes: the stream walks
+  // CURRENT beside HISTORY, so both must see the keys in the same order
+  await ap.put('k1\0', 'p1');
+  await ap.put('k', 'p2');
+  await ap.put(Buffer.from([0, 0xff]), b('p3'));
+  await ap.put(Buffer.from([0]), b('p4'));
   await ap.del('k3');
   await ap.ok({ compaction: { revision: 30 } });
   await ap.del('k4');
