@@ -7,8 +7,8 @@
  */
 import { crc32 } from 'node:zlib';
 import { survivesCompaction } from './compaction.js';
-import { histFullBytes } from './history.js';
-import { parseHistKey, REC_PUT, tableEnd, tableStart, T_HIST, userKeyOfHist } from './keys.js';
+import { FullHistoryReader } from './history.js';
+import { parseHistKey, tableEnd, tableStart, T_HIST } from './keys.js';
 import { MergedIterator, type ReadSource } from './view.js';
 
 /**
@@ -22,17 +22,19 @@ export function crcUpdate(crc: number, data: Uint8Array): number {
 export async function hashHistory(src: ReadSource, rev: number, compactRev: number): Promise<number> {
   const keep = survivesCompaction(compactRev);
   const it = new MergedIterator(src, tableStart(T_HIST), tableEnd(T_HIST), true, 1024);
+  const history = new FullHistoryReader(src);
   let h = 0;
   try {
     for (let chunk = await it.nextChunk(); chunk !== undefined; chunk = await it.nextChunk()) {
       for (const e of chunk) {
         const p = parseHistKey(e.key);
         if (!keep(e.key, p) || p.main > rev) continue;
-        const v = p.type === REC_PUT ? histFullBytes(src, userKeyOfHist(e.key), p.main, e.value) : e.value;
-        h = crcUpdate(crcUpdate(h, e.key), v);
+        const full = history.bytes(e.key, p, e.value);
+        h = crcUpdate(crcUpdate(h, e.key), full instanceof Promise ? await full : full);
       }
     }
   } finally {
+    await history.close();
     await it.close();
   }
   return h;

@@ -5,10 +5,10 @@
  * key's current version, and CURRENT has the value.
  */
 import { CorruptError } from './errors.js';
-import { curKey } from './keys.js';
+import { curKey, REC_PUT, tableEnd, tableStart, T_CUR, userKeyOfHist, type HistKeyParts } from './keys.js';
 import { decodeCur, decodeHistPut, encodeHistFull, type HistPut } from './records.js';
 import type { KeyValue } from './types.js';
-import { getRaw, type ReadSource } from './view.js';
+import { ForwardLookup, getRaw, MergedIterator, type ReadSource } from './view.js';
 
 /** The key-value a HISTORY put record stands for, its value fetched from CURRENT if need be. */
 export function histKv(src: ReadSource, key: Buffer, modRevision: number, raw: Buffer): KeyValue {
@@ -16,20 +16,30 @@ export function histKv(src: ReadSource, key: Buffer, modRevision: number, raw: B
 }
 
 /**
- * The record as it is once superseded, whatever its form on disk: what hashKV hashes and
- * snapshots carry, so they do not depend on which version happens to be current.
+ * HISTORY put records as they are once superseded, whatever their form on disk: what hashKV
+ * hashes and snapshots carry, so they do not depend on which version happens to be current.
+ * For a walk over HISTORY in key order: a current-version marker takes its value from CURRENT,
+ * walked alongside (both tables are in user-key order), not looked up once per key.
  */
-export function histFullBytes(src: ReadSource, key: Buffer, modRevision: number, raw: Buffer): Buffer {
-  const h = decodeHistPut(raw);
-  return h.value !== undefined ? raw : encodeHistFull(kvWithCurrent(key, modRevision, h, () => getRaw(src, curKey(key))));
-}
+export class FullHistoryReader {
+  private readonly current: ForwardLookup;
 
-/**
- * histFullBytes of a record without a value (`h`, decoded), for a caller that walks CURRENT
- * itself: `current` is the key's CURRENT record, if any.
- */
-export function fullFromCurrent(key: Buffer, modRevision: number, h: HistPut, current: Buffer | undefined): Buffer {
-  return encodeHistFull(kvWithCurrent(key, modRevision, h, () => current));
+  constructor(src: ReadSource) {
+    this.current = new ForwardLookup(new MergedIterator(src, tableStart(T_CUR), tableEnd(T_CUR), true, 1024));
+  }
+
+  /** The record `raw` at HISTORY key `k` (parsed: `p`); calls must come in key order. */
+  bytes(k: Buffer, p: HistKeyParts, raw: Buffer): Buffer | Promise<Buffer> {
+    if (p.type !== REC_PUT) return raw;
+    const h = decodeHistPut(raw);
+    if (h.value !== undefined) return raw;
+    const key = userKeyOfHist(k);
+    return this.current.find(curKey(key)).then((cur) => encodeHistFull(kvWithCurrent(key, p.main, h, () => cur)));
+  }
+
+  close(): Promise<void> {
+    return this.current.close();
+  }
 }
 
 function kvWithCurrent(key: Buffer, modRevision: number, h: HistPut, current: () => Buffer | undefined): KeyValue {

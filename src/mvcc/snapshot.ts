@@ -24,16 +24,15 @@ import {
   sameHistUserKey,
   tableEnd,
   tableStart,
-  T_CUR,
   T_EVT,
   T_GRANT,
   T_HIST,
   userKeyOfHist,
 } from './keys.js';
-import type { BatchOp } from './overlay.js';
-import { fullFromCurrent } from './history.js';
+import { FullHistoryReader } from './history.js';
 import { decodeHistPut, decodeMeta, EMPTY, encodeCur, encodeHistMarker, encodeMeta, packValue, unpackValue, type Meta } from './records.js';
-import { MergedIterator, writeBatch, type Db, type DbSnapshot, type RawEntry } from './view.js';
+import { writeBatch, type BatchOp } from '../level_batch.js';
+import { MergedIterator, type Db, type DbSnapshot } from './view.js';
 
 const KIND = 'qkv-mvcc-snapshot';
 /** The tables a stream carries, in stream order. */
@@ -77,7 +76,7 @@ export class StoreSnapshot implements AsyncIterable<Uint8Array> {
   }
 
   private async *stream(): AsyncGenerator<Uint8Array> {
-    let current: ForwardLookup | undefined;
+    let history: FullHistoryReader | undefined;
     try {
       const m = this.meta;
       yield packValue({ kind: KIND, version: VERSION, rev: m.rev, compactRev: m.compactRev, appliedIndex: m.appliedIndex });
@@ -88,17 +87,9 @@ export class StoreSnapshot implements AsyncIterable<Uint8Array> {
       const sections: Section[] = [];
       const keep = survivesCompaction(m.compactRev);
       const same = (_k: Buffer, v: Buffer): Buffer => v;
-      // HISTORY records travel with their values: a current-version marker takes its value from
-      // CURRENT, walked beside HISTORY (both are in user-key order) rather than looked up per key.
-      const cur = (current = new ForwardLookup(new MergedIterator(src, tableStart(T_CUR), tableEnd(T_CUR), true, 1024)));
-      const histValue = (k: Buffer, v: Buffer): Buffer | Promise<Buffer> => {
-        const p = parseHistKey(k);
-        if (p.type !== REC_PUT) return v;
-        const h = decodeHistPut(v);
-        if (h.value !== undefined) return v;
-        const key = userKeyOfHist(k);
-        return cur.find(curKey(key)).then((c) => fullFromCurrent(key, p.main, h, c));
-      };
+      // HISTORY records travel with their values (current-version markers resolved from CURRENT).
+      const full = (history = new FullHistoryReader(src));
+      const histValue = (k: Buffer, v: Buffer): Buffer | Promise<Buffer> => full.bytes(k, parseHistKey(k), v);
       sections.push({ kind: 'hist', gte: tableStart(T_HIST), lt: tableEnd(T_HIST), keep: (k) => keep(k, parseHistKey(k)), value: histValue });
       sections.push({ kind: 'evt', gte: evtKey(m.compactRev, 0), lt: tableEnd(T_EVT), keep: () => true, value: same });
       sections.push({ kind: 'grant', gte: tableStart(T_GRANT), lt: tableEnd(T_GRANT), keep: () => true, value: same });
@@ -130,42 +121,10 @@ export class StoreSnapshot implements AsyncIterable<Uint8Array> {
       }
       yield packValue({ kind: 'end', records, crc });
     } finally {
-      // The iterator reads through the snapshot: it goes first.
-      await current?.close();
+      // Its iterator reads through the snapshot: it goes first.
+      await history?.close();
       await this.snap.close();
     }
-  }
-}
-
-/** Point lookups in one table, made in increasing key order, as one forward walk. */
-class ForwardLookup {
-  private chunk: RawEntry[] = [];
-  private pos = 0;
-  private done = false;
-
-  constructor(private readonly it: MergedIterator) {}
-
-  async find(key: Buffer): Promise<Buffer | undefined> {
-    for (;;) {
-      while (this.pos < this.chunk.length) {
-        const e = this.chunk[this.pos]!;
-        const c = e.key.compare(key);
-        if (c === 0) return e.value;
-        if (c > 0) return undefined;
-        this.pos++;
-      }
-      if (this.done) return undefined;
-      const next = await this.it.nextChunk();
-      if (next === undefined) this.done = true;
-      else {
-        this.chunk = next;
-        this.pos = 0;
-      }
-    }
-  }
-
-  close(): Promise<void> {
-    return this.it.close();
   }
 }
 

@@ -20,8 +20,6 @@ export interface ReadSource {
 /** Bytes LevelDB may buffer per native iterator call: large enough that a range is a few calls. */
 const HIGH_WATER_MARK = 1 << 20;
 
-export { writeBatch } from '../level_batch.js';
-
 export function getRaw(src: ReadSource, key: Buffer): Buffer | undefined {
   if (src.overlay !== undefined) {
     const o = src.overlay.lookup(key);
@@ -124,6 +122,38 @@ export class MergedIterator {
 
   async close(): Promise<void> {
     await this.it.close();
+  }
+}
+
+/** Point lookups in one table, made in increasing key order, as one forward walk. */
+export class ForwardLookup {
+  private chunk: RawEntry[] = [];
+  private pos = 0;
+  private done = false;
+
+  constructor(private readonly it: MergedIterator) {}
+
+  async find(key: Buffer): Promise<Buffer | undefined> {
+    for (;;) {
+      while (this.pos < this.chunk.length) {
+        const e = this.chunk[this.pos]!;
+        const c = e.key.compare(key);
+        if (c === 0) return e.value;
+        if (c > 0) return undefined;
+        this.pos++;
+      }
+      if (this.done) return undefined;
+      const next = await this.it.nextChunk();
+      if (next === undefined) this.done = true;
+      else {
+        this.chunk = next;
+        this.pos = 0;
+      }
+    }
+  }
+
+  close(): Promise<void> {
+    return this.it.close();
   }
 }
 
