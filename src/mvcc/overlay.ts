@@ -21,8 +21,6 @@ export interface OverlayEntry {
   readonly value: Buffer | null;
 }
 
-export type { BatchOp } from '../level_batch.js';
-
 export class Overlay {
   private readonly map = new Map<string, OverlayEntry>();
   /** Keys in order, plus keys added since the last ordered read (merged in lazily). */

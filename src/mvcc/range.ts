@@ -38,8 +38,8 @@ export async function range(ctx: ReadCtx, req: RangeRequest): Promise<RangeRespo
   let count: number;
   if (span.kind === 'point' && rev === ctx.rev) {
     // The common point get: one lookup in CURRENT, no scan machinery.
-    const raw = getRaw(ctx.src, curKey(span.key));
-    if (raw !== undefined) kvs.push(decodeCur(span.key, raw).kv);
+    const kv = currentKv(ctx.src, span.key);
+    if (kv !== undefined) kvs.push(kv);
     count = kvs.length;
   } else {
     count = await scanLive(ctx.src, span, rev, ctx.rev, { decodeLimit: fetch, countAll: true, visit: (kv) => void kvs.push(kv) });
@@ -77,11 +77,16 @@ export async function range(ctx: ReadCtx, req: RangeRequest): Promise<RangeRespo
  */
 export function pointGet(src: ReadSource, rev: number, req: RangeRequest): RangeResponse {
   const header = { revision: rev };
-  const raw = getRaw(src, curKey(req.key));
-  if (raw === undefined) return { header, kvs: [], more: false, count: 0 };
+  const kv = currentKv(src, req.key);
+  if (kv === undefined) return { header, kvs: [], more: false, count: 0 };
   if (req.countOnly === true) return { header, kvs: [], more: false, count: 1 };
-  const kv = decodeCur(req.key, raw).kv;
   return { header, kvs: [req.keysOnly === true ? { ...kv, value: EMPTY } : kv], more: false, count: 1 };
+}
+
+/** A live key's key-value at the current revision: one lookup in CURRENT. */
+function currentKv(src: ReadSource, key: Buffer): KeyValue | undefined {
+  const raw = getRaw(src, curKey(key));
+  return raw === undefined ? undefined : decodeCur(key, raw).kv;
 }
 
 function comparator(target: SortTarget): (a: KeyValue, b: KeyValue) => number {

@@ -29,7 +29,7 @@ import { hashHistory } from './hash.js';
 import { keySpan, META_KEY } from './keys.js';
 import { leaseAttachments, leaseKeys, leaseRecords } from './lease.js';
 import { LiveKeys } from './livekeys.js';
-import type { BatchOp, Overlay } from './overlay.js';
+import type { Overlay } from './overlay.js';
 import { pointGet, range } from './range.js';
 import { decodeMeta, encodeMeta, type Meta } from './records.js';
 import { resolveReadRev, type ReadCtx } from './scan.js';
@@ -50,7 +50,8 @@ import type {
   TxnResponse,
 } from './types.js';
 import { isPlainPointGet, validateRange, validateTxn } from './validate.js';
-import { writeBatch, type Db } from './view.js';
+import { writeBatch, type BatchOp } from '../level_batch.js';
+import type { Db } from './view.js';
 import { Batch } from './write.js';
 
 export interface MvccStoreOptions {
@@ -190,7 +191,7 @@ export class MvccStore {
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
-    await this.lock.run(async () => undefined);
+    await this.written();
     await this.compactor.stop();
     await this.liveKeys.stop();
     this.closed = true;

@@ -63,7 +63,6 @@ interface StoredSnapMeta {
   chunks: number;
 }
 
-
 export interface LogStoreUpdate {
   hardState?: HardState;
   entries: Entry[];

@@ -2,8 +2,8 @@
  * Peer transport: Raft messages between members over persistent TCP connections.
  *
  * Each member dials every peer once and keeps the connection; the messages of one send (a
- * Ready's) to a peer go out together as one length-prefixed msgpackr frame (batching). A broken connection is
- * redialled with backoff. Raft tolerates loss, so a full queue drops messages instead of
+ * Ready's) to a peer go out together as one length-prefixed msgpackr frame (batching). A broken
+ * connection is redialled with backoff. Raft tolerates loss, so a full queue drops messages instead of
  * growing: memory stays bounded whatever a peer does.
  */
 import net from 'node:net';
