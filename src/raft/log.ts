@@ -3,7 +3,7 @@
  * (stable and not yet stable), and the commit / apply / stable indexes.
  *
  * Entries live in memory, as in etcd-io/raft's MemoryStorage: the embedding code keeps the
- * durable copy (LevelLogStore) and the application compacts the log after snapshots, which keeps
+ * durable copy (the WAL, wal.ts) and the application compacts the log after snapshots, which keeps
  * this bounded.
  */
 import type { Entry, NodeId, Snapshot } from './types.js';

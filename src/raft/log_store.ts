@@ -1,5 +1,7 @@
 /**
- * LevelLogStore: the durable half of the Raft persistence contract, on LevelDB.
+ * The durable half of the Raft persistence contract (LogStore), and LevelLogStore, the LevelDB
+ * implementation that members used before the WAL (wal.ts): a data directory from then is
+ * migrated from it once, at start.
  *
  * Every save() is ONE LevelDB batch written with sync (fsync) before it resolves: hard state,
  * entries and snapshot of a Ready become durable together, so the messages that depend on them
@@ -74,7 +76,35 @@ export interface LogStoreUpdate {
   sync?: boolean;
 }
 
-export class LevelLogStore {
+/**
+ * Throws ERR_LOG_GAP unless `entries` are contiguous and continue (or replace a suffix of) the
+ * stored log [first, last]. Checked before anything is written: a refused save changes nothing.
+ */
+export function checkAppend(entries: readonly Entry[], first: number, last: number): void {
+  const start = entries[0]!.index;
+  entries.forEach((e, i) => {
+    if (e.index !== start + i) throw new LogStoreError('ERR_LOG_GAP', `raft log store: entries not contiguous at ${e.index}`);
+  });
+  if (start > last + 1) throw new LogStoreError('ERR_LOG_GAP', `raft log store: entry ${start} would leave a gap after ${last}`);
+  if (start < first && start <= last) {
+    throw new LogStoreError('ERR_LOG_GAP', `raft log store: entry ${start} is before the first stored entry ${first}`);
+  }
+}
+
+/** What RaftNode needs from stable storage. */
+export interface LogStore {
+  firstIndex(): number;
+  lastIndex(): number;
+  /** Everything a restarting node needs. */
+  load(): Promise<PersistentState>;
+  /** Durably writes one Ready's persistent part (all of it or nothing). */
+  save(update: LogStoreUpdate): Promise<void>;
+  /** Stores the application's snapshot and drops entries up to `compactIndex` (<= snapshot index). */
+  saveSnapshot(snapshot: Snapshot, compactIndex: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+export class LevelLogStore implements LogStore {
   /** First stored entry index (lastIndex + 1 when the log is empty). */
   private first = 1;
   private last = 0;
@@ -209,14 +239,8 @@ export class LevelLogStore {
       }
     }
     if (update.entries.length > 0) {
+      checkAppend(update.entries, first, last);
       const start = update.entries[0]!.index;
-      update.entries.forEach((e, i) => {
-        if (e.index !== start + i) throw new LogStoreError('ERR_LOG_GAP', `raft log store: entries not contiguous at ${e.index}`);
-      });
-      if (start > last + 1) throw new LogStoreError('ERR_LOG_GAP', `raft log store: entry ${start} would leave a gap after ${last}`);
-      if (start < first && start <= last) {
-        throw new LogStoreError('ERR_LOG_GAP', `raft log store: entry ${start} is before the first stored entry ${first}`);
-      }
       const newLast = update.entries[update.entries.length - 1]!.index;
       // A leader replaced our suffix: stale entries beyond the new last must go.
       for (let i = newLast + 1; i <= last; i++) ops.push({ type: 'del', key: entryKey(i) });

@@ -34,7 +34,8 @@ import { Lessor, MAX_LEASE_TTL } from '../lease/lessor.js';
 import { LeaseNotFoundError, LeaseTTLTooLargeError } from '../lease/errors.js';
 import { WatchHub } from '../watch/hub.js';
 import { StoreWatchSource } from '../watch/store_source.js';
-import { LevelLogStore } from '../raft/log_store.js';
+import type { LogStore } from '../raft/log_store.js';
+import { openRaftLog } from '../raft/wal.js';
 import type { Entry, Snapshot } from '../raft/types.js';
 import { StateRole } from '../raft/types.js';
 import type { ApiHeader, LeaseGrantResponse, LeaseKeepAliveResponse, LeaseTimeToLiveResponse, Member as MemberInfo, StatusResponse } from '../api/types.js';
@@ -108,7 +109,7 @@ export class Member implements StateMachine {
   readonly hub: WatchHub;
   raft!: RaftNode;
   store!: MvccStore;
-  private logStore!: LevelLogStore;
+  private logStore!: LogStore;
   private transport!: PeerTransport;
   private readonly source: StoreWatchSource;
   private readonly requestTimeoutMs: number;
@@ -150,7 +151,7 @@ export class Member implements StateMachine {
     // middle of the directory swap leaves the previous store as kv.old: put it back.
     await rm(path.join(dataDir, 'kv.staging'), { recursive: true, force: true });
     if (!existsSync(this.kvDir) && existsSync(path.join(dataDir, 'kv.old'))) await rename(path.join(dataDir, 'kv.old'), this.kvDir);
-    this.logStore = await LevelLogStore.open(path.join(dataDir, 'raft'));
+    this.logStore = await openRaftLog(dataDir);
     await this.openStore();
     const cfg = this.opts.cluster;
     const peers = new Map(cfg.members.map((m) => [m.id, this.opts.peerDialOverrides?.get(m.id) ?? hostPort(m.peerUrl)]));

@@ -2,7 +2,7 @@
  * RaftNode: drives the pure RawNode with real time, a durable log and the peer transport.
  *
  * The Ready loop is the only place that touches the core's output, in this order:
- *   1. persist hard state, entries and snapshot (LevelLogStore.save: one fsync'd batch);
+ *   1. persist hard state, entries and snapshot (LogStore.save: one fdatasync'd WAL record);
  *   2. send the messages (they may depend on what was just made durable);
  *   3. restore a received snapshot (after every earlier apply has finished), and queue the
  *      committed entries on the apply pipeline;
@@ -17,7 +17,7 @@ import { EventEmitter } from 'node:events';
 import { RawNode, type Status } from '../raft/rawnode.js';
 import { DEFAULT_CONFIG, StateRole, type Config, type Entry, type Message, type NodeId, type Snapshot, type SoftState } from '../raft/types.js';
 import { ProposalDroppedError, RaftError } from '../raft/errors.js';
-import type { LevelLogStore } from '../raft/log_store.js';
+import type { LogStore } from '../raft/log_store.js';
 
 /** What the Raft node feeds committed entries to. */
 export interface StateMachine {
@@ -44,7 +44,7 @@ export interface Transport {
 export interface RaftNodeOptions {
   id: NodeId;
   peers: NodeId[];
-  logStore: LevelLogStore;
+  logStore: LogStore;
   stateMachine: StateMachine;
   transport: Transport;
   /** Milliseconds per Raft tick; heartbeats every heartbeatTick ticks, elections after electionTick. */

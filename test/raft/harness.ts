@@ -35,7 +35,7 @@ export function text(d: Uint8Array): string {
   return new TextDecoder().decode(d);
 }
 
-/** Applies a Ready's persistent part to an in-memory PersistentState, as LevelLogStore does on disk. */
+/** Applies a Ready's persistent part to an in-memory PersistentState, as the log store does on disk. */
 export function persist(state: PersistentState, rd: Ready): void {
   if (rd.snapshot) {
     state.snapshot = rd.snapshot;

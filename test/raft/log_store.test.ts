@@ -3,7 +3,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
-import { LevelLogStore, LogStoreError } from '../../src/raft/log_store.js';
+import { LevelLogStore, LogStoreError, type LogStore } from '../../src/raft/log_store.js';
+import { WalLogStore } from '../../src/raft/wal.js';
 import { EntryType, type Entry } from '../../src/raft/types.js';
 
 const dirs: string[] = [];
@@ -25,7 +26,13 @@ function ents(from: number, to: number, term = 1): Entry[] {
 
 const summary = (es: Entry[]) => es.map((e) => `${e.index}:${e.term}`);
 
-describe('LevelLogStore', () => {
+// The WAL is what members use; the LevelDB store stays as the source of the one-time migration.
+const kinds: { kind: string; open: (dir: string) => Promise<LogStore> }[] = [
+  { kind: 'wal', open: (dir) => WalLogStore.open(dir, { segmentBytes: 4096 }) },
+  { kind: 'level', open: (dir) => LevelLogStore.open(dir) },
+];
+
+describe.each(kinds)('$kind log store', ({ kind, open }) => {
   type Step = { entries?: [number, number, number]; hard?: [number, number, number]; snapshot?: [number, number]; compact?: [number, number] };
   const cases: { name: string; steps: Step[]; want: string[]; hard?: [number, number, number]; snap?: number }[] = [
     { name: 'append', steps: [{ entries: [1, 3, 1] }, { entries: [4, 5, 1] }], want: ['1:1', '2:1', '3:1', '4:1', '5:1'] },
@@ -39,7 +46,7 @@ describe('LevelLogStore', () => {
   ];
   test.each(cases)('$name, and the same after reopening', async ({ steps, want, hard, snap }) => {
     const dir = await tempDir();
-    let store = await LevelLogStore.open(dir);
+    let store = await open(dir);
     for (const s of steps) {
       if (s.entries) await store.save({ entries: ents(s.entries[0], s.entries[1], s.entries[2]) });
       if (s.hard) await store.save({ entries: [], hardState: { term: s.hard[0], vote: s.hard[1], commit: s.hard[2] } });
@@ -56,13 +63,13 @@ describe('LevelLogStore', () => {
         expect(store.lastIndex()).toBe(Number(want.at(-1)!.split(':')[0]));
       }
       await store.close();
-      store = await LevelLogStore.open(dir);
+      store = await open(dir);
     }
     await store.close();
   });
 
   test('a gap is refused and changes nothing', async () => {
-    const store = await LevelLogStore.open(await tempDir());
+    const store = await open(await tempDir());
     await store.save({ entries: ents(1, 3) });
     await expect(store.save({ entries: ents(5, 6), hardState: { term: 9, vote: 9, commit: 9 } })).rejects.toThrow(LogStoreError);
     const st = await store.load();
@@ -72,7 +79,7 @@ describe('LevelLogStore', () => {
   });
 
   test('a large snapshot round-trips byte for byte', async () => {
-    const store = await LevelLogStore.open(await tempDir());
+    const store = await open(await tempDir());
     const data = Buffer.alloc(9 * 1024 * 1024 + 17);
     for (let i = 0; i < data.length; i++) data[i] = (i * 31) & 0xff;
     await store.saveSnapshot({ metadata: { index: 3, term: 1, voters: [1] }, data }, 0);
@@ -83,7 +90,7 @@ describe('LevelLogStore', () => {
 
   test('after SIGKILL mid-stream, every acknowledged entry is on disk', async () => {
     const dir = await tempDir();
-    const child = spawn(process.execPath, ['--import', 'tsx', path.resolve('test/raft/log_store_child.ts'), dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', path.resolve('test/raft/log_store_child.ts'), kind, dir], { stdio: ['ignore', 'pipe', 'inherit'] });
     let acked = 0;
     let buffered = '';
     await new Promise<void>((resolve, reject) => {
@@ -104,7 +111,7 @@ describe('LevelLogStore', () => {
       });
     });
     await new Promise((r) => child.once('exit', r));
-    const store = await LevelLogStore.open(dir);
+    const store = await open(dir);
     const st = await store.load();
     expect(st.entries.length).toBeGreaterThanOrEqual(acked);
     st.entries.forEach((e, i) => {

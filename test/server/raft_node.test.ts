@@ -6,7 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
-import { LevelLogStore } from '../../src/raft/log_store.js';
+import { WalLogStore } from '../../src/raft/wal.js';
 import { MessageType, type Entry, type Message, type NodeId, type Snapshot } from '../../src/raft/types.js';
 import { ProposalTimeoutError, RaftNode, unwrapProposal, wrapProposal, type StateMachine } from '../../src/server/raft_node.js';
 
@@ -41,7 +41,7 @@ class ListMachine implements StateMachine {
 
 interface TestCluster {
   nodes: Map<NodeId, RaftNode>;
-  logStores: Map<NodeId, LevelLogStore>;
+  logStores: Map<NodeId, WalLogStore>;
   machines: Map<NodeId, ListMachine>;
   /** Messages for which this returns true are dropped. */
   drop: { fn: (m: Message) => boolean };
@@ -58,11 +58,11 @@ async function startCluster(opts: { proposalTimeoutMs?: number; snapshotEveryByt
   const ids = [1, 2, 3];
   const nodes = new Map<NodeId, RaftNode>();
   const machines = new Map<NodeId, ListMachine>();
-  const stores: LevelLogStore[] = [];
-  const logStores = new Map<NodeId, LevelLogStore>();
+  const stores: WalLogStore[] = [];
+  const logStores = new Map<NodeId, WalLogStore>();
   const drop = { fn: (_m: Message): boolean => false };
   for (const id of ids) {
-    const logStore = await LevelLogStore.open(path.join(dir, `n${id}`));
+    const logStore = await WalLogStore.open(path.join(dir, `n${id}`));
     stores.push(logStore);
     logStores.set(id, logStore);
     const machine = new ListMachine(id);
