@@ -251,6 +251,18 @@ export class MvccStore {
     return this.lock.run(async () => undefined);
   }
 
+  /**
+   * Resolves once every batch applied so far is on disk (fsync'd), for the Raft log to drop the
+   * entries behind it: LevelDB's own log holds the unsynced batches, and one synced write
+   * (the applied index again) flushes it.
+   */
+  durable(): Promise<void> {
+    return this.lock.run(async () => {
+      this.assertOpen();
+      await this.db.put(META_KEY, encodeMeta(this.meta), { sync: true });
+    });
+  }
+
   /** One entry; see applyBatch. */
   async apply(index: number, request?: ApplyEntry['request']): Promise<ApplyResult> {
     const [r] = await this.applyBatch([request === undefined ? { index } : { index, request }]);

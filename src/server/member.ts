@@ -236,8 +236,9 @@ export class Member implements StateMachine {
   }
 
   async snapshot(): Promise<Uint8Array> {
-    // Peers stream the store from LevelDB: it must hold everything up to the snapshot's index.
-    await this.store.written();
+    // Peers stream the store from LevelDB: it must hold everything up to the snapshot's index;
+    // and the Raft log drops entries behind it, so that much must survive a power loss too.
+    await this.store.durable();
     const marker: SnapshotMarker = { memberId: this.id };
     return Buffer.from(JSON.stringify(marker));
   }

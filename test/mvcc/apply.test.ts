@@ -187,6 +187,20 @@ describe('applying Raft entries', () => {
     }
   });
 
+  it('durable() waits for the batches applied before it and leaves the applied index as it was', async () => {
+    const dir = await tempDir('durable');
+    let store = await MvccStore.open(dir);
+    const pending = store.applyBatch(entries(1, [putReq('a', '1'), putReq('b', '1')]));
+    await store.durable();
+    expect(store.durableAppliedIndex).toBe(2);
+    await pending;
+    await store.close();
+    await expect(store.durable()).rejects.toMatchObject({ code: 'ERR_STORE_CLOSED' });
+    store = await MvccStore.open(dir);
+    expect([store.appliedIndex, store.revision]).toEqual([2, 3]);
+    await store.close();
+  });
+
   it('refuses all work once a batch that was already visible fails to be written', async () => {
     const { store, cleanup } = await tempStore();
     try {
