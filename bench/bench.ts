@@ -21,10 +21,12 @@ const num = (name: string, fallback: number): number => {
 };
 const SECONDS = num('seconds', QUICK ? 2 : 10);
 /**
- * Puts at 64 in flight before the first measured workload, the same for both systems: it seeds
- * the key space, and it measures servers in their steady state. A fresh Node process runs its
- * code unoptimized until V8 has seen it often enough; one client's 200 puts a second would take
- * most of the sequential run to get there.
+ * Puts before the first measured workload, the same for both systems: this many seconds at 64
+ * in flight, then as many sequential. It seeds the key space, and it measures servers in their
+ * steady state. A fresh Node process runs its code unoptimized until V8 has seen it often
+ * enough, and code made fast for batches of 64 is recompiled when Readies carry one entry each:
+ * measured with one cluster, the sequential p50 and CPU per put only settled after about 10 s of
+ * sequential puts that followed 5 s at 64 in flight.
  */
 const WARMUP_SECONDS = num('warmup', QUICK ? 1 : 5);
 const KEYS = num('keys', QUICK ? 20_000 : 1_000_000);
@@ -199,6 +201,7 @@ async function runAll(sys: SystemUnderTest): Promise<void> {
   const putOp = (i: number): Promise<unknown> => post(`${rr(i)}/v3/kv/put`, JSON.stringify({ key: key(i), value: VALUE }));
   // Seed the key space so gets find values, and warm the servers up.
   await closedLoop(64, WARMUP_SECONDS, putOp);
+  await closedLoop(1, WARMUP_SECONDS, putOp);
 
   let s = await closedLoop(1, SECONDS, putOp);
   record('put, sequential (1 client)', sys, s);
@@ -339,7 +342,7 @@ async function main(): Promise<void> {
     machine: `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB`,
     node: process.version,
     etcd: etcdVersion,
-    settings: `${SECONDS} s per workload after ${WARMUP_SECONDS} s of warm-up puts, 256-byte values, ${KEYSPACE} keys for puts/gets, ${WATCHERS} watchers, ${KEYS} keys loaded${QUICK ? ', quick' : ''}`,
+    settings: `${SECONDS} s per workload after warm-up puts (${WARMUP_SECONDS} s at 64 in flight, ${WARMUP_SECONDS} s sequential), 256-byte values, ${KEYSPACE} keys for puts/gets, ${WATCHERS} watchers, ${KEYS} keys loaded${QUICK ? ', quick' : ''}`,
   };
   const dir = path.resolve('bench/results');
   mkdirSync(dir, { recursive: true });
