@@ -2,13 +2,13 @@
  * Peer transport: Raft messages between members over persistent TCP connections.
  *
  * Each member dials every peer once and keeps the connection; the messages of one send (a
- * Ready's) to a peer go out together as one length-prefixed msgpackr frame (batching). A broken
- * connection is redialled with backoff. Raft tolerates loss, so a full queue drops messages instead of
- * growing: memory stays bounded whatever a peer does.
+ * Ready's) to a peer go out together as one length-prefixed frame (batching), its body in the
+ * format of peer_codec.ts. A broken connection is redialled with backoff. Raft tolerates loss,
+ * so a full queue drops messages instead of growing: memory stays bounded whatever a peer does.
  */
 import net from 'node:net';
-import { Packr } from 'msgpackr';
 import type { Message, NodeId } from '../raft/types.js';
+import { decodeMessages, encodedSize, PeerWireError, writeMessages } from './peer_codec.js';
 
 export interface PeerAddress {
   host: string;
@@ -27,18 +27,24 @@ export interface TransportOptions {
   onError?: (err: Error, peer: NodeId | undefined) => void;
 }
 
-const packr = new Packr({ useRecords: false, moreTypes: false });
 const HEADER_BYTES = 4;
 const DEFAULT_MAX_FRAME = 256 * 1024 * 1024;
 const MIN_BACKOFF_MS = 20;
 const MAX_BACKOFF_MS = 1000;
 
-/** Frames a batch of messages: uint32 big-endian length, then the msgpack body. */
+/** A frame announcing more bytes than the receiver accepts; the connection is dropped. */
+export class PeerFrameTooLargeError extends PeerWireError {
+  constructor(len: number, limit: number) {
+    super('ERR_PEER_FRAME_TOO_LARGE', `peer frame of ${len} bytes exceeds the limit of ${limit}`);
+  }
+}
+
+/** Frames a batch of messages: uint32 big-endian length, then the body (peer_codec.ts), written in place. */
 export function encodeFrame(msgs: Message[]): Buffer {
-  const body = packr.pack(msgs);
-  const frame = Buffer.allocUnsafe(HEADER_BYTES + body.length);
-  frame.writeUInt32BE(body.length, 0);
-  body.copy(frame, HEADER_BYTES);
+  const len = encodedSize(msgs);
+  const frame = Buffer.allocUnsafe(HEADER_BYTES + len);
+  frame.writeUInt32BE(len, 0);
+  writeMessages(msgs, frame, HEADER_BYTES);
   return frame;
 }
 
@@ -57,10 +63,10 @@ export class FrameDecoder {
       if (this.buffered < HEADER_BYTES) break;
       const head = this.peek(HEADER_BYTES);
       const len = head.readUInt32BE(0);
-      if (len > this.maxFrameBytes) throw new Error(`peer frame of ${len} bytes exceeds the limit of ${this.maxFrameBytes}`);
+      if (len > this.maxFrameBytes) throw new PeerFrameTooLargeError(len, this.maxFrameBytes);
       if (this.buffered < HEADER_BYTES + len) break;
       const all = this.take(HEADER_BYTES + len);
-      out.push(packr.unpack(all.subarray(HEADER_BYTES)) as Message[]);
+      out.push(decodeMessages(all.subarray(HEADER_BYTES)));
     }
     return out;
   }
@@ -116,7 +122,16 @@ class PeerLink {
     if (!this.connected || !this.socket || this.queue.length === 0) return;
     const batch = this.queue;
     this.queue = [];
-    this.socket.write(encodeFrame(batch));
+    let frame: Buffer;
+    try {
+      frame = encodeFrame(batch);
+    } catch (err) {
+      // A message the format cannot carry (PeerMessageError) is a bug of ours; Raft survives the
+      // lost batch, and this may run in a socket's 'connect' handler, where a throw would end the process.
+      this.onError(err as Error);
+      return;
+    }
+    this.socket.write(frame);
   }
 
   private dial(): void {

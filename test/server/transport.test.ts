@@ -1,5 +1,7 @@
+import net from 'node:net';
 import { afterEach, describe, expect, test } from 'vitest';
-import { FrameDecoder, PeerTransport, encodeFrame } from '../../src/server/transport.js';
+import { FrameDecoder, PeerFrameTooLargeError, PeerTransport, encodeFrame } from '../../src/server/transport.js';
+import { PeerFrameError } from '../../src/server/peer_codec.js';
 import { message } from '../../src/raft/raft.js';
 import { EntryType, MessageType, type Message } from '../../src/raft/types.js';
 import { freePorts } from './ports.js';
@@ -58,6 +60,10 @@ describe('FrameDecoder', () => {
     const dec = new FrameDecoder(10);
     expect(() => dec.push(encodeFrame([app(1)]))).toThrow(/exceeds the limit/);
   });
+
+  test('the size-limit error is typed', () => {
+    expect(() => new FrameDecoder(10).push(encodeFrame([app(1)]))).toThrow(PeerFrameTooLargeError);
+  });
 });
 
 describe('PeerTransport', () => {
@@ -86,6 +92,30 @@ describe('PeerTransport', () => {
       await new Promise((r) => setTimeout(r, 10));
     }
     expect(gotB2.length).toBeGreaterThan(0);
+  });
+
+  test('a malformed frame closes the connection it came on, reported as a PeerFrameError', async () => {
+    const [port] = await freePorts(1);
+    const errors: Error[] = [];
+    const got: Message[] = [];
+    const listen = { host: '127.0.0.1', port: port! };
+    const t = new PeerTransport({ id: 1, listen, peers: new Map([[1, listen]]), onMessage: (m) => got.push(m), onError: (err) => errors.push(err) });
+    started.push(t);
+    await t.start();
+    const socket = net.connect(listen);
+    const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    socket.on('error', () => {});
+    const good = encodeFrame([app(1)]);
+    const bad = Buffer.from(good);
+    bad[4] = 0xee; // the body's format version
+    socket.write(good);
+    await until(() => got.length === 1, 'the good frame');
+    socket.write(bad);
+    await closed;
+    expect(got.map((m) => m.index)).toEqual([1]);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toBeInstanceOf(PeerFrameError);
+    expect((errors[0] as PeerFrameError).code).toBe('ERR_PEER_FRAME');
   });
 
   test('the queue for an unreachable peer is bounded', async () => {
