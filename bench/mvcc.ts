@@ -83,13 +83,49 @@ function rssParts(): string {
  * wall-clock second. LevelDB's compaction threads are not counted.
  */
 function mainThreadCpu(): number | undefined {
+  // schedstat: nanoseconds on a CPU, nanoseconds runnable but waiting for one, timeslices. More
+  // precise than stat's utime + stime, which the scheduler samples in 10 ms ticks.
   try {
-    const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+    return Number(readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').split(' ')[0]) / 1e9;
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Where wall time goes besides the main thread's CPU: the machine's steal time (a VM's vCPU
+ * waiting for the host: the main thread is ready to run but does not), the main thread's page
+ * faults that waited for the disk, and the times it was switched out involuntarily.
+ */
+interface WaitCounters {
+  /** Seconds the main thread was runnable but waited for a CPU. */
+  runQueueSeconds: number;
+  stealTicks: number;
+  allTicks: number;
+  majorFaults: number;
+  voluntarySwitches: number;
+  involuntarySwitches: number;
+}
+
+function waitCounters(): WaitCounters | undefined {
+  try {
+    const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1, 9).map(Number);
+    const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const status = readFileSync(`/proc/self/task/${process.pid}/status`, 'utf8');
+    const involuntary = Number(/nonvoluntary_ctxt_switches:\s+(\d+)/.exec(status)?.[1] ?? 0);
+    const voluntary = Number(/\nvoluntary_ctxt_switches:\s+(\d+)/.exec(status)?.[1] ?? 0);
+    const sched = readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').split(' ');
+    return { runQueueSeconds: Number(sched[1]) / 1e9, stealTicks: cpu[7]!, allTicks: cpu.reduce((a, b) => a + b, 0), majorFaults: Number(f[9]), voluntarySwitches: voluntary, involuntarySwitches: involuntary };
+  } catch {
+    return undefined;
+  }
+}
+
+function describeWaits(a: WaitCounters | undefined, b: WaitCounters | undefined): string {
+  if (!a || !b) return '';
+  const steal = (100 * (b.stealTicks - a.stealTicks)) / Math.max(1, b.allTicks - a.allTicks);
+  return `; machine steal ${steal.toFixed(0)}%, main thread: waited ${(b.runQueueSeconds - a.runQueueSeconds).toFixed(2)} s for a CPU, ${b.majorFaults - a.majorFaults} major faults, ${b.voluntarySwitches - a.voluntarySwitches} voluntary and ${b.involuntarySwitches - a.involuntarySwitches} involuntary switches`;
 }
 
 /** LevelDB's per-level table of files and compaction work (classic-level's getProperty). */
@@ -169,6 +205,7 @@ async function main(): Promise<void> {
   const gets = async (s: MvccStore, label: string): Promise<void> => {
     // The keys are made before the clock starts: this measures the store, not key formatting.
     const keys = Array.from({ length: GETS }, () => keyOf(Math.floor(rand() * KEYS)));
+    const w1 = waitCounters();
     const c1 = mainThreadCpu();
     const t1 = performance.now();
     let found = 0;
@@ -178,6 +215,7 @@ async function main(): Promise<void> {
     }
     const getSecs = (performance.now() - t1) / 1000;
     const c2 = mainThreadCpu();
+    const w2 = waitCounters();
     if (found !== GETS) throw new Error(`point gets found ${found} of ${GETS}`);
     sample();
     // Gets run on the main thread only, so gets per main-thread CPU-second is what one core would
@@ -185,6 +223,7 @@ async function main(): Promise<void> {
     const getCpu = c1 !== undefined && c2 !== undefined ? c2 - c1 : undefined;
     const perCpu = getCpu !== undefined && getCpu > 0 ? `; ${fmt(GETS / getCpu)} per main-thread CPU-second (${getCpu.toFixed(2)} s)` : '';
     console.log(`point gets:     ${fmt(GETS / getSecs)} gets/s (${fmt(GETS)} random existing keys, ${label}${perCpu})`);
+    if (getCpu !== undefined) console.log(`  wall beyond main-thread CPU: ${(getSecs - getCpu).toFixed(2)} s of ${getSecs.toFixed(2)} s${describeWaits(w1, w2)}`);
   };
   if (!loaded) await gets(store, 'right after the load');
   // Closing waits for LevelDB's background compactions; the reopened store is at rest.
