@@ -19,7 +19,7 @@
  */
 import { StoreClosedError } from './errors.js';
 import { evtKey, histKey, META_KEY, parseEvtKey, REC_DEL, REC_PUT, sameHistUserKey, type HistKeyParts } from './keys.js';
-import type { Lock } from './lock.js';
+import type { Lock } from '../lock.js';
 import { decodeEvt, encodeMeta, type Meta } from './records.js';
 import { writeBatch, type BatchOp } from '../level_batch.js';
 import type { Db } from './view.js';

@@ -20,7 +20,7 @@
  * re-inserts of deleted keys) a rebuild starts, so the filter stays at a few bytes per live key.
  */
 import { tableEnd, tableStart, T_CUR } from './keys.js';
-import type { Lock } from './lock.js';
+import type { Lock } from '../lock.js';
 import type { Db, DbSnapshot } from './view.js';
 
 /** Bits per key of capacity: about 1% false positives at capacity with 7 probes. */

@@ -22,7 +22,7 @@ import { mkdir, readdir } from 'node:fs/promises';
 import { Level } from 'level';
 import { applyRequest } from './apply.js';
 import { Compactor, type CompactorHost } from './compaction.js';
-import { Lock } from './lock.js';
+import { Lock } from '../lock.js';
 import { CorruptError, InvalidArgumentError, StoreClosedError, StoreFailedError } from './errors.js';
 import { eventsSince } from './events.js';
 import { hashHistory } from './hash.js';
@@ -248,7 +248,7 @@ export class MvccStore {
 
   /** Resolves once every batch applied so far is written to LevelDB. */
   written(): Promise<void> {
-    return this.lock.run(async () => undefined);
+    return this.lock.idle();
   }
 
   /**

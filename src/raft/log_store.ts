@@ -21,6 +21,7 @@ import { Packr } from 'msgpackr';
 import type { Entry, HardState, PersistentState, Snapshot, SnapshotMetadata } from './types.js';
 import { RaftError } from './errors.js';
 import { writeBatch, type BatchOp } from '../level_batch.js';
+import { Lock } from '../lock.js';
 
 const packr = new Packr({ useRecords: false, moreTypes: false });
 const HARD_STATE_KEY = Buffer.from('h');
@@ -110,7 +111,7 @@ export class LevelLogStore implements LogStore {
   private last = 0;
   private snapIndex = 0;
   private snapChunks = 0;
-  private tail: Promise<unknown> = Promise.resolve();
+  private readonly lock = new Lock();
 
   private constructor(private readonly db: Level<Buffer, Buffer>) {}
 
@@ -153,7 +154,7 @@ export class LevelLogStore implements LogStore {
 
   /** Everything a restarting node needs. */
   async load(): Promise<PersistentState> {
-    await this.tail;
+    await this.lock.idle();
     const hsRaw = await this.db.get(HARD_STATE_KEY);
     const hardState: HardState = hsRaw ? (packr.unpack(hsRaw) as HardState) : { term: 0, vote: 0, commit: 0 };
     let snapshot: Snapshot | undefined;
@@ -182,12 +183,12 @@ export class LevelLogStore implements LogStore {
 
   /** Durably writes one Ready's persistent part (one synced batch). */
   save(update: LogStoreUpdate): Promise<void> {
-    return this.serialized(() => this.saveNow(update));
+    return this.lock.run(() => this.saveNow(update));
   }
 
   /** Stores the application's snapshot and drops entries up to `compactIndex` (<= snapshot index). */
   saveSnapshot(snapshot: Snapshot, compactIndex: number): Promise<void> {
-    return this.serialized(async () => {
+    return this.lock.run(async () => {
       if (compactIndex > snapshot.metadata.index) {
         throw new LogStoreError('ERR_LOG_COMPACT', `raft log store: compact index ${compactIndex} beyond snapshot ${snapshot.metadata.index}`);
       }
@@ -204,12 +205,6 @@ export class LevelLogStore implements LogStore {
         this.first = newFirst;
       }
     });
-  }
-
-  private serialized(fn: () => Promise<void>): Promise<void> {
-    const p = this.tail.then(fn);
-    this.tail = p.catch(() => undefined);
-    return p;
   }
 
   private putSnapshotOps(ops: BatchOp[], snapshot: Snapshot): void {
@@ -257,7 +252,7 @@ export class LevelLogStore implements LogStore {
   }
 
   async close(): Promise<void> {
-    await this.tail;
+    await this.lock.idle();
     await this.db.close();
   }
 }

@@ -34,6 +34,7 @@ import path from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { Entry, HardState, PersistentState, Snapshot, SnapshotMetadata } from './types.js';
 import { LevelLogStore, LogStoreError, checkAppend, type LogStore, type LogStoreUpdate } from './log_store.js';
+import { Lock } from '../lock.js';
 
 const HEADER_BYTES = 8;
 const DEFAULT_SEGMENT_BYTES = 16 * 1024 * 1024;
@@ -225,7 +226,7 @@ export class WalLogStore implements LogStore {
   private replayed: Entry[] | undefined;
   private first = 1;
   private last = 0;
-  private tail: Promise<unknown> = Promise.resolve();
+  private readonly lock = new Lock();
 
   private constructor(
     private readonly dir: string,
@@ -252,7 +253,7 @@ export class WalLogStore implements LogStore {
   }
 
   async load(): Promise<PersistentState> {
-    await this.tail;
+    await this.lock.idle();
     const entries = this.replayed ?? (await this.replay()).entries;
     this.replayed = undefined;
     const snap = this.snapshot;
@@ -284,7 +285,7 @@ export class WalLogStore implements LogStore {
   }
 
   async close(): Promise<void> {
-    await this.tail;
+    await this.lock.idle();
     await this.fh?.close();
     this.fh = undefined;
     const next = await this.nextSegment?.catch(() => undefined);
@@ -297,9 +298,7 @@ export class WalLogStore implements LogStore {
   private serialized(fn: () => Promise<void>): Promise<void> {
     // What open() replayed no longer describes the log.
     this.replayed = undefined;
-    const p = this.tail.then(fn);
-    this.tail = p.catch(() => undefined);
-    return p;
+    return this.lock.run(fn);
   }
 
   private async saveNow(update: LogStoreUpdate): Promise<void> {

@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { MvccStore, type MvccStoreOptions } from '../../src/mvcc/index.js';
 import { curKey } from '../../src/mvcc/keys.js';
 import { BloomFilter, LiveKeys } from '../../src/mvcc/livekeys.js';
-import { Lock } from '../../src/mvcc/lock.js';
+import { Lock } from '../../src/lock.js';
 import { encodeCur, encodeEvt, encodeGrant, encodeHistFull, encodeHistMarker, packValue } from '../../src/mvcc/records.js';
 import type { ApplyEntry, MvccRequest } from '../../src/mvcc/types.js';
 import { ALL, Applier, b, norm, removeTempDirs, tempDir } from './helpers.js';
