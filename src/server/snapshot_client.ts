@@ -4,6 +4,7 @@
  * told to install a snapshot pulls it from there.
  */
 import type { MvccStore } from '../mvcc/store.js';
+import { FRAME_HEADER_BYTES, LengthPrefixedFrames } from './frames.js';
 
 export const SNAPSHOT_PATH = '/internal/v1/snapshot';
 /** No single chunk of a store snapshot is anywhere near this; larger means a corrupt stream. */
@@ -12,7 +13,7 @@ const MAX_CHUNK = 256 * 1024 * 1024;
 /** The frames of a store snapshot, for the HTTP route to write. */
 export async function* snapshotFrames(store: MvccStore): AsyncGenerator<Buffer> {
   for await (const chunk of store.snapshot()) {
-    const head = Buffer.allocUnsafe(4);
+    const head = Buffer.allocUnsafe(FRAME_HEADER_BYTES);
     head.writeUInt32BE(chunk.byteLength, 0);
     yield head;
     yield Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
@@ -23,17 +24,10 @@ export async function* snapshotFrames(store: MvccStore): AsyncGenerator<Buffer> 
 export async function* fetchSnapshot(clientUrl: string): AsyncGenerator<Uint8Array> {
   const res = await fetch(clientUrl + SNAPSHOT_PATH);
   if (!res.ok || !res.body) throw new Error(`snapshot fetch from ${clientUrl} failed: HTTP ${res.status}`);
-  let buffered = Buffer.alloc(0);
+  const frames = new LengthPrefixedFrames(MAX_CHUNK, (len) => new Error(`snapshot chunk of ${len} bytes from ${clientUrl} is too large`));
+  // The body's parts are fresh buffers (one per socket read), so frames may keep views of them.
   for await (const part of res.body as unknown as AsyncIterable<Uint8Array>) {
-    buffered = buffered.length === 0 ? Buffer.from(part) : Buffer.concat([buffered, part]);
-    for (;;) {
-      if (buffered.length < 4) break;
-      const len = buffered.readUInt32BE(0);
-      if (len > MAX_CHUNK) throw new Error(`snapshot chunk of ${len} bytes from ${clientUrl} is too large`);
-      if (buffered.length < 4 + len) break;
-      yield buffered.subarray(4, 4 + len);
-      buffered = buffered.subarray(4 + len);
-    }
+    yield* frames.push(Buffer.from(part.buffer, part.byteOffset, part.byteLength));
   }
-  if (buffered.length > 0) throw new Error(`snapshot stream from ${clientUrl} ended mid-chunk`);
+  if (frames.pending > 0) throw new Error(`snapshot stream from ${clientUrl} ended mid-chunk`);
 }

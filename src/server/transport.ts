@@ -9,6 +9,7 @@
 import net from 'node:net';
 import type { Message, NodeId } from '../raft/types.js';
 import { decodeMessages, encodedSize, PeerWireError, writeMessages } from './peer_codec.js';
+import { FRAME_HEADER_BYTES, LengthPrefixedFrames } from './frames.js';
 
 export interface PeerAddress {
   host: string;
@@ -27,7 +28,6 @@ export interface TransportOptions {
   onError?: (err: Error, peer: NodeId | undefined) => void;
 }
 
-const HEADER_BYTES = 4;
 const DEFAULT_MAX_FRAME = 256 * 1024 * 1024;
 const MIN_BACKOFF_MS = 20;
 const MAX_BACKOFF_MS = 1000;
@@ -42,49 +42,22 @@ export class PeerFrameTooLargeError extends PeerWireError {
 /** Frames a batch of messages: uint32 big-endian length, then the body (peer_codec.ts), written in place. */
 export function encodeFrame(msgs: Message[]): Buffer {
   const len = encodedSize(msgs);
-  const frame = Buffer.allocUnsafe(HEADER_BYTES + len);
+  const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + len);
   frame.writeUInt32BE(len, 0);
-  writeMessages(msgs, frame, HEADER_BYTES);
+  writeMessages(msgs, frame, FRAME_HEADER_BYTES);
   return frame;
 }
 
 /** Accumulates bytes from a socket and yields the complete frames' message batches. */
 export class FrameDecoder {
-  private chunks: Buffer[] = [];
-  private buffered = 0;
+  private readonly frames: LengthPrefixedFrames;
 
-  constructor(private readonly maxFrameBytes: number) {}
+  constructor(maxFrameBytes: number) {
+    this.frames = new LengthPrefixedFrames(maxFrameBytes, (len, limit) => new PeerFrameTooLargeError(len, limit));
+  }
 
   push(chunk: Buffer): Message[][] {
-    this.chunks.push(chunk);
-    this.buffered += chunk.length;
-    const out: Message[][] = [];
-    for (;;) {
-      if (this.buffered < HEADER_BYTES) break;
-      const head = this.peek(HEADER_BYTES);
-      const len = head.readUInt32BE(0);
-      if (len > this.maxFrameBytes) throw new PeerFrameTooLargeError(len, this.maxFrameBytes);
-      if (this.buffered < HEADER_BYTES + len) break;
-      const all = this.take(HEADER_BYTES + len);
-      out.push(decodeMessages(all.subarray(HEADER_BYTES)));
-    }
-    return out;
-  }
-
-  private peek(n: number): Buffer {
-    if (this.chunks[0]!.length >= n) return this.chunks[0]!;
-    const joined = Buffer.concat(this.chunks);
-    this.chunks = [joined];
-    return joined;
-  }
-
-  private take(n: number): Buffer {
-    const joined = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks);
-    const frame = joined.subarray(0, n);
-    const rest = joined.subarray(n);
-    this.chunks = rest.length > 0 ? [rest] : [];
-    this.buffered -= n;
-    return frame;
+    return this.frames.push(chunk).map(decodeMessages);
   }
 }
 
