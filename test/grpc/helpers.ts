@@ -34,7 +34,9 @@ export function etcdctl(endpoints: string, args: string[], opts: CtlOptions = {}
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 20_000);
     child.on('error', reject);
-    child.on('exit', (code) => {
+    // 'close', not 'exit': 'exit' can come before the last of stdout has been read, and a
+    // command that printed its answer would then look as if it printed nothing.
+    child.on('close', (code) => {
       clearTimeout(timer);
       resolve({ code, stdout, stderr });
     });
@@ -57,7 +59,7 @@ export class CtlChild {
     });
     this.child.stdout!.on('data', (d: Buffer) => (this.stdout += d.toString()));
     this.child.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
-    this.exited = new Promise((resolve) => this.child.on('exit', (code) => resolve(code)));
+    this.exited = new Promise((resolve) => this.child.on('close', (code) => resolve(code)));
     this.child.stdin!.on('error', () => {});
     if (input !== undefined) this.child.stdin!.end(input);
   }
