@@ -51,6 +51,13 @@ export class LatencyHistogram {
     }
   }
 
+  /** What the registry's resetMetrics() calls. */
+  reset(): void {
+    this.counts.fill(0);
+    this.sum = 0;
+    this.count = 0;
+  }
+
   get(): Promise<{ name: string; help: string; type: 'histogram'; aggregator: 'sum'; values: ExportedValue[] }> {
     const values: ExportedValue[] = [];
     let cumulative = 0;

@@ -22,6 +22,18 @@ describe('LatencyHistogram', () => {
     expect(await ours.metrics()).toBe(await theirs.metrics());
   });
 
+  test("the registry's resetMetrics() starts it from zero", async () => {
+    const registry = new Registry();
+    const h = new LatencyHistogram('z_seconds', 'Help.', bounds, registry);
+    h.observe(0.5);
+    registry.resetMetrics();
+    h.observe(0.05);
+    const text = await registry.metrics();
+    expect(text).toMatch(/^z_seconds_count 1$/m);
+    expect(text).toMatch(/^z_seconds_sum 0.05$/m);
+    expect(text).toMatch(/^z_seconds_bucket\{le="1"\} 1$/m);
+  });
+
   test('a value that is not a finite number is not counted', async () => {
     const registry = new Registry();
     const h = new LatencyHistogram('y_seconds', 'Help.', bounds, registry);
