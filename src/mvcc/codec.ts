@@ -20,6 +20,7 @@ const HAS_VALUE = 1;
 const HAS_LEASE = 2;
 /** Each optional boolean takes two bits: present, and its value. */
 const BOOLEAN_FLAGS = { prevKv: 4, ignoreValue: 16, ignoreLease: 64 } as const;
+const BOOLEANS = ['prevKv', 'ignoreValue', 'ignoreLease'] as const;
 const PUT_FIELDS = new Set(['key', 'value', 'lease', 'prevKv', 'ignoreValue', 'ignoreLease']);
 
 /** The binary form of `p`, or undefined if it has anything the form does not carry as is. */
@@ -31,7 +32,7 @@ function encodePut(p: PutRequest): Buffer | undefined {
   let flags = 0;
   if (p.value !== undefined) flags |= HAS_VALUE;
   if (p.lease !== undefined) flags |= HAS_LEASE;
-  for (const name of ['prevKv', 'ignoreValue', 'ignoreLease'] as const) {
+  for (const name of BOOLEANS) {
     const v = p[name];
     if (v === undefined) continue;
     if (typeof v !== 'boolean') return undefined;
@@ -78,7 +79,7 @@ function decodePut(data: Uint8Array): MvccRequest {
   put.key = take();
   if (flags & HAS_VALUE) put.value = take();
   if (off !== buf.length) bad();
-  for (const name of ['prevKv', 'ignoreValue', 'ignoreLease'] as const) {
+  for (const name of BOOLEANS) {
     const present = (flags & BOOLEAN_FLAGS[name]) !== 0;
     const value = (flags & (BOOLEAN_FLAGS[name] << 1)) !== 0;
     if (value && !present) bad();

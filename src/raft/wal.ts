@@ -100,6 +100,11 @@ async function isEmptySegment(file: string): Promise<boolean> {
   }
 }
 
+/** Writes zeros over [from, to) of a file. */
+async function zeroFill(fh: FileHandle, from: number, to: number): Promise<void> {
+  for (let off = from; off < to; off += ZERO_CHUNK.length) await fh.write(ZERO_CHUNK, 0, Math.min(ZERO_CHUNK.length, to - off), off);
+}
+
 function datasync(fd: number): Promise<void> {
   return new Promise((resolve, reject) => fdatasync(fd, (err) => (err ? reject(err) : resolve())));
 }
@@ -362,7 +367,12 @@ export class WalLogStore implements LogStore {
     }
     this.fh = fh;
     this.segments.push({ seq, file: path.join(this.walDir, segmentName(seq)), maxIndex: 0 });
-    writeSync(fh.fd, header, 0, header.length, 0);
+    this.writeSegmentHeader(header);
+  }
+
+  /** The first record of the active segment: the current hard state, so older segments may go. */
+  private writeSegmentHeader(header = encodeRecord(this.hardState, [])): void {
+    writeSync(this.fh!.fd, header, 0, header.length, 0);
     this.offset = header.length;
   }
 
@@ -372,7 +382,7 @@ export class WalLogStore implements LogStore {
     const tmp = `${file}.tmp`;
     const fh = await open(tmp, 'w+');
     try {
-      for (let off = 0; off < size; off += ZERO_CHUNK.length) await fh.write(ZERO_CHUNK, 0, Math.min(ZERO_CHUNK.length, size - off), off);
+      await zeroFill(fh, 0, size);
       await fh.sync();
       await rename(tmp, file);
       await syncDir(this.walDir);
@@ -439,15 +449,10 @@ export class WalLogStore implements LogStore {
       this.offset = r.tailOffset;
       if (!r.tailClean) {
         // Zero the torn write, so that no stale bytes lie behind the records written next.
-        const size = (await fh.stat()).size;
-        for (let off = r.tailOffset; off < size; off += ZERO_CHUNK.length) await fh.write(ZERO_CHUNK, 0, Math.min(ZERO_CHUNK.length, size - off), off);
+        await zeroFill(fh, r.tailOffset, (await fh.stat()).size);
         await fh.datasync();
       }
-      if (this.offset === 0) {
-        const header = encodeRecord(this.hardState, []);
-        writeSync(fh.fd, header, 0, header.length, 0);
-        this.offset = header.length;
-      }
+      if (this.offset === 0) this.writeSegmentHeader();
     }
     const compactIndex = this.snapshot?.compactIndex ?? 0;
     const snapIndex = this.snapshot?.metadata.index ?? 0;

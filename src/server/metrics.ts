@@ -34,7 +34,7 @@ export class LatencyHistogram {
     registry: Registry,
   ) {
     this.counts = new Float64Array(bounds.length);
-    // The registry only calls get(); prom-client's types list its own classes.
+    // The registry calls only get() and reset(); prom-client's types list its own classes.
     registry.registerMetric(this as unknown as Histogram);
   }
 
