@@ -5,9 +5,17 @@
  *   npx tsx bench/mvcc.ts [--keys 1000000] [--value 256] [--batch 500] [--gets 200000]
  *                         [--ranges 300] [--order random|seq] [--dir PATH] [--keep]
  *                         [--cache MiB] [--wbuf MiB] [--filesize MiB] [--nocompress] [--stats]
- *                         [--filter-keys N]
+ *                         [--filter-keys N] [--rest SECONDS] [--rounds N] [--waits]
  *
  * With --dir pointing at a store this benchmark loaded before, the load is skipped.
+ *
+ * The settled point gets start once LevelDB's background threads have been idle for 2 s (at most
+ * --rest seconds, 300 by default, after the reopen): a reopened LevelDB goes on with the
+ * compactions its levels still need, on a thread that shares the 2 cores with the gets. Then
+ * rounds of gets run until three in a row cause (almost) no compaction, at most --rounds (12):
+ * random reads make LevelDB push the tables they look past down a level, and the figure of
+ * interest is the one once that settled (the median of those three; each round is printed, with
+ * where its wall time beyond CPU went under --waits).
  *
  * Keys are `key/000000000`..., so `key/NNNNNN` prefixes hold 1,000 keys each. Values are random
  * bytes (incompressible). Puts are applied in a shuffled key order unless --order seq.
@@ -17,7 +25,7 @@
  * LevelDB's writes) and the process CPU time, which vary less than puts/s on a shared machine.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
@@ -122,6 +130,49 @@ function waitCounters(): WaitCounters | undefined {
   }
 }
 
+/** CPU seconds of every thread of this process but the main one (LevelDB's compaction thread, libuv's pool, V8's helpers). */
+function otherThreadsCpu(): number | undefined {
+  try {
+    let ticks = 0;
+    for (const tid of readdirSync('/proc/self/task')) {
+      if (tid === String(process.pid)) continue;
+      try {
+        const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+        const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        ticks += Number(f[11]) + Number(f[12]);
+      } catch {
+        // The thread ended between the listing and the read.
+      }
+    }
+    return ticks / 100;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Waits until the process's other threads have been (nearly) idle for two seconds in a row: a
+ * reopened LevelDB resumes the compactions its last session left pending (levels over their
+ * size), and those compete with the main thread for the 2 cores and the caches. Gives up after
+ * `maxSeconds`; returns the seconds waited and the CPU the other threads used meanwhile.
+ */
+async function waitForRest(maxSeconds: number): Promise<{ seconds: number; busySeconds: number; rested: boolean } | undefined> {
+  const start = otherThreadsCpu();
+  if (start === undefined) return undefined;
+  const t0 = performance.now();
+  let last = start;
+  let quiet = 0;
+  while ((performance.now() - t0) / 1000 < maxSeconds) {
+    await new Promise((r) => setTimeout(r, 500));
+    const now = otherThreadsCpu() ?? last;
+    // Under 5% of a core over the half second counts as idle (V8's and libuv's housekeeping).
+    quiet = now - last <= 0.025 ? quiet + 1 : 0;
+    last = now;
+    if (quiet >= 4) return { seconds: (performance.now() - t0) / 1000, busySeconds: last - start, rested: true };
+  }
+  return { seconds: (performance.now() - t0) / 1000, busySeconds: last - start, rested: false };
+}
+
 function describeWaits(a: WaitCounters | undefined, b: WaitCounters | undefined): string {
   if (!a || !b) return '';
   const steal = (100 * (b.stealTicks - a.stealTicks)) / Math.max(1, b.allTicks - a.allTicks);
@@ -202,10 +253,19 @@ async function main(): Promise<void> {
 
   // ---- point gets: right after the load (LevelDB still compacting), then once it settled ----
   const rand = rng(42);
-  const gets = async (s: MvccStore, label: string): Promise<void> => {
+  interface GetsRound {
+    perWallSecond: number;
+    /** Gets per main-thread CPU-second; undefined where Linux's per-thread stats are missing. */
+    perCpuSecond: number | undefined;
+    /** CPU microseconds of the other threads per get during the round. */
+    otherMicrosPerGet: number | undefined;
+  }
+  /** One round of GETS point gets of random existing keys. */
+  const gets = async (s: MvccStore): Promise<GetsRound & { waits: string; otherCpu: number | undefined }> => {
     // The keys are made before the clock starts: this measures the store, not key formatting.
     const keys = Array.from({ length: GETS }, () => keyOf(Math.floor(rand() * KEYS)));
     const w1 = waitCounters();
+    const o1 = otherThreadsCpu();
     const c1 = mainThreadCpu();
     const t1 = performance.now();
     let found = 0;
@@ -215,18 +275,34 @@ async function main(): Promise<void> {
     }
     const getSecs = (performance.now() - t1) / 1000;
     const c2 = mainThreadCpu();
+    const o2 = otherThreadsCpu();
     const w2 = waitCounters();
     if (found !== GETS) throw new Error(`point gets found ${found} of ${GETS}`);
     sample();
     // Gets run on the main thread only, so gets per main-thread CPU-second is what one core would
     // serve, whatever else shares the machine.
-    const getCpu = c1 !== undefined && c2 !== undefined ? c2 - c1 : undefined;
-    const perCpu = getCpu !== undefined && getCpu > 0 ? `; ${fmt(GETS / getCpu)} per main-thread CPU-second (${getCpu.toFixed(2)} s)` : '';
-    console.log(`point gets:     ${fmt(GETS / getSecs)} gets/s (${fmt(GETS)} random existing keys, ${label}${perCpu})`);
-    if (getCpu !== undefined) console.log(`  wall beyond main-thread CPU: ${(getSecs - getCpu).toFixed(2)} s of ${getSecs.toFixed(2)} s${describeWaits(w1, w2)}`);
+    const getCpu = c1 !== undefined && c2 !== undefined && c2 > c1 ? c2 - c1 : undefined;
+    // LevelDB compacts a table that reads keep looking past (its seek compactions) on its own
+    // thread, which shares the machine's caches and cores with the gets.
+    const otherCpu = o1 !== undefined && o2 !== undefined ? o2 - o1 : undefined;
+    return {
+      perWallSecond: GETS / getSecs,
+      perCpuSecond: getCpu !== undefined ? GETS / getCpu : undefined,
+      otherMicrosPerGet: otherCpu !== undefined ? (otherCpu * 1e6) / GETS : undefined,
+      otherCpu,
+      waits: getCpu !== undefined ? `wall beyond main-thread CPU: ${(getSecs - getCpu).toFixed(2)} s of ${getSecs.toFixed(2)} s${describeWaits(w1, w2)}` : '',
+    };
   };
-  if (!loaded) await gets(store, 'right after the load');
-  // Closing waits for LevelDB's background compactions; the reopened store is at rest.
+  const perCpuText = (r: GetsRound): string => (r.perCpuSecond !== undefined ? `${fmt(r.perCpuSecond)} per main-thread CPU-second, ` : '');
+  const otherText = (r: { otherCpu: number | undefined }): string =>
+    r.otherCpu !== undefined ? `; other threads (LevelDB compactions, GC helpers) ${r.otherCpu.toFixed(2)} CPU-s` : '';
+  if (!loaded) {
+    const r = await gets(store);
+    console.log(`point gets:     ${perCpuText(r)}${fmt(r.perWallSecond)}/s in wall time (${fmt(GETS)} random existing keys, right after the load)`);
+    console.log(`  ${r.waits}${otherText(r)}`);
+  }
+  // Closing waits for the compaction LevelDB is running, but a reopened LevelDB resumes the ones
+  // still pending; the gets below wait for those to finish (waitForRest).
   await store.close();
   store = await MvccStore.open(dir, storeOpts);
   // The reopened store rebuilds its live-key filter from CURRENT in the background (what a
@@ -234,7 +310,39 @@ async function main(): Promise<void> {
   const tf = performance.now();
   await store.liveKeyFilterReady();
   console.log(`live-key filter: rebuilt on reopen in ${((performance.now() - tf) / 1000).toFixed(1)} s, ${(store.liveKeyFilterBytes / 1048576).toFixed(2)} MiB`);
-  await gets(store, 'settled');
+  const rest = await waitForRest(Number(arg('rest', '300')));
+  if (rest !== undefined) {
+    console.log(
+      `at rest:        ${rest.rested ? 'LevelDB compactions' : 'NOT at rest, gave up waiting for LevelDB compactions'} after ${rest.seconds.toFixed(1)} s (background threads used ${rest.busySeconds.toFixed(1)} CPU-s meanwhile)`,
+    );
+  }
+  // Random reads make LevelDB compact the tables they keep looking past (seek compactions), until
+  // most keys sit in the last level and a get looks at one table. Rounds go on until SETTLED_ROUNDS
+  // rounds in a row caused (almost) no compaction: other threads under 1.5 CPU-microseconds per
+  // get (V8 frees the gets' value buffers on a helper thread, which alone takes about 1). The
+  // figure is the median of those rounds: this machine's speed moves by 10-20% from one second to
+  // the next.
+  const SETTLED_ROUNDS = 3;
+  const maxRounds = Math.max(SETTLED_ROUNDS, Number(arg('rounds', '12')));
+  const quiet: GetsRound[] = [];
+  for (let round = 1; round <= maxRounds && quiet.length < SETTLED_ROUNDS; round++) {
+    const r = await gets(store);
+    const settled = r.otherMicrosPerGet === undefined || r.otherMicrosPerGet < 1.5;
+    if (settled) quiet.push(r);
+    else quiet.length = 0;
+    console.log(`  round ${String(round).padStart(2)}:      ${perCpuText(r)}${fmt(r.perWallSecond)}/s in wall time${otherText(r)}${settled ? '' : ' (compacting)'}`);
+    if (flag('waits')) console.log(`    ${r.waits}`);
+  }
+  const median = (xs: number[]): number => xs.slice().sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  if (quiet.length < SETTLED_ROUNDS) {
+    console.log(`point gets:     LevelDB still compacting after ${maxRounds} rounds of ${fmt(GETS)} gets; no settled figure`);
+  } else {
+    const cpus = quiet.map((r) => r.perCpuSecond).filter((x): x is number => x !== undefined);
+    const perCpu = cpus.length === quiet.length ? `${fmt(median(cpus))} per main-thread CPU-second, ` : '';
+    console.log(
+      `point gets:     ${perCpu}${fmt(median(quiet.map((r) => r.perWallSecond)))}/s in wall time (settled: median of the last ${SETTLED_ROUNDS} rounds above, ${fmt(GETS)} random existing keys each)`,
+    );
+  }
 
   // ---- 1,000-key prefix ranges ----
   const prefixes = Math.max(1, Math.floor(KEYS / 1000));
