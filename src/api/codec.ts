@@ -7,6 +7,7 @@
  *
  * Internally every message is a plain object with camelCase names, Buffers and numbers.
  */
+import { Buffer } from 'node:buffer';
 import { CodedError } from '../errors.js';
 
 export type FieldKind =

@@ -1,4 +1,5 @@
 /** Key ranges as etcd clients compute them (clientv3's WithPrefix / WithFromKey). */
+import { Buffer } from 'node:buffer';
 
 /** The range end that makes `key` a prefix: increment the last byte below 0xff, dropping the 0xff tail. */
 export function prefixEnd(key: Buffer): Buffer {

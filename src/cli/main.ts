@@ -7,6 +7,7 @@
  *   qkv lease grant 10
  *   qkv cluster up --nodes 3
  */
+import { Buffer } from 'node:buffer';
 import { Command, Option } from 'commander';
 import { Client, type GetOptions } from '../client/client.js';
 import { Election, Mutex, Session, leaseHex } from '../client/concurrency.js';

@@ -8,6 +8,7 @@
  *
  *   put key1 "created-key1"
  */
+import { Buffer } from 'node:buffer';
 import type { Compare, RequestOp, TxnRequest } from '../mvcc/types.js';
 import { op } from '../client/client.js';
 

@@ -2,6 +2,7 @@
  * The qkv client: etcd v3's API over the JSON gateway (`/v3/...`), which qkv and etcd both
  * serve, so this client also talks to a real etcd. Endpoints fail over in order.
  */
+import { Buffer } from 'node:buffer';
 import { decodeMessage, encodeMessage, type Schema } from '../api/codec.js';
 import * as S from '../api/schemas.js';
 import type {

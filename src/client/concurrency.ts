@@ -6,6 +6,7 @@
  * lowest holds the lock; everyone else waits for the deletion of the key just before its own
  * (no thundering herd). The holder's create revision is a fencing token: it only grows.
  */
+import { Buffer } from 'node:buffer';
 import { Client, compare, op, toBuffer, type Bytes } from './client.js';
 import { prefixEnd } from '../api/keys.js';
 import type { KeyValue, TxnResponse } from '../mvcc/types.js';

@@ -9,6 +9,7 @@
  * that large does not exist), never rounded to a neighbouring value. Cluster and member ids
  * (uint64) stay decimal strings, exact.
  */
+import { Buffer } from 'node:buffer';
 import type { FieldKind, Schema } from '../api/codec.js';
 import { InvalidRequestError } from '../api/codec.js';
 import type { ProtoMessage, ProtoValue } from './proto.js';

@@ -3,6 +3,7 @@
  * alarms (qkv raises none), defragment (a no-op: LevelDB compacts itself), leader moves, and the
  * member list. Membership changes are not supported (qkv's membership is its config file).
  */
+import { Buffer } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';

@@ -4,6 +4,7 @@
  * gRPC clients send first, in cleartext) goes to the gRPC server; anything else to the HTTP/1
  * server. The peeked bytes are put back into the socket before it is handed over.
  */
+import { Buffer } from 'node:buffer';
 import net from 'node:net';
 import type { Server as HttpServer } from 'node:http';
 import type { Duplex } from 'node:stream';

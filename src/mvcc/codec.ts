@@ -9,6 +9,7 @@
  * msgpack. The put form starts with 0xc1, a byte msgpack never uses, so the two cannot be taken
  * for one another, and entries written in either form decode alike.
  */
+import { Buffer } from 'node:buffer';
 import { InvalidArgumentError } from './errors.js';
 import { packValue, unpackValue } from './records.js';
 import type { MvccRequest, PutRequest } from './types.js';

@@ -17,6 +17,7 @@
  * EVENTS entries below C are dropped too (watch replay cannot start below C); those at C stay
  * so a watch from C still sees deletes at C.
  */
+import { Buffer } from 'node:buffer';
 import { StoreClosedError } from './errors.js';
 import { evtKey, histKey, META_KEY, parseEvtKey, REC_DEL, REC_PUT, sameHistUserKey, type HistKeyParts } from './keys.js';
 import type { Lock } from '../lock.js';

@@ -15,6 +15,7 @@
  * stored complemented (~x = MAX - x) so a key's newest revision comes first, which makes "latest
  * revision <= R" one seek. Numbers are big-endian so they sort numerically.
  */
+import { Buffer } from 'node:buffer';
 
 export const T_META = 0x6d; // 'm'
 export const T_CUR = 0x63; // 'c'

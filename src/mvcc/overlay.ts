@@ -12,6 +12,7 @@
  * indexed the first time a read needs those tables: applying puts reads CURRENT, never them, and
  * indexing every write (a string per key, a map entry) was a large share of a put's cost.
  */
+import { Buffer } from 'node:buffer';
 import { tableStart, T_EVT, T_HIST } from './keys.js';
 
 export interface OverlayEntry {

@@ -4,6 +4,7 @@
  * truncate to the limit. `count` is the number of keys in the span at the revision, before
  * filters and limit.
  */
+import { Buffer } from 'node:buffer';
 import { EmptyKeyError } from './errors.js';
 import { curKey, keySpan } from './keys.js';
 import { decodeCur, EMPTY } from './records.js';

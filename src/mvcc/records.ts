@@ -10,6 +10,7 @@
  *   GRANTS   [ttl]
  *   META     { v, rev, compactRev, appliedIndex, physRev, physTarget, cursor }
  */
+import { Buffer } from 'node:buffer';
 import { Packr } from 'msgpackr';
 import { CorruptError } from './errors.js';
 import type { KeyValue } from './types.js';

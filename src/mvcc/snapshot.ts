@@ -11,6 +11,7 @@
  *   { kind: 'hist' | 'evt' | 'grant', kv: [key, value, ...] }        (tables in this order)
  *   { kind: 'end', records, crc }                                    crc32 of every key and value
  */
+import { Buffer } from 'node:buffer';
 import { survivesCompaction } from './compaction.js';
 import { CorruptError } from './errors.js';
 import { crcUpdate } from './hash.js';

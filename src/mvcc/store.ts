@@ -18,6 +18,7 @@
  * Nothing is kept on the JS heap beyond the batch in progress and a Bloom filter of the live keys
  * (a few bytes per key, see livekeys.ts): LevelDB holds the data and its own bounded caches.
  */
+import { Buffer } from 'node:buffer';
 import { mkdir, readdir } from 'node:fs/promises';
 import { Level } from 'level';
 import { applyRequest } from './apply.js';

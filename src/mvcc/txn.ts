@@ -7,6 +7,7 @@
  * execution writes, and it cannot fail, so a rejected txn leaves nothing behind. Reads executed
  * inside a txn see its earlier writes.
  */
+import { Buffer } from 'node:buffer';
 import { CompactedError, FutureRevisionError, KeyNotFoundError, LeaseNotFoundError } from './errors.js';
 import { curBounds, curKey, keySpan, userKeyOfCur } from './keys.js';
 import { range } from './range.js';

@@ -7,6 +7,7 @@
  * Runtime shape checks (Buffers where bytes are expected, safe integers, known enum names) turn
  * a malformed request into an InvalidArgumentError response instead of a crash of the apply loop.
  */
+import { Buffer } from 'node:buffer';
 import {
   DuplicateKeyError,
   EmptyKeyError,

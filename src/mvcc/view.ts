@@ -5,6 +5,7 @@
  * A read that takes several LevelDB calls (iterators) uses an explicit LevelDB snapshot, so a
  * batch landing in the middle of it cannot show it half the old state and half the new.
  */
+import { Buffer } from 'node:buffer';
 import type { Level } from 'level';
 import type { Overlay, OverlayEntry } from './overlay.js';
 

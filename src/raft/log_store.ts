@@ -15,6 +15,7 @@
  *   'e' + uint64 BE index  -> msgpack Entry
  * Fixed-width big-endian indexes sort numerically, so the log is a contiguous key range.
  */
+import { Buffer } from 'node:buffer';
 import { mkdir } from 'node:fs/promises';
 import { Level } from 'level';
 import { Packr } from 'msgpackr';

@@ -3,6 +3,7 @@
  * snapshots and leadership transfer. Deterministic: no clock (tick() drives time), no I/O
  * (messages are queued in `msgs`), randomness only through Config.random.
  */
+import { Buffer } from 'node:buffer';
 import {
   EntryType,
   MessageType,

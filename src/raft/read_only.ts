@@ -3,6 +3,7 @@
  * it arrived, and is answered once a majority has acknowledged a heartbeat carrying its context
  * (proving this node was still leader when the read arrived).
  */
+import { Buffer } from 'node:buffer';
 import type { Message, NodeId } from './types.js';
 
 export interface ReadIndexStatus {

@@ -28,6 +28,7 @@
  * record of every segment repeats the current hard state, so segments whose entries are all
  * compacted can be deleted whole.
  */
+import { Buffer } from 'node:buffer';
 import { existsSync, fdatasync, writeSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';

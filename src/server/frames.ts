@@ -7,6 +7,7 @@
  * complete (joining on every part made a 1 MiB frame arriving in 64 KiB parts cost 8 MiB of
  * copying).
  */
+import { Buffer } from 'node:buffer';
 export const FRAME_HEADER_BYTES = 4;
 
 export class LengthPrefixedFrames {

@@ -5,6 +5,7 @@
  * calls) that reach a follower are forwarded to the leader; reads are answered locally after a
  * ReadIndex barrier, or at once when serializable.
  */
+import { Buffer } from 'node:buffer';
 import { Readable } from 'node:stream';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';

@@ -9,6 +9,7 @@
  *   curl 'localhost:2379/v1/kv/app/?prefix'
  *   curl -N 'localhost:2379/v1/watch/app/?prefix'
  */
+import { Buffer } from 'node:buffer';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { keyRange } from '../api/keys.js';
 import type { Compare, KeyValue, RequestOp, ResponseOp, SortOrder, SortTarget, TxnRequest } from '../mvcc/types.js';

@@ -4,6 +4,7 @@
  * HTTP layer serves. Writes go through Raft; linearizable reads wait for a ReadIndex barrier;
  * serializable reads are served from local applied state.
  */
+import { Buffer } from 'node:buffer';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';

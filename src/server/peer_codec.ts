@@ -32,6 +32,7 @@
  * version, type or flag, a number past MAX_SAFE_INTEGER and trailing bytes all throw
  * PeerFrameError, and every loop is bounded by the bytes left.
  */
+import { Buffer } from 'node:buffer';
 import { CodedError } from '../errors.js';
 import { EntryType, MessageType, type Entry, type Message, type NodeId, type SnapshotChunk } from '../raft/types.js';
 

@@ -13,6 +13,7 @@
  * reads wait for the state machine's own applied index, so an acknowledged write is durable on
  * a quorum and visible to every read that starts after the acknowledgement.
  */
+import { Buffer } from 'node:buffer';
 import { EventEmitter } from 'node:events';
 import { RawNode, type Status } from '../raft/rawnode.js';
 import { DEFAULT_CONFIG, StateRole, type Config, type Entry, type Message, type NodeId, type Snapshot, type SoftState } from '../raft/types.js';

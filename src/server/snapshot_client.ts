@@ -3,6 +3,7 @@
  * length-prefixed chunks (uint32 big-endian length, then the chunk), and a follower that Raft
  * told to install a snapshot pulls it from there.
  */
+import { Buffer } from 'node:buffer';
 import type { MvccStore } from '../mvcc/store.js';
 import { FRAME_HEADER_BYTES, LengthPrefixedFrames } from './frames.js';
 

@@ -6,6 +6,7 @@
  * format of peer_codec.ts. A broken connection is redialled with backoff. Raft tolerates loss,
  * so a full queue drops messages instead of growing: memory stays bounded whatever a peer does.
  */
+import { Buffer } from 'node:buffer';
 import net from 'node:net';
 import type { Message, NodeId } from '../raft/types.js';
 import { decodeMessages, encodedSize, PeerWireError, writeMessages } from './peer_codec.js';

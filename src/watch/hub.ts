@@ -11,6 +11,7 @@
  * same synchronous step in which the store's revision advances; so no revision is missed and
  * none is delivered twice. The apply loop never waits for a consumer.
  */
+import { Buffer } from 'node:buffer';
 import { CodedError } from '../errors.js';
 import { WatchFilter, type Event, type WatchRequest, type WatchResponse, type WatchSource } from './types.js';
 
