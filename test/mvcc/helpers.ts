@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { MvccStore, type MvccStoreOptions } from '../../src/mvcc/index.js';
-import type { ApplyResult, KeyValue, MvccRequest, MvccResponse } from '../../src/mvcc/types.js';
+import type { ApplyEntry, ApplyResult, KeyValue, MvccRequest, MvccResponse } from '../../src/mvcc/types.js';
 
 export const b = (s: string): Buffer => Buffer.from(s, 'latin1');
 export const bytes = (...xs: number[]): Buffer => Buffer.from(xs);
@@ -19,6 +19,29 @@ export function prefixEnd(p: Buffer): Buffer {
   return bytes(0);
 }
 export const ALL = bytes(0);
+
+/**
+ * Applies batches as a member does: the next batch is handed over as soon as the last one is
+ * visible to reads, while LevelDB may still be writing it. `atVisible(i)` runs when batch i
+ * becomes visible (a read started there takes its view then). Resolves with each batch's
+ * results once all are written.
+ */
+export async function applyAtVisible(store: MvccStore, batches: readonly ApplyEntry[][], atVisible?: (i: number) => void): Promise<ApplyResult[][]> {
+  const out: ApplyResult[][] = [];
+  const writes: Array<Promise<unknown>> = [];
+  for (let i = 0; i < batches.length; i++) {
+    const visible = new Promise<ApplyResult[]>((resolve, reject) => {
+      const onVisible = (results: ApplyResult[]): void => {
+        atVisible?.(i);
+        resolve(results);
+      };
+      writes.push(store.applyBatch(batches[i]!, onVisible).catch(reject));
+    });
+    out.push(await visible);
+  }
+  await Promise.all(writes);
+  return out;
+}
 
 const made: string[] = [];
 

@@ -9,8 +9,8 @@ import fc from 'fast-check';
 import { rm } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { MvccStore } from '../../src/mvcc/index.js';
-import type { Compare, Event, MvccRequest, RangeRequest, RequestOp, TxnRequest } from '../../src/mvcc/types.js';
-import { ALL, b, bytes, norm, prefixEnd, tempDir } from './helpers.js';
+import type { ApplyEntry, Compare, Event, KeyValue, MvccRequest, RangeRequest, RequestOp, TxnRequest } from '../../src/mvcc/types.js';
+import { ALL, applyAtVisible, b, bytes, norm, prefixEnd, tempDir } from './helpers.js';
 import { Model } from './model.js';
 
 const KEYS = [b('a'), bytes(0x61, 0x00), b('ab'), b('b'), bytes(0xff), bytes(0x00), bytes(0x00, 0xff)];
@@ -116,17 +116,26 @@ const PROBES: RangeRequest[] = [
   { key: bytes(0), rangeEnd: ALL, countOnly: true },
 ];
 
-async function feed(store: MvccStore, reqs: MvccRequest[], sizes: number[]): Promise<unknown[]> {
-  const out: unknown[] = [];
-  let i = 0;
-  let s = 0;
-  while (i < reqs.length) {
+/** `reqs` as entries in batches of the given sizes. */
+function batched(reqs: MvccRequest[], sizes: number[]): ApplyEntry[][] {
+  const out: ApplyEntry[][] = [];
+  for (let i = 0, s = 0; i < reqs.length; ) {
     const n = Math.min(sizes[s++ % sizes.length]!, reqs.length - i);
-    const entries = reqs.slice(i, i + n).map((request, j) => ({ index: i + j + 1, request }));
-    out.push(...(await store.applyBatch(entries)).map(norm));
+    out.push(reqs.slice(i, i + n).map((request, j) => ({ index: i + j + 1, request })));
     i += n;
   }
   return out;
+}
+
+async function feed(store: MvccStore, reqs: MvccRequest[], sizes: number[]): Promise<unknown[]> {
+  const out: unknown[] = [];
+  for (const entries of batched(reqs, sizes)) out.push(...(await store.applyBatch(entries)).map(norm));
+  return out;
+}
+
+/** The model's live key-values at its current revision, in key order. */
+function liveNow(model: Model): KeyValue[] {
+  return [...model.stateAt(model.rev).entries()].sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)).map(([, kv]) => kv);
 }
 
 describe('mvcc store vs model (property)', () => {
@@ -146,12 +155,32 @@ describe('mvcc store vs model (property)', () => {
 
           const reqs: MvccRequest[] = [];
           const want: unknown[] = [];
+          // The live key-values at each revision, kept as the model goes (it drops compacted states).
+          const live = new Map<number, KeyValue[]>([[1, []]]);
           for (const g of [...GRANTS, ...gens]) {
             const r = concretize(g, model);
             reqs.push(r);
             want.push(norm(model.apply(r)));
+            live.set(model.rev, liveNow(model));
           }
-          const got = await feed(a, reqs, sizes);
+          // As a member applies: each batch is read (a range and every key) as soon as it is
+          // visible, before LevelDB has written it, against the model at that revision.
+          const reads: Array<Promise<void>> = [];
+          const results = await applyAtVisible(a, batched(reqs, sizes), () => {
+            const rev = a.revision;
+            const all = a.range({ key: bytes(0), rangeEnd: ALL });
+            const each = KEYS.map((k) => a.range({ key: k }));
+            reads.push(
+              (async () => {
+                const wantNow = live.get(rev)!;
+                expect(norm((await all).kvs)).toEqual(norm(wantNow));
+                const one = (await Promise.all(each)).flatMap((r) => r.kvs);
+                expect(norm(one.sort((x, y) => Buffer.compare(x.key, y.key)))).toEqual(norm(wantNow));
+              })(),
+            );
+          });
+          await Promise.all(reads);
+          const got = results.flat().map(norm);
           // Taken before physical compaction (deferred in `a`): compared with the same reads
           // once it is done, they prove that physical deletion is invisible.
           const h0 = await a.hashKV();
