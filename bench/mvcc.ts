@@ -31,6 +31,7 @@ import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import path from 'node:path';
 import { MvccStore, type MvccStoreOptions } from '../src/mvcc/index.js';
+import { curKey } from '../src/mvcc/keys.js';
 import type { ApplyEntry } from '../src/mvcc/types.js';
 
 function arg(name: string, dflt: string): string {
@@ -179,9 +180,14 @@ function describeWaits(a: WaitCounters | undefined, b: WaitCounters | undefined)
   return `; machine steal ${steal.toFixed(0)}%, main thread: waited ${(b.runQueueSeconds - a.runQueueSeconds).toFixed(2)} s for a CPU, ${b.majorFaults - a.majorFaults} major faults, ${b.voluntarySwitches - a.voluntarySwitches} voluntary and ${b.involuntarySwitches - a.involuntarySwitches} involuntary switches`;
 }
 
+/** The store's LevelDB (a private field: the benchmark looks underneath the store). */
+function leveldbOf(store: MvccStore): { getProperty(p: string): string; getSync(key: Buffer): Buffer | undefined } {
+  return (store as unknown as { db: { getProperty(p: string): string; getSync(key: Buffer): Buffer | undefined } }).db;
+}
+
 /** LevelDB's per-level table of files and compaction work (classic-level's getProperty). */
 function leveldbStats(store: MvccStore): string {
-  return (store as unknown as { db: { getProperty(p: string): string } }).db.getProperty('leveldb.stats');
+  return leveldbOf(store).getProperty('leveldb.stats');
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -259,6 +265,8 @@ async function main(): Promise<void> {
     perCpuSecond: number | undefined;
     /** CPU microseconds of the other threads per get during the round. */
     otherMicrosPerGet: number | undefined;
+    /** The same number of LevelDB getSync calls of other random CURRENT keys, per CPU-second. */
+    rawPerCpuSecond: number | undefined;
   }
   /** One round of GETS point gets of random existing keys. */
   const gets = async (s: MvccStore): Promise<GetsRound & { waits: string; otherCpu: number | undefined }> => {
@@ -285,7 +293,18 @@ async function main(): Promise<void> {
     // LevelDB compacts a table that reads keep looking past (its seek compactions) on its own
     // thread, which shares the machine's caches and cores with the gets.
     const otherCpu = o1 !== undefined && o2 !== undefined ? o2 - o1 : undefined;
+    // The floor under a point get on this machine right now: LevelDB's own lookup of a CURRENT
+    // record (and its value copied into a Buffer), with no qkv code around it. Other keys than
+    // the gets', so that these do not find their blocks in the CPU caches.
+    const db = leveldbOf(s);
+    const rawKeys = Array.from({ length: GETS }, () => curKey(keyOf(Math.floor(rand() * KEYS))));
+    const c3 = mainThreadCpu();
+    let rawFound = 0;
+    for (const key of rawKeys) if ((await db.getSync(key)) !== undefined) rawFound++;
+    const c4 = mainThreadCpu();
+    if (rawFound !== GETS) throw new Error(`LevelDB gets found ${rawFound} of ${GETS}`);
     return {
+      rawPerCpuSecond: c3 !== undefined && c4 !== undefined && c4 > c3 ? GETS / (c4 - c3) : undefined,
       perWallSecond: GETS / getSecs,
       perCpuSecond: getCpu !== undefined ? GETS / getCpu : undefined,
       otherMicrosPerGet: otherCpu !== undefined ? (otherCpu * 1e6) / GETS : undefined,
@@ -294,6 +313,7 @@ async function main(): Promise<void> {
     };
   };
   const perCpuText = (r: GetsRound): string => (r.perCpuSecond !== undefined ? `${fmt(r.perCpuSecond)} per main-thread CPU-second, ` : '');
+  const rawText = (r: GetsRound): string => (r.rawPerCpuSecond !== undefined ? `; LevelDB alone ${fmt(r.rawPerCpuSecond)} per CPU-second` : '');
   const otherText = (r: { otherCpu: number | undefined }): string =>
     r.otherCpu !== undefined ? `; other threads (LevelDB compactions, GC helpers) ${r.otherCpu.toFixed(2)} CPU-s` : '';
   if (!loaded) {
@@ -330,7 +350,7 @@ async function main(): Promise<void> {
     const settled = r.otherMicrosPerGet === undefined || r.otherMicrosPerGet < 1.5;
     if (settled) quiet.push(r);
     else quiet.length = 0;
-    console.log(`  round ${String(round).padStart(2)}:      ${perCpuText(r)}${fmt(r.perWallSecond)}/s in wall time${otherText(r)}${settled ? '' : ' (compacting)'}`);
+    console.log(`  round ${String(round).padStart(2)}:      ${perCpuText(r)}${fmt(r.perWallSecond)}/s in wall time${rawText(r)}${otherText(r)}${settled ? '' : ' (compacting)'}`);
     if (flag('waits')) console.log(`    ${r.waits}`);
   }
   const median = (xs: number[]): number => xs.slice().sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -342,6 +362,15 @@ async function main(): Promise<void> {
     console.log(
       `point gets:     ${perCpu}${fmt(median(quiet.map((r) => r.perWallSecond)))}/s in wall time (settled: median of the last ${SETTLED_ROUNDS} rounds above, ${fmt(GETS)} random existing keys each)`,
     );
+    const raws = quiet.map((r) => r.rawPerCpuSecond).filter((x): x is number => x !== undefined);
+    if (raws.length === quiet.length && cpus.length === quiet.length) {
+      // Per get: the median microseconds of LevelDB alone, and what the store adds to them.
+      const rawMicros = 1e6 / median(raws);
+      const getMicros = 1e6 / median(cpus);
+      console.log(
+        `  LevelDB alone: ${fmt(median(raws))} getSync per CPU-second (median): ${rawMicros.toFixed(2)} µs of a point get's ${getMicros.toFixed(2)} µs; the store adds ${(getMicros - rawMicros).toFixed(2)} µs`,
+      );
+    }
   }
 
   // ---- 1,000-key prefix ranges ----
