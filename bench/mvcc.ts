@@ -32,7 +32,6 @@ import { performance } from 'node:perf_hooks';
 import path from 'node:path';
 import { MvccStore, type MvccStoreOptions } from '../src/mvcc/index.js';
 import { curKey } from '../src/mvcc/keys.js';
-import { tuneV8 } from '../src/server/runtime.js';
 import type { ApplyEntry } from '../src/mvcc/types.js';
 
 function arg(name: string, dflt: string): string {
@@ -196,7 +195,6 @@ function percentile(sorted: number[], p: number): number {
 }
 
 async function main(): Promise<void> {
-  tuneV8(); // as a member process runs the store
   if (ORDER !== 'seq' && KEYS % 2_654_435_761 === 0) throw new Error('pick another key count');
   const dir = flag('dir') ? arg('dir', '') : await mkdtemp(path.join(os.tmpdir(), 'qkv-bench-mvcc-'));
   const MiB = (name: string): number | undefined => (flag(name) ? Number(arg(name, '0')) * 1048576 : undefined);
@@ -212,7 +210,7 @@ async function main(): Promise<void> {
   const sample = (): void => {
     peakRss = Math.max(peakRss, process.memoryUsage().rss);
   };
-  console.log(`qkv mvcc bench: ${fmt(KEYS)} keys, ${VALUE}-byte values, batches of ${BATCH}, ${ORDER} order, node ${process.version} (V8 tuned as in a member: tuneV8)`);
+  console.log(`qkv mvcc bench: ${fmt(KEYS)} keys, ${VALUE}-byte values, batches of ${BATCH}, ${ORDER} order, node ${process.version}`);
   console.log(`data dir: ${dir}`);
 
   // ---- applied puts ----

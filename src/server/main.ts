@@ -7,7 +7,6 @@ import pino, { type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { ConfigError, hostPort, loadClusterConfig, memberByName, type ClusterConfig, type MemberConfig } from './config.js';
 import { Member } from './member.js';
-import { tuneV8 } from './runtime.js';
 import { buildHttpServer } from './http.js';
 import { EtcdGrpcServer } from '../grpc/server.js';
 import { ClientPortMux } from '../grpc/mux.js';
@@ -101,7 +100,6 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
 
 /** Runs until SIGTERM/SIGINT, then shuts down cleanly. */
 export async function serveUntilSignalled(opts: ServeOptions): Promise<void> {
-  tuneV8(); // this process is a member's
   let server: RunningServer;
   try {
     server = await serve(opts);
