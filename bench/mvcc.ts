@@ -116,11 +116,16 @@ interface WaitCounters {
   involuntarySwitches: number;
 }
 
+/** A thread's /proc stat fields after its name: [0] is the state, [9] majflt, [11] utime, [12] stime. */
+function taskStat(tid: number | string): string[] {
+  const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
 function waitCounters(): WaitCounters | undefined {
   try {
     const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1, 9).map(Number);
-    const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const f = taskStat(process.pid);
     const status = readFileSync(`/proc/self/task/${process.pid}/status`, 'utf8');
     const involuntary = Number(/nonvoluntary_ctxt_switches:\s+(\d+)/.exec(status)?.[1] ?? 0);
     const voluntary = Number(/\nvoluntary_ctxt_switches:\s+(\d+)/.exec(status)?.[1] ?? 0);
@@ -138,8 +143,7 @@ function otherThreadsCpu(): number | undefined {
     for (const tid of readdirSync('/proc/self/task')) {
       if (tid === String(process.pid)) continue;
       try {
-        const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-        const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        const f = taskStat(tid);
         ticks += Number(f[11]) + Number(f[12]);
       } catch {
         // The thread ended between the listing and the read.
@@ -263,13 +267,13 @@ async function main(): Promise<void> {
     perWallSecond: number;
     /** Gets per main-thread CPU-second; undefined where Linux's per-thread stats are missing. */
     perCpuSecond: number | undefined;
-    /** CPU microseconds of the other threads per get during the round. */
-    otherMicrosPerGet: number | undefined;
+    /** CPU seconds the other threads used during the round. */
+    otherCpu: number | undefined;
     /** The same number of LevelDB getSync calls of other random CURRENT keys, per CPU-second. */
     rawPerCpuSecond: number | undefined;
   }
   /** One round of GETS point gets of random existing keys. */
-  const gets = async (s: MvccStore): Promise<GetsRound & { waits: string; otherCpu: number | undefined }> => {
+  const gets = async (s: MvccStore): Promise<GetsRound & { waits: string }> => {
     // The keys are made before the clock starts: this measures the store, not key formatting.
     const keys = Array.from({ length: GETS }, () => keyOf(Math.floor(rand() * KEYS)));
     const w1 = waitCounters();
@@ -307,14 +311,13 @@ async function main(): Promise<void> {
       rawPerCpuSecond: c3 !== undefined && c4 !== undefined && c4 > c3 ? GETS / (c4 - c3) : undefined,
       perWallSecond: GETS / getSecs,
       perCpuSecond: getCpu !== undefined ? GETS / getCpu : undefined,
-      otherMicrosPerGet: otherCpu !== undefined ? (otherCpu * 1e6) / GETS : undefined,
       otherCpu,
       waits: getCpu !== undefined ? `wall beyond main-thread CPU: ${(getSecs - getCpu).toFixed(2)} s of ${getSecs.toFixed(2)} s${describeWaits(w1, w2)}` : '',
     };
   };
   const perCpuText = (r: GetsRound): string => (r.perCpuSecond !== undefined ? `${fmt(r.perCpuSecond)} per main-thread CPU-second, ` : '');
   const rawText = (r: GetsRound): string => (r.rawPerCpuSecond !== undefined ? `; LevelDB alone ${fmt(r.rawPerCpuSecond)} per CPU-second` : '');
-  const otherText = (r: { otherCpu: number | undefined }): string =>
+  const otherText = (r: GetsRound): string =>
     r.otherCpu !== undefined ? `; other threads (LevelDB compactions, GC helpers) ${r.otherCpu.toFixed(2)} CPU-s` : '';
   if (!loaded) {
     const r = await gets(store);
@@ -347,7 +350,7 @@ async function main(): Promise<void> {
   const quiet: GetsRound[] = [];
   for (let round = 1; round <= maxRounds && quiet.length < SETTLED_ROUNDS; round++) {
     const r = await gets(store);
-    const settled = r.otherMicrosPerGet === undefined || r.otherMicrosPerGet < 1.5;
+    const settled = r.otherCpu === undefined || (r.otherCpu * 1e6) / GETS < 1.5;
     if (settled) quiet.push(r);
     else quiet.length = 0;
     console.log(`  round ${String(round).padStart(2)}:      ${perCpuText(r)}${fmt(r.perWallSecond)}/s in wall time${rawText(r)}${otherText(r)}${settled ? '' : ' (compacting)'}`);
