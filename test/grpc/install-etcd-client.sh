@@ -11,5 +11,9 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq etcd-client etcd-server >/dev/null
 # The server package may enable a system service; the tests start their own etcd on loopback.
-etcdctl version | head -1
-etcd --version | head -1
+# Print the versions without a pipe into head: head closing the pipe early kills the writer
+# with SIGPIPE (exit 141), which pipefail turns into a failed install.
+versions="$(etcdctl version)"
+echo "${versions%%$'\n'*}"
+versions="$(etcd --version)"
+echo "${versions%%$'\n'*}"
