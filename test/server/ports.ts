@@ -10,11 +10,14 @@ import net from 'node:net';
  * and checks each one is free by binding it.
  */
 const BASE = 10_000;
-const SLICE = 2_000;
-const SLICES = 10;
+const SLICE = 1_000;
+const SLICES = 20;
 
-/** This process's slice: the vitest worker's pool id, else (a bench or chaos run) from the pid. */
-const slice = Number(process.env['VITEST_POOL_ID'] ?? process.pid) % SLICES;
+/**
+ * This process's slice: the vitest worker's pool id, else (a bench or chaos run) from the pid.
+ * QKV_TEST_PORT_SLICE shifts it, so that test runs of two checkouts at once draw apart.
+ */
+const slice = (Number(process.env['VITEST_POOL_ID'] ?? process.pid) + Number(process.env['QKV_TEST_PORT_SLICE'] ?? 0)) % SLICES;
 /** Where in the slice to look next; a random start so that successive test files of one worker differ. */
 let cursor = Math.floor(Math.random() * SLICE);
 
