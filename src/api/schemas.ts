@@ -30,7 +30,7 @@ export const KeyValue: Schema = {
 
 export const Event: Schema = {
   type: 'mvccpb.Event',
-  fields: [field.enum('type', EVENT_TYPE), field.message('kv', () => KeyValue), field.message('prevKv', () => KeyValue)],
+  fields: [field.enum('type', EVENT_TYPE, 'type', 'mvccpb.Event_EventType'), field.message('kv', () => KeyValue), field.message('prevKv', () => KeyValue)],
 };
 
 const header = field.message('header', () => ResponseHeader);
@@ -82,15 +82,15 @@ export const DeleteRangeResponse: Schema = {
 export const Compare: Schema = {
   type: 'etcdserverpb.Compare',
   fields: [
-    field.enum('result', COMPARE_RESULT),
-    field.enum('target', COMPARE_TARGET),
+    field.enum('result', COMPARE_RESULT, 'result', 'etcdserverpb.Compare_CompareResult'),
+    field.enum('target', COMPARE_TARGET, 'target', 'etcdserverpb.Compare_CompareTarget'),
     field.bytes('key'),
     field.int64('version'),
     field.int64('createRevision'),
     field.int64('modRevision'),
     field.bytes('value'),
     field.int64('lease'),
-    field.bytes('rangeEnd'),
+    { ...field.bytes('rangeEnd'), highNumber: 64 },
   ],
 };
 
@@ -176,7 +176,7 @@ export const WatchCreateRequest: Schema = {
     field.bytes('rangeEnd'),
     field.int64('startRevision'),
     field.bool('progressNotify'),
-    field.list('filters', { enum: FILTER_TYPE }),
+    field.list('filters', { enum: FILTER_TYPE, goType: 'etcdserverpb.WatchCreateRequest_FilterType' }),
     field.bool('prevKv'),
     field.int64('watchId'),
     field.bool('fragment'),

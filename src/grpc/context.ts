@@ -14,8 +14,6 @@ import type { ProtoMessage } from './proto.js';
 import { toServiceError } from './status.js';
 import type { ForwardTarget } from './forward.js';
 
-/** etcd lets a gRPC message exceed the request limit by this much (its grpcOverheadBytes). */
-export const GRPC_OVERHEAD_BYTES = 512 * 1024;
 
 export type UnaryHandler = grpc.handleUnaryCall<ProtoMessage, ProtoMessage>;
 

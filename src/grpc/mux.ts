@@ -2,14 +2,16 @@
  * One client port for gRPC and HTTP, as etcd serves both on its client URL: each connection's
  * first bytes decide. The HTTP/2 connection preface ("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", which
  * gRPC clients send first, in cleartext) goes to the gRPC server; anything else to the HTTP/1
- * server. The peeked bytes are put back into the socket before it is handed over.
+ * server. The peeked bytes are put back into the socket before it is handed over. An HTTP/2
+ * connection is first read up to its first request (h2_authority.ts: etcd's Go client may send
+ * a URL as the authority, which Node's HTTP/2 refuses).
  */
 import { Buffer } from 'node:buffer';
 import net from 'node:net';
 import type { Server as HttpServer } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { H2_PREFACE, inspectH2Connection } from './h2_authority.js';
 
-const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 /** A connection that has not said what it is within this time is dropped. */
 const PEEK_TIMEOUT_MS = 30_000;
 
@@ -66,11 +68,18 @@ export class ClientPortMux {
       cleanup();
       this.handed.add(socket);
       socket.once('close', () => this.handed.delete(socket));
-      socket.pause();
-      socket.unshift(seen);
       if (h2) {
-        this.targets.grpc(socket);
+        inspectH2Connection(socket, seen, {
+          native: (bytes) => {
+            socket.pause();
+            socket.unshift(bytes);
+            this.targets.grpc(socket);
+          },
+          rewrite: (stream) => this.targets.grpc(stream),
+        });
       } else {
+        socket.pause();
+        socket.unshift(seen);
         this.targets.http.emit('connection', socket);
         // Node's HTTP server reads the socket's handle directly; the bytes put back above are
         // only seen once the stream flows again.

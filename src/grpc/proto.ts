@@ -26,11 +26,11 @@ export interface ProtoMessage {
 }
 export type ProtoValue = null | undefined | boolean | number | string | Buffer | ProtoMessage | ProtoValue[];
 
-export type ServiceName = 'KV' | 'Watch' | 'Lease' | 'Cluster' | 'Maintenance';
+export type ServiceName = 'KV' | 'Watch' | 'Lease' | 'Cluster' | 'Maintenance' | 'Auth';
 
 let cached: Record<ServiceName, grpc.ServiceDefinition> | undefined;
 
-/** The five services' definitions (loaded once per process). */
+/** The services' definitions (loaded once per process). */
 export function etcdServices(): Record<ServiceName, grpc.ServiceDefinition> {
   if (cached) return cached;
   const def = protoLoader.loadSync(['etcdserverpb/rpc.proto'], LOADER_OPTIONS);
@@ -40,6 +40,6 @@ export function etcdServices(): Record<ServiceName, grpc.ServiceDefinition> {
     if (!svc || 'format' in svc) throw new Error(`proto: service etcdserverpb.${name} not found in ${PROTO_DIR}`);
     return svc as grpc.ServiceDefinition;
   };
-  cached = { KV: pick('KV'), Watch: pick('Watch'), Lease: pick('Lease'), Cluster: pick('Cluster'), Maintenance: pick('Maintenance') };
+  cached = { KV: pick('KV'), Watch: pick('Watch'), Lease: pick('Lease'), Cluster: pick('Cluster'), Maintenance: pick('Maintenance'), Auth: pick('Auth') };
   return cached;
 }

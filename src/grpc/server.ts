@@ -1,5 +1,5 @@
 /**
- * The etcd v3 gRPC server of a member (grpc-js): KV, Watch, Lease, Cluster and Maintenance on
+ * The etcd v3 gRPC server of a member (grpc-js): KV, Watch, Lease, Cluster, Maintenance and Auth on
  * the member's operations. It does not listen itself: the client port's multiplexer
  * (src/grpc/mux.ts) hands it the HTTP/2 connections, so gRPC and HTTP share one port as in etcd.
  */
@@ -8,11 +8,13 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Member } from '../server/member.js';
 import { serverStopped } from '../server/errors.js';
-import { GRPC_OVERHEAD_BYTES, GrpcContext } from './context.js';
+import { GrpcContext } from './context.js';
+import { GRPC_OVERHEAD_BYTES } from '../server/http.js';
 import { kvService } from './kv.js';
 import { leaseService } from './lease.js';
 import { watchService } from './watch.js';
 import { clusterService, maintenanceService } from './maintenance.js';
+import { authService } from './auth.js';
 import { etcdServices } from './proto.js';
 
 export interface GrpcServerOptions {
@@ -41,6 +43,7 @@ export class EtcdGrpcServer {
     this.server.addService(services.Lease, leaseService(this.ctx));
     this.server.addService(services.Cluster, clusterService(this.ctx));
     this.server.addService(services.Maintenance, maintenanceService(this.ctx));
+    this.server.addService(services.Auth, authService(this.ctx));
     this.injector = this.server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
   }
 

@@ -20,9 +20,9 @@ import type { WatchRequestMessage, WatchResponseMessage } from '../api/types.js'
 import type { Event } from '../mvcc/types.js';
 import type { WatchResponse } from '../watch/types.js';
 import type { Watcher } from '../watch/hub.js';
-import { toHubRequest } from '../server/http.js';
+import { GRPC_OVERHEAD_BYTES, watchResponseMessage, toHubRequest } from '../server/http.js';
 import { serverStopped } from '../server/errors.js';
-import { GRPC_OVERHEAD_BYTES, type GrpcContext } from './context.js';
+import type { GrpcContext } from './context.js';
 import { fromProto, toProto } from './convert.js';
 import type { ProtoMessage } from './proto.js';
 import { toServiceError } from './status.js';
@@ -187,17 +187,7 @@ class WatchStream {
       this.progressReached(w);
       return true;
     }
-    const msg: WatchResponseMessage = {
-      // etcd's compaction cancel carries no revision of its own: its header says 0.
-      header: this.ctx.member.header(resp.compactRevision ? 0 : resp.revision),
-      watchId: w.id,
-      events: resp.events,
-      ...(resp.created ? { created: true } : {}),
-      ...(resp.canceled ? { canceled: true } : {}),
-      ...(resp.compactRevision ? { compactRevision: resp.compactRevision } : {}),
-      // etcd reports a compacted start revision by compact_revision alone (clients turn it into ErrCompacted).
-      ...(resp.cancelReason && !resp.compactRevision ? { cancelReason: resp.cancelReason } : {}),
-    };
+    const msg = watchResponseMessage(this.ctx.member, resp, w.id);
     if (w.fragment) for (const part of this.fragments(msg)) this.writeRaw(part);
     else this.writeRaw(msg);
     if (resp.canceled) {

@@ -232,8 +232,7 @@ export async function execTxn(
   return { header: { revision: 0 }, succeeded: path.succeeded, responses };
 }
 
-/** Gives nested txn responses the txn's final header (etcd leaves them empty). */
+/** Gives a txn response its final header. Nested txn responses keep an empty one, as etcd's do. */
 export function fillTxnHeaders(resp: TxnResponse, revision: number): void {
   resp.header = { revision };
-  for (const r of resp.responses) if ('responseTxn' in r) fillTxnHeaders(r.responseTxn, revision);
 }

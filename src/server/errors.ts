@@ -23,9 +23,10 @@ export enum GrpcCode {
   Internal = 13,
   Unavailable = 14,
   DataLoss = 15,
+  Unauthenticated = 16,
 }
 
-/** grpc-gateway's runtime.HTTPStatusFromCode. */
+/** grpc-gateway's runtime.HTTPStatusFromCode, in the v1 gateway etcd 3.4 serves (FailedPrecondition is 412 there). */
 export function httpStatusOf(code: GrpcCode): number {
   switch (code) {
     case GrpcCode.OK:
@@ -33,9 +34,12 @@ export function httpStatusOf(code: GrpcCode): number {
     case GrpcCode.Canceled:
       return 408;
     case GrpcCode.InvalidArgument:
-    case GrpcCode.FailedPrecondition:
     case GrpcCode.OutOfRange:
       return 400;
+    case GrpcCode.FailedPrecondition:
+      return 412;
+    case GrpcCode.Unauthenticated:
+      return 401;
     case GrpcCode.DeadlineExceeded:
       return 504;
     case GrpcCode.NotFound:
@@ -69,6 +73,9 @@ export class ServerError extends CodedError {
 
 export const noLeader = (): ServerError => new ServerError('ERR_NO_LEADER', 'etcdserver: no leader', GrpcCode.Unavailable);
 export const requestTooLarge = (): ServerError => new ServerError('ERR_REQUEST_TOO_LARGE', 'etcdserver: request is too large', GrpcCode.InvalidArgument);
+/** gRPC's own refusal of a message over its receive limit, in grpc-go's words (etcd's gateway relays it). */
+export const messageTooLarge = (size: number, limit: number): ServerError =>
+  new ServerError('ERR_MESSAGE_TOO_LARGE', `grpc: received message larger than max (${size} vs. ${limit})`, GrpcCode.ResourceExhausted);
 export const requestTimedOut = (): ServerError => new ServerError('ERR_TIMEOUT', 'etcdserver: request timed out', GrpcCode.Unavailable);
 export const leaderChanged = (): ServerError =>
   new ServerError('ERR_LEADER_CHANGED', 'etcdserver: leader changed', GrpcCode.Unavailable);
@@ -80,6 +87,8 @@ export const badLeaderTransferee = (): ServerError =>
   new ServerError('ERR_BAD_LEADER_TRANSFEREE', 'etcdserver: bad leader transferee', GrpcCode.FailedPrecondition);
 export const leaderTransferTimeout = (): ServerError =>
   new ServerError('ERR_LEADER_TRANSFER_TIMEOUT', 'etcdserver: request timed out, leader transfer took too long', GrpcCode.Unavailable);
+export const authNotEnabled = (): ServerError =>
+  new ServerError('ERR_AUTH_NOT_ENABLED', 'etcdserver: authentication is not enabled', GrpcCode.FailedPrecondition);
 export const unsupported = (what: string): ServerError => new ServerError('ERR_UNSUPPORTED', `qkv: ${what} is not supported`, GrpcCode.Unimplemented);
 export const serverStopped = (): ServerError => new ServerError('ERR_SERVER_STOPPED', 'etcdserver: server stopped', GrpcCode.Unavailable);
 /** An error another member answered (forwarded request): its gRPC code and message, unchanged. */

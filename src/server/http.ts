@@ -9,15 +9,16 @@ import { Buffer } from 'node:buffer';
 import { Readable } from 'node:stream';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { decodeMessage, encodeMessage, InvalidRequestError, type Schema } from '../api/codec.js';
+import { decodeMessage, encodeMessage, protoSize, type Schema } from '../api/codec.js';
+import { firstValueLength, parseGatewayJson, type Json } from '../api/json.js';
 import * as S from '../api/schemas.js';
 import type { WatchCreateRequest, WatchRequestMessage, WatchResponseMessage } from '../api/types.js';
 import type { CompactionRequest, DeleteRangeRequest, PutRequest, RangeRequest, TxnRequest } from '../mvcc/types.js';
 import { WatchFilter, type WatchResponse } from '../watch/types.js';
 import type { Watcher } from '../watch/hub.js';
 import type { Member } from './member.js';
-import { QKV_VERSION } from './member.js';
-import { leaderChanged, requestTooLarge, toHttpError } from './errors.js';
+import { ETCD_CLUSTER_VERSION, ETCD_SERVER_VERSION, QKV_VERSION } from '../version.js';
+import { authNotEnabled, leaderChanged, messageTooLarge, requestTooLarge, toHttpError } from './errors.js';
 import { SNAPSHOT_PATH, snapshotFrames } from './snapshot_client.js';
 import { registerV1 } from './http_v1.js';
 
@@ -30,40 +31,24 @@ export interface HttpServerOptions {
   maxRequestBytes: number;
 }
 
-type Json = Parameters<typeof decodeMessage>[0];
-
-/** Parses a request body as JSON (etcd's gateway ignores the content type). */
+/** Parses a request body as etcd's gateway does: its first JSON value, Go's errors (the content type is ignored). */
 export function parseJsonBody(body: unknown): Json {
-  const text = Buffer.isBuffer(body) ? body.toString() : typeof body === 'string' ? body : '';
-  if (text.trim().length === 0) return {};
-  try {
-    return JSON.parse(text) as Json;
-  } catch (err) {
-    throw new InvalidRequestError((err as Error).message);
-  }
+  return parseGatewayJson(bodyText(body)) ?? {};
 }
 
-/** Several JSON objects in one body (a client-streaming RPC through the gateway). */
+function bodyText(body: unknown): string {
+  return Buffer.isBuffer(body) ? body.toString() : typeof body === 'string' ? body : '';
+}
+
+/** Several JSON values in one body (a client-streaming RPC through the gateway), read one after another as Go's decoder does. */
 function parseJsonStream(body: unknown): Json[] {
-  const text = Buffer.isBuffer(body) ? body.toString() : '';
+  let text = bodyText(body);
   const out: Json[] = [];
-  let depth = 0;
-  let start = -1;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (inString) {
-      if (c === '\\') i++;
-      else if (c === '"') inString = false;
-      continue;
-    }
-    if (c === '"') inString = true;
-    else if (c === '{') {
-      if (depth++ === 0) start = i;
-    } else if (c === '}' && --depth === 0) out.push(parseJsonBody(Buffer.from(text.slice(start, i + 1))));
+  while (text.trim().length > 0) {
+    const end = firstValueLength(text);
+    out.push(JSON.parse(text.slice(0, end)) as Json);
+    text = text.slice(end);
   }
-  if (depth !== 0) throw new InvalidRequestError('unexpected end of JSON input');
-  if (out.length === 0 && text.trim().length > 0) throw new InvalidRequestError('invalid JSON stream');
   return out;
 }
 
@@ -91,6 +76,30 @@ export function requestBytes(req: unknown): number {
   return 0;
 }
 
+/** etcd lets a gRPC message exceed the request limit by this much (its grpcOverheadBytes). */
+export const GRPC_OVERHEAD_BYTES = 512 * 1024;
+
+/**
+ * The largest gateway body read: twice gRPC's message limit, so that a request somewhat over
+ * that limit is still decoded and answered with its size, as etcd's gateway does. A larger body
+ * is refused unread, with its length.
+ */
+export function gatewayBodyLimit(maxRequestBytes: number): number {
+  return 2 * (maxRequestBytes + GRPC_OVERHEAD_BYTES);
+}
+
+/**
+ * etcd's gateway passes each request on to its gRPC server, which refuses a message over
+ * --max-request-bytes plus grpcOverheadBytes with ResourceExhausted. A message is never larger
+ * in protobuf than in the gateway's JSON, so only a large body is measured.
+ */
+function checkMessageSize(req: object, schema: Schema, body: unknown, maxRequestBytes: number): void {
+  const limit = maxRequestBytes + GRPC_OVERHEAD_BYTES;
+  if (!Buffer.isBuffer(body) || body.length <= limit) return;
+  const size = protoSize(req, schema);
+  if (size > limit) throw messageTooLarge(size, limit);
+}
+
 /** Forwards the request to the leader and relays its answer. */
 export async function forwardToLeader(member: Member, request: FastifyRequest, reply: FastifyReply, leaderUrl: string): Promise<FastifyReply> {
   if (request.headers[FORWARDED_HEADER]) throw leaderChanged();
@@ -114,7 +123,7 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
   // Request logs only at warn and above: one line per request would swamp the member's log.
   const app = Fastify({
     loggerInstance: opts.logger.child({ component: 'http' }, { level: 'warn' }) as FastifyBaseLogger,
-    bodyLimit: Math.ceil(opts.maxRequestBytes * 1.5) + 64 * 1024,
+    bodyLimit: gatewayBodyLimit(opts.maxRequestBytes),
     // Keys in /v1 paths are percent-encoded bytes, not necessarily UTF-8, which the router would
     // refuse to decode: route on a placeholder; the handler reads the key from originalUrl.
     rewriteUrl: (req) => rewriteKeyPath(req.url ?? '/'),
@@ -125,7 +134,10 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
 
   app.setErrorHandler((err, _request, reply) => {
-    if ((err as { code?: string }).code === 'FST_ERR_CTP_BODY_TOO_LARGE') return sendError(reply.status(413), requestTooLarge());
+    if ((err as { code?: string }).code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      // Not read: its size is all that is known of it.
+      return sendError(reply, messageTooLarge(Number(_request.headers['content-length'] ?? 0), opts.maxRequestBytes + GRPC_OVERHEAD_BYTES));
+    }
     return sendError(reply, err);
   });
   app.setNotFoundHandler((request, reply) => reply.status(404).type('text/plain').send(`404 page not found: ${request.method} ${request.url}\n`));
@@ -134,7 +146,7 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
    * A unary gateway route. `leaderOnly` requests (those that need the leader's lease clock) are
    * forwarded when this member is not the leader.
    */
-  function unary<Req>(
+  function unary<Req extends object>(
     path: string,
     reqSchema: Schema,
     respSchema: Schema,
@@ -143,6 +155,7 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
   ): void {
     app.post(path, async (request, reply) => {
       const req = decodeMessage<Req>(parseJsonBody(request.body), reqSchema);
+      checkMessageSize(req, reqSchema, request.body, opts.maxRequestBytes);
       if (route.checkSize && requestBytes(req) > opts.maxRequestBytes) throw requestTooLarge();
       if (route.leaderOnly?.(req)) {
         const leaderUrl = member.leaderClientUrl();
@@ -198,6 +211,12 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
     { leaderOnly: always },
   );
 
+  // Authentication is never enabled (qkv has no users yet): etcd's answers in that state.
+  unary('/v3/auth/authenticate', emptySchema, emptySchema, async () => {
+    throw authNotEnabled();
+  });
+  unary('/v3/auth/disable', emptySchema, S.HeaderOnlyResponse, async () => ({ header: member.header() }));
+
   // Lease keep-alive is a bidirectional stream in gRPC: one {"result": ...} line per request object.
   app.post('/v3/lease/keepalive', async (request, reply) => {
     const reqs = parseJsonStream(request.body).map((j) => decodeMessage<{ id: number }>(j, S.LeaseIdRequest));
@@ -217,7 +236,7 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
     const h = member.health();
     return reply.status(h.health ? 200 : 503).send(h.health ? { health: 'true' } : { health: 'false', reason: h.reason });
   });
-  app.get('/version', async () => ({ etcdserver: QKV_VERSION, etcdcluster: '3.4.0' }));
+  app.get('/version', async () => ({ etcdserver: ETCD_SERVER_VERSION, etcdcluster: ETCD_CLUSTER_VERSION, qkv: QKV_VERSION }));
   app.get('/metrics', async (_request, reply) => {
     member.metrics.watchers.set(member.hub.size);
     member.metrics.slowWatchers.set(member.hub.unsyncedCount);
@@ -233,16 +252,21 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
   return app;
 }
 
-/** The hub's response in the gateway's shape, with the full header. */
-export function gatewayWatchResponse(member: Member, resp: WatchResponse, watchId: number): WatchResponseMessage {
+/**
+ * A hub response as etcd's watch server sends it (gRPC and gateway alike). The header carries
+ * the store's current revision, as etcd's does (clients measure progress by it), except on the
+ * cancel of a watch from a compacted revision, whose header has no revision and which carries
+ * compact_revision alone (clients turn that into ErrCompacted), not a cancel reason.
+ */
+export function watchResponseMessage(member: Member, resp: WatchResponse, watchId: number): WatchResponseMessage {
   return {
-    header: member.header(resp.revision),
+    header: member.header(resp.compactRevision ? 0 : Math.max(resp.revision, member.store.revision)),
     watchId,
     events: resp.events,
     ...(resp.created ? { created: true } : {}),
     ...(resp.canceled ? { canceled: true } : {}),
     ...(resp.compactRevision ? { compactRevision: resp.compactRevision } : {}),
-    ...(resp.cancelReason ? { cancelReason: resp.cancelReason } : {}),
+    ...(resp.cancelReason && !resp.compactRevision ? { cancelReason: resp.cancelReason } : {}),
   };
 }
 
@@ -289,7 +313,7 @@ async function serveWatchStream(member: Member, reqs: WatchRequestMessage[], rep
     watchers.map(async ({ watcher, streamId }) => {
       for await (const resp of watcher) {
         if (closed) break;
-        const line = JSON.stringify({ result: encodeMessage(gatewayWatchResponse(member, resp, streamId), S.WatchResponse) }) + '\n';
+        const line = JSON.stringify({ result: encodeMessage(watchResponseMessage(member, resp, streamId), S.WatchResponse) }) + '\n';
         if (!res.write(line)) await new Promise<void>((resolve) => res.once('drain', () => resolve()).once('close', () => resolve()));
         if (resp.canceled) break;
       }

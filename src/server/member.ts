@@ -46,8 +46,8 @@ import { hostPort, type ClusterConfig, type MemberConfig } from './config.js';
 import { Metrics } from './metrics.js';
 import { ServerError, GrpcCode, noLeader, requestTimedOut } from './errors.js';
 import { fetchSnapshot } from './snapshot_client.js';
+import { ETCD_SERVER_VERSION } from '../version.js';
 
-export const QKV_VERSION = '3.4.0-qkv';
 /** etcd's default --max-txn-ops. */
 export const MAX_TXN_OPS = 128;
 
@@ -449,7 +449,7 @@ export class Member implements StateMachine {
     this.metrics.dbSizeBytes.set(dbSize);
     return {
       header: this.header(),
-      version: QKV_VERSION,
+      version: ETCD_SERVER_VERSION,
       dbSize,
       leader: String(st.leader),
       raftIndex: st.lastIndex,

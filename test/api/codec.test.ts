@@ -76,17 +76,39 @@ describe('decoding requests as etcd does', () => {
     expect(decodeMessage<RangeRequest>({ key: '_-8=' }, S.RangeRequest).key).toEqual(Buffer.from([0xff, 0xef]));
   });
 
-  const bad: [string, unknown, RegExp][] = [
-    ['an array body', [], /cannot unmarshal array/],
+  // The texts are etcd 3.4.23's gateway answers to the same requests (curl against the real etcd).
+  const bad: [string, unknown, string | RegExp][] = [
+    ['an array body', [], 'json: cannot unmarshal array into Go value of type map[string]json.RawMessage'],
+    ['a string body', 'str', 'json: cannot unmarshal string into Go value of type map[string]json.RawMessage'],
     ['bad base64', { key: '@@@' }, /illegal base64 data/],
     ['unpadded base64', { key: 'YQ' }, /illegal base64 data/],
-    ['a non-numeric int64', { key: b64('a'), limit: 'x' }, /invalid value for int64 field limit/],
+    ['a number for bytes', { key: 1 }, 'json: cannot unmarshal number into Go value of type []uint8'],
+    ['a non-numeric int64', { key: b64('a'), limit: 'x' }, "invalid character 'x' looking for beginning of value"],
+    ['a fractional int64', { key: b64('a'), limit: 1.5 }, 'json: cannot unmarshal number 1.5 into Go value of type int64'],
+    ['a fractional int64 string', { key: b64('a'), limit: '1.5' }, 'json: cannot unmarshal number 1.5 into Go value of type int64'],
+    ['a bool for int64', { key: b64('a'), limit: true }, 'json: cannot unmarshal bool into Go value of type int64'],
+    ['an object for int64', { key: b64('a'), revision: {} }, 'json: cannot unmarshal object into Go value of type int64'],
+    ['an int64 past int64', { key: b64('a'), limit: '99999999999999999999' }, 'json: cannot unmarshal number 99999999999999999999 into Go value of type int64'],
     ['an int64 beyond 2^53', { key: b64('a'), revision: '9223372036854775807' }, /out of range/],
-    ['an unknown enum name', { key: b64('a'), sort_order: 'BAD' }, /unknown value "BAD" for enum/],
-    ['a wrongly typed bool', { key: b64('a'), keys_only: 'yes' }, /type bool/],
+    ['an unknown enum name', { key: b64('a'), sort_order: 'BAD' }, 'unknown value "BAD" for enum etcdserverpb.RangeRequest_SortOrder'],
+    ['an unknown sort target', { key: b64('a'), sort_target: 'NOPE' }, 'unknown value "NOPE" for enum etcdserverpb.RangeRequest_SortTarget'],
+    ['a bool for an enum', { key: b64('a'), sort_order: true }, 'json: cannot unmarshal bool into Go value of type etcdserverpb.RangeRequest_SortOrder'],
+    ['a wrongly typed bool', { key: b64('a'), keys_only: 'yes' }, 'json: cannot unmarshal string into Go value of type bool'],
+    ['a number for a bool', { key: b64('a'), serializable: 1 }, 'json: cannot unmarshal number into Go value of type bool'],
   ];
   test.each(bad)('rejects %s', (_name, raw, message) => {
     expect(() => decodeMessage(raw as never, S.RangeRequest)).toThrow(InvalidRequestError);
     expect(() => decodeMessage(raw as never, S.RangeRequest)).toThrow(message);
+  });
+
+  test.each([
+    [{ compare: {} }, 'json: cannot unmarshal object into Go value of type []json.RawMessage'],
+    [{ success: 1 }, 'json: cannot unmarshal number into Go value of type []json.RawMessage'],
+    [{ compare: [{ result: 'NOPE' }] }, 'unknown value "NOPE" for enum etcdserverpb.Compare_CompareResult'],
+    [{ compare: [{ target: 'NOPE' }] }, 'unknown value "NOPE" for enum etcdserverpb.Compare_CompareTarget'],
+    [{ compare: [1] }, 'json: cannot unmarshal number into Go value of type map[string]json.RawMessage'],
+    [{ success: [{ request_put: 'x' }] }, 'json: cannot unmarshal string into Go value of type map[string]json.RawMessage'],
+  ])('rejects the txn %j as etcd does', (raw, message) => {
+    expect(() => decodeMessage(raw as never, S.TxnRequest)).toThrow(message);
   });
 });

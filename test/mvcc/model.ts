@@ -276,11 +276,8 @@ export class Model {
       this.states.set(R, work);
       this.events.set(R, events);
     }
-    const fill = (x: TxnResponse): void => {
-      x.header = { revision: this.rev };
-      for (const r of x.responses) if ('responseTxn' in r) fill(r.responseTxn);
-    };
-    fill(resp);
+    // Only the outer response gets the revision: etcd's nested txn responses have an empty header.
+    resp.header = { revision: this.rev };
     return resp;
   }
 

@@ -1,0 +1,329 @@
+/**
+ * etcd's Go client sends some calls with a whole URL as the HTTP/2 `:authority`: given
+ * `--endpoints=http://127.0.0.1:2379`, clientv3's per-endpoint dial (Maintenance.Status,
+ * HashKV, Defragment, MoveLeader, and every `etcdctl ... --cluster` call) uses the target
+ * `passthrough:///http://127.0.0.1:2379`, and grpc-go puts `http://127.0.0.1:2379` in
+ * `:authority`. Go's HTTP/2 server takes it; nghttp2, under Node's http2 and so grpc-js, refuses
+ * the request (RST_STREAM PROTOCOL_ERROR: '/' is not an authority character).
+ *
+ * qkv does not read `:authority`, so such a connection is served with its authority cut back
+ * to host:port. Every other connection keeps Node's native HTTP/2 path untouched: the client
+ * port answers the client's connection preface with an empty SETTINGS frame of its own (grpc-go
+ * sends no request before the server's SETTINGS), reads the client's frames up to its first
+ * header block and decides from it. The client's acknowledgement of that SETTINGS frame is
+ * taken out of what nghttp2 then reads, as nghttp2 never sent it. Only a connection whose
+ * first request has a URL for an authority is passed through a rewriting stream, which decodes
+ * and re-encodes its header blocks (HPACK) for the rest of the connection.
+ */
+import { Buffer } from 'node:buffer';
+import { Duplex } from 'node:stream';
+import type net from 'node:net';
+import hpack, { type Compressor, type Decompressor, type HpackHeader } from 'hpack.js';
+
+export const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+/** A SETTINGS frame with no parameters: the server's connection preface, all defaults. */
+const EMPTY_SETTINGS = Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0]);
+
+const FRAME_HEADER_BYTES = 9;
+const TYPE_HEADERS = 0x1;
+const TYPE_SETTINGS = 0x4;
+const TYPE_CONTINUATION = 0x9;
+const FLAG_ACK = 0x1;
+const FLAG_END_STREAM = 0x1;
+const FLAG_END_HEADERS = 0x4;
+const FLAG_PADDED = 0x8;
+const FLAG_PRIORITY = 0x20;
+/** SETTINGS_MAX_FRAME_SIZE's default, which both nghttp2 and the rewriter's frames keep to. */
+const MAX_FRAME_PAYLOAD = 16_384;
+/** HPACK's default dynamic table size (SETTINGS_HEADER_TABLE_SIZE), on both sides of the rewriter. */
+const HPACK_TABLE_BYTES = 4096;
+/** Bounds on the inspection: bytes held, and how long a silent client is waited for. */
+const MAX_INSPECTED_BYTES = 1024 * 1024;
+const FIRST_REQUEST_WAIT_MS = 1_000;
+const SETTINGS_ACK_WAIT_MS = 10_000;
+/** A header block (HEADERS + CONTINUATION) larger than this ends the connection. */
+const MAX_HEADER_BLOCK_BYTES = 1024 * 1024;
+
+/** nghttp2's check_authority: the characters of RFC 3986's authority. */
+const AUTHORITY = /^[A-Za-z0-9\-._~!$&'()*+,;=:@[\]%]*$/;
+
+/** `http://127.0.0.1:2379/x` -> `127.0.0.1:2379`; an authority already valid is kept. */
+export function hostOfAuthority(authority: string): string {
+  if (AUTHORITY.test(authority)) return authority;
+  const afterScheme = authority.includes('://') ? authority.slice(authority.indexOf('://') + 3) : authority;
+  const host = afterScheme.split('/')[0] ?? '';
+  return AUTHORITY.test(host) ? host : 'localhost';
+}
+
+interface Frame {
+  type: number;
+  flags: number;
+  streamId: number;
+  payload: Buffer;
+  raw: Buffer;
+}
+
+/** Splits a byte stream into HTTP/2 frames. */
+class FrameReader {
+  private buf: Buffer = Buffer.alloc(0);
+
+  push(chunk: Buffer): void {
+    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+  }
+
+  get buffered(): number {
+    return this.buf.length;
+  }
+
+  /** The bytes not yet framed. */
+  rest(): Buffer {
+    const rest = this.buf;
+    this.buf = Buffer.alloc(0);
+    return rest;
+  }
+
+  next(): Frame | undefined {
+    if (this.buf.length < FRAME_HEADER_BYTES) return undefined;
+    const length = this.buf.readUIntBE(0, 3);
+    if (this.buf.length < FRAME_HEADER_BYTES + length) return undefined;
+    const raw = this.buf.subarray(0, FRAME_HEADER_BYTES + length);
+    this.buf = this.buf.subarray(raw.length);
+    return { type: raw[3]!, flags: raw[4]!, streamId: raw.readUInt32BE(5) & 0x7fffffff, payload: raw.subarray(FRAME_HEADER_BYTES), raw };
+  }
+}
+
+/** A HEADERS frame's header block fragment (padding and priority taken off) and its priority fields. */
+function headersFragment(f: Frame): { fragment: Buffer; priority: Buffer | undefined } {
+  let p = f.payload;
+  let pad = 0;
+  if (f.flags & FLAG_PADDED) {
+    pad = p[0] ?? 0;
+    p = p.subarray(1);
+  }
+  let priority: Buffer | undefined;
+  if (f.flags & FLAG_PRIORITY) {
+    priority = p.subarray(0, 5);
+    p = p.subarray(5);
+  }
+  if (pad > p.length) throw new Error('h2: padding longer than the frame');
+  return { fragment: p.subarray(0, p.length - pad), priority };
+}
+
+function frameHeader(length: number, type: number, flags: number, streamId: number): Buffer {
+  const h = Buffer.alloc(FRAME_HEADER_BYTES);
+  h.writeUIntBE(length, 0, 3);
+  h[3] = type;
+  h[4] = flags;
+  h.writeUInt32BE(streamId, 5);
+  return h;
+}
+
+/** A header block collected over HEADERS and CONTINUATION frames. */
+class HeaderBlock {
+  readonly fragments: Buffer[] = [];
+  private bytes = 0;
+
+  constructor(
+    readonly streamId: number,
+    readonly endStream: boolean,
+    readonly priority: Buffer | undefined,
+  ) {}
+
+  add(fragment: Buffer): void {
+    this.bytes += fragment.length;
+    if (this.bytes > MAX_HEADER_BLOCK_BYTES) throw new Error('h2: header block too large');
+    this.fragments.push(fragment);
+  }
+
+  decode(decoder: Decompressor): HpackHeader[] {
+    decoder.write(Buffer.concat(this.fragments));
+    decoder.execute();
+    const headers: HpackHeader[] = [];
+    for (let h = decoder.read(); h !== null; h = decoder.read()) headers.push(h);
+    return headers;
+  }
+}
+
+/** Collects header blocks from a frame sequence; other frames are returned as they are. */
+class HeaderBlockCollector {
+  private open: HeaderBlock | undefined;
+
+  /** The block a frame completes, 'pending' while one is open, or 'other' for a frame outside any block. */
+  take(f: Frame): HeaderBlock | 'pending' | 'other' {
+    if (this.open) {
+      if (f.type !== TYPE_CONTINUATION || f.streamId !== this.open.streamId) throw new Error('h2: header block interrupted');
+      this.open.add(f.payload);
+    } else if (f.type === TYPE_HEADERS) {
+      const { fragment, priority } = headersFragment(f);
+      this.open = new HeaderBlock(f.streamId, (f.flags & FLAG_END_STREAM) !== 0, priority);
+      this.open.add(fragment);
+    } else {
+      return 'other';
+    }
+    if (!(f.flags & FLAG_END_HEADERS)) return 'pending';
+    const done = this.open;
+    this.open = undefined;
+    return done;
+  }
+}
+
+function authorityOf(headers: HpackHeader[]): string | undefined {
+  return headers.find((h) => h.name === ':authority')?.value;
+}
+
+/**
+ * The connection for a client that sends URLs as authorities: header blocks from the client are
+ * decoded, their `:authority` cut back to host:port, and encoded again for nghttp2 (each side
+ * keeps its own HPACK table); every other frame, and everything the server sends, passes as is.
+ */
+export class AuthorityRewritingStream extends Duplex {
+  private readonly reader = new FrameReader();
+  private readonly blocks = new HeaderBlockCollector();
+  private readonly decoder: Decompressor = hpack.decompressor.create({ table: { size: HPACK_TABLE_BYTES } });
+  private readonly encoder: Compressor = hpack.compressor.create({ table: { size: HPACK_TABLE_BYTES } });
+
+  /** `replay`: the client's bytes already read (its preface first). */
+  constructor(
+    private readonly socket: net.Socket,
+    replay: Buffer,
+  ) {
+    super();
+    this.push(H2_PREFACE);
+    this.consume(replay.subarray(H2_PREFACE.length));
+    socket.on('data', (chunk: Buffer) => {
+      if (!this.consume(chunk)) socket.pause();
+    });
+    socket.on('end', () => this.push(null));
+    socket.on('error', (err) => this.destroy(err));
+    socket.on('close', () => this.destroy());
+  }
+
+  /** Rewrites and passes on what the client sent; false when the reader should wait. */
+  private consume(chunk: Buffer): boolean {
+    this.reader.push(chunk);
+    let more = true;
+    try {
+      for (let f = this.reader.next(); f; f = this.reader.next()) {
+        const taken = this.blocks.take(f);
+        if (taken === 'other') more = this.push(f.raw);
+        else if (taken !== 'pending') more = this.push(this.reencode(taken));
+      }
+      if (this.reader.buffered > MAX_HEADER_BLOCK_BYTES + FRAME_HEADER_BYTES) throw new Error('h2: frame too large');
+    } catch (err) {
+      this.destroy(err as Error);
+      return false;
+    }
+    return more;
+  }
+
+  private reencode(block: HeaderBlock): Buffer {
+    const headers = block.decode(this.decoder).map((h) => (h.name === ':authority' ? { ...h, value: hostOfAuthority(h.value) } : h));
+    this.encoder.write(headers);
+    const chunks: Buffer[] = [];
+    for (let c = this.encoder.read(); c !== null; c = this.encoder.read()) chunks.push(c);
+    const encoded = Buffer.concat(chunks);
+    const out: Buffer[] = [];
+    const prio = block.priority ?? Buffer.alloc(0);
+    const firstRoom = MAX_FRAME_PAYLOAD - prio.length;
+    let offset = Math.min(encoded.length, firstRoom);
+    const flags = (block.endStream ? FLAG_END_STREAM : 0) | (block.priority ? FLAG_PRIORITY : 0) | (offset === encoded.length ? FLAG_END_HEADERS : 0);
+    out.push(frameHeader(prio.length + offset, TYPE_HEADERS, flags, block.streamId), prio, encoded.subarray(0, offset));
+    while (offset < encoded.length) {
+      const end = Math.min(encoded.length, offset + MAX_FRAME_PAYLOAD);
+      out.push(frameHeader(end - offset, TYPE_CONTINUATION, end === encoded.length ? FLAG_END_HEADERS : 0, block.streamId), encoded.subarray(offset, end));
+      offset = end;
+    }
+    return Buffer.concat(out);
+  }
+
+  override _read(): void {
+    this.socket.resume();
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
+    this.socket.write(chunk, callback);
+  }
+
+  override _final(callback: (err?: Error | null) => void): void {
+    this.socket.end(callback);
+  }
+
+  override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
+    this.socket.destroy();
+    callback(err);
+  }
+}
+
+export interface H2Handover {
+  /** Serve the socket natively; `bytes` (from the preface on) go back into it first. */
+  native(bytes: Buffer): void;
+  /** Serve the connection through a rewriting stream. */
+  rewrite(stream: Duplex): void;
+}
+
+/**
+ * Reads an HTTP/2 client connection up to its first header block (see the module comment) and
+ * hands it over. `seen`: the bytes read so far, from the preface on.
+ */
+export function inspectH2Connection(socket: net.Socket, seen: Buffer, handover: H2Handover): void {
+  const reader = new FrameReader();
+  const blocks = new HeaderBlockCollector();
+  const kept: Buffer[] = [H2_PREFACE];
+  let settingsAcked = false;
+  let verdict: 'native' | 'rewrite' | undefined;
+  let done = false;
+
+  const finish = (): void => {
+    if (done || !settingsAcked || verdict === undefined) return;
+    done = true;
+    cleanup();
+    const bytes = Buffer.concat([...kept, reader.rest()]);
+    if (verdict === 'native') handover.native(bytes);
+    else handover.rewrite(new AuthorityRewritingStream(socket, bytes));
+  };
+  const fail = (): void => {
+    done = true;
+    cleanup();
+    socket.destroy();
+  };
+  const onData = (chunk: Buffer): void => {
+    reader.push(chunk);
+    try {
+      for (let f = reader.next(); f; f = reader.next()) {
+        if (!settingsAcked && f.type === TYPE_SETTINGS && f.flags & FLAG_ACK) {
+          settingsAcked = true; // the acknowledgement of our SETTINGS: not for nghttp2
+          continue;
+        }
+        kept.push(f.raw);
+        if (verdict !== undefined) continue;
+        const taken = blocks.take(f);
+        if (taken === 'other' || taken === 'pending') continue;
+        const authority = authorityOf(taken.decode(hpack.decompressor.create({ table: { size: HPACK_TABLE_BYTES } })));
+        verdict = authority === undefined || hostOfAuthority(authority) === authority ? 'native' : 'rewrite';
+      }
+    } catch {
+      fail();
+      return;
+    }
+    if (reader.buffered + kept.reduce((n, b) => n + b.length, 0) > MAX_INSPECTED_BYTES) fail();
+    else finish();
+  };
+  const firstRequestTimer = setTimeout(() => {
+    verdict ??= 'native';
+    finish();
+  }, FIRST_REQUEST_WAIT_MS);
+  const ackTimer = setTimeout(fail, SETTINGS_ACK_WAIT_MS);
+  const onClose = (): void => fail();
+  const cleanup = (): void => {
+    clearTimeout(firstRequestTimer);
+    clearTimeout(ackTimer);
+    socket.off('data', onData);
+    socket.off('close', onClose);
+    socket.off('error', onClose);
+  };
+  socket.on('data', onData);
+  socket.on('close', onClose);
+  socket.on('error', onClose);
+  socket.write(EMPTY_SETTINGS);
+  onData(seen.subarray(H2_PREFACE.length));
+}
