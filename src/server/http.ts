@@ -6,6 +6,7 @@
  * ReadIndex barrier, or at once when serializable.
  */
 import { Buffer } from 'node:buffer';
+import { STATUS_CODES } from 'node:http';
 import { Readable } from 'node:stream';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
@@ -17,7 +18,7 @@ import { WatchFilter, type WatchResponse } from '../watch/types.js';
 import type { Watcher } from '../watch/hub.js';
 import type { Member } from './member.js';
 import { QKV_VERSION } from './member.js';
-import { leaderChanged, requestTooLarge, toHttpError } from './errors.js';
+import { httpStatusOf, leaderChanged, requestTooLarge, toGrpcStatus, toHttpError } from './errors.js';
 import { SNAPSHOT_PATH, snapshotFrames } from './snapshot_client.js';
 import { registerV1 } from './http_v1.js';
 import * as C from './concurrency.js';
@@ -253,21 +254,34 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
     unary<C.ProclaimRequest>('/v3/election/proclaim', S.ProclaimRequest, S.HeaderOnlyResponse, async (req) => withHeader(await C.proclaim(member, req)));
     unary<C.LeaderRequest>('/v3/election/leader', S.LeaderRequest, S.LeaderResponse, async (req) => withHeader(await C.leader(member, req)));
     unary<C.ResignRequest>('/v3/election/resign', S.ResignRequest, S.HeaderOnlyResponse, async (req) => withHeader(await C.resign(member, req)));
-    // Observe is a server stream: one {"result": ...} line per leader response, as /v3/watch.
+    // Observe is a server stream, answered as grpc-gateway streams: one {"result": ...} line per
+    // leader response; the status line and headers go with the first (none while there is no
+    // leader); a failure is a last {"error": {...}} chunk (or the status, before anything else).
     app.post('/v3/election/observe', async (request, reply) => {
       const req = decodeMessage<C.LeaderRequest>(parseJsonBody(request.body), S.LeaderRequest);
       const signal = closedSignal(reply);
       const res = reply.raw;
-      reply.hijack();
-      res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
+      let started = false;
+      const start = (status: number): void => {
+        started = true;
+        reply.hijack();
+        res.writeHead(status, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
+      };
       try {
         for await (const resp of C.observe(member, req, signal)) {
+          if (!started) start(200);
           const line = JSON.stringify({ result: encodeMessage(withHeader(resp), S.LeaderResponse) }) + '\n';
           if (!res.write(line)) await new Promise<void>((resolve) => res.once('drain', () => resolve()).once('close', () => resolve()));
         }
       } catch (err) {
-        if (!signal.aborted && !res.writableEnded) res.write(JSON.stringify({ error: toHttpError(err).body }) + '\n');
+        if (!signal.aborted) {
+          const { code, message } = toGrpcStatus(err);
+          const status = httpStatusOf(code);
+          if (!started) start(status);
+          res.write(JSON.stringify({ error: { grpc_code: code, http_code: status, message, http_status: STATUS_CODES[status] ?? '' } }));
+        }
       }
+      if (!started) start(200);
       if (!res.writableEnded) res.end();
       return reply;
     });

@@ -288,6 +288,8 @@ describe('etcd Lock and Election services, /v3beta and 405 on qkv and on etcd', 
       const noLeader = await post(ep, '/v3/election/leader', { name });
       const observe = new LineStream(ep, '/v3/election/observe', { name });
       await sleep(300);
+      // No leader yet: no answer at all (grpc-gateway sends the status line with the first message).
+      const statusBeforeLeader = observe.status;
       const c1 = await post(ep, '/v3/election/campaign', { name, lease: l1, value: b64('v1') });
       const leader1 = (c1.body as { leader: unknown }).leader;
       const leader = await post(ep, '/v3/election/leader', { name });
@@ -310,6 +312,7 @@ describe('etcd Lock and Election services, /v3beta and 405 on qkv and on etcd', 
       const resigned2 = await post(ep, '/v3/election/resign', { leader: leader2 });
       return {
         noLeader: { status: noLeader.status, body: noLeader.body },
+        statusBeforeLeader,
         observeStatus: observe.status,
         c1: { status: c1.status, body: n.norm(c1.body) },
         leader: n.norm(leader.body),
@@ -329,6 +332,7 @@ describe('etcd Lock and Election services, /v3beta and 405 on qkv and on etcd', 
     expect(r.noLeader).toEqual({ status: 500, body: { error: 'election: no leader', message: 'election: no leader', code: UNKNOWN } });
     expect(r.c1.body).toEqual({ header: 1, leader: { name: '/gw-elect', key: '/gw-elect/<L1>', rev: 1, lease: '<L1>' } });
     expect(r.c2Waited).toBe(true);
+    expect([r.statusBeforeLeader, r.observeStatus]).toEqual([0, 200]);
     expect(r.wrongRev.body).toMatchObject({ error: 'election: not leader', code: UNKNOWN });
     expect(r.noLeaderField.body).toMatchObject({ error: '"leader" field must be provided', code: UNKNOWN });
     expect((r.observed as { result: { kv: { value: string } } }[]).map((l) => l.result.kv.value)).toEqual(['v1', 'v2', 'w1']);
