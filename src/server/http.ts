@@ -281,7 +281,11 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
           res.write(JSON.stringify({ error: { grpc_code: code, http_code: status, message, http_status: STATUS_CODES[status] ?? '' } }));
         }
       }
-      if (!started) start(200);
+      if (!started) {
+        // Ended before any leader (or the client left): an empty 200 (nothing, to a client gone).
+        if (signal.aborted) reply.hijack();
+        else start(200);
+      }
       if (!res.writableEnded) res.end();
       return reply;
     });
