@@ -469,19 +469,26 @@ describe('etcd Lock and Election services, /v3beta and 405 on qkv and on etcd', 
     expect(r.left).toEqual([]);
   });
 
-  test('gRPC: a waiting Lock canceled by its client deletes its key', async () => {
+  test('gRPC: a waiting Lock or Campaign canceled by its client deletes its key', async () => {
     const r = await sameGrpc(async (c, ep) => {
       const [l1, l2] = [await grant(c), await grant(c)];
       await c.call('Lock', 'Lock', { name: b('/g-cancel'), lease: l1 });
-      const call = startCancellableLock(ep, { name: b('/g-cancel'), lease: l2 });
+      const call = startCancellable(ep, 'Lock', 'Lock', { name: b('/g-cancel'), lease: l2 });
       await until(async () => (await grpcKeys(c, '/g-cancel/')).length === 2, 'the waiter key');
       call.cancel();
       const status = await call.status;
       await until(async () => (await grpcKeys(c, '/g-cancel/')).length === 1, 'the waiter key to go');
+      // A waiting candidate too: its key is deleted (etcd resigns it).
+      await c.call('Election', 'Campaign', { name: b('/g-cancel-e'), lease: l1, value: b('a') });
+      const camp = startCancellable(ep, 'Election', 'Campaign', { name: b('/g-cancel-e'), lease: l2, value: b('b') });
+      await until(async () => (await grpcKeys(c, '/g-cancel-e/')).length === 2, 'the candidate key');
+      camp.cancel();
+      const campStatus = await camp.status;
+      await until(async () => (await grpcKeys(c, '/g-cancel-e/')).length === 1, 'the candidate key to go');
       await c.call('Lease', 'LeaseRevoke', { ID: l1 });
-      return { status: status.code, left: await grpcKeys(c, '/g-cancel/') };
+      return { status: status.code, campStatus: campStatus.code, left: await grpcKeys(c, '/g-cancel/'), leftE: await grpcKeys(c, '/g-cancel-e/') };
     });
-    expect(r).toEqual({ status: CANCELLED, left: [] });
+    expect(r).toEqual({ status: CANCELLED, campStatus: CANCELLED, left: [], leftE: [] });
   });
 
   test('qkv: a waiter whose lease is revoked stops waiting (Lock: session expired, Campaign: not leader)', async () => {
@@ -496,6 +503,27 @@ describe('etcd Lock and Election services, /v3beta and 405 on qkv and on etcd', 
     expect(await lockWaiter).toEqual({ code: UNKNOWN, details: 'mutex: session is expired' });
     expect(await campaignWaiter).toEqual({ code: UNKNOWN, details: 'election: not leader' });
     await q.call('Lease', 'LeaseRevoke', { ID: l1 });
+  });
+
+  test('qkv: waiters and observers that end leave no watcher behind', async () => {
+    const watchers = async (): Promise<number> => {
+      const text = await (await fetch(`${qUrl}/metrics`, { signal: AbortSignal.timeout(5_000) })).text();
+      return Number(/^qkv_watch_watchers(?:\{[^}]*\})? (\d+)/m.exec(text)?.[1] ?? NaN);
+    };
+    await until(async () => (await watchers()) === 0, 'no watchers from the earlier tests');
+    const [l1, l2] = [await grant(q), await grant(q)];
+    await q.call('Lock', 'Lock', { name: b('/g-leak'), lease: l1 });
+    const waiter = startCancellable(qUrl, 'Lock', 'Lock', { name: b('/g-leak'), lease: l2 });
+    const observers = [new LineStream(qUrl, '/v3/election/observe', { name: b64('/g-leak-e') }), new LineStream(qUrl, '/v3beta/election/observe', { name: b64('/g-leak-e') })];
+    const grpcObserver = q.serverStream('Election', 'Observe', { name: b('/g-leak-e') });
+    await until(async () => (await watchers()) === 4, 'a watcher per waiter and observer');
+    waiter.cancel();
+    await waiter.status;
+    for (const o of observers) o.close();
+    grpcObserver.cancel();
+    await until(async () => (await watchers()) === 0, 'every watcher gone');
+    await q.call('Lease', 'LeaseRevoke', { ID: l1 });
+    await q.call('Lease', 'LeaseRevoke', { ID: l2 });
   });
 
   test('gRPC: Campaign, Leader, Observe, Proclaim, Resign', async () => {
@@ -544,12 +572,12 @@ describe('etcd Lock and Election services, /v3beta and 405 on qkv and on etcd', 
   });
 });
 
-/** A Lock call on its own connection, cancelled by the client when asked. */
-function startCancellableLock(endpoint: string, req: ProtoMessage): { cancel: () => void; status: Promise<{ code: number }> } {
+/** A unary call on its own connection, cancelled by the client when asked. */
+function startCancellable(endpoint: string, service: 'Lock' | 'Election', method: string, req: ProtoMessage): { cancel: () => void; status: Promise<{ code: number }> } {
   const c = new RawClient(endpoint);
   let cancel = (): void => {};
   const status = new Promise<{ code: number }>((resolve) => {
-    const call = c.callCancellable('Lock', 'Lock', req, (err) => {
+    const call = c.callCancellable(service, method, req, (err) => {
       c.close();
       resolve({ code: err?.code ?? 0 });
     });
