@@ -244,3 +244,40 @@ export const HashKVResponse: Schema = {
   type: 'etcdserverpb.HashKVResponse',
   fields: [header, field.uint32('hash'), field.int64('compactRevision')],
 };
+
+// ---- etcd's concurrency services: v3lockpb (Lock) and v3electionpb (Election) --------------
+
+export const LockRequest: Schema = { type: 'v3lockpb.LockRequest', fields: [field.bytes('name'), field.int64('lease')] };
+
+export const LockResponse: Schema = { type: 'v3lockpb.LockResponse', fields: [header, field.bytes('key')] };
+
+export const UnlockRequest: Schema = { type: 'v3lockpb.UnlockRequest', fields: [field.bytes('key')] };
+
+export const LeaderKey: Schema = {
+  type: 'v3electionpb.LeaderKey',
+  fields: [field.bytes('name'), field.bytes('key'), field.int64('rev'), field.int64('lease')],
+};
+
+export const CampaignRequest: Schema = {
+  type: 'v3electionpb.CampaignRequest',
+  fields: [field.bytes('name'), field.int64('lease'), field.bytes('value')],
+};
+
+export const CampaignResponse: Schema = {
+  type: 'v3electionpb.CampaignResponse',
+  fields: [header, field.message('leader', () => LeaderKey)],
+};
+
+export const ProclaimRequest: Schema = {
+  type: 'v3electionpb.ProclaimRequest',
+  fields: [field.message('leader', () => LeaderKey), field.bytes('value')],
+};
+
+export const LeaderRequest: Schema = { type: 'v3electionpb.LeaderRequest', fields: [field.bytes('name')] };
+
+export const LeaderResponse: Schema = {
+  type: 'v3electionpb.LeaderResponse',
+  fields: [header, field.message('kv', () => KeyValue)],
+};
+
+export const ResignRequest: Schema = { type: 'v3electionpb.ResignRequest', fields: [field.message('leader', () => LeaderKey)] };

@@ -1,6 +1,7 @@
 /**
- * The etcd v3 gRPC API as qkv loads it: proto/etcdserverpb/rpc.proto (and mvccpb/kv.proto) read
- * at run time by @grpc/proto-loader. Decoded messages are plain objects with the proto's own
+ * The etcd v3 gRPC API as qkv loads it: proto/etcdserverpb/rpc.proto (and mvccpb/kv.proto), and
+ * etcd's concurrency services proto/v3lockpb/v3lock.proto and proto/v3electionpb/v3election.proto,
+ * read at run time by @grpc/proto-loader. Decoded messages are plain objects with the proto's own
  * field names (keepCase), 64-bit integers as decimal strings (longs: String, so nothing is
  * rounded on the way in), enums as names, bytes as Buffers and proto3 defaults filled in.
  */
@@ -26,20 +27,34 @@ export interface ProtoMessage {
 }
 export type ProtoValue = null | undefined | boolean | number | string | Buffer | ProtoMessage | ProtoValue[];
 
-export type ServiceName = 'KV' | 'Watch' | 'Lease' | 'Cluster' | 'Maintenance' | 'Auth';
+export type ServiceName = 'KV' | 'Watch' | 'Lease' | 'Cluster' | 'Maintenance' | 'Auth' | 'Lock' | 'Election';
+
+/** Each service's proto package (etcd's: the concurrency services have their own). */
+const PACKAGE_OF: Record<ServiceName, string> = {
+  KV: 'etcdserverpb',
+  Watch: 'etcdserverpb',
+  Lease: 'etcdserverpb',
+  Cluster: 'etcdserverpb',
+  Maintenance: 'etcdserverpb',
+  Auth: 'etcdserverpb',
+  Lock: 'v3lockpb',
+  Election: 'v3electionpb',
+};
 
 let cached: Record<ServiceName, grpc.ServiceDefinition> | undefined;
 
 /** The services' definitions (loaded once per process). */
 export function etcdServices(): Record<ServiceName, grpc.ServiceDefinition> {
   if (cached) return cached;
-  const def = protoLoader.loadSync(['etcdserverpb/rpc.proto'], LOADER_OPTIONS);
+  const def = protoLoader.loadSync(['etcdserverpb/rpc.proto', 'v3lockpb/v3lock.proto', 'v3electionpb/v3election.proto'], LOADER_OPTIONS);
   const pick = (name: ServiceName): grpc.ServiceDefinition => {
-    const svc = def[`etcdserverpb.${name}`];
+    const full = `${PACKAGE_OF[name]}.${name}`;
+    const svc = def[full];
     // A service entry is a map of method definitions; a message entry has a `format` field.
-    if (!svc || 'format' in svc) throw new Error(`proto: service etcdserverpb.${name} not found in ${PROTO_DIR}`);
+    if (!svc || 'format' in svc) throw new Error(`proto: service ${full} not found in ${PROTO_DIR}`);
     return svc as grpc.ServiceDefinition;
   };
-  cached = { KV: pick('KV'), Watch: pick('Watch'), Lease: pick('Lease'), Cluster: pick('Cluster'), Maintenance: pick('Maintenance'), Auth: pick('Auth') };
+  const names = Object.keys(PACKAGE_OF) as ServiceName[];
+  cached = Object.fromEntries(names.map((n) => [n, pick(n)])) as Record<ServiceName, grpc.ServiceDefinition>;
   return cached;
 }

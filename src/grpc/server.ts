@@ -1,6 +1,6 @@
 /**
- * The etcd v3 gRPC server of a member (grpc-js): KV, Watch, Lease, Cluster, Maintenance and Auth on
- * the member's operations. It does not listen itself: the client port's multiplexer
+ * The etcd v3 gRPC server of a member (grpc-js): KV, Watch, Lease, Cluster, Maintenance and Auth,
+ * and etcd's concurrency services Lock and Election, on the member's operations. It does not listen itself: the client port's multiplexer
  * (src/grpc/mux.ts) hands it the HTTP/2 connections, so gRPC and HTTP share one port as in etcd.
  */
 import * as grpc from '@grpc/grpc-js';
@@ -15,6 +15,8 @@ import { leaseService } from './lease.js';
 import { watchService } from './watch.js';
 import { clusterService, maintenanceService } from './maintenance.js';
 import { authService } from './auth.js';
+import { lockService } from './lock.js';
+import { electionService } from './election.js';
 import { etcdServices } from './proto.js';
 
 export interface GrpcServerOptions {
@@ -44,6 +46,8 @@ export class EtcdGrpcServer {
     this.server.addService(services.Cluster, clusterService(this.ctx));
     this.server.addService(services.Maintenance, maintenanceService(this.ctx));
     this.server.addService(services.Auth, authService(this.ctx));
+    this.server.addService(services.Lock, lockService(this.ctx));
+    this.server.addService(services.Election, electionService(this.ctx));
     this.injector = this.server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
   }
 

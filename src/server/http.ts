@@ -6,6 +6,7 @@
  * ReadIndex barrier, or at once when serializable.
  */
 import { Buffer } from 'node:buffer';
+import { STATUS_CODES } from 'node:http';
 import { Readable } from 'node:stream';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
@@ -18,9 +19,10 @@ import { WatchFilter, type WatchResponse } from '../watch/types.js';
 import type { Watcher } from '../watch/hub.js';
 import type { Member } from './member.js';
 import { ETCD_CLUSTER_VERSION, ETCD_SERVER_VERSION, QKV_VERSION } from '../version.js';
-import { authNotEnabled, leaderChanged, messageTooLarge, requestTooLarge, toHttpError } from './errors.js';
+import { authNotEnabled, httpStatusOf, leaderChanged, messageTooLarge, requestTooLarge, toGrpcStatus, toHttpError } from './errors.js';
 import { SNAPSHOT_PATH, snapshotFrames } from './snapshot_client.js';
 import { registerV1 } from './http_v1.js';
+import * as C from './concurrency.js';
 
 export const FORWARDED_HEADER = 'x-qkv-forwarded';
 
@@ -126,7 +128,7 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
     bodyLimit: gatewayBodyLimit(opts.maxRequestBytes),
     // Keys in /v1 paths are percent-encoded bytes, not necessarily UTF-8, which the router would
     // refuse to decode: route on a placeholder; the handler reads the key from originalUrl.
-    rewriteUrl: (req) => rewriteKeyPath(req.url ?? '/'),
+    rewriteUrl: (req) => rewriteKeyPath(rewriteV3beta(req.url ?? '/')),
     // Shutdown must not wait for clients: watch streams and keep-alive connections never end on their own.
     forceCloseConnections: true,
   });
@@ -140,7 +142,11 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
     }
     return sendError(reply, err);
   });
-  app.setNotFoundHandler((request, reply) => reply.status(404).type('text/plain').send(`404 page not found: ${request.method} ${request.url}\n`));
+  app.setNotFoundHandler((request, reply) => {
+    // etcd's gateway: another method on one of its POST paths is 405 (OPTIONS aside).
+    if (isOtherMethodOnPost(app, request)) return reply.status(405).type('text/plain; charset=utf-8').send('Method Not Allowed\n');
+    return reply.status(404).type('text/plain').send(`404 page not found: ${request.method} ${request.url}\n`);
+  });
 
   /**
    * A unary gateway route. `leaderOnly` requests (those that need the leader's lease clock) are
@@ -232,6 +238,8 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
     return reply;
   });
 
+  registerConcurrencyRoutes();
+
   app.get('/health', async (_request, reply) => {
     const h = member.health();
     return reply.status(h.health ? 200 : 503).send(h.health ? { health: 'true' } : { health: 'false', reason: h.reason });
@@ -248,8 +256,84 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
     return reply.send(Readable.from(snapshotFrames(member.store)));
   });
 
+  // ---- etcd's concurrency services: /v3/lock/* and /v3/election/* ------------------------
+  // (src/server/concurrency.ts; the gRPC services in src/grpc/lock.ts and election.ts)
+  function registerConcurrencyRoutes(): void {
+    /** A unary route whose handler may wait: aborted when the client's connection closes. */
+    function waiting<Req>(path: string, reqSchema: Schema, respSchema: Schema, handler: (req: Req, signal: AbortSignal) => Promise<object>): void {
+      app.post(path, async (request, reply) => {
+        const req = decodeMessage<Req>(parseJsonBody(request.body), reqSchema);
+        const resp = await handler(req, closedSignal(reply));
+        return reply.header('content-type', 'application/json').send(JSON.stringify(encodeMessage(resp, respSchema)));
+      });
+    }
+    waiting<C.LockRequest>('/v3/lock/lock', S.LockRequest, S.LockResponse, async (req, signal) => withHeader(await C.lock(member, req, signal)));
+    unary<C.UnlockRequest>('/v3/lock/unlock', S.UnlockRequest, S.HeaderOnlyResponse, async (req) => withHeader(await C.unlock(member, req)));
+    waiting<C.CampaignRequest>('/v3/election/campaign', S.CampaignRequest, S.CampaignResponse, async (req, signal) => withHeader(await C.campaign(member, req, signal)));
+    unary<C.ProclaimRequest>('/v3/election/proclaim', S.ProclaimRequest, S.HeaderOnlyResponse, async (req) => withHeader(await C.proclaim(member, req)));
+    unary<C.LeaderRequest>('/v3/election/leader', S.LeaderRequest, S.LeaderResponse, async (req) => withHeader(await C.leader(member, req)));
+    unary<C.ResignRequest>('/v3/election/resign', S.ResignRequest, S.HeaderOnlyResponse, async (req) => withHeader(await C.resign(member, req)));
+    // Observe is a server stream, answered as grpc-gateway streams: one {"result": ...} line per
+    // leader response; the status line and headers go with the first (none while there is no
+    // leader); a failure is a last {"error": {...}} chunk (or the status, before anything else).
+    app.post('/v3/election/observe', async (request, reply) => {
+      const req = decodeMessage<C.LeaderRequest>(parseJsonBody(request.body), S.LeaderRequest);
+      const signal = closedSignal(reply);
+      const res = reply.raw;
+      let started = false;
+      const start = (status: number): void => {
+        started = true;
+        reply.hijack();
+        res.writeHead(status, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
+      };
+      try {
+        for await (const resp of C.observe(member, req, signal)) {
+          if (!started) start(200);
+          const line = JSON.stringify({ result: encodeMessage(withHeader(resp), S.LeaderResponse) }) + '\n';
+          if (!res.write(line)) await new Promise<void>((resolve) => res.once('drain', () => resolve()).once('close', () => resolve()));
+        }
+      } catch (err) {
+        if (!signal.aborted) {
+          const { code, message } = toGrpcStatus(err);
+          const status = httpStatusOf(code);
+          if (!started) start(status);
+          res.write(JSON.stringify({ error: { grpc_code: code, http_code: status, message, http_status: STATUS_CODES[status] ?? '' } }));
+        }
+      }
+      if (!started) {
+        // Ended before any leader (or the client left): an empty 200 (nothing, to a client gone).
+        if (signal.aborted) reply.hijack();
+        else start(200);
+      }
+      if (!res.writableEnded) res.end();
+      return reply;
+    });
+  }
+
   registerV1(app, member, opts.maxRequestBytes);
   return app;
+}
+
+/** etcd serves every /v3 gateway path under /v3beta/ too (its accessController rewrites the path). */
+export function rewriteV3beta(url: string): string {
+  return url.startsWith('/v3beta/') ? '/v3/' + url.slice('/v3beta/'.length) : url;
+}
+
+/** A request with another method than POST (OPTIONS aside) on a path served by POST. */
+function isOtherMethodOnPost(app: FastifyInstance, request: FastifyRequest): boolean {
+  if (request.method === 'POST' || request.method === 'OPTIONS') return false;
+  const url = request.url.split('?')[0]!;
+  return url.startsWith('/v3/') && app.hasRoute({ method: 'POST', url });
+}
+
+/** Aborted when the client's connection closes before the response is sent. */
+function closedSignal(reply: FastifyReply): AbortSignal {
+  const ctl = new AbortController();
+  const res = reply.raw;
+  res.once('close', () => {
+    if (!res.writableEnded) ctl.abort();
+  });
+  return ctl.signal;
 }
 
 /**
