@@ -93,8 +93,8 @@ async function main(): Promise<void> {
   const pids = new Map(cluster.names.map((n) => [cluster.procs.get(n)!.child.pid!, n]));
   await Promise.all(cluster.names.map((n) => cluster.kill(n, 'SIGTERM')));
   for (const file of PROFILE ? await readdir(profDir) : []) {
-    // CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile; thread 0 is the main thread (the others
-    // are tsx's loader worker, idle once the member has started).
+    // CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile; thread 0 is the main thread (the only
+    // one that runs qkv's code).
     const m = /^CPU\.\d+\.\d+\.(\d+)\.(\d+)\.\d+\.cpuprofile$/.exec(file);
     if (!m || m[2] !== '0') continue;
     const name = pids.get(Number(m[1])) ?? file;

@@ -1,7 +1,12 @@
 #!/usr/bin/env node
-// Runs the TypeScript CLI directly (tsx registers the loader): no build step needed.
-import { register } from 'tsx/esm/api';
+// The qkv CLI (and every member process: `qkv serve`) runs the compiled JavaScript in dist/,
+// which `npm run build` writes from src/ (`npm ci`, `npm start` and `npm test` build it too).
+import { existsSync } from 'node:fs';
 
-register();
-const { main } = await import('../src/cli/main.ts');
+const entry = new URL('../dist/cli/main.js', import.meta.url);
+if (!existsSync(entry)) {
+  process.stderr.write('qkv: dist/ is not built: run `npm run build` first\n');
+  process.exit(1);
+}
+const { main } = await import(entry.href);
 await main(process.argv);

@@ -1,0 +1,7 @@
+/**
+ * `qkv/server`: a member in a process of one's own (`serve` resolves a member of a cluster
+ * config, starts it and returns a handle to close it), and the cluster config.
+ */
+export * from './main.js';
+export * from './config.js';
+export { QKV_VERSION } from './member.js';
