@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The qkv CLI (and every member process: `qkv serve`) runs the compiled JavaScript in dist/,
-// which `npm run build` writes from src/ (`npm ci`, `npm start` and `npm test` build it too).
+// which `npm run build` writes from src/ (`npm start` and `npm test` build it first).
 import { existsSync } from 'node:fs';
 
 const entry = new URL('../dist/cli/main.js', import.meta.url);

@@ -4,4 +4,4 @@
  */
 export * from './main.js';
 export * from './config.js';
-export { QKV_VERSION } from './member.js';
+export { ETCD_CLUSTER_VERSION, ETCD_SERVER_VERSION, QKV_VERSION } from '../version.js';
