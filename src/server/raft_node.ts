@@ -18,7 +18,7 @@ import { EventEmitter } from 'node:events';
 import { RawNode, type Status } from '../raft/rawnode.js';
 import { DEFAULT_CONFIG, StateRole, type Config, type Entry, type Message, type NodeId, type Snapshot, type SoftState } from '../raft/types.js';
 import { ProposalDroppedError, RaftError } from '../raft/errors.js';
-import type { LogStore } from '../raft/log_store.js';
+import type { LogStore } from '../wal/log_store.js';
 
 /** What the Raft node feeds committed entries to. */
 export interface StateMachine {

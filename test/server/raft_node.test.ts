@@ -6,7 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
-import { WalLogStore } from '../../src/raft/wal.js';
+import { WalLogStore } from '../../src/wal/wal.js';
 import { MessageType, type Entry, type Message, type NodeId, type Snapshot } from '../../src/raft/types.js';
 import { ProposalTimeoutError, RaftNode, unwrapProposal, wrapProposal, type StateMachine } from '../../src/server/raft_node.js';
 
