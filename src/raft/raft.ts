@@ -3,7 +3,6 @@
  * snapshots and leadership transfer. Deterministic: no clock (tick() drives time), no I/O
  * (messages are queued in `msgs`), randomness only through Config.random.
  */
-import { Buffer } from 'node:buffer';
 import {
   EntryType,
   MessageType,
@@ -37,6 +36,17 @@ enum CampaignType {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/** The parts in one new array (the core imports nothing from Node, so no Buffer.concat). */
+function concatBytes(parts: readonly Uint8Array[], total: number): Uint8Array {
+  const out = new Uint8Array(total);
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.byteLength;
+  }
+  return out;
+}
 
 function isTransferCampaign(m: Message): boolean {
   return m.context !== undefined && m.context.length === 1 && m.context[0] === CAMPAIGN_TRANSFER[0];
@@ -782,8 +792,7 @@ export class Raft {
       return;
     }
     this.incomingSnapshot = undefined;
-    const data = Buffer.concat(incoming.parts);
-    if (this.restore({ metadata: meta, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) })) {
+    if (this.restore({ metadata: meta, data: concatBytes(incoming.parts, incoming.received) })) {
       this.send(message({ type: MessageType.AppResp, to: m.from, index: this.log.lastIndex() }));
     } else {
       this.send(message({ type: MessageType.AppResp, to: m.from, index: this.log.committed }));

@@ -10,8 +10,7 @@ import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { MvccStore } from '../mvcc/store.js';
-import { decodeRequest, encodeRequest } from '../mvcc/codec.js';
+import { MvccStore, decodeRequest, encodeRequest, InvalidArgumentError, isTxnReadonly, validateTxn } from '../mvcc/index.js';
 import type {
   ApplyEntry,
   ApplyResult,
@@ -28,9 +27,6 @@ import type {
   TxnRequest,
   TxnResponse,
 } from '../mvcc/types.js';
-import { InvalidArgumentError } from '../mvcc/errors.js';
-import { isTxnReadonly } from '../mvcc/txn.js';
-import { validateTxn } from '../mvcc/validate.js';
 import { Lessor, MAX_LEASE_TTL } from '../lease/lessor.js';
 import { LeaseNotFoundError, LeaseTTLTooLargeError } from '../lease/errors.js';
 import { WatchHub } from '../watch/hub.js';
