@@ -122,6 +122,12 @@ describe('source conventions', () => {
     expect(read(sourceFiles(RAFT)).filter((s) => impure.test(s.code)).map((s) => rel(s.file))).toEqual([]);
   });
 
+  it('src/raft counts majorities only in quorum.ts (no inline n/2+1 elsewhere in the core)', () => {
+    const halving = /\/\s*2\b|>>>?\s*1\b|\*\s*0?\.5\b/;
+    const inline = read(sourceFiles(RAFT)).filter((s) => path.basename(s.file) !== 'quorum.ts' && halving.test(s.code));
+    expect(inline.map((s) => rel(s.file))).toEqual([]);
+  });
+
   it('the rest of src imports src/mvcc only through its public surface (index.ts, types.ts)', () => {
     expect(mvccSurfaceViolations(read(sourceFiles(SRC)))).toEqual([]);
   });

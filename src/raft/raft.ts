@@ -617,7 +617,8 @@ export class Raft {
   }
 
   private handleReadIndexOnLeader(m: Message): void {
-    if (this.tracker.voters.length === 1) {
+    // The leader alone is a quorum (a single voter): nobody else can have a newer commit index.
+    if (this.tracker.hasQuorum(new Set([this.id]))) {
       this.answerRead({ index: this.log.committed, request: m, acks: new Set() });
       return;
     }
@@ -645,10 +646,7 @@ export class Raft {
   private handleHeartbeatAckForReads(m: Message): void {
     if (!m.context || m.context.byteLength === 0) return;
     const acks = this.readOnly.recvAck(m.from, m.context);
-    if (!acks) return;
-    let count = 0;
-    for (const id of this.tracker.voters) if (acks.has(id)) count++;
-    if (count < Math.floor(this.tracker.voters.length / 2) + 1) return;
+    if (!acks || !this.tracker.hasQuorum(acks)) return;
     for (const rs of this.readOnly.advance(m.context)) this.answerRead(rs);
   }
 
