@@ -3,7 +3,7 @@
  * The WAL (wal.ts) implements it.
  *
  * Every save() writes one Ready's hard state, entries and snapshot together (all or nothing)
- * and, unless `sync` is false, makes them durable before it resolves, so that the messages that
+ * and, unless `mustSync` is false, makes them durable before it resolves, so that the messages that
  * depend on them may be sent. Saves are serialized in call order.
  */
 import type { Entry, HardState, PersistentState, Snapshot } from '../raft/types.js';
@@ -20,10 +20,11 @@ export interface LogStoreUpdate {
   entries: Entry[];
   snapshot?: Snapshot;
   /**
-   * fsync before resolving (default true). Only a change of the commit index alone may skip it:
-   * a lost commit index is re-learned from the leader (etcd's MustSync rule).
+   * The Ready's mustSync: fdatasync before resolving (default true). When false (the hard state
+   * moves only the commit index) the record is still written, so the next synced save makes it
+   * durable too; a commit index lost in between is re-learned from the leader.
    */
-  sync?: boolean;
+  mustSync?: boolean;
 }
 
 /**
@@ -47,7 +48,7 @@ export interface LogStore {
   lastIndex(): number;
   /** Everything a restarting node needs. */
   load(): Promise<PersistentState>;
-  /** Writes one Ready's persistent part (all of it or nothing); durable before it resolves unless `sync` is false. */
+  /** Writes one Ready's persistent part (all of it or nothing); durable before it resolves unless `mustSync` is false. */
   save(update: LogStoreUpdate): Promise<void>;
   /** Stores the application's snapshot and drops entries up to `compactIndex` (<= snapshot index). */
   saveSnapshot(snapshot: Snapshot, compactIndex: number): Promise<void>;

@@ -9,9 +9,10 @@
  * written into it and fdatasync flushes only the data blocks.
  *
  * Every save() is ONE record written at the end of the active segment (a plain write into the
- * page cache) and then fdatasync'd off the main thread (unless `sync: false`) before it
- * resolves: the hard state and entries of a Ready become durable together. Saves are serialized
- * in call order.
+ * page cache) and then fdatasync'd off the main thread before it resolves, unless the Ready's
+ * `mustSync` is false (a commit index alone): the hard state and entries of a Ready become
+ * durable together. An unsynced record is made durable by the next fdatasync of its segment (the
+ * next synced save, or the rotation that closes the segment). Saves are serialized in call order.
  *
  * Layout of `dir`:
  *   wal/<16 hex digits>.wal  segments in write order, each `segmentBytes` long (a record larger
@@ -319,7 +320,7 @@ export class WalLogStore implements LogStore {
       this.last = last;
     }
     if (update.entries.length > 0 || update.hardState) {
-      await this.append(encodeRecord(update.hardState, update.entries), update.sync ?? true, update.entries);
+      await this.append(encodeRecord(update.hardState, update.entries), update.mustSync ?? true, update.entries);
       if (update.hardState) this.hardState = { term: update.hardState.term, vote: update.hardState.vote, commit: update.hardState.commit };
     }
     if (update.entries.length > 0) {

@@ -168,6 +168,27 @@ describe('WalLogStore', () => {
     await store.close();
   });
 
+  test('a save with mustSync false (a commit index alone) is still written, and replayed after reopening', async () => {
+    const dir = await tempDir();
+    let store = await WalLogStore.open(dir, { segmentBytes: SEGMENT });
+    await store.save({ entries: ents(1, 3), hardState: { term: 2, vote: 1, commit: 1 } });
+    await store.save({ entries: [], hardState: { term: 2, vote: 1, commit: 3 }, mustSync: false });
+    await store.close();
+    store = await WalLogStore.open(dir, { segmentBytes: SEGMENT });
+    const st = await store.load();
+    expect(st.hardState).toEqual({ term: 2, vote: 1, commit: 3 });
+    expect(summary(st.entries)).toEqual(range(1, 3));
+    // Records after it go behind it, and it stays in order across a rotation.
+    await store.save({ entries: ents(4, 40), hardState: { term: 2, vote: 1, commit: 3 } });
+    await store.save({ entries: [], hardState: { term: 2, vote: 1, commit: 40 }, mustSync: false });
+    await store.close();
+    store = await WalLogStore.open(dir, { segmentBytes: SEGMENT });
+    const again = await store.load();
+    expect(again.hardState).toEqual({ term: 2, vote: 1, commit: 40 });
+    expect(summary(again.entries)).toEqual(range(1, 40));
+    await store.close();
+  });
+
   test('a data directory of an earlier version (Raft log in raft/) is refused, and a current one opens', async () => {
     const dataDir = await tempDir();
     await mkdir(path.join(dataDir, 'raft'));
