@@ -9,6 +9,7 @@
 import { MessageType, NONE, StateRole, type Config, type Message, type NodeId, type PersistentState, type Ready, type Snapshot, type SoftState, type HardState } from './types.js';
 import { RaftConfigError } from './errors.js';
 import { Raft, message } from './raft.js';
+import type { ProgressState } from './tracker.js';
 
 export interface Status {
   id: NodeId;
@@ -19,8 +20,28 @@ export interface Status {
   lastIndex: number;
   role: StateRole;
   leader: NodeId;
-  /** Leader only: each voter's matched index. */
+  /** Leader only: each voter's matched index (the same as progress[id].match). */
   match?: Record<NodeId, number>;
+  /** Leader only: the replication progress of each voter, itself included (etcd-io/raft's Status.Progress). */
+  progress?: Record<NodeId, ProgressStatus>;
+}
+
+/** What the leader knows of one voter's log, as etcd-io/raft's Status reports a Progress. */
+export interface ProgressStatus {
+  /** probe (one append at a time until the logs' match is found), replicate (pipelined), or snapshot. */
+  state: ProgressState;
+  /** Highest index known to be replicated on the voter. */
+  match: number;
+  /** Index of the next entry to send it. */
+  next: number;
+  /** Appends in flight (replicate state), bounded by maxInflightMsgs. */
+  inflight: number;
+  /** Heard from since the last CheckQuorum round. */
+  recentActive: boolean;
+  /** Probe state: an append was sent and its answer is awaited. */
+  probeSent: boolean;
+  /** Snapshot state: index of the snapshot being sent (0 otherwise). */
+  pendingSnapshot: number;
 }
 
 const LOCAL_MESSAGES = new Set<MessageType>([MessageType.Hup, MessageType.Beat, MessageType.CheckQuorum]);
@@ -183,7 +204,19 @@ export class RawNode {
     };
     if (r.role === StateRole.Leader) {
       st.match = {};
-      for (const [id, pr] of r.tracker.progress) st.match[id] = pr.match;
+      st.progress = {};
+      for (const [id, pr] of r.tracker.progress) {
+        st.match[id] = pr.match;
+        st.progress[id] = {
+          state: pr.state,
+          match: pr.match,
+          next: pr.next,
+          inflight: pr.inflights.count,
+          recentActive: pr.recentActive,
+          probeSent: pr.probeSent,
+          pendingSnapshot: pr.pendingSnapshot,
+        };
+      }
     }
     return st;
   }
