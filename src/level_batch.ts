@@ -1,5 +1,5 @@
 /**
- * Atomic LevelDB batches, the one way both the Raft log store and the MVCC store write.
+ * Atomic LevelDB batches, the one way the MVCC store writes.
  *
  * A chained batch hands each op to LevelDB as it comes. abstract-level's array form
  * (`db.batch(ops)`) clones every op into an object of a new shape and re-validates it first,

@@ -2,7 +2,7 @@
  * A FIFO async lock: operations run one after another, in call order, and one that fails does not
  * stop those queued behind it. The MVCC store serializes everything that writes LevelDB with it
  * (apply batches and physical compaction steps), so a batch is built on exactly the state the
- * previous one left; the Raft log stores serialize their saves with it.
+ * previous one left; the Raft log (src/wal) serializes its saves with it.
  */
 export class Lock {
   private tail: Promise<unknown> = Promise.resolve();

@@ -3,7 +3,6 @@
  * snapshots and leadership transfer. Deterministic: no clock (tick() drives time), no I/O
  * (messages are queued in `msgs`), randomness only through Config.random.
  */
-import { Buffer } from 'node:buffer';
 import {
   EntryType,
   MessageType,
@@ -37,6 +36,17 @@ enum CampaignType {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/** The parts in one new array (the core imports nothing from Node, so no Buffer.concat). */
+function concatBytes(parts: readonly Uint8Array[], total: number): Uint8Array {
+  const out = new Uint8Array(total);
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.byteLength;
+  }
+  return out;
+}
 
 function isTransferCampaign(m: Message): boolean {
   return m.context !== undefined && m.context.length === 1 && m.context[0] === CAMPAIGN_TRANSFER[0];
@@ -607,7 +617,8 @@ export class Raft {
   }
 
   private handleReadIndexOnLeader(m: Message): void {
-    if (this.tracker.voters.length === 1) {
+    // The leader alone is a quorum (a single voter): nobody else can have a newer commit index.
+    if (this.tracker.hasQuorum(new Set([this.id]))) {
       this.answerRead({ index: this.log.committed, request: m, acks: new Set() });
       return;
     }
@@ -635,10 +646,7 @@ export class Raft {
   private handleHeartbeatAckForReads(m: Message): void {
     if (!m.context || m.context.byteLength === 0) return;
     const acks = this.readOnly.recvAck(m.from, m.context);
-    if (!acks) return;
-    let count = 0;
-    for (const id of this.tracker.voters) if (acks.has(id)) count++;
-    if (count < Math.floor(this.tracker.voters.length / 2) + 1) return;
+    if (!acks || !this.tracker.hasQuorum(acks)) return;
     for (const rs of this.readOnly.advance(m.context)) this.answerRead(rs);
   }
 
@@ -782,8 +790,7 @@ export class Raft {
       return;
     }
     this.incomingSnapshot = undefined;
-    const data = Buffer.concat(incoming.parts);
-    if (this.restore({ metadata: meta, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) })) {
+    if (this.restore({ metadata: meta, data: concatBytes(incoming.parts, incoming.received) })) {
       this.send(message({ type: MessageType.AppResp, to: m.from, index: this.log.lastIndex() }));
     } else {
       this.send(message({ type: MessageType.AppResp, to: m.from, index: this.log.committed }));

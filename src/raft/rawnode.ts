@@ -2,13 +2,14 @@
  * RawNode: the embedding interface of the Raft core, in the style of etcd-io/raft.
  *
  * Drive it with tick(), step(), propose() and readIndex(); when hasReady(), take ready(),
- * persist its hardState, entries and snapshot (fsync), then send its messages, apply its
- * committed entries, and call advance(). Only one Ready is outstanding at a time; step() and
+ * persist its hardState, entries and snapshot (fsync'd if mustSync), then send its messages,
+ * apply its committed entries, and call advance(). Only one Ready is outstanding at a time; step() and
  * propose() may be called while it is being persisted.
  */
 import { MessageType, NONE, StateRole, type Config, type Message, type NodeId, type PersistentState, type Ready, type Snapshot, type SoftState, type HardState } from './types.js';
 import { RaftConfigError } from './errors.js';
 import { Raft, message } from './raft.js';
+import type { ProgressState } from './tracker.js';
 
 export interface Status {
   id: NodeId;
@@ -19,8 +20,28 @@ export interface Status {
   lastIndex: number;
   role: StateRole;
   leader: NodeId;
-  /** Leader only: each voter's matched index. */
+  /** Leader only: each voter's matched index (the same as progress[id].match). */
   match?: Record<NodeId, number>;
+  /** Leader only: the replication progress of each voter, itself included (etcd-io/raft's Status.Progress). */
+  progress?: Record<NodeId, ProgressStatus>;
+}
+
+/** What the leader knows of one voter's log, as etcd-io/raft's Status reports a Progress. */
+export interface ProgressStatus {
+  /** probe (one append at a time until the logs' match is found), replicate (pipelined), or snapshot. */
+  state: ProgressState;
+  /** Highest index known to be replicated on the voter. */
+  match: number;
+  /** Index of the next entry to send it. */
+  next: number;
+  /** Appends in flight (replicate state), bounded by maxInflightMsgs. */
+  inflight: number;
+  /** Heard from since the last CheckQuorum round. */
+  recentActive: boolean;
+  /** Probe state: an append was sent and its answer is awaited. */
+  probeSent: boolean;
+  /** Snapshot state: index of the snapshot being sent (0 otherwise). */
+  pendingSnapshot: number;
 }
 
 const LOCAL_MESSAGES = new Set<MessageType>([MessageType.Hup, MessageType.Beat, MessageType.CheckQuorum]);
@@ -31,6 +52,16 @@ function sameSoftState(a: SoftState, b: SoftState): boolean {
 
 function sameHardState(a: HardState, b: HardState): boolean {
   return a.term === b.term && a.vote === b.vote && a.commit === b.commit;
+}
+
+/**
+ * Whether a Ready must be fsync'd before its messages go out, as etcd-io/raft's MustSync decides:
+ * the state every server keeps on stable storage before answering an RPC (Raft figure 2) is the
+ * current term, the vote and the log; so new entries (or a snapshot, which replaces the log), or a
+ * change of term or vote. A change of the commit index alone does not need a sync.
+ */
+export function mustSync(hardState: HardState, prevHardState: HardState, entryCount: number, hasSnapshot: boolean): boolean {
+  return entryCount > 0 || hasSnapshot || hardState.term !== prevHardState.term || hardState.vote !== prevHardState.vote;
 }
 
 export class RawNode {
@@ -112,18 +143,21 @@ export class RawNode {
       committedEntries: r.log.nextCommittedEntries(r.config.maxCommittedSizePerReady),
       messages: r.msgs,
       readStates: r.readStates,
+      mustSync: false,
     };
     const soft = r.softState();
     if (!sameSoftState(soft, this.prevSoftState)) {
       rd.softState = soft;
       this.prevSoftState = soft;
     }
+    if (r.log.unstableSnapshot) rd.snapshot = r.log.unstableSnapshot;
+    // Against the hard state of the previous Ready: every one whose term or vote changed was synced.
     const hard = r.hardState();
+    rd.mustSync = mustSync(hard, this.prevHardState, rd.entries.length, rd.snapshot !== undefined);
     if (!sameHardState(hard, this.prevHardState)) {
       rd.hardState = hard;
       this.prevHardState = hard;
     }
-    if (r.log.unstableSnapshot) rd.snapshot = r.log.unstableSnapshot;
     const lastCommitted = rd.committedEntries[rd.committedEntries.length - 1];
     if (lastCommitted) r.log.acceptApplying(lastCommitted.index);
     r.msgs = [];
@@ -170,7 +204,19 @@ export class RawNode {
     };
     if (r.role === StateRole.Leader) {
       st.match = {};
-      for (const [id, pr] of r.tracker.progress) st.match[id] = pr.match;
+      st.progress = {};
+      for (const [id, pr] of r.tracker.progress) {
+        st.match[id] = pr.match;
+        st.progress[id] = {
+          state: pr.state,
+          match: pr.match,
+          next: pr.next,
+          inflight: pr.inflights.count,
+          recentActive: pr.recentActive,
+          probeSent: pr.probeSent,
+          pendingSnapshot: pr.pendingSnapshot,
+        };
+      }
     }
     return st;
   }

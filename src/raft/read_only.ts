@@ -3,7 +3,6 @@
  * it arrived, and is answered once a majority has acknowledged a heartbeat carrying its context
  * (proving this node was still leader when the read arrived).
  */
-import { Buffer } from 'node:buffer';
 import type { Message, NodeId } from './types.js';
 
 export interface ReadIndexStatus {
@@ -13,8 +12,12 @@ export interface ReadIndexStatus {
   acks: Set<NodeId>;
 }
 
+/** A map key for a request context: one character per byte (what a latin1 decoding gives). */
 export function contextKey(context: Uint8Array | undefined): string {
-  return context ? Buffer.from(context.buffer, context.byteOffset, context.byteLength).toString('latin1') : '';
+  if (!context) return '';
+  let key = '';
+  for (let i = 0; i < context.length; i++) key += String.fromCharCode(context[i]!);
+  return key;
 }
 
 export class ReadOnly {

@@ -177,6 +177,11 @@ export class ProgressTracker {
     return hasQuorum(this.voters, active);
   }
 
+  /** Whether `ids` include a majority of the voters (ReadIndex acknowledgements, say). */
+  hasQuorum(ids: ReadonlySet<NodeId>): boolean {
+    return hasQuorum(this.voters, ids);
+  }
+
   resetVotes(): void {
     this.votes.clear();
   }

@@ -3,7 +3,8 @@
  *
  * The core (RawNode) is a pure state machine: it owns no timers, sockets or disk. The embedding
  * code calls tick()/step()/propose(), takes a Ready, persists `hardState`, `entries` and
- * `snapshot` durably, THEN sends `messages`, applies `committedEntries`, and calls advance().
+ * `snapshot` (durably when `mustSync`), THEN sends `messages`, applies `committedEntries`, and
+ * calls advance().
  */
 
 /** A member id. 0 means "nobody" (no vote, no known leader). */
@@ -140,6 +141,13 @@ export interface Ready {
   /** Messages to send once the above is durable. */
   messages: Message[];
   readStates: ReadState[];
+  /**
+   * Whether `hardState`, `entries` and `snapshot` must be fsync'd before `messages` go out (etcd's
+   * MustSync): there are entries or a snapshot, or the term or vote changed. A Ready whose hard
+   * state moves only the commit index need not sync: a lost commit index is re-learned from the
+   * leader. What is not synced must still be written, so that a later sync covers it.
+   */
+  mustSync: boolean;
 }
 
 /** What a node finds in stable storage when it (re)starts. */

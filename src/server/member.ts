@@ -10,8 +10,7 @@ import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { MvccStore } from '../mvcc/store.js';
-import { decodeRequest, encodeRequest } from '../mvcc/codec.js';
+import { MvccStore, decodeRequest, encodeRequest, InvalidArgumentError, isTxnReadonly, validateTxn } from '../mvcc/index.js';
 import type {
   ApplyEntry,
   ApplyResult,
@@ -28,15 +27,12 @@ import type {
   TxnRequest,
   TxnResponse,
 } from '../mvcc/types.js';
-import { InvalidArgumentError } from '../mvcc/errors.js';
-import { isTxnReadonly } from '../mvcc/txn.js';
-import { validateTxn } from '../mvcc/validate.js';
 import { Lessor, MAX_LEASE_TTL } from '../lease/lessor.js';
 import { LeaseNotFoundError, LeaseTTLTooLargeError } from '../lease/errors.js';
 import { WatchHub } from '../watch/hub.js';
 import { StoreWatchSource } from '../watch/store_source.js';
-import type { LogStore } from '../raft/log_store.js';
-import { openRaftLog } from '../raft/wal.js';
+import type { LogStore } from '../wal/log_store.js';
+import { openRaftLog } from '../wal/wal.js';
 import type { Entry, Snapshot } from '../raft/types.js';
 import { StateRole } from '../raft/types.js';
 import type { ApiHeader, LeaseGrantResponse, LeaseKeepAliveResponse, LeaseTimeToLiveResponse, Member as MemberInfo, StatusResponse } from '../api/types.js';

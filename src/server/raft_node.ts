@@ -2,7 +2,8 @@
  * RaftNode: drives the pure RawNode with real time, a durable log and the peer transport.
  *
  * The Ready loop is the only place that touches the core's output, in this order:
- *   1. persist hard state, entries and snapshot (LogStore.save: one fdatasync'd WAL record);
+ *   1. persist hard state, entries and snapshot (LogStore.save: one WAL record, fdatasync'd
+ *      when the Ready's mustSync says so);
  *   2. send the messages (they may depend on what was just made durable);
  *   3. restore a received snapshot (after every earlier apply has finished), and queue the
  *      committed entries on the apply pipeline;
@@ -18,7 +19,7 @@ import { EventEmitter } from 'node:events';
 import { RawNode, type Status } from '../raft/rawnode.js';
 import { DEFAULT_CONFIG, StateRole, type Config, type Entry, type Message, type NodeId, type Snapshot, type SoftState } from '../raft/types.js';
 import { ProposalDroppedError, RaftError } from '../raft/errors.js';
-import type { LogStore } from '../raft/log_store.js';
+import type { LogStore } from '../wal/log_store.js';
 
 /** What the Raft node feeds committed entries to. */
 export interface StateMachine {
@@ -178,9 +179,9 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
   private pendingApply = 0;
   /** Bytes of entry data handed to the pipeline since the last snapshot. */
   private bytesSinceSnapshot = 0;
-  /** Term and vote last written to disk, to tell when a hard state change needs an fsync. */
-  private syncedTerm = 0;
-  private syncedVote = 0;
+  /** Term and vote last saved (always with a sync), so that a leader never sends ahead of a new term or vote. */
+  private savedTerm = 0;
+  private savedVote = 0;
 
   constructor(opts: RaftNodeOptions) {
     super();
@@ -196,8 +197,8 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
       await this.opts.stateMachine.restore(persisted.snapshot);
     }
     const applied = this.opts.stateMachine.appliedIndex();
-    this.syncedTerm = persisted.hardState.term;
-    this.syncedVote = persisted.hardState.vote;
+    this.savedTerm = persisted.hardState.term;
+    this.savedVote = persisted.hardState.vote;
     this.lastSnapshotIndex = persisted.snapshot?.metadata.index ?? 0;
     // The state machine may be ahead of the stored commit index (commit is persisted lazily):
     // what it applied is committed, so the core may start from there.
@@ -329,31 +330,28 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
         // A leader may send before its own write is durable (Raft thesis §10.2.1, as etcd does):
         // its appends commit only once a quorum, counted on later acknowledgements, has them on
         // disk, and every commit index it sends comes from a Ready persisted before this one.
-        // Anyone else's messages (votes, acknowledgements) must wait for the fsync.
-        const leaderSendsFirst = this.isLeader;
+        // Anyone else's messages (votes, acknowledgements) wait for the fsync, and so do a
+        // leader's if the Ready carries a new term or vote (only a single voter elects itself
+        // within one Ready, and it has no one to send to).
+        const newTermOrVote = rd.hardState !== undefined && (rd.hardState.term !== this.savedTerm || rd.hardState.vote !== this.savedVote);
+        const leaderSendsFirst = this.isLeader && !newTermOrVote;
         if (leaderSendsFirst) this.opts.transport.send(rd.messages);
         const started = performance.now();
-        // etcd's MustSync: new entries, a snapshot, or a new term or vote must be on disk before
-        // any message goes out; a commit index alone need not (a restarted node re-learns it).
-        const sync =
-          rd.entries.length > 0 ||
-          rd.snapshot !== undefined ||
-          (rd.hardState !== undefined && (rd.hardState.term !== this.syncedTerm || rd.hardState.vote !== this.syncedVote));
-        // A Ready that only moves the commit index writes nothing: the commit index is stored
-        // with the next synced save, and a restart re-learns it (and starts from the applied
-        // index, which the state machine stores itself). One LevelDB write per Ready saved.
-        if (sync) {
+        // The core decides whether this Ready needs an fsync (etcd's MustSync): new entries, a
+        // snapshot, or a new term or vote do; a commit index alone does not, and is written
+        // without one (the next synced save covers it; a restart re-learns it from the leader).
+        if (rd.hardState || rd.entries.length > 0 || rd.snapshot) {
           await this.opts.logStore.save({
             ...(rd.hardState ? { hardState: rd.hardState } : {}),
             entries: rd.entries,
             ...(rd.snapshot ? { snapshot: rd.snapshot } : {}),
-            sync,
+            mustSync: rd.mustSync,
           });
           if (rd.hardState) {
-            this.syncedTerm = rd.hardState.term;
-            this.syncedVote = rd.hardState.vote;
+            this.savedTerm = rd.hardState.term;
+            this.savedVote = rd.hardState.vote;
           }
-          this.emit('fsync', performance.now() - started);
+          if (rd.mustSync) this.emit('fsync', performance.now() - started);
         }
         if (!leaderSendsFirst) this.opts.transport.send(rd.messages);
         if (rd.snapshot) {

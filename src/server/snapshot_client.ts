@@ -4,7 +4,7 @@
  * told to install a snapshot pulls it from there.
  */
 import { Buffer } from 'node:buffer';
-import type { MvccStore } from '../mvcc/store.js';
+import type { MvccStore } from '../mvcc/index.js';
 import { FRAME_HEADER_BYTES, LengthPrefixedFrames } from './frames.js';
 
 export const SNAPSHOT_PATH = '/internal/v1/snapshot';

@@ -2,7 +2,7 @@
  * The MVCC store as a WatchSource. The store behind it can be swapped (a follower restoring a
  * snapshot replaces its whole store); listeners stay subscribed across the swap.
  */
-import type { MvccStore } from '../mvcc/store.js';
+import type { MvccStore } from '../mvcc/index.js';
 import type { Event, WatchSource } from './types.js';
 
 /** Events read from history per store call. */

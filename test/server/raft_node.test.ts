@@ -6,7 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
-import { WalLogStore } from '../../src/raft/wal.js';
+import { WalLogStore } from '../../src/wal/wal.js';
 import { MessageType, type Entry, type Message, type NodeId, type Snapshot } from '../../src/raft/types.js';
 import { ProposalTimeoutError, RaftNode, unwrapProposal, wrapProposal, type StateMachine } from '../../src/server/raft_node.js';
 
@@ -165,6 +165,39 @@ describe('RaftNode', () => {
     c.drop.fn = () => false;
     await expect(f.propose(Buffer.from('after'))).resolves.toMatch(new RegExp(`^${f.id}:`));
     expect(c.machines.get(f.id)!.applied.map((a) => a.data)).toEqual(['after']);
+  });
+
+  test('the Ready loop syncs exactly what the core marks mustSync, and writes commit-only hard states unsynced', async () => {
+    const c = await startCluster();
+    const saves: { id: NodeId; mustSync: boolean | undefined; entries: number; snapshot: boolean; hardState?: { term: number; vote: number; commit: number } }[] = [];
+    for (const [id, store] of c.logStores) {
+      const save = store.save.bind(store);
+      store.save = (u) => {
+        saves.push({ id, mustSync: u.mustSync, entries: u.entries.length, snapshot: u.snapshot !== undefined, ...(u.hardState ? { hardState: { ...u.hardState } } : {}) });
+        return save(u);
+      };
+    }
+    const { leader } = await leaderOf(c);
+    for (let i = 0; i < 20; i++) await leader.propose(Buffer.from(`w${i}`));
+    await waitFor(() => [...c.machines.values()].every((m) => m.applied.length === 20), 'apply everywhere');
+    const last = new Map<NodeId, { term: number; vote: number }>();
+    for (const s of saves) {
+      expect(typeof s.mustSync).toBe('boolean');
+      const prev = last.get(s.id);
+      const newTermOrVote = s.hardState !== undefined && (prev === undefined || s.hardState.term !== prev.term || s.hardState.vote !== prev.vote);
+      // An unsynced save carries a hard state whose term and vote are already on disk, nothing else.
+      if (!s.mustSync) {
+        expect(s.entries).toBe(0);
+        expect(s.snapshot).toBe(false);
+        expect(s.hardState).toBeDefined();
+        if (prev) expect(newTermOrVote).toBe(false);
+      } else if (prev && s.entries === 0 && !s.snapshot) {
+        expect(newTermOrVote).toBe(true);
+      }
+      if (s.hardState) last.set(s.id, { term: s.hardState.term, vote: s.hardState.vote });
+    }
+    expect(saves.some((s) => s.mustSync === false)).toBe(true);
+    expect(saves.some((s) => s.mustSync === true && s.entries > 0)).toBe(true);
   });
 
   test('a read barrier waits for the state machine to apply earlier writes, not only for the commit', async () => {

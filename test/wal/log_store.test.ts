@@ -3,8 +3,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
-import { LevelLogStore, LogStoreError, type LogStore } from '../../src/raft/log_store.js';
-import { WalLogStore } from '../../src/raft/wal.js';
+import { LogStoreError, type LogStore } from '../../src/wal/log_store.js';
+import { WalLogStore } from '../../src/wal/wal.js';
 import { EntryType, type Entry } from '../../src/raft/types.js';
 
 const dirs: string[] = [];
@@ -26,10 +26,9 @@ function ents(from: number, to: number, term = 1): Entry[] {
 
 const summary = (es: Entry[]) => es.map((e) => `${e.index}:${e.term}`);
 
-// The WAL is what members use; the LevelDB store stays as the source of the one-time migration.
+// The LogStore contract, run against each implementation (the WAL is the only one).
 const kinds: { kind: string; open: (dir: string) => Promise<LogStore> }[] = [
   { kind: 'wal', open: (dir) => WalLogStore.open(dir, { segmentBytes: 4096 }) },
-  { kind: 'level', open: (dir) => LevelLogStore.open(dir) },
 ];
 
 describe.each(kinds)('$kind log store', ({ kind, open }) => {
@@ -90,7 +89,7 @@ describe.each(kinds)('$kind log store', ({ kind, open }) => {
 
   test('after SIGKILL mid-stream, every acknowledged entry is on disk', async () => {
     const dir = await tempDir();
-    const child = spawn(process.execPath, ['--import', 'tsx', path.resolve('test/raft/log_store_child.ts'), kind, dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', path.resolve('test/wal/log_store_child.ts'), kind, dir], { stdio: ['ignore', 'pipe', 'inherit'] });
     let acked = 0;
     let buffered = '';
     await new Promise<void>((resolve, reject) => {

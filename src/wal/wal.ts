@@ -9,9 +9,10 @@
  * written into it and fdatasync flushes only the data blocks.
  *
  * Every save() is ONE record written at the end of the active segment (a plain write into the
- * page cache) and then fdatasync'd off the main thread (unless `sync: false`) before it
- * resolves: the hard state and entries of a Ready become durable together. Saves are serialized
- * in call order.
+ * page cache) and then fdatasync'd off the main thread before it resolves, unless the Ready's
+ * `mustSync` is false (a commit index alone): the hard state and entries of a Ready become
+ * durable together. An unsynced record is made durable by the next fdatasync of its segment (the
+ * next synced save, or the rotation that closes the segment). Saves are serialized in call order.
  *
  * Layout of `dir`:
  *   wal/<16 hex digits>.wal  segments in write order, each `segmentBytes` long (a record larger
@@ -33,8 +34,8 @@ import { existsSync, fdatasync, writeSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { crc32 } from 'node:zlib';
-import type { Entry, HardState, PersistentState, Snapshot, SnapshotMetadata } from './types.js';
-import { LevelLogStore, LogStoreError, checkAppend, type LogStore, type LogStoreUpdate } from './log_store.js';
+import type { Entry, HardState, PersistentState, Snapshot, SnapshotMetadata } from '../raft/types.js';
+import { LogStoreError, checkAppend, type LogStore, type LogStoreUpdate } from './log_store.js';
 import { Lock } from '../lock.js';
 
 const HEADER_BYTES = 8;
@@ -319,7 +320,7 @@ export class WalLogStore implements LogStore {
       this.last = last;
     }
     if (update.entries.length > 0 || update.hardState) {
-      await this.append(encodeRecord(update.hardState, update.entries), update.sync ?? true, update.entries);
+      await this.append(encodeRecord(update.hardState, update.entries), update.mustSync ?? true, update.entries);
       if (update.hardState) this.hardState = { term: update.hardState.term, vote: update.hardState.vote, commit: update.hardState.commit };
     }
     if (update.entries.length > 0) {
@@ -534,28 +535,14 @@ export class WalLogStore implements LogStore {
 }
 
 /**
- * A member's Raft log: a WAL under `<dataDir>/raftlog`. A data directory from before the WAL keeps
- * its log in LevelDB under `raft/`: it is copied into a new WAL once (snapshot, hard state, the
- * entries after the snapshot) and then set aside as `raft.migrated`, so that no acknowledged
- * entry is lost across the upgrade.
+ * A member's Raft log: a WAL under `<dataDir>/raftlog`. Data directories of earlier versions,
+ * which kept the Raft log in LevelDB under `raft/`, are not supported: such a directory is
+ * refused rather than started with an empty log beside a store that has applied entries.
  */
 export async function openRaftLog(dataDir: string, opts: WalLogStoreOptions = {}): Promise<WalLogStore> {
   const walDir = path.join(dataDir, 'raftlog');
-  const levelDir = path.join(dataDir, 'raft');
-  if (existsSync(levelDir) && !existsSync(walDir)) {
-    const old = await LevelLogStore.open(levelDir);
-    const state = await old.load();
-    await old.close();
-    const staging = `${walDir}.staging`;
-    await rm(staging, { recursive: true, force: true });
-    const wal = await WalLogStore.open(staging, opts);
-    if (state.snapshot) await wal.save({ entries: [], snapshot: state.snapshot });
-    const snapIndex = state.snapshot?.metadata.index ?? 0;
-    await wal.save({ hardState: state.hardState, entries: state.entries.filter((e) => e.index > snapIndex) });
-    await wal.close();
-    await rename(staging, walDir);
-    await syncDir(dataDir);
-    await rename(levelDir, `${levelDir}.migrated`);
+  if (existsSync(path.join(dataDir, 'raft')) && !existsSync(walDir)) {
+    throw new LogStoreError('ERR_LOG_UNSUPPORTED', `raft log store: ${dataDir} is a data directory of an earlier version (raft/), which is not supported`);
   }
   return WalLogStore.open(walDir, opts);
 }

@@ -2,14 +2,15 @@
  * Child process for the crash test: appends entries in a loop and reports each index on stdout
  * only after save() resolved (i.e. after fsync). The parent SIGKILLs it mid-stream.
  */
-import { LevelLogStore, type LogStore } from '../../src/raft/log_store.js';
-import { WalLogStore } from '../../src/raft/wal.js';
+import type { LogStore } from '../../src/wal/log_store.js';
+import { WalLogStore } from '../../src/wal/wal.js';
 import { EntryType } from '../../src/raft/types.js';
 
 const kind = process.argv[2]!;
 const dir = process.argv[3]!;
+if (kind !== 'wal') throw new Error(`unknown log store kind ${kind}`);
 // Small segments, so that the crash also lands around segment rotations.
-const store: LogStore = kind === 'wal' ? await WalLogStore.open(dir, { segmentBytes: 64 * 1024 }) : await LevelLogStore.open(dir);
+const store: LogStore = await WalLogStore.open(dir, { segmentBytes: 64 * 1024 });
 let index = store.lastIndex();
 for (let i = 0; i < 100_000; i++) {
   const batch = Array.from({ length: 1 + (i % 5) }, () => {

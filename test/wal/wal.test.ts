@@ -1,15 +1,15 @@
 import { afterEach, describe, expect, test } from 'vitest';
 import { existsSync } from 'node:fs';
-import { mkdtemp, open, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readdir, readFile, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { LevelLogStore, LogStoreError } from '../../src/raft/log_store.js';
-import { WalLogStore, openRaftLog } from '../../src/raft/wal.js';
+import { LogStoreError } from '../../src/wal/log_store.js';
+import { WalLogStore, openRaftLog } from '../../src/wal/wal.js';
 import { EntryType, type Entry } from '../../src/raft/types.js';
 
-// What the WAL does beyond the LogStore contract (tested for both stores in log_store.test.ts):
-// preallocated segments, torn writes at the tail, damage elsewhere, deleting compacted segments,
-// and migrating a LevelDB log.
+// What the WAL does beyond the LogStore contract (tested in log_store.test.ts): preallocated
+// segments, torn writes at the tail, damage elsewhere, deleting compacted segments, and refusing
+// a data directory of an earlier version.
 
 const dirs: string[] = [];
 afterEach(async () => {
@@ -168,24 +168,41 @@ describe('WalLogStore', () => {
     await store.close();
   });
 
-  test('a LevelDB log from before the WAL is migrated once, with nothing lost', async () => {
-    const dataDir = await tempDir();
-    const old = await LevelLogStore.open(path.join(dataDir, 'raft'));
-    await old.save({ entries: ents(1, 30), hardState: { term: 3, vote: 2, commit: 25 } });
-    await old.saveSnapshot({ metadata: { index: 20, term: 1, voters: [1, 2, 3] }, data: Buffer.from('marker') }, 15);
-    await old.close();
+  test('a save with mustSync false (a commit index alone) is still written, and replayed after reopening', async () => {
+    const dir = await tempDir();
+    let store = await WalLogStore.open(dir, { segmentBytes: SEGMENT });
+    await store.save({ entries: ents(1, 3), hardState: { term: 2, vote: 1, commit: 1 } });
+    await store.save({ entries: [], hardState: { term: 2, vote: 1, commit: 3 }, mustSync: false });
+    await store.close();
+    store = await WalLogStore.open(dir, { segmentBytes: SEGMENT });
+    const st = await store.load();
+    expect(st.hardState).toEqual({ term: 2, vote: 1, commit: 3 });
+    expect(summary(st.entries)).toEqual(range(1, 3));
+    // Records after it go behind it, and it stays in order across a rotation.
+    await store.save({ entries: ents(4, 40), hardState: { term: 2, vote: 1, commit: 3 } });
+    await store.save({ entries: [], hardState: { term: 2, vote: 1, commit: 40 }, mustSync: false });
+    await store.close();
+    store = await WalLogStore.open(dir, { segmentBytes: SEGMENT });
+    const again = await store.load();
+    expect(again.hardState).toEqual({ term: 2, vote: 1, commit: 40 });
+    expect(summary(again.entries)).toEqual(range(1, 40));
+    await store.close();
+  });
 
-    for (let round = 0; round < 2; round++) {
-      const wal = await openRaftLog(dataDir, { segmentBytes: SEGMENT });
-      const st = await wal.load();
-      expect(summary(st.entries)).toEqual([...range(21, 30), ...(round === 0 ? [] : ['31:3'])]);
-      expect(st.hardState).toEqual({ term: 3, vote: 2, commit: 25 });
-      expect(st.snapshot?.metadata).toEqual({ index: 20, term: 1, voters: [1, 2, 3] });
-      expect(Buffer.from(st.snapshot!.data).toString()).toBe('marker');
-      if (round === 0) await wal.save({ entries: ents(31, 31, 3) });
-      await wal.close();
-      expect(existsSync(path.join(dataDir, 'raft'))).toBe(false);
-      expect(existsSync(path.join(dataDir, 'raft.migrated'))).toBe(true);
-    }
+  test('a data directory of an earlier version (Raft log in raft/) is refused, and a current one opens', async () => {
+    const dataDir = await tempDir();
+    await mkdir(path.join(dataDir, 'raft'));
+    const err = await openRaftLog(dataDir, { segmentBytes: SEGMENT }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(LogStoreError);
+    expect((err as LogStoreError).code).toBe('ERR_LOG_UNSUPPORTED');
+    expect(existsSync(path.join(dataDir, 'raftlog'))).toBe(false);
+
+    const current = await tempDir();
+    let wal = await openRaftLog(current, { segmentBytes: SEGMENT });
+    await wal.save({ entries: ents(1, 3), hardState: { term: 1, vote: 1, commit: 3 } });
+    await wal.close();
+    wal = await openRaftLog(current, { segmentBytes: SEGMENT });
+    expect(summary((await wal.load()).entries)).toEqual(range(1, 3));
+    await wal.close();
   });
 });
