@@ -156,3 +156,50 @@ describe('source conventions', () => {
     expect(mvccSurfaceViolations([planted('mvcc/planted.ts', ["import { MvccStore } from './store.js';"])])).toEqual([]);
   });
 });
+
+const TEST = path.join(import.meta.dirname);
+
+/**
+ * A test that starts processes or opens sockets is an end-to-end test, named *.e2e.test.ts, so
+ * that `npm run test:unit` (everything else) needs no process, port or etcd install. The code
+ * that does either, seen from a test file's own text or the helpers it imports.
+ */
+const STARTS_PROCESSES_OR_SOCKETS = /\b(?:spawn|spawnSync|fork|execFile|execFileSync)\s*\(|\.listen\s*\(|\bfreePorts\s*\(|\bLocalCluster\b|\bRealEtcd\b|\bProxiedCluster\b|\betcdctl\s*\(/;
+
+/** Test files whose code (or the test helpers they import, transitively) starts processes or opens sockets, not named *.e2e.test.ts. */
+function unitTestsWithProcesses(files: Source[]): string[] {
+  const byFile = new Map(files.map((s) => [s.file, s]));
+  const usesProcesses = (file: string, seen = new Set<string>()): boolean => {
+    if (seen.has(file)) return false;
+    seen.add(file);
+    const src = byFile.get(file);
+    if (!src) return false;
+    if (STARTS_PROCESSES_OR_SOCKETS.test(src.code)) return true;
+    return importsOf(src.code).some((spec) => {
+      const target = resolved(file, spec);
+      return target !== undefined && inside(TEST, target) && usesProcesses(target, seen);
+    });
+  };
+  return files
+    .filter((s) => s.file.endsWith('.test.ts') && !s.file.endsWith('.e2e.test.ts') && usesProcesses(s.file))
+    .map((s) => path.relative(TEST, s.file));
+}
+
+describe('test files', () => {
+  it('a test that starts processes or opens sockets is named *.e2e.test.ts (npm run test:unit runs the rest)', () => {
+    const files = read(sourceFiles(TEST).filter((f) => f !== path.join(TEST, 'conventions.test.ts')));
+    expect(unitTestsWithProcesses(files)).toEqual([]);
+  });
+
+  it('the check reports a planted unit test that starts a cluster through a helper', () => {
+    const planted = (file: string, lines: string[]): Source => ({ file: path.join(TEST, file), code: stripComments(lines.join('\n')) });
+    const files = [
+      planted('x/helper.ts', ['export async function up() { return LocalCluster.create(); }']),
+      planted('x/indirect.test.ts', ["import { up } from './helper.js';", 'test("x", () => up());']),
+      planted('x/direct.test.ts', ["import { spawn } from 'node:child_process';", 'spawn("etcd", []);']),
+      planted('x/fine.e2e.test.ts', ["import { up } from './helper.js';"]),
+      planted('x/pure.test.ts', ['// spawn( in a comment does not count', 'expect(1).toBe(1);']),
+    ];
+    expect(unitTestsWithProcesses(files).sort()).toEqual(['x/direct.test.ts', 'x/indirect.test.ts']);
+  });
+});

@@ -7,7 +7,7 @@ import { LogStoreError } from '../../src/wal/log_store.js';
 import { WalLogStore, openRaftLog } from '../../src/wal/wal.js';
 import { EntryType, type Entry } from '../../src/raft/types.js';
 
-// What the WAL does beyond the LogStore contract (tested in log_store.test.ts): preallocated
+// What the WAL does beyond the LogStore contract (tested in log_store.e2e.test.ts): preallocated
 // segments, torn writes at the tail, damage elsewhere, deleting compacted segments, and refusing
 // a data directory of an earlier version.
 
