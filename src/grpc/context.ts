@@ -12,7 +12,7 @@ import { requestTooLarge } from '../server/errors.js';
 import { fromProto, toProto } from './convert.js';
 import type { ProtoMessage } from './proto.js';
 import { toServiceError } from './status.js';
-import type { ForwardTarget } from './forward.js';
+import { LEADS_HERE, type ForwardTarget } from './forward.js';
 
 
 export type UnaryHandler = grpc.handleUnaryCall<ProtoMessage, ProtoMessage>;
@@ -38,11 +38,14 @@ export class GrpcContext {
     return { ...r, header: this.member.header(r.header.revision) };
   }
 
-  /** Runs `local` on the leader; elsewhere `remote` with the leader's address. */
-  async onLeader<T>(local: () => Promise<T>, remote: (target: ForwardTarget) => Promise<T>): Promise<T> {
-    const leaderUrl = this.member.leaderClientUrl();
-    if (leaderUrl === undefined) return local();
-    return remote({ leaderUrl, selfId: this.member.id });
+  /**
+   * Runs `local` on the leader; elsewhere `remote` (forward.ts), which waits for a leader within
+   * etcd's request timeout, or answers LEADS_HERE if this member became the leader meanwhile.
+   */
+  async onLeader<T>(local: () => Promise<T>, remote: (target: ForwardTarget) => Promise<T | typeof LEADS_HERE>): Promise<T> {
+    if (this.member.raft.isLeader) return local();
+    const r = await remote({ member: this.member, deadline: this.member.requestDeadline() });
+    return r === LEADS_HERE ? local() : r;
   }
 
   /** A unary handler: the proto request decoded with `reqSchema`, the answer encoded with `respSchema`. */

@@ -3,41 +3,31 @@
  * keep-alive and time-to-live, which need its lease clock; leader moves) that reach a follower
  * are sent to the leader's etcd JSON gateway (the routes the HTTP API forwards too), and its
  * answer decoded back into the internal shape. Writes need no forwarding: a follower proposes
- * them through Raft. Bounded by a timeout; a request already forwarded once is never forwarded
- * again (the leader answers "leader changed").
+ * them through Raft. Waiting for a leader, retries and the deadline are the HTTP API's
+ * (src/server/leader.ts); a request already forwarded once is never forwarded again.
  */
+import { Buffer } from 'node:buffer';
 import { decodeMessage, encodeMessage, type Schema } from '../api/codec.js';
-import { FORWARDED_HEADER } from '../server/http.js';
-import { forwardedError, GrpcCode, leaderChanged, requestTimedOut } from '../server/errors.js';
-
-/** How long a forwarded call may take: etcd's default request timeout plus an election. */
-export const FORWARD_TIMEOUT_MS = 15_000;
+import { forwardToLeader } from '../server/leader.js';
+import type { Member } from '../server/member.js';
+import { forwardedError, GrpcCode } from '../server/errors.js';
 
 type Json = Parameters<typeof decodeMessage>[0];
 
+/** This member became the leader while waiting for one: the call is answered locally. */
+export const LEADS_HERE: unique symbol = Symbol('this member leads');
+
 export interface ForwardTarget {
-  /** The leader's client URL. */
-  leaderUrl: string;
-  /** This member's id, sent in the forwarded-request header. */
-  selfId: number;
+  member: Member;
+  /** The call's deadline (performance.now() clock): etcd's request timeout from its start. */
+  deadline: number;
 }
 
-async function post(target: ForwardTarget, path: string, body: string, timeoutMs: number): Promise<string> {
-  let res: Response;
-  try {
-    res = await fetch(target.leaderUrl + path, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', [FORWARDED_HEADER]: String(target.selfId) },
-      body,
-      signal: AbortSignal.timeout(timeoutMs),
-    });
-  } catch (err) {
-    // The leader is gone or unreachable: the client should retry (on any member).
-    if ((err as Error).name === 'TimeoutError') throw requestTimedOut();
-    throw leaderChanged();
-  }
-  const text = await res.text();
-  if (!res.ok) {
+async function post(target: ForwardTarget, path: string, body: string, idempotent: boolean): Promise<string | typeof LEADS_HERE> {
+  const answer = await forwardToLeader(target.member, { path, method: 'POST', contentType: 'application/json', body: Buffer.from(body), idempotent }, target.deadline);
+  if (!answer) return LEADS_HERE;
+  const text = answer.body.toString();
+  if (answer.status !== 200) {
     let parsed: { code?: number; message?: string } = {};
     try {
       parsed = JSON.parse(text) as { code?: number; message?: string };
@@ -45,27 +35,32 @@ async function post(target: ForwardTarget, path: string, body: string, timeoutMs
       // Not the gateway's error shape (a proxy, a crash): report the HTTP status.
     }
     const code = typeof parsed.code === 'number' && parsed.code in GrpcCode ? (parsed.code as GrpcCode) : GrpcCode.Unavailable;
-    throw forwardedError(code, parsed.message ?? `leader answered HTTP ${res.status}`);
+    throw forwardedError(code, parsed.message ?? `leader answered HTTP ${answer.status}`);
   }
   return text;
 }
 
-/** A unary call through the leader's gateway: internal request in, internal response out. */
+/**
+ * A unary call through the leader's gateway: internal request in, internal response out.
+ * `idempotent`: safe to send twice (see ForwardRequest); lease grant and revoke are not.
+ */
 export async function forwardUnary<Req extends object, Resp>(
   target: ForwardTarget,
   path: string,
   req: Req,
   reqSchema: Schema,
   respSchema: Schema,
-  timeoutMs = FORWARD_TIMEOUT_MS,
-): Promise<Resp> {
-  const text = await post(target, path, JSON.stringify(encodeMessage(req, reqSchema)), timeoutMs);
+  opts: { idempotent: boolean },
+): Promise<Resp | typeof LEADS_HERE> {
+  const text = await post(target, path, JSON.stringify(encodeMessage(req, reqSchema)), opts.idempotent);
+  if (text === LEADS_HERE) return text;
   return decodeMessage<Resp>(JSON.parse(text) as Json, respSchema);
 }
 
 /** One keep-alive through the leader's gateway (a one-message client stream there). */
-export async function forwardKeepAlive<Resp>(target: ForwardTarget, id: number, respSchema: Schema, timeoutMs = FORWARD_TIMEOUT_MS): Promise<Resp> {
-  const text = await post(target, '/v3/lease/keepalive', JSON.stringify({ ID: String(id) }), timeoutMs);
+export async function forwardKeepAlive<Resp>(target: ForwardTarget, id: number, respSchema: Schema): Promise<Resp | typeof LEADS_HERE> {
+  const text = await post(target, '/v3/lease/keepalive', JSON.stringify({ ID: String(id) }), true);
+  if (text === LEADS_HERE) return text;
   const first = text.split('\n').find((l) => l.trim().length > 0) ?? '{}';
   const line = JSON.parse(first) as { result?: Json; error?: { code?: number; message?: string } };
   if (line.error) throw forwardedError((line.error.code as GrpcCode) ?? GrpcCode.Unknown, line.error.message ?? 'keep-alive failed');

@@ -9,7 +9,7 @@ import type { LeaseGrantResponse, LeaseKeepAliveResponse, LeaseTimeToLiveRespons
 import { badRequest } from '../server/errors.js';
 import type { GrpcContext, UnaryHandler } from './context.js';
 import { int64, toProto } from './convert.js';
-import { forwardKeepAlive, forwardUnary } from './forward.js';
+import { forwardKeepAlive, forwardUnary, LEADS_HERE } from './forward.js';
 import type { ProtoMessage } from './proto.js';
 import { toServiceError } from './status.js';
 
@@ -24,21 +24,25 @@ export function leaseService(ctx: GrpcContext): Record<string, UnaryHandler | gr
       if (typeof raw === 'string' && !Number.isSafeInteger(Number(raw))) throw badRequest('etcdserver: qkv lease IDs must be below 2^53');
       const r = await ctx.onLeader(
         () => member.leaseGrant(req.ttl, req.id),
-        (t) => forwardUnary<{ ttl: number; id: number }, LeaseGrantResponse>(t, '/v3/lease/grant', req, S.LeaseGrantRequest, S.LeaseGrantResponse),
+        (t) => forwardUnary<{ ttl: number; id: number }, LeaseGrantResponse>(t, '/v3/lease/grant', req, S.LeaseGrantRequest, S.LeaseGrantResponse, { idempotent: false }),
       );
       return ctx.withHeader(r);
     }),
     LeaseRevoke: ctx.unary<{ id: number }>(S.LeaseIdRequest, S.HeaderOnlyResponse, async (req) => {
       const header = await ctx.onLeader(
         () => member.leaseRevoke(req.id),
-        async (t) => (await forwardUnary<{ id: number }, { header: { revision: number } }>(t, '/v3/lease/revoke', req, S.LeaseIdRequest, S.HeaderOnlyResponse)).header,
+        async (t) => {
+          const r = await forwardUnary<{ id: number }, { header: { revision: number } }>(t, '/v3/lease/revoke', req, S.LeaseIdRequest, S.HeaderOnlyResponse, { idempotent: false });
+          return r === LEADS_HERE ? r : r.header;
+        },
       );
       return { header: member.header(header.revision) };
     }),
     LeaseTimeToLive: ctx.unary<{ id: number; keys: boolean }>(S.LeaseTimeToLiveRequest, S.LeaseTimeToLiveResponse, async (req) => {
       const r = await ctx.onLeader(
         () => member.leaseTimeToLive(req.id, req.keys),
-        (t) => forwardUnary<{ id: number; keys: boolean }, LeaseTimeToLiveResponse>(t, '/v3/lease/timetolive', req, S.LeaseTimeToLiveRequest, S.LeaseTimeToLiveResponse),
+        (t) =>
+          forwardUnary<{ id: number; keys: boolean }, LeaseTimeToLiveResponse>(t, '/v3/lease/timetolive', req, S.LeaseTimeToLiveRequest, S.LeaseTimeToLiveResponse, { idempotent: true }),
       );
       return ctx.withHeader(r);
     }),

@@ -16,7 +16,7 @@ import type { Schema } from '../api/codec.js';
 import { snapshotFrames } from '../server/snapshot_client.js';
 import { badLeaderTransferee, unsupported, leaderTransferTimeout } from '../server/errors.js';
 import type { GrpcContext, UnaryHandler } from './context.js';
-import { forwardUnary } from './forward.js';
+import { forwardUnary, LEADS_HERE } from './forward.js';
 import type { ProtoMessage } from './proto.js';
 import { toServiceError } from './status.js';
 
@@ -68,7 +68,8 @@ export function maintenanceService(ctx: GrpcContext): Record<string, Handler> {
       await ctx.onLeader(
         async () => member.transferLeadership(target),
         async (t) => {
-          await forwardUnary(t, '/v3/maintenance/transfer-leadership', req, MOVE_LEADER_REQUEST, S.HeaderOnlyResponse);
+          const r = await forwardUnary(t, '/v3/maintenance/transfer-leadership', req, MOVE_LEADER_REQUEST, S.HeaderOnlyResponse, { idempotent: true });
+          return r === LEADS_HERE ? r : undefined;
         },
       );
       await waitForLeader(ctx, target);

@@ -79,6 +79,9 @@ export const messageTooLarge = (size: number, limit: number): ServerError =>
 export const requestTimedOut = (): ServerError => new ServerError('ERR_TIMEOUT', 'etcdserver: request timed out', GrpcCode.Unavailable);
 export const leaderChanged = (): ServerError =>
   new ServerError('ERR_LEADER_CHANGED', 'etcdserver: leader changed', GrpcCode.Unavailable);
+/** A write forwarded to a leader that died before answering: it may or may not have been applied. */
+export const timeoutDueToLeaderFail = (): ServerError =>
+  new ServerError('ERR_TIMEOUT_LEADER_FAIL', 'etcdserver: request timed out, possibly due to previous leader failure', GrpcCode.Unavailable);
 export const notFound = (what: string): ServerError => new ServerError('ERR_NOT_FOUND', `${what} not found`, GrpcCode.NotFound);
 export const badRequest = (message: string): ServerError => new ServerError('ERR_BAD_REQUEST', message, GrpcCode.InvalidArgument);
 // etcd's rpctypes errors that only the gRPC API raises.

@@ -23,8 +23,9 @@ import { authNotEnabled, httpStatusOf, leaderChanged, messageTooLarge, requestTo
 import { SNAPSHOT_PATH, snapshotFrames } from './snapshot_client.js';
 import { registerV1 } from './http_v1.js';
 import * as C from './concurrency.js';
+import { FORWARDED_HEADER, forwardToLeader, NOT_LEADER_HEADER } from './leader.js';
 
-export const FORWARDED_HEADER = 'x-qkv-forwarded';
+export { FORWARDED_HEADER } from './leader.js';
 
 export interface HttpServerOptions {
   member: Member;
@@ -102,21 +103,31 @@ function checkMessageSize(req: object, schema: Schema, body: unknown, maxRequest
   if (size > limit) throw messageTooLarge(size, limit);
 }
 
-/** Forwards the request to the leader and relays its answer. */
-export async function forwardToLeader(member: Member, request: FastifyRequest, reply: FastifyReply, leaderUrl: string): Promise<FastifyReply> {
-  if (request.headers[FORWARDED_HEADER]) throw leaderChanged();
-  const body = Buffer.isBuffer(request.body) ? request.body : undefined;
-  const init: RequestInit = {
+/**
+ * For a request only the leader answers: false when this member is the leader (the caller
+ * answers it); else it is relayed to the leader, waiting for one through a change of leader
+ * (leader.ts), and true once the leader's answer is sent. A request another member forwarded
+ * here is never forwarded again: a member that no longer leads refuses it ("leader changed",
+ * marked so that the forwarding member asks the new leader).
+ */
+export async function relayToLeader(member: Member, request: FastifyRequest, reply: FastifyReply, opts: { idempotent: boolean }): Promise<boolean> {
+  if (request.headers[FORWARDED_HEADER]) {
+    if (member.raft.isLeader) return false;
+    sendError(reply.header(NOT_LEADER_HEADER, '1'), leaderChanged());
+    return true;
+  }
+  const answer = await forwardToLeader(member, {
+    path: request.originalUrl,
     method: request.method,
-    headers: { 'content-type': String(request.headers['content-type'] ?? 'application/json'), [FORWARDED_HEADER]: String(member.id) },
-    signal: AbortSignal.timeout(30_000),
-  };
-  if (body && request.method !== 'GET' && request.method !== 'HEAD') init.body = new Uint8Array(body) as Uint8Array<ArrayBuffer>;
-  const res = await fetch(leaderUrl + request.originalUrl, init);
-  reply.status(res.status);
-  const ct = res.headers.get('content-type');
-  if (ct) reply.header('content-type', ct);
-  return reply.send(Buffer.from(await res.arrayBuffer()));
+    contentType: String(request.headers['content-type'] ?? 'application/json'),
+    ...(Buffer.isBuffer(request.body) ? { body: request.body } : {}),
+    idempotent: opts.idempotent,
+  });
+  if (!answer) return false;
+  reply.status(answer.status);
+  if (answer.contentType) reply.header('content-type', answer.contentType);
+  reply.send(answer.body);
+  return true;
 }
 
 export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
@@ -150,23 +161,20 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
 
   /**
    * A unary gateway route. `leaderOnly` requests (those that need the leader's lease clock) are
-   * forwarded when this member is not the leader.
+   * forwarded when this member is not the leader; `idempotent` ones may be sent twice (leader.ts).
    */
   function unary<Req extends object>(
     path: string,
     reqSchema: Schema,
     respSchema: Schema,
     handler: (req: Req) => Promise<object>,
-    route: { leaderOnly?: (req: Req) => boolean; checkSize?: boolean } = {},
+    route: { leaderOnly?: (req: Req) => boolean; idempotent?: boolean; checkSize?: boolean } = {},
   ): void {
     app.post(path, async (request, reply) => {
       const req = decodeMessage<Req>(parseJsonBody(request.body), reqSchema);
       checkMessageSize(req, reqSchema, request.body, opts.maxRequestBytes);
       if (route.checkSize && requestBytes(req) > opts.maxRequestBytes) throw requestTooLarge();
-      if (route.leaderOnly?.(req)) {
-        const leaderUrl = member.leaderClientUrl();
-        if (leaderUrl) return forwardToLeader(member, request, reply, leaderUrl);
-      }
+      if (route.leaderOnly?.(req) && (await relayToLeader(member, request, reply, { idempotent: route.idempotent ?? false }))) return reply;
       const resp = await handler(req);
       return reply.header('content-type', 'application/json').send(JSON.stringify(encodeMessage(resp, respSchema)));
     });
@@ -194,6 +202,7 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
   for (const p of ['/v3/lease/timetolive', '/v3/kv/lease/timetolive']) {
     unary<{ id: number; keys: boolean }>(p, S.LeaseTimeToLiveRequest, S.LeaseTimeToLiveResponse, (req) => member.leaseTimeToLive(req.id, req.keys), {
       leaderOnly: always,
+      idempotent: true,
     });
   }
   const emptySchema: Schema = { type: 'etcdserverpb.Empty', fields: [] };
@@ -214,7 +223,7 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
       member.transferLeadership(Number(req.targetID));
       return { header: member.header() };
     },
-    { leaderOnly: always },
+    { leaderOnly: always, idempotent: true },
   );
 
   // Authentication is never enabled (qkv has no users yet): etcd's answers in that state.
@@ -226,8 +235,7 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
   // Lease keep-alive is a bidirectional stream in gRPC: one {"result": ...} line per request object.
   app.post('/v3/lease/keepalive', async (request, reply) => {
     const reqs = parseJsonStream(request.body).map((j) => decodeMessage<{ id: number }>(j, S.LeaseIdRequest));
-    const leaderUrl = member.leaderClientUrl();
-    if (leaderUrl) return forwardToLeader(member, request, reply, leaderUrl);
+    if (await relayToLeader(member, request, reply, { idempotent: true })) return reply;
     const lines = reqs.map((r) => JSON.stringify({ result: encodeMessage(member.leaseKeepAlive(r.id), S.LeaseKeepAliveResponse) }));
     return reply.header('content-type', 'application/json').send(lines.join('\n') + '\n');
   });

@@ -16,7 +16,7 @@ import type { Compare, KeyValue, RequestOp, ResponseOp, SortOrder, SortTarget, T
 import { WatchFilter } from '../watch/types.js';
 import type { Member } from './member.js';
 import { badRequest, requestTooLarge } from './errors.js';
-import { forwardToLeader, parseJsonBody } from './http.js';
+import { parseJsonBody, relayToLeader } from './http.js';
 
 /** Decodes a percent-encoded path segment into bytes (not UTF-8 text: keys may be any bytes). */
 export function percentDecodeBytes(s: string): Buffer {
@@ -160,13 +160,11 @@ function responseOpJson(r: ResponseOp): Record<string, unknown> {
 }
 
 export function registerV1(app: FastifyInstance, member: Member, maxRequestBytes: number): void {
-  /** Lease calls go to the leader, whose clock expires leases (writes reach it through Raft). */
-  async function atLeader(request: FastifyRequest, reply: FastifyReply): Promise<boolean> {
-    const leaderUrl = member.leaderClientUrl();
-    if (!leaderUrl) return false;
-    await forwardToLeader(member, request, reply, leaderUrl);
-    return true;
-  }
+  /**
+   * Lease calls go to the leader, whose clock expires leases (writes reach it through Raft);
+   * true once the leader's answer is sent. Grant and revoke are writes: not `idempotent`.
+   */
+  const atLeader = (request: FastifyRequest, reply: FastifyReply, idempotent = true): Promise<boolean> => relayToLeader(member, request, reply, { idempotent });
 
   app.put('/v1/kv/*', async (request) => {
     const key = keyOf(request, '/v1/kv/');
@@ -222,7 +220,7 @@ export function registerV1(app: FastifyInstance, member: Member, maxRequestBytes
     const ttl = intParam(q, 'ttl') ?? (typeof body.ttl === 'number' ? body.ttl : undefined);
     if (ttl === undefined || !Number.isSafeInteger(ttl) || ttl <= 0) throw badRequest('ttl (seconds) is required: ?ttl=10 or {"ttl": 10}');
     const id = leaseParam(q['id'], 'id') ?? (typeof body.id === 'number' ? body.id : 0);
-    if (await atLeader(request, reply)) return reply;
+    if (await atLeader(request, reply, false)) return reply;
     const r = await member.leaseGrant(ttl, id);
     return { id: r.id, id_hex: r.id.toString(16), ttl: r.ttl, revision: r.header.revision };
   });
@@ -237,7 +235,7 @@ export function registerV1(app: FastifyInstance, member: Member, maxRequestBytes
 
   app.delete('/v1/lease/:id', async (request, reply) => {
     const id = leaseParam((request.params as { id: string }).id, 'id')!;
-    if (await atLeader(request, reply)) return reply;
+    if (await atLeader(request, reply, false)) return reply;
     const r = await member.leaseRevoke(id);
     return { revision: r.revision };
   });

@@ -40,7 +40,9 @@ import { RaftNode, type StateMachine } from './raft_node.js';
 import { PeerTransport } from './transport.js';
 import { hostPort, type ClusterConfig, type MemberConfig } from './config.js';
 import { Metrics } from './metrics.js';
-import { ServerError, GrpcCode, noLeader, requestTimedOut } from './errors.js';
+import { ServerError, GrpcCode, noLeader, requestTimedOut, serverStopped } from './errors.js';
+import { requestTimeoutMs, Retry } from './leader.js';
+import { ProposalDroppedError, ReadIndexDroppedError } from '../raft/errors.js';
 import { fetchSnapshot } from './snapshot_client.js';
 import { ETCD_SERVER_VERSION } from '../version.js';
 
@@ -51,7 +53,10 @@ export interface MemberOptions {
   cluster: ClusterConfig;
   self: MemberConfig;
   logger: Logger;
-  /** How long a write or linearizable read may wait for Raft (ms). */
+  /**
+   * How long a request may wait for a leader, Raft, or the leader's answer (ms); default etcd's
+   * request timeout (leader.ts).
+   */
   requestTimeoutMs?: number;
   /**
    * Addresses to dial peers at instead of their peer URLs, by member id: lets a test put a
@@ -109,17 +114,19 @@ export class Member implements StateMachine {
   private logStore!: LogStore;
   private transport!: PeerTransport;
   private readonly source: StoreWatchSource;
-  private readonly requestTimeoutMs: number;
+  readonly requestTimeoutMs: number;
   private leaseTimer: NodeJS.Timeout | undefined;
   private progressTimer: NodeJS.Timeout | undefined;
   private revoking = new Set<number>();
+  /** Requests waiting for a leader to be known: woken on every change of leader, and on stop. */
+  private readonly leaderWaiters = new Set<() => void>();
   private stopped = false;
 
   private constructor(readonly opts: MemberOptions) {
     this.id = opts.self.id;
     this.clusterId = clusterIdOf(opts.cluster);
     this.metrics = new Metrics({ member: opts.self.name });
-    this.requestTimeoutMs = opts.requestTimeoutMs ?? 10_000;
+    this.requestTimeoutMs = opts.requestTimeoutMs ?? requestTimeoutMs(opts.cluster);
     const electionMs = opts.cluster.tickMs * opts.cluster.electionTicks;
     // etcd: leases must outlive an election: min TTL = ceil(1.5 x election timeout).
     this.lessor = new Lessor({ minTtlSeconds: Math.ceil((1.5 * electionMs) / 1000) });
@@ -304,6 +311,7 @@ export class Member implements StateMachine {
       this.lessor.demote();
     }
     this.log.info({ leader, role, term: this.raft.status().term }, 'raft state changed');
+    if (leader !== 0) for (const wake of [...this.leaderWaiters]) wake();
   }
 
   private async expireLeases(): Promise<void> {
@@ -324,24 +332,62 @@ export class Member implements StateMachine {
     return { clusterId: this.clusterId, memberId: String(this.id), revision, raftTerm: this.raft.status().term };
   }
 
-  /** Whether writes must go to another member; undefined when this member is the leader. */
-  leaderClientUrl(): string | undefined {
+  /** The deadline (performance.now() clock) of a request that starts now. */
+  requestDeadline(): number {
+    return performance.now() + this.requestTimeoutMs;
+  }
+
+  /**
+   * The leader's id once one is known, waiting for an election until `deadline` if need be (as
+   * etcd's waitLeader): fails with "no leader" at the deadline, "server stopped" on stop.
+   */
+  async waitForLeader(deadline: number): Promise<number> {
+    for (;;) {
+      if (this.stopped) throw serverStopped();
+      const leader = this.raft.leader;
+      if (leader !== 0 && this.opts.cluster.members.some((m) => m.id === leader)) return leader;
+      const remaining = deadline - performance.now();
+      if (remaining <= 0) throw noLeader();
+      await new Promise<void>((resolve) => {
+        const wake = (): void => {
+          clearTimeout(timer);
+          this.leaderWaiters.delete(wake);
+          resolve();
+        };
+        const timer = setTimeout(wake, remaining);
+        this.leaderWaiters.add(wake);
+      });
+    }
+  }
+
+  /**
+   * Where a request only the leader can answer must go: undefined when this member is the
+   * leader, else the leader's client URL, once there is a leader (waiting until `deadline`).
+   */
+  async leaderClientUrl(deadline = this.requestDeadline()): Promise<string | undefined> {
     if (this.raft.isLeader) return undefined;
-    const leader = this.raft.leader;
-    if (leader === 0) throw noLeader();
-    const m = this.opts.cluster.members.find((x) => x.id === leader);
-    if (!m) throw noLeader();
-    return m.clientUrl;
+    const leader = await this.waitForLeader(deadline);
+    if (this.raft.isLeader) return undefined;
+    return this.opts.cluster.members.find((x) => x.id === leader)!.clientUrl;
   }
 
   private async propose(req: MvccRequest): Promise<MvccResponse> {
     const data = encodeRequest(req);
+    const retry = new Retry(this.requestDeadline());
     let result: unknown;
-    try {
-      result = await withTimeout(this.raft.propose(data), this.requestTimeoutMs);
-    } catch (err) {
-      this.metrics.proposalsFailed.inc();
-      throw err;
+    for (;;) {
+      try {
+        // As etcd's raft node holds proposals while there is no leader (until the deadline).
+        await this.waitForLeader(retry.deadline);
+        result = await withTimeout(this.raft.propose(data), Math.max(1, retry.remainingMs));
+        break;
+      } catch (err) {
+        // A dropped proposal never entered the log (the leader was lost, or is handing over):
+        // proposing it again cannot apply it twice.
+        if (err instanceof ProposalDroppedError && (await retry.pause())) continue;
+        this.metrics.proposalsFailed.inc();
+        throw err;
+      }
     }
     const r = result as ApplyResult;
     if (r.status === 'error') throw r.error;
@@ -349,10 +395,23 @@ export class Member implements StateMachine {
     return r.response;
   }
 
-  /** Waits until local state reflects every write acknowledged before the call. */
+  /**
+   * Waits until local state reflects every write acknowledged before the call: a ReadIndex
+   * once there is a leader (waiting for one within the request timeout), asked again if the
+   * read was dropped by a change of leader.
+   */
   async linearizableBarrier(): Promise<void> {
-    if (this.raft.leader === 0) throw noLeader();
-    await this.raft.readBarrier(this.requestTimeoutMs);
+    const retry = new Retry(this.requestDeadline());
+    for (;;) {
+      try {
+        await this.waitForLeader(retry.deadline);
+        await this.raft.readBarrier(Math.max(1, retry.remainingMs));
+        return;
+      } catch (err) {
+        if ((err instanceof ReadIndexDroppedError || err instanceof ProposalDroppedError) && (await retry.pause())) continue;
+        throw err;
+      }
+    }
   }
 
   async range(req: RangeRequest): Promise<RangeResponse> {
@@ -475,6 +534,7 @@ export class Member implements StateMachine {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    for (const wake of [...this.leaderWaiters]) wake();
     if (this.leaseTimer) clearInterval(this.leaseTimer);
     if (this.progressTimer) clearInterval(this.progressTimer);
     this.hub.stop();

@@ -387,13 +387,29 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
 
   private onSoftState(ss: SoftState): void {
     const wasLeader = this.softState.role === StateRole.Leader;
+    const newLeader = ss.leader !== 0 && ss.leader !== this.softState.leader;
     this.softState = ss;
     if (wasLeader && ss.role !== StateRole.Leader) {
       // Reads in flight on a deposed leader cannot be confirmed any more.
       for (const w of this.readRequests.values()) w.reject(new ProposalDroppedError('leadership lost'));
       this.readRequests.clear();
     }
+    // Reads sent to the previous leader may never be answered: ask the new one (as etcd resends
+    // its ReadIndex), once this Ready is done. A duplicate answer finds no waiter and is ignored.
+    if (newLeader && this.readRequests.size > 0) setImmediate(() => this.resendReads());
     this.emit('softState', ss);
+  }
+
+  private resendReads(): void {
+    if (this.stopped || this.softState.leader === 0) return;
+    for (const key of this.readRequests.keys()) {
+      try {
+        this.raw.readIndex(Buffer.from(key));
+      } catch {
+        // No leader again: the read waits for the next one, or its timeout.
+      }
+    }
+    this.scheduleReady();
   }
 
   /** Applies `entries` after everything queued before them; settles their proposals and reads. */

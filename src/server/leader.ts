@@ -1,0 +1,122 @@
+/**
+ * Requests that need the leader, through a change of leader: the one request timeout (etcd's
+ * ReqTimeout), bounded retries, and the one way a member forwards a request to the leader's
+ * gateway, used by the HTTP APIs and by gRPC alike.
+ *
+ * As etcd's LeaseRenew / LeaseTimeToLive do (v3_server.go), a forwarded request waits for a
+ * leader (waitLeader), sends the request to it, and tries again while the deadline allows when
+ * the leader could not be reached (it died, or was not the leader any more); it fails with
+ * etcd's retryable errors (code 14 Unavailable): "no leader" when no leader came within the
+ * deadline, "request timed out" when one was there but did not answer in time. A failed
+ * connection is never passed on as such (it was "fetch failed", code 2, HTTP 500).
+ */
+import { Buffer } from 'node:buffer';
+import type { ClusterConfig } from './config.js';
+import type { Member } from './member.js';
+import { requestTimedOut, timeoutDueToLeaderFail } from './errors.js';
+
+/** Sent with a forwarded request: the member that forwarded it (a forwarded request is never forwarded again). */
+export const FORWARDED_HEADER = 'x-qkv-forwarded';
+/** Set on the refusal of a forwarded request by a member that is not the leader (any more): nothing was done, try again. */
+export const NOT_LEADER_HEADER = 'x-qkv-not-leader';
+
+/**
+ * etcd's request timeout: 5 s for queueing, computation and disk, plus two election timeouts
+ * for a leader election. Bounds every request that waits for a leader, Raft, or the leader's answer.
+ */
+export const REQUEST_TIMEOUT_BASE_MS = 5_000;
+
+export function requestTimeoutMs(cluster: Pick<ClusterConfig, 'tickMs' | 'electionTicks'>): number {
+  return REQUEST_TIMEOUT_BASE_MS + 2 * cluster.tickMs * cluster.electionTicks;
+}
+
+const RETRY_MIN_MS = 10;
+const RETRY_MAX_MS = 200;
+
+/** Pauses between tries: 10 ms, doubling up to 200 ms, never past the deadline (performance.now() clock). */
+export class Retry {
+  private delay = RETRY_MIN_MS;
+
+  constructor(readonly deadline: number) {}
+
+  get remainingMs(): number {
+    return this.deadline - performance.now();
+  }
+
+  /** Waits before the next try; false at once when the deadline leaves no time for one. */
+  async pause(): Promise<boolean> {
+    if (this.remainingMs <= this.delay) return false;
+    await new Promise((r) => setTimeout(r, this.delay));
+    this.delay = Math.min(2 * this.delay, RETRY_MAX_MS);
+    return true;
+  }
+}
+
+export interface ForwardRequest {
+  /** Path and query, as this member received it (the leader serves the same gateway routes). */
+  path: string;
+  method: string;
+  contentType: string;
+  body?: Uint8Array;
+  /**
+   * Safe to send twice (keep-alive, time-to-live, leader move): retried after any failed
+   * connection. Otherwise (lease grant and revoke are writes) only when the request cannot have
+   * reached the leader (connection refused); once it may have, a failure is etcd's "request
+   * timed out, possibly due to previous leader failure".
+   */
+  idempotent: boolean;
+}
+
+export interface LeaderAnswer {
+  status: number;
+  contentType: string | null;
+  body: Buffer;
+}
+
+/** Connection errors (undici's `cause.code`) that mean the request was never sent. */
+const NOT_SENT = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'ENOTFOUND', 'EAI_AGAIN']);
+
+function neverSent(err: unknown): boolean {
+  const cause = (err as { cause?: { code?: unknown } }).cause;
+  return typeof cause?.code === 'string' && NOT_SENT.has(cause.code);
+}
+
+/**
+ * Sends `req` to the leader's client URL and returns its answer (any HTTP status: the leader's
+ * own errors are its answer), waiting for a leader first; undefined when this member is (or
+ * became) the leader: the caller answers locally.
+ */
+export async function forwardToLeader(member: Member, req: ForwardRequest, deadline = member.requestDeadline()): Promise<LeaderAnswer | undefined> {
+  const retry = new Retry(deadline);
+  for (;;) {
+    const leaderUrl = await member.leaderClientUrl(deadline);
+    if (leaderUrl === undefined) return undefined;
+    if (retry.remainingMs <= 0) throw requestTimedOut();
+    let answer: LeaderAnswer;
+    let notLeader = false;
+    try {
+      const init: RequestInit = {
+        method: req.method,
+        headers: { 'content-type': req.contentType, [FORWARDED_HEADER]: String(member.id) },
+        signal: AbortSignal.timeout(Math.max(1, Math.ceil(retry.remainingMs))),
+      };
+      if (req.body && req.method !== 'GET' && req.method !== 'HEAD') init.body = new Uint8Array(req.body) as Uint8Array<ArrayBuffer>;
+      const res = await fetch(leaderUrl + req.path, init);
+      answer = { status: res.status, contentType: res.headers.get('content-type'), body: Buffer.from(await res.arrayBuffer()) };
+      notLeader = res.headers.get(NOT_LEADER_HEADER) !== null;
+    } catch (err) {
+      if ((err as Error).name === 'TimeoutError') throw requestTimedOut();
+      // The leader could not be reached: it died (an election follows), or it moved.
+      if (!req.idempotent && !neverSent(err)) throw timeoutDueToLeaderFail();
+      member.log.debug({ err: (err as Error).message, leaderUrl, path: req.path }, 'forward to leader failed; retrying');
+      if (await retry.pause()) continue;
+      throw requestTimedOut();
+    }
+    if (notLeader) {
+      // Not the leader any more, and it did nothing: ask whoever leads now.
+      if (await retry.pause()) continue;
+      throw requestTimedOut();
+    }
+    return answer;
+  }
+}
