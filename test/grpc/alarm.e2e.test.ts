@@ -252,4 +252,23 @@ describe('Hash, alarms and the maintenance gateway on qkv and on etcd', () => {
     const viaGrpc = await grpcBlobs();
     expect(Buffer.concat(sq.blobs.slice(0, -1)).equals(Buffer.concat(viaGrpc.slice(0, -1)))).toBe(true);
   });
+
+  test('qkv: an alarm outlives a member\'s restart (SIGKILL): the restarted member lists it and refuses puts', async () => {
+    await q.call('Maintenance', 'Alarm', { action: 'ACTIVATE', memberID: '2', alarm: 'NOSPACE' });
+    const leader = await cluster.waitForLeader();
+    const victim = cluster.names.find((n) => n !== leader && cluster.url(n) !== qUrl)!;
+    const c = new RawClient(cluster.url(victim));
+    try {
+      await LocalCluster.until(async () => ((await c.call('Maintenance', 'Alarm', { action: 'GET' }))['alarms'] as unknown[]).length === 1, 'the alarm on the victim');
+      await cluster.kill(victim);
+      cluster.start(victim);
+      await cluster.waitForLeader();
+      expect((await c.call('Maintenance', 'Alarm', { action: 'GET' }))['alarms']).toEqual([{ memberID: '2', alarm: 'NOSPACE' }]);
+      expect(await c.error('KV', 'Put', { key: b('/restart/k'), value: b('1') })).toEqual({ code: RESOURCE_EXHAUSTED, details: NO_SPACE });
+      await c.call('Maintenance', 'Alarm', { action: 'DEACTIVATE', memberID: '2', alarm: 'NOSPACE' });
+      await c.call('KV', 'Put', { key: b('/restart/k'), value: b('1') });
+    } finally {
+      c.close();
+    }
+  });
 });
