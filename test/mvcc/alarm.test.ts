@@ -7,6 +7,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { MvccStore } from '../../src/mvcc/index.js';
 import type { AlarmRequest, MvccRequest } from '../../src/mvcc/types.js';
+import { META_KEY } from '../../src/mvcc/keys.js';
+import { packValue, unpackValue } from '../../src/mvcc/records.js';
 import { Applier, b, removeTempDirs, tempDir } from './helpers.js';
 
 const activate = (memberId: string, alarm: AlarmRequest['alarm'] = 'NOSPACE'): MvccRequest => ({ alarm: { action: 'ACTIVATE', memberId, alarm } });
@@ -145,6 +147,37 @@ describe('alarms', () => {
     } finally {
       await store.close();
     }
+  });
+
+  it('data directories from before alarms open with none; a store without alarms writes the meta as before', async () => {
+    const dir = await tempDir();
+    let store = await MvccStore.open(dir);
+    await new Applier(store).put('a', '1');
+    await store.close();
+    const { Level } = await import('level');
+    const rawMeta = async (f?: (db: InstanceType<typeof Level<Buffer, Buffer>>) => Promise<void>): Promise<Record<string, unknown>> => {
+      const db = new Level<Buffer, Buffer>(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+      await db.open();
+      try {
+        await f?.(db);
+        return unpackValue((await db.get(META_KEY))!) as Record<string, unknown>;
+      } finally {
+        await db.close();
+      }
+    };
+    // The meta record exactly as qkv wrote it before alarms existed.
+    await rawMeta((db) => db.put(META_KEY, packValue({ v: 1, rev: 2, compactRev: 0, appliedIndex: 1, physRev: 0, physTarget: 0, cursor: null })));
+    store = await MvccStore.open(dir);
+    const ap = new Applier(store);
+    expect(store.alarms()).toEqual([]);
+    expect(store.revision).toBe(2);
+    await ap.ok(activate('1'));
+    await store.close();
+    expect((await rawMeta())['alarms']).toEqual([['1', 'NOSPACE']]);
+    store = await MvccStore.open(dir);
+    await new Applier(store).ok(deactivate('1'));
+    await store.close();
+    expect(Object.keys(await rawMeta()).sort()).toEqual(['appliedIndex', 'compactRev', 'cursor', 'physRev', 'physTarget', 'rev', 'v']);
   });
 
   it('the snapshot stream carries the alarms, and a store restored from it has them (and the same hash)', async () => {
