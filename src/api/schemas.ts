@@ -281,3 +281,28 @@ export const LeaderResponse: Schema = {
 };
 
 export const ResignRequest: Schema = { type: 'v3electionpb.ResignRequest', fields: [field.message('leader', () => LeaderKey)] };
+
+export const HashResponse: Schema = { type: 'etcdserverpb.HashResponse', fields: [header, field.uint32('hash')] };
+
+const ALARM_ACTION = ['GET', 'ACTIVATE', 'DEACTIVATE'] as const;
+const ALARM_TYPE = ['NONE', 'NOSPACE', 'CORRUPT'] as const;
+
+export const AlarmRequest: Schema = {
+  type: 'etcdserverpb.AlarmRequest',
+  fields: [field.enum('action', ALARM_ACTION, 'action', 'etcdserverpb.AlarmRequest_AlarmAction'), field.uint64('memberId', 'memberID'), field.enum('alarm', ALARM_TYPE, 'alarm', 'etcdserverpb.AlarmType')],
+};
+
+export const AlarmMember: Schema = {
+  type: 'etcdserverpb.AlarmMember',
+  fields: [field.uint64('memberId', 'memberID'), field.enum('alarm', ALARM_TYPE, 'alarm', 'etcdserverpb.AlarmType')],
+};
+
+export const AlarmResponse: Schema = {
+  type: 'etcdserverpb.AlarmResponse',
+  fields: [header, field.list('alarms', { message: () => AlarmMember })],
+};
+
+export const SnapshotResponse: Schema = {
+  type: 'etcdserverpb.SnapshotResponse',
+  fields: [header, field.uint64('remainingBytes'), field.bytes('blob')],
+};

@@ -163,7 +163,8 @@ export class Client {
 
   async hashKV(endpoint: string, revision = 0): Promise<HashKVResponse> {
     const single = new HttpTransport({ endpoints: [endpoint] });
-    const json = await single.post<Record<string, never>>('/v3/maintenance/hash', encodeMessage({ revision }, S.HashKVRequest));
+    // qkv's path (etcd 3.5's): etcd 3.4's gateway maps /v3/maintenance/hash to Hash and so never reaches HashKV.
+    const json = await single.post<Record<string, never>>('/v3/maintenance/hashkv', encodeMessage({ revision }, S.HashKVRequest));
     return decodeMessage<HashKVResponse>(json, S.HashKVResponse);
   }
 

@@ -1,31 +1,21 @@
 /**
- * etcdserverpb.Maintenance and etcdserverpb.Cluster over gRPC: status, HashKV, snapshot,
- * alarms (qkv raises none), defragment (a no-op: LevelDB compacts itself), leader moves, and the
- * member list. Membership changes are not supported (qkv's membership is its config file).
+ * etcdserverpb.Maintenance and etcdserverpb.Cluster over gRPC: status, Hash and HashKV,
+ * snapshot, alarms (replicated: raised, listed and disarmed through Raft), defragment (a no-op:
+ * LevelDB compacts itself), leader moves, and the member list. Membership changes are not
+ * supported (qkv's membership is its config file).
  */
-import { Buffer } from 'node:buffer';
-import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import { once } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import * as S from '../api/schemas.js';
 import type { Schema } from '../api/codec.js';
-import { snapshotFrames } from '../server/snapshot_client.js';
+import type { AlarmRequest } from '../mvcc/types.js';
+import { snapshotBlobs } from '../server/snapshot_client.js';
 import { badLeaderTransferee, unsupported, leaderTransferTimeout } from '../server/errors.js';
 import type { GrpcContext, UnaryHandler } from './context.js';
 import { forwardUnary, LEADS_HERE } from './forward.js';
 import type { ProtoMessage } from './proto.js';
 import { toServiceError } from './status.js';
 
-/** etcd sends its snapshot in blobs of 32 KiB. */
-const SNAPSHOT_CHUNK = 32 * 1024;
-
 const EMPTY: Schema = { type: 'etcdserverpb.Empty', fields: [] };
-const ALARM_REQUEST: Schema = { type: 'etcdserverpb.AlarmRequest', fields: [{ name: 'action', json: 'action', kind: { enum: ['GET', 'ACTIVATE', 'DEACTIVATE'] } }] };
-const ALARM_RESPONSE: Schema = { type: 'etcdserverpb.AlarmResponse', fields: [S.HeaderOnlyResponse.fields[0]!] };
 const MOVE_LEADER_REQUEST: Schema = { type: 'etcdserverpb.MoveLeaderRequest', fields: [{ name: 'targetID', json: 'targetID', kind: 'uint64' }] };
 
 type Handler = UnaryHandler | grpc.handleServerStreamingCall<ProtoMessage, ProtoMessage>;
@@ -54,12 +44,11 @@ export function maintenanceService(ctx: GrpcContext): Record<string, Handler> {
       const h = await member.hashKV(req.revision);
       return { header: member.header(h.header.revision), hash: h.hash, compactRevision: h.compactRevision };
     }),
-    Hash: notSupported('Hash (use HashKV)'),
-    // No alarm is ever raised in qkv: list and disarm answer an empty list.
-    Alarm: ctx.unary<{ action: string }>(ALARM_REQUEST, ALARM_RESPONSE, async (req) => {
-      if (req.action === 'ACTIVATE') throw unsupported('raising alarms');
-      return { header: member.header() };
+    Hash: ctx.unary(EMPTY, S.HashResponse, async () => {
+      const h = await member.hash();
+      return { header: member.header(h.revision), hash: h.hash };
     }),
+    Alarm: ctx.unary<AlarmRequest>(S.AlarmRequest, S.AlarmResponse, async (req) => ctx.withHeader(await member.alarm(req))),
     // LevelDB compacts its files in the background; there is nothing to defragment.
     Defragment: ctx.unary(EMPTY, S.HeaderOnlyResponse, async () => ({ header: member.header() })),
     MoveLeader: ctx.unary<{ targetID: string }>(MOVE_LEADER_REQUEST, S.HeaderOnlyResponse, async (req) => {
@@ -89,13 +78,7 @@ async function waitForLeader(ctx: GrpcContext, target: number): Promise<void> {
   }
 }
 
-/**
- * The store snapshot in qkv's own format (the length-prefixed frames members exchange, an empty
- * frame, zero padding to a multiple of 512 bytes), spooled to a temporary file first so that
- * every message carries the exact remaining_bytes, as etcd's does; the last message is the
- * SHA-256 of everything before it, as etcd appends to its snapshot. `etcdctl snapshot save`
- * stores it; `etcdctl snapshot restore` cannot read it (it expects a bolt database).
- */
+/** The store snapshot's blobs (see snapshotBlobs), each with this member's header. */
 async function serveSnapshot(ctx: GrpcContext, call: grpc.ServerWritableStream<ProtoMessage, ProtoMessage>): Promise<void> {
   let aborted = false;
   const untrack = ctx.track({
@@ -104,42 +87,16 @@ async function serveSnapshot(ctx: GrpcContext, call: grpc.ServerWritableStream<P
       call.emit('error', toServiceError(err));
     },
   });
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'qkv-snapshot-'));
   try {
-    const file = path.join(dir, 'snapshot');
-    const hash = createHash('sha256');
-    let size = 0;
-    const out = createWriteStream(file);
-    for await (const frame of snapshotFrames(ctx.member.store)) {
-      hash.update(frame);
-      size += frame.length;
-      if (!out.write(frame)) await once(out, 'drain');
-    }
-    // etcdctl accepts a snapshot only if its size is a multiple of 512 (etcd's bolt pages)
-    // plus the 32-byte digest: an empty frame ends qkv's frames, zeros pad up to the boundary.
-    const pad = Buffer.alloc(4 + ((512 - ((size + 4) % 512)) % 512));
-    hash.update(pad);
-    size += pad.length;
-    out.end(pad);
-    await once(out, 'finish');
-    // As etcd: remaining_bytes counts the snapshot still to come after this blob; the digest
-    // follows the last blob (remaining 0) in a message of its own, also remaining 0.
-    let remaining = size;
-    const send = async (blob: Buffer): Promise<void> => {
-      remaining = Math.max(0, remaining - blob.length);
-      if (!call.write({ header: toHeader(ctx), remaining_bytes: String(remaining), blob })) await writable(call);
-    };
-    for await (const chunk of createReadStream(file, { highWaterMark: SNAPSHOT_CHUNK })) {
+    for await (const { remainingBytes, blob } of snapshotBlobs(ctx.member.store)) {
       if (aborted || call.cancelled) return;
-      await send(chunk as Buffer);
+      if (!call.write({ header: toHeader(ctx), remaining_bytes: String(remainingBytes), blob })) await writable(call);
     }
-    await send(hash.digest());
     call.end();
   } catch (err) {
     if (!aborted && !call.cancelled) call.emit('error', toServiceError(err));
   } finally {
     untrack();
-    await rm(dir, { recursive: true, force: true });
   }
 }
 

@@ -5,6 +5,7 @@
  * A rejected request (MvccError) becomes an error result and changes nothing. Anything else
  * thrown (LevelDB failure, corrupt data) aborts the whole batch: nothing of it is written.
  */
+import { alarmRefusal, applyAlarm } from './alarm.js';
 import { CompactedError, CorruptError, FutureRevisionError, MvccError } from './errors.js';
 import { applyLeaseGrant, applyLeaseRevoke } from './lease.js';
 import { range } from './range.js';
@@ -22,6 +23,11 @@ export function applyRequest(b: Batch, req: MvccRequest | undefined): ApplyResul
   const writesBefore = b.overlay.writes;
   try {
     validateRequest(req); // shapes, etcd's static checks, duplicate keys
+    // etcd's capped / corrupt appliers: an active alarm refuses before anything is read or written.
+    if (b.meta.alarms.length > 0) {
+      const refused = alarmRefusal(b.meta.alarms, req);
+      if (refused) throw refused;
+    }
     if (!('range' in req) && 'put' in req) return { status: 'ok', response: { put: applyPut(b, req.put) } };
     return dispatch(b, req).then(
       (response) => ({ status: 'ok', response }),
@@ -66,6 +72,7 @@ async function dispatch(b: Batch, req: MvccRequest): Promise<MvccResponse> {
   if ('txn' in req) return { txn: await applyTxn(b, req.txn, lease) };
   if ('leaseGrant' in req) return { leaseGrant: applyLeaseGrant(b, req.leaseGrant) };
   if ('leaseRevoke' in req) return { leaseRevoke: await applyLeaseRevoke(b, req.leaseRevoke) };
+  if ('alarm' in req) return { alarm: applyAlarm(b, req.alarm) };
   return { compaction: compact(b, req.compaction) };
 }
 

@@ -77,6 +77,26 @@ export class LeaseTTLTooLargeError extends MvccError {
   }
 }
 
+/**
+ * An active NOSPACE alarm (etcd's applierV3Capped): puts, txns with puts and lease grants are
+ * refused. Worded as etcd's gRPC layer words it (rpctypes.ErrGRPCNoSpace).
+ */
+export class NoSpaceError extends MvccError {
+  constructor() {
+    super('ERR_NO_SPACE', 'etcdserver: mvcc: database space exceeded');
+  }
+}
+
+/**
+ * An active CORRUPT alarm (etcd's applierV3Corrupt): every KV and lease request applied through
+ * Raft is refused. Not CorruptError, which is about this store's own data.
+ */
+export class ClusterCorruptError extends MvccError {
+  constructor() {
+    super('ERR_CORRUPT_CLUSTER', 'etcdserver: corrupt cluster');
+  }
+}
+
 /** A malformed request (wrong field types, non-integer revision, unknown enum...). */
 export class InvalidArgumentError extends MvccError {
   constructor(detail: string) {

@@ -8,12 +8,14 @@
  *            delete:               empty                                      (everything is in the key)
  *   EVENTS   [key, type, prevMain, prevSub]   prev = the put this change superseded (0 = none)
  *   GRANTS   [ttl]
- *   META     { v, rev, compactRev, appliedIndex, physRev, physTarget, cursor }
+ *   META     { v, rev, compactRev, appliedIndex, physRev, physTarget, cursor, alarms? }
+ *            alarms: [[memberId (decimal string), type], ...], only while some are active, so
+ *            a store that never had one writes the meta of version 1 as before
  */
 import { Buffer } from 'node:buffer';
 import { Packr } from 'msgpackr';
 import { CorruptError } from './errors.js';
-import type { KeyValue } from './types.js';
+import type { AlarmMember, AlarmType, KeyValue } from './types.js';
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, variableMapSize: true });
 
@@ -255,12 +257,38 @@ export interface Meta {
   physTarget: number;
   /** Where the physical compaction walk over EVENTS resumes (null: no walk in progress). */
   cursor: Buffer | null;
+  /**
+   * Active alarms (replicated state, see alarm.ts), in their canonical order. Never mutated: a
+   * change replaces the array, so a batch's copy of the meta cannot touch the committed one.
+   */
+  alarms: readonly AlarmMember[];
 }
 
 export const META_VERSION = 1;
 
 export function encodeMeta(m: Meta): Buffer {
-  return packr.pack({ v: META_VERSION, rev: m.rev, compactRev: m.compactRev, appliedIndex: m.appliedIndex, physRev: m.physRev, physTarget: m.physTarget, cursor: m.cursor });
+  const o: Record<string, unknown> = { v: META_VERSION, rev: m.rev, compactRev: m.compactRev, appliedIndex: m.appliedIndex, physRev: m.physRev, physTarget: m.physTarget, cursor: m.cursor };
+  if (m.alarms.length > 0) o['alarms'] = encodeAlarms(m.alarms);
+  return packr.pack(o);
+}
+
+/** Alarms as the meta record and the snapshot header carry them: [[memberId, type], ...]. */
+export function encodeAlarms(alarms: readonly AlarmMember[]): Array<[string, AlarmType]> {
+  return alarms.map((a) => [a.memberId, a.alarm]);
+}
+
+const ALARM_TYPES: readonly string[] = ['NOSPACE', 'CORRUPT'];
+
+/** Inverse of encodeAlarms; absent (a store or stream from before alarms) is none. */
+export function decodeAlarms(v: unknown): AlarmMember[] {
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v)) throw new CorruptError('bad alarms record');
+  return v.map((x: unknown) => {
+    if (!Array.isArray(x) || x.length !== 2 || typeof x[0] !== 'string' || !/^\d+$/.test(x[0]) || !ALARM_TYPES.includes(x[1] as string)) {
+      throw new CorruptError('bad alarm record');
+    }
+    return { memberId: x[0], alarm: x[1] as AlarmType };
+  });
 }
 
 export function decodeMeta(raw: Buffer): Meta {
@@ -275,6 +303,7 @@ export function decodeMeta(raw: Buffer): Meta {
     physRev: num(o['physRev']),
     physTarget: num(o['physTarget']),
     cursor: o['cursor'] === null || o['cursor'] === undefined ? null : buf(o['cursor']),
+    alarms: decodeAlarms(o['alarms']),
   };
 }
 

@@ -7,7 +7,7 @@
  * the compaction point, and GRANTS; CURRENT and LEASES are derived from HISTORY on restore.
  *
  * Chunks, each one msgpack value:
- *   { kind: 'qkv-mvcc-snapshot', version, rev, compactRev, appliedIndex }
+ *   { kind: 'qkv-mvcc-snapshot', version, rev, compactRev, appliedIndex, alarms? }   alarms: [[memberId, type], ...], only if any
  *   { kind: 'hist' | 'evt' | 'grant', kv: [key, value, ...] }        (tables in this order)
  *   { kind: 'end', records, crc }                                    crc32 of every key and value
  */
@@ -31,7 +31,7 @@ import {
   userKeyOfHist,
 } from './keys.js';
 import { FullHistoryReader } from './history.js';
-import { decodeHistPut, decodeMeta, EMPTY, encodeCur, encodeHistMarker, encodeMeta, packValue, unpackValue, type Meta } from './records.js';
+import { decodeAlarms, decodeHistPut, decodeMeta, EMPTY, encodeAlarms, encodeCur, encodeHistMarker, encodeMeta, packValue, unpackValue, type Meta } from './records.js';
 import { writeBatch, type BatchOp } from '../level_batch.js';
 import { MergedIterator, type Db, type DbSnapshot } from './view.js';
 
@@ -77,12 +77,46 @@ export class StoreSnapshot implements AsyncIterable<Uint8Array> {
   }
 
   private async *stream(): AsyncGenerator<Uint8Array> {
+    const m = this.meta;
+    const header: Record<string, unknown> = { kind: KIND, version: VERSION, rev: m.rev, compactRev: m.compactRev, appliedIndex: m.appliedIndex };
+    // Only while some are active: a stream without alarms is what members before them read.
+    if (m.alarms.length > 0) header['alarms'] = encodeAlarms(m.alarms);
+    yield packValue(header);
+    let crc = 0;
+    let records = 0;
+    for await (const c of this.records()) {
+      for (let i = 0; i < c.kv.length; i += 2) crc = crcUpdate(crcUpdate(crc, c.kv[i]!), c.kv[i + 1]!);
+      records += c.kv.length / 2;
+      yield packValue(c);
+    }
+    yield packValue({ kind: 'end', records, crc });
+  }
+
+  /**
+   * Maintenance.Hash: a CRC-32 (IEEE, as HashKV's) of the whole store at this snapshot's point:
+   * first the msgpack of [revision, compaction point, alarms], then every key and value the
+   * stream carries, in stream order (HISTORY as a completed compaction leaves it, with the values
+   * of current versions; EVENTS from the compaction point; GRANTS). CURRENT and LEASES are
+   * indexes derived from HISTORY, and the applied index is left out as etcd leaves out its
+   * consistent index: members that applied the same entries agree, whatever their physical
+   * compaction progress. Consumes the snapshot (it is closed afterwards).
+   */
+  async hash(): Promise<number> {
+    if (this.used) throw new Error('mvcc: a snapshot stream can be read once');
+    this.used = true;
+    const m = this.meta;
+    let crc = crcUpdate(0, packValue([m.rev, m.compactRev, encodeAlarms(m.alarms)]));
+    for await (const c of this.records()) {
+      for (const x of c.kv) crc = crcUpdate(crc, x);
+    }
+    return crc;
+  }
+
+  /** The tables' records in stream order, as chunks of [key, value, ...]; closes the snapshot. */
+  private async *records(): AsyncGenerator<{ kind: string; kv: Buffer[] }> {
     let history: FullHistoryReader | undefined;
     try {
       const m = this.meta;
-      yield packValue({ kind: KIND, version: VERSION, rev: m.rev, compactRev: m.compactRev, appliedIndex: m.appliedIndex });
-      let crc = 0;
-      let records = 0;
       const src = { db: this.db, snapshot: this.snap };
       type Section = { kind: string; gte: Buffer; lt: Buffer; keep: (k: Buffer) => boolean; value: (k: Buffer, v: Buffer) => Buffer | Promise<Buffer> };
       const sections: Section[] = [];
@@ -105,22 +139,19 @@ export class StoreSnapshot implements AsyncIterable<Uint8Array> {
               const got = s.value(e.key, e.value);
               const v = got instanceof Promise ? await got : got;
               out.push(e.key, v);
-              crc = crcUpdate(crcUpdate(crc, e.key), v);
-              records++;
               bytes += e.key.length + v.length;
               if (bytes >= CHUNK_BYTES) {
-                yield packValue({ kind: s.kind, kv: out });
+                yield { kind: s.kind, kv: out };
                 out = [];
                 bytes = 0;
               }
             }
           }
-          if (out.length > 0) yield packValue({ kind: s.kind, kv: out });
+          if (out.length > 0) yield { kind: s.kind, kv: out };
         } finally {
           await it.close();
         }
       }
-      yield packValue({ kind: 'end', records, crc });
     } finally {
       // Its iterator reads through the snapshot: it goes first.
       await history?.close();
@@ -228,6 +259,7 @@ export async function restoreInto(db: Db, chunks: AsyncIterable<Uint8Array> | It
     physRev: num('compactRev'),
     physTarget: num('compactRev'),
     cursor: null,
+    alarms: decodeAlarms(header['alarms']),
   };
   await db.put(META_KEY, encodeMeta(meta), { sync: true });
   return meta;

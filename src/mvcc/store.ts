@@ -36,7 +36,10 @@ import { decodeMeta, encodeMeta, type Meta } from './records.js';
 import { resolveReadRev, type ReadCtx } from './scan.js';
 import { openSnapshot, restoreInto, type StoreSnapshot } from './snapshot.js';
 import { checkPath, compareToPath, execTxn, fillTxnHeaders, isTxnReadonly } from './txn.js';
+import { alarmsOf } from './alarm.js';
 import type {
+  AlarmMember,
+  AlarmType,
   ApplyEntry,
   ApplyListener,
   ApplyResult,
@@ -47,6 +50,7 @@ import type {
   LeaseRecord,
   RangeRequest,
   RangeResponse,
+  StoreHashResult,
   TxnRequest,
   TxnResponse,
 } from './types.js';
@@ -88,7 +92,7 @@ export interface MvccStoreOptions {
 
 const noop = async (): Promise<void> => undefined;
 
-const FRESH_META: Meta = { rev: 1, compactRev: 0, appliedIndex: 0, physRev: 0, physTarget: 0, cursor: null };
+const FRESH_META: Meta = { rev: 1, compactRev: 0, appliedIndex: 0, physRev: 0, physTarget: 0, cursor: null, alarms: [] };
 
 export class MvccStore {
   /** Committed (durable) bookkeeping. */
@@ -417,6 +421,21 @@ export class MvccStore {
       const hash = await hashHistory(ctx.src, rev, ctx.compactRev);
       return { header: { revision: ctx.rev }, hash, compactRevision: ctx.compactRev, revision: rev };
     });
+  }
+
+  /**
+   * Maintenance.Hash: a hash of the whole store's replicated state (data, history, leases,
+   * alarms) at the latest written batch; see StoreSnapshot.hash.
+   */
+  async hash(): Promise<StoreHashResult> {
+    const snap = this.snapshot();
+    return { revision: snap.revision, hash: await snap.hash() };
+  }
+
+  /** Active alarms of `type` (NONE: all), in order (by type, then member id): etcd's AlarmStore.Get. */
+  alarms(type: AlarmType = 'NONE'): AlarmMember[] {
+    this.assertOpen();
+    return alarmsOf(this.visibleMeta.alarms, type);
   }
 
   /**

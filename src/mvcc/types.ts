@@ -187,6 +187,31 @@ export interface Event {
   prevKv?: KeyValue;
 }
 
+/** etcd's AlarmType. NONE is no alarm: in a GET it means every type. */
+export type AlarmType = 'NONE' | 'NOSPACE' | 'CORRUPT';
+
+/** etcd's AlarmMember: an alarm raised for a member (any uint64 id, as a decimal string). */
+export interface AlarmMember {
+  memberId: string;
+  alarm: AlarmType;
+}
+
+/**
+ * etcd's AlarmRequest as applied: ACTIVATE and DEACTIVATE go through Raft (alarms are replicated
+ * state); GET is a read (MvccStore.alarms), answered here too if one is ever applied.
+ */
+export interface AlarmRequest {
+  action: 'GET' | 'ACTIVATE' | 'DEACTIVATE';
+  memberId: string;
+  alarm: AlarmType;
+}
+
+export interface AlarmResponse {
+  header: ResponseHeader;
+  /** GET: the alarms of the type (all for NONE); ACTIVATE / DEACTIVATE: the alarm raised or removed, if any. */
+  alarms: AlarmMember[];
+}
+
 /** What the Raft apply loop feeds the store: one committed entry's request. */
 export type MvccRequest =
   | { range: RangeRequest }
@@ -195,7 +220,8 @@ export type MvccRequest =
   | { txn: TxnRequest }
   | { compaction: CompactionRequest }
   | { leaseGrant: LeaseGrantRequest }
-  | { leaseRevoke: LeaseRevokeRequest };
+  | { leaseRevoke: LeaseRevokeRequest }
+  | { alarm: AlarmRequest };
 
 export type MvccResponse =
   | { range: RangeResponse }
@@ -205,6 +231,7 @@ export type MvccResponse =
   | { compaction: CompactionResponse }
   | { leaseGrant: LeaseGrantResponse }
   | { leaseRevoke: LeaseRevokeResponse }
+  | { alarm: AlarmResponse }
   /** An entry without a request (e.g. a new leader's empty entry): only the applied index moves. */
   | { noop: { header: ResponseHeader } };
 
@@ -240,6 +267,13 @@ export interface HashKVResult {
   compactRevision: number;
   /** The revision the hash covers (history from the compaction point up to here). */
   revision: number;
+}
+
+/** The whole-store hash (Maintenance.Hash), see StoreSnapshot.hash. */
+export interface StoreHashResult {
+  /** The store's revision the hash was taken at. */
+  revision: number;
+  hash: number;
 }
 
 export interface LeaseAttachment {

@@ -18,6 +18,7 @@ import {
   ValueProvidedError,
 } from './errors.js';
 import type {
+  AlarmRequest,
   Compare,
   CompactionRequest,
   DeleteRangeRequest,
@@ -146,6 +147,18 @@ export function validateLeaseRevoke(r: LeaseRevokeRequest): void {
   leaseId(obj(r, 'lease revoke request'));
 }
 
+const ALARM_ACTIONS = ['GET', 'ACTIVATE', 'DEACTIVATE'];
+const ALARM_TYPES = ['NONE', 'NOSPACE', 'CORRUPT'];
+
+export function validateAlarm(r: AlarmRequest): void {
+  const o = obj(r, 'alarm request');
+  optEnum(o, 'action', ALARM_ACTIONS);
+  optEnum(o, 'alarm', ALARM_TYPES);
+  if (o['action'] === undefined || o['alarm'] === undefined) throw new InvalidArgumentError('alarm request needs an action and an alarm');
+  const id = o['memberId'];
+  if (typeof id !== 'string' || !/^\d{1,20}$/.test(id) || BigInt(id) > 0xffffffffffffffffn) throw new InvalidArgumentError('memberId must be a uint64 in decimal');
+}
+
 function validateCompare(c: Compare): void {
   const o = obj(c, 'compare');
   optEnum(o, 'result', CMP_RESULTS);
@@ -206,6 +219,7 @@ export function validateRequest(req: MvccRequest, maxTxnOps = Infinity): void {
   if (o['compaction'] !== undefined) return validateCompaction(o['compaction'] as CompactionRequest);
   if (o['leaseGrant'] !== undefined) return validateLeaseGrant(o['leaseGrant'] as LeaseGrantRequest);
   if (o['leaseRevoke'] !== undefined) return validateLeaseRevoke(o['leaseRevoke'] as LeaseRevokeRequest);
+  if (o['alarm'] !== undefined) return validateAlarm(o['alarm'] as AlarmRequest);
   throw new InvalidArgumentError('unknown request kind');
 }
 

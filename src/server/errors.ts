@@ -112,6 +112,9 @@ const BY_CODE: Record<string, { grpc: GrpcCode; message?: string }> = {
   ERR_STORE_CLOSED: { grpc: GrpcCode.Unavailable, message: 'etcdserver: server stopped' },
   ERR_STORE_FAILED: { grpc: GrpcCode.Unavailable, message: 'etcdserver: server stopped' },
   ERR_CORRUPT: { grpc: GrpcCode.DataLoss },
+  // alarms (etcd's capped and corrupt appliers)
+  ERR_NO_SPACE: { grpc: GrpcCode.ResourceExhausted },
+  ERR_CORRUPT_CLUSTER: { grpc: GrpcCode.DataLoss },
   // leases
   ERR_LEASE_NOT_FOUND: { grpc: GrpcCode.NotFound },
   ERR_LEASE_EXISTS: { grpc: GrpcCode.FailedPrecondition },

@@ -14,13 +14,13 @@ import { decodeMessage, encodeMessage, protoSize, type Schema } from '../api/cod
 import { firstValueLength, parseGatewayJson, type Json } from '../api/json.js';
 import * as S from '../api/schemas.js';
 import type { WatchCreateRequest, WatchRequestMessage, WatchResponseMessage } from '../api/types.js';
-import type { CompactionRequest, DeleteRangeRequest, PutRequest, RangeRequest, TxnRequest } from '../mvcc/types.js';
+import type { AlarmRequest, CompactionRequest, DeleteRangeRequest, PutRequest, RangeRequest, TxnRequest } from '../mvcc/types.js';
 import { WatchFilter, type WatchResponse } from '../watch/types.js';
 import type { Watcher } from '../watch/hub.js';
 import type { Member } from './member.js';
 import { ETCD_CLUSTER_VERSION, ETCD_SERVER_VERSION, QKV_VERSION } from '../version.js';
 import { authNotEnabled, httpStatusOf, leaderChanged, messageTooLarge, requestTooLarge, toGrpcStatus, toHttpError } from './errors.js';
-import { SNAPSHOT_PATH, snapshotFrames } from './snapshot_client.js';
+import { SNAPSHOT_PATH, snapshotBlobs, snapshotFrames } from './snapshot_client.js';
 import { registerV1 } from './http_v1.js';
 import * as C from './concurrency.js';
 import { FORWARDED_HEADER, forwardToLeader, NOT_LEADER_HEADER } from './leader.js';
@@ -211,9 +211,24 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
   }
   unary('/v3/cluster/member/list', emptySchema, S.MemberListResponse, async () => ({ header: member.header(), members: member.members() }));
   unary('/v3/maintenance/status', emptySchema, S.StatusResponse, () => member.status());
-  unary<{ revision: number }>('/v3/maintenance/hash', S.HashKVRequest, S.HashKVResponse, async (req) => {
+  // etcd 3.4's gateway maps both Hash and HashKV to /v3/maintenance/hash, and Hash wins (a
+  // revision in the body is ignored); HashKV gets etcd 3.5's /v3/maintenance/hashkv.
+  unary('/v3/maintenance/hash', emptySchema, S.HashResponse, async () => {
+    const h = await member.hash();
+    return { header: member.header(h.revision), hash: h.hash };
+  });
+  unary<{ revision: number }>('/v3/maintenance/hashkv', S.HashKVRequest, S.HashKVResponse, async (req) => {
     const h = await member.hashKV(req.revision);
     return { header: member.header(h.header.revision), hash: h.hash, compactRevision: h.compactRevision };
+  });
+  unary<AlarmRequest>('/v3/maintenance/alarm', S.AlarmRequest, S.AlarmResponse, async (req) => withHeader(await member.alarm(req)));
+  // LevelDB compacts its files in the background; there is nothing to defragment (as over gRPC).
+  unary('/v3/maintenance/defragment', emptySchema, S.HeaderOnlyResponse, async () => ({ header: member.header() }));
+  // A server-streaming RPC through the gateway: one {"result": SnapshotResponse} line per blob.
+  app.post('/v3/maintenance/snapshot', async (request, reply) => {
+    decodeMessage(parseJsonBody(request.body), emptySchema);
+    await serveSnapshotStream(member, reply);
+    return reply;
   });
   unary<{ targetID: string }>(
     '/v3/maintenance/transfer-leadership',
@@ -371,6 +386,34 @@ export function toHubRequest(c: WatchCreateRequest): Parameters<Member['hub']['w
     ...(c.progressNotify ? { progressNotify: true } : {}),
     filters: (c.filters ?? []).map((f) => (f === 'NOPUT' ? WatchFilter.NoPut : WatchFilter.NoDelete)),
   };
+}
+
+/**
+ * Streams Maintenance.Snapshot's blobs (the same as over gRPC) as newline-delimited {"result":
+ * ...} objects. A failure before the first blob is an ordinary error response; after it, an
+ * {"error": ...} line ends the stream, as grpc-gateway reports a stream's error.
+ */
+async function serveSnapshotStream(member: Member, reply: FastifyReply): Promise<void> {
+  const blobs = snapshotBlobs(member.store);
+  const line = (b: { remainingBytes: number; blob: Buffer }): string =>
+    JSON.stringify({ result: encodeMessage({ header: member.header(), ...b }, S.SnapshotResponse) }) + '\n';
+  const first = await blobs.next(); // spools the snapshot: errors so far are the response's
+  const res = reply.raw;
+  reply.hijack();
+  res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
+  let closed = false;
+  res.on('close', () => (closed = true));
+  try {
+    for (let r = first; !r.done; r = await blobs.next()) {
+      if (closed) break;
+      if (!res.write(line(r.value))) await new Promise<void>((resolve) => res.once('drain', () => resolve()).once('close', () => resolve()));
+    }
+  } catch (err) {
+    if (!closed) res.write(JSON.stringify({ error: toHttpError(err).body }) + '\n');
+  } finally {
+    await blobs.return(undefined);
+    if (!res.writableEnded) res.end();
+  }
 }
 
 /** Streams watch responses as newline-delimited {"result": ...} objects until the client leaves. */

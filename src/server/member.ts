@@ -12,6 +12,9 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { MvccStore, decodeRequest, encodeRequest, InvalidArgumentError, isTxnReadonly, validateTxn } from '../mvcc/index.js';
 import type {
+  AlarmMember,
+  AlarmRequest,
+  AlarmResponse,
   ApplyEntry,
   ApplyResult,
   CompactionRequest,
@@ -24,6 +27,7 @@ import type {
   PutResponse,
   RangeRequest,
   RangeResponse,
+  StoreHashResult,
   TxnRequest,
   TxnResponse,
 } from '../mvcc/types.js';
@@ -93,6 +97,11 @@ async function dirBytes(dir: string): Promise<number> {
     }
   }
   return total;
+}
+
+/** An alarm as etcd prints AlarmMember (proto text: zero fields left out, each followed by a space). */
+export function alarmText(a: AlarmMember): string {
+  return `${a.memberId !== '0' ? `memberID:${a.memberId} ` : ''}${a.alarm !== 'NONE' ? `alarm:${a.alarm} ` : ''}`;
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
@@ -510,13 +519,34 @@ export class Member implements StateMachine {
       raftIndex: st.lastIndex,
       raftTerm: st.term,
       raftAppliedIndex: this.store.appliedIndex,
-      errors: [],
+      // As etcd: every active alarm, in its text form.
+      errors: this.store.alarms().map(alarmText),
       dbSizeInUse: dbSize,
     };
   }
 
   async hashKV(revision: number): Promise<HashKVResult> {
     return this.store.hashKV(revision);
+  }
+
+  /** etcd Maintenance.Hash: the whole store (see MvccStore.hash). */
+  async hash(): Promise<StoreHashResult> {
+    return this.store.hash();
+  }
+
+  /**
+   * etcd Maintenance.Alarm. ACTIVATE and DEACTIVATE are applied through Raft (any member id,
+   * as etcd: 0 or one not in the cluster too); GET reads the applied alarms after a ReadIndex
+   * barrier (etcd sends it through Raft: the same linearizable answer).
+   */
+  async alarm(req: AlarmRequest): Promise<AlarmResponse> {
+    if (req.action === 'GET') {
+      await this.linearizableBarrier();
+      return { header: { revision: this.store.revision }, alarms: this.store.alarms(req.alarm) };
+    }
+    const r = await this.propose({ alarm: req });
+    if (!('alarm' in r)) throw new InvalidArgumentError('unexpected response');
+    return r.alarm;
   }
 
   /** Healthy: a leader is known and this member has applied what it knows to be committed. */
