@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { CodedError } from '../errors.js';
+import { RAFT_NODE_DEFAULTS } from './raft_node.js';
 
 export interface MemberConfig {
   id: number;
@@ -46,8 +47,8 @@ export const CLUSTER_DEFAULTS: Omit<ClusterConfig, 'members'> = {
   tickMs: 100,
   heartbeatTicks: 1,
   electionTicks: 10,
-  snapshotEvery: 10_000,
-  snapshotCatchUpEntries: 5_000,
+  snapshotEvery: RAFT_NODE_DEFAULTS.snapshotEvery,
+  snapshotCatchUpEntries: RAFT_NODE_DEFAULTS.snapshotCatchUpEntries,
   maxRequestBytes: 1.5 * 1024 * 1024,
 };
 

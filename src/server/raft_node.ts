@@ -18,7 +18,7 @@ import { Buffer } from 'node:buffer';
 import { EventEmitter } from 'node:events';
 import { RawNode, type Status } from '../raft/rawnode.js';
 import { DEFAULT_CONFIG, StateRole, type Config, type Entry, type Message, type NodeId, type Snapshot, type SoftState } from '../raft/types.js';
-import { ProposalDroppedError, RaftError } from '../raft/errors.js';
+import { ProposalDroppedError, RaftConfigError, RaftError } from '../raft/errors.js';
 import type { LogStore } from '../wal/log_store.js';
 
 /** What the Raft node feeds committed entries to. */
@@ -43,7 +43,45 @@ export interface Transport {
   send(msgs: Message[]): void;
 }
 
-export interface RaftNodeOptions {
+/** The node's bounds and periods: each has a default (RAFT_NODE_DEFAULTS) and is resolved once, validated, at construction. */
+export interface RaftNodeLimits {
+  /** Take a Raft snapshot (and compact the log) every this many applied entries. */
+  snapshotEvery: number;
+  /** Entries kept in the log behind a snapshot, so slightly slow followers avoid a snapshot. */
+  snapshotCatchUpEntries: number;
+  /**
+   * Also take a snapshot once this many bytes of entries were applied since the last one, and
+   * keep at most about `snapshotCatchUpBytes` behind it: the core holds the log since its last
+   * compaction in memory, so large entries (a txn of a hundred puts) must not make ten thousand
+   * of them stay there.
+   */
+  snapshotEveryBytes: number;
+  snapshotCatchUpBytes: number;
+  /** Bound on proposals waiting to be applied. */
+  maxPendingProposals: number;
+  /** Bound on linearizable reads waiting for their ReadIndex and apply. */
+  maxPendingReads: number;
+  /** Bound on committed entries queued for apply; the Ready loop waits for apply beyond it. */
+  maxPendingApply: number;
+  /** A proposal forwarded to the leader that is not applied within this fails (ms). */
+  proposalTimeoutMs: number;
+}
+
+export const RAFT_NODE_DEFAULTS: Readonly<RaftNodeLimits> = {
+  snapshotEvery: 10_000,
+  snapshotCatchUpEntries: 5_000,
+  snapshotEveryBytes: 64 * 2 ** 20,
+  snapshotCatchUpBytes: 16 * 2 ** 20,
+  maxPendingProposals: 10_000,
+  maxPendingReads: 10_000,
+  maxPendingApply: 4096,
+  proposalTimeoutMs: 10_000,
+};
+
+/** Limits that may be 0 (keep nothing behind a snapshot); every other one must be positive. */
+const MAY_BE_ZERO: ReadonlySet<keyof RaftNodeLimits> = new Set(['snapshotCatchUpEntries', 'snapshotCatchUpBytes']);
+
+export interface RaftNodeOptions extends Partial<RaftNodeLimits> {
   id: NodeId;
   peers: NodeId[];
   logStore: LogStore;
@@ -52,24 +90,21 @@ export interface RaftNodeOptions {
   /** Milliseconds per Raft tick; heartbeats every heartbeatTick ticks, elections after electionTick. */
   tickMs: number;
   raft?: Partial<Omit<Config, 'id' | 'peers' | 'applied'>>;
-  /** Take a Raft snapshot (and compact the log) every this many applied entries. */
-  snapshotEvery?: number;
-  /** Entries kept in the log behind a snapshot, so slightly slow followers avoid a snapshot. */
-  snapshotCatchUpEntries?: number;
-  /**
-   * Also take a snapshot once this many bytes of entries were applied since the last one
-   * (default 64 MiB), and keep at most about `snapshotCatchUpBytes` (default 16 MiB) behind it:
-   * the core holds the log since its last compaction in memory, so large entries (a txn of a
-   * hundred puts) must not make ten thousand of them stay there.
-   */
-  snapshotEveryBytes?: number;
-  snapshotCatchUpBytes?: number;
-  /** Bound on proposals waiting to be applied. */
-  maxPendingProposals?: number;
-  /** Bound on committed entries queued for apply; the Ready loop waits for apply beyond it. */
-  maxPendingApply?: number;
-  /** A proposal forwarded to the leader that is not applied within this fails (default 10 s). */
-  proposalTimeoutMs?: number;
+}
+
+export type ResolvedRaftNodeOptions = Omit<RaftNodeOptions, keyof RaftNodeLimits> & RaftNodeLimits;
+
+/** Every limit given or defaulted, each an integer in range: the one place the node's defaults apply. */
+export function resolveRaftNodeOptions(opts: RaftNodeOptions): ResolvedRaftNodeOptions {
+  const resolved = { ...opts } as ResolvedRaftNodeOptions;
+  for (const key of Object.keys(RAFT_NODE_DEFAULTS) as (keyof RaftNodeLimits)[]) {
+    const v = opts[key] ?? RAFT_NODE_DEFAULTS[key];
+    const min = MAY_BE_ZERO.has(key) ? 0 : 1;
+    if (!Number.isSafeInteger(v) || v < min) throw new RaftConfigError(`raft node: ${key} must be an integer >= ${min}, got ${v}`);
+    resolved[key] = v;
+  }
+  if (!Number.isFinite(opts.tickMs) || opts.tickMs <= 0) throw new RaftConfigError(`raft node: tickMs must be positive, got ${opts.tickMs}`);
+  return resolved;
 }
 
 /**
@@ -154,7 +189,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     if (!this.rawNode) throw new NodeStoppedError();
     return this.rawNode;
   }
-  private readonly opts: RaftNodeOptions;
+  private readonly opts: ResolvedRaftNodeOptions;
   private ticker: NodeJS.Timeout | undefined;
   private readyScheduled = false;
   private readyRunning = false;
@@ -185,7 +220,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
 
   constructor(opts: RaftNodeOptions) {
     super();
-    this.opts = opts;
+    this.opts = resolveRaftNodeOptions(opts);
     this.id = opts.id;
   }
 
@@ -238,7 +273,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
    */
   propose(data: Uint8Array): Promise<unknown> {
     if (this.stopped) return Promise.reject(new NodeStoppedError());
-    if (this.proposals.size >= (this.opts.maxPendingProposals ?? 10_000)) return Promise.reject(new TooManyRequestsError());
+    if (this.proposals.size >= this.opts.maxPendingProposals) return Promise.reject(new TooManyRequestsError());
     const seq = ++this.proposalSeq;
     let ticket: { index: number; term: number } | undefined;
     try {
@@ -248,7 +283,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     }
     if (ticket) this.proposedAt.set(ticket.index, seq);
     this.scheduleReady();
-    const deadline = ticket ? Infinity : performance.now() + (this.opts.proposalTimeoutMs ?? 10_000);
+    const deadline = ticket ? Infinity : performance.now() + this.opts.proposalTimeoutMs;
     return new Promise((resolve, reject) => {
       this.proposals.set(seq, { resolve, reject, deadline });
     });
@@ -260,7 +295,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
    */
   readBarrier(timeoutMs: number): Promise<void> {
     if (this.stopped) return Promise.reject(new NodeStoppedError());
-    if (this.readRequests.size >= (this.opts.maxPendingProposals ?? 10_000)) return Promise.reject(new TooManyRequestsError());
+    if (this.readRequests.size >= this.opts.maxPendingReads) return Promise.reject(new TooManyRequestsError());
     const key = `${this.id}:${++this.readSeq}`;
     return new Promise<void>((resolve, reject) => {
       try {
@@ -373,7 +408,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
         this.raw.advance(rd);
         this.releaseReads();
         // Bounded pipeline: a state machine slower than replication slows the loop down.
-        if (this.pendingApply > (this.opts.maxPendingApply ?? 4096)) await this.drainApply();
+        if (this.pendingApply > this.opts.maxPendingApply) await this.drainApply();
         await this.maybeSnapshot();
       }
     } catch (err) {
@@ -496,7 +531,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
 
   private async maybeSnapshot(): Promise<void> {
     const entriesSince = this.raw.status().applied - this.lastSnapshotIndex;
-    if (entriesSince < (this.opts.snapshotEvery ?? 10_000) && this.bytesSinceSnapshot < (this.opts.snapshotEveryBytes ?? 64 * 2 ** 20)) return;
+    if (entriesSince < this.opts.snapshotEvery && this.bytesSinceSnapshot < this.opts.snapshotEveryBytes) return;
     // A quiet state machine: its snapshot and its applied index describe the same state.
     await this.drainApply();
     const index = this.opts.stateMachine.appliedIndex();
@@ -504,7 +539,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     const snap = this.raw.createSnapshot(index, data);
     // The catch-up tail, in entries of the recent average size, bounded by count and by bytes.
     const averageBytes = Math.max(1, this.bytesSinceSnapshot / Math.max(1, entriesSince));
-    const keep = Math.min(this.opts.snapshotCatchUpEntries ?? 5_000, Math.floor((this.opts.snapshotCatchUpBytes ?? 16 * 2 ** 20) / averageBytes));
+    const keep = Math.min(this.opts.snapshotCatchUpEntries, Math.floor(this.opts.snapshotCatchUpBytes / averageBytes));
     this.bytesSinceSnapshot = 0;
     const compactTo = Math.max(0, index - keep);
     await this.opts.logStore.saveSnapshot(snap, compactTo);
