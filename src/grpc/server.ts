@@ -14,6 +14,7 @@ import { leaseService } from './lease.js';
 import { watchService } from './watch.js';
 import { clusterService, maintenanceService } from './maintenance.js';
 import { etcdServices } from './proto.js';
+import { instrumentService } from './instrument.js';
 
 export interface GrpcServerOptions {
   member: Member;
@@ -36,11 +37,16 @@ export class EtcdGrpcServer {
       'grpc.max_send_message_length': -1,
     });
     const services = etcdServices();
-    this.server.addService(services.KV, kvService(this.ctx));
-    this.server.addService(services.Watch, watchService(this.ctx));
-    this.server.addService(services.Lease, leaseService(this.ctx));
-    this.server.addService(services.Cluster, clusterService(this.ctx));
-    this.server.addService(services.Maintenance, maintenanceService(this.ctx));
+    // Every call is counted as go-grpc-prometheus counts etcd's (src/grpc/instrument.ts).
+    const add = (definition: grpc.ServiceDefinition, implementation: grpc.UntypedServiceImplementation): void => {
+      const instrumented = instrumentService(definition, implementation, opts.member.metrics.grpc);
+      this.server.addService(instrumented.definition, instrumented.implementation);
+    };
+    add(services.KV, kvService(this.ctx));
+    add(services.Watch, watchService(this.ctx));
+    add(services.Lease, leaseService(this.ctx));
+    add(services.Cluster, clusterService(this.ctx));
+    add(services.Maintenance, maintenanceService(this.ctx));
     this.injector = this.server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
   }
 

@@ -215,12 +215,11 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
 
   app.get('/health', async (_request, reply) => {
     const h = member.health();
+    (h.health ? member.metrics.healthSuccess : member.metrics.healthFailures).inc();
     return reply.status(h.health ? 200 : 503).send(h.health ? { health: 'true' } : { health: 'false', reason: h.reason });
   });
   app.get('/version', async () => ({ etcdserver: QKV_VERSION, etcdcluster: '3.4.0' }));
   app.get('/metrics', async (_request, reply) => {
-    member.metrics.watchers.set(member.hub.size);
-    member.metrics.slowWatchers.set(member.hub.unsyncedCount);
     return reply.header('content-type', member.metrics.contentType).send(await member.metrics.text());
   });
 

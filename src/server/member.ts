@@ -122,7 +122,7 @@ export class Member implements StateMachine {
   private constructor(readonly opts: MemberOptions) {
     this.id = opts.self.id;
     this.clusterId = clusterIdOf(opts.cluster);
-    this.metrics = new Metrics({ member: opts.self.name });
+    this.metrics = new Metrics({ id: this.id, members: opts.cluster.members.map((m) => m.id), serverVersion: QKV_VERSION, clusterVersion: '3.4' });
     this.requestTimeoutMs = opts.requestTimeoutMs ?? 10_000;
     const electionMs = opts.cluster.tickMs * opts.cluster.electionTicks;
     // etcd: leases must outlive an election: min TTL = ceil(1.5 x election timeout).
@@ -162,6 +162,7 @@ export class Member implements StateMachine {
       peers,
       onMessage: (msg) => this.raft.receive(msg),
       onError: (err, peer) => this.log.debug({ err: err.message, peer }, 'peer transport error'),
+      stats: this.metrics.peers,
     });
     this.raft = new RaftNode({
       id: this.id,
@@ -180,7 +181,16 @@ export class Member implements StateMachine {
       this.metrics.fsyncSeconds.observe(ms / 1000);
       if (ms > 1000) this.log.warn({ ms }, 'slow fsync');
     });
-    this.raft.on('applied', (index) => this.metrics.appliedIndex.set(index));
+    this.metrics.bind({
+      committedIndex: () => this.raft.status().commit,
+      appliedIndex: () => this.store.appliedIndex,
+      dbSizeBytes: () => dirBytes(this.kvDir),
+      keys: () => this.store.keyCount,
+      revision: () => this.store.revision,
+      compactRevision: () => this.store.compactRevision,
+      watchers: () => this.hub.size,
+      slowWatchers: () => this.hub.unsyncedCount,
+    });
     this.raft.on('fatal', (err) => this.log.fatal({ err }, 'raft node stopped after a storage failure'));
     await this.transport.start();
     await this.raft.start();
@@ -191,7 +201,7 @@ export class Member implements StateMachine {
 
   private async openStore(): Promise<void> {
     // The store checks a put's lease against its own replicated lease table (same batch, same answer everywhere).
-    this.store = await MvccStore.open(this.kvDir);
+    this.store = await MvccStore.open(this.kvDir, { onBatchWritten: (ms) => this.metrics.backendCommitSeconds.observe(ms / 1000) });
     this.lessor.load(await this.store.leases());
     this.source.attach(this.store);
   }
@@ -222,18 +232,21 @@ export class Member implements StateMachine {
         this.raft.fail(err);
       });
     });
-    this.metrics.applySeconds.observe((performance.now() - started) / 1000);
+    this.metrics.applied((performance.now() - started) / 1000);
     batch.forEach((e, i) => this.afterApply(e, results[i]!));
-    this.metrics.revision.set(this.store.revision);
     return results;
   }
 
   /** Mirrors applied lease changes into the lessor (which only adds expiry on top). */
   private afterApply(e: ApplyEntry, r: ApplyResult): void {
     if (r.status !== 'ok' || !e.request) return;
-    if ('leaseGrant' in e.request) this.lessor.grant(e.request.leaseGrant.id, e.request.leaseGrant.ttl);
-    else if ('leaseRevoke' in e.request && this.lessor.has(e.request.leaseRevoke.id)) this.lessor.revoke(e.request.leaseRevoke.id);
-    this.metrics.proposalsCommitted.inc();
+    if ('leaseGrant' in e.request) {
+      this.lessor.grant(e.request.leaseGrant.id, e.request.leaseGrant.ttl);
+      this.metrics.leaseGranted.inc();
+    } else if ('leaseRevoke' in e.request && this.lessor.has(e.request.leaseRevoke.id)) {
+      this.lessor.revoke(e.request.leaseRevoke.id);
+      this.metrics.leaseRevoked.inc();
+    }
   }
 
   async snapshot(): Promise<Uint8Array> {
@@ -249,6 +262,15 @@ export class Member implements StateMachine {
    * is gone, from the leader or any other member whose store is at least as new as the snapshot.
    */
   async restore(snapshot: Snapshot): Promise<void> {
+    this.metrics.snapshotApplyInProgress.set(1);
+    try {
+      await this.restoreStore(snapshot);
+    } finally {
+      this.metrics.snapshotApplyInProgress.set(0);
+    }
+  }
+
+  private async restoreStore(snapshot: Snapshot): Promise<void> {
     const marker = JSON.parse(Buffer.from(snapshot.data).toString()) as SnapshotMarker;
     const others = this.opts.cluster.members.filter((m) => m.id !== this.id);
     const order = [marker.memberId, this.raft.leader];
@@ -296,10 +318,7 @@ export class Member implements StateMachine {
 
   private onSoftState(leader: number, role: StateRole): void {
     const wasLeader = this.lessor.isPrimary;
-    this.metrics.hasLeader.set(leader !== 0 ? 1 : 0);
-    this.metrics.isLeader.set(role === StateRole.Leader ? 1 : 0);
-    this.metrics.leaderChanges.inc();
-    this.metrics.term.set(this.raft.status().term);
+    this.metrics.softState(leader, role === StateRole.Leader, this.raft.status().term);
     if (role === StateRole.Leader && !wasLeader) {
       // A new leader first gives every lease a fresh TTL (plus an election's time), so no lease
       // kept alive through the old leader expires during the failover.
@@ -316,6 +335,7 @@ export class Member implements StateMachine {
     for (const id of this.lessor.expired(500)) {
       if (this.revoking.has(id)) continue;
       this.revoking.add(id);
+      this.metrics.leaseExpired.inc();
       this.propose({ leaseRevoke: { id } })
         .catch((err: Error) => this.log.debug({ id, err: err.message }, 'lease revoke failed; retrying'))
         .finally(() => this.revoking.delete(id));
@@ -341,11 +361,14 @@ export class Member implements StateMachine {
   private async propose(req: MvccRequest): Promise<MvccResponse> {
     const data = encodeRequest(req);
     let result: unknown;
+    this.metrics.pendingProposals++;
     try {
       result = await withTimeout(this.raft.propose(data), this.requestTimeoutMs);
     } catch (err) {
       this.metrics.proposalsFailed.inc();
       throw err;
+    } finally {
+      this.metrics.pendingProposals--;
     }
     const r = result as ApplyResult;
     if (r.status === 'error') throw r.error;
@@ -421,6 +444,7 @@ export class Member implements StateMachine {
   leaseKeepAlive(id: number): LeaseKeepAliveResponse {
     try {
       const ttl = this.lessor.renew(id);
+      this.metrics.leaseRenewed.inc();
       return { header: this.header(), id, ttl };
     } catch (err) {
       if (err instanceof LeaseNotFoundError) return { header: this.header(), id, ttl: 0 };
@@ -446,7 +470,6 @@ export class Member implements StateMachine {
   async status(): Promise<StatusResponse> {
     const st = this.raft.status();
     const dbSize = await dirBytes(this.kvDir);
-    this.metrics.dbSizeBytes.set(dbSize);
     return {
       header: this.header(),
       version: QKV_VERSION,
