@@ -184,7 +184,8 @@ export class Member implements StateMachine {
     this.metrics.bind({
       committedIndex: () => this.raft.status().commit,
       appliedIndex: () => this.store.appliedIndex,
-      dbSizeBytes: () => dirBytes(this.kvDir),
+      // The directory is briefly missing while a restored store is swapped in.
+      dbSizeBytes: () => dirBytes(this.kvDir).catch(() => 0),
       keys: () => this.store.keyCount,
       revision: () => this.store.revision,
       compactRevision: () => this.store.compactRevision,

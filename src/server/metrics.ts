@@ -315,6 +315,8 @@ export class GrpcServerMetrics {
   /** etcd_network_client_grpc_sent_bytes_total / _received_: the encoded messages' bytes. */
   readonly sentBytes: FastCounter;
   readonly receivedBytes: FastCounter;
+  /** By type, service and method: a second server on the same member shares the counters. */
+  private readonly methods = new Map<string, GrpcMethodStats>();
 
   constructor(registry: Registry) {
     this.started = new FastCounterVec('grpc_server_started_total', 'Total number of RPCs started on the server.', 'counter', registry);
@@ -335,14 +337,19 @@ export class GrpcServerMetrics {
 
   /** The counters of a method, every one at zero (as go-grpc-prometheus pre-registers them). */
   method(type: GrpcType, service: string, method: string): GrpcMethodStats {
+    const key = `${type} ${service} ${method}`;
+    let stats = this.methods.get(key);
+    if (stats) return stats;
     const labels = { grpc_type: type, grpc_service: service, grpc_method: method };
-    return {
+    stats = {
       started: this.started.child(labels),
       received: this.received.child(labels),
       sent: this.sent.child(labels),
       handled: GRPC_CODE_NAMES.map((code) => this.handled.child({ ...labels, grpc_code: code })),
       seconds: this.seconds.child(labels),
     };
+    this.methods.set(key, stats);
+    return stats;
   }
 }
 
