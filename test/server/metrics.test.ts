@@ -354,6 +354,29 @@ describe("a member's /metrics: etcd's names, types, labels and buckets", () => {
     expect(value(leader, 'grpc_server_handled_total', { ...watch, grpc_code: 'Canceled' })).toBe(1);
     expect(value(leader, 'grpc_server_msg_received_total', watch)).toBe(1);
     expect(value(leader, 'grpc_server_msg_sent_total', watch)).toBe(2);
+    // A server stream (the snapshot) and the lease keep-alive stream, each through to its end.
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'qkv-metrics-snap-'));
+    try {
+      expect((await etcdctl(cluster.url(leader), ['snapshot', 'save', path.join(dir, 'db')])).code).toBe(0);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+    const lease = /lease ([0-9a-f]+) granted/.exec((await etcdctl(cluster.url(leader), ['lease', 'grant', '60'])).stdout)![1]!;
+    expect((await etcdctl(cluster.url(leader), ['lease', 'keep-alive', '--once', lease])).code).toBe(0);
+    const snapshot = { grpc_type: 'server_stream', grpc_service: 'etcdserverpb.Maintenance', grpc_method: 'Snapshot' };
+    const keepAlive = { grpc_type: 'bidi_stream', grpc_service: 'etcdserverpb.Lease', grpc_method: 'LeaseKeepAlive' };
+    await LocalCluster.until(
+      async () => (await counted()).get('grpc_server_handled_total')!.samples.some((s) => s.labels['grpc_method'] === 'LeaseKeepAlive' && s.value === 1),
+      'the keep-alive stream handled',
+      10_000,
+    );
+    scrapes.set(leader, await counted());
+    expect(value(leader, 'grpc_server_handled_total', { ...snapshot, grpc_code: 'OK' })).toBe(1);
+    expect(value(leader, 'grpc_server_msg_received_total', snapshot)).toBe(1);
+    expect(value(leader, 'grpc_server_msg_sent_total', snapshot)).toBeGreaterThanOrEqual(2);
+    expect(value(leader, 'grpc_server_started_total', keepAlive)).toBe(1);
+    expect(value(leader, 'grpc_server_msg_received_total', keepAlive)).toBe(1);
+    expect(value(leader, 'grpc_server_msg_sent_total', keepAlive)).toBe(1);
     // What etcdctl check datascale reads: the bare name, then the value.
     expect(await (await fetch(`${cluster.url(leader)}/metrics`)).text()).toMatch(/^process_resident_memory_bytes \d+(\.\d+)?(e\+\d+)?$/m);
   });
