@@ -88,7 +88,7 @@ async function main(): Promise<void> {
     const text = await (await fetch(`${cluster.url(name)}/metrics`)).text();
     const metric = (m: string): number => Number(new RegExp(`^${m}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
     const mean = (h: string): string => `${metric(`${h}_count`)} x ${((metric(`${h}_sum`) / metric(`${h}_count`)) * 1000).toFixed(2)} ms`;
-    process.stdout.write(`${name}: fsync ${mean('qkv_disk_wal_fsync_duration_seconds')}, apply ${mean('qkv_server_apply_duration_seconds')}, committed ${metric('qkv_server_proposals_committed_total')}\n`);
+    process.stdout.write(`${name}: fsync ${mean('etcd_disk_wal_fsync_duration_seconds')}, apply ${mean('qkv_server_apply_duration_seconds')}, committed ${metric('etcd_server_proposals_committed_total')}\n`);
   }
   const pids = new Map(cluster.names.map((n) => [cluster.procs.get(n)!.child.pid!, n]));
   await Promise.all(cluster.names.map((n) => cluster.kill(n, 'SIGTERM')));

@@ -18,6 +18,7 @@ import { authService } from './auth.js';
 import { lockService } from './lock.js';
 import { electionService } from './election.js';
 import { etcdServices } from './proto.js';
+import { instrumentService } from './instrument.js';
 
 export interface GrpcServerOptions {
   member: Member;
@@ -40,14 +41,19 @@ export class EtcdGrpcServer {
       'grpc.max_send_message_length': -1,
     });
     const services = etcdServices();
-    this.server.addService(services.KV, kvService(this.ctx));
-    this.server.addService(services.Watch, watchService(this.ctx));
-    this.server.addService(services.Lease, leaseService(this.ctx));
-    this.server.addService(services.Cluster, clusterService(this.ctx));
-    this.server.addService(services.Maintenance, maintenanceService(this.ctx));
-    this.server.addService(services.Auth, authService(this.ctx));
-    this.server.addService(services.Lock, lockService(this.ctx));
-    this.server.addService(services.Election, electionService(this.ctx));
+    // Every call is counted as go-grpc-prometheus counts etcd's (src/grpc/instrument.ts).
+    const add = (definition: grpc.ServiceDefinition, implementation: grpc.UntypedServiceImplementation): void => {
+      const instrumented = instrumentService(definition, implementation, opts.member.metrics.grpc);
+      this.server.addService(instrumented.definition, instrumented.implementation);
+    };
+    add(services.KV, kvService(this.ctx));
+    add(services.Watch, watchService(this.ctx));
+    add(services.Lease, leaseService(this.ctx));
+    add(services.Cluster, clusterService(this.ctx));
+    add(services.Maintenance, maintenanceService(this.ctx));
+    add(services.Auth, authService(this.ctx));
+    add(services.Lock, lockService(this.ctx));
+    add(services.Election, electionService(this.ctx));
     this.injector = this.server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
   }
 

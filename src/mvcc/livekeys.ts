@@ -139,6 +139,14 @@ export class LiveKeys {
     if (this.pending !== undefined) this.pendingDelta--;
   }
 
+  /**
+   * Live keys: exact once the first build after open has scanned CURRENT (until then, only the
+   * inserts minus deletes since open).
+   */
+  get count(): number {
+    return Math.max(0, this.live);
+  }
+
   /** Bytes the filters take (the one in use and the one being built). */
   get byteLength(): number {
     return (this.active?.byteLength ?? 0) + (this.pending?.byteLength ?? 0);

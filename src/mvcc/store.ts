@@ -88,6 +88,8 @@ export interface MvccStoreOptions {
   liveKeyFilterKeys?: number;
   /** Receives exceptions thrown by apply listeners (default: console.error). */
   onListenerError?: (err: unknown) => void;
+  /** Told how long each batch's LevelDB write took (ms), for etcd_disk_backend_commit_duration_seconds. */
+  onBatchWritten?: (ms: number) => void;
 }
 
 const noop = async (): Promise<void> => undefined;
@@ -297,7 +299,9 @@ export class MvccStore {
     for (const r of b.revisions) this.emit(r.revision, r.events);
     onVisible?.(results);
     try {
+      const started = performance.now();
       await writeBatch(this.db, b.overlay, this.sync, meta);
+      this.opts.onBatchWritten?.(performance.now() - started);
     } catch (err) {
       // Reads and listeners have seen this batch: falling back to the state before it would
       // show them history going backwards.
@@ -334,6 +338,14 @@ export class MvccStore {
    */
   liveKeyFilterReady(): Promise<void> {
     return this.liveKeys.ready();
+  }
+
+  /**
+   * Live keys (etcd_debugging_mvcc_keys_total), kept by the live-key filter: exact once its first
+   * scan after open has finished, until then the inserts minus deletes since open.
+   */
+  get keyCount(): number {
+    return this.liveKeys.count;
   }
 
   /** Bytes the live-key filter takes on the JS heap. */

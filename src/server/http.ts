@@ -265,12 +265,11 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
 
   app.get('/health', async (_request, reply) => {
     const h = member.health();
+    (h.health ? member.metrics.healthSuccess : member.metrics.healthFailures).inc();
     return reply.status(h.health ? 200 : 503).send(h.health ? { health: 'true' } : { health: 'false', reason: h.reason });
   });
   app.get('/version', async () => ({ etcdserver: ETCD_SERVER_VERSION, etcdcluster: ETCD_CLUSTER_VERSION, qkv: QKV_VERSION }));
   app.get('/metrics', async (_request, reply) => {
-    member.metrics.watchers.set(member.hub.size);
-    member.metrics.slowWatchers.set(member.hub.unsyncedCount);
     return reply.header('content-type', member.metrics.contentType).send(await member.metrics.text());
   });
 

@@ -134,7 +134,7 @@ export class Member implements StateMachine {
   private constructor(readonly opts: MemberOptions) {
     this.id = opts.self.id;
     this.clusterId = clusterIdOf(opts.cluster);
-    this.metrics = new Metrics({ member: opts.self.name });
+    this.metrics = new Metrics({ id: this.id, members: opts.cluster.members.map((m) => m.id), serverVersion: ETCD_SERVER_VERSION, clusterVersion: '3.4' });
     this.requestTimeoutMs = opts.requestTimeoutMs ?? requestTimeoutMs(opts.cluster);
     const electionMs = opts.cluster.tickMs * opts.cluster.electionTicks;
     // etcd: leases must outlive an election: min TTL = ceil(1.5 x election timeout).
@@ -174,6 +174,7 @@ export class Member implements StateMachine {
       peers,
       onMessage: (msg) => this.raft.receive(msg),
       onError: (err, peer) => this.log.debug({ err: err.message, peer }, 'peer transport error'),
+      stats: this.metrics.peers,
     });
     this.raft = new RaftNode({
       id: this.id,
@@ -192,7 +193,17 @@ export class Member implements StateMachine {
       this.metrics.fsyncSeconds.observe(ms / 1000);
       if (ms > 1000) this.log.warn({ ms }, 'slow fsync');
     });
-    this.raft.on('applied', (index) => this.metrics.appliedIndex.set(index));
+    this.metrics.bind({
+      committedIndex: () => this.raft.status().commit,
+      appliedIndex: () => this.store.appliedIndex,
+      // The directory is briefly missing while a restored store is swapped in.
+      dbSizeBytes: () => dirBytes(this.kvDir).catch(() => 0),
+      keys: () => this.store.keyCount,
+      revision: () => this.store.revision,
+      compactRevision: () => this.store.compactRevision,
+      watchers: () => this.hub.size,
+      slowWatchers: () => this.hub.unsyncedCount,
+    });
     this.raft.on('fatal', (err) => this.log.fatal({ err }, 'raft node stopped after a storage failure'));
     await this.transport.start();
     await this.raft.start();
@@ -203,7 +214,7 @@ export class Member implements StateMachine {
 
   private async openStore(): Promise<void> {
     // The store checks a put's lease against its own replicated lease table (same batch, same answer everywhere).
-    this.store = await MvccStore.open(this.kvDir);
+    this.store = await MvccStore.open(this.kvDir, { onBatchWritten: (ms) => this.metrics.backendCommitSeconds.observe(ms / 1000) });
     this.lessor.load(await this.store.leases());
     this.source.attach(this.store);
   }
@@ -234,18 +245,21 @@ export class Member implements StateMachine {
         this.raft.fail(err);
       });
     });
-    this.metrics.applySeconds.observe((performance.now() - started) / 1000);
+    this.metrics.applied((performance.now() - started) / 1000);
     batch.forEach((e, i) => this.afterApply(e, results[i]!));
-    this.metrics.revision.set(this.store.revision);
     return results;
   }
 
   /** Mirrors applied lease changes into the lessor (which only adds expiry on top). */
   private afterApply(e: ApplyEntry, r: ApplyResult): void {
     if (r.status !== 'ok' || !e.request) return;
-    if ('leaseGrant' in e.request) this.lessor.grant(e.request.leaseGrant.id, e.request.leaseGrant.ttl);
-    else if ('leaseRevoke' in e.request && this.lessor.has(e.request.leaseRevoke.id)) this.lessor.revoke(e.request.leaseRevoke.id);
-    this.metrics.proposalsCommitted.inc();
+    if ('leaseGrant' in e.request) {
+      this.lessor.grant(e.request.leaseGrant.id, e.request.leaseGrant.ttl);
+      this.metrics.leaseGranted.inc();
+    } else if ('leaseRevoke' in e.request && this.lessor.has(e.request.leaseRevoke.id)) {
+      this.lessor.revoke(e.request.leaseRevoke.id);
+      this.metrics.leaseRevoked.inc();
+    }
   }
 
   async snapshot(): Promise<Uint8Array> {
@@ -261,6 +275,15 @@ export class Member implements StateMachine {
    * is gone, from the leader or any other member whose store is at least as new as the snapshot.
    */
   async restore(snapshot: Snapshot): Promise<void> {
+    this.metrics.snapshotApplyInProgress.set(1);
+    try {
+      await this.restoreStore(snapshot);
+    } finally {
+      this.metrics.snapshotApplyInProgress.set(0);
+    }
+  }
+
+  private async restoreStore(snapshot: Snapshot): Promise<void> {
     const marker = JSON.parse(Buffer.from(snapshot.data).toString()) as SnapshotMarker;
     const others = this.opts.cluster.members.filter((m) => m.id !== this.id);
     const order = [marker.memberId, this.raft.leader];
@@ -308,10 +331,7 @@ export class Member implements StateMachine {
 
   private onSoftState(leader: number, role: StateRole): void {
     const wasLeader = this.lessor.isPrimary;
-    this.metrics.hasLeader.set(leader !== 0 ? 1 : 0);
-    this.metrics.isLeader.set(role === StateRole.Leader ? 1 : 0);
-    this.metrics.leaderChanges.inc();
-    this.metrics.term.set(this.raft.status().term);
+    this.metrics.softState(leader, role === StateRole.Leader, this.raft.status().term);
     if (role === StateRole.Leader && !wasLeader) {
       // A new leader first gives every lease a fresh TTL (plus an election's time), so no lease
       // kept alive through the old leader expires during the failover.
@@ -329,6 +349,7 @@ export class Member implements StateMachine {
     for (const id of this.lessor.expired(500)) {
       if (this.revoking.has(id)) continue;
       this.revoking.add(id);
+      this.metrics.leaseExpired.inc();
       this.propose({ leaseRevoke: { id } })
         .catch((err: Error) => this.log.debug({ id, err: err.message }, 'lease revoke failed; retrying'))
         .finally(() => this.revoking.delete(id));
@@ -384,19 +405,24 @@ export class Member implements StateMachine {
     const data = encodeRequest(req);
     const retry = new Retry(this.requestDeadline());
     let result: unknown;
-    for (;;) {
-      try {
-        // As etcd's raft node holds proposals while there is no leader (until the deadline).
-        await this.waitForLeader(retry.deadline);
-        result = await withTimeout(this.raft.propose(data), Math.max(1, retry.remainingMs));
-        break;
-      } catch (err) {
-        // A dropped proposal never entered the log (the leader was lost, or is handing over):
-        // proposing it again cannot apply it twice.
-        if (err instanceof ProposalDroppedError && (await retry.pause())) continue;
-        this.metrics.proposalsFailed.inc();
-        throw err;
+    this.metrics.pendingProposals++;
+    try {
+      for (;;) {
+        try {
+          // As etcd's raft node holds proposals while there is no leader (until the deadline).
+          await this.waitForLeader(retry.deadline);
+          result = await withTimeout(this.raft.propose(data), Math.max(1, retry.remainingMs));
+          break;
+        } catch (err) {
+          // A dropped proposal never entered the log (the leader was lost, or is handing over):
+          // proposing it again cannot apply it twice.
+          if (err instanceof ProposalDroppedError && (await retry.pause())) continue;
+          this.metrics.proposalsFailed.inc();
+          throw err;
+        }
       }
+    } finally {
+      this.metrics.pendingProposals--;
     }
     const r = result as ApplyResult;
     if (r.status === 'error') throw r.error;
@@ -485,6 +511,7 @@ export class Member implements StateMachine {
   leaseKeepAlive(id: number): LeaseKeepAliveResponse {
     try {
       const ttl = this.lessor.renew(id);
+      this.metrics.leaseRenewed.inc();
       return { header: this.header(), id, ttl };
     } catch (err) {
       if (err instanceof LeaseNotFoundError) return { header: this.header(), id, ttl: 0 };
@@ -510,7 +537,6 @@ export class Member implements StateMachine {
   async status(): Promise<StatusResponse> {
     const st = this.raft.status();
     const dbSize = await dirBytes(this.kvDir);
-    this.metrics.dbSizeBytes.set(dbSize);
     return {
       header: this.header(),
       version: ETCD_SERVER_VERSION,

@@ -8,7 +8,7 @@
  */
 import { Buffer } from 'node:buffer';
 import net from 'node:net';
-import type { Message, NodeId } from '../raft/types.js';
+import { MessageType, type Message, type NodeId } from '../raft/types.js';
 import { decodeMessages, encodedSize, PeerWireError, writeMessages } from './peer_codec.js';
 import { FRAME_HEADER_BYTES, LengthPrefixedFrames } from './frames.js';
 
@@ -27,7 +27,26 @@ export interface TransportOptions {
   /** Messages queued for one peer while it is unreachable; beyond this, new ones are dropped. */
   maxQueuedMessages?: number;
   onError?: (err: Error, peer: NodeId | undefined) => void;
+  /** Receives the per-peer figures (etcd's rafthttp metrics). */
+  stats?: PeerStats;
 }
+
+/**
+ * What the transport reports per peer. Bytes are whole frames (header included) as written to
+ * or read from the socket. A send failure is a message dropped from a full queue, a failed dial
+ * or an error on an open connection (etcd counts the messages its streams could not send; qkv
+ * queues them while a peer is unreachable, so a refused dial is what shows a peer is down). The
+ * round trip is a heartbeat's to its response, timed on the leader (the one that sends them).
+ */
+export interface PeerStats {
+  sent(peer: NodeId, bytes: number): void;
+  received(peer: NodeId, bytes: number): void;
+  sendFailed(peer: NodeId): void;
+  roundTrip(peer: NodeId, seconds: number): void;
+  connection(peer: NodeId, up: boolean): void;
+}
+
+const NO_STATS: PeerStats = { sent() {}, received() {}, sendFailed() {}, roundTrip() {}, connection() {} };
 
 const DEFAULT_MAX_FRAME = 256 * 1024 * 1024;
 const MIN_BACKOFF_MS = 20;
@@ -71,14 +90,21 @@ class PeerLink {
   private reconnectTimer: NodeJS.Timeout | undefined;
   private closed = false;
   dropped = 0;
+  /** When the oldest heartbeat not answered yet was sent (performance.now()). */
+  heartbeatSentAt: number | undefined;
 
   constructor(
     readonly peer: NodeId,
     private readonly address: PeerAddress,
     private readonly maxQueued: number,
     private readonly onError: (err: Error) => void,
+    private readonly stats: PeerStats,
   ) {
     this.dial();
+  }
+
+  get isConnected(): boolean {
+    return this.connected;
   }
 
   /** Queues `m`; it goes out with the next flush (or when the connection is up). */
@@ -86,6 +112,7 @@ class PeerLink {
     if (this.closed) return;
     if (this.queue.length >= this.maxQueued) {
       this.dropped++;
+      this.stats.sendFailed(this.peer);
       return;
     }
     this.queue.push(m);
@@ -106,6 +133,7 @@ class PeerLink {
       return;
     }
     this.socket.write(frame);
+    this.stats.sent(this.peer, frame.length);
   }
 
   private dial(): void {
@@ -117,15 +145,20 @@ class PeerLink {
     socket.on('connect', () => {
       this.connected = true;
       this.backoffMs = MIN_BACKOFF_MS;
+      this.stats.connection(this.peer, true);
       this.flush();
     });
     // Peers never send on our outgoing connection; drain anything to keep it healthy.
     socket.on('data', () => {});
     socket.on('error', (err) => {
+      this.stats.sendFailed(this.peer);
       if (this.connected) this.onError(err);
     });
     socket.on('close', () => {
+      if (this.connected) this.stats.connection(this.peer, false);
       this.connected = false;
+      // A heartbeat in flight on the lost connection is never answered.
+      this.heartbeatSentAt = undefined;
       this.socket = undefined;
       // Keep the (bounded) queue: it goes out when the link is back; Raft ignores what is stale.
       this.scheduleRedial();
@@ -154,9 +187,11 @@ export class PeerTransport {
   private readonly links = new Map<NodeId, PeerLink>();
   private readonly inbound = new Set<net.Socket>();
   private readonly maxFrameBytes: number;
+  private readonly stats: PeerStats;
 
   constructor(private readonly opts: TransportOptions) {
     this.maxFrameBytes = opts.maxFrameBytes ?? DEFAULT_MAX_FRAME;
+    this.stats = opts.stats ?? NO_STATS;
   }
 
   async start(): Promise<void> {
@@ -171,7 +206,7 @@ export class PeerTransport {
     });
     for (const [id, address] of this.opts.peers) {
       if (id === this.opts.id) continue;
-      this.links.set(id, new PeerLink(id, address, this.opts.maxQueuedMessages ?? 10_000, (err) => this.opts.onError?.(err, id)));
+      this.links.set(id, new PeerLink(id, address, this.opts.maxQueuedMessages ?? 10_000, (err) => this.opts.onError?.(err, id), this.stats));
     }
   }
 
@@ -185,7 +220,11 @@ export class PeerTransport {
     socket.setNoDelay(true);
     this.inbound.add(socket);
     const decoder = new FrameDecoder(this.maxFrameBytes);
+    // Each peer dials once: its first message names the sender of every byte on the connection.
+    let from: NodeId | undefined;
+    let uncounted = 0;
     socket.on('data', (chunk: Buffer) => {
+      uncounted += chunk.length;
       let batches: Message[][];
       try {
         batches = decoder.push(chunk);
@@ -194,7 +233,17 @@ export class PeerTransport {
         socket.destroy();
         return;
       }
-      for (const batch of batches) for (const m of batch) this.opts.onMessage(m);
+      from ??= batches[0]?.[0]?.from;
+      if (from !== undefined) {
+        this.stats.received(from, uncounted);
+        uncounted = 0;
+      }
+      for (const batch of batches) {
+        for (const m of batch) {
+          if (m.type === MessageType.HeartbeatResp) this.heartbeatAnswered(m.from);
+          this.opts.onMessage(m);
+        }
+      }
     });
     socket.on('error', () => {});
     socket.on('close', () => this.inbound.delete(socket));
@@ -209,10 +258,19 @@ export class PeerTransport {
     for (const m of msgs) {
       const link = this.links.get(m.to);
       if (!link) continue;
+      // The round trip is timed from the oldest heartbeat still unanswered on a live connection.
+      if (m.type === MessageType.Heartbeat && link.heartbeatSentAt === undefined && link.isConnected) link.heartbeatSentAt = performance.now();
       link.enqueue(m);
       touched.add(link);
     }
     for (const link of touched) link.flush();
+  }
+
+  private heartbeatAnswered(peer: NodeId): void {
+    const link = this.links.get(peer);
+    if (link?.heartbeatSentAt === undefined) return;
+    this.stats.roundTrip(peer, (performance.now() - link.heartbeatSentAt) / 1000);
+    link.heartbeatSentAt = undefined;
   }
 
   droppedMessages(): number {

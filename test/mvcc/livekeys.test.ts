@@ -101,14 +101,17 @@ describe('MvccStore with the live-key filter', () => {
       const keys = Array.from({ length: 300 }, (_, i) => i);
       expect(await putAll(ap, keys, 'a')).toEqual(keys.map(() => ({ version: 1, prev: undefined })));
       await ap.del(keyOf(0), keyOf(100)); // keys 0..99 deleted
+      expect(s.keyCount).toBe(200);
       await ap.ok({ compaction: { revision: s.revision } });
       await s.compactionDone();
       await s.close();
 
       s = await MvccStore.open(dir, { liveKeyFilterKeys: 64 });
       await s.liveKeyFilterReady();
+      expect(s.keyCount).toBe(200); // counted by the filter's scan
       const ap2 = new Applier(s);
       expect(await putAll(ap2, keys, 'b')).toEqual(keys.map((i) => (i < 100 ? { version: 1, prev: undefined } : { version: 2, prev: `a${i}` })));
+      expect(s.keyCount).toBe(300);
       // deleted again in the same batch as its re-insert: the batch's own writes win
       const r = await s.applyBatch([
         { index: ++ap2.index, request: { deleteRange: { key: keyOf(5) } } },

@@ -131,3 +131,55 @@ describe('PeerTransport', () => {
     expect(a.droppedMessages()).toBe(150);
   });
 });
+
+describe('PeerTransport stats', () => {
+  test('counts frame bytes each way, connections, and times a heartbeat to its response', async () => {
+    const ports = await freePorts(2);
+    const peers = new Map([
+      [1, { host: '127.0.0.1', port: ports[0]! }],
+      [2, { host: '127.0.0.1', port: ports[1]! }],
+    ]);
+    const record = () => {
+      const s = { sent: new Map<number, number>(), received: new Map<number, number>(), rtt: [] as number[], up: [] as string[], failed: 0 };
+      const stats = {
+        sent: (p: number, n: number) => void s.sent.set(p, (s.sent.get(p) ?? 0) + n),
+        received: (p: number, n: number) => void s.received.set(p, (s.received.get(p) ?? 0) + n),
+        sendFailed: () => void s.failed++,
+        roundTrip: (p: number, sec: number) => void s.rtt.push(p, sec),
+        connection: (p: number, up: boolean) => void s.up.push(`${p}:${up}`),
+      };
+      return { s, stats };
+    };
+    const ra = record();
+    const rb = record();
+    let b: PeerTransport;
+    const a = new PeerTransport({ id: 1, listen: peers.get(1)!, peers, onMessage: () => {}, stats: ra.stats });
+    b = new PeerTransport({
+      id: 2,
+      listen: peers.get(2)!,
+      peers,
+      // The follower answers the heartbeat, as Raft does.
+      onMessage: (m) => m.type === MessageType.Heartbeat && b.send([message({ type: MessageType.HeartbeatResp, from: 2, to: 1, term: m.term })]),
+      stats: rb.stats,
+    });
+    started.push(a, b);
+    await a.start();
+    await b.start();
+    await until(() => ra.s.up.includes('2:true') && rb.s.up.includes('1:true'), 'both links up');
+    // a dialled b before b listened: refused dials count as send failures.
+    const failedAtStart = ra.s.failed;
+    a.send([app(1), app(2)]);
+    a.send([message({ type: MessageType.Heartbeat, from: 1, to: 2, term: 3 })]);
+    await until(() => ra.s.rtt.length === 2, 'the round trip');
+    expect(ra.s.rtt[0]).toBe(2);
+    expect(ra.s.rtt[1]).toBeGreaterThan(0);
+    expect(ra.s.rtt[1]).toBeLessThan(5);
+    await until(() => rb.s.received.get(1) === ra.s.sent.get(2), "b's count of a's bytes");
+    expect(ra.s.sent.get(2)).toBe(encodeFrame([app(1), app(2)]).length + encodeFrame([message({ type: MessageType.Heartbeat, from: 1, to: 2, term: 3 })]).length);
+    await until(() => ra.s.received.get(2) === rb.s.sent.get(1), "a's count of b's bytes");
+    expect(ra.s.failed).toBe(failedAtStart);
+    // The peer goes away: the link is down, and redials fail.
+    await b.stop();
+    await until(() => ra.s.up.includes('2:false') && ra.s.failed > failedAtStart, 'the lost link and a failed dial');
+  });
+});
