@@ -508,7 +508,7 @@ describe('etcd Lock and Election services, /v3beta and 405 on qkv and on etcd', 
   test('qkv: waiters and observers that end leave no watcher behind', async () => {
     const watchers = async (): Promise<number> => {
       const text = await (await fetch(`${qUrl}/metrics`, { signal: AbortSignal.timeout(5_000) })).text();
-      return Number(/^qkv_watch_watchers(?:\{[^}]*\})? (\d+)/m.exec(text)?.[1] ?? NaN);
+      return Number(/^etcd_debugging_mvcc_watcher_total(?:\{[^}]*\})? (\d+)/m.exec(text)?.[1] ?? NaN);
     };
     await until(async () => (await watchers()) === 0, 'no watchers from the earlier tests');
     const [l1, l2] = [await grant(q), await grant(q)];
