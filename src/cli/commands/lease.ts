@@ -8,10 +8,7 @@ export function register(program: Command, ctx: CliContext): void {
   lease
     .command('grant <ttl>')
     .description('creates leases')
-    .action(async (ttl: string) => {
-      const r = await ctx.client().leaseGrant(parseIntArg('ttl')(ttl));
-      ctx.printer().leaseGrant(r);
-    });
+    .action(async (ttl: string) => ctx.printer().leaseGrant(await ctx.client().leaseGrant(parseIntArg('ttl')(ttl))));
   lease
     .command('revoke <leaseID>')
     .description('revokes leases')
@@ -24,17 +21,11 @@ export function register(program: Command, ctx: CliContext): void {
     .command('timetolive <leaseID>')
     .description('get lease information')
     .option('--keys', 'get keys attached to this lease')
-    .action(async (id: string, o: { keys?: boolean }) => {
-      const r = await ctx.client().leaseTimeToLive(parseLeaseId(id), !!o.keys);
-      ctx.printer().leaseTimeToLive(r, !!o.keys);
-    });
+    .action(async (id: string, o: { keys?: boolean }) => ctx.printer().leaseTimeToLive(await ctx.client().leaseTimeToLive(parseLeaseId(id), !!o.keys), !!o.keys));
   lease
     .command('list')
     .description('list all active leases')
-    .action(async () => {
-      const r = await ctx.client().leases();
-      ctx.printer().leaseList(r);
-    });
+    .action(async () => ctx.printer().leaseList(await ctx.client().leases()));
   lease
     .command('keep-alive <leaseID>')
     .description('keeps leases alive (renew)')

@@ -7,8 +7,5 @@ export function register(program: Command, ctx: CliContext): void {
   member
     .command('list')
     .description('lists all members in the cluster')
-    .action(async () => {
-      const r = await ctx.client().memberList();
-      ctx.printer().memberList(r);
-    });
+    .action(async () => ctx.printer().memberList(await ctx.client().memberList()));
 }

@@ -4,15 +4,8 @@
  */
 import { encodeMessage, type Schema } from '../../api/codec.js';
 import * as S from '../../api/schemas.js';
-import type {
-  HashKVResponse,
-  LeaseGrantResponse,
-  LeaseLeasesResponse,
-  LeaseTimeToLiveResponse,
-  MemberListResponse,
-  WatchResponseMessage,
-} from '../../api/types.js';
-import type { DeleteRangeResponse, PutResponse, RangeResponse, TxnResponse } from '../../mvcc/types.js';
+import type * as api from '../../api/types.js';
+import type * as mvcc from '../../mvcc/types.js';
 import { hostOf, type EndpointStatus } from './printer.js';
 import { SimplePrinter } from './simple.js';
 
@@ -43,48 +36,24 @@ export class JsonPrinter extends SimplePrinter {
     this.out(JSON.stringify({ Endpoint: hostOf(endpoint), [field]: JSON.parse(etcdctlJson(obj, schema)) }));
   }
 
-  override put(r: PutResponse): void {
-    this.json(r, S.PutResponse);
-  }
+  // One line a response, as etcdctl's printer_json.go (printJSON).
+  override put(r: mvcc.PutResponse): void { this.json(r, S.PutResponse); }
+  override get(r: mvcc.RangeResponse): void { this.json(r, S.RangeResponse); }
+  override del(r: mvcc.DeleteRangeResponse): void { this.json(r, S.DeleteRangeResponse); }
+  override txn(r: mvcc.TxnResponse): void { this.json(r, S.TxnResponse); }
+  override leaseGrant(r: api.LeaseGrantResponse): void { this.json(r, S.LeaseGrantResponse); }
+  override leaseTimeToLive(r: api.LeaseTimeToLiveResponse): void { this.json(r, S.LeaseTimeToLiveResponse); }
+  override leaseList(r: api.LeaseLeasesResponse): void { this.json(r, S.LeaseLeasesResponse); }
+  override memberList(r: api.MemberListResponse): void { this.json(r, S.MemberListResponse); }
+  override endpointHashKV(endpoint: string, r: api.HashKVResponse): void { this.perEndpoint(endpoint, 'HashKV', r, S.HashKVResponse); }
 
-  override get(r: RangeResponse): void {
-    this.json(r, S.RangeResponse);
-  }
-
-  override del(r: DeleteRangeResponse): void {
-    this.json(r, S.DeleteRangeResponse);
-  }
-
-  override txn(r: TxnResponse): void {
-    this.json(r, S.TxnResponse);
-  }
-
-  override watch(r: WatchResponseMessage): boolean {
+  /** Every watch response, a canceled one too (the stream ends on its own). */
+  override watch(r: api.WatchResponseMessage): boolean {
     this.json(r, S.WatchResponse);
     return true;
   }
 
-  override leaseGrant(r: LeaseGrantResponse): void {
-    this.json(r, S.LeaseGrantResponse);
-  }
-
-  override leaseTimeToLive(r: LeaseTimeToLiveResponse): void {
-    this.json(r, S.LeaseTimeToLiveResponse);
-  }
-
-  override leaseList(r: LeaseLeasesResponse): void {
-    this.json(r, S.LeaseLeasesResponse);
-  }
-
-  override memberList(r: MemberListResponse): void {
-    this.json(r, S.MemberListResponse);
-  }
-
   override async endpointStatus(statuses: AsyncIterable<EndpointStatus>): Promise<void> {
     for await (const { endpoint, status } of statuses) this.perEndpoint(endpoint, 'Status', status, S.StatusResponse);
-  }
-
-  override endpointHashKV(endpoint: string, r: HashKVResponse): void {
-    this.perEndpoint(endpoint, 'HashKV', r, S.HashKVResponse);
   }
 }

@@ -5,17 +5,8 @@
  * response prints it as `simple` does.
  */
 import type { Buffer } from 'node:buffer';
-import type {
-  HashKVResponse,
-  LeaseGrantResponse,
-  LeaseKeepAliveResponse,
-  LeaseLeasesResponse,
-  LeaseTimeToLiveResponse,
-  MemberListResponse,
-  StatusResponse,
-  WatchResponseMessage,
-} from '../../api/types.js';
-import type { DeleteRangeResponse, PutResponse, RangeResponse, TxnResponse } from '../../mvcc/types.js';
+import type * as api from '../../api/types.js';
+import type * as mvcc from '../../mvcc/types.js';
 
 export type OutputFormat = 'simple' | 'json' | 'table';
 
@@ -35,7 +26,7 @@ export interface GetPrintOptions {
 /** One endpoint's status; `endpoint` is its URL. */
 export interface EndpointStatus {
   endpoint: string;
-  status: StatusResponse;
+  status: api.StatusResponse;
 }
 
 /** One endpoint's health, as etcdctl's epHealth: `took` (ms, 3 decimals) when healthy, else `error`. */
@@ -47,28 +38,28 @@ export interface EndpointHealth {
 }
 
 export interface Printer {
-  put(r: PutResponse): void;
-  get(r: RangeResponse, opts: GetPrintOptions): void;
-  del(r: DeleteRangeResponse): void;
-  txn(r: TxnResponse): void;
+  put(r: mvcc.PutResponse): void;
+  get(r: mvcc.RangeResponse, opts: GetPrintOptions): void;
+  del(r: mvcc.DeleteRangeResponse): void;
+  txn(r: mvcc.TxnResponse): void;
   compaction(revision: number): void;
   /** One watch response; false when the watch ends with it (canceled, printed as an error). */
-  watch(r: WatchResponseMessage): boolean;
-  leaseGrant(r: LeaseGrantResponse): void;
+  watch(r: api.WatchResponseMessage): boolean;
+  leaseGrant(r: api.LeaseGrantResponse): void;
   leaseRevoke(id: number): void;
-  leaseTimeToLive(r: LeaseTimeToLiveResponse, withKeys: boolean): void;
-  leaseList(r: LeaseLeasesResponse): void;
+  leaseTimeToLive(r: api.LeaseTimeToLiveResponse, withKeys: boolean): void;
+  leaseList(r: api.LeaseLeasesResponse): void;
   /** One keep-alive answer for lease `id` (TTL 0 or less: the lease is gone). */
-  leaseKeepAlive(id: number, r: LeaseKeepAliveResponse): void;
+  leaseKeepAlive(id: number, r: api.LeaseKeepAliveResponse): void;
   /** The key of a lock just acquired. */
   lock(key: Buffer): void;
   /** The leader of an election: its key and its proposal. */
   electionLeader(leader: { key: Buffer; value: Buffer }): void;
-  memberList(r: MemberListResponse): void;
+  memberList(r: api.MemberListResponse): void;
   /** The statuses as they come (the endpoints that failed are left out by the caller). */
   endpointStatus(statuses: AsyncIterable<EndpointStatus>): Promise<void>;
   endpointHealth(h: EndpointHealth): void;
-  endpointHashKV(endpoint: string, r: HashKVResponse): void;
+  endpointHashKV(endpoint: string, r: api.HashKVResponse): void;
 }
 
 /** An endpoint as etcdctl prints it: without the scheme. */
@@ -84,7 +75,7 @@ function hexId(id: string): string {
 export const MEMBER_LIST_HEADERS = ['ID', 'STATUS', 'NAME', 'PEER ADDRS', 'CLIENT ADDRS', 'IS LEARNER'];
 
 /** The member list's rows, shared by `simple` and `table` (etcdctl's makeMemberListTable). */
-export function memberListRows(r: MemberListResponse): string[][] {
+export function memberListRows(r: api.MemberListResponse): string[][] {
   return r.members.map((m) => [hexId(m.id), 'started', m.name, m.peerUrls.join(','), m.clientUrls.join(','), String(!!m.isLearner)]);
 }
 

@@ -4,16 +4,8 @@
  */
 import type { Buffer } from 'node:buffer';
 import { leaseHex } from '../../client/concurrency.js';
-import type {
-  HashKVResponse,
-  LeaseGrantResponse,
-  LeaseKeepAliveResponse,
-  LeaseLeasesResponse,
-  LeaseTimeToLiveResponse,
-  MemberListResponse,
-  WatchResponseMessage,
-} from '../../api/types.js';
-import type { DeleteRangeResponse, KeyValue, PutResponse, RangeResponse, ResponseOp, TxnResponse } from '../../mvcc/types.js';
+import type * as api from '../../api/types.js';
+import type * as mvcc from '../../mvcc/types.js';
 import {
   endpointStatusRows,
   hostOf,
@@ -40,7 +32,7 @@ export class SimplePrinter implements Printer {
     return this.hex ? b.toString('hex') : b.toString();
   }
 
-  private kvs(kvs: KeyValue[], opts: GetPrintOptions = {}): void {
+  private kvs(kvs: mvcc.KeyValue[], opts: GetPrintOptions = {}): void {
     for (const kv of kvs) {
       if (!opts.printValueOnly) this.out(this.bytes(kv.key));
       if (opts.keysOnly) {
@@ -51,29 +43,29 @@ export class SimplePrinter implements Printer {
     }
   }
 
-  private responseOp(r: ResponseOp): void {
+  private responseOp(r: mvcc.ResponseOp): void {
     if ('responsePut' in r) this.out('OK');
     else if ('responseRange' in r) this.kvs(r.responseRange.kvs);
     else if ('responseDeleteRange' in r) this.out(String(r.responseDeleteRange.deleted));
     else this.txn(r.responseTxn);
   }
 
-  put(r: PutResponse): void {
+  put(r: mvcc.PutResponse): void {
     this.out('OK');
     if (r.prevKv) this.kvs([r.prevKv]);
   }
 
-  get(r: RangeResponse, opts: GetPrintOptions): void {
+  get(r: mvcc.RangeResponse, opts: GetPrintOptions): void {
     if (opts.countOnly) return this.out(String(r.count));
     this.kvs(r.kvs, opts);
   }
 
-  del(r: DeleteRangeResponse): void {
+  del(r: mvcc.DeleteRangeResponse): void {
     this.out(String(r.deleted));
     this.kvs(r.prevKvs);
   }
 
-  txn(r: TxnResponse): void {
+  txn(r: mvcc.TxnResponse): void {
     this.out(r.succeeded ? 'SUCCESS' : 'FAILURE');
     for (const op of r.responses) {
       this.out('');
@@ -85,7 +77,7 @@ export class SimplePrinter implements Printer {
     this.out(`compacted revision ${revision}`);
   }
 
-  watch(r: WatchResponseMessage): boolean {
+  watch(r: api.WatchResponseMessage): boolean {
     if (r.canceled) {
       this.output.err(`watch was canceled (${r.cancelReason || `compacted at ${r.compactRevision}`})`);
       return false;
@@ -98,7 +90,7 @@ export class SimplePrinter implements Printer {
     return true;
   }
 
-  leaseGrant(r: LeaseGrantResponse): void {
+  leaseGrant(r: api.LeaseGrantResponse): void {
     this.out(`lease ${leaseHex(r.id)} granted with TTL(${r.ttl}s)`);
   }
 
@@ -106,19 +98,19 @@ export class SimplePrinter implements Printer {
     this.out(`lease ${leaseHex(id)} revoked`);
   }
 
-  leaseTimeToLive(r: LeaseTimeToLiveResponse, withKeys: boolean): void {
+  leaseTimeToLive(r: api.LeaseTimeToLiveResponse, withKeys: boolean): void {
     if (r.ttl === -1) return this.out(`lease ${leaseHex(r.id)} already expired`);
     let line = `lease ${leaseHex(r.id)} granted with TTL(${r.grantedTtl}s), remaining(${r.ttl}s)`;
     if (withKeys) line += `, attached keys([${r.keys.map((k) => this.bytes(k)).join(' ')}])`;
     this.out(line);
   }
 
-  leaseList(r: LeaseLeasesResponse): void {
+  leaseList(r: api.LeaseLeasesResponse): void {
     this.out(`found ${r.leases.length} leases`);
     for (const l of r.leases) this.out(leaseHex(l.id));
   }
 
-  leaseKeepAlive(id: number, r: LeaseKeepAliveResponse): void {
+  leaseKeepAlive(id: number, r: api.LeaseKeepAliveResponse): void {
     if (r.ttl <= 0) this.out(`lease ${leaseHex(id)} expired or revoked.`);
     else this.out(`lease ${leaseHex(id)} keepalived with TTL(${r.ttl})`);
   }
@@ -131,7 +123,7 @@ export class SimplePrinter implements Printer {
     this.out(`${leader.key.toString()}\n${leader.value.toString()}`);
   }
 
-  memberList(r: MemberListResponse): void {
+  memberList(r: api.MemberListResponse): void {
     for (const row of memberListRows(r)) this.out(row.join(', '));
   }
 
@@ -144,7 +136,7 @@ export class SimplePrinter implements Printer {
     else this.out(`${hostOf(h.endpoint)} is unhealthy: ${h.error}`);
   }
 
-  endpointHashKV(endpoint: string, r: HashKVResponse): void {
+  endpointHashKV(endpoint: string, r: api.HashKVResponse): void {
     this.out(`${hostOf(endpoint)}, ${r.hash}`);
   }
 }
