@@ -47,7 +47,7 @@ export class JsonPrinter extends SimplePrinter {
   override memberList(r: api.MemberListResponse): void { this.json(r, S.MemberListResponse); }
   override endpointHashKV(endpoint: string, r: api.HashKVResponse): void { this.perEndpoint(endpoint, 'HashKV', r, S.HashKVResponse); }
 
-  /** Every watch response, a canceled one too (the stream ends on its own). */
+  /** Every watch response, a canceled one too: the watch goes on until the stream ends (the simple form stops at a cancel). */
   override watch(r: api.WatchResponseMessage): boolean {
     this.json(r, S.WatchResponse);
     return true;
