@@ -1,0 +1,117 @@
+/**
+ * What the CLI prints, one method per kind of response, as etcdctl's printer.go: each output
+ * format (-w) is one implementation (`simple.ts`, `json.ts`, `table.ts`) and the commands call
+ * the one selected, never looking at the format themselves. A format without its own form of a
+ * response prints it as `simple` does.
+ */
+import type { Buffer } from 'node:buffer';
+import type * as api from '../../api/types.js';
+import type * as mvcc from '../../mvcc/types.js';
+
+export type OutputFormat = 'simple' | 'json' | 'table';
+
+/** Where a printer writes: whole lines to stdout, or to stderr. */
+export interface Output {
+  out(line: string): void;
+  err(line: string): void;
+}
+
+/** How `get` prints its key-values (its flags of the same names). */
+export interface GetPrintOptions {
+  countOnly?: boolean;
+  keysOnly?: boolean;
+  printValueOnly?: boolean;
+}
+
+/** One endpoint's status; `endpoint` is its URL. */
+export interface EndpointStatus {
+  endpoint: string;
+  status: api.StatusResponse;
+}
+
+/** One endpoint's health, as etcdctl's epHealth: `took` (ms, 3 decimals) when healthy, else `error`. */
+export interface EndpointHealth {
+  endpoint: string;
+  health: boolean;
+  took?: string;
+  error?: string;
+}
+
+export interface Printer {
+  put(r: mvcc.PutResponse): void;
+  get(r: mvcc.RangeResponse, opts: GetPrintOptions): void;
+  del(r: mvcc.DeleteRangeResponse): void;
+  txn(r: mvcc.TxnResponse): void;
+  compaction(revision: number): void;
+  /** One watch response; false when the watch ends with it (canceled, printed as an error). */
+  watch(r: api.WatchResponseMessage): boolean;
+  leaseGrant(r: api.LeaseGrantResponse): void;
+  leaseRevoke(id: number): void;
+  leaseTimeToLive(r: api.LeaseTimeToLiveResponse, withKeys: boolean): void;
+  leaseList(r: api.LeaseLeasesResponse): void;
+  /** One keep-alive answer for lease `id` (TTL 0 or less: the lease is gone). */
+  leaseKeepAlive(id: number, r: api.LeaseKeepAliveResponse): void;
+  /** The key of a lock just acquired. */
+  lock(key: Buffer): void;
+  /** The leader of an election: its key and its proposal. */
+  electionLeader(leader: { key: Buffer; value: Buffer }): void;
+  memberList(r: api.MemberListResponse): void;
+  /** The statuses as they come (the endpoints that failed are left out by the caller). */
+  endpointStatus(statuses: AsyncIterable<EndpointStatus>): Promise<void>;
+  endpointHealth(h: EndpointHealth): void;
+  endpointHashKV(endpoint: string, r: api.HashKVResponse): void;
+}
+
+/** An endpoint as etcdctl prints it: without the scheme. */
+export function hostOf(endpoint: string): string {
+  return endpoint.replace(/^http:\/\//, '');
+}
+
+/** A member id as etcdctl prints it: hexadecimal. */
+function hexId(id: string): string {
+  return BigInt(id).toString(16);
+}
+
+export const MEMBER_LIST_HEADERS = ['ID', 'STATUS', 'NAME', 'PEER ADDRS', 'CLIENT ADDRS', 'IS LEARNER'];
+
+/** The member list's rows, shared by `simple` and `table` (etcdctl's makeMemberListTable). */
+export function memberListRows(r: api.MemberListResponse): string[][] {
+  return r.members.map((m) => [hexId(m.id), 'started', m.name, m.peerUrls.join(','), m.clientUrls.join(','), String(!!m.isLearner)]);
+}
+
+export const ENDPOINT_STATUS_HEADERS = ['ENDPOINT', 'ID', 'VERSION', 'DB SIZE', 'IS LEADER', 'IS LEARNER', 'RAFT TERM', 'RAFT INDEX', 'RAFT APPLIED INDEX', 'ERRORS'];
+
+/** One endpoint's status row, shared by `simple` and `table` (etcdctl's makeEndpointStatusTable). */
+export function endpointStatusRow({ endpoint, status: s }: EndpointStatus): string[] {
+  return [
+    hostOf(endpoint),
+    hexId(s.header.memberId),
+    s.version,
+    humanBytes(s.dbSize),
+    String(s.leader === s.header.memberId),
+    String(!!s.isLearner),
+    String(s.raftTerm),
+    String(s.raftIndex),
+    String(s.raftAppliedIndex),
+    s.errors.join(', '),
+  ];
+}
+
+/** The endpoint status rows, once every status has come. */
+export async function endpointStatusRows(statuses: AsyncIterable<EndpointStatus>): Promise<string[][]> {
+  const rows: string[][] = [];
+  for await (const s of statuses) rows.push(endpointStatusRow(s));
+  return rows;
+}
+
+/** Human-readable byte size, as etcdctl's endpoint status prints it (20 kB). */
+export function humanBytes(n: number): string {
+  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
+  let i = 0;
+  let v = n;
+  while (v >= 1000 && i < units.length - 1) {
+    v /= 1000;
+    i++;
+  }
+  return `${i === 0 ? v : Math.round(v)} ${units[i]}`;
+}
