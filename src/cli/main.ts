@@ -465,7 +465,7 @@ export function buildProgram(): Command {
     .option('--peer-dial <list>', 'dial peers elsewhere: id=host:port,... (fault-injection proxies)', process.env['QKV_PEER_DIAL'])
     .action(async (o: { name?: string; config: string; dataDir?: string; clientUrl?: string; peerUrl?: string; logLevel: string; peerDial?: string }) => {
       if (!o.name) throw new Error('serve: --name (or QKV_NAME) is required');
-      const { serveUntilSignalled } = await import('../server/main.js');
+      const { serveUntilSignalled } = await import('../member_process.js');
       await serveUntilSignalled({
         configPath: o.config,
         name: o.name,
