@@ -16,7 +16,8 @@ import type { Compare, KeyValue, RequestOp, ResponseOp, SortOrder, SortTarget, T
 import { WatchFilter } from '../watch/types.js';
 import type { Member } from './member.js';
 import { badRequest, requestTooLarge } from './errors.js';
-import { parseJsonBody, relayToLeader } from './http.js';
+import { relayToLeader } from './http_shared.js';
+import { parseJsonBody } from './requests.js';
 
 /** Decodes a percent-encoded path segment into bytes (not UTF-8 text: keys may be any bytes). */
 export function percentDecodeBytes(s: string): Buffer {
