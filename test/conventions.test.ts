@@ -62,11 +62,19 @@ const rel = (f: string): string => path.relative(SRC, f);
 const RAFT_MAY_IMPORT = [path.join(SRC, 'errors.ts')];
 
 /**
- * The public surface of src/mvcc for the rest of src: index.ts, and types.ts (the request and
- * response types, imported by the API, gRPC, client, CLI and server layers alike; index.ts
- * re-exports them). Tests and benchmarks may reach inside, to test and measure the parts.
+ * The public surface of src/mvcc for the rest of src: index.ts, and types.ts (the store's own
+ * types: MvccRequest, ApplyEntry, results; index.ts re-exports them). etcd's KV messages are
+ * src/api/kv.ts's. Tests and benchmarks may reach inside, to test and measure the parts.
  */
 const MVCC_SURFACE = [path.join(MVCC, 'index.ts'), path.join(MVCC, 'types.ts')];
+
+/**
+ * What a client author reads never involves the store: src/client, src/cli and src/api import
+ * nothing from src/mvcc (the wire types are src/api/kv.ts), and src/client and src/api do not reach
+ * it through other modules either (src/cli does, rightly, only through `serve`'s member process).
+ */
+const MVCC_FREE = [path.join(SRC, 'client'), path.join(SRC, 'cli'), path.join(SRC, 'api')];
+const MVCC_FREE_CLOSURE = [path.join(SRC, 'client'), path.join(SRC, 'api')];
 
 /** Imports of the src/raft files among `sources` that leave the pure core, as `file -> import`. */
 function raftBoundaryViolations(sources: Source[]): string[] {
@@ -94,6 +102,38 @@ function mvccSurfaceViolations(sources: Source[]): string[] {
         })
         .map((spec) => `${rel(s.file)} -> ${spec}`),
     );
+}
+
+/** Imports of src/mvcc by src/client, src/cli and src/api among `sources` (or, from src/client and src/api, through other modules), as `file -> import`. */
+function mvccFreeViolations(sources: Source[]): string[] {
+  const graph = importGraph(sources);
+  return sources.flatMap((s) => {
+    if (!MVCC_FREE.some((d) => inside(d, s.file))) return [];
+    const direct = importsOf(s.code).filter((spec) => {
+      const target = resolved(s.file, spec);
+      return target !== undefined && inside(MVCC, target);
+    });
+    if (direct.length > 0) return direct.map((spec) => `${rel(s.file)} -> ${spec}`);
+    if (!MVCC_FREE_CLOSURE.some((d) => inside(d, s.file))) return [];
+    const reached = reaches(graph, s.file, (f) => inside(MVCC, f));
+    return reached === undefined ? [] : [`${rel(s.file)} -> ... -> ${rel(reached)}`];
+  });
+}
+
+/** The first module satisfying `target` that `from` reaches through the imports of `graph`, if any. */
+function reaches(graph: Map<string, string[]>, from: string, target: (file: string) => boolean): string | undefined {
+  const seen = new Set<string>([from]);
+  const todo = [from];
+  while (todo.length > 0) {
+    for (const w of graph.get(todo.pop()!) ?? []) {
+      if (target(w)) return w;
+      if (!seen.has(w)) {
+        seen.add(w);
+        todo.push(w);
+      }
+    }
+  }
+  return undefined;
 }
 
 /** The module graph of `sources`: each file's relative imports (type-only ones included), as files. */
@@ -156,20 +196,7 @@ const SERVER_ENTRY = path.join(SERVER, 'index.ts');
  */
 function serverToGrpcViolations(sources: Source[]): string[] {
   const graph = importGraph(sources);
-  const reachesGrpc = (from: string): string | undefined => {
-    const seen = new Set<string>([from]);
-    const todo = [from];
-    while (todo.length > 0) {
-      for (const w of graph.get(todo.pop()!) ?? []) {
-        if (inside(GRPC, w)) return w;
-        if (!seen.has(w)) {
-          seen.add(w);
-          todo.push(w);
-        }
-      }
-    }
-    return undefined;
-  };
+  const reachesGrpc = (from: string): string | undefined => reaches(graph, from, (f) => inside(GRPC, f));
   return [...graph.keys()]
     .filter((f) => inside(SERVER, f))
     .flatMap((f) => {
@@ -229,6 +256,10 @@ describe('source conventions', () => {
     expect(importCycles(read(sourceFiles(SRC)))).toEqual([]);
   });
 
+  it('src/client, src/cli and src/api import nothing from src/mvcc (etcd\'s messages are src/api/kv.ts); src/client and src/api do not reach it at all', () => {
+    expect(mvccFreeViolations(read(sourceFiles(SRC)))).toEqual([]);
+  });
+
   it('the import checks report a planted violation', () => {
     const planted = (file: string, lines: string[]): Source => ({ file: path.join(SRC, file), code: stripComments(lines.join('\n')) });
     const raft = planted('raft/planted.ts', [
@@ -251,6 +282,18 @@ describe('source conventions', () => {
     expect(mvccSurfaceViolations([server])).toEqual(['server/planted.ts -> ../mvcc/store.js', 'server/planted.ts -> ../mvcc/txn.js']);
     // Inside src/mvcc, any of its modules may be imported.
     expect(mvccSurfaceViolations([planted('mvcc/planted.ts', ["import { MvccStore } from './store.js';"])])).toEqual([]);
+    // src/client, src/cli and src/api: not even the surface; src/client and src/api not through other modules either.
+    const client = planted('client/planted.ts', ["import type { KeyValue } from '../mvcc/types.js';", "import type { TxnRequest } from '../api/kv.js';"]);
+    const cli = planted('cli/planted.ts', ["import { MvccStore } from '../mvcc/index.js';", "const { serve } = await import('../member_process.js');"]);
+    const api = planted('api/planted.ts', ["export type { ApplyEntry } from '../mvcc/types.js';"]);
+    const indirect = planted('client/planted_indirect.ts', ["import type { Member } from '../server/member.js';"]);
+    const fine = planted('cli/planted_serve.ts', ["const { serveUntilSignalled } = await import('../member_process.js');"]);
+    expect(mvccFreeViolations([...read(sourceFiles(SRC)), client, cli, api, indirect, fine])).toEqual([
+      'client/planted.ts -> ../mvcc/types.js',
+      'cli/planted.ts -> ../mvcc/index.js',
+      'api/planted.ts -> ../mvcc/types.js',
+      expect.stringMatching(/^client\/planted_indirect\.ts -> \.\.\. -> mvcc\//),
+    ]);
   });
 
   it('the layering and cycle checks report planted violations', () => {

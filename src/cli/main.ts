@@ -12,7 +12,7 @@ import { Command, Option } from 'commander';
 import { Client, type GetOptions } from '../client/client.js';
 import { Election, Mutex, Session, leaseHex } from '../client/concurrency.js';
 import * as S from '../api/schemas.js';
-import type { KeyValue, ResponseOp, TxnResponse } from '../mvcc/types.js';
+import type { KeyValue, ResponseOp, TxnResponse } from '../api/kv.js';
 import { etcdctlJson, humanBytes, table, type OutputFormat } from './format.js';
 import { parseTxn } from './txn_parse.js';
 

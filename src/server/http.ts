@@ -13,7 +13,7 @@ import type { Logger } from 'pino';
 import { decodeMessage, encodeMessage, type Schema } from '../api/codec.js';
 import * as S from '../api/schemas.js';
 import type { WatchRequestMessage } from '../api/types.js';
-import type { AlarmRequest, CompactionRequest, DeleteRangeRequest, PutRequest, RangeRequest, TxnRequest } from '../mvcc/types.js';
+import type { AlarmRequest, CompactionRequest, DeleteRangeRequest, PutRequest, RangeRequest, TxnRequest } from '../api/kv.js';
 import type { Watcher } from '../watch/hub.js';
 import type { Member } from './member.js';
 import { ETCD_CLUSTER_VERSION, ETCD_SERVER_VERSION, QKV_VERSION } from '../version.js';

@@ -12,7 +12,7 @@
 import { Buffer } from 'node:buffer';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { keyRange } from '../api/keys.js';
-import type { Compare, KeyValue, RequestOp, ResponseOp, SortOrder, SortTarget, TxnRequest } from '../mvcc/types.js';
+import type { Compare, KeyValue, RequestOp, ResponseOp, SortOrder, SortTarget, TxnRequest } from '../api/kv.js';
 import { WatchFilter } from '../watch/types.js';
 import type { Member } from './member.js';
 import { badRequest, requestTooLarge } from './errors.js';
