@@ -9,6 +9,8 @@ const SRC = path.join(import.meta.dirname, '..', 'src');
 
 const RAFT = path.join(SRC, 'raft');
 const MVCC = path.join(SRC, 'mvcc');
+const SERVER = path.join(SRC, 'server');
+const GRPC = path.join(SRC, 'grpc');
 
 function sourceFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
@@ -60,11 +62,19 @@ const rel = (f: string): string => path.relative(SRC, f);
 const RAFT_MAY_IMPORT = [path.join(SRC, 'errors.ts')];
 
 /**
- * The public surface of src/mvcc for the rest of src: index.ts, and types.ts (the request and
- * response types, imported by the API, gRPC, client, CLI and server layers alike; index.ts
- * re-exports them). Tests and benchmarks may reach inside, to test and measure the parts.
+ * The public surface of src/mvcc for the rest of src: index.ts, and types.ts (the store's own
+ * types: MvccRequest, ApplyEntry, results; index.ts re-exports them). etcd's KV messages are
+ * src/api/kv.ts's. Tests and benchmarks may reach inside, to test and measure the parts.
  */
 const MVCC_SURFACE = [path.join(MVCC, 'index.ts'), path.join(MVCC, 'types.ts')];
+
+/**
+ * What a client author reads never involves the store: src/client, src/cli and src/api import
+ * nothing from src/mvcc (the wire types are src/api/kv.ts), and src/client and src/api do not reach
+ * it through other modules either (src/cli does, rightly, only through `serve`'s member process).
+ */
+const MVCC_FREE = [path.join(SRC, 'client'), path.join(SRC, 'cli'), path.join(SRC, 'api')];
+const MVCC_FREE_CLOSURE = [path.join(SRC, 'client'), path.join(SRC, 'api')];
 
 /** Imports of the src/raft files among `sources` that leave the pure core, as `file -> import`. */
 function raftBoundaryViolations(sources: Source[]): string[] {
@@ -92,6 +102,108 @@ function mvccSurfaceViolations(sources: Source[]): string[] {
         })
         .map((spec) => `${rel(s.file)} -> ${spec}`),
     );
+}
+
+/** Imports of src/mvcc by src/client, src/cli and src/api among `sources` (or, from src/client and src/api, through other modules), as `file -> import`. */
+function mvccFreeViolations(sources: Source[]): string[] {
+  const graph = importGraph(sources);
+  return sources.flatMap((s) => {
+    if (!MVCC_FREE.some((d) => inside(d, s.file))) return [];
+    const direct = importsOf(s.code).filter((spec) => {
+      const target = resolved(s.file, spec);
+      return target !== undefined && inside(MVCC, target);
+    });
+    if (direct.length > 0) return direct.map((spec) => `${rel(s.file)} -> ${spec}`);
+    if (!MVCC_FREE_CLOSURE.some((d) => inside(d, s.file))) return [];
+    const reached = reaches(graph, s.file, (f) => inside(MVCC, f));
+    return reached === undefined ? [] : [`${rel(s.file)} -> ... -> ${rel(reached)}`];
+  });
+}
+
+/** The first module satisfying `target` that `from` reaches through the imports of `graph`, if any. */
+function reaches(graph: Map<string, string[]>, from: string, target: (file: string) => boolean): string | undefined {
+  const seen = new Set<string>([from]);
+  const todo = [from];
+  while (todo.length > 0) {
+    for (const w of graph.get(todo.pop()!) ?? []) {
+      if (target(w)) return w;
+      if (!seen.has(w)) {
+        seen.add(w);
+        todo.push(w);
+      }
+    }
+  }
+  return undefined;
+}
+
+/** The module graph of `sources`: each file's relative imports (type-only ones included), as files. */
+function importGraph(sources: Source[]): Map<string, string[]> {
+  return new Map(sources.map((s) => [s.file, importsOf(s.code).flatMap((spec) => resolved(s.file, spec) ?? [])]));
+}
+
+/**
+ * The import cycles among `sources`, type-only imports included (they exempt nothing: a cycle of
+ * types is the same tangle of modules): each strongly connected component of the module graph
+ * (two or more modules reaching each other, or one importing itself) as its sorted files.
+ */
+function importCycles(sources: Source[]): string[][] {
+  const graph = importGraph(sources);
+  const index = new Map<string, number>();
+  const low = new Map<string, number>();
+  const stack: string[] = [];
+  const onStack = new Set<string>();
+  const cycles: string[][] = [];
+  const visit = (v: string): void => {
+    index.set(v, index.size);
+    low.set(v, index.get(v)!);
+    stack.push(v);
+    onStack.add(v);
+    for (const w of graph.get(v)!) {
+      if (!graph.has(w)) continue;
+      if (!index.has(w)) {
+        visit(w);
+        low.set(v, Math.min(low.get(v)!, low.get(w)!));
+      } else if (onStack.has(w)) low.set(v, Math.min(low.get(v)!, index.get(w)!));
+    }
+    if (low.get(v) !== index.get(v)) return;
+    const component: string[] = [];
+    for (let w = stack.pop()!; ; w = stack.pop()!) {
+      onStack.delete(w);
+      component.push(w);
+      if (w === v) break;
+    }
+    if (component.length > 1 || graph.get(v)!.includes(v)) cycles.push(component.map(rel).sort());
+  };
+  for (const v of graph.keys()) if (!index.has(v)) visit(v);
+  return cycles.sort((a, b) => a[0]!.localeCompare(b[0]!));
+}
+
+/** Pairs of modules among `sources` that import each other directly, as `a <-> b`. */
+function mutualImports(sources: Source[]): string[] {
+  const graph = importGraph(sources);
+  return [...graph].flatMap(([a, targets]) => targets.filter((b) => a < b && graph.get(b)?.includes(a)).map((b) => `${rel(a)} <-> ${rel(b)}`));
+}
+
+/**
+ * The `qkv/server` package entry: it re-exports the member process (src/member_process.ts),
+ * which sits above src/server and src/grpc, so it alone reaches src/grpc (never directly).
+ */
+const SERVER_ENTRY = path.join(SERVER, 'index.ts');
+
+/**
+ * src/grpc builds on src/server, never the reverse: a src/server module that imports src/grpc, or
+ * (src/server/index.ts aside) reaches it through other modules, as `file -> grpc module`.
+ */
+function serverToGrpcViolations(sources: Source[]): string[] {
+  const graph = importGraph(sources);
+  const reachesGrpc = (from: string): string | undefined => reaches(graph, from, (f) => inside(GRPC, f));
+  return [...graph.keys()]
+    .filter((f) => inside(SERVER, f))
+    .flatMap((f) => {
+      const direct = graph.get(f)!.find((w) => inside(GRPC, w));
+      const reached = direct ?? (f === SERVER_ENTRY ? undefined : reachesGrpc(f));
+      return reached === undefined ? [] : [`${rel(f)} -> ${rel(reached)}`];
+    });
 }
 
 describe('source conventions', () => {
@@ -132,6 +244,22 @@ describe('source conventions', () => {
     expect(mvccSurfaceViolations(read(sourceFiles(SRC)))).toEqual([]);
   });
 
+  it('src/server imports nothing from src/grpc, directly or through other modules (src/grpc builds on src/server)', () => {
+    expect(serverToGrpcViolations(read(sourceFiles(SRC)))).toEqual([]);
+  });
+
+  it('no two modules of src import each other (http.ts registers http_v1.ts; what both need is in http_shared.ts and requests.ts)', () => {
+    expect(mutualImports(read(sourceFiles(SRC)))).toEqual([]);
+  });
+
+  it('the module graph of src has no cycle, type-only imports included', () => {
+    expect(importCycles(read(sourceFiles(SRC)))).toEqual([]);
+  });
+
+  it('src/client, src/cli and src/api import nothing from src/mvcc (etcd\'s messages are src/api/kv.ts); src/client and src/api do not reach it at all', () => {
+    expect(mvccFreeViolations(read(sourceFiles(SRC)))).toEqual([]);
+  });
+
   it('the import checks report a planted violation', () => {
     const planted = (file: string, lines: string[]): Source => ({ file: path.join(SRC, file), code: stripComments(lines.join('\n')) });
     const raft = planted('raft/planted.ts', [
@@ -154,6 +282,47 @@ describe('source conventions', () => {
     expect(mvccSurfaceViolations([server])).toEqual(['server/planted.ts -> ../mvcc/store.js', 'server/planted.ts -> ../mvcc/txn.js']);
     // Inside src/mvcc, any of its modules may be imported.
     expect(mvccSurfaceViolations([planted('mvcc/planted.ts', ["import { MvccStore } from './store.js';"])])).toEqual([]);
+    // src/client, src/cli and src/api: not even the surface; src/client and src/api not through other modules either.
+    const client = planted('client/planted.ts', ["import type { KeyValue } from '../mvcc/types.js';", "import type { TxnRequest } from '../api/kv.js';"]);
+    const cli = planted('cli/planted.ts', ["import { MvccStore } from '../mvcc/index.js';", "const { serve } = await import('../member_process.js');"]);
+    const api = planted('api/planted.ts', ["export type { ApplyEntry } from '../mvcc/types.js';"]);
+    const indirect = planted('client/planted_indirect.ts', ["import type { Member } from '../server/member.js';"]);
+    const fine = planted('cli/planted_serve.ts', ["const { serveUntilSignalled } = await import('../member_process.js');"]);
+    expect(mvccFreeViolations([...read(sourceFiles(SRC)), client, cli, api, indirect, fine])).toEqual([
+      'client/planted.ts -> ../mvcc/types.js',
+      'cli/planted.ts -> ../mvcc/index.js',
+      'api/planted.ts -> ../mvcc/types.js',
+      expect.stringMatching(/^client\/planted_indirect\.ts -> \.\.\. -> mvcc\//),
+    ]);
+  });
+
+  it('the layering and cycle checks report planted violations', () => {
+    const planted = (file: string, lines: string[]): Source => ({ file: path.join(SRC, file), code: stripComments(lines.join('\n')) });
+    // Over the real tree, with planted modules added (or put in place of real ones).
+    const tree = (...plants: Source[]): Source[] => [...read(sourceFiles(SRC)).filter((s) => !plants.some((p) => p.file === s.file)), ...plants];
+    const direct = planted('server/planted_direct.ts', ["import { GRPC_OVERHEAD_BYTES } from './requests.js';", "import type { EtcdGrpcServer } from '../grpc/server.js';"]);
+    const indirect = planted('server/planted_indirect.ts', ["const { serve } = await import('../member_process.js');"]);
+    const comment = planted('server/planted_comment.ts', ["// import { x } from '../grpc/server.js'; a comment does not count"]);
+    expect(serverToGrpcViolations(tree(direct, indirect, comment)).sort()).toEqual(['server/planted_direct.ts -> grpc/server.ts', 'server/planted_indirect.ts -> grpc/server.ts']);
+    // A real module made to reach src/grpc taints its importers too; index.ts may reach it only through member_process.ts.
+    const leader = planted('server/leader.ts', [...code(path.join(SERVER, 'leader.ts')).split('\n'), "import { LEADS_HERE } from '../grpc/forward.js';"]);
+    const entry = planted('server/index.ts', ["export * from '../grpc/mux.js';"]);
+    const found = serverToGrpcViolations(tree(leader, entry));
+    expect(found).toContain('server/leader.ts -> grpc/forward.ts');
+    expect(found).toContain('server/member.ts -> grpc/forward.ts');
+    expect(found).toContain('server/index.ts -> grpc/mux.ts');
+
+    // http_v1.ts importing http.ts back (as it once did): a mutual import, and a cycle.
+    const v1 = planted('server/http_v1.ts', [...code(path.join(SERVER, 'http_v1.ts')).split('\n'), "import type { HttpServerOptions } from './http.js';"]);
+    expect(mutualImports(tree(v1))).toEqual(['server/http.ts <-> server/http_v1.ts']);
+    expect(importCycles(tree(v1))).toEqual([['server/http.ts', 'server/http_v1.ts']]);
+    // A longer cycle, of types only, and a module importing itself.
+    const a = planted('x/a.ts', ["import type { B } from './b.js';"]);
+    const b = planted('x/b.ts', ["export type { C } from './c.js';"]);
+    const c = planted('x/c.ts', ["import type { A } from './a.js';", "import { y } from '../lock.js';"]);
+    const self = planted('x/self.ts', ["import * as me from './self.js';"]);
+    expect(mutualImports([a, b, c, self])).toEqual([]);
+    expect(importCycles([a, b, c, self])).toEqual([['x/a.ts', 'x/b.ts', 'x/c.ts'], ['x/self.ts']]);
   });
 });
 

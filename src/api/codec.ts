@@ -8,8 +8,10 @@
  * Internally every message is a plain object with camelCase names, Buffers and numbers.
  */
 import { Buffer } from 'node:buffer';
-import { CodedError } from '../errors.js';
-import { firstValueLength } from './json.js';
+import { firstValueLength, InvalidRequestError } from './json.js';
+
+// Defined with the JSON scanner (whose syntax errors are the first kind), part of the codec's surface.
+export { InvalidRequestError } from './json.js';
 
 export type FieldKind =
   | 'bytes'
@@ -38,12 +40,6 @@ export interface Schema {
   /** Proto message name, for error messages. */
   type: string;
   fields: FieldSpec[];
-}
-
-export class InvalidRequestError extends CodedError {
-  constructor(message: string) {
-    super('ERR_INVALID_REQUEST', message);
-  }
 }
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };

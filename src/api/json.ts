@@ -5,7 +5,18 @@
  * beginning of object key string", ...). Clients and their tests see these texts, so qkv checks
  * the syntax with a scanner of the same states before JSON.parse reads the value it delimited.
  */
-import { InvalidRequestError } from './codec.js';
+import { CodedError } from '../errors.js';
+
+/**
+ * A request that does not decode: malformed JSON (this scanner's errors) or a value the schema
+ * refuses (codec.ts, which exports it too). Defined here, below the codec, so that the two
+ * modules do not import each other.
+ */
+export class InvalidRequestError extends CodedError {
+  constructor(message: string) {
+    super('ERR_INVALID_REQUEST', message);
+  }
+}
 
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 

@@ -1,8 +1,8 @@
 /**
- * etcd v3 API messages beyond the KV ones (which are the MVCC store's own types): the full
- * response header, leases, watches, members and status. camelCase, Buffers and numbers.
+ * etcd v3 API messages beyond the KV ones (kv.ts, which the MVCC store takes and answers as they
+ * are): the full response header, leases, watches, members and status. camelCase, Buffers and numbers.
  */
-import type { Event, KeyValue } from '../mvcc/types.js';
+import type { Event, KeyValue } from './kv.js';
 
 export type { KeyValue, Event };
 

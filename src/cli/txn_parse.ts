@@ -9,7 +9,7 @@
  *   put key1 "created-key1"
  */
 import { Buffer } from 'node:buffer';
-import type { Compare, RequestOp, TxnRequest } from '../mvcc/types.js';
+import type { Compare, RequestOp, TxnRequest } from '../api/kv.js';
 import { op } from '../client/client.js';
 
 export class TxnSyntaxError extends Error {

@@ -29,7 +29,7 @@ import type {
   RequestOp,
   TxnRequest,
   TxnResponse,
-} from '../mvcc/types.js';
+} from '../api/kv.js';
 import { HttpTransport } from './http.js';
 import { keyRange } from '../api/keys.js';
 

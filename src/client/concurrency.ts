@@ -9,7 +9,7 @@
 import { Buffer } from 'node:buffer';
 import { Client, compare, op, toBuffer, type Bytes } from './client.js';
 import { prefixEnd } from '../api/keys.js';
-import type { KeyValue, TxnResponse } from '../mvcc/types.js';
+import type { KeyValue, TxnResponse } from '../api/kv.js';
 
 /** A lock or election name as the key prefix of its contenders: with a trailing '/'. */
 function dirPrefix(name: Bytes): Buffer {

@@ -7,7 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { Schema } from '../api/codec.js';
 import type { Member } from '../server/member.js';
-import { requestBytes } from '../server/http.js';
+import { requestBytes } from '../server/requests.js';
 import { requestTooLarge } from '../server/errors.js';
 import { fromProto, toProto } from './convert.js';
 import type { ProtoMessage } from './proto.js';

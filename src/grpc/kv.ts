@@ -4,7 +4,7 @@
  * leader), a linearizable read waits for the ReadIndex barrier, as on HTTP.
  */
 import * as S from '../api/schemas.js';
-import type { CompactionRequest, DeleteRangeRequest, PutRequest, RangeRequest, TxnRequest } from '../mvcc/types.js';
+import type { CompactionRequest, DeleteRangeRequest, PutRequest, RangeRequest, TxnRequest } from '../api/kv.js';
 import type { GrpcContext, UnaryHandler } from './context.js';
 
 export function kvService(ctx: GrpcContext): Record<string, UnaryHandler> {

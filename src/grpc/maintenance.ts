@@ -7,7 +7,7 @@
 import * as grpc from '@grpc/grpc-js';
 import * as S from '../api/schemas.js';
 import type { Schema } from '../api/codec.js';
-import type { AlarmRequest } from '../mvcc/types.js';
+import type { AlarmRequest } from '../api/kv.js';
 import { snapshotBlobs } from '../server/snapshot_client.js';
 import { badLeaderTransferee, unsupported, leaderTransferTimeout } from '../server/errors.js';
 import type { GrpcContext, UnaryHandler } from './context.js';

@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import type { Member } from '../server/member.js';
 import { serverStopped } from '../server/errors.js';
 import { GrpcContext } from './context.js';
-import { GRPC_OVERHEAD_BYTES } from '../server/http.js';
+import { GRPC_OVERHEAD_BYTES } from '../server/requests.js';
 import { kvService } from './kv.js';
 import { leaseService } from './lease.js';
 import { watchService } from './watch.js';

@@ -17,10 +17,11 @@
 import * as grpc from '@grpc/grpc-js';
 import * as S from '../api/schemas.js';
 import type { WatchRequestMessage, WatchResponseMessage } from '../api/types.js';
-import type { Event } from '../mvcc/types.js';
+import type { Event } from '../api/kv.js';
 import type { WatchResponse } from '../watch/types.js';
 import type { Watcher } from '../watch/hub.js';
-import { GRPC_OVERHEAD_BYTES, watchResponseMessage, toHubRequest } from '../server/http.js';
+import { GRPC_OVERHEAD_BYTES } from '../server/requests.js';
+import { toHubRequest, watchResponseMessage } from '../server/watch_responses.js';
 import { serverStopped } from '../server/errors.js';
 import type { GrpcContext } from './context.js';
 import { fromProto, toProto } from './convert.js';

@@ -14,7 +14,8 @@
  * active stops capping until its next restart; qkv keeps capping.)
  */
 import { ClusterCorruptError, NoSpaceError, type MvccError } from './errors.js';
-import type { AlarmMember, AlarmRequest, AlarmResponse, AlarmType, MvccRequest, RequestOp } from './types.js';
+import type { AlarmMember, AlarmRequest, AlarmResponse, AlarmType, RequestOp } from '../api/kv.js';
+import type { MvccRequest } from './types.js';
 import type { Batch } from './write.js';
 
 export const ALARM_TYPES: readonly AlarmType[] = ['NONE', 'NOSPACE', 'CORRUPT'];

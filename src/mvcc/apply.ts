@@ -10,7 +10,8 @@ import { CompactedError, CorruptError, FutureRevisionError, MvccError } from './
 import { applyLeaseGrant, applyLeaseRevoke } from './lease.js';
 import { range } from './range.js';
 import { checkPath, checkPut, compareToPath, doDeleteRange, doPut, execTxn, fillTxnHeaders, isTxnReadonly, type LeaseCheck } from './txn.js';
-import type { ApplyResult, CompactionRequest, MvccRequest, MvccResponse, PutRequest, PutResponse, TxnRequest, TxnResponse } from './types.js';
+import type { CompactionRequest, PutRequest, PutResponse, TxnRequest, TxnResponse } from '../api/kv.js';
+import type { ApplyResult, MvccRequest, MvccResponse } from './types.js';
 import { validateRequest } from './validate.js';
 import { RevisionWriter, type Batch } from './write.js';
 

@@ -12,7 +12,8 @@
 import { Buffer } from 'node:buffer';
 import { InvalidArgumentError } from './errors.js';
 import { packValue, unpackValue } from './records.js';
-import type { MvccRequest, PutRequest } from './types.js';
+import type { PutRequest } from '../api/kv.js';
+import type { MvccRequest } from './types.js';
 
 /** First byte of the binary forms: "never used" in msgpack. */
 const BINARY_TAG = 0xc1;

@@ -11,7 +11,8 @@ import { evtKey, histKey, parseEvtKey, REC_PUT, spanContains, type KeySpan } fro
 import { histKv } from './history.js';
 import { decodeEvt } from './records.js';
 import type { ReadCtx } from './scan.js';
-import type { Event, EventsResult, KeyValue } from './types.js';
+import type { Event, KeyValue } from '../api/kv.js';
+import type { EventsResult } from './types.js';
 import { getRaw, MergedIterator, type ReadSource } from './view.js';
 import { tombstoneKv } from './write.js';
 

@@ -7,7 +7,7 @@
 import { CorruptError } from './errors.js';
 import { curKey, REC_PUT, tableEnd, tableStart, T_CUR, userKeyOfHist, type HistKeyParts } from './keys.js';
 import { decodeCur, decodeHistPut, encodeHistFull, type HistPut } from './records.js';
-import type { KeyValue } from './types.js';
+import type { KeyValue } from '../api/kv.js';
 import { ForwardLookup, getRaw, MergedIterator, type ReadSource } from './view.js';
 
 /** The key-value a HISTORY put record stands for, its value fetched from CURRENT if need be. */

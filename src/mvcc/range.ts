@@ -9,7 +9,7 @@ import { EmptyKeyError } from './errors.js';
 import { curKey, keySpan } from './keys.js';
 import { decodeCur, EMPTY } from './records.js';
 import { resolveReadRev, scanLive, type ReadCtx } from './scan.js';
-import type { KeyValue, RangeRequest, RangeResponse, SortTarget } from './types.js';
+import type { KeyValue, RangeRequest, RangeResponse, SortTarget } from '../api/kv.js';
 import { getRaw, type ReadSource } from './view.js';
 
 export async function range(ctx: ReadCtx, req: RangeRequest): Promise<RangeResponse> {

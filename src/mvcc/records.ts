@@ -15,7 +15,7 @@
 import { Buffer } from 'node:buffer';
 import { Packr } from 'msgpackr';
 import { CorruptError } from './errors.js';
-import type { AlarmMember, AlarmType, KeyValue } from './types.js';
+import type { AlarmMember, AlarmType, KeyValue } from '../api/kv.js';
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, variableMapSize: true });
 

@@ -24,7 +24,7 @@ import {
 } from './keys.js';
 import { histKv } from './history.js';
 import { decodeCur } from './records.js';
-import type { KeyValue } from './types.js';
+import type { KeyValue } from '../api/kv.js';
 import { getRaw, MergedIterator, type ReadSource } from './view.js';
 
 /** A consistent read position: where to read, the revision it is at, and its compaction point. */

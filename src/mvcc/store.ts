@@ -40,19 +40,21 @@ import { alarmsOf } from './alarm.js';
 import type {
   AlarmMember,
   AlarmType,
+  Event,
+  RangeRequest,
+  RangeResponse,
+  TxnRequest,
+  TxnResponse,
+} from '../api/kv.js';
+import type {
   ApplyEntry,
   ApplyListener,
   ApplyResult,
-  Event,
   EventsResult,
   HashKVResult,
   LeaseAttachment,
   LeaseRecord,
-  RangeRequest,
-  RangeResponse,
   StoreHashResult,
-  TxnRequest,
-  TxnResponse,
 } from './types.js';
 import { isPlainPointGet, validateRange, validateTxn } from './validate.js';
 import { writeBatch, type BatchOp } from '../level_batch.js';

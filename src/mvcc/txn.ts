@@ -24,7 +24,7 @@ import type {
   ResponseOp,
   TxnRequest,
   TxnResponse,
-} from './types.js';
+} from '../api/kv.js';
 import { getRaw, MergedIterator } from './view.js';
 import type { RevisionWriter } from './write.js';
 

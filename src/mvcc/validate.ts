@@ -22,13 +22,15 @@ import type {
   Compare,
   CompactionRequest,
   DeleteRangeRequest,
-  LeaseGrantRequest,
-  LeaseRevokeRequest,
-  MvccRequest,
   PutRequest,
   RangeRequest,
   RequestOp,
   TxnRequest,
+} from '../api/kv.js';
+import type {
+  LeaseGrantRequest,
+  LeaseRevokeRequest,
+  MvccRequest,
 } from './types.js';
 
 const SORT_ORDERS = ['NONE', 'ASCEND', 'DESCEND'];

@@ -20,7 +20,7 @@ import type { LiveKeys } from './livekeys.js';
 import { Overlay } from './overlay.js';
 import { decodeCur, EMPTY, encodeCur, encodeEvt, encodeHistFull, encodeHistMarker, type CurrentRecord, type Meta } from './records.js';
 import type { ReadCtx } from './scan.js';
-import type { Event, KeyValue } from './types.js';
+import type { Event, KeyValue } from '../api/kv.js';
 import { getRaw, type Db, type ReadSource } from './view.js';
 
 /** The state of a batch being applied: pending writes and the bookkeeping they lead to. */

@@ -22,7 +22,7 @@
  */
 import { Buffer } from 'node:buffer';
 import { prefixEnd } from '../api/keys.js';
-import type { DeleteRangeRequest, DeleteRangeResponse, KeyValue, RangeRequest, RangeResponse, ResponseHeader, TxnRequest, TxnResponse } from '../mvcc/types.js';
+import type { DeleteRangeRequest, DeleteRangeResponse, KeyValue, RangeRequest, RangeResponse, ResponseHeader, TxnRequest, TxnResponse } from '../api/kv.js';
 import type { LeaseGrantResponse } from '../api/types.js';
 import type { WatchHub, Watcher } from '../watch/hub.js';
 import { WatchFilter, type WatchResponse } from '../watch/types.js';

@@ -10,49 +10,26 @@ import { STATUS_CODES } from 'node:http';
 import { Readable } from 'node:stream';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { decodeMessage, encodeMessage, protoSize, type Schema } from '../api/codec.js';
-import { firstValueLength, parseGatewayJson, type Json } from '../api/json.js';
+import { decodeMessage, encodeMessage, type Schema } from '../api/codec.js';
 import * as S from '../api/schemas.js';
-import type { WatchCreateRequest, WatchRequestMessage, WatchResponseMessage } from '../api/types.js';
-import type { AlarmRequest, CompactionRequest, DeleteRangeRequest, PutRequest, RangeRequest, TxnRequest } from '../mvcc/types.js';
-import { WatchFilter, type WatchResponse } from '../watch/types.js';
+import type { WatchRequestMessage } from '../api/types.js';
+import type { AlarmRequest, CompactionRequest, DeleteRangeRequest, PutRequest, RangeRequest, TxnRequest } from '../api/kv.js';
 import type { Watcher } from '../watch/hub.js';
 import type { Member } from './member.js';
 import { ETCD_CLUSTER_VERSION, ETCD_SERVER_VERSION, QKV_VERSION } from '../version.js';
-import { authNotEnabled, httpStatusOf, leaderChanged, messageTooLarge, requestTooLarge, toGrpcStatus, toHttpError } from './errors.js';
+import { authNotEnabled, httpStatusOf, messageTooLarge, requestTooLarge, toGrpcStatus, toHttpError } from './errors.js';
 import { SNAPSHOT_PATH, snapshotBlobs, snapshotFrames } from './snapshot_client.js';
 import { registerV1 } from './http_v1.js';
 import * as C from './concurrency.js';
-import { FORWARDED_HEADER, forwardToLeader, NOT_LEADER_HEADER } from './leader.js';
-
-export { FORWARDED_HEADER } from './leader.js';
+import { relayToLeader, sendError } from './http_shared.js';
+import { checkMessageSize, GRPC_OVERHEAD_BYTES, parseJsonBody, parseJsonStream, requestBytes } from './requests.js';
+import { toHubRequest, watchResponseMessage } from './watch_responses.js';
 
 export interface HttpServerOptions {
   member: Member;
   logger: Logger;
   /** Largest decoded request (keys and values), as etcd's --max-request-bytes. */
   maxRequestBytes: number;
-}
-
-/** Parses a request body as etcd's gateway does: its first JSON value, Go's errors (the content type is ignored). */
-export function parseJsonBody(body: unknown): Json {
-  return parseGatewayJson(bodyText(body)) ?? {};
-}
-
-function bodyText(body: unknown): string {
-  return Buffer.isBuffer(body) ? body.toString() : typeof body === 'string' ? body : '';
-}
-
-/** Several JSON values in one body (a client-streaming RPC through the gateway), read one after another as Go's decoder does. */
-function parseJsonStream(body: unknown): Json[] {
-  let text = bodyText(body);
-  const out: Json[] = [];
-  while (text.trim().length > 0) {
-    const end = firstValueLength(text);
-    out.push(JSON.parse(text.slice(0, end)) as Json);
-    text = text.slice(end);
-  }
-  return out;
 }
 
 const KEY_PATH = /^(\/v1\/(?:kv|watch)\/)[^?]*/;
@@ -62,26 +39,6 @@ export function rewriteKeyPath(url: string): string {
   return url.replace(KEY_PATH, '$1key');
 }
 
-export function sendError(reply: FastifyReply, err: unknown): FastifyReply {
-  const e = toHttpError(err);
-  return reply.status(e.status).header('content-type', 'application/json').send(JSON.stringify(e.body));
-}
-
-/** Sum of key and value bytes of a write: the part etcd's request size limit is about. */
-export function requestBytes(req: unknown): number {
-  if (Buffer.isBuffer(req)) return req.length;
-  if (Array.isArray(req)) return req.reduce((n: number, x) => n + requestBytes(x), 0);
-  if (typeof req === 'object' && req !== null) {
-    let n = 0;
-    for (const v of Object.values(req)) n += requestBytes(v);
-    return n;
-  }
-  return 0;
-}
-
-/** etcd lets a gRPC message exceed the request limit by this much (its grpcOverheadBytes). */
-export const GRPC_OVERHEAD_BYTES = 512 * 1024;
-
 /**
  * The largest gateway body read: twice gRPC's message limit, so that a request somewhat over
  * that limit is still decoded and answered with its size, as etcd's gateway does. A larger body
@@ -89,45 +46,6 @@ export const GRPC_OVERHEAD_BYTES = 512 * 1024;
  */
 export function gatewayBodyLimit(maxRequestBytes: number): number {
   return 2 * (maxRequestBytes + GRPC_OVERHEAD_BYTES);
-}
-
-/**
- * etcd's gateway passes each request on to its gRPC server, which refuses a message over
- * --max-request-bytes plus grpcOverheadBytes with ResourceExhausted. A message is never larger
- * in protobuf than in the gateway's JSON, so only a large body is measured.
- */
-function checkMessageSize(req: object, schema: Schema, body: unknown, maxRequestBytes: number): void {
-  const limit = maxRequestBytes + GRPC_OVERHEAD_BYTES;
-  if (!Buffer.isBuffer(body) || body.length <= limit) return;
-  const size = protoSize(req, schema);
-  if (size > limit) throw messageTooLarge(size, limit);
-}
-
-/**
- * For a request only the leader answers: false when this member is the leader (the caller
- * answers it); else it is relayed to the leader, waiting for one through a change of leader
- * (leader.ts), and true once the leader's answer is sent. A request another member forwarded
- * here is never forwarded again: a member that no longer leads refuses it ("leader changed",
- * marked so that the forwarding member asks the new leader).
- */
-export async function relayToLeader(member: Member, request: FastifyRequest, reply: FastifyReply, opts: { idempotent: boolean }): Promise<boolean> {
-  if (request.headers[FORWARDED_HEADER]) {
-    if (member.raft.isLeader) return false;
-    sendError(reply.header(NOT_LEADER_HEADER, '1'), leaderChanged());
-    return true;
-  }
-  const answer = await forwardToLeader(member, {
-    path: request.originalUrl,
-    method: request.method,
-    contentType: String(request.headers['content-type'] ?? 'application/json'),
-    ...(Buffer.isBuffer(request.body) ? { body: request.body } : {}),
-    idempotent: opts.idempotent,
-  });
-  if (!answer) return false;
-  reply.status(answer.status);
-  if (answer.contentType) reply.header('content-type', answer.contentType);
-  reply.send(answer.body);
-  return true;
 }
 
 export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
@@ -356,35 +274,6 @@ function closedSignal(reply: FastifyReply): AbortSignal {
     if (!res.writableEnded) ctl.abort();
   });
   return ctl.signal;
-}
-
-/**
- * A hub response as etcd's watch server sends it (gRPC and gateway alike). The header carries
- * the store's current revision, as etcd's does (clients measure progress by it), except on the
- * cancel of a watch from a compacted revision, whose header has no revision and which carries
- * compact_revision alone (clients turn that into ErrCompacted), not a cancel reason.
- */
-export function watchResponseMessage(member: Member, resp: WatchResponse, watchId: number): WatchResponseMessage {
-  return {
-    header: member.header(resp.compactRevision ? 0 : Math.max(resp.revision, member.store.revision)),
-    watchId,
-    events: resp.events,
-    ...(resp.created ? { created: true } : {}),
-    ...(resp.canceled ? { canceled: true } : {}),
-    ...(resp.compactRevision ? { compactRevision: resp.compactRevision } : {}),
-    ...(resp.cancelReason && !resp.compactRevision ? { cancelReason: resp.cancelReason } : {}),
-  };
-}
-
-export function toHubRequest(c: WatchCreateRequest): Parameters<Member['hub']['watch']>[0] {
-  return {
-    key: c.key.length === 0 ? Buffer.from([0]) : c.key,
-    ...(c.rangeEnd && c.rangeEnd.length > 0 ? { rangeEnd: c.rangeEnd } : {}),
-    ...(c.startRevision ? { startRevision: c.startRevision } : {}),
-    ...(c.prevKv ? { prevKv: true } : {}),
-    ...(c.progressNotify ? { progressNotify: true } : {}),
-    filters: (c.filters ?? []).map((f) => (f === 'NOPUT' ? WatchFilter.NoPut : WatchFilter.NoDelete)),
-  };
 }
 
 /**

@@ -12,11 +12,12 @@
 import { Buffer } from 'node:buffer';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { keyRange } from '../api/keys.js';
-import type { Compare, KeyValue, RequestOp, ResponseOp, SortOrder, SortTarget, TxnRequest } from '../mvcc/types.js';
+import type { Compare, KeyValue, RequestOp, ResponseOp, SortOrder, SortTarget, TxnRequest } from '../api/kv.js';
 import { WatchFilter } from '../watch/types.js';
 import type { Member } from './member.js';
 import { badRequest, requestTooLarge } from './errors.js';
-import { parseJsonBody, relayToLeader } from './http.js';
+import { relayToLeader } from './http_shared.js';
+import { parseJsonBody } from './requests.js';
 
 /** Decodes a percent-encoded path segment into bytes (not UTF-8 text: keys may be any bytes). */
 export function percentDecodeBytes(s: string): Buffer {

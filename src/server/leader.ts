@@ -11,8 +11,8 @@
  * connection is never passed on as such (it was "fetch failed", code 2, HTTP 500).
  */
 import { Buffer } from 'node:buffer';
+import type { Logger } from 'pino';
 import type { ClusterConfig } from './config.js';
-import type { Member } from './member.js';
 import { requestTimedOut, timeoutDueToLeaderFail } from './errors.js';
 
 /** Sent with a forwarded request: the member that forwarded it (a forwarded request is never forwarded again). */
@@ -67,6 +67,19 @@ export interface ForwardRequest {
   idempotent: boolean;
 }
 
+/**
+ * What forwarding needs of the member (src/server/member.ts's Member is one). Stated here rather
+ * than imported from member.ts, which imports this module: the module graph stays acyclic.
+ */
+export interface ForwardingMember {
+  readonly id: number;
+  readonly log: Pick<Logger, 'debug'>;
+  /** The deadline (performance.now() clock) of a request that starts now. */
+  requestDeadline(): number;
+  /** Undefined when this member leads, else the leader's client URL once there is one (waiting until `deadline`). */
+  leaderClientUrl(deadline: number): Promise<string | undefined>;
+}
+
 export interface LeaderAnswer {
   status: number;
   contentType: string | null;
@@ -86,7 +99,7 @@ function neverSent(err: unknown): boolean {
  * own errors are its answer), waiting for a leader first; undefined when this member is (or
  * became) the leader: the caller answers locally.
  */
-export async function forwardToLeader(member: Member, req: ForwardRequest, deadline = member.requestDeadline()): Promise<LeaderAnswer | undefined> {
+export async function forwardToLeader(member: ForwardingMember, req: ForwardRequest, deadline = member.requestDeadline()): Promise<LeaderAnswer | undefined> {
   const retry = new Retry(deadline);
   for (;;) {
     const leaderUrl = await member.leaderClientUrl(deadline);

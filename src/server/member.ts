@@ -15,21 +15,23 @@ import type {
   AlarmMember,
   AlarmRequest,
   AlarmResponse,
-  ApplyEntry,
-  ApplyResult,
   CompactionRequest,
   DeleteRangeRequest,
   DeleteRangeResponse,
-  HashKVResult,
-  MvccRequest,
-  MvccResponse,
   PutRequest,
   PutResponse,
   RangeRequest,
   RangeResponse,
-  StoreHashResult,
   TxnRequest,
   TxnResponse,
+} from '../api/kv.js';
+import type {
+  ApplyEntry,
+  ApplyResult,
+  HashKVResult,
+  MvccRequest,
+  MvccResponse,
+  StoreHashResult,
 } from '../mvcc/types.js';
 import { Lessor, MAX_LEASE_TTL } from '../lease/lessor.js';
 import { LeaseNotFoundError, LeaseTTLTooLargeError } from '../lease/errors.js';

@@ -4,9 +4,9 @@
  * duplicate, all events of one revision in one response.
  */
 
-import type { Event } from '../mvcc/types.js';
+import type { Event } from '../api/kv.js';
 
-export type { Event, EventType, KeyValue } from '../mvcc/types.js';
+export type { Event, EventType, KeyValue } from '../api/kv.js';
 
 export enum WatchFilter {
   NoPut = 'NOPUT',

@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { decodeMessage, encodeMessage, InvalidRequestError, type Schema } from '../../src/api/codec.js';
 import * as S from '../../src/api/schemas.js';
-import type { RangeRequest, TxnRequest } from '../../src/mvcc/types.js';
+import type { RangeRequest, TxnRequest } from '../../src/api/kv.js';
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 

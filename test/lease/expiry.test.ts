@@ -7,7 +7,7 @@ import { afterEach, expect, test } from 'vitest';
 import { rm } from 'node:fs/promises';
 import { Lessor, type Clock } from '../../src/lease/lessor.js';
 import { MvccStore } from '../../src/mvcc/store.js';
-import type { Event } from '../../src/mvcc/types.js';
+import type { Event } from '../../src/api/kv.js';
 import { tempDir } from '../mvcc/helpers.js';
 
 const cleanups: (() => Promise<void>)[] = [];

@@ -6,7 +6,8 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { MvccStore } from '../../src/mvcc/index.js';
-import type { AlarmRequest, MvccRequest } from '../../src/mvcc/types.js';
+import type { AlarmRequest } from '../../src/api/kv.js';
+import type { MvccRequest } from '../../src/mvcc/types.js';
 import { META_KEY } from '../../src/mvcc/keys.js';
 import { packValue, unpackValue } from '../../src/mvcc/records.js';
 import { Applier, b, removeTempDirs, tempDir } from './helpers.js';

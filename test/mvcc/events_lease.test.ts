@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { MvccStore } from '../../src/mvcc/index.js';
-import type { Event, LeaseAttachment } from '../../src/mvcc/types.js';
+import type { Event } from '../../src/api/kv.js';
+import type { LeaseAttachment } from '../../src/mvcc/types.js';
 import { ALL, Applier, b, prefixEnd, tempStore } from './helpers.js';
 
 const fmt = (evs: readonly Event[]): string[] =>

@@ -3,7 +3,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { MvccStore, type MvccStoreOptions } from '../../src/mvcc/index.js';
-import type { ApplyEntry, ApplyResult, KeyValue, MvccRequest, MvccResponse } from '../../src/mvcc/types.js';
+import type { KeyValue } from '../../src/api/kv.js';
+import type { ApplyEntry, ApplyResult, MvccRequest, MvccResponse } from '../../src/mvcc/types.js';
 
 export const b = (s: string): Buffer => Buffer.from(s, 'latin1');
 export const bytes = (...xs: number[]): Buffer => Buffer.from(xs);

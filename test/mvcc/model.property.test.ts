@@ -9,7 +9,8 @@ import fc from 'fast-check';
 import { rm } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { MvccStore } from '../../src/mvcc/index.js';
-import type { ApplyEntry, Compare, Event, KeyValue, MvccRequest, RangeRequest, RequestOp, TxnRequest } from '../../src/mvcc/types.js';
+import type { Compare, Event, KeyValue, RangeRequest, RequestOp, TxnRequest } from '../../src/api/kv.js';
+import type { ApplyEntry, MvccRequest } from '../../src/mvcc/types.js';
 import { ALL, applyAtVisible, b, bytes, norm, prefixEnd, tempDir } from './helpers.js';
 import { Model } from './model.js';
 

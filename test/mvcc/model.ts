@@ -5,12 +5,10 @@
  * Property tests compare the store against it.
  */
 import type {
-  ApplyResult,
   Compare,
   DeleteRangeRequest,
   Event,
   KeyValue,
-  MvccRequest,
   PutRequest,
   RangeRequest,
   RangeResponse,
@@ -18,6 +16,10 @@ import type {
   ResponseOp,
   TxnRequest,
   TxnResponse,
+} from '../../src/api/kv.js';
+import type {
+  ApplyResult,
+  MvccRequest,
 } from '../../src/mvcc/types.js';
 
 export class ModelError extends Error {

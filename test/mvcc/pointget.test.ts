@@ -11,7 +11,7 @@ import { Overlay } from '../../src/mvcc/overlay.js';
 import { pointGet, range } from '../../src/mvcc/range.js';
 import { encodeCur } from '../../src/mvcc/records.js';
 import type { ReadCtx } from '../../src/mvcc/scan.js';
-import type { RangeRequest } from '../../src/mvcc/types.js';
+import type { RangeRequest } from '../../src/api/kv.js';
 import { isPlainPointGet, validateRange } from '../../src/mvcc/validate.js';
 import type { Db, ReadSource } from '../../src/mvcc/view.js';
 import { Applier, b, bytes, tempStore } from './helpers.js';

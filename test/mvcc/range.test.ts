@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MvccStore } from '../../src/mvcc/index.js';
-import type { RangeRequest, SortOrder, SortTarget } from '../../src/mvcc/types.js';
+import type { RangeRequest, SortOrder, SortTarget } from '../../src/api/kv.js';
 import { ALL, Applier, b, bytes, prefixEnd, show, tempStore } from './helpers.js';
 
 /** Keys including 0x00 and 0xff bytes, in byte order. */

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { validateTxn, type MvccStore } from '../../src/mvcc/index.js';
-import type { Compare, CompareResult, CompareTarget, Event, RequestOp, TxnRequest, TxnResponse } from '../../src/mvcc/types.js';
+import type { Compare, CompareResult, CompareTarget, Event, RequestOp, TxnRequest, TxnResponse } from '../../src/api/kv.js';
 import { ALL, Applier, b, bytes, show, tempStore } from './helpers.js';
 
 const put = (k: string, v = 'x'): RequestOp => ({ requestPut: { key: b(k), value: b(v) } });

@@ -24,7 +24,7 @@ export function register(program: Command): void {
     .option('--peer-dial <list>', 'dial peers elsewhere: id=host:port,... (fault-injection proxies)', process.env['QKV_PEER_DIAL'])
     .action(async (o: ServeFlags) => {
       if (!o.name) throw new Error('serve: --name (or QKV_NAME) is required');
-      const { serveUntilSignalled } = await import('../../server/main.js');
+      const { serveUntilSignalled } = await import('../../member_process.js');
       await serveUntilSignalled({
         configPath: o.config,
         name: o.name,

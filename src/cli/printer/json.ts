@@ -5,7 +5,7 @@
 import { encodeMessage, type Schema } from '../../api/codec.js';
 import * as S from '../../api/schemas.js';
 import type * as api from '../../api/types.js';
-import type * as mvcc from '../../mvcc/types.js';
+import type * as kv from '../../api/kv.js';
 import { hostOf, type EndpointStatus } from './printer.js';
 import { SimplePrinter } from './simple.js';
 
@@ -37,10 +37,10 @@ export class JsonPrinter extends SimplePrinter {
   }
 
   // One line a response, as etcdctl's printer_json.go (printJSON).
-  override put(r: mvcc.PutResponse): void { this.json(r, S.PutResponse); }
-  override get(r: mvcc.RangeResponse): void { this.json(r, S.RangeResponse); }
-  override del(r: mvcc.DeleteRangeResponse): void { this.json(r, S.DeleteRangeResponse); }
-  override txn(r: mvcc.TxnResponse): void { this.json(r, S.TxnResponse); }
+  override put(r: kv.PutResponse): void { this.json(r, S.PutResponse); }
+  override get(r: kv.RangeResponse): void { this.json(r, S.RangeResponse); }
+  override del(r: kv.DeleteRangeResponse): void { this.json(r, S.DeleteRangeResponse); }
+  override txn(r: kv.TxnResponse): void { this.json(r, S.TxnResponse); }
   override leaseGrant(r: api.LeaseGrantResponse): void { this.json(r, S.LeaseGrantResponse); }
   override leaseTimeToLive(r: api.LeaseTimeToLiveResponse): void { this.json(r, S.LeaseTimeToLiveResponse); }
   override leaseList(r: api.LeaseLeasesResponse): void { this.json(r, S.LeaseLeasesResponse); }

@@ -6,7 +6,7 @@
  */
 import type { Buffer } from 'node:buffer';
 import type * as api from '../../api/types.js';
-import type * as mvcc from '../../mvcc/types.js';
+import type * as kv from '../../api/kv.js';
 
 export type OutputFormat = 'simple' | 'json' | 'table';
 
@@ -38,10 +38,10 @@ export interface EndpointHealth {
 }
 
 export interface Printer {
-  put(r: mvcc.PutResponse): void;
-  get(r: mvcc.RangeResponse, opts: GetPrintOptions): void;
-  del(r: mvcc.DeleteRangeResponse): void;
-  txn(r: mvcc.TxnResponse): void;
+  put(r: kv.PutResponse): void;
+  get(r: kv.RangeResponse, opts: GetPrintOptions): void;
+  del(r: kv.DeleteRangeResponse): void;
+  txn(r: kv.TxnResponse): void;
   compaction(revision: number): void;
   /** One watch response; false when the watch ends with it (canceled, printed as an error). */
   watch(r: api.WatchResponseMessage): boolean;

@@ -5,7 +5,7 @@
 import type { Buffer } from 'node:buffer';
 import { leaseHex } from '../../client/concurrency.js';
 import type * as api from '../../api/types.js';
-import type * as mvcc from '../../mvcc/types.js';
+import type * as kv from '../../api/kv.js';
 import {
   endpointStatusRows,
   hostOf,
@@ -32,7 +32,7 @@ export class SimplePrinter implements Printer {
     return this.hex ? b.toString('hex') : b.toString();
   }
 
-  private kvs(kvs: mvcc.KeyValue[], opts: GetPrintOptions = {}): void {
+  private kvs(kvs: kv.KeyValue[], opts: GetPrintOptions = {}): void {
     for (const kv of kvs) {
       if (!opts.printValueOnly) this.out(this.bytes(kv.key));
       if (opts.keysOnly) {
@@ -43,29 +43,29 @@ export class SimplePrinter implements Printer {
     }
   }
 
-  private responseOp(r: mvcc.ResponseOp): void {
+  private responseOp(r: kv.ResponseOp): void {
     if ('responsePut' in r) this.out('OK');
     else if ('responseRange' in r) this.kvs(r.responseRange.kvs);
     else if ('responseDeleteRange' in r) this.out(String(r.responseDeleteRange.deleted));
     else this.txn(r.responseTxn);
   }
 
-  put(r: mvcc.PutResponse): void {
+  put(r: kv.PutResponse): void {
     this.out('OK');
     if (r.prevKv) this.kvs([r.prevKv]);
   }
 
-  get(r: mvcc.RangeResponse, opts: GetPrintOptions): void {
+  get(r: kv.RangeResponse, opts: GetPrintOptions): void {
     if (opts.countOnly) return this.out(String(r.count));
     this.kvs(r.kvs, opts);
   }
 
-  del(r: mvcc.DeleteRangeResponse): void {
+  del(r: kv.DeleteRangeResponse): void {
     this.out(String(r.deleted));
     this.kvs(r.prevKvs);
   }
 
-  txn(r: mvcc.TxnResponse): void {
+  txn(r: kv.TxnResponse): void {
     this.out(r.succeeded ? 'SUCCESS' : 'FAILURE');
     for (const op of r.responses) {
       this.out('');

@@ -2,14 +2,18 @@
  * Starting one member process: configuration from cluster.config.json plus flags/env, the
  * member, its client servers (etcd's gRPC API and the HTTP APIs, on the one client port as in
  * etcd), and a clean shutdown on SIGTERM/SIGINT.
+ *
+ * The composition root of a member: it sits above src/server (the member and its HTTP APIs) and
+ * src/grpc (which builds on src/server), so that src/server never imports src/grpc. `qkv serve`
+ * runs it; `qkv/server` (src/server/index.ts) re-exports it.
  */
 import pino, { type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
-import { ConfigError, hostPort, loadClusterConfig, memberByName, type ClusterConfig, type MemberConfig } from './config.js';
-import { Member } from './member.js';
-import { buildHttpServer } from './http.js';
-import { EtcdGrpcServer } from '../grpc/server.js';
-import { ClientPortMux } from '../grpc/mux.js';
+import { ConfigError, hostPort, loadClusterConfig, memberByName, type ClusterConfig, type MemberConfig } from './server/config.js';
+import { Member } from './server/member.js';
+import { buildHttpServer } from './server/http.js';
+import { EtcdGrpcServer } from './grpc/server.js';
+import { ClientPortMux } from './grpc/mux.js';
 
 export interface ServeOptions {
   configPath: string;
