@@ -8,7 +8,7 @@
  * Internally every message is a plain object with camelCase names, Buffers and numbers.
  */
 import { Buffer } from 'node:buffer';
-import { CodedError } from '../errors.js';
+import { CodedError, GrpcCode } from '../errors.js';
 import { firstValueLength } from './json.js';
 
 export type FieldKind =
@@ -40,7 +40,9 @@ export interface Schema {
   fields: FieldSpec[];
 }
 
+/** A request that does not decode (JSON, base64, int64, enum...): the client's, InvalidArgument. */
 export class InvalidRequestError extends CodedError {
+  static override readonly grpcCode = GrpcCode.InvalidArgument;
   constructor(message: string) {
     super('ERR_INVALID_REQUEST', message);
   }

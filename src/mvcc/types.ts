@@ -8,6 +8,7 @@
  * `rangeEnd` is "no range end", `revision: 0` is "the current revision", `limit: 0` is "no limit".
  */
 import type { MvccError } from './errors.js';
+import type { LeaseError } from '../lease/errors.js';
 
 export interface ResponseHeader {
   /** The store's revision when the response was produced (etcd's header.revision). */
@@ -247,7 +248,7 @@ export type ApplyResult =
   | { status: 'skipped' }
   | { status: 'ok'; response: MvccResponse }
   /** The request was rejected (the entry still counts as applied; nothing changed). */
-  | { status: 'error'; error: MvccError };
+  | { status: 'error'; error: MvccError | LeaseError };
 
 /** Listener of applied changes: called once per new revision, in order, after it is durable. */
 export type ApplyListener = (revision: number, events: readonly Event[]) => void;
