@@ -10,7 +10,8 @@ import { Buffer } from 'node:buffer';
 import { decodeMessage, encodeMessage, type Schema } from '../api/codec.js';
 import { forwardToLeader } from '../server/leader.js';
 import type { Member } from '../server/member.js';
-import { ForwardedError, GrpcCode } from '../server/errors.js';
+import { GrpcCode } from '../errors.js';
+import { ForwardedError } from '../server/errors.js';
 
 type Json = Parameters<typeof decodeMessage>[0];
 

@@ -8,8 +8,6 @@
  */
 import { CodedError, EtcdMessage, GrpcCode } from '../errors.js';
 
-export { GrpcCode };
-
 /** grpc-gateway's runtime.HTTPStatusFromCode, in the v1 gateway etcd 3.4 serves (FailedPrecondition is 412 there). */
 export function httpStatusOf(code: GrpcCode): number {
   switch (code) {
