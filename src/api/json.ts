@@ -5,7 +5,7 @@
  * beginning of object key string", ...). Clients and their tests see these texts, so qkv checks
  * the syntax with a scanner of the same states before JSON.parse reads the value it delimited.
  */
-import { CodedError } from '../errors.js';
+import { CodedError, GrpcCode } from '../errors.js';
 
 /**
  * A request that does not decode: malformed JSON (this scanner's errors) or a value the schema
@@ -13,6 +13,7 @@ import { CodedError } from '../errors.js';
  * modules do not import each other.
  */
 export class InvalidRequestError extends CodedError {
+  static override readonly grpcCode = GrpcCode.InvalidArgument;
   constructor(message: string) {
     super('ERR_INVALID_REQUEST', message);
   }

@@ -10,6 +10,7 @@ import { Buffer } from 'node:buffer';
 import { Client, compare, op, toBuffer, type Bytes } from './client.js';
 import { prefixEnd } from '../api/keys.js';
 import type { KeyValue, TxnResponse } from '../api/kv.js';
+import { EtcdMessage } from '../errors.js';
 
 /** A lock or election name as the key prefix of its contenders: with a trailing '/'. */
 function dirPrefix(name: Bytes): Buffer {
@@ -245,7 +246,7 @@ export class Election {
 
   /** Changes the leader's value without a new election. */
   async proclaim(value: Bytes): Promise<void> {
-    if (!this.leaderKey) throw new Error('election: not leader');
+    if (!this.leaderKey) throw new Error(EtcdMessage.electionNotLeader);
     const res = await this.session.client.txn({
       compare: [compare.createRevision(this.leaderKey, 'EQUAL', this.leaderRevision)],
       success: [op.put(this.leaderKey, value, { lease: this.session.leaseId })],

@@ -6,7 +6,7 @@
  */
 import * as S from '../api/schemas.js';
 import type { Schema } from '../api/codec.js';
-import { authNotEnabled, unsupported } from '../server/errors.js';
+import { AuthNotEnabledError, UnsupportedError } from '../server/errors.js';
 import type { GrpcContext, UnaryHandler } from './context.js';
 import { toServiceError } from './status.js';
 
@@ -32,12 +32,12 @@ const USER_AND_ROLE_METHODS = [
 export function authService(ctx: GrpcContext): Record<string, UnaryHandler> {
   const handlers: Record<string, UnaryHandler> = {
     Authenticate: ctx.unary(EMPTY, EMPTY, async () => {
-      throw authNotEnabled();
+      throw new AuthNotEnabledError();
     }),
     AuthDisable: ctx.unary(EMPTY, S.HeaderOnlyResponse, async () => ({ header: ctx.member.header() })),
   };
   for (const method of USER_AND_ROLE_METHODS) {
-    handlers[method] = (_call, callback) => callback(toServiceError(unsupported('authentication')));
+    handlers[method] = (_call, callback) => callback(toServiceError(new UnsupportedError('authentication')));
   }
   return handlers;
 }

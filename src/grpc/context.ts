@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import type { Schema } from '../api/codec.js';
 import type { Member } from '../server/member.js';
 import { requestBytes } from '../server/requests.js';
-import { requestTooLarge } from '../server/errors.js';
+import { RequestTooLargeError } from '../server/errors.js';
 import { fromProto, toProto } from './convert.js';
 import type { ProtoMessage } from './proto.js';
 import { toServiceError } from './status.js';
@@ -53,7 +53,7 @@ export class GrpcContext {
     return (call, callback) => {
       void (async () => {
         const req = fromProto<Req>(call.request, reqSchema);
-        if (opts.checkSize && requestBytes(req) > this.maxRequestBytes) throw requestTooLarge();
+        if (opts.checkSize && requestBytes(req) > this.maxRequestBytes) throw new RequestTooLargeError();
         return toProto(await handler(req, call), respSchema);
       })().then(
         (resp) => callback(null, resp),

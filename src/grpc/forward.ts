@@ -10,7 +10,8 @@ import { Buffer } from 'node:buffer';
 import { decodeMessage, encodeMessage, type Schema } from '../api/codec.js';
 import { forwardToLeader } from '../server/leader.js';
 import type { Member } from '../server/member.js';
-import { forwardedError, GrpcCode } from '../server/errors.js';
+import { GrpcCode } from '../errors.js';
+import { ForwardedError } from '../server/errors.js';
 
 type Json = Parameters<typeof decodeMessage>[0];
 
@@ -35,7 +36,7 @@ async function post(target: ForwardTarget, path: string, body: string, idempoten
       // Not the gateway's error shape (a proxy, a crash): report the HTTP status.
     }
     const code = typeof parsed.code === 'number' && parsed.code in GrpcCode ? (parsed.code as GrpcCode) : GrpcCode.Unavailable;
-    throw forwardedError(code, parsed.message ?? `leader answered HTTP ${answer.status}`);
+    throw new ForwardedError(code, parsed.message ?? `leader answered HTTP ${answer.status}`);
   }
   return text;
 }
@@ -63,6 +64,6 @@ export async function forwardKeepAlive<Resp>(target: ForwardTarget, id: number, 
   if (text === LEADS_HERE) return text;
   const first = text.split('\n').find((l) => l.trim().length > 0) ?? '{}';
   const line = JSON.parse(first) as { result?: Json; error?: { code?: number; message?: string } };
-  if (line.error) throw forwardedError((line.error.code as GrpcCode) ?? GrpcCode.Unknown, line.error.message ?? 'keep-alive failed');
+  if (line.error) throw new ForwardedError((line.error.code as GrpcCode) ?? GrpcCode.Unknown, line.error.message ?? 'keep-alive failed');
   return decodeMessage<Resp>(line.result ?? {}, respSchema);
 }

@@ -6,7 +6,7 @@
 import * as grpc from '@grpc/grpc-js';
 import * as S from '../api/schemas.js';
 import type { LeaseGrantResponse, LeaseKeepAliveResponse, LeaseTimeToLiveResponse } from '../api/types.js';
-import { badRequest } from '../server/errors.js';
+import { BadRequestError } from '../server/errors.js';
 import type { GrpcContext, UnaryHandler } from './context.js';
 import { int64, toProto } from './convert.js';
 import { forwardKeepAlive, forwardUnary, LEADS_HERE } from './forward.js';
@@ -21,7 +21,7 @@ export function leaseService(ctx: GrpcContext): Record<string, UnaryHandler | gr
     LeaseGrant: ctx.unary<{ ttl: number; id: number }>(S.LeaseGrantRequest, S.LeaseGrantResponse, async (req, call) => {
       // qkv keeps lease ids as JS numbers: an explicit id must be exact (below 2^53).
       const raw = call.request['ID'];
-      if (typeof raw === 'string' && !Number.isSafeInteger(Number(raw))) throw badRequest('etcdserver: qkv lease IDs must be below 2^53');
+      if (typeof raw === 'string' && !Number.isSafeInteger(Number(raw))) throw new BadRequestError('etcdserver: qkv lease IDs must be below 2^53');
       const r = await ctx.onLeader(
         () => member.leaseGrant(req.ttl, req.id),
         (t) => forwardUnary<{ ttl: number; id: number }, LeaseGrantResponse>(t, '/v3/lease/grant', req, S.LeaseGrantRequest, S.LeaseGrantResponse, { idempotent: false }),

@@ -6,7 +6,7 @@
 import * as grpc from '@grpc/grpc-js';
 import * as S from '../api/schemas.js';
 import * as C from '../server/concurrency.js';
-import { serverStopped } from '../server/errors.js';
+import { ServerStoppedError } from '../server/errors.js';
 import type { GrpcContext, UnaryHandler } from './context.js';
 import type { ProtoMessage } from './proto.js';
 
@@ -29,7 +29,7 @@ export async function whileCallOpen<T>(ctx: GrpcContext, call: grpc.ServerUnaryC
   try {
     return await run(ctl.signal);
   } catch (err) {
-    throw stopping ? serverStopped() : err;
+    throw stopping ? new ServerStoppedError() : err;
   } finally {
     untrack();
     call.removeListener('cancelled', onCancel);

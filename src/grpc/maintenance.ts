@@ -9,7 +9,7 @@ import * as S from '../api/schemas.js';
 import type { Schema } from '../api/codec.js';
 import type { AlarmRequest } from '../api/kv.js';
 import { snapshotBlobs } from '../server/snapshot_client.js';
-import { badLeaderTransferee, unsupported, leaderTransferTimeout } from '../server/errors.js';
+import { BadLeaderTransfereeError, UnsupportedError, LeaderTransferTimeoutError } from '../server/errors.js';
 import type { GrpcContext, UnaryHandler } from './context.js';
 import { forwardUnary, LEADS_HERE } from './forward.js';
 import type { ProtoMessage } from './proto.js';
@@ -23,7 +23,7 @@ type Handler = UnaryHandler | grpc.handleServerStreamingCall<ProtoMessage, Proto
 const notSupported =
   (what: string): UnaryHandler =>
   (_call, callback) =>
-    callback(toServiceError(unsupported(what)));
+    callback(toServiceError(new UnsupportedError(what)));
 
 export function clusterService(ctx: GrpcContext): Record<string, Handler> {
   const { member } = ctx;
@@ -53,7 +53,7 @@ export function maintenanceService(ctx: GrpcContext): Record<string, Handler> {
     Defragment: ctx.unary(EMPTY, S.HeaderOnlyResponse, async () => ({ header: member.header() })),
     MoveLeader: ctx.unary<{ targetID: string }>(MOVE_LEADER_REQUEST, S.HeaderOnlyResponse, async (req) => {
       const target = Number(req.targetID);
-      if (!member.members().some((m) => m.id === req.targetID)) throw badLeaderTransferee();
+      if (!member.members().some((m) => m.id === req.targetID)) throw new BadLeaderTransfereeError();
       await ctx.onLeader(
         async () => member.transferLeadership(target),
         async (t) => {
@@ -73,7 +73,7 @@ async function waitForLeader(ctx: GrpcContext, target: number): Promise<void> {
   const cfg = ctx.member.opts.cluster;
   const deadline = Date.now() + Math.max(5_000, 3 * cfg.tickMs * cfg.electionTicks);
   while (ctx.member.raft.leader !== target) {
-    if (Date.now() > deadline) throw leaderTransferTimeout();
+    if (Date.now() > deadline) throw new LeaderTransferTimeoutError();
     await new Promise((r) => setTimeout(r, 20));
   }
 }

@@ -7,7 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Member } from '../server/member.js';
-import { serverStopped } from '../server/errors.js';
+import { ServerStoppedError } from '../server/errors.js';
 import { GrpcContext } from './context.js';
 import { GRPC_OVERHEAD_BYTES } from '../server/requests.js';
 import { kvService } from './kv.js';
@@ -73,7 +73,7 @@ export class EtcdGrpcServer {
   async stop(graceMs = 1_000): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    for (const s of [...this.ctx.streams]) s.abort(serverStopped());
+    for (const s of [...this.ctx.streams]) s.abort(new ServerStoppedError());
     this.injector.drain(graceMs);
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {

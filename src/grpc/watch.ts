@@ -22,7 +22,7 @@ import type { WatchResponse } from '../watch/types.js';
 import type { Watcher } from '../watch/hub.js';
 import { GRPC_OVERHEAD_BYTES } from '../server/requests.js';
 import { toHubRequest, watchResponseMessage } from '../server/watch_responses.js';
-import { serverStopped } from '../server/errors.js';
+import { ServerStoppedError } from '../server/errors.js';
 import type { GrpcContext } from './context.js';
 import { fromProto, toProto } from './convert.js';
 import type { ProtoMessage } from './proto.js';
@@ -155,7 +155,7 @@ class WatchStream {
       const r = await w.watcher.next();
       if (r.done) {
         // Closed without a cancel of ours: the hub stopped (member shutdown).
-        if (this.watches.get(w.id) === w) this.abort(serverStopped());
+        if (this.watches.get(w.id) === w) this.abort(new ServerStoppedError());
         return;
       }
       for (const resp of coalesce([r.value, ...w.watcher.drain()], this.ctx.maxRequestBytes)) {

@@ -2,10 +2,11 @@
  * Applying one Raft entry's request to the batch under construction. Deterministic: the result
  * depends only on the request and the store's state, never on time or chance.
  *
- * A rejected request (MvccError) becomes an error result and changes nothing. Anything else
+ * A rejected request (MvccError, or a LeaseError of the lease table) becomes an error result and changes nothing. Anything else
  * thrown (LevelDB failure, corrupt data) aborts the whole batch: nothing of it is written.
  */
 import { alarmRefusal, applyAlarm } from './alarm.js';
+import { LeaseError } from '../lease/errors.js';
 import { CompactedError, CorruptError, FutureRevisionError, MvccError } from './errors.js';
 import { applyLeaseGrant, applyLeaseRevoke } from './lease.js';
 import { range } from './range.js';
@@ -43,7 +44,7 @@ export function applyRequest(b: Batch, req: MvccRequest | undefined): ApplyResul
 function rejected(b: Batch, err: unknown, writesBefore: number): ApplyResult {
   // Requests are checked before they write, so a rejection never leaves half a change behind;
   // if one did, or the data is corrupt, the batch must not be written.
-  if (err instanceof MvccError && !(err instanceof CorruptError) && b.overlay.writes === writesBefore) {
+  if ((err instanceof MvccError || err instanceof LeaseError) && !(err instanceof CorruptError) && b.overlay.writes === writesBefore) {
     return { status: 'error', error: err };
   }
   throw err;

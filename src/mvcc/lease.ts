@@ -9,7 +9,7 @@
  * in one revision (keys in order, as etcd sorts them) and forgets the lease. Expiry (a clock) is
  * not replicated state: the lessor keeps it on the leader and proposes revocations.
  */
-import { LeaseExistsError, LeaseNotFoundError, LeaseTTLTooLargeError } from './errors.js';
+import { LeaseExistsError, LeaseNotFoundError, LeaseTTLTooLargeError } from '../lease/errors.js';
 import { grantKey, leasePrefix, parseGrantKey, parseLeaseKey, tableEnd, tableStart, T_GRANT, T_LEASE } from './keys.js';
 import { decodeGrant, encodeGrant } from './records.js';
 import type { LeaseAttachment, LeaseGrantRequest, LeaseGrantResponse, LeaseRecord, LeaseRevokeRequest, LeaseRevokeResponse } from './types.js';

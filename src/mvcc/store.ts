@@ -24,6 +24,7 @@ import { Level } from 'level';
 import { applyRequest } from './apply.js';
 import { Compactor, type CompactorHost } from './compaction.js';
 import { Lock } from '../lock.js';
+import { InternalError } from '../errors.js';
 import { CorruptError, InvalidArgumentError, StoreClosedError, StoreFailedError } from './errors.js';
 import { eventsSince } from './events.js';
 import { hashHistory } from './hash.js';
@@ -186,7 +187,7 @@ export class MvccStore {
     opts: MvccStoreOptions = {},
   ): Promise<MvccStore> {
     await mkdir(dir, { recursive: true });
-    if ((await readdir(dir)).length > 0) throw new InvalidArgumentError(`restore target ${dir} is not empty`);
+    if ((await readdir(dir)).length > 0) throw new InternalError(`mvcc: restore target ${dir} is not empty`);
     const db = await MvccStore.openDb(dir, opts);
     try {
       return new MvccStore(db, await restoreInto(db, chunks), opts);
@@ -283,7 +284,7 @@ export class MvccStore {
     const b = new Batch(this.db, { ...this.meta }, this.liveKeys);
     const results: ApplyResult[] = [];
     for (const e of entries) {
-      if (!Number.isSafeInteger(e.index) || e.index <= 0) throw new InvalidArgumentError(`bad entry index ${e.index}`);
+      if (!Number.isSafeInteger(e.index) || e.index <= 0) throw new InternalError(`mvcc: bad entry index ${e.index}`);
       if (e.index <= b.meta.appliedIndex) {
         results.push({ status: 'skipped' });
         continue;
@@ -399,7 +400,7 @@ export class MvccStore {
   /** A read-only txn evaluated locally (etcd serves serializable read-only txns this way). */
   async readTxn(req: TxnRequest): Promise<TxnResponse> {
     validateTxn(req);
-    if (!isTxnReadonly(req)) throw new InvalidArgumentError('readTxn takes read-only txns; writes go through Raft');
+    if (!isTxnReadonly(req)) throw new InternalError('mvcc: readTxn takes read-only txns; writes go through Raft');
     return this.read(true, async (ctx) => {
       const path = await compareToPath(ctx, req);
       checkPath(ctx, req, path, false, undefined);

@@ -8,7 +8,8 @@
  * inside a txn see its earlier writes.
  */
 import { Buffer } from 'node:buffer';
-import { CompactedError, FutureRevisionError, KeyNotFoundError, LeaseNotFoundError } from './errors.js';
+import { LeaseNotFoundError } from '../lease/errors.js';
+import { CompactedError, FutureRevisionError, KeyNotFoundError } from './errors.js';
 import { curBounds, curKey, keySpan, userKeyOfCur } from './keys.js';
 import { range } from './range.js';
 import { decodeCur, EMPTY, type CurrentRecord } from './records.js';

@@ -20,6 +20,7 @@ import type {
   TxnRequest,
   TxnResponse,
 } from '../api/kv.js';
+import type { LeaseError } from '../lease/errors.js';
 
 /** etcd LeaseGrantRequest as applied: the id is chosen before proposing (never 0 here). */
 export interface LeaseGrantRequest {
@@ -82,7 +83,7 @@ export type ApplyResult =
   | { status: 'skipped' }
   | { status: 'ok'; response: MvccResponse }
   /** The request was rejected (the entry still counts as applied; nothing changed). */
-  | { status: 'error'; error: MvccError };
+  | { status: 'error'; error: MvccError | LeaseError };
 
 /** Listener of applied changes: called once per new revision, in order, after it is durable. */
 export type ApplyListener = (revision: number, events: readonly Event[]) => void;

@@ -1,10 +1,12 @@
-/** Errors raised by the Raft core. Each kind has a class and a stable code. */
-import { CodedError } from '../errors.js';
+/** Errors raised by the Raft core. Each kind has a class, a stable code and its gRPC code (src/errors.ts). */
+import { CodedError, EtcdMessage, GrpcCode } from '../errors.js';
 
-export class RaftError extends CodedError {}
+export abstract class RaftError extends CodedError {}
 
 /** A proposal was not accepted: this node is not the leader, or a leadership transfer is under way. */
 export class ProposalDroppedError extends RaftError {
+  static override readonly grpcCode = GrpcCode.Unavailable;
+  static override readonly wireMessage = EtcdMessage.noLeader;
   constructor(reason: string) {
     super('ERR_PROPOSAL_DROPPED', `raft proposal dropped: ${reason}`);
   }
@@ -33,6 +35,8 @@ export class RaftConfigError extends RaftError {
 
 /** A ReadIndex request could not be started: no leader is known, or the request is malformed. */
 export class ReadIndexDroppedError extends RaftError {
+  static override readonly grpcCode = GrpcCode.Unavailable;
+  static override readonly wireMessage = EtcdMessage.noLeader;
   constructor(reason: string) {
     super('ERR_READ_INDEX_DROPPED', `raft read index dropped: ${reason}`);
   }

@@ -26,7 +26,8 @@ import type { DeleteRangeRequest, DeleteRangeResponse, KeyValue, RangeRequest, R
 import type { LeaseGrantResponse } from '../api/types.js';
 import type { WatchHub, Watcher } from '../watch/hub.js';
 import { WatchFilter, type WatchResponse } from '../watch/types.js';
-import { GrpcCode, ServerError, serverStopped, toGrpcStatus } from './errors.js';
+import { CodedError, EtcdMessage, GrpcCode } from '../errors.js';
+import { ServerStoppedError, toGrpcStatus } from './errors.js';
 
 /** What the recipes need of a member (src/server/member.ts). */
 export interface ConcurrencyMember {
@@ -42,25 +43,56 @@ export const DEFAULT_SESSION_TTL = 60;
 
 // ---- errors (etcd's messages; code Unknown as etcd's servers return them) -----------------
 
-const unknownError = (code: string, message: string): ServerError => new ServerError(code, message, GrpcCode.Unknown);
 /** concurrency.ErrElectionNoLeader */
-export const electionNoLeader = (): ServerError => unknownError('ERR_ELECTION_NO_LEADER', 'election: no leader');
+export class ElectionNoLeaderError extends CodedError {
+  constructor() {
+    super('ERR_ELECTION_NO_LEADER', 'election: no leader');
+  }
+}
+
 /** concurrency.ErrElectionNotLeader */
-export const electionNotLeader = (): ServerError => unknownError('ERR_ELECTION_NOT_LEADER', 'election: not leader');
+export class ElectionNotLeaderError extends CodedError {
+  constructor() {
+    super('ERR_ELECTION_NOT_LEADER', EtcdMessage.electionNotLeader);
+  }
+}
+
 /** v3election.ErrMissingLeaderKey */
-export const missingLeaderKey = (): ServerError => unknownError('ERR_MISSING_LEADER_KEY', '"leader" field must be provided');
+export class MissingLeaderKeyError extends CodedError {
+  constructor() {
+    super('ERR_MISSING_LEADER_KEY', '"leader" field must be provided');
+  }
+}
+
 /** etcd 3.5's concurrency.ErrSessionExpired: the waiter's key vanished (its lease expired). */
-export const sessionExpired = (): ServerError => unknownError('ERR_SESSION_EXPIRED', 'mutex: session is expired');
+export class SessionExpiredError extends CodedError {
+  constructor() {
+    super('ERR_SESSION_EXPIRED', 'mutex: session is expired');
+  }
+}
+
 /** The caller went away (gRPC's "context canceled"). */
-export const canceled = (): ServerError => new ServerError('ERR_CANCELED', 'context canceled', GrpcCode.Canceled);
+export class CanceledError extends CodedError {
+  static override readonly grpcCode = GrpcCode.Canceled;
+  constructor() {
+    super('ERR_CANCELED', 'context canceled');
+  }
+}
+
+/** Another error of a member operation, as etcd's in-process client relays it: its message, code Unknown. */
+export class ConcurrencyError extends CodedError {
+  constructor(message: string) {
+    super('ERR_CONCURRENCY', message);
+  }
+}
 
 /**
  * An error of a member operation as etcd's concurrency servers answer it: the same message, code
  * Unknown (their in-process client turns etcd's errors into plain ones). A cancellation stays one.
  */
-function asEtcdClientError(err: unknown): ServerError {
-  if (err instanceof ServerError && (err.grpcCode === GrpcCode.Unknown || err.grpcCode === GrpcCode.Canceled)) return err;
-  return unknownError('ERR_CONCURRENCY', toGrpcStatus(err).message);
+function asEtcdClientError(err: unknown): CodedError {
+  if (err instanceof CodedError && (err.grpcCode === GrpcCode.Unknown || err.grpcCode === GrpcCode.Canceled)) return err;
+  return new ConcurrencyError(toGrpcStatus(err).message);
 }
 
 async function guarded<T>(fn: () => Promise<T>): Promise<T> {
@@ -145,7 +177,7 @@ async function sessionLease(m: ConcurrencyMember, lease: number): Promise<number
 function aborted(signal: AbortSignal): { promise: Promise<never>; dispose: () => void } {
   let onAbort = (): void => {};
   const promise = new Promise<never>((_, reject) => {
-    onAbort = () => reject(canceled());
+    onAbort = () => reject(new CanceledError());
     if (signal.aborted) onAbort();
     else signal.addEventListener('abort', onAbort, { once: true });
   });
@@ -167,7 +199,7 @@ async function nextResponse(w: Watcher, signal: AbortSignal): Promise<WatchRespo
 /**
  * concurrency's waitDeletes: waits until no key under `prefix` has a create revision at or below
  * `maxCreateRevision` (each time for the deletion of the last of them), and answers the header of
- * the read that found none. Ends with sessionExpired if `ownKey` is deleted meanwhile, with
+ * the read that found none. Ends with SessionExpiredError if `ownKey` is deleted meanwhile, with
  * `canceled` on abort. `fromRevision`: deletions from that revision on are seen.
  */
 async function waitDeletes(m: ConcurrencyMember, prefix: Buffer, maxCreateRevision: number, ownKey: Buffer, fromRevision: number, signal: AbortSignal): Promise<ResponseHeader> {
@@ -177,13 +209,13 @@ async function waitDeletes(m: ConcurrencyMember, prefix: Buffer, maxCreateRevisi
   let start = fromRevision;
   try {
     for (;;) {
-      if (signal.aborted) throw canceled();
+      if (signal.aborted) throw new CanceledError();
       if (!watcher) {
         watcher = m.hub.watch({ key: prefix, rangeEnd, startRevision: start, filters: [WatchFilter.NoPut] });
         if (start === 0) {
           // A fresh watcher (history was compacted): our key may have gone before it started.
           const own = await guarded(() => m.range({ key: ownKey }));
-          if (own.kvs.length === 0) throw sessionExpired();
+          if (own.kvs.length === 0) throw new SessionExpiredError();
         }
       }
       const r = await guarded(() => m.range(byCreate(prefix, 'DESCEND', maxCreateRevision)));
@@ -194,8 +226,8 @@ async function waitDeletes(m: ConcurrencyMember, prefix: Buffer, maxCreateRevisi
       let gone = false;
       while (!gone) {
         const resp = await nextResponse(watcher, signal);
-        if (signal.aborted) throw canceled();
-        if (!resp) throw asEtcdClientError(serverStopped());
+        if (signal.aborted) throw new CanceledError();
+        if (!resp) throw asEtcdClientError(new ServerStoppedError());
         if (resp.canceled) {
           // Compacted (or canceled by the hub): look again with a fresh watcher.
           watcher.cancel();
@@ -205,7 +237,7 @@ async function waitDeletes(m: ConcurrencyMember, prefix: Buffer, maxCreateRevisi
         }
         for (const e of resp.events) {
           if (e.type !== 'DELETE') continue;
-          if (e.kv.key.equals(ownKey)) throw sessionExpired();
+          if (e.kv.key.equals(ownKey)) throw new SessionExpiredError();
           if (e.kv.key.equals(last.key)) gone = true;
         }
       }
@@ -238,7 +270,7 @@ export async function lock(m: ConcurrencyMember, req: LockRequest, signal: Abort
     return { header, key };
   } catch (err) {
     // Mutex.Lock releases its key when the wait fails (unless it is already gone).
-    if (!(err instanceof ServerError && err.code === 'ERR_SESSION_EXPIRED')) await m.deleteRange({ key }).catch(() => {});
+    if (!(err instanceof SessionExpiredError)) await m.deleteRange({ key }).catch(() => {});
     throw err;
   }
 }
@@ -261,7 +293,7 @@ async function proclaimKey(m: ConcurrencyMember, key: Buffer, rev: number, lease
   const r = await guarded(() =>
     m.txn({ compare: [{ target: 'CREATE', result: 'EQUAL', key, createRevision: rev }], success: [{ requestPut: { key, value, lease } }] }),
   );
-  if (!r.succeeded) throw electionNotLeader();
+  if (!r.succeeded) throw new ElectionNotLeaderError();
   return r;
 }
 
@@ -296,7 +328,7 @@ export async function campaign(m: ConcurrencyMember, req: CampaignRequest, signa
   } catch (err) {
     // Election.Campaign resigns when its context is cancelled; other failures leave the key.
     if (signal.aborted) await resignKey(m, key, rev).catch(() => {});
-    if (err instanceof ServerError && err.code === 'ERR_SESSION_EXPIRED') throw electionNotLeader();
+    if (err instanceof SessionExpiredError) throw new ElectionNotLeaderError();
     throw err;
   }
   // etcd answers the header of the campaign's first txn.
@@ -306,7 +338,7 @@ export async function campaign(m: ConcurrencyMember, req: CampaignRequest, signa
 /** v3election's Proclaim. */
 export async function proclaim(m: ConcurrencyMember, req: ProclaimRequest): Promise<HeaderResponse> {
   const leader = req.leader;
-  if (!leader) throw missingLeaderKey();
+  if (!leader) throw new MissingLeaderKeyError();
   const lease = await sessionLease(m, leader.lease);
   const r = await proclaimKey(m, leader.key, leader.rev, lease, req.value);
   return { header: r.header };
@@ -315,7 +347,7 @@ export async function proclaim(m: ConcurrencyMember, req: ProclaimRequest): Prom
 /** v3election's Resign: no error if the key is not (or no longer) the leader's. */
 export async function resign(m: ConcurrencyMember, req: ResignRequest): Promise<HeaderResponse> {
   const leader = req.leader;
-  if (!leader) throw missingLeaderKey();
+  if (!leader) throw new MissingLeaderKeyError();
   // etcd's server opens a session first: a lease of 0 gets one granted there too.
   await sessionLease(m, leader.lease);
   const r = await resignKey(m, leader.key, leader.rev);
@@ -326,7 +358,7 @@ export async function resign(m: ConcurrencyMember, req: ResignRequest): Promise<
 export async function leader(m: ConcurrencyMember, req: LeaderRequest): Promise<LeaderResponse> {
   const r = await guarded(() => m.range(byCreate(prefixOf(req.name), 'ASCEND')));
   const kv = r.kvs[0];
-  if (!kv) throw electionNoLeader();
+  if (!kv) throw new ElectionNoLeaderError();
   return { header: r.header, kv };
 }
 

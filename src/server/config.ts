@@ -36,6 +36,7 @@ export interface ClusterConfig {
   members: MemberConfig[];
 }
 
+/** cluster.config.json or a command-line flag that is wrong: the operator's, never a client's (gRPC Unknown). */
 export class ConfigError extends CodedError {
   constructor(message: string) {
     super('ERR_CONFIG', message);

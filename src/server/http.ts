@@ -17,7 +17,7 @@ import type { AlarmRequest, CompactionRequest, DeleteRangeRequest, PutRequest, R
 import type { Watcher } from '../watch/hub.js';
 import type { Member } from './member.js';
 import { ETCD_CLUSTER_VERSION, ETCD_SERVER_VERSION, QKV_VERSION } from '../version.js';
-import { authNotEnabled, httpStatusOf, messageTooLarge, requestTooLarge, toGrpcStatus, toHttpError } from './errors.js';
+import { AuthNotEnabledError, httpStatusOf, MessageTooLargeError, RequestTooLargeError, toGrpcStatus, toHttpError } from './errors.js';
 import { SNAPSHOT_PATH, snapshotBlobs, snapshotFrames } from './snapshot_client.js';
 import { registerV1 } from './http_v1.js';
 import * as C from './concurrency.js';
@@ -67,7 +67,7 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
   app.setErrorHandler((err, _request, reply) => {
     if ((err as { code?: string }).code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
       // Not read: its size is all that is known of it.
-      return sendError(reply, messageTooLarge(Number(_request.headers['content-length'] ?? 0), opts.maxRequestBytes + GRPC_OVERHEAD_BYTES));
+      return sendError(reply, new MessageTooLargeError(Number(_request.headers['content-length'] ?? 0), opts.maxRequestBytes + GRPC_OVERHEAD_BYTES));
     }
     return sendError(reply, err);
   });
@@ -91,7 +91,7 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
     app.post(path, async (request, reply) => {
       const req = decodeMessage<Req>(parseJsonBody(request.body), reqSchema);
       checkMessageSize(req, reqSchema, request.body, opts.maxRequestBytes);
-      if (route.checkSize && requestBytes(req) > opts.maxRequestBytes) throw requestTooLarge();
+      if (route.checkSize && requestBytes(req) > opts.maxRequestBytes) throw new RequestTooLargeError();
       if (route.leaderOnly?.(req) && (await relayToLeader(member, request, reply, { idempotent: route.idempotent ?? false }))) return reply;
       const resp = await handler(req);
       return reply.header('content-type', 'application/json').send(JSON.stringify(encodeMessage(resp, respSchema)));
@@ -161,7 +161,7 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
 
   // Authentication is never enabled (qkv has no users yet): etcd's answers in that state.
   unary('/v3/auth/authenticate', emptySchema, emptySchema, async () => {
-    throw authNotEnabled();
+    throw new AuthNotEnabledError();
   });
   unary('/v3/auth/disable', emptySchema, S.HeaderOnlyResponse, async () => ({ header: member.header() }));
 

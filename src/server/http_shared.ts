@@ -6,7 +6,7 @@
 import { Buffer } from 'node:buffer';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Member } from './member.js';
-import { leaderChanged, toHttpError } from './errors.js';
+import { LeaderChangedError, toHttpError } from './errors.js';
 import { FORWARDED_HEADER, forwardToLeader, NOT_LEADER_HEADER } from './leader.js';
 
 export function sendError(reply: FastifyReply, err: unknown): FastifyReply {
@@ -24,7 +24,7 @@ export function sendError(reply: FastifyReply, err: unknown): FastifyReply {
 export async function relayToLeader(member: Member, request: FastifyRequest, reply: FastifyReply, opts: { idempotent: boolean }): Promise<boolean> {
   if (request.headers[FORWARDED_HEADER]) {
     if (member.raft.isLeader) return false;
-    sendError(reply.header(NOT_LEADER_HEADER, '1'), leaderChanged());
+    sendError(reply.header(NOT_LEADER_HEADER, '1'), new LeaderChangedError());
     return true;
   }
   const answer = await forwardToLeader(member, {

@@ -15,7 +15,8 @@ import { keyRange } from '../api/keys.js';
 import type { Compare, KeyValue, RequestOp, ResponseOp, SortOrder, SortTarget, TxnRequest } from '../api/kv.js';
 import { WatchFilter } from '../watch/types.js';
 import type { Member } from './member.js';
-import { badRequest, requestTooLarge } from './errors.js';
+import { BadRequestError, RequestTooLargeError } from './errors.js';
+import { LeaseNotFoundError } from '../lease/errors.js';
 import { relayToLeader } from './http_shared.js';
 import { parseJsonBody } from './requests.js';
 
@@ -26,7 +27,7 @@ export function percentDecodeBytes(s: string): Buffer {
     const c = s.charCodeAt(i);
     if (c === 0x25 /* % */) {
       const hex = s.slice(i + 1, i + 3);
-      if (!/^[0-9a-fA-F]{2}$/.test(hex)) throw badRequest(`invalid percent-encoding in key: ${JSON.stringify(s.slice(i, i + 3))}`);
+      if (!/^[0-9a-fA-F]{2}$/.test(hex)) throw new BadRequestError(`invalid percent-encoding in key: ${JSON.stringify(s.slice(i, i + 3))}`);
       out.push(parseInt(hex, 16));
       i += 2;
     } else if (c < 0x80) {
@@ -56,9 +57,9 @@ function flag(q: Query, name: string): boolean {
 function intParam(q: Query, name: string): number | undefined {
   const v = q[name];
   if (v === undefined || v === '') return undefined;
-  if (!/^-?\d+$/.test(v)) throw badRequest(`query parameter ${name} must be an integer, got ${JSON.stringify(v)}`);
+  if (!/^-?\d+$/.test(v)) throw new BadRequestError(`query parameter ${name} must be an integer, got ${JSON.stringify(v)}`);
   const n = Number(v);
-  if (!Number.isSafeInteger(n)) throw badRequest(`query parameter ${name} is out of range`);
+  if (!Number.isSafeInteger(n)) throw new BadRequestError(`query parameter ${name} is out of range`);
   return n;
 }
 
@@ -66,7 +67,7 @@ function intParam(q: Query, name: string): number | undefined {
 function leaseParam(v: string | undefined, name = 'lease'): number | undefined {
   if (v === undefined || v === '') return undefined;
   const n = /^0x[0-9a-fA-F]+$/.test(v) ? parseInt(v.slice(2), 16) : /^\d+$/.test(v) ? Number(v) : NaN;
-  if (!Number.isSafeInteger(n)) throw badRequest(`${name} must be a decimal id or 0x-prefixed hex id, got ${JSON.stringify(v)}`);
+  if (!Number.isSafeInteger(n)) throw new BadRequestError(`${name} must be a decimal id or 0x-prefixed hex id, got ${JSON.stringify(v)}`);
   return n;
 }
 
@@ -110,41 +111,41 @@ const TARGETS: Record<string, Compare['target']> = { value: 'VALUE', version: 'V
 const RESULTS: Record<string, Compare['result']> = { '=': 'EQUAL', '==': 'EQUAL', '!=': 'NOT_EQUAL', '<': 'LESS', '>': 'GREATER' };
 
 function v1Compare(c: NonNullable<V1Txn['compare']>[number], i: number): Compare {
-  if (typeof c !== 'object' || c === null || typeof c.key !== 'string') throw badRequest(`compare[${i}].key must be a string`);
+  if (typeof c !== 'object' || c === null || typeof c.key !== 'string') throw new BadRequestError(`compare[${i}].key must be a string`);
   const target = TARGETS[c.target ?? 'value'];
-  if (!target) throw badRequest(`compare[${i}].target must be one of value, version, create, mod, lease`);
+  if (!target) throw new BadRequestError(`compare[${i}].target must be one of value, version, create, mod, lease`);
   const result = RESULTS[c.result ?? '='];
-  if (!result) throw badRequest(`compare[${i}].result must be one of =, !=, <, >`);
+  if (!result) throw new BadRequestError(`compare[${i}].result must be one of =, !=, <, >`);
   const key = Buffer.from(c.key);
   if (target === 'VALUE') return { key, target, result, value: Buffer.from(String(c.value ?? '')) };
   const n = Number(c.value ?? 0);
-  if (!Number.isSafeInteger(n)) throw badRequest(`compare[${i}].value must be an integer for target ${c.target}`);
+  if (!Number.isSafeInteger(n)) throw new BadRequestError(`compare[${i}].value must be an integer for target ${c.target}`);
   const field = { VERSION: 'version', CREATE: 'createRevision', MOD: 'modRevision', LEASE: 'lease' }[target];
   return { key, target, result, [field]: n };
 }
 
 function v1Op(o: V1Op, where: string): RequestOp {
-  if (typeof o !== 'object' || o === null) throw badRequest(`${where} must be an object`);
+  if (typeof o !== 'object' || o === null) throw new BadRequestError(`${where} must be an object`);
   if (o.put) {
-    if (typeof o.put.key !== 'string' || typeof o.put.value !== 'string') throw badRequest(`${where}.put needs string key and value`);
+    if (typeof o.put.key !== 'string' || typeof o.put.value !== 'string') throw new BadRequestError(`${where}.put needs string key and value`);
     return { requestPut: { key: Buffer.from(o.put.key), value: Buffer.from(o.put.value), ...(o.put.lease ? { lease: o.put.lease } : {}) } };
   }
   if (o.get) {
-    if (typeof o.get.key !== 'string') throw badRequest(`${where}.get needs a string key`);
+    if (typeof o.get.key !== 'string') throw new BadRequestError(`${where}.get needs a string key`);
     return { requestRange: keyRange(Buffer.from(o.get.key), { prefix: !!o.get.prefix }) };
   }
   if (o.delete) {
-    if (typeof o.delete.key !== 'string') throw badRequest(`${where}.delete needs a string key`);
+    if (typeof o.delete.key !== 'string') throw new BadRequestError(`${where}.delete needs a string key`);
     return { requestDeleteRange: keyRange(Buffer.from(o.delete.key), { prefix: !!o.delete.prefix }) };
   }
-  throw badRequest(`${where} must have one of put, get, delete`);
+  throw new BadRequestError(`${where} must have one of put, get, delete`);
 }
 
 function v1TxnRequest(body: unknown): TxnRequest {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw badRequest('txn body must be a JSON object');
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new BadRequestError('txn body must be a JSON object');
   const t = body as V1Txn;
   for (const k of ['compare', 'success', 'failure'] as const) {
-    if (t[k] !== undefined && !Array.isArray(t[k])) throw badRequest(`${k} must be an array`);
+    if (t[k] !== undefined && !Array.isArray(t[k])) throw new BadRequestError(`${k} must be an array`);
   }
   return {
     compare: (t.compare ?? []).map(v1Compare),
@@ -170,7 +171,7 @@ export function registerV1(app: FastifyInstance, member: Member, maxRequestBytes
   app.put('/v1/kv/*', async (request) => {
     const key = keyOf(request, '/v1/kv/');
     const value = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
-    if (key.length + value.length > maxRequestBytes) throw requestTooLarge();
+    if (key.length + value.length > maxRequestBytes) throw new RequestTooLargeError();
     const q = request.query as Query;
     const lease = leaseParam(q['lease']);
     const r = await member.put({ key, value, ...(lease ? { lease } : {}), ...(flag(q, 'prev_kv') ? { prevKv: true } : {}) });
@@ -180,9 +181,9 @@ export function registerV1(app: FastifyInstance, member: Member, maxRequestBytes
   app.get('/v1/kv/*', async (request, reply) => {
     const q = request.query as Query;
     const sortBy = q['sort_by'];
-    if (sortBy !== undefined && !SORT_TARGETS[sortBy]) throw badRequest('sort_by must be one of key, version, create, mod, value');
+    if (sortBy !== undefined && !SORT_TARGETS[sortBy]) throw new BadRequestError('sort_by must be one of key, version, create, mod, value');
     const order = q['order']?.toUpperCase();
-    if (order !== undefined && order !== 'ASCEND' && order !== 'DESCEND') throw badRequest('order must be ascend or descend');
+    if (order !== undefined && order !== 'ASCEND' && order !== 'DESCEND') throw new BadRequestError('order must be ascend or descend');
     const rev = intParam(q, 'rev');
     const limit = intParam(q, 'limit');
     const r = await member.range({
@@ -219,7 +220,7 @@ export function registerV1(app: FastifyInstance, member: Member, maxRequestBytes
     const q = request.query as Query;
     const body = parseJsonBody(request.body) as { ttl?: unknown; id?: unknown };
     const ttl = intParam(q, 'ttl') ?? (typeof body.ttl === 'number' ? body.ttl : undefined);
-    if (ttl === undefined || !Number.isSafeInteger(ttl) || ttl <= 0) throw badRequest('ttl (seconds) is required: ?ttl=10 or {"ttl": 10}');
+    if (ttl === undefined || !Number.isSafeInteger(ttl) || ttl <= 0) throw new BadRequestError('ttl (seconds) is required: ?ttl=10 or {"ttl": 10}');
     const id = leaseParam(q['id'], 'id') ?? (typeof body.id === 'number' ? body.id : 0);
     if (await atLeader(request, reply, false)) return reply;
     const r = await member.leaseGrant(ttl, id);
@@ -230,7 +231,7 @@ export function registerV1(app: FastifyInstance, member: Member, maxRequestBytes
     const id = leaseParam((request.params as { id: string }).id, 'id')!;
     if (await atLeader(request, reply)) return reply;
     const r = member.leaseKeepAlive(id);
-    if (r.ttl <= 0) return reply.status(404).send({ error: 'etcdserver: requested lease not found', message: 'etcdserver: requested lease not found', code: 5 });
+    if (r.ttl <= 0) throw new LeaseNotFoundError();
     return { id, id_hex: id.toString(16), ttl: r.ttl };
   });
 
@@ -245,7 +246,7 @@ export function registerV1(app: FastifyInstance, member: Member, maxRequestBytes
     const id = leaseParam((request.params as { id: string }).id, 'id')!;
     if (await atLeader(request, reply)) return reply;
     const r = await member.leaseTimeToLive(id, flag(request.query as Query, 'keys'));
-    if (r.ttl === -1) return reply.status(404).send({ error: 'etcdserver: requested lease not found', message: 'etcdserver: requested lease not found', code: 5 });
+    if (r.ttl === -1) throw new LeaseNotFoundError();
     return { id, id_hex: id.toString(16), ttl: r.ttl, granted_ttl: r.grantedTtl, keys: r.keys.map((k) => bytesField('key', k)['key'] ?? k.toString('base64')) };
   });
 

@@ -13,7 +13,7 @@
 import { Buffer } from 'node:buffer';
 import type { Logger } from 'pino';
 import type { ClusterConfig } from './config.js';
-import { requestTimedOut, timeoutDueToLeaderFail } from './errors.js';
+import { RequestTimedOutError, TimeoutDueToLeaderFailError } from './errors.js';
 
 /** Sent with a forwarded request: the member that forwarded it (a forwarded request is never forwarded again). */
 export const FORWARDED_HEADER = 'x-qkv-forwarded';
@@ -104,7 +104,7 @@ export async function forwardToLeader(member: ForwardingMember, req: ForwardRequ
   for (;;) {
     const leaderUrl = await member.leaderClientUrl(deadline);
     if (leaderUrl === undefined) return undefined;
-    if (retry.remainingMs <= 0) throw requestTimedOut();
+    if (retry.remainingMs <= 0) throw new RequestTimedOutError();
     let answer: LeaderAnswer;
     let notLeader = false;
     try {
@@ -118,17 +118,17 @@ export async function forwardToLeader(member: ForwardingMember, req: ForwardRequ
       answer = { status: res.status, contentType: res.headers.get('content-type'), body: Buffer.from(await res.arrayBuffer()) };
       notLeader = res.headers.get(NOT_LEADER_HEADER) !== null;
     } catch (err) {
-      if ((err as Error).name === 'TimeoutError') throw requestTimedOut();
+      if ((err as Error).name === 'TimeoutError') throw new RequestTimedOutError();
       // The leader could not be reached: it died (an election follows), or it moved.
-      if (!req.idempotent && !neverSent(err)) throw timeoutDueToLeaderFail();
+      if (!req.idempotent && !neverSent(err)) throw new TimeoutDueToLeaderFailError();
       member.log.debug({ err: (err as Error).message, leaderUrl, path: req.path }, 'forward to leader failed; retrying');
       if (await retry.pause()) continue;
-      throw requestTimedOut();
+      throw new RequestTimedOutError();
     }
     if (notLeader) {
       // Not the leader any more, and it did nothing: ask whoever leads now.
       if (await retry.pause()) continue;
-      throw requestTimedOut();
+      throw new RequestTimedOutError();
     }
     return answer;
   }

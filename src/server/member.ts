@@ -46,7 +46,8 @@ import { RaftNode, type StateMachine } from './raft_node.js';
 import { PeerTransport } from './transport.js';
 import { hostPort, type ClusterConfig, type MemberConfig } from './config.js';
 import { Metrics } from './metrics.js';
-import { ServerError, GrpcCode, noLeader, requestTimedOut, serverStopped } from './errors.js';
+import { NoLeaderError, RequestTimedOutError, ServerStoppedError } from './errors.js';
+import { InternalError } from '../errors.js';
 import { requestTimeoutMs, Retry } from './leader.js';
 import { ProposalDroppedError, ReadIndexDroppedError } from '../raft/errors.js';
 import { fetchSnapshot } from './snapshot_client.js';
@@ -106,10 +107,13 @@ export function alarmText(a: AlarmMember): string {
   return `${a.memberId !== '0' ? `memberID:${a.memberId} ` : ''}${a.alarm !== 'NONE' ? `alarm:${a.alarm} ` : ''}`;
 }
 
+/** An apply result of another kind than the request's: a bug, reported as Internal (never as the client's InvalidArgument). */
+const unexpectedResult = (kind: string): InternalError => new InternalError(`qkv: unexpected apply result (no ${kind} response)`);
+
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(requestTimedOut()), ms);
+    timer = setTimeout(() => reject(new RequestTimedOutError()), ms);
   });
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
@@ -375,11 +379,11 @@ export class Member implements StateMachine {
    */
   async waitForLeader(deadline: number): Promise<number> {
     for (;;) {
-      if (this.stopped) throw serverStopped();
+      if (this.stopped) throw new ServerStoppedError();
       const leader = this.raft.leader;
       if (leader !== 0 && this.opts.cluster.members.some((m) => m.id === leader)) return leader;
       const remaining = deadline - performance.now();
-      if (remaining <= 0) throw noLeader();
+      if (remaining <= 0) throw new NoLeaderError();
       await new Promise<void>((resolve) => {
         const wake = (): void => {
           clearTimeout(timer);
@@ -428,7 +432,7 @@ export class Member implements StateMachine {
     }
     const r = result as ApplyResult;
     if (r.status === 'error') throw r.error;
-    if (r.status === 'skipped') throw new ServerError('ERR_INTERNAL', 'etcdserver: entry applied twice', GrpcCode.Internal);
+    if (r.status === 'skipped') throw new InternalError('etcdserver: entry applied twice');
     return r.response;
   }
 
@@ -458,13 +462,13 @@ export class Member implements StateMachine {
 
   async put(req: PutRequest): Promise<PutResponse> {
     const r = await this.propose({ put: req });
-    if (!('put' in r)) throw new InvalidArgumentError('unexpected response');
+    if (!('put' in r)) throw unexpectedResult('put');
     return r.put;
   }
 
   async deleteRange(req: DeleteRangeRequest): Promise<DeleteRangeResponse> {
     const r = await this.propose({ deleteRange: req });
-    if (!('deleteRange' in r)) throw new InvalidArgumentError('unexpected response');
+    if (!('deleteRange' in r)) throw unexpectedResult('deleteRange');
     return r.deleteRange;
   }
 
@@ -477,13 +481,13 @@ export class Member implements StateMachine {
       return this.store.readTxn(req);
     }
     const r = await this.propose({ txn: req });
-    if (!('txn' in r)) throw new InvalidArgumentError('unexpected response');
+    if (!('txn' in r)) throw unexpectedResult('txn');
     return r.txn;
   }
 
   async compact(req: CompactionRequest): Promise<{ revision: number }> {
     const r = await this.propose({ compaction: { revision: req.revision } });
-    if (!('compaction' in r)) throw new InvalidArgumentError('unexpected response');
+    if (!('compaction' in r)) throw unexpectedResult('compaction');
     if (req.physical) await this.store.compactionDone();
     return r.compaction.header;
   }
@@ -499,13 +503,13 @@ export class Member implements StateMachine {
     if (id < 0) throw new InvalidArgumentError('lease ID must be positive');
     const effective = Math.max(ttl, this.lessor.minTtlSeconds);
     const r = await this.propose({ leaseGrant: { id, ttl: effective } });
-    if (!('leaseGrant' in r)) throw new InvalidArgumentError('unexpected response');
+    if (!('leaseGrant' in r)) throw unexpectedResult('leaseGrant');
     return { header: this.header(r.leaseGrant.header.revision), id, ttl: effective };
   }
 
   async leaseRevoke(id: number): Promise<{ revision: number }> {
     const r = await this.propose({ leaseRevoke: { id } });
-    if (!('leaseRevoke' in r)) throw new InvalidArgumentError('unexpected response');
+    if (!('leaseRevoke' in r)) throw unexpectedResult('leaseRevoke');
     return r.leaseRevoke.header;
   }
 
@@ -573,7 +577,7 @@ export class Member implements StateMachine {
       return { header: { revision: this.store.revision }, alarms: this.store.alarms(req.alarm) };
     }
     const r = await this.propose({ alarm: req });
-    if (!('alarm' in r)) throw new InvalidArgumentError('unexpected response');
+    if (!('alarm' in r)) throw unexpectedResult('alarm');
     return r.alarm;
   }
 

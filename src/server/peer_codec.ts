@@ -37,7 +37,7 @@ import { CodedError } from '../errors.js';
 import { EntryType, MessageType, type Entry, type Message, type NodeId, type SnapshotChunk } from '../raft/types.js';
 
 /** Errors of the peer wire format. */
-export class PeerWireError extends CodedError {}
+export abstract class PeerWireError extends CodedError {}
 
 /** A frame body from a peer that is not a valid encoding; the transport drops the connection. */
 export class PeerFrameError extends PeerWireError {

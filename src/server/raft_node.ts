@@ -19,6 +19,7 @@ import { EventEmitter } from 'node:events';
 import { RawNode, type Status } from '../raft/rawnode.js';
 import { DEFAULT_CONFIG, StateRole, type Config, type Entry, type Message, type NodeId, type Snapshot, type SoftState } from '../raft/types.js';
 import { ProposalDroppedError, RaftConfigError, RaftError } from '../raft/errors.js';
+import { EtcdMessage, GrpcCode } from '../errors.js';
 import type { LogStore } from '../wal/log_store.js';
 
 /** What the Raft node feeds committed entries to. */
@@ -131,32 +132,38 @@ export function unwrapProposal(data: Uint8Array): { proposer: NodeId; seq: numbe
 }
 
 export class ProposalLostError extends RaftError {
+  static override readonly grpcCode = GrpcCode.Unavailable;
+  static override readonly wireMessage = EtcdMessage.leaderChanged;
   constructor() {
     super('ERR_PROPOSAL_LOST', 'etcdserver: request lost (leadership changed before the entry committed)');
   }
 }
 
 export class TooManyRequestsError extends RaftError {
+  static override readonly grpcCode = GrpcCode.ResourceExhausted;
   constructor() {
     super('ERR_TOO_MANY_REQUESTS', 'etcdserver: too many requests');
   }
 }
 
 export class ReadTimeoutError extends RaftError {
+  static override readonly grpcCode = GrpcCode.Unavailable;
   constructor() {
-    super('ERR_READ_TIMEOUT', 'etcdserver: request timed out');
+    super('ERR_READ_TIMEOUT', EtcdMessage.requestTimedOut);
   }
 }
 
 export class ProposalTimeoutError extends RaftError {
+  static override readonly grpcCode = GrpcCode.Unavailable;
   constructor() {
-    super('ERR_PROPOSAL_TIMEOUT', 'etcdserver: request timed out');
+    super('ERR_PROPOSAL_TIMEOUT', EtcdMessage.requestTimedOut);
   }
 }
 
 export class NodeStoppedError extends RaftError {
+  static override readonly grpcCode = GrpcCode.Unavailable;
   constructor() {
-    super('ERR_STOPPED', 'etcdserver: server stopped');
+    super('ERR_STOPPED', EtcdMessage.serverStopped);
   }
 }
 

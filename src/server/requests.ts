@@ -6,7 +6,7 @@
 import { Buffer } from 'node:buffer';
 import { protoSize, type Schema } from '../api/codec.js';
 import { firstValueLength, parseGatewayJson, type Json } from '../api/json.js';
-import { messageTooLarge } from './errors.js';
+import { MessageTooLargeError } from './errors.js';
 
 /** Parses a request body as etcd's gateway does: its first JSON value, Go's errors (the content type is ignored). */
 export function parseJsonBody(body: unknown): Json {
@@ -53,5 +53,5 @@ export function checkMessageSize(req: object, schema: Schema, body: unknown, max
   const limit = maxRequestBytes + GRPC_OVERHEAD_BYTES;
   if (!Buffer.isBuffer(body) || body.length <= limit) return;
   const size = protoSize(req, schema);
-  if (size > limit) throw messageTooLarge(size, limit);
+  if (size > limit) throw new MessageTooLargeError(size, limit);
 }

@@ -9,9 +9,34 @@
 import type { Entry, HardState, PersistentState, Snapshot } from '../raft/types.js';
 import { RaftError } from '../raft/errors.js';
 
-export class LogStoreError extends RaftError {
-  constructor(code: string, message: string) {
-    super(code, message);
+/** Errors of the log store; one class per kind below. */
+export abstract class LogStoreError extends RaftError {}
+
+/** An append that would leave the stored entries non-contiguous. */
+export class LogGapError extends LogStoreError {
+  constructor(detail: string) {
+    super('ERR_LOG_GAP', `raft log store: ${detail}`);
+  }
+}
+
+/** A stored record that cannot be read back (anywhere but a torn tail). */
+export class LogCorruptError extends LogStoreError {
+  constructor(detail: string) {
+    super('ERR_LOG_CORRUPT', `raft log store: ${detail}`);
+  }
+}
+
+/** A compaction beyond the snapshot the log holds. */
+export class LogCompactError extends LogStoreError {
+  constructor(compactIndex: number, snapshotIndex: number) {
+    super('ERR_LOG_COMPACT', `raft log store: compact index ${compactIndex} beyond snapshot ${snapshotIndex}`);
+  }
+}
+
+/** A data directory of a layout this version no longer reads. */
+export class LogUnsupportedError extends LogStoreError {
+  constructor(dataDir: string) {
+    super('ERR_LOG_UNSUPPORTED', `raft log store: ${dataDir} is a data directory of an earlier version (raft/), which is not supported`);
   }
 }
 
@@ -34,11 +59,11 @@ export interface LogStoreUpdate {
 export function checkAppend(entries: readonly Entry[], first: number, last: number): void {
   const start = entries[0]!.index;
   entries.forEach((e, i) => {
-    if (e.index !== start + i) throw new LogStoreError('ERR_LOG_GAP', `raft log store: entries not contiguous at ${e.index}`);
+    if (e.index !== start + i) throw new LogGapError(`entries not contiguous at ${e.index}`);
   });
-  if (start > last + 1) throw new LogStoreError('ERR_LOG_GAP', `raft log store: entry ${start} would leave a gap after ${last}`);
+  if (start > last + 1) throw new LogGapError(`entry ${start} would leave a gap after ${last}`);
   if (start < first && start <= last) {
-    throw new LogStoreError('ERR_LOG_GAP', `raft log store: entry ${start} is before the first stored entry ${first}`);
+    throw new LogGapError(`entry ${start} is before the first stored entry ${first}`);
   }
 }
 

@@ -35,7 +35,7 @@ import { mkdir, open, readdir, readFile, rename, rm, type FileHandle } from 'nod
 import path from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { Entry, HardState, PersistentState, Snapshot, SnapshotMetadata } from '../raft/types.js';
-import { LogStoreError, checkAppend, type LogStore, type LogStoreUpdate } from './log_store.js';
+import { LogCompactError, LogCorruptError, LogUnsupportedError, checkAppend, type LogStore, type LogStoreUpdate } from './log_store.js';
 import { Lock } from '../lock.js';
 
 const HEADER_BYTES = 8;
@@ -78,10 +78,6 @@ interface Replayed {
 }
 
 const segmentName = (seq: number): string => `${seq.toString(16).padStart(16, '0')}.wal`;
-
-function corrupt(message: string): LogStoreError {
-  return new LogStoreError('ERR_LOG_CORRUPT', `raft log store: ${message}`);
-}
 
 function allZero(buf: Buffer): boolean {
   for (let off = 0; off < buf.length; off += ZERO_CHUNK.length) {
@@ -144,7 +140,7 @@ function encodeRecord(hardState: HardState | undefined, entries: readonly Entry[
   if (entries.length > 0) {
     off = out.writeUInt32LE(entries.length, off);
     for (const e of entries) {
-      if (!(e.data instanceof Uint8Array)) throw new LogStoreError('ERR_LOG_CORRUPT', 'raft log store: entry data is not bytes');
+      if (!(e.data instanceof Uint8Array)) throw new LogCorruptError('entry data is not bytes');
       off = out.writeDoubleLE(e.term, off);
       off = out.writeDoubleLE(e.index, off);
       out[off++] = e.type;
@@ -164,20 +160,20 @@ class PayloadReader {
   constructor(private readonly buf: Buffer) {}
 
   private need(n: number): void {
-    if (this.off + n > this.buf.length) throw corrupt('record payload ends early');
+    if (this.off + n > this.buf.length) throw new LogCorruptError('record payload ends early');
   }
 
   private uint(): number {
     const v = this.buf.readDoubleLE(this.off);
     this.off += 8;
-    if (!Number.isSafeInteger(v) || v < 0) throw corrupt(`bad number ${v} in a record`);
+    if (!Number.isSafeInteger(v) || v < 0) throw new LogCorruptError(`bad number ${v} in a record`);
     return v;
   }
 
   read(): { hardState?: HardState; entries: Entry[] } {
     this.need(1);
     const flags = this.buf[this.off++]!;
-    if ((flags & ~(HAS_HARD_STATE | HAS_ENTRIES)) !== 0) throw corrupt(`unknown record flags ${flags}`);
+    if ((flags & ~(HAS_HARD_STATE | HAS_ENTRIES)) !== 0) throw new LogCorruptError(`unknown record flags ${flags}`);
     let hardState: HardState | undefined;
     if (flags & HAS_HARD_STATE) {
       this.need(HARD_STATE_BYTES);
@@ -201,7 +197,7 @@ class PayloadReader {
         entries.push({ term, index, type, data });
       }
     }
-    if (this.off !== this.buf.length) throw corrupt('trailing bytes in a record');
+    if (this.off !== this.buf.length) throw new LogCorruptError('trailing bytes in a record');
     return hardState ? { hardState, entries } : { entries };
   }
 }
@@ -277,7 +273,7 @@ export class WalLogStore implements LogStore {
   saveSnapshot(snapshot: Snapshot, compactIndex: number): Promise<void> {
     return this.serialized(async () => {
       if (compactIndex > snapshot.metadata.index) {
-        throw new LogStoreError('ERR_LOG_COMPACT', `raft log store: compact index ${compactIndex} beyond snapshot ${snapshot.metadata.index}`);
+        throw new LogCompactError(compactIndex, snapshot.metadata.index);
       }
       const newFirst = Math.max(this.first, compactIndex + 1);
       await this.writeSnapshot({ metadata: snapshot.metadata, data: snapshot.data, compactIndex: Math.max(compactIndex, this.snapshot?.compactIndex ?? 0) });
@@ -493,7 +489,7 @@ export class WalLogStore implements LogStore {
         if (!body || crc32(body) !== buf.readUInt32LE(off + 4)) {
           // A torn write at the end of the log was never acknowledged; anywhere else it is damage.
           if (isLast) break;
-          throw corrupt(`bad record in ${names[i]} at byte ${off}`);
+          throw new LogCorruptError(`bad record in ${names[i]} at byte ${off}`);
         }
         const payload = new PayloadReader(body).read();
         if (payload.hardState) hardState = payload.hardState;
@@ -525,9 +521,9 @@ export class WalLogStore implements LogStore {
     // The file is replaced by rename only once complete: a bad one is damage, not a torn write.
     const len = buf.length >= HEADER_BYTES ? buf.readUInt32LE(0) : -1;
     const body = buf.subarray(HEADER_BYTES, HEADER_BYTES + Math.max(0, len));
-    if (len < 4 || body.length !== len || crc32(body) !== buf.readUInt32LE(4)) throw corrupt('bad snapshot file');
+    if (len < 4 || body.length !== len || crc32(body) !== buf.readUInt32LE(4)) throw new LogCorruptError('bad snapshot file');
     const metaLen = body.readUInt32LE(0);
-    if (4 + metaLen > body.length) throw corrupt('bad snapshot file');
+    if (4 + metaLen > body.length) throw new LogCorruptError('bad snapshot file');
     const meta = JSON.parse(body.subarray(4, 4 + metaLen).toString()) as { metadata: SnapshotMetadata; compactIndex: number };
     const data = new Uint8Array(body.subarray(4 + metaLen));
     return { metadata: meta.metadata, data, compactIndex: meta.compactIndex };
@@ -542,7 +538,7 @@ export class WalLogStore implements LogStore {
 export async function openRaftLog(dataDir: string, opts: WalLogStoreOptions = {}): Promise<WalLogStore> {
   const walDir = path.join(dataDir, 'raftlog');
   if (existsSync(path.join(dataDir, 'raft')) && !existsSync(walDir)) {
-    throw new LogStoreError('ERR_LOG_UNSUPPORTED', `raft log store: ${dataDir} is a data directory of an earlier version (raft/), which is not supported`);
+    throw new LogUnsupportedError(dataDir);
   }
   return WalLogStore.open(walDir, opts);
 }

@@ -12,7 +12,7 @@
  * none is delivered twice. The apply loop never waits for a consumer.
  */
 import { Buffer } from 'node:buffer';
-import { CodedError } from '../errors.js';
+import { CodedError, EtcdMessage, GrpcCode } from '../errors.js';
 import { WatchFilter, type Event, type WatchRequest, type WatchResponse, type WatchSource } from './types.js';
 
 export interface WatchHubOptions {
@@ -25,6 +25,7 @@ export interface WatchHubOptions {
 }
 
 export class WatchLimitError extends CodedError {
+  static override readonly grpcCode = GrpcCode.ResourceExhausted;
   constructor() {
     super('ERR_TOO_MANY_WATCHERS', 'etcdserver: too many watchers');
   }
@@ -324,7 +325,7 @@ export class WatchHub {
       events: [],
       canceled: true,
       compactRevision,
-      cancelReason: 'mvcc: required revision has been compacted',
+      cancelReason: EtcdMessage.compacted,
     });
     w.close();
   }

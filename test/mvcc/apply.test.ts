@@ -72,7 +72,7 @@ describe('applying Raft entries', () => {
     const { store, cleanup } = await tempStore();
     try {
       await expect(store.applyBatch([{ index: 1, request: putReq('a', '1') }, { index: 2.5, request: putReq('b', '1') }])).rejects.toMatchObject({
-        code: 'ERR_INVALID_ARGUMENT',
+        code: 'ERR_INTERNAL',
       });
       expect(store.appliedIndex).toBe(0);
       expect((await store.range({ key: b('a') })).count).toBe(0);

@@ -142,7 +142,7 @@ describe('snapshot and restore', () => {
 
     await mkdir(path.join(dir, 'busy'));
     await writeFile(path.join(dir, 'busy', 'file'), 'x');
-    await expect(MvccStore.restore(path.join(dir, 'busy'), chunks)).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
+    await expect(MvccStore.restore(path.join(dir, 'busy'), chunks)).rejects.toMatchObject({ code: 'ERR_INTERNAL' });
     await rm(dir, { recursive: true, force: true });
   });
 });

