@@ -219,7 +219,7 @@ async function main(): Promise<void> {
 
   // ---- applied puts ----
   const pool = randomBytes(1 << 20);
-  const valueOf = (i: number): Buffer => {
+  const valueAt = (i: number): Buffer => {
     const off = (i * 7919) % (pool.length - VALUE);
     return pool.subarray(off, off + VALUE);
   };
@@ -236,7 +236,7 @@ async function main(): Promise<void> {
     const entries: ApplyEntry[] = new Array(n);
     for (let j = 0; j < n; j++) {
       const k = shuffled(done + j, KEYS);
-      entries[j] = { index: ++index, request: { put: { key: keyOf(k), value: valueOf(k) } } };
+      entries[j] = { index: ++index, request: { put: { key: keyOf(k), value: valueAt(k) } } };
     }
     const results = await store.applyBatch(entries);
     if (results[n - 1]!.status !== 'ok') throw new Error('a put failed');

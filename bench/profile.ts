@@ -96,7 +96,7 @@ async function main(): Promise<void> {
     // CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile; thread 0 is the main thread (the only
     // one that runs qkv's code).
     const m = /^CPU\.\d+\.\d+\.(\d+)\.(\d+)\.\d+\.cpuprofile$/.exec(file);
-    if (!m || m[2] !== '0') continue;
+    if (m?.[2] !== '0') continue;
     const name = pids.get(Number(m[1])) ?? file;
     const profile = JSON.parse(await readFile(path.join(profDir, file), 'utf8')) as CpuProfile;
     process.stdout.write(`\n${name}${name === leader ? ' (leader)' : ''}: ${file}\n`);

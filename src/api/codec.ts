@@ -255,7 +255,6 @@ export function protoSize(obj: object, schema: Schema): number {
     if (typeof f.kind === 'object' && 'list' in f.kind) {
       for (const item of v as unknown[]) size += tag + valueSize(item, f.kind.list);
     } else if (typeof f.kind === 'object' && 'enum' in f.kind && v === f.kind.enum[0]) {
-      continue;
     } else {
       size += tag + valueSize(v, f.kind);
     }

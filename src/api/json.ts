@@ -24,7 +24,7 @@ export type Json = null | boolean | number | string | Json[] | { [k: string]: Js
 /** Go's maxNestingDepth: deeper input is refused instead of exhausting the stack. */
 const MAX_DEPTH = 10_000;
 
-const enum Ctx {
+enum Ctx {
   ObjectKey,
   ObjectValue,
   Array,
@@ -34,7 +34,7 @@ const enum Ctx {
 function quoteChar(c: number): string {
   if (c === 0x27) return `'\\''`;
   if (c === 0x22) return `'"'`;
-  const named: Record<number, string> = { 7: '\\a', 8: '\\b', 9: '\\t', 10: '\\n', 11: '\\v', 12: '\\f', 13: '\\r', 0x5c: '\\\\' };
+  const named: Record<number, string> = { 7: '\\a', 8: '\\b', 9: '\\t', 10: '\\n', 11: '\\v', 12: '\\f', 13: '\\r', 92: '\\\\' };
   const s = named[c] ?? (c < 0x20 || c === 0x7f ? `\\x${c.toString(16).padStart(2, '0')}` : String.fromCharCode(c));
   return `'${s}'`;
 }

@@ -7,7 +7,7 @@
  * (no thundering herd). The holder's create revision is a fencing token: it only grows.
  */
 import { Buffer } from 'node:buffer';
-import { Client, compare, op, toBuffer, type Bytes } from './client.js';
+import { type Client, compare, op, toBuffer, type Bytes } from './client.js';
 import { prefixEnd } from '../api/keys.js';
 import type { KeyValue, TxnResponse } from '../api/kv.js';
 import { EtcdMessage } from '../errors.js';

@@ -91,7 +91,7 @@ export class HttpTransport {
         causes.push(err as Error);
       }
     }
-    if (!res || !res.body) throw new NoEndpointError(this.endpoints, causes);
+    if (!res?.body) throw new NoEndpointError(this.endpoints, causes);
     const decoder = new TextDecoder();
     let buffered = '';
     try {

@@ -62,7 +62,7 @@ function writeEscaped(out: Buffer, offset: number, key: Buffer): number {
 }
 
 /** Inverse of the escaping of `buf[start, end)`. */
-export function unescape(buf: Buffer, start: number, end: number): Buffer {
+export function unescapeKey(buf: Buffer, start: number, end: number): Buffer {
   let zeros = 0;
   for (let i = start; i < end; i++) if (buf[i] === 0) zeros++;
   if (zeros === 0) return buf.subarray(start, end);
@@ -163,7 +163,7 @@ export function parseHistKey(k: Buffer): HistKeyParts {
 }
 
 export function userKeyOfHist(k: Buffer): Buffer {
-  return unescape(k, 1, k.length - HIST_SUFFIX);
+  return unescapeKey(k, 1, k.length - HIST_SUFFIX);
 }
 
 /** True when two HISTORY keys belong to the same user key. */

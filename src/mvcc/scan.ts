@@ -56,6 +56,7 @@ export interface ScanOptions {
   /** Count the whole span even past decodeLimit (etcd's Range count); otherwise stop there. */
   countAll: boolean;
   /** Called for each decoded key-value in key order; returning false stops the scan. */
+  // biome-ignore lint/suspicious/noConfusingVoidType: a visitor that returns nothing goes on, as one that returns true
   visit?: (kv: KeyValue) => boolean | void;
 }
 

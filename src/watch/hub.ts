@@ -230,7 +230,7 @@ export class WatchHub {
   /** Answers an explicit progress request: the revision every synced watcher has seen. */
   progressOf(id: number): boolean {
     const w = this.watchers.get(id);
-    if (!w || !w.synced) return false;
+    if (!w?.synced) return false;
     w.push({ watchId: id, revision: this.source.currentRevision(), events: [] });
     return true;
   }

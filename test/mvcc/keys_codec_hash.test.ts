@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { decodeRequest, encodeRequest, MvccStore } from '../../src/mvcc/index.js';
+import { decodeRequest, encodeRequest, type MvccStore } from '../../src/mvcc/index.js';
 import {
   evtKey,
   histBounds,

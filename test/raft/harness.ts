@@ -4,7 +4,7 @@
  * (The fault-injecting simulator lives in test/raft/sim/.)
  */
 import { RawNode } from '../../src/raft/rawnode.js';
-import { DEFAULT_CONFIG, MessageType, type Config, type Entry, type Message, type NodeId, type PersistentState, type Ready } from '../../src/raft/types.js';
+import { DEFAULT_CONFIG, type MessageType, type Config, type Entry, type Message, type NodeId, type PersistentState, type Ready } from '../../src/raft/types.js';
 
 /** mulberry32: a tiny seeded PRNG so elections are reproducible. */
 export function seededRandom(seed: number): (n: number) => number {

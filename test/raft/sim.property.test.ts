@@ -12,7 +12,7 @@ const SOAK = process.env['QKV_SOAK'] === '1';
 
 const node = fc.nat(4);
 
-export const actionArb: fc.Arbitrary<Action> = fc.oneof(
+const actionArb: fc.Arbitrary<Action> = fc.oneof(
   { weight: 10, arbitrary: fc.record({ tick: fc.integer({ min: 1, max: 12 }) }) },
   { weight: 8, arbitrary: fc.record({ propose: node, count: fc.integer({ min: 1, max: 4 }) }) },
   { weight: 1, arbitrary: fc.record({ proposeAt: node }) },

@@ -288,7 +288,7 @@ export class Simulator {
 
   private processReady(n: SimNode): boolean {
     const raw = n.raw;
-    if (!raw || !raw.hasReady()) return false;
+    if (!raw?.hasReady()) return false;
     const rd = raw.ready();
     // 1. persist
     persist(n.disk, rd);

@@ -8,7 +8,7 @@ import { parseIntArg } from './util.js';
 /** Each endpoint's status as it answers; an endpoint that fails is reported on stderr (exit code 1) and skipped. */
 async function* statuses(c: Client, endpoints: string[]): AsyncGenerator<EndpointStatus> {
   for (const endpoint of endpoints) {
-    let status;
+    let status: Awaited<ReturnType<Client['status']>>;
     try {
       status = await c.status(endpoint);
     } catch (err) {
