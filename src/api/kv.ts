@@ -150,7 +150,7 @@ export interface CompactionResponse {
   header: ResponseHeader;
 }
 
-export type EventType = 'PUT' | 'DELETE';
+type EventType = 'PUT' | 'DELETE';
 
 /**
  * A change of one key. For a DELETE, `kv` holds only the key and `modRevision` (the revision of

@@ -13,15 +13,13 @@ import { LeaseExistsError, LeaseNotFoundError, LeaseNotPrimaryError, LeaseTTLToo
 
 /** etcd's MaxLeaseTTL, in seconds. */
 export const MAX_LEASE_TTL = 9_000_000_000;
-/** Lease id 0 means "no lease" on a key. */
-export const NO_LEASE = 0;
 
 export interface Clock {
   /** Milliseconds, monotonic. */
   now(): number;
 }
 
-export const systemClock: Clock = { now: () => performance.now() };
+const systemClock: Clock = { now: () => performance.now() };
 
 export interface LeaseRecord {
   id: number;

@@ -18,7 +18,7 @@ import type { AlarmMember, AlarmRequest, AlarmResponse, AlarmType, RequestOp } f
 import type { MvccRequest } from './types.js';
 import type { Batch } from './write.js';
 
-export const ALARM_TYPES: readonly AlarmType[] = ['NONE', 'NOSPACE', 'CORRUPT'];
+const ALARM_TYPES: readonly AlarmType[] = ['NONE', 'NOSPACE', 'CORRUPT'];
 
 /** The canonical order: by type (etcd's enum order), then by member id as a number. */
 function compareAlarms(a: AlarmMember, b: AlarmMember): number {

@@ -25,14 +25,14 @@ import { decodeEvt, encodeMeta, type Meta } from './records.js';
 import { writeBatch, type BatchOp } from '../level_batch.js';
 import type { Db } from './view.js';
 
-export interface CompactionStep {
+interface CompactionStep {
   ops: BatchOp[];
   /** Bookkeeping after the step, to write with `ops`. */
   meta: Meta;
 }
 
 /** One bounded step of physical compaction: at most `maxEntries` EVENTS entries. */
-export async function compactionStep(db: Db, meta: Meta, maxEntries: number): Promise<CompactionStep> {
+async function compactionStep(db: Db, meta: Meta, maxEntries: number): Promise<CompactionStep> {
   const m: Meta = { ...meta };
   if (m.cursor === null) {
     // A new walk, up to the compaction point as it is now. A later compaction starts another

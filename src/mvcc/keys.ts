@@ -17,7 +17,7 @@
  */
 import { Buffer } from 'node:buffer';
 
-export const T_META = 0x6d; // 'm'
+const T_META = 0x6d; // 'm'
 export const T_CUR = 0x63; // 'c'
 export const T_HIST = 0x68; // 'h'
 export const T_EVT = 0x65; // 'e'
@@ -34,7 +34,7 @@ const TWO32 = 0x1_0000_0000;
 const MAX_MAIN = Number.MAX_SAFE_INTEGER;
 const MAX_SUB = 0xffff_ffff;
 /** Length of the suffix after esc(key) in a HISTORY key: terminator, ~main, ~sub, type. */
-export const HIST_SUFFIX = 2 + 8 + 4 + 1;
+const HIST_SUFFIX = 2 + 8 + 4 + 1;
 
 function writeU64(buf: Buffer, offset: number, v: number): void {
   buf.writeUInt32BE(Math.floor(v / TWO32), offset);
@@ -62,7 +62,7 @@ function writeEscaped(out: Buffer, offset: number, key: Buffer): number {
 }
 
 /** Inverse of the escaping of `buf[start, end)`. */
-export function unescapeKey(buf: Buffer, start: number, end: number): Buffer {
+function unescapeKey(buf: Buffer, start: number, end: number): Buffer {
   let zeros = 0;
   for (let i = start; i < end; i++) if (buf[i] === 0) zeros++;
   if (zeros === 0) return buf.subarray(start, end);
@@ -100,12 +100,12 @@ function histBuf(key: Buffer, escLen: number, extra: number): Buffer {
 }
 
 /** Lower bound of the encoded keys of user keys >= key. */
-export function histLowerBound(key: Buffer): Buffer {
+function histLowerBound(key: Buffer): Buffer {
   return histBuf(key, escapedLength(key), 0);
 }
 
 /** The common prefix of all HISTORY keys of `key`. */
-export function histKeyPrefix(key: Buffer): Buffer {
+function histKeyPrefix(key: Buffer): Buffer {
   const at = 1 + escapedLength(key);
   const buf = histBuf(key, at - 1, 2);
   buf[at] = 0x00;

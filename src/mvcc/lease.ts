@@ -15,11 +15,10 @@ import { decodeGrant, encodeGrant } from './records.js';
 import type { LeaseAttachment, LeaseGrantRequest, LeaseGrantResponse, LeaseRecord, LeaseRevokeRequest, LeaseRevokeResponse } from './types.js';
 import { getRaw, MergedIterator, type ReadSource } from './view.js';
 import { RevisionWriter, type Batch } from './write.js';
+import { MAX_LEASE_TTL } from '../lease/lessor.js';
 
-/** etcd's MaxLeaseTTL, in seconds. */
-export const MAX_LEASE_TTL = 9_000_000_000;
 
-export function leaseExists(src: ReadSource, id: number): boolean {
+function leaseExists(src: ReadSource, id: number): boolean {
   return getRaw(src, grantKey(id)) !== undefined;
 }
 

@@ -128,7 +128,7 @@ export class Overlay {
 const EVT_START = tableStart(T_EVT);
 
 /** Index of the first element >= x in a sorted array. */
-export function lowerBound(arr: readonly string[], x: string): number {
+function lowerBound(arr: readonly string[], x: string): number {
   let lo = 0;
   let hi = arr.length;
   while (lo < hi) {

@@ -264,7 +264,7 @@ export interface Meta {
   alarms: readonly AlarmMember[];
 }
 
-export const META_VERSION = 1;
+const META_VERSION = 1;
 
 export function encodeMeta(m: Meta): Buffer {
   const o: Record<string, unknown> = { v: META_VERSION, rev: m.rev, compactRev: m.compactRev, appliedIndex: m.appliedIndex, physRev: m.physRev, physTarget: m.physTarget, cursor: m.cursor };

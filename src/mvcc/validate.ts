@@ -110,7 +110,7 @@ export function isPlainPointGet(r: RangeRequest): boolean {
   return r.sortTarget === undefined || SORT_TARGETS.includes(r.sortTarget);
 }
 
-export function validatePut(p: PutRequest): void {
+function validatePut(p: PutRequest): void {
   const o = obj(p, 'put request');
   optBytes(o, 'value');
   optInt(o, 'lease');
@@ -121,14 +121,14 @@ export function validatePut(p: PutRequest): void {
   if (p.ignoreLease === true && p.lease !== undefined && p.lease !== 0) throw new LeaseProvidedError();
 }
 
-export function validateDeleteRange(d: DeleteRangeRequest): void {
+function validateDeleteRange(d: DeleteRangeRequest): void {
   const o = obj(d, 'delete range request');
   optBytes(o, 'rangeEnd');
   optBool(o, 'prevKv');
   key(o);
 }
 
-export function validateCompaction(c: CompactionRequest): void {
+function validateCompaction(c: CompactionRequest): void {
   const o = obj(c, 'compaction request');
   if (!Number.isSafeInteger(o['revision'])) throw new InvalidArgumentError('revision must be a safe integer');
   optBool(o, 'physical');
@@ -139,20 +139,20 @@ function leaseId(o: Record<string, unknown>): void {
   if (!Number.isSafeInteger(id) || (id as number) <= 0) throw new InvalidArgumentError('lease id must be a positive safe integer');
 }
 
-export function validateLeaseGrant(g: LeaseGrantRequest): void {
+function validateLeaseGrant(g: LeaseGrantRequest): void {
   const o = obj(g, 'lease grant request');
   leaseId(o);
   if (!Number.isSafeInteger(o['ttl']) || (o['ttl'] as number) < 0) throw new InvalidArgumentError('ttl must be a non-negative safe integer');
 }
 
-export function validateLeaseRevoke(r: LeaseRevokeRequest): void {
+function validateLeaseRevoke(r: LeaseRevokeRequest): void {
   leaseId(obj(r, 'lease revoke request'));
 }
 
 const ALARM_ACTIONS = ['GET', 'ACTIVATE', 'DEACTIVATE'];
 const ALARM_TYPES = ['NONE', 'NOSPACE', 'CORRUPT'];
 
-export function validateAlarm(r: AlarmRequest): void {
+function validateAlarm(r: AlarmRequest): void {
   const o = obj(r, 'alarm request');
   optEnum(o, 'action', ALARM_ACTIONS);
   optEnum(o, 'alarm', ALARM_TYPES);

@@ -21,7 +21,7 @@ const PROGRESS_NAMES: Record<ProgressState, string> = {
   [ProgressState.Snapshot]: 'StateSnapshot',
 };
 
-export function describeRole(role: StateRole): string {
+function describeRole(role: StateRole): string {
   return ROLE_NAMES[role];
 }
 
@@ -44,7 +44,7 @@ export function describeEntry(e: Entry): string {
   return `${e.term}/${e.index} Entry${EntryType[e.type] ?? e.type} ${describeBytes(e.data)}`;
 }
 
-export function describeEntries(entries: readonly Entry[]): string {
+function describeEntries(entries: readonly Entry[]): string {
   return entries.map(describeEntry).join(', ');
 }
 
@@ -53,7 +53,7 @@ export function describeHardState(hs: HardState): string {
   return `Term:${hs.term} Vote:${hs.vote} Commit:${hs.commit}`;
 }
 
-export function describeSoftState(ss: SoftState): string {
+function describeSoftState(ss: SoftState): string {
   return `Lead:${ss.leader} State:${describeRole(ss.role)}`;
 }
 
@@ -93,7 +93,7 @@ export function describeReady(rd: Ready): string {
 }
 
 /** `StateReplicate match=3 next=4`, then inflight, probe-sent, pendingSnap and inactive when they apply. */
-export function describeProgress(pr: ProgressStatus): string {
+function describeProgress(pr: ProgressStatus): string {
   let s = `${PROGRESS_NAMES[pr.state]} match=${pr.match} next=${pr.next}`;
   if (pr.inflight > 0) s += ` inflight=${pr.inflight}`;
   if (pr.probeSent) s += ' probe-sent';

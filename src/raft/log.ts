@@ -12,7 +12,7 @@ import { LogCompactedError, SnapshotOutOfDateError } from './errors.js';
 /** Entry overhead counted toward message size limits besides the data bytes. */
 const ENTRY_OVERHEAD = 16;
 
-export function entrySize(e: Entry): number {
+function entrySize(e: Entry): number {
   return e.data.byteLength + ENTRY_OVERHEAD;
 }
 

@@ -13,7 +13,7 @@ export interface ReadIndexStatus {
 }
 
 /** A map key for a request context: one character per byte (what a latin1 decoding gives). */
-export function contextKey(context: Uint8Array | undefined): string {
+function contextKey(context: Uint8Array | undefined): string {
   if (!context) return '';
   let key = '';
   for (let i = 0; i < context.length; i++) key += String.fromCharCode(context[i]!);

@@ -39,39 +39,39 @@ export interface ConcurrencyMember {
 }
 
 /** etcd's concurrency.defaultSessionTTL: the lease granted for a request without one. */
-export const DEFAULT_SESSION_TTL = 60;
+const DEFAULT_SESSION_TTL = 60;
 
 // ---- errors (etcd's messages; code Unknown as etcd's servers return them) -----------------
 
-/** concurrency.ErrElectionNoLeader */
+/** concurrency.ErrElectionNoLeader @public */
 export class ElectionNoLeaderError extends CodedError {
   constructor() {
     super('ERR_ELECTION_NO_LEADER', 'election: no leader');
   }
 }
 
-/** concurrency.ErrElectionNotLeader */
+/** concurrency.ErrElectionNotLeader @public */
 export class ElectionNotLeaderError extends CodedError {
   constructor() {
     super('ERR_ELECTION_NOT_LEADER', EtcdMessage.electionNotLeader);
   }
 }
 
-/** v3election.ErrMissingLeaderKey */
+/** v3election.ErrMissingLeaderKey @public */
 export class MissingLeaderKeyError extends CodedError {
   constructor() {
     super('ERR_MISSING_LEADER_KEY', '"leader" field must be provided');
   }
 }
 
-/** etcd 3.5's concurrency.ErrSessionExpired: the waiter's key vanished (its lease expired). */
+/** etcd 3.5's concurrency.ErrSessionExpired: the waiter's key vanished (its lease expired). @public */
 export class SessionExpiredError extends CodedError {
   constructor() {
     super('ERR_SESSION_EXPIRED', 'mutex: session is expired');
   }
 }
 
-/** The caller went away (gRPC's "context canceled"). */
+/** The caller went away (gRPC's "context canceled"). @public */
 export class CanceledError extends CodedError {
   static override readonly grpcCode = GrpcCode.Canceled;
   constructor() {
@@ -79,7 +79,7 @@ export class CanceledError extends CodedError {
   }
 }
 
-/** Another error of a member operation, as etcd's in-process client relays it: its message, code Unknown. */
+/** Another error of a member operation, as etcd's in-process client relays it: its message, code Unknown. @public */
 export class ConcurrencyError extends CodedError {
   constructor(message: string) {
     super('ERR_CONCURRENCY', message);
@@ -119,7 +119,7 @@ export interface UnlockRequest {
 export interface HeaderResponse {
   header: ResponseHeader;
 }
-export interface LeaderKey {
+interface LeaderKey {
   name: Buffer;
   key: Buffer;
   rev: number;

@@ -21,7 +21,7 @@ import { relayToLeader } from './http_shared.js';
 import { parseJsonBody } from './requests.js';
 
 /** Decodes a percent-encoded path segment into bytes (not UTF-8 text: keys may be any bytes). */
-export function percentDecodeBytes(s: string): Buffer {
+function percentDecodeBytes(s: string): Buffer {
   const out: number[] = [];
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
@@ -78,7 +78,7 @@ function bytesField(name: string, b: Buffer): Record<string, string> {
   return { [`${name}_base64`]: b.toString('base64') };
 }
 
-export function kvJson(kv: KeyValue): Record<string, unknown> {
+function kvJson(kv: KeyValue): Record<string, unknown> {
   return {
     ...bytesField('key', kv.key),
     ...bytesField('value', kv.value),

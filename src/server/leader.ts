@@ -24,7 +24,7 @@ export const NOT_LEADER_HEADER = 'x-qkv-not-leader';
  * etcd's request timeout: 5 s for queueing, computation and disk, plus two election timeouts
  * for a leader election. Bounds every request that waits for a leader, Raft, or the leader's answer.
  */
-export const REQUEST_TIMEOUT_BASE_MS = 5_000;
+const REQUEST_TIMEOUT_BASE_MS = 5_000;
 
 export function requestTimeoutMs(cluster: Pick<ClusterConfig, 'tickMs' | 'electionTicks'>): number {
   return REQUEST_TIMEOUT_BASE_MS + 2 * cluster.tickMs * cluster.electionTicks;

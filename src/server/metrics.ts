@@ -42,7 +42,7 @@ abstract class ScrapedMetric<T extends 'counter' | 'gauge' | 'histogram'> {
 }
 
 /** etcd's prometheus.ExponentialBuckets(start, factor, count). */
-export function exponentialBuckets(start: number, factor: number, count: number): number[] {
+function exponentialBuckets(start: number, factor: number, count: number): number[] {
   return Array.from({ length: count }, (_, i) => start * factor ** i);
 }
 
@@ -56,7 +56,7 @@ const GRPC_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const LATENCY_BUCKETS = [0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.024, 2.048, 4.096, 8.192];
 
 /** etcd's DefaultQuotaBytes (2 GiB): qkv has no --quota-backend-bytes yet. */
-export const DEFAULT_QUOTA_BACKEND_BYTES = 2 * 1024 ** 3;
+const DEFAULT_QUOTA_BACKEND_BYTES = 2 * 1024 ** 3;
 /** etcd's warnApplyDuration: an apply slower than this counts as slow. */
 const SLOW_APPLY_SECONDS = 0.1;
 
@@ -206,7 +206,7 @@ class ScrapedGauge extends ScrapedMetric<'gauge'> {
 }
 
 /** A peer id as etcd writes it in labels (types.ID.String(): hex, no padding). */
-export const hexId = (id: number): string => id.toString(16);
+const hexId = (id: number): string => id.toString(16);
 
 /** The per-peer counters of the peer transport. */
 interface PeerChildren {
@@ -271,7 +271,7 @@ export class PeerMetrics {
 }
 
 /** go-grpc-prometheus's code labels: Go's codes.Code.String(), by code number. */
-export const GRPC_CODE_NAMES = [
+const GRPC_CODE_NAMES = [
   'OK',
   'Canceled',
   'Unknown',

@@ -40,7 +40,7 @@ export interface StateMachine {
   restore(snapshot: Snapshot): Promise<void>;
 }
 
-export interface Transport {
+interface Transport {
   send(msgs: Message[]): void;
 }
 
@@ -131,6 +131,7 @@ export function unwrapProposal(data: Uint8Array): { proposer: NodeId; seq: numbe
   return { proposer: b.readUInt32BE(1), seq: b.readDoubleBE(5), payload: b.subarray(ENVELOPE_BYTES) };
 }
 
+/** @public (a kind of error: test/errors.test.ts walks every exported one) */
 export class ProposalLostError extends RaftError {
   static override readonly grpcCode = GrpcCode.Unavailable;
   static override readonly wireMessage = EtcdMessage.leaderChanged;
@@ -139,6 +140,7 @@ export class ProposalLostError extends RaftError {
   }
 }
 
+/** @public (a kind of error: test/errors.test.ts walks every exported one) */
 export class TooManyRequestsError extends RaftError {
   static override readonly grpcCode = GrpcCode.ResourceExhausted;
   constructor() {
@@ -146,6 +148,7 @@ export class TooManyRequestsError extends RaftError {
   }
 }
 
+/** @public (a kind of error: test/errors.test.ts walks every exported one) */
 export class ReadTimeoutError extends RaftError {
   static override readonly grpcCode = GrpcCode.Unavailable;
   constructor() {
@@ -160,6 +163,7 @@ export class ProposalTimeoutError extends RaftError {
   }
 }
 
+/** @public (a kind of error: test/errors.test.ts walks every exported one) */
 export class NodeStoppedError extends RaftError {
   static override readonly grpcCode = GrpcCode.Unavailable;
   constructor() {

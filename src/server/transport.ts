@@ -12,7 +12,7 @@ import { MessageType, type Message, type NodeId } from '../raft/types.js';
 import { decodeMessages, encodedSize, PeerWireError, writeMessages } from './peer_codec.js';
 import { FRAME_HEADER_BYTES, LengthPrefixedFrames } from './frames.js';
 
-export interface PeerAddress {
+interface PeerAddress {
   host: string;
   port: number;
 }

@@ -12,7 +12,7 @@ import { RaftError } from '../raft/errors.js';
 /** Errors of the log store; one class per kind below. */
 export abstract class LogStoreError extends RaftError {}
 
-/** An append that would leave the stored entries non-contiguous. */
+/** An append that would leave the stored entries non-contiguous. @public */
 export class LogGapError extends LogStoreError {
   constructor(detail: string) {
     super('ERR_LOG_GAP', `raft log store: ${detail}`);

@@ -24,6 +24,7 @@ export interface WatchHubOptions {
   maxWatchers?: number;
 }
 
+/** @public (a kind of error: test/errors.test.ts walks every exported one) */
 export class WatchLimitError extends CodedError {
   static override readonly grpcCode = GrpcCode.ResourceExhausted;
   constructor() {

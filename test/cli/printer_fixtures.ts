@@ -18,7 +18,7 @@ const kv = (key: string, value: string, over: Record<string, unknown> = {}) => (
   ...over,
 });
 
-export const fixtures = {
+const fixtures = {
   put: { schema: S.PutResponse, value: { header } },
   putPrev: { schema: S.PutResponse, value: { header, prevKv: kv('foo', 'old') } },
   get: { schema: S.RangeResponse, value: { header, kvs: [kv('foo', 'bar'), kv('foo2', 'b\u00e9z', { lease: 1234567890123 })], more: false, count: 2 } },
@@ -84,7 +84,7 @@ export const fixtures = {
 export type FixtureName = keyof typeof fixtures;
 
 /** The fixture as the gateway sends it. */
-export function wire(name: FixtureName): unknown {
+function wire(name: FixtureName): unknown {
   const f = fixtures[name];
   return encodeMessage(f.value, f.schema);
 }

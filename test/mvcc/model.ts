@@ -22,7 +22,7 @@ import type {
   MvccRequest,
 } from '../../src/mvcc/types.js';
 
-export class ModelError extends Error {
+class ModelError extends Error {
   constructor(readonly code: string) {
     super(code);
   }

@@ -31,7 +31,7 @@ export function data(s: string): Uint8Array {
   return new TextEncoder().encode(s);
 }
 
-export function text(d: Uint8Array): string {
+function text(d: Uint8Array): string {
   return new TextDecoder().decode(d);
 }
 

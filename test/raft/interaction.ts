@@ -29,7 +29,7 @@ import { data, emptyState, newConfig, persist } from './harness.js';
 
 // ---- scripts -------------------------------------------------------------------------------
 
-export interface Command {
+interface Command {
   name: string;
   /** Positional words. */
   args: string[];
@@ -47,7 +47,7 @@ export interface Stanza {
 /** A script: stanzas, and the lines between them (comments, blank lines) kept for rewriting. */
 export type ScriptPart = { text: string } | { stanza: Stanza };
 
-export class ScriptError extends Error {}
+class ScriptError extends Error {}
 
 export function parseScript(source: string, file = 'script'): ScriptPart[] {
   const lines = source.split('\n');
@@ -80,7 +80,7 @@ export function formatScript(parts: ScriptPart[], outputs: Map<Stanza, string[]>
   return `${lines.join('\n')}\n`;
 }
 
-export function parseCommand(line: string): Command {
+function parseCommand(line: string): Command {
   const [name, ...words] = line.trim().split(/\s+/);
   const args: string[] = [];
   const options = new Map<string, string>();
@@ -93,7 +93,7 @@ export function parseCommand(line: string): Command {
 }
 
 /** A line diff (longest common subsequence): unchanged lines `  `, expected only `- `, actual only `+ `. */
-export function diffLines(expected: string[], actual: string[]): string {
+function diffLines(expected: string[], actual: string[]): string {
   const n = expected.length;
   const m = actual.length;
   const lcs = Array.from({ length: n + 1 }, () => new Array<number>(m + 1).fill(0));
@@ -118,7 +118,7 @@ export function diffLines(expected: string[], actual: string[]): string {
 
 // ---- the environment -----------------------------------------------------------------------
 
-export interface EnvNode {
+interface EnvNode {
   id: NodeId;
   raw: RawNode;
   /** What the node has persisted (the harness's in-memory disk). */
@@ -128,7 +128,7 @@ export interface EnvNode {
   applied: number;
 }
 
-export class InteractionEnv {
+class InteractionEnv {
   readonly nodes = new Map<NodeId, EnvNode>();
   /** Messages sent and not yet delivered, in send order; `lost` if a cut link dropped them when sent. */
   mailbox: { msg: Message; lost: boolean }[] = [];
@@ -239,9 +239,9 @@ const ids = (word: string): NodeId[] => word.split(',').map(Number);
 
 // ---- commands ------------------------------------------------------------------------------
 
-export type Handler = (env: InteractionEnv, cmd: Command) => void;
+type Handler = (env: InteractionEnv, cmd: Command) => void;
 
-export const HANDLERS: Record<string, Handler> = {
+const HANDLERS: Record<string, Handler> = {
   /**
    * add-nodes <count> [voters=1,2,3] [pre-vote=true] [check-quorum=true] [election=10]
    *   [heartbeat=1] [max-size=<bytes per append>] [max-inflight=<appends>]

@@ -36,7 +36,7 @@ export type Action =
   | { read: number }
   | { transfer: [number, number] };
 
-export class InvariantViolation extends Error {}
+class InvariantViolation extends Error {}
 
 interface SimNode {
   id: NodeId;

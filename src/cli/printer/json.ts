@@ -10,7 +10,7 @@ import { hostOf, type EndpointStatus } from './printer.js';
 import { SimplePrinter } from './simple.js';
 
 /** JSON with every all-digit string of an integer field printed as a bare number (exact, even past 2^53). */
-export function etcdctlJson(obj: object, schema: Schema): string {
+function etcdctlJson(obj: object, schema: Schema): string {
   return stringifyNumbers(encodeMessage(obj, schema), schema);
 }
 

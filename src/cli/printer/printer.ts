@@ -82,7 +82,7 @@ export function memberListRows(r: api.MemberListResponse): string[][] {
 export const ENDPOINT_STATUS_HEADERS = ['ENDPOINT', 'ID', 'VERSION', 'DB SIZE', 'IS LEADER', 'IS LEARNER', 'RAFT TERM', 'RAFT INDEX', 'RAFT APPLIED INDEX', 'ERRORS'];
 
 /** One endpoint's status row, shared by `simple` and `table` (etcdctl's makeEndpointStatusTable). */
-export function endpointStatusRow({ endpoint, status: s }: EndpointStatus): string[] {
+function endpointStatusRow({ endpoint, status: s }: EndpointStatus): string[] {
   return [
     hostOf(endpoint),
     hexId(s.header.memberId),
