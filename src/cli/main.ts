@@ -10,6 +10,8 @@
  * This file is the program and its global flags; each command group is a file of `commands/`
  * (as etcdctl's ctlv3/command) and each output format a printer of `printer/`.
  */
+import { realpathSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 import { Command, Option } from 'commander';
 import { Client } from '../client/client.js';
 import type { CliContext, GlobalOptions } from './commands/global.js';
@@ -103,3 +105,6 @@ export async function main(argv: string[]): Promise<void> {
     process.exitCode = 1;
   }
 }
+
+// Run as a program (`node dist/cli/main.js ...`), not only through bin/qkv.mjs.
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href) await main(process.argv);
