@@ -1,19 +1,17 @@
 /**
  * What every gRPC service handler shares: the member, request limits, the open streams (ended
- * on shutdown), and the helpers that turn an internal handler into a grpc-js unary handler and
- * send leader-only calls to the leader.
+ * on shutdown), each service's unary handlers built from the one table (src/server/services.ts),
+ * and sending leader-only calls to the leader.
  */
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import type { Schema } from '../api/codec.js';
 import type { Member } from '../server/member.js';
-import { requestBytes } from '../server/requests.js';
-import { RequestTooLargeError } from '../server/errors.js';
+import { ServerStoppedError, UnsupportedError } from '../server/errors.js';
+import { checkRequest, unaryMethodsOf, UNSUPPORTED_METHODS, withHeader, type ServiceName, type UnaryMethod } from '../server/services.js';
 import { fromProto, toProto } from './convert.js';
 import type { ProtoMessage } from './proto.js';
 import { toServiceError } from './status.js';
-import { LEADS_HERE, type ForwardTarget } from './forward.js';
-
+import { forwardUnary, LEADS_HERE, type ForwardTarget } from './forward.js';
 
 export type UnaryHandler = grpc.handleUnaryCall<ProtoMessage, ProtoMessage>;
 
@@ -35,7 +33,7 @@ export class GrpcContext {
 
   /** The response header of this member at `revision` (etcd's cluster_id, member_id, revision, raft_term). */
   withHeader<T extends { header: { revision: number } }>(r: T): T & { header: ReturnType<Member['header']> } {
-    return { ...r, header: this.member.header(r.header.revision) };
+    return withHeader(this.member, r);
   }
 
   /**
@@ -48,13 +46,41 @@ export class GrpcContext {
     return r === LEADS_HERE ? local() : r;
   }
 
-  /** A unary handler: the proto request decoded with `reqSchema`, the answer encoded with `respSchema`. */
-  unary<Req>(reqSchema: Schema, respSchema: Schema, handler: (req: Req, call: grpc.ServerUnaryCall<ProtoMessage, ProtoMessage>) => Promise<object>, opts: { checkSize?: boolean } = {}): UnaryHandler {
+  /**
+   * The grpc-js handlers of `service`'s unary methods, from the one table (src/server/services.ts):
+   * the proto request decoded with the entry's request schema, the answer encoded with its
+   * response schema. A leader-only entry runs here on the leader, else goes to the leader's
+   * gateway at the entry's path (forward.ts), its answer with this member's header (or the
+   * entry's own `grpc.after`); a waiting one is aborted when the call is cancelled or the server
+   * stops. The methods qkv does not implement answer "not supported".
+   */
+  unaryHandlers(service: ServiceName): Record<string, UnaryHandler> {
+    const handlers: Record<string, UnaryHandler> = {};
+    for (const method of unaryMethodsOf(service)) handlers[method.method] = this.unaryHandler(method);
+    for (const u of UNSUPPORTED_METHODS.filter((x) => x.service === service)) {
+      handlers[u.method] = (_call, callback) => callback(toServiceError(new UnsupportedError(u.what)));
+    }
+    return handlers;
+  }
+
+  private unaryHandler(method: UnaryMethod): UnaryHandler {
+    const { member } = this;
+    const run = async (req: object, call: grpc.ServerUnaryCall<ProtoMessage, ProtoMessage>): Promise<object> => {
+      if (method.waits) return whileCallOpen(this, call, (signal) => method.handler(member, req, signal));
+      if (!method.leaderOnly) return method.handler(member, req, NEVER_ABORTED);
+      const { idempotent } = method.leaderOnly;
+      const r = await this.onLeader(
+        () => method.handler(member, req, NEVER_ABORTED),
+        (t) => forwardUnary<object, { header: { revision: number } }>(t, method.path, req, method.request, method.response, { idempotent }),
+      );
+      return method.grpc?.after ? method.grpc.after(member, req) : this.withHeader(r as { header: { revision: number } });
+    };
     return (call, callback) => {
       void (async () => {
-        const req = fromProto<Req>(call.request, reqSchema);
-        if (opts.checkSize && requestBytes(req) > this.maxRequestBytes) throw new RequestTooLargeError();
-        return toProto(await handler(req, call), respSchema);
+        const req = fromProto<object>(call.request, method.request);
+        checkRequest(method, req, this.maxRequestBytes);
+        method.grpc?.check?.(member, req, call.request);
+        return toProto(await run(req, call), method.response);
       })().then(
         (resp) => callback(null, resp),
         (err: unknown) => {
@@ -68,5 +94,33 @@ export class GrpcContext {
   track(stream: OpenStream): () => void {
     this.streams.add(stream);
     return () => this.streams.delete(stream);
+  }
+}
+
+const NEVER_ABORTED = new AbortController().signal;
+
+/**
+ * An AbortSignal for a waiting call: aborted when the client cancels it or the server stops;
+ * `run` answers "server stopped" in the latter case, whatever the wait ended with.
+ */
+export async function whileCallOpen<T>(ctx: GrpcContext, call: grpc.ServerUnaryCall<ProtoMessage, ProtoMessage> | grpc.ServerWritableStream<ProtoMessage, ProtoMessage>, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const ctl = new AbortController();
+  let stopping = false;
+  const untrack = ctx.track({
+    abort: () => {
+      stopping = true;
+      ctl.abort();
+    },
+  });
+  const onCancel = (): void => ctl.abort();
+  call.once('cancelled', onCancel);
+  if (call.cancelled) ctl.abort();
+  try {
+    return await run(ctl.signal);
+  } catch (err) {
+    throw stopping ? new ServerStoppedError() : err;
+  } finally {
+    untrack();
+    call.removeListener('cancelled', onCancel);
   }
 }

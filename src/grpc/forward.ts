@@ -1,7 +1,8 @@
 /**
  * Leader forwarding for the gRPC API: the calls only the leader can answer (lease grant, revoke,
  * keep-alive and time-to-live, which need its lease clock; leader moves) that reach a follower
- * are sent to the leader's etcd JSON gateway (the routes the HTTP API forwards too), and its
+ * are sent to the leader's etcd JSON gateway (the entry's path in src/server/services.ts; the
+ * routes the HTTP API forwards too), and its
  * answer decoded back into the internal shape. Writes need no forwarding: a follower proposes
  * them through Raft. Waiting for a leader, retries and the deadline are the HTTP API's
  * (src/server/leader.ts); a request already forwarded once is never forwarded again.

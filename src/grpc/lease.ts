@@ -5,48 +5,19 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import * as S from '../api/schemas.js';
-import type { LeaseGrantResponse, LeaseKeepAliveResponse, LeaseTimeToLiveResponse } from '../api/types.js';
-import { BadRequestError } from '../server/errors.js';
+import type { LeaseKeepAliveResponse } from '../api/types.js';
 import type { GrpcContext, UnaryHandler } from './context.js';
 import { int64, toProto } from './convert.js';
-import { forwardKeepAlive, forwardUnary, LEADS_HERE } from './forward.js';
+import { forwardKeepAlive } from './forward.js';
 import type { ProtoMessage } from './proto.js';
 import { toServiceError } from './status.js';
 
 type KeepAliveCall = grpc.ServerDuplexStream<ProtoMessage, ProtoMessage>;
 
 export function leaseService(ctx: GrpcContext): Record<string, UnaryHandler | grpc.handleBidiStreamingCall<ProtoMessage, ProtoMessage>> {
-  const { member } = ctx;
   return {
-    LeaseGrant: ctx.unary<{ ttl: number; id: number }>(S.LeaseGrantRequest, S.LeaseGrantResponse, async (req, call) => {
-      // qkv keeps lease ids as JS numbers: an explicit id must be exact (below 2^53).
-      const raw = call.request['ID'];
-      if (typeof raw === 'string' && !Number.isSafeInteger(Number(raw))) throw new BadRequestError('etcdserver: qkv lease IDs must be below 2^53');
-      const r = await ctx.onLeader(
-        () => member.leaseGrant(req.ttl, req.id),
-        (t) => forwardUnary<{ ttl: number; id: number }, LeaseGrantResponse>(t, '/v3/lease/grant', req, S.LeaseGrantRequest, S.LeaseGrantResponse, { idempotent: false }),
-      );
-      return ctx.withHeader(r);
-    }),
-    LeaseRevoke: ctx.unary<{ id: number }>(S.LeaseIdRequest, S.HeaderOnlyResponse, async (req) => {
-      const header = await ctx.onLeader(
-        () => member.leaseRevoke(req.id),
-        async (t) => {
-          const r = await forwardUnary<{ id: number }, { header: { revision: number } }>(t, '/v3/lease/revoke', req, S.LeaseIdRequest, S.HeaderOnlyResponse, { idempotent: false });
-          return r === LEADS_HERE ? r : r.header;
-        },
-      );
-      return { header: member.header(header.revision) };
-    }),
-    LeaseTimeToLive: ctx.unary<{ id: number; keys: boolean }>(S.LeaseTimeToLiveRequest, S.LeaseTimeToLiveResponse, async (req) => {
-      const r = await ctx.onLeader(
-        () => member.leaseTimeToLive(req.id, req.keys),
-        (t) =>
-          forwardUnary<{ id: number; keys: boolean }, LeaseTimeToLiveResponse>(t, '/v3/lease/timetolive', req, S.LeaseTimeToLiveRequest, S.LeaseTimeToLiveResponse, { idempotent: true }),
-      );
-      return ctx.withHeader(r);
-    }),
-    LeaseLeases: ctx.unary({ type: 'etcdserverpb.LeaseLeasesRequest', fields: [] }, S.LeaseLeasesResponse, async () => ({ header: member.header(), leases: member.leaseLeases() })),
+    // Grant, revoke, time-to-live and the list: the table (src/server/services.ts).
+    ...ctx.unaryHandlers('Lease'),
     LeaseKeepAlive: (call: KeepAliveCall) => serveKeepAlive(ctx, call),
   };
 }

@@ -1,81 +1,22 @@
 /**
- * etcdserverpb.Maintenance and etcdserverpb.Cluster over gRPC: status, Hash and HashKV,
- * snapshot, alarms (replicated: raised, listed and disarmed through Raft), defragment (a no-op:
- * LevelDB compacts itself), leader moves, and the member list. Membership changes are not
- * supported (qkv's membership is its config file).
+ * etcdserverpb.Maintenance over gRPC: its unary calls (status, Hash and HashKV, alarms,
+ * defragment, leader moves) come from the table (src/server/services.ts, as Cluster's do);
+ * here the Snapshot stream.
  */
 import * as grpc from '@grpc/grpc-js';
-import * as S from '../api/schemas.js';
-import type { Schema } from '../api/codec.js';
-import type { AlarmRequest } from '../api/kv.js';
 import { snapshotBlobs } from '../server/snapshot_client.js';
-import { BadLeaderTransfereeError, UnsupportedError, LeaderTransferTimeoutError } from '../server/errors.js';
 import type { GrpcContext, UnaryHandler } from './context.js';
-import { forwardUnary, LEADS_HERE } from './forward.js';
 import type { ProtoMessage } from './proto.js';
 import { toServiceError } from './status.js';
 
-const EMPTY: Schema = { type: 'etcdserverpb.Empty', fields: [] };
-const MOVE_LEADER_REQUEST: Schema = { type: 'etcdserverpb.MoveLeaderRequest', fields: [{ name: 'targetID', json: 'targetID', kind: 'uint64' }] };
-
 type Handler = UnaryHandler | grpc.handleServerStreamingCall<ProtoMessage, ProtoMessage>;
 
-const notSupported =
-  (what: string): UnaryHandler =>
-  (_call, callback) =>
-    callback(toServiceError(new UnsupportedError(what)));
-
-export function clusterService(ctx: GrpcContext): Record<string, Handler> {
-  const { member } = ctx;
-  return {
-    MemberList: ctx.unary(EMPTY, S.MemberListResponse, async () => ({ header: member.header(), members: member.members() })),
-    MemberAdd: notSupported('MemberAdd (membership comes from cluster.config.json)'),
-    MemberRemove: notSupported('MemberRemove (membership comes from cluster.config.json)'),
-    MemberUpdate: notSupported('MemberUpdate (membership comes from cluster.config.json)'),
-    MemberPromote: notSupported('MemberPromote (qkv has no learners)'),
-  };
-}
-
+/** The unary calls from the table (src/server/services.ts), and the Snapshot stream. */
 export function maintenanceService(ctx: GrpcContext): Record<string, Handler> {
-  const { member } = ctx;
   return {
-    Status: ctx.unary(EMPTY, S.StatusResponse, () => member.status()),
-    HashKV: ctx.unary<{ revision: number }>(S.HashKVRequest, S.HashKVResponse, async (req) => {
-      const h = await member.hashKV(req.revision);
-      return { header: member.header(h.header.revision), hash: h.hash, compactRevision: h.compactRevision };
-    }),
-    Hash: ctx.unary(EMPTY, S.HashResponse, async () => {
-      const h = await member.hash();
-      return { header: member.header(h.revision), hash: h.hash };
-    }),
-    Alarm: ctx.unary<AlarmRequest>(S.AlarmRequest, S.AlarmResponse, async (req) => ctx.withHeader(await member.alarm(req))),
-    // LevelDB compacts its files in the background; there is nothing to defragment.
-    Defragment: ctx.unary(EMPTY, S.HeaderOnlyResponse, async () => ({ header: member.header() })),
-    MoveLeader: ctx.unary<{ targetID: string }>(MOVE_LEADER_REQUEST, S.HeaderOnlyResponse, async (req) => {
-      const target = Number(req.targetID);
-      if (!member.members().some((m) => m.id === req.targetID)) throw new BadLeaderTransfereeError();
-      await ctx.onLeader(
-        async () => member.transferLeadership(target),
-        async (t) => {
-          const r = await forwardUnary(t, '/v3/maintenance/transfer-leadership', req, MOVE_LEADER_REQUEST, S.HeaderOnlyResponse, { idempotent: true });
-          return r === LEADS_HERE ? r : undefined;
-        },
-      );
-      await waitForLeader(ctx, target);
-      return { header: member.header() };
-    }),
+    ...ctx.unaryHandlers('Maintenance'),
     Snapshot: (call: grpc.ServerWritableStream<ProtoMessage, ProtoMessage>) => void serveSnapshot(ctx, call),
   };
-}
-
-/** etcd's MoveLeader returns once the target leads (or times out after an election's worth of tries). */
-async function waitForLeader(ctx: GrpcContext, target: number): Promise<void> {
-  const cfg = ctx.member.opts.cluster;
-  const deadline = Date.now() + Math.max(5_000, 3 * cfg.tickMs * cfg.electionTicks);
-  while (ctx.member.raft.leader !== target) {
-    if (Date.now() > deadline) throw new LeaderTransferTimeoutError();
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 /** The store snapshot's blobs (see snapshotBlobs), each with this member's header. */

@@ -8,6 +8,7 @@
 import { fileURLToPath } from 'node:url';
 import * as protoLoader from '@grpc/proto-loader';
 import * as grpc from '@grpc/grpc-js';
+import type { ServiceName } from '../server/services.js';
 
 /** Where the .proto files live (the repository's proto/ folder). */
 export const PROTO_DIR = fileURLToPath(new URL('../../proto/', import.meta.url));
@@ -27,7 +28,7 @@ export interface ProtoMessage {
 }
 export type ProtoValue = null | undefined | boolean | number | string | Buffer | ProtoMessage | ProtoValue[];
 
-export type ServiceName = 'KV' | 'Watch' | 'Lease' | 'Cluster' | 'Maintenance' | 'Auth' | 'Lock' | 'Election';
+export type { ServiceName };
 
 /** Each service's proto package (etcd's: the concurrency services have their own). */
 const PACKAGE_OF: Record<ServiceName, string> = {

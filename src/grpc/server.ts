@@ -1,6 +1,8 @@
 /**
  * The etcd v3 gRPC server of a member (grpc-js): KV, Watch, Lease, Cluster, Maintenance and Auth,
- * and etcd's concurrency services Lock and Election, on the member's operations. It does not listen itself: the client port's multiplexer
+ * and etcd's concurrency services Lock and Election, on the member's operations: the unary calls
+ * from the one table (src/server/services.ts), the streams hand-written (watch.ts, lease.ts,
+ * maintenance.ts, election.ts). It does not listen itself: the client port's multiplexer
  * (src/grpc/mux.ts) hands it the HTTP/2 connections, so gRPC and HTTP share one port as in etcd.
  */
 import * as grpc from '@grpc/grpc-js';
@@ -10,14 +12,11 @@ import type { Member } from '../server/member.js';
 import { ServerStoppedError } from '../server/errors.js';
 import { GrpcContext } from './context.js';
 import { GRPC_OVERHEAD_BYTES } from '../server/requests.js';
-import { kvService } from './kv.js';
 import { leaseService } from './lease.js';
 import { watchService } from './watch.js';
-import { clusterService, maintenanceService } from './maintenance.js';
-import { authService } from './auth.js';
-import { lockService } from './lock.js';
+import { maintenanceService } from './maintenance.js';
 import { electionService } from './election.js';
-import { etcdServices } from './proto.js';
+import { etcdServices, type ServiceName } from './proto.js';
 import { instrumentService } from './instrument.js';
 
 export interface GrpcServerOptions {
@@ -25,6 +24,23 @@ export interface GrpcServerOptions {
   logger: Logger;
   /** etcd's --max-request-bytes. */
   maxRequestBytes: number;
+}
+
+/**
+ * Each service's grpc-js implementation: its unary handlers from the one table
+ * (src/server/services.ts), its streams hand-written.
+ */
+export function serviceImplementations(ctx: GrpcContext): Record<ServiceName, grpc.UntypedServiceImplementation> {
+  return {
+    KV: ctx.unaryHandlers('KV'),
+    Watch: watchService(ctx),
+    Lease: leaseService(ctx),
+    Cluster: ctx.unaryHandlers('Cluster'),
+    Maintenance: maintenanceService(ctx),
+    Auth: ctx.unaryHandlers('Auth'),
+    Lock: ctx.unaryHandlers('Lock'),
+    Election: electionService(ctx),
+  };
 }
 
 export class EtcdGrpcServer {
@@ -46,14 +62,8 @@ export class EtcdGrpcServer {
       const instrumented = instrumentService(definition, implementation, opts.member.metrics.grpc);
       this.server.addService(instrumented.definition, instrumented.implementation);
     };
-    add(services.KV, kvService(this.ctx));
-    add(services.Watch, watchService(this.ctx));
-    add(services.Lease, leaseService(this.ctx));
-    add(services.Cluster, clusterService(this.ctx));
-    add(services.Maintenance, maintenanceService(this.ctx));
-    add(services.Auth, authService(this.ctx));
-    add(services.Lock, lockService(this.ctx));
-    add(services.Election, electionService(this.ctx));
+    const implementations = serviceImplementations(this.ctx);
+    for (const name of Object.keys(implementations) as ServiceName[]) add(services[name], implementations[name]);
     this.injector = this.server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
   }
 

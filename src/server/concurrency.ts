@@ -2,7 +2,7 @@
  * etcd's concurrency services, server side (etcd 3.4's v3lock and v3election, which run
  * clientv3/concurrency's Mutex and Election inside the server): one transport-neutral module
  * over the member's own operations (txn, range, deleteRange, lease grant, the watch hub), used by
- * the gRPC services (src/grpc/lock.ts, src/grpc/election.ts) and the gateway routes (http.ts).
+ * both APIs through the service table (services.ts) and the Observe streams (http.ts, src/grpc/election.ts).
  *
  * The recipes, as clientv3/concurrency:
  *   - a contender of the lock or election `name` creates the key name + "/" + <lease id in hex>

@@ -10,19 +10,19 @@ import { STATUS_CODES } from 'node:http';
 import { Readable } from 'node:stream';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { decodeMessage, encodeMessage, type Schema } from '../api/codec.js';
+import { decodeMessage, encodeMessage } from '../api/codec.js';
 import * as S from '../api/schemas.js';
 import type { WatchRequestMessage } from '../api/types.js';
-import type { AlarmRequest, CompactionRequest, DeleteRangeRequest, PutRequest, RangeRequest, TxnRequest } from '../api/kv.js';
 import type { Watcher } from '../watch/hub.js';
 import type { Member } from './member.js';
 import { ETCD_CLUSTER_VERSION, ETCD_SERVER_VERSION, QKV_VERSION } from '../version.js';
-import { AuthNotEnabledError, httpStatusOf, MessageTooLargeError, RequestTooLargeError, toGrpcStatus, toHttpError } from './errors.js';
+import { httpStatusOf, MessageTooLargeError, toGrpcStatus, toHttpError } from './errors.js';
 import { SNAPSHOT_PATH, snapshotBlobs, snapshotFrames } from './snapshot_client.js';
 import { registerV1 } from './http_v1.js';
 import * as C from './concurrency.js';
 import { relayToLeader, sendError } from './http_shared.js';
-import { checkMessageSize, GRPC_OVERHEAD_BYTES, parseJsonBody, parseJsonStream, requestBytes } from './requests.js';
+import { checkMessageSize, GRPC_OVERHEAD_BYTES, parseJsonBody, parseJsonStream } from './requests.js';
+import { checkRequest, EMPTY, UNARY_METHODS, withHeader } from './services.js';
 import { toHubRequest, watchResponseMessage } from './watch_responses.js';
 
 export interface HttpServerOptions {
@@ -78,93 +78,29 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
   });
 
   /**
-   * A unary gateway route. `leaderOnly` requests (those that need the leader's lease clock) are
-   * forwarded when this member is not the leader; `idempotent` ones may be sent twice (leader.ts).
+   * A POST route per path of each unary method in the table (services.ts). A leader-only call is
+   * relayed to the leader when this member is not the leader; a waiting one is aborted when the
+   * client's connection closes.
    */
-  function unary<Req extends object>(
-    path: string,
-    reqSchema: Schema,
-    respSchema: Schema,
-    handler: (req: Req) => Promise<object>,
-    route: { leaderOnly?: (req: Req) => boolean; idempotent?: boolean; checkSize?: boolean } = {},
-  ): void {
-    app.post(path, async (request, reply) => {
-      const req = decodeMessage<Req>(parseJsonBody(request.body), reqSchema);
-      checkMessageSize(req, reqSchema, request.body, opts.maxRequestBytes);
-      if (route.checkSize && requestBytes(req) > opts.maxRequestBytes) throw new RequestTooLargeError();
-      if (route.leaderOnly?.(req) && (await relayToLeader(member, request, reply, { idempotent: route.idempotent ?? false }))) return reply;
-      const resp = await handler(req);
-      return reply.header('content-type', 'application/json').send(JSON.stringify(encodeMessage(resp, respSchema)));
-    });
+  for (const method of UNARY_METHODS) {
+    for (const path of [method.path, ...(method.aliases ?? [])]) {
+      app.post(path, async (request, reply) => {
+        const req = decodeMessage<object>(parseJsonBody(request.body), method.request);
+        checkMessageSize(req, method.request, request.body, opts.maxRequestBytes);
+        checkRequest(method, req, opts.maxRequestBytes);
+        if (method.leaderOnly && (await relayToLeader(member, request, reply, method.leaderOnly))) return reply;
+        const resp = await method.handler(member, req, method.waits ? closedSignal(reply) : NEVER_ABORTED);
+        return reply.header('content-type', 'application/json').send(JSON.stringify(encodeMessage(resp, method.response)));
+      });
+    }
   }
 
-  const always = (): boolean => true;
-  const withHeader = <T extends { header: { revision: number } }>(r: T): T & { header: ReturnType<Member['header']> } => ({
-    ...r,
-    header: member.header(r.header.revision),
-  });
-
-  unary<RangeRequest>('/v3/kv/range', S.RangeRequest, S.RangeResponse, async (req) => withHeader(await member.range(req)));
-  // Writes are proposed on any member: a follower's proposal reaches the leader through Raft.
-  unary<PutRequest>('/v3/kv/put', S.PutRequest, S.PutResponse, async (req) => withHeader(await member.put(req)), { checkSize: true });
-  unary<DeleteRangeRequest>('/v3/kv/deleterange', S.DeleteRangeRequest, S.DeleteRangeResponse, async (req) => withHeader(await member.deleteRange(req)));
-  unary<TxnRequest>('/v3/kv/txn', S.TxnRequest, S.TxnResponse, async (req) => withHeader(await member.txn(req)), { checkSize: true });
-  unary<CompactionRequest>('/v3/kv/compaction', S.CompactionRequest, S.HeaderOnlyResponse, async (req) => ({ header: member.header((await member.compact(req)).revision) }));
-
-  unary<{ ttl: number; id: number }>('/v3/lease/grant', S.LeaseGrantRequest, S.LeaseGrantResponse, (req) => member.leaseGrant(req.ttl, req.id), { leaderOnly: always });
-  for (const p of ['/v3/lease/revoke', '/v3/kv/lease/revoke']) {
-    unary<{ id: number }>(p, S.LeaseIdRequest, S.HeaderOnlyResponse, async (req) => ({ header: member.header((await member.leaseRevoke(req.id)).revision) }), {
-      leaderOnly: always,
-    });
-  }
-  for (const p of ['/v3/lease/timetolive', '/v3/kv/lease/timetolive']) {
-    unary<{ id: number; keys: boolean }>(p, S.LeaseTimeToLiveRequest, S.LeaseTimeToLiveResponse, (req) => member.leaseTimeToLive(req.id, req.keys), {
-      leaderOnly: always,
-      idempotent: true,
-    });
-  }
-  const emptySchema: Schema = { type: 'etcdserverpb.Empty', fields: [] };
-  for (const p of ['/v3/lease/leases', '/v3/kv/lease/leases']) {
-    unary(p, emptySchema, S.LeaseLeasesResponse, async () => ({ header: member.header(), leases: member.leaseLeases() }));
-  }
-  unary('/v3/cluster/member/list', emptySchema, S.MemberListResponse, async () => ({ header: member.header(), members: member.members() }));
-  unary('/v3/maintenance/status', emptySchema, S.StatusResponse, () => member.status());
-  // etcd 3.4's gateway maps both Hash and HashKV to /v3/maintenance/hash, and Hash wins (a
-  // revision in the body is ignored); HashKV gets etcd 3.5's /v3/maintenance/hashkv.
-  unary('/v3/maintenance/hash', emptySchema, S.HashResponse, async () => {
-    const h = await member.hash();
-    return { header: member.header(h.revision), hash: h.hash };
-  });
-  unary<{ revision: number }>('/v3/maintenance/hashkv', S.HashKVRequest, S.HashKVResponse, async (req) => {
-    const h = await member.hashKV(req.revision);
-    return { header: member.header(h.header.revision), hash: h.hash, compactRevision: h.compactRevision };
-  });
-  unary<AlarmRequest>('/v3/maintenance/alarm', S.AlarmRequest, S.AlarmResponse, async (req) => withHeader(await member.alarm(req)));
-  // LevelDB compacts its files in the background; there is nothing to defragment (as over gRPC).
-  unary('/v3/maintenance/defragment', emptySchema, S.HeaderOnlyResponse, async () => ({ header: member.header() }));
   // A server-streaming RPC through the gateway: one {"result": SnapshotResponse} line per blob.
   app.post('/v3/maintenance/snapshot', async (request, reply) => {
-    decodeMessage(parseJsonBody(request.body), emptySchema);
+    decodeMessage(parseJsonBody(request.body), EMPTY);
     await serveSnapshotStream(member, reply);
     return reply;
   });
-  unary<{ targetID: string }>(
-    '/v3/maintenance/transfer-leadership',
-    { type: 'etcdserverpb.MoveLeaderRequest', fields: [{ name: 'targetID', json: 'targetID', kind: 'uint64' }] },
-    S.HeaderOnlyResponse,
-    async (req) => {
-      member.transferLeadership(Number(req.targetID));
-      return { header: member.header() };
-    },
-    { leaderOnly: always, idempotent: true },
-  );
-
-  // Authentication is never enabled (qkv has no users yet): etcd's answers in that state.
-  unary('/v3/auth/authenticate', emptySchema, emptySchema, async () => {
-    throw new AuthNotEnabledError();
-  });
-  unary('/v3/auth/disable', emptySchema, S.HeaderOnlyResponse, async () => ({ header: member.header() }));
-
   // Lease keep-alive is a bidirectional stream in gRPC: one {"result": ...} line per request object.
   app.post('/v3/lease/keepalive', async (request, reply) => {
     const reqs = parseJsonStream(request.body).map((j) => decodeMessage<{ id: number }>(j, S.LeaseIdRequest));
@@ -196,23 +132,8 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
     return reply.send(Readable.from(snapshotFrames(member.store)));
   });
 
-  // ---- etcd's concurrency services: /v3/lock/* and /v3/election/* ------------------------
-  // (src/server/concurrency.ts; the gRPC services in src/grpc/lock.ts and election.ts)
+  // ---- Election.Observe: /v3/election/observe (the other lock and election calls are in the table)
   function registerConcurrencyRoutes(): void {
-    /** A unary route whose handler may wait: aborted when the client's connection closes. */
-    function waiting<Req>(path: string, reqSchema: Schema, respSchema: Schema, handler: (req: Req, signal: AbortSignal) => Promise<object>): void {
-      app.post(path, async (request, reply) => {
-        const req = decodeMessage<Req>(parseJsonBody(request.body), reqSchema);
-        const resp = await handler(req, closedSignal(reply));
-        return reply.header('content-type', 'application/json').send(JSON.stringify(encodeMessage(resp, respSchema)));
-      });
-    }
-    waiting<C.LockRequest>('/v3/lock/lock', S.LockRequest, S.LockResponse, async (req, signal) => withHeader(await C.lock(member, req, signal)));
-    unary<C.UnlockRequest>('/v3/lock/unlock', S.UnlockRequest, S.HeaderOnlyResponse, async (req) => withHeader(await C.unlock(member, req)));
-    waiting<C.CampaignRequest>('/v3/election/campaign', S.CampaignRequest, S.CampaignResponse, async (req, signal) => withHeader(await C.campaign(member, req, signal)));
-    unary<C.ProclaimRequest>('/v3/election/proclaim', S.ProclaimRequest, S.HeaderOnlyResponse, async (req) => withHeader(await C.proclaim(member, req)));
-    unary<C.LeaderRequest>('/v3/election/leader', S.LeaderRequest, S.LeaderResponse, async (req) => withHeader(await C.leader(member, req)));
-    unary<C.ResignRequest>('/v3/election/resign', S.ResignRequest, S.HeaderOnlyResponse, async (req) => withHeader(await C.resign(member, req)));
     // Observe is a server stream, answered as grpc-gateway streams: one {"result": ...} line per
     // leader response; the status line and headers go with the first (none while there is no
     // leader); a failure is a last {"error": {...}} chunk (or the status, before anything else).
@@ -229,7 +150,7 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
       try {
         for await (const resp of C.observe(member, req, signal)) {
           if (!started) start(200);
-          const line = JSON.stringify({ result: encodeMessage(withHeader(resp), S.LeaderResponse) }) + '\n';
+          const line = JSON.stringify({ result: encodeMessage(withHeader(member, resp), S.LeaderResponse) }) + '\n';
           if (!res.write(line)) await new Promise<void>((resolve) => res.once('drain', () => resolve()).once('close', () => resolve()));
         }
       } catch (err) {
@@ -265,6 +186,8 @@ function isOtherMethodOnPost(app: FastifyInstance, request: FastifyRequest): boo
   const url = request.url.split('?')[0]!;
   return url.startsWith('/v3/') && app.hasRoute({ method: 'POST', url });
 }
+
+const NEVER_ABORTED = new AbortController().signal;
 
 /** Aborted when the client's connection closes before the response is sent. */
 function closedSignal(reply: FastifyReply): AbortSignal {

@@ -1,0 +1,272 @@
+/**
+ * etcd v3's unary calls, declared once for both client APIs: one entry per method (its service,
+ * method name, the JSON gateway's path and aliases, request and response schemas, the handler
+ * on the member, and how it is routed). The gateway (http.ts) registers a POST route per path of
+ * each entry; the gRPC server (src/grpc/unary.ts) builds each service's unary handlers from its
+ * entries, forwarding a leader-only one to the leader's gateway at the entry's `path`.
+ * Streaming calls are hand-written where they are served (STREAMING_METHODS); the methods qkv
+ * does not implement answer "not supported" over gRPC and have no gateway route
+ * (UNSUPPORTED_METHODS). test/server/services.test.ts checks the table against the proto files.
+ */
+import type { Schema } from '../api/codec.js';
+import * as S from '../api/schemas.js';
+import type { AlarmRequest, CompactionRequest, DeleteRangeRequest, PutRequest, RangeRequest, TxnRequest } from '../api/kv.js';
+import * as C from './concurrency.js';
+import { AuthNotEnabledError, BadLeaderTransfereeError, BadRequestError, LeaderTransferTimeoutError, RequestTooLargeError } from './errors.js';
+import type { Member } from './member.js';
+import { requestBytes } from './requests.js';
+
+/** The services of etcd's proto files (etcdserverpb, v3lockpb, v3electionpb). */
+export type ServiceName = 'KV' | 'Watch' | 'Lease' | 'Cluster' | 'Maintenance' | 'Auth' | 'Lock' | 'Election';
+
+export interface UnaryMethod<Req extends object = object> {
+  service: ServiceName;
+  /** The gRPC method name, as in the proto file. */
+  method: string;
+  /** The gateway's path (a leader-only call is forwarded to the leader there, from either API). */
+  path: string;
+  /** More gateway paths for the same call (etcd 3.4's /v3/kv/lease/...). */
+  aliases?: readonly string[];
+  request: Schema;
+  response: Schema;
+  /** The answer, in the internal shape. `signal` is aborted when the caller goes away (only for `waits`). */
+  handler(member: Member, req: Req, signal: AbortSignal): Promise<object>;
+  /**
+   * Only the leader answers (it holds the lease clock): elsewhere the call goes to the leader's
+   * gateway; `idempotent` ones may be sent twice (leader.ts).
+   */
+  leaderOnly?: { idempotent: boolean };
+  /** A write whose keys and values count against --max-request-bytes. */
+  checkSize?: boolean;
+  /** The handler may wait indefinitely (Lock, Campaign): it gets a signal of the caller leaving. */
+  waits?: boolean;
+  /** gRPC-only steps: a check of the request (and its raw proto) before anything, and the answer after a leader-only call. */
+  grpc?: {
+    check?(member: Member, req: Req, raw: Readonly<Record<string, unknown>>): void;
+    after?(member: Member, req: Req): Promise<object>;
+  };
+}
+
+/** A method served as a stream, hand-written in the gateway (http.ts) and in src/grpc. */
+export const STREAMING_METHODS: readonly { service: ServiceName; method: string }[] = [
+  { service: 'Watch', method: 'Watch' },
+  { service: 'Lease', method: 'LeaseKeepAlive' },
+  { service: 'Maintenance', method: 'Snapshot' },
+  { service: 'Election', method: 'Observe' },
+];
+
+const MEMBERSHIP = 'membership comes from cluster.config.json';
+/** Methods qkv does not implement: "not supported" (what) over gRPC, no gateway route. */
+export const UNSUPPORTED_METHODS: readonly { service: ServiceName; method: string; what: string }[] = [
+  { service: 'Cluster', method: 'MemberAdd', what: `MemberAdd (${MEMBERSHIP})` },
+  { service: 'Cluster', method: 'MemberRemove', what: `MemberRemove (${MEMBERSHIP})` },
+  { service: 'Cluster', method: 'MemberUpdate', what: `MemberUpdate (${MEMBERSHIP})` },
+  { service: 'Cluster', method: 'MemberPromote', what: 'MemberPromote (qkv has no learners)' },
+  // qkv has no users yet: authentication is never enabled, users and roles are not managed.
+  ...[
+    'AuthEnable',
+    'UserAdd',
+    'UserGet',
+    'UserList',
+    'UserDelete',
+    'UserChangePassword',
+    'UserGrantRole',
+    'UserRevokeRole',
+    'RoleAdd',
+    'RoleGet',
+    'RoleList',
+    'RoleDelete',
+    'RoleGrantPermission',
+    'RoleRevokePermission',
+  ].map((method) => ({ service: 'Auth' as const, method, what: 'authentication' })),
+];
+
+export const EMPTY: Schema = { type: 'etcdserverpb.Empty', fields: [] };
+const MOVE_LEADER_REQUEST: Schema = { type: 'etcdserverpb.MoveLeaderRequest', fields: [{ name: 'targetID', json: 'targetID', kind: 'uint64' }] };
+
+/** `r` with this member's full response header at its revision (cluster_id, member_id, revision, raft_term). */
+export function withHeader<T extends { header: { revision: number } }>(member: Member, r: T): T & { header: ReturnType<Member['header']> } {
+  return { ...r, header: member.header(r.header.revision) };
+}
+
+/** What either API checks of a decoded request before it runs: a write's size (RequestTooLargeError). */
+export function checkRequest(method: UnaryMethod, req: object, maxRequestBytes: number): void {
+  if (method.checkSize && requestBytes(req) > maxRequestBytes) throw new RequestTooLargeError();
+}
+
+function entry<Req extends object>(m: UnaryMethod<Req>): UnaryMethod {
+  return m as unknown as UnaryMethod;
+}
+
+/** etcd's MoveLeader returns once the target leads (or times out after an election's worth of tries). */
+async function waitForLeader(member: Member, target: number): Promise<void> {
+  const cfg = member.opts.cluster;
+  const deadline = Date.now() + Math.max(5_000, 3 * cfg.tickMs * cfg.electionTicks);
+  while (member.raft.leader !== target) {
+    if (Date.now() > deadline) throw new LeaderTransferTimeoutError();
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+export const UNARY_METHODS: readonly UnaryMethod[] = [
+  // ---- KV: writes are proposed on any member (a follower's proposal reaches the leader through
+  // Raft); a linearizable read waits for the ReadIndex barrier; a read-only txn is a read.
+  entry<RangeRequest>({ service: 'KV', method: 'Range', path: '/v3/kv/range', request: S.RangeRequest, response: S.RangeResponse, handler: async (m, req) => withHeader(m, await m.range(req)) }),
+  entry<PutRequest>({ service: 'KV', method: 'Put', path: '/v3/kv/put', request: S.PutRequest, response: S.PutResponse, handler: async (m, req) => withHeader(m, await m.put(req)), checkSize: true }),
+  entry<DeleteRangeRequest>({
+    service: 'KV',
+    method: 'DeleteRange',
+    path: '/v3/kv/deleterange',
+    request: S.DeleteRangeRequest,
+    response: S.DeleteRangeResponse,
+    handler: async (m, req) => withHeader(m, await m.deleteRange(req)),
+  }),
+  entry<TxnRequest>({ service: 'KV', method: 'Txn', path: '/v3/kv/txn', request: S.TxnRequest, response: S.TxnResponse, handler: async (m, req) => withHeader(m, await m.txn(req)), checkSize: true }),
+  entry<CompactionRequest>({
+    service: 'KV',
+    method: 'Compact',
+    path: '/v3/kv/compaction',
+    request: S.CompactionRequest,
+    response: S.HeaderOnlyResponse,
+    handler: async (m, req) => ({ header: m.header((await m.compact(req)).revision) }),
+  }),
+
+  // ---- Lease: grant, revoke and time-to-live are the leader's (keep-alive is a stream).
+  entry<{ ttl: number; id: number }>({
+    service: 'Lease',
+    method: 'LeaseGrant',
+    path: '/v3/lease/grant',
+    request: S.LeaseGrantRequest,
+    response: S.LeaseGrantResponse,
+    handler: (m, req) => m.leaseGrant(req.ttl, req.id),
+    leaderOnly: { idempotent: false },
+    grpc: {
+      check(_m, _req, raw) {
+        // qkv keeps lease ids as JS numbers: an explicit id must be exact (below 2^53).
+        const id = raw['ID'];
+        if (typeof id === 'string' && !Number.isSafeInteger(Number(id))) throw new BadRequestError('etcdserver: qkv lease IDs must be below 2^53');
+      },
+    },
+  }),
+  entry<{ id: number }>({
+    service: 'Lease',
+    method: 'LeaseRevoke',
+    path: '/v3/lease/revoke',
+    aliases: ['/v3/kv/lease/revoke'],
+    request: S.LeaseIdRequest,
+    response: S.HeaderOnlyResponse,
+    handler: async (m, req) => ({ header: m.header((await m.leaseRevoke(req.id)).revision) }),
+    leaderOnly: { idempotent: false },
+  }),
+  entry<{ id: number; keys: boolean }>({
+    service: 'Lease',
+    method: 'LeaseTimeToLive',
+    path: '/v3/lease/timetolive',
+    aliases: ['/v3/kv/lease/timetolive'],
+    request: S.LeaseTimeToLiveRequest,
+    response: S.LeaseTimeToLiveResponse,
+    handler: (m, req) => m.leaseTimeToLive(req.id, req.keys),
+    leaderOnly: { idempotent: true },
+  }),
+  entry({
+    service: 'Lease',
+    method: 'LeaseLeases',
+    path: '/v3/lease/leases',
+    aliases: ['/v3/kv/lease/leases'],
+    request: EMPTY,
+    response: S.LeaseLeasesResponse,
+    handler: async (m) => ({ header: m.header(), leases: m.leaseLeases() }),
+  }),
+
+  // ---- Cluster: the member list (membership changes are UNSUPPORTED_METHODS).
+  entry({ service: 'Cluster', method: 'MemberList', path: '/v3/cluster/member/list', request: EMPTY, response: S.MemberListResponse, handler: async (m) => ({ header: m.header(), members: m.members() }) }),
+
+  // ---- Maintenance (Snapshot is a stream).
+  entry({ service: 'Maintenance', method: 'Status', path: '/v3/maintenance/status', request: EMPTY, response: S.StatusResponse, handler: (m) => m.status() }),
+  // etcd 3.4's gateway maps both Hash and HashKV to /v3/maintenance/hash, and Hash wins (a
+  // revision in the body is ignored); HashKV gets etcd 3.5's /v3/maintenance/hashkv.
+  entry({
+    service: 'Maintenance',
+    method: 'Hash',
+    path: '/v3/maintenance/hash',
+    request: EMPTY,
+    response: S.HashResponse,
+    handler: async (m) => {
+      const h = await m.hash();
+      return { header: m.header(h.revision), hash: h.hash };
+    },
+  }),
+  entry<{ revision: number }>({
+    service: 'Maintenance',
+    method: 'HashKV',
+    path: '/v3/maintenance/hashkv',
+    request: S.HashKVRequest,
+    response: S.HashKVResponse,
+    handler: async (m, req) => {
+      const h = await m.hashKV(req.revision);
+      return { header: m.header(h.header.revision), hash: h.hash, compactRevision: h.compactRevision };
+    },
+  }),
+  // Alarms are replicated: raised, listed and disarmed through Raft.
+  entry<AlarmRequest>({ service: 'Maintenance', method: 'Alarm', path: '/v3/maintenance/alarm', request: S.AlarmRequest, response: S.AlarmResponse, handler: async (m, req) => withHeader(m, await m.alarm(req)) }),
+  // LevelDB compacts its files in the background; there is nothing to defragment.
+  entry({ service: 'Maintenance', method: 'Defragment', path: '/v3/maintenance/defragment', request: EMPTY, response: S.HeaderOnlyResponse, handler: async (m) => ({ header: m.header() }) }),
+  entry<{ targetID: string }>({
+    service: 'Maintenance',
+    method: 'MoveLeader',
+    path: '/v3/maintenance/transfer-leadership',
+    request: MOVE_LEADER_REQUEST,
+    response: S.HeaderOnlyResponse,
+    handler: async (m, req) => {
+      m.transferLeadership(Number(req.targetID));
+      return { header: m.header() };
+    },
+    leaderOnly: { idempotent: true },
+    grpc: {
+      check(m, req) {
+        if (!m.members().some((x) => x.id === req.targetID)) throw new BadLeaderTransfereeError();
+      },
+      async after(m, req) {
+        await waitForLeader(m, Number(req.targetID));
+        return { header: m.header() };
+      },
+    },
+  }),
+
+  // ---- Auth: never enabled (qkv has no users yet), answered as etcd does in that state:
+  // Authenticate fails with "authentication is not enabled" (clientv3 then goes on without a
+  // token, so `etcdctl --user` works), disabling succeeds as a no-op.
+  entry({
+    service: 'Auth',
+    method: 'Authenticate',
+    path: '/v3/auth/authenticate',
+    request: EMPTY,
+    response: EMPTY,
+    handler: async () => {
+      throw new AuthNotEnabledError();
+    },
+  }),
+  entry({ service: 'Auth', method: 'AuthDisable', path: '/v3/auth/disable', request: EMPTY, response: S.HeaderOnlyResponse, handler: async (m) => ({ header: m.header() }) }),
+
+  // ---- Lock and Election: etcd's recipes in concurrency.ts (Observe is a stream). A waiting
+  // Lock or Campaign ends when its caller goes away (its key is deleted then, as etcd does).
+  entry<C.LockRequest>({ service: 'Lock', method: 'Lock', path: '/v3/lock/lock', request: S.LockRequest, response: S.LockResponse, handler: async (m, req, signal) => withHeader(m, await C.lock(m, req, signal)), waits: true }),
+  entry<C.UnlockRequest>({ service: 'Lock', method: 'Unlock', path: '/v3/lock/unlock', request: S.UnlockRequest, response: S.HeaderOnlyResponse, handler: async (m, req) => withHeader(m, await C.unlock(m, req)) }),
+  entry<C.CampaignRequest>({
+    service: 'Election',
+    method: 'Campaign',
+    path: '/v3/election/campaign',
+    request: S.CampaignRequest,
+    response: S.CampaignResponse,
+    handler: async (m, req, signal) => withHeader(m, await C.campaign(m, req, signal)),
+    waits: true,
+  }),
+  entry<C.ProclaimRequest>({ service: 'Election', method: 'Proclaim', path: '/v3/election/proclaim', request: S.ProclaimRequest, response: S.HeaderOnlyResponse, handler: async (m, req) => withHeader(m, await C.proclaim(m, req)) }),
+  entry<C.LeaderRequest>({ service: 'Election', method: 'Leader', path: '/v3/election/leader', request: S.LeaderRequest, response: S.LeaderResponse, handler: async (m, req) => withHeader(m, await C.leader(m, req)) }),
+  entry<C.ResignRequest>({ service: 'Election', method: 'Resign', path: '/v3/election/resign', request: S.ResignRequest, response: S.HeaderOnlyResponse, handler: async (m, req) => withHeader(m, await C.resign(m, req)) }),
+];
+
+/** The table's entries of one service. */
+export function unaryMethodsOf(service: ServiceName): UnaryMethod[] {
+  return UNARY_METHODS.filter((m) => m.service === service);
+}
