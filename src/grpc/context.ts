@@ -3,7 +3,7 @@
  * on shutdown), each service's unary handlers built from the one table (src/server/services.ts),
  * and sending leader-only calls to the leader.
  */
-import * as grpc from '@grpc/grpc-js';
+import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { Member } from '../server/member.js';
 import { ServerStoppedError, UnsupportedError } from '../server/errors.js';

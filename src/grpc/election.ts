@@ -4,7 +4,7 @@
  * server stream of the leader's values. Both end when the client cancels (a waiting candidate's
  * key is deleted then, as etcd does) or the server stops ("server stopped", so clients fail over).
  */
-import * as grpc from '@grpc/grpc-js';
+import type * as grpc from '@grpc/grpc-js';
 import * as S from '../api/schemas.js';
 import * as C from '../server/concurrency.js';
 import { whileCallOpen, type GrpcContext, type UnaryHandler } from './context.js';

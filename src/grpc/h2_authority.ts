@@ -176,7 +176,7 @@ function authorityOf(headers: HpackHeader[]): string | undefined {
  * decoded, their `:authority` cut back to host:port, and encoded again for nghttp2 (each side
  * keeps its own HPACK table); every other frame, and everything the server sends, passes as is.
  */
-export class AuthorityRewritingStream extends Duplex {
+class AuthorityRewritingStream extends Duplex {
   private readonly reader = new FrameReader();
   private readonly blocks = new HeaderBlockCollector();
   private readonly decoder: Decompressor = hpack.decompressor.create({ table: { size: HPACK_TABLE_BYTES } });

@@ -3,7 +3,7 @@
  * time-to-live are the leader's alone (it holds the expiry clock); a follower forwards all of
  * them to the leader's gateway, as the HTTP API does. LeaseLeases is answered locally.
  */
-import * as grpc from '@grpc/grpc-js';
+import type * as grpc from '@grpc/grpc-js';
 import * as S from '../api/schemas.js';
 import type { LeaseKeepAliveResponse } from '../api/types.js';
 import type { GrpcContext, UnaryHandler } from './context.js';

@@ -3,7 +3,7 @@
  * defragment, leader moves) come from the table (src/server/services.ts, as Cluster's do);
  * here the Snapshot stream.
  */
-import * as grpc from '@grpc/grpc-js';
+import type * as grpc from '@grpc/grpc-js';
 import { snapshotBlobs } from '../server/snapshot_client.js';
 import type { GrpcContext, UnaryHandler } from './context.js';
 import type { ProtoMessage } from './proto.js';

@@ -14,7 +14,7 @@
  * A client's half-close leaves the stream open (etcd keeps delivering); a shutdown ends it with
  * "etcdserver: server stopped" so clients reconnect elsewhere.
  */
-import * as grpc from '@grpc/grpc-js';
+import type * as grpc from '@grpc/grpc-js';
 import * as S from '../api/schemas.js';
 import type { WatchRequestMessage, WatchResponseMessage } from '../api/types.js';
 import type { Event } from '../api/kv.js';
@@ -62,7 +62,7 @@ const hasOnlyEvents = (r: WatchResponse): boolean => r.events.length > 0 && !r.c
  * watcher's history: up to 1000 revisions, and (unlike etcd) no more than about `maxBytes` of
  * events unless a single revision is larger. The header revision is the last merged one's.
  */
-export function coalesce(resps: WatchResponse[], maxBytes: number): WatchResponse[] {
+function coalesce(resps: WatchResponse[], maxBytes: number): WatchResponse[] {
   const out: WatchResponse[] = [];
   let revisions = 0;
   let bytes = 0;

@@ -5,7 +5,7 @@
  * calls) that reach a follower are forwarded to the leader; reads are answered locally after a
  * ReadIndex barrier, or at once when serializable.
  */
-import { Buffer } from 'node:buffer';
+import type { Buffer } from 'node:buffer';
 import { STATUS_CODES } from 'node:http';
 import { Readable } from 'node:stream';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -35,7 +35,7 @@ export interface HttpServerOptions {
 const KEY_PATH = /^(\/v1\/(?:kv|watch)\/)[^?]*/;
 
 /** /v1/kv/<any bytes>?q -> /v1/kv/key?q, so that routing never decodes the key. */
-export function rewriteKeyPath(url: string): string {
+function rewriteKeyPath(url: string): string {
   return url.replace(KEY_PATH, '$1key');
 }
 
@@ -44,7 +44,7 @@ export function rewriteKeyPath(url: string): string {
  * that limit is still decoded and answered with its size, as etcd's gateway does. A larger body
  * is refused unread, with its length.
  */
-export function gatewayBodyLimit(maxRequestBytes: number): number {
+function gatewayBodyLimit(maxRequestBytes: number): number {
   return 2 * (maxRequestBytes + GRPC_OVERHEAD_BYTES);
 }
 
@@ -176,7 +176,7 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
 }
 
 /** etcd serves every /v3 gateway path under /v3beta/ too (its accessController rewrites the path). */
-export function rewriteV3beta(url: string): string {
+function rewriteV3beta(url: string): string {
   return url.startsWith('/v3beta/') ? '/v3/' + url.slice('/v3beta/'.length) : url;
 }
 

@@ -54,7 +54,7 @@ import { fetchSnapshot } from './snapshot_client.js';
 import { ETCD_SERVER_VERSION } from '../version.js';
 
 /** etcd's default --max-txn-ops. */
-export const MAX_TXN_OPS = 128;
+const MAX_TXN_OPS = 128;
 
 export interface MemberOptions {
   cluster: ClusterConfig;
@@ -103,7 +103,7 @@ async function dirBytes(dir: string): Promise<number> {
 }
 
 /** An alarm as etcd prints AlarmMember (proto text: zero fields left out, each followed by a space). */
-export function alarmText(a: AlarmMember): string {
+function alarmText(a: AlarmMember): string {
   return `${a.memberId !== '0' ? `memberID:${a.memberId} ` : ''}${a.alarm !== 'NONE' ? `alarm:${a.alarm} ` : ''}`;
 }
 
