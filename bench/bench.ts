@@ -62,7 +62,9 @@ function record(workload: string, sys: SystemUnderTest, s: Stats): void {
   add('p99', 'ms', 'lower', s.p99);
   add('p99.9', 'ms', 'lower', s.p999);
   if (s.errors > 0) add('errors', 'count', 'lower', s.errors);
-  progress(`${sys.name} ${workload}: ${s.opsPerSec.toFixed(0)} ops/s, p50 ${s.p50.toFixed(2)} ms, p99 ${s.p99.toFixed(2)} ms${s.errors ? `, ${s.errors} errors` : ''}`);
+  progress(
+    `${sys.name} ${workload}: ${s.opsPerSec.toFixed(0)} ops/s, p50 ${s.p50.toFixed(2)} ms, p99 ${s.p99.toFixed(2)} ms${s.errors ? `, ${s.errors} errors` : ''}`,
+  );
 }
 
 function single(workload: string, metric: string, unit: string, better: Row['better'], sys: SystemUnderTest, v: number): void {
@@ -108,28 +110,31 @@ async function watchWorkload(sys: SystemUnderTest): Promise<Stats> {
   for (let i = 0; i < WATCHERS; i++) {
     const ep = new URL(sys.endpoints[i % sys.endpoints.length]!);
     const body = JSON.stringify({ create_request: { key: b64(prefix), range_end: b64(end) } });
-    const req = http.request({ host: ep.hostname, port: ep.port, path: '/v3/watch', method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
-      let buf = '';
-      res.on('data', (c: Buffer) => {
-        buf += c.toString();
-        let nl: number;
-        while ((nl = buf.indexOf('\n')) >= 0) {
-          const line = buf.slice(0, nl).trim();
-          buf = buf.slice(nl + 1);
-          if (!line) continue;
-          const msg = JSON.parse(line) as { result?: { created?: boolean; events?: { kv: { value: string } }[] } };
-          if (msg.result?.created) ready++;
-          const now = performance.now();
-          for (const e of msg.result?.events ?? []) {
-            const v = Buffer.from(e.kv.value, 'base64').toString();
-            const t = acked.get(v);
-            if (t !== undefined) latencies.push(now - t);
-            // Delivered before the writer even saw its acknowledgement: no wait at all.
-            else if (inFlight.has(v)) latencies.push(0);
+    const req = http.request(
+      { host: ep.hostname, port: ep.port, path: '/v3/watch', method: 'POST', headers: { 'content-type': 'application/json' } },
+      (res) => {
+        let buf = '';
+        res.on('data', (c: Buffer) => {
+          buf += c.toString();
+          let nl: number;
+          while ((nl = buf.indexOf('\n')) >= 0) {
+            const line = buf.slice(0, nl).trim();
+            buf = buf.slice(nl + 1);
+            if (!line) continue;
+            const msg = JSON.parse(line) as { result?: { created?: boolean; events?: { kv: { value: string } }[] } };
+            if (msg.result?.created) ready++;
+            const now = performance.now();
+            for (const e of msg.result?.events ?? []) {
+              const v = Buffer.from(e.kv.value, 'base64').toString();
+              const t = acked.get(v);
+              if (t !== undefined) latencies.push(now - t);
+              // Delivered before the writer even saw its acknowledgement: no wait at all.
+              else if (inFlight.has(v)) latencies.push(0);
+            }
           }
-        }
-      });
-    });
+        });
+      },
+    );
     req.on('error', () => {});
     req.end(body);
     reqs.push(req);
@@ -215,15 +220,16 @@ async function runAll(sys: SystemUnderTest): Promise<void> {
   record('get linearizable, 64 in flight', sys, s);
   s = await closedLoop(64, SECONDS, (i) => post(`${rr(i)}/v3/kv/range`, JSON.stringify({ key: key(i * 7919), serializable: true })));
   record('get serializable, 64 in flight', sys, s);
-  s = await closedLoop(64, SECONDS, (i) =>
-    i % 10 === 0 ? putOp(i) : post(`${rr(i)}/v3/kv/range`, JSON.stringify({ key: key(i * 7919) })),
-  );
+  s = await closedLoop(64, SECONDS, (i) => (i % 10 === 0 ? putOp(i) : post(`${rr(i)}/v3/kv/range`, JSON.stringify({ key: key(i * 7919) }))));
   record('mixed 90% get / 10% put, 64 in flight', sys, s);
   s = await closedLoop(64, SECONDS, async (i) => {
     const k = key(i * 31);
     const got = (await post(`${rr(i)}/v3/kv/range`, JSON.stringify({ key: k, serializable: true }))) as { kvs?: { mod_revision: string }[] };
     const mod = got.kvs?.[0]?.mod_revision ?? '0';
-    return post(`${rr(i)}/v3/kv/txn`, JSON.stringify({ compare: [{ key: k, target: 'MOD', result: 'EQUAL', mod_revision: mod }], success: [{ request_put: { key: k, value: VALUE } }] }));
+    return post(
+      `${rr(i)}/v3/kv/txn`,
+      JSON.stringify({ compare: [{ key: k, target: 'MOD', result: 'EQUAL', mod_revision: mod }], success: [{ request_put: { key: k, value: VALUE } }] }),
+    );
   });
   record('txn compare-and-set, 64 in flight', sys, s);
   s = await watchWorkload(sys);

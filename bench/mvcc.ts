@@ -130,7 +130,14 @@ function waitCounters(): WaitCounters | undefined {
     const involuntary = Number(/nonvoluntary_ctxt_switches:\s+(\d+)/.exec(status)?.[1] ?? 0);
     const voluntary = Number(/\nvoluntary_ctxt_switches:\s+(\d+)/.exec(status)?.[1] ?? 0);
     const sched = readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').split(' ');
-    return { runQueueSeconds: Number(sched[1]) / 1e9, stealTicks: cpu[7]!, allTicks: cpu.reduce((a, b) => a + b, 0), majorFaults: Number(f[9]), voluntarySwitches: voluntary, involuntarySwitches: involuntary };
+    return {
+      runQueueSeconds: Number(sched[1]) / 1e9,
+      stealTicks: cpu[7]!,
+      allTicks: cpu.reduce((a, b) => a + b, 0),
+      majorFaults: Number(f[9]),
+      voluntarySwitches: voluntary,
+      involuntarySwitches: involuntary,
+    };
   } catch {
     return undefined;
   }
@@ -256,7 +263,9 @@ async function main(): Promise<void> {
   if (!loaded) {
     console.log(`applied puts:   ${fmt(KEYS / putSecs)} puts/s (${putSecs.toFixed(1)} s; revision ${store.revision})`);
     const perCpu = mainCpu !== undefined && mainCpu > 0 ? `, ${fmt(KEYS / mainCpu)} puts per main-thread CPU-second (${mainCpu.toFixed(1)} s)` : '';
-    console.log(`  load:         event loop busy ${(busy * 100).toFixed(0)}%${perCpu}; process CPU ${((cpu.user + cpu.system) / 1e6).toFixed(1)} s (all threads)`);
+    console.log(
+      `  load:         event loop busy ${(busy * 100).toFixed(0)}%${perCpu}; process CPU ${((cpu.user + cpu.system) / 1e6).toFixed(1)} s (all threads)`,
+    );
     // LevelDB's compactions during the load (the reopen below starts new counters).
     if (flag('stats')) console.log(leveldbStats(store));
   }
@@ -332,7 +341,9 @@ async function main(): Promise<void> {
   // restarted member does once); wait for it so it does not compete with the measured gets.
   const tf = performance.now();
   await store.liveKeyFilterReady();
-  console.log(`live-key filter: rebuilt on reopen in ${((performance.now() - tf) / 1000).toFixed(1)} s, ${(store.liveKeyFilterBytes / 1048576).toFixed(2)} MiB`);
+  console.log(
+    `live-key filter: rebuilt on reopen in ${((performance.now() - tf) / 1000).toFixed(1)} s, ${(store.liveKeyFilterBytes / 1048576).toFixed(2)} MiB`,
+  );
   const rest = await waitForRest(Number(arg('rest', '300')));
   if (rest !== undefined) {
     console.log(
@@ -353,7 +364,9 @@ async function main(): Promise<void> {
     const settled = r.otherCpu === undefined || (r.otherCpu * 1e6) / GETS < 1.5;
     if (settled) quiet.push(r);
     else quiet.length = 0;
-    console.log(`  round ${String(round).padStart(2)}:      ${perCpuText(r)}${fmt(r.perWallSecond)}/s in wall time${rawText(r)}${otherText(r)}${settled ? '' : ' (compacting)'}`);
+    console.log(
+      `  round ${String(round).padStart(2)}:      ${perCpuText(r)}${fmt(r.perWallSecond)}/s in wall time${rawText(r)}${otherText(r)}${settled ? '' : ' (compacting)'}`,
+    );
     if (flag('waits')) console.log(`    ${r.waits}`);
   }
   const median = (xs: number[]): number => xs.slice().sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;

@@ -78,17 +78,21 @@ async function main(): Promise<void> {
   const cpuBefore = cluster.names.map((n) => cpuMs(cluster.procs.get(n)!.child.pid!));
   const s = await closedLoop(IN_FLIGHT, SECONDS, op);
   const cpuAfter = cluster.names.map((n) => cpuMs(cluster.procs.get(n)!.child.pid!));
-  process.stdout.write(`${WORKLOAD} x${IN_FLIGHT} -> ${TARGET}: ${s.opsPerSec.toFixed(0)} ops/s, p50 ${s.p50.toFixed(2)} ms, p99 ${s.p99.toFixed(2)} ms, errors ${s.errors}\n`);
+  process.stdout.write(
+    `${WORKLOAD} x${IN_FLIGHT} -> ${TARGET}: ${s.opsPerSec.toFixed(0)} ops/s, p50 ${s.p50.toFixed(2)} ms, p99 ${s.p99.toFixed(2)} ms, errors ${s.errors}\n`,
+  );
   // closedLoop's warm-up is not in s.ops: count every op the members served in the window.
   const served = s.ops + s.warmupOps;
   cluster.names.forEach((name, i) => {
-    process.stdout.write(`${name}${name === leader ? ' (leader)' : ''}: ${((cpuAfter[i]! - cpuBefore[i]!) / served * 1000).toFixed(0)} µs CPU per op\n`);
+    process.stdout.write(`${name}${name === leader ? ' (leader)' : ''}: ${(((cpuAfter[i]! - cpuBefore[i]!) / served) * 1000).toFixed(0)} µs CPU per op\n`);
   });
   for (const name of cluster.names) {
     const text = await (await fetch(`${cluster.url(name)}/metrics`)).text();
     const metric = (m: string): number => Number(new RegExp(`^${m}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
     const mean = (h: string): string => `${metric(`${h}_count`)} x ${((metric(`${h}_sum`) / metric(`${h}_count`)) * 1000).toFixed(2)} ms`;
-    process.stdout.write(`${name}: fsync ${mean('etcd_disk_wal_fsync_duration_seconds')}, apply ${mean('qkv_server_apply_duration_seconds')}, committed ${metric('etcd_server_proposals_committed_total')}\n`);
+    process.stdout.write(
+      `${name}: fsync ${mean('etcd_disk_wal_fsync_duration_seconds')}, apply ${mean('qkv_server_apply_duration_seconds')}, committed ${metric('etcd_server_proposals_committed_total')}\n`,
+    );
   }
   const pids = new Map(cluster.names.map((n) => [cluster.procs.get(n)!.child.pid!, n]));
   await Promise.all(cluster.names.map((n) => cluster.kill(n, 'SIGTERM')));

@@ -50,7 +50,13 @@ interface Result {
   correct: boolean;
 }
 
-async function scenario(name: string, watcherCount: number, keyOf: (i: number) => Buffer, rangeEndOf: (i: number) => Buffer | undefined, writeKey: (n: number) => Buffer): Promise<Result> {
+async function scenario(
+  name: string,
+  watcherCount: number,
+  keyOf: (i: number) => Buffer,
+  rangeEndOf: (i: number) => Buffer | undefined,
+  writeKey: (n: number) => Buffer,
+): Promise<Result> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'qkv-bench-watch-'));
   const store = await MvccStore.open(dir);
   const source = new StoreWatchSource();
@@ -157,7 +163,9 @@ async function scenario(name: string, watcherCount: number, keyOf: (i: number) =
 }
 
 async function main(): Promise<void> {
-  process.stdout.write(`qkv watch bench: ${WATCHERS} watchers on distinct keys, ${HOT} on a hot prefix, ${SECONDS} s each, batches of ${BATCH}, node ${process.version}\n`);
+  process.stdout.write(
+    `qkv watch bench: ${WATCHERS} watchers on distinct keys, ${HOT} on a hot prefix, ${SECONDS} s each, batches of ${BATCH}, node ${process.version}\n`,
+  );
   let seed = 12345;
   const rnd = (n: number): number => {
     seed = (seed * 1103515245 + 12345) >>> 0;
@@ -184,7 +192,9 @@ async function main(): Promise<void> {
     ),
   );
   const pad = (s: string | number, n: number): string => String(s).padStart(n);
-  process.stdout.write(`\n${'scenario'.padEnd(14)}${pad('watchers', 9)}${pad('writes/s', 10)}${pad('deliveries/s', 14)}${pad('p50 ms', 9)}${pad('p99 ms', 9)}${pad('p99.9 ms', 10)}${pad('max unsynced', 14)}${pad('rss MB', 9)}${pad('correct', 9)}\n`);
+  process.stdout.write(
+    `\n${'scenario'.padEnd(14)}${pad('watchers', 9)}${pad('writes/s', 10)}${pad('deliveries/s', 14)}${pad('p50 ms', 9)}${pad('p99 ms', 9)}${pad('p99.9 ms', 10)}${pad('max unsynced', 14)}${pad('rss MB', 9)}${pad('correct', 9)}\n`,
+  );
   for (const r of results) {
     process.stdout.write(
       `${r.scenario.padEnd(14)}${pad(r.watchers, 9)}${pad(r.writesPerSec.toFixed(0), 10)}${pad(r.deliveriesPerSec.toFixed(0), 14)}${pad(r.p50ms.toFixed(2), 9)}${pad(r.p99ms.toFixed(2), 9)}${pad(r.p999ms.toFixed(2), 10)}${pad(r.maxUnsynced, 14)}${pad(r.rssAfterMB.toFixed(0), 9)}${pad(String(r.correct), 9)}\n`,

@@ -30,7 +30,10 @@ export interface ServeOptions {
 export function parsePeerDial(spec: string | undefined): Map<number, { host: string; port: number }> {
   const out = new Map<number, { host: string; port: number }>();
   if (!spec) return out;
-  for (const part of spec.split(',').map((p) => p.trim()).filter(Boolean)) {
+  for (const part of spec
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const m = /^(\d+)=([^:]+):(\d+)$/.exec(part);
     if (!m) throw new ConfigError(`--peer-dial: expected id=host:port, got ${JSON.stringify(part)}`);
     out.set(Number(m[1]), { host: m[2]!, port: Number(m[3]) });

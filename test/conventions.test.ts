@@ -231,7 +231,11 @@ describe('source conventions', () => {
 
   it('src/raft keeps no clock, timer, randomness or process state of its own (time is tick(), randomness Config.random)', () => {
     const impure = /\b(?:Date\.now|new Date|Math\.random|performance\.|setTimeout|setInterval|setImmediate|queueMicrotask|process\.|globalThis|require\()/;
-    expect(read(sourceFiles(RAFT)).filter((s) => impure.test(s.code)).map((s) => rel(s.file))).toEqual([]);
+    expect(
+      read(sourceFiles(RAFT))
+        .filter((s) => impure.test(s.code))
+        .map((s) => rel(s.file)),
+    ).toEqual([]);
   });
 
   it('src/raft counts majorities only in quorum.ts (no inline n/2+1 elsewhere in the core)', () => {
@@ -256,7 +260,7 @@ describe('source conventions', () => {
     expect(importCycles(read(sourceFiles(SRC)))).toEqual([]);
   });
 
-  it('src/client, src/cli and src/api import nothing from src/mvcc (etcd\'s messages are src/api/kv.ts); src/client and src/api do not reach it at all', () => {
+  it("src/client, src/cli and src/api import nothing from src/mvcc (etcd's messages are src/api/kv.ts); src/client and src/api do not reach it at all", () => {
     expect(mvccFreeViolations(read(sourceFiles(SRC)))).toEqual([]);
   });
 
@@ -272,7 +276,12 @@ describe('source conventions', () => {
       "const p = await import('node:path');",
       "// import { y } from 'node:os'; a comment does not count",
     ]);
-    expect(raftBoundaryViolations([raft])).toEqual(['raft/planted.ts -> node:fs', 'raft/planted.ts -> level', 'raft/planted.ts -> ../lock.js', 'raft/planted.ts -> node:path']);
+    expect(raftBoundaryViolations([raft])).toEqual([
+      'raft/planted.ts -> node:fs',
+      'raft/planted.ts -> level',
+      'raft/planted.ts -> ../lock.js',
+      'raft/planted.ts -> node:path',
+    ]);
     const server = planted('server/planted.ts', [
       "import { MvccStore } from '../mvcc/store.js';",
       "import type { PutRequest } from '../mvcc/types.js';",
@@ -300,10 +309,16 @@ describe('source conventions', () => {
     const planted = (file: string, lines: string[]): Source => ({ file: path.join(SRC, file), code: stripComments(lines.join('\n')) });
     // Over the real tree, with planted modules added (or put in place of real ones).
     const tree = (...plants: Source[]): Source[] => [...read(sourceFiles(SRC)).filter((s) => !plants.some((p) => p.file === s.file)), ...plants];
-    const direct = planted('server/planted_direct.ts', ["import { GRPC_OVERHEAD_BYTES } from './requests.js';", "import type { EtcdGrpcServer } from '../grpc/server.js';"]);
+    const direct = planted('server/planted_direct.ts', [
+      "import { GRPC_OVERHEAD_BYTES } from './requests.js';",
+      "import type { EtcdGrpcServer } from '../grpc/server.js';",
+    ]);
     const indirect = planted('server/planted_indirect.ts', ["const { serve } = await import('../member_process.js');"]);
     const comment = planted('server/planted_comment.ts', ["// import { x } from '../grpc/server.js'; a comment does not count"]);
-    expect(serverToGrpcViolations(tree(direct, indirect, comment)).sort()).toEqual(['server/planted_direct.ts -> grpc/server.ts', 'server/planted_indirect.ts -> grpc/server.ts']);
+    expect(serverToGrpcViolations(tree(direct, indirect, comment)).sort()).toEqual([
+      'server/planted_direct.ts -> grpc/server.ts',
+      'server/planted_indirect.ts -> grpc/server.ts',
+    ]);
     // A real module made to reach src/grpc taints its importers too; index.ts may reach it only through member_process.ts.
     const leader = planted('server/leader.ts', [...code(path.join(SERVER, 'leader.ts')).split('\n'), "import { LEADS_HERE } from '../grpc/forward.js';"]);
     const entry = planted('server/index.ts', ["export * from '../grpc/mux.js';"]);
@@ -333,7 +348,8 @@ const TEST = path.join(import.meta.dirname);
  * that `npm run test:unit` (everything else) needs no process, port or etcd install. The code
  * that does either, seen from a test file's own text or the helpers it imports.
  */
-const STARTS_PROCESSES_OR_SOCKETS = /\b(?:spawn|spawnSync|fork|execFile|execFileSync)\s*\(|\.listen\s*\(|\bfreePorts\s*\(|\bLocalCluster\b|\bRealEtcd\b|\bProxiedCluster\b|\betcdctl\s*\(/;
+const STARTS_PROCESSES_OR_SOCKETS =
+  /\b(?:spawn|spawnSync|fork|execFile|execFileSync)\s*\(|\.listen\s*\(|\bfreePorts\s*\(|\bLocalCluster\b|\bRealEtcd\b|\bProxiedCluster\b|\betcdctl\s*\(/;
 
 /** Test files whose code (or the test helpers they import, transitively) starts processes or opens sockets, not named *.e2e.test.ts. */
 function unitTestsWithProcesses(files: Source[]): string[] {
@@ -349,9 +365,7 @@ function unitTestsWithProcesses(files: Source[]): string[] {
       return target !== undefined && inside(TEST, target) && usesProcesses(target, seen);
     });
   };
-  return files
-    .filter((s) => s.file.endsWith('.test.ts') && !s.file.endsWith('.e2e.test.ts') && usesProcesses(s.file))
-    .map((s) => path.relative(TEST, s.file));
+  return files.filter((s) => s.file.endsWith('.test.ts') && !s.file.endsWith('.e2e.test.ts') && usesProcesses(s.file)).map((s) => path.relative(TEST, s.file));
 }
 
 describe('test files', () => {

@@ -200,7 +200,18 @@ describe('the error registry', async () => {
 
   it('finds the error classes of every layer', () => {
     const names = classes.map((c) => c.name);
-    for (const n of ['InternalError', 'ProposalDroppedError', 'LogGapError', 'CompactedError', 'LeaseNotFoundError', 'WatchLimitError', 'InvalidRequestError', 'NoLeaderError', 'ForwardedError', 'CanceledError']) {
+    for (const n of [
+      'InternalError',
+      'ProposalDroppedError',
+      'LogGapError',
+      'CompactedError',
+      'LeaseNotFoundError',
+      'WatchLimitError',
+      'InvalidRequestError',
+      'NoLeaderError',
+      'ForwardedError',
+      'CanceledError',
+    ]) {
       expect(names).toContain(n);
     }
     expect(new Set(names).size).toBe(names.length);
@@ -221,7 +232,10 @@ describe('the error registry', async () => {
 
   it('a forwarded error keeps the code it was forwarded with', async () => {
     const { ForwardedError } = await import('../src/server/errors.js');
-    expect(toGrpcStatus(new ForwardedError(GrpcCode.NotFound, 'etcdserver: requested lease not found'))).toEqual({ code: GrpcCode.NotFound, message: 'etcdserver: requested lease not found' });
+    expect(toGrpcStatus(new ForwardedError(GrpcCode.NotFound, 'etcdserver: requested lease not found'))).toEqual({
+      code: GrpcCode.NotFound,
+      message: 'etcdserver: requested lease not found',
+    });
   });
 
   it('anything else is Unknown with its message', () => {
@@ -230,7 +244,14 @@ describe('the error registry', async () => {
 
   it('reports a planted wrong row, an undocumented class, a class without a sample and a row naming no class', () => {
     const c = classes.find((x) => x.name === 'NoLeaderError')!;
-    const good: DocRow = { name: 'NoLeaderError', module: 'src/server/errors.ts', code: 'ERR_NO_LEADER', grpc: 'Unavailable (14)', http: '503', message: 'etcdserver: no leader' };
+    const good: DocRow = {
+      name: 'NoLeaderError',
+      module: 'src/server/errors.ts',
+      code: 'ERR_NO_LEADER',
+      grpc: 'Unavailable (14)',
+      http: '503',
+      message: 'etcdserver: no leader',
+    };
     expect(problems([c], { NoLeaderError: [] }, [good])).toEqual([]);
     expect(problems([c], { NoLeaderError: [] }, [{ ...good, grpc: 'Unknown (2)', http: '500' }])).toEqual([
       'NoLeaderError: grpc is "Unavailable (14)", docs/errors.md says "Unknown (2)"',
@@ -238,7 +259,9 @@ describe('the error registry', async () => {
     ]);
     expect(problems([c], { NoLeaderError: [] }, [])).toEqual(['NoLeaderError (src/server/errors.ts): no row in docs/errors.md']);
     expect(problems([c], {}, [good])).toEqual(['NoLeaderError (src/server/errors.ts): no sample constructor arguments in test/errors.test.ts']);
-    expect(problems([c], { NoLeaderError: [] }, [good, { ...good, name: 'GoneError' }])).toEqual(['GoneError: a row in docs/errors.md, but no such error class in src']);
+    expect(problems([c], { NoLeaderError: [] }, [good, { ...good, name: 'GoneError' }])).toEqual([
+      'GoneError: a row in docs/errors.md, but no such error class in src',
+    ]);
   });
 
   it('a doc cell matches a parameterised message only where it has a {parameter}', () => {

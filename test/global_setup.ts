@@ -32,7 +32,10 @@ export default function setup(): void {
     if (!have.has(base)) for (const ext of ['.js', '.js.map', '.d.ts']) rmSync(path.join(DIST, base + ext), { force: true });
   }
   const dirs = existsSync(DIST) ? readdirSync(DIST, { recursive: true, withFileTypes: true }).filter((e) => e.isDirectory()) : [];
-  for (const d of dirs.map((e) => path.join(e.parentPath, e.name)).sort().reverse()) {
+  for (const d of dirs
+    .map((e) => path.join(e.parentPath, e.name))
+    .sort()
+    .reverse()) {
     if (readdirSync(d).length === 0) rmdirSync(d);
   }
   const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');

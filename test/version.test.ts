@@ -10,6 +10,11 @@ test("qkv's version is package.json's", () => {
 test('the etcd versions are plain numeric versions (clients parse each part as an integer)', () => {
   for (const v of [ETCD_SERVER_VERSION, ETCD_CLUSTER_VERSION]) {
     expect(v).toMatch(/^3\.4\.\d+$/);
-    expect(v.split('.').map((part) => Number.parseInt(part, 10)).join('.')).toBe(v);
+    expect(
+      v
+        .split('.')
+        .map((part) => Number.parseInt(part, 10))
+        .join('.'),
+    ).toBe(v);
   }
 });

@@ -112,11 +112,7 @@ export interface Compare {
   lease?: number;
 }
 
-export type RequestOp =
-  | { requestRange: RangeRequest }
-  | { requestPut: PutRequest }
-  | { requestDeleteRange: DeleteRangeRequest }
-  | { requestTxn: TxnRequest };
+export type RequestOp = { requestRange: RangeRequest } | { requestPut: PutRequest } | { requestDeleteRange: DeleteRangeRequest } | { requestTxn: TxnRequest };
 
 export type ResponseOp =
   | { responseRange: RangeResponse }

@@ -18,14 +18,7 @@ export const ResponseHeader: Schema = {
 
 export const KeyValue: Schema = {
   type: 'mvccpb.KeyValue',
-  fields: [
-    field.bytes('key'),
-    field.int64('createRevision'),
-    field.int64('modRevision'),
-    field.int64('version'),
-    field.bytes('value'),
-    field.int64('lease'),
-  ],
+  fields: [field.bytes('key'), field.int64('createRevision'), field.int64('modRevision'), field.int64('version'), field.bytes('value'), field.int64('lease')],
 };
 
 export const Event: Schema = {
@@ -289,7 +282,11 @@ const ALARM_TYPE = ['NONE', 'NOSPACE', 'CORRUPT'] as const;
 
 export const AlarmRequest: Schema = {
   type: 'etcdserverpb.AlarmRequest',
-  fields: [field.enum('action', ALARM_ACTION, 'action', 'etcdserverpb.AlarmRequest_AlarmAction'), field.uint64('memberId', 'memberID'), field.enum('alarm', ALARM_TYPE, 'alarm', 'etcdserverpb.AlarmType')],
+  fields: [
+    field.enum('action', ALARM_ACTION, 'action', 'etcdserverpb.AlarmRequest_AlarmAction'),
+    field.uint64('memberId', 'memberID'),
+    field.enum('alarm', ALARM_TYPE, 'alarm', 'etcdserverpb.AlarmType'),
+  ],
 };
 
 export const AlarmMember: Schema = {

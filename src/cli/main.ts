@@ -67,7 +67,11 @@ function contextOf(program: Command): CliContext {
     },
     printer: () => {
       const o = ctx.options();
-      return (printer ??= newPrinter(o.writeOut, { out: (line) => process.stdout.write(`${line}\n`), err: (line) => process.stderr.write(`${line}\n`) }, o.hex));
+      return (printer ??= newPrinter(
+        o.writeOut,
+        { out: (line) => process.stdout.write(`${line}\n`), err: (line) => process.stderr.write(`${line}\n`) },
+        o.hex,
+      ));
     },
   };
   return ctx;

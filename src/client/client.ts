@@ -137,7 +137,10 @@ export class Client {
 
   /** One keep-alive; TTL 0 in the answer means the lease is gone. */
   async leaseKeepAliveOnce(id: number): Promise<LeaseKeepAliveResponse> {
-    const json = await this.http.post<{ result?: Record<string, never> } & Record<string, never>>('/v3/lease/keepalive', encodeMessage({ id }, S.LeaseIdRequest));
+    const json = await this.http.post<{ result?: Record<string, never> } & Record<string, never>>(
+      '/v3/lease/keepalive',
+      encodeMessage({ id }, S.LeaseIdRequest),
+    );
     // The gateway answers a streaming RPC: one `{"result": ...}` object.
     return decodeMessage<LeaseKeepAliveResponse>(json.result ?? json, S.LeaseKeepAliveResponse);
   }

@@ -103,7 +103,11 @@ const NEVER_ABORTED = new AbortController().signal;
  * An AbortSignal for a waiting call: aborted when the client cancels it or the server stops;
  * `run` answers "server stopped" in the latter case, whatever the wait ended with.
  */
-export async function whileCallOpen<T>(ctx: GrpcContext, call: grpc.ServerUnaryCall<ProtoMessage, ProtoMessage> | grpc.ServerWritableStream<ProtoMessage, ProtoMessage>, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
+export async function whileCallOpen<T>(
+  ctx: GrpcContext,
+  call: grpc.ServerUnaryCall<ProtoMessage, ProtoMessage> | grpc.ServerWritableStream<ProtoMessage, ProtoMessage>,
+  run: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
   const ctl = new AbortController();
   let stopping = false;
   const untrack = ctx.track({

@@ -26,7 +26,11 @@ export interface ForwardTarget {
 }
 
 async function post(target: ForwardTarget, path: string, body: string, idempotent: boolean): Promise<string | typeof LEADS_HERE> {
-  const answer = await forwardToLeader(target.member, { path, method: 'POST', contentType: 'application/json', body: Buffer.from(body), idempotent }, target.deadline);
+  const answer = await forwardToLeader(
+    target.member,
+    { path, method: 'POST', contentType: 'application/json', body: Buffer.from(body), idempotent },
+    target.deadline,
+  );
   if (!answer) return LEADS_HERE;
   const text = answer.body.toString();
   if (answer.status !== 200) {

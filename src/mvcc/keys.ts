@@ -234,9 +234,7 @@ export function tableStart(t: number): Buffer {
  * A request's key selection, as etcd reads (key, range_end): no range end = one key; range end
  * 0x00 = every key >= key; otherwise [key, rangeEnd) (empty when rangeEnd <= key).
  */
-export type KeySpan =
-  | { kind: 'point'; key: Buffer }
-  | { kind: 'range'; start: Buffer; end: Buffer | null };
+export type KeySpan = { kind: 'point'; key: Buffer } | { kind: 'range'; start: Buffer; end: Buffer | null };
 
 export function keySpan(key: Buffer, rangeEnd: Buffer | undefined): KeySpan {
   if (rangeEnd === undefined || rangeEnd.length === 0) return { kind: 'point', key };

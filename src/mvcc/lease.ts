@@ -17,7 +17,6 @@ import { getRaw, MergedIterator, type ReadSource } from './view.js';
 import { RevisionWriter, type Batch } from './write.js';
 import { MAX_LEASE_TTL } from '../lease/lessor.js';
 
-
 function leaseExists(src: ReadSource, id: number): boolean {
   return getRaw(src, grantKey(id)) !== undefined;
 }

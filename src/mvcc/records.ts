@@ -267,7 +267,15 @@ export interface Meta {
 const META_VERSION = 1;
 
 export function encodeMeta(m: Meta): Buffer {
-  const o: Record<string, unknown> = { v: META_VERSION, rev: m.rev, compactRev: m.compactRev, appliedIndex: m.appliedIndex, physRev: m.physRev, physTarget: m.physTarget, cursor: m.cursor };
+  const o: Record<string, unknown> = {
+    v: META_VERSION,
+    rev: m.rev,
+    compactRev: m.compactRev,
+    appliedIndex: m.appliedIndex,
+    physRev: m.physRev,
+    physTarget: m.physTarget,
+    cursor: m.cursor,
+  };
   if (m.alarms.length > 0) o['alarms'] = encodeAlarms(m.alarms);
   return packr.pack(o);
 }

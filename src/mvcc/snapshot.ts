@@ -31,7 +31,19 @@ import {
   userKeyOfHist,
 } from './keys.js';
 import { FullHistoryReader } from './history.js';
-import { decodeAlarms, decodeHistPut, decodeMeta, EMPTY, encodeAlarms, encodeCur, encodeHistMarker, encodeMeta, packValue, unpackValue, type Meta } from './records.js';
+import {
+  decodeAlarms,
+  decodeHistPut,
+  decodeMeta,
+  EMPTY,
+  encodeAlarms,
+  encodeCur,
+  encodeHistMarker,
+  encodeMeta,
+  packValue,
+  unpackValue,
+  type Meta,
+} from './records.js';
 import { writeBatch, type BatchOp } from '../level_batch.js';
 import { MergedIterator, type Db, type DbSnapshot } from './view.js';
 

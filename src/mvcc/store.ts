@@ -38,25 +38,8 @@ import { resolveReadRev, type ReadCtx } from './scan.js';
 import { openSnapshot, restoreInto, type StoreSnapshot } from './snapshot.js';
 import { checkPath, compareToPath, execTxn, fillTxnHeaders, isTxnReadonly } from './txn.js';
 import { alarmsOf } from './alarm.js';
-import type {
-  AlarmMember,
-  AlarmType,
-  Event,
-  RangeRequest,
-  RangeResponse,
-  TxnRequest,
-  TxnResponse,
-} from '../api/kv.js';
-import type {
-  ApplyEntry,
-  ApplyListener,
-  ApplyResult,
-  EventsResult,
-  HashKVResult,
-  LeaseAttachment,
-  LeaseRecord,
-  StoreHashResult,
-} from './types.js';
+import type { AlarmMember, AlarmType, Event, RangeRequest, RangeResponse, TxnRequest, TxnResponse } from '../api/kv.js';
+import type { ApplyEntry, ApplyListener, ApplyResult, EventsResult, HashKVResult, LeaseAttachment, LeaseRecord, StoreHashResult } from './types.js';
 import { isPlainPointGet, validateRange, validateTxn } from './validate.js';
 import { writeBatch, type BatchOp } from '../level_batch.js';
 import type { Db } from './view.js';
@@ -181,11 +164,7 @@ export class MvccStore {
    * Creates a store in `dir` (missing or empty) from a snapshot stream. To replace a running
    * store, restore next to it, close it, and swap the directories.
    */
-  static async restore(
-    dir: string,
-    chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
-    opts: MvccStoreOptions = {},
-  ): Promise<MvccStore> {
+  static async restore(dir: string, chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, opts: MvccStoreOptions = {}): Promise<MvccStore> {
     await mkdir(dir, { recursive: true });
     if ((await readdir(dir)).length > 0) throw new InternalError(`mvcc: restore target ${dir} is not empty`);
     const db = await MvccStore.openDb(dir, opts);

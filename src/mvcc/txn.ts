@@ -208,12 +208,7 @@ export async function doDeleteRange(w: RevisionWriter, d: DeleteRangeRequest): P
  * Executes the taken path. `w` is undefined for a read-only txn served outside the apply loop;
  * `readCtx` then gives the read position.
  */
-export async function execTxn(
-  w: RevisionWriter | undefined,
-  readCtx: () => ReadCtx,
-  t: TxnRequest,
-  path: TxnPath,
-): Promise<TxnResponse> {
+export async function execTxn(w: RevisionWriter | undefined, readCtx: () => ReadCtx, t: TxnRequest, path: TxnPath): Promise<TxnResponse> {
   const responses: ResponseOp[] = [];
   let n = 0;
   for (const op of branch(t, path.succeeded)) {

@@ -8,30 +8,9 @@
  * a malformed request into an InvalidArgumentError response instead of a crash of the apply loop.
  */
 import { Buffer } from 'node:buffer';
-import {
-  DuplicateKeyError,
-  EmptyKeyError,
-  InvalidArgumentError,
-  KeyNotFoundError,
-  LeaseProvidedError,
-  TooManyOpsError,
-  ValueProvidedError,
-} from './errors.js';
-import type {
-  AlarmRequest,
-  Compare,
-  CompactionRequest,
-  DeleteRangeRequest,
-  PutRequest,
-  RangeRequest,
-  RequestOp,
-  TxnRequest,
-} from '../api/kv.js';
-import type {
-  LeaseGrantRequest,
-  LeaseRevokeRequest,
-  MvccRequest,
-} from './types.js';
+import { DuplicateKeyError, EmptyKeyError, InvalidArgumentError, KeyNotFoundError, LeaseProvidedError, TooManyOpsError, ValueProvidedError } from './errors.js';
+import type { AlarmRequest, Compare, CompactionRequest, DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest } from '../api/kv.js';
+import type { LeaseGrantRequest, LeaseRevokeRequest, MvccRequest } from './types.js';
 
 const SORT_ORDERS = ['NONE', 'ASCEND', 'DESCEND'];
 const SORT_TARGETS = ['KEY', 'VERSION', 'CREATE', 'MOD', 'VALUE'];
@@ -104,7 +83,8 @@ export function isPlainPointGet(r: RangeRequest): boolean {
   if (r.rangeEnd !== undefined && !(Buffer.isBuffer(r.rangeEnd) && r.rangeEnd.length === 0)) return false;
   if (r.revision !== undefined && !(Number.isSafeInteger(r.revision) && r.revision <= 0)) return false;
   if (r.limit !== undefined && !Number.isSafeInteger(r.limit)) return false;
-  if (!zeroOrAbsent(r.minModRevision) || !zeroOrAbsent(r.maxModRevision) || !zeroOrAbsent(r.minCreateRevision) || !zeroOrAbsent(r.maxCreateRevision)) return false;
+  if (!zeroOrAbsent(r.minModRevision) || !zeroOrAbsent(r.maxModRevision) || !zeroOrAbsent(r.minCreateRevision) || !zeroOrAbsent(r.maxCreateRevision))
+    return false;
   if (!boolOrAbsent(r.serializable) || !boolOrAbsent(r.keysOnly) || !boolOrAbsent(r.countOnly)) return false;
   if (r.sortOrder !== undefined && !SORT_ORDERS.includes(r.sortOrder)) return false;
   return r.sortTarget === undefined || SORT_TARGETS.includes(r.sortTarget);
@@ -158,7 +138,8 @@ function validateAlarm(r: AlarmRequest): void {
   optEnum(o, 'alarm', ALARM_TYPES);
   if (o['action'] === undefined || o['alarm'] === undefined) throw new InvalidArgumentError('alarm request needs an action and an alarm');
   const id = o['memberId'];
-  if (typeof id !== 'string' || !/^\d{1,20}$/.test(id) || BigInt(id) > 0xffffffffffffffffn) throw new InvalidArgumentError('memberId must be a uint64 in decimal');
+  if (typeof id !== 'string' || !/^\d{1,20}$/.test(id) || BigInt(id) > 0xffffffffffffffffn)
+    throw new InvalidArgumentError('memberId must be a uint64 in decimal');
 }
 
 function validateCompare(c: Compare): void {

@@ -108,8 +108,10 @@ export function describeStatus(st: Status): string {
     `${st.id}: ${describeRole(st.role)} Term:${st.term} Vote:${st.vote} Commit:${st.commit} Applied:${st.applied} LastIndex:${st.lastIndex} Lead:${st.leader}`,
   ];
   if (st.progress) {
-    for (const id of Object.keys(st.progress).map(Number).sort((a, b) => a - b)) lines.push(`${id}: ${describeProgress(st.progress[id]!)}`);
+    for (const id of Object.keys(st.progress)
+      .map(Number)
+      .sort((a, b) => a - b))
+      lines.push(`${id}: ${describeProgress(st.progress[id]!)}`);
   }
   return lines.join('\n');
 }
-

@@ -116,7 +116,10 @@ export class Raft {
     this.heartbeatTimeout = config.heartbeatTick;
     const voters = persisted.snapshot ? persisted.snapshot.metadata.voters : config.peers;
     if (voters.length === 0) throw new RaftConfigError('no voters: peers must list the members');
-    this.tracker = new ProgressTracker([...voters].sort((a, b) => a - b), config.maxInflightMsgs);
+    this.tracker = new ProgressTracker(
+      [...voters].sort((a, b) => a - b),
+      config.maxInflightMsgs,
+    );
     this.readOnly = new ReadOnly(MAX_PENDING_READS);
     const hs = persisted.hardState;
     this.log = RaftLog.fromStorage(persisted.snapshot, persisted.entries, hs.commit, config.applied);
@@ -142,10 +145,7 @@ export class Raft {
     // A forwarded request keeps its origin (the reader, or the transferee).
     if (m.from === NONE) m.from = this.id;
     const carriesOwnTerm =
-      m.type === MessageType.Vote ||
-      m.type === MessageType.VoteResp ||
-      m.type === MessageType.PreVote ||
-      m.type === MessageType.PreVoteResp;
+      m.type === MessageType.Vote || m.type === MessageType.VoteResp || m.type === MessageType.PreVote || m.type === MessageType.PreVoteResp;
     if (carriesOwnTerm) {
       if (m.term === 0) throw new Error(`raft: ${m.type} must carry a term`);
     } else if (m.type !== MessageType.ReadIndex && m.type !== MessageType.Prop) {
@@ -458,10 +458,7 @@ export class Raft {
         return;
       case MessageType.Vote:
       case MessageType.PreVote: {
-        const canVote =
-          this.vote === m.from ||
-          (this.vote === NONE && this.lead === NONE) ||
-          (m.type === MessageType.PreVote && m.term > this.term);
+        const canVote = this.vote === m.from || (this.vote === NONE && this.lead === NONE) || (m.type === MessageType.PreVote && m.term > this.term);
         const respType = m.type === MessageType.Vote ? MessageType.VoteResp : MessageType.PreVoteResp;
         if (canVote && this.log.isUpToDate(m.index, m.logTerm)) {
           this.send(message({ type: respType, to: m.from, term: m.term }));
@@ -748,9 +745,7 @@ export class Raft {
     }
     // Tell the leader where our logs may agree so it can skip a term's worth of entries at once.
     const hint = this.log.findConflictByTerm(Math.min(m.index, this.log.lastIndex()), m.logTerm);
-    this.send(
-      message({ type: MessageType.AppResp, to: m.from, index: m.index, reject: true, rejectHint: hint.index, logTerm: hint.term }),
-    );
+    this.send(message({ type: MessageType.AppResp, to: m.from, index: m.index, reject: true, rejectHint: hint.index, logTerm: hint.term }));
   }
 
   private handleHeartbeat(m: Message): void {

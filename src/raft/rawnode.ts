@@ -6,7 +6,19 @@
  * apply its committed entries, and call advance(). Only one Ready is outstanding at a time; step() and
  * propose() may be called while it is being persisted.
  */
-import { MessageType, NONE, StateRole, type Config, type Message, type NodeId, type PersistentState, type Ready, type Snapshot, type SoftState, type HardState } from './types.js';
+import {
+  MessageType,
+  NONE,
+  StateRole,
+  type Config,
+  type Message,
+  type NodeId,
+  type PersistentState,
+  type Ready,
+  type Snapshot,
+  type SoftState,
+  type HardState,
+} from './types.js';
 import { RaftConfigError } from './errors.js';
 import { Raft, message } from './raft.js';
 import type { ProgressState } from './tracker.js';

@@ -159,7 +159,14 @@ const contenderKey = (prefix: Buffer, lease: number): Buffer => Buffer.concat([p
 
 /** clientv3's WithFirstCreate / WithLastCreate: the one key under `prefix` created first (last). */
 function byCreate(prefix: Buffer, order: 'ASCEND' | 'DESCEND', maxCreateRevision?: number): RangeRequest {
-  return { key: prefix, rangeEnd: prefixEnd(prefix), sortTarget: 'CREATE', sortOrder: order, limit: 1, ...(maxCreateRevision !== undefined ? { maxCreateRevision } : {}) };
+  return {
+    key: prefix,
+    rangeEnd: prefixEnd(prefix),
+    sortTarget: 'CREATE',
+    sortOrder: order,
+    limit: 1,
+    ...(maxCreateRevision !== undefined ? { maxCreateRevision } : {}),
+  };
 }
 
 const firstKv = (r: TxnResponse, i: number): KeyValue | undefined => {
@@ -202,7 +209,14 @@ async function nextResponse(w: Watcher, signal: AbortSignal): Promise<WatchRespo
  * the read that found none. Ends with SessionExpiredError if `ownKey` is deleted meanwhile, with
  * `canceled` on abort. `fromRevision`: deletions from that revision on are seen.
  */
-async function waitDeletes(m: ConcurrencyMember, prefix: Buffer, maxCreateRevision: number, ownKey: Buffer, fromRevision: number, signal: AbortSignal): Promise<ResponseHeader> {
+async function waitDeletes(
+  m: ConcurrencyMember,
+  prefix: Buffer,
+  maxCreateRevision: number,
+  ownKey: Buffer,
+  fromRevision: number,
+  signal: AbortSignal,
+): Promise<ResponseHeader> {
   const rangeEnd = prefixEnd(prefix);
   // One watcher of the prefix's deletions for the whole wait: the predecessors' and our own.
   let watcher: Watcher | undefined;

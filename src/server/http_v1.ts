@@ -105,7 +105,9 @@ interface V1Txn {
   success?: V1Op[];
   failure?: V1Op[];
 }
-type V1Op = { put?: { key: string; value: string; lease?: number } } & { get?: { key: string; prefix?: boolean } } & { delete?: { key: string; prefix?: boolean } };
+type V1Op = { put?: { key: string; value: string; lease?: number } } & { get?: { key: string; prefix?: boolean } } & {
+  delete?: { key: string; prefix?: boolean };
+};
 
 const TARGETS: Record<string, Compare['target']> = { value: 'VALUE', version: 'VERSION', create: 'CREATE', mod: 'MOD', lease: 'LEASE' };
 const RESULTS: Record<string, Compare['result']> = { '=': 'EQUAL', '==': 'EQUAL', '!=': 'NOT_EQUAL', '<': 'LESS', '>': 'GREATER' };
@@ -279,7 +281,13 @@ export function registerV1(app: FastifyInstance, member: Member, maxRequestBytes
     if (flag(q, 'no_put')) filters.push(WatchFilter.NoPut);
     if (flag(q, 'no_delete')) filters.push(WatchFilter.NoDelete);
     const range = rangeOf(keyOf(request, '/v1/watch/'), q);
-    const watcher = member.hub.watch({ ...range, ...(start ? { startRevision: start } : {}), ...(flag(q, 'prev_kv') ? { prevKv: true } : {}), filters, progressNotify: true });
+    const watcher = member.hub.watch({
+      ...range,
+      ...(start ? { startRevision: start } : {}),
+      ...(flag(q, 'prev_kv') ? { prevKv: true } : {}),
+      filters,
+      progressNotify: true,
+    });
     reply.hijack();
     const res = reply.raw;
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
@@ -302,5 +310,4 @@ export function registerV1(app: FastifyInstance, member: Member, maxRequestBytes
     if (!res.writableEnded) res.end();
     return reply;
   });
-
 }

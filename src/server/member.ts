@@ -25,14 +25,7 @@ import type {
   TxnRequest,
   TxnResponse,
 } from '../api/kv.js';
-import type {
-  ApplyEntry,
-  ApplyResult,
-  HashKVResult,
-  MvccRequest,
-  MvccResponse,
-  StoreHashResult,
-} from '../mvcc/types.js';
+import type { ApplyEntry, ApplyResult, HashKVResult, MvccRequest, MvccResponse, StoreHashResult } from '../mvcc/types.js';
 import { Lessor, MAX_LEASE_TTL } from '../lease/lessor.js';
 import { LeaseNotFoundError, LeaseTTLTooLargeError } from '../lease/errors.js';
 import { WatchHub } from '../watch/hub.js';

@@ -320,7 +320,12 @@ export class GrpcServerMetrics {
 
   constructor(registry: Registry) {
     this.started = new FastCounterVec('grpc_server_started_total', 'Total number of RPCs started on the server.', 'counter', registry);
-    this.handled = new FastCounterVec('grpc_server_handled_total', 'Total number of RPCs completed on the server, regardless of success or failure.', 'counter', registry);
+    this.handled = new FastCounterVec(
+      'grpc_server_handled_total',
+      'Total number of RPCs completed on the server, regardless of success or failure.',
+      'counter',
+      registry,
+    );
     this.received = new FastCounterVec('grpc_server_msg_received_total', 'Total number of RPC stream messages received on the server.', 'counter', registry);
     this.sent = new FastCounterVec('grpc_server_msg_sent_total', 'Total number of gRPC stream messages sent by the server.', 'counter', registry);
     this.seconds = new LatencyHistogramVec(
@@ -330,7 +335,12 @@ export class GrpcServerMetrics {
       registry,
     );
     this.sentBytesVec = new FastCounterVec('etcd_network_client_grpc_sent_bytes_total', 'The total number of bytes sent to grpc clients.', 'counter', registry);
-    this.receivedBytesVec = new FastCounterVec('etcd_network_client_grpc_received_bytes_total', 'The total number of bytes received from grpc clients.', 'counter', registry);
+    this.receivedBytesVec = new FastCounterVec(
+      'etcd_network_client_grpc_received_bytes_total',
+      'The total number of bytes received from grpc clients.',
+      'counter',
+      registry,
+    );
     this.sentBytes = this.sentBytesVec.child({});
     this.receivedBytes = this.receivedBytesVec.child({});
   }
@@ -382,11 +392,31 @@ export class Metrics {
   pendingProposals = 0;
 
   readonly term = new Gauge({ name: 'qkv_server_raft_term', help: 'Current Raft term of this member.', registers: [this.registry] });
-  readonly hasLeader = new Gauge({ name: 'etcd_server_has_leader', help: 'Whether or not a leader exists. 1 is existence, 0 is not.', registers: [this.registry] });
-  readonly isLeader = new Gauge({ name: 'etcd_server_is_leader', help: 'Whether or not this member is a leader. 1 if is, 0 otherwise.', registers: [this.registry] });
-  readonly isLearner = new Gauge({ name: 'etcd_server_is_learner', help: 'Whether or not this member is a learner. 1 if is, 0 otherwise.', registers: [this.registry] });
-  readonly leaderChanges = new Counter({ name: 'etcd_server_leader_changes_seen_total', help: 'The number of leader changes seen.', registers: [this.registry] });
-  readonly proposalsFailed = new Counter({ name: 'etcd_server_proposals_failed_total', help: 'The total number of failed proposals seen.', registers: [this.registry] });
+  readonly hasLeader = new Gauge({
+    name: 'etcd_server_has_leader',
+    help: 'Whether or not a leader exists. 1 is existence, 0 is not.',
+    registers: [this.registry],
+  });
+  readonly isLeader = new Gauge({
+    name: 'etcd_server_is_leader',
+    help: 'Whether or not this member is a leader. 1 if is, 0 otherwise.',
+    registers: [this.registry],
+  });
+  readonly isLearner = new Gauge({
+    name: 'etcd_server_is_learner',
+    help: 'Whether or not this member is a learner. 1 if is, 0 otherwise.',
+    registers: [this.registry],
+  });
+  readonly leaderChanges = new Counter({
+    name: 'etcd_server_leader_changes_seen_total',
+    help: 'The number of leader changes seen.',
+    registers: [this.registry],
+  });
+  readonly proposalsFailed = new Counter({
+    name: 'etcd_server_proposals_failed_total',
+    help: 'The total number of failed proposals seen.',
+    registers: [this.registry],
+  });
   readonly slowApplies = new Counter({
     name: 'etcd_server_slow_apply_total',
     help: 'The total number of slow apply requests (likely overloaded from slow disk).',
@@ -397,13 +427,30 @@ export class Metrics {
     help: '1 if the server is applying the incoming snapshot. 0 if none.',
     registers: [this.registry],
   });
-  readonly healthSuccess = new Counter({ name: 'etcd_server_health_success', help: 'The total number of successful health checks', registers: [this.registry] });
+  readonly healthSuccess = new Counter({
+    name: 'etcd_server_health_success',
+    help: 'The total number of successful health checks',
+    registers: [this.registry],
+  });
   readonly healthFailures = new Counter({ name: 'etcd_server_health_failures', help: 'The total number of failed health checks', registers: [this.registry] });
   readonly leaseGranted = new Counter({ name: 'etcd_debugging_lease_granted_total', help: 'The total number of granted leases.', registers: [this.registry] });
   readonly leaseRevoked = new Counter({ name: 'etcd_debugging_lease_revoked_total', help: 'The total number of revoked leases.', registers: [this.registry] });
-  readonly leaseRenewed = new Counter({ name: 'etcd_debugging_lease_renewed_total', help: 'The number of renewed leases seen by the leader.', registers: [this.registry] });
-  readonly leaseExpired = new Counter({ name: 'etcd_debugging_server_lease_expired_total', help: 'The total number of expired leases.', registers: [this.registry] });
-  readonly fsyncSeconds = new LatencyHistogram('etcd_disk_wal_fsync_duration_seconds', 'The latency distributions of fsync called by WAL.', DISK_BUCKETS, this.registry);
+  readonly leaseRenewed = new Counter({
+    name: 'etcd_debugging_lease_renewed_total',
+    help: 'The number of renewed leases seen by the leader.',
+    registers: [this.registry],
+  });
+  readonly leaseExpired = new Counter({
+    name: 'etcd_debugging_server_lease_expired_total',
+    help: 'The total number of expired leases.',
+    registers: [this.registry],
+  });
+  readonly fsyncSeconds = new LatencyHistogram(
+    'etcd_disk_wal_fsync_duration_seconds',
+    'The latency distributions of fsync called by WAL.',
+    DISK_BUCKETS,
+    this.registry,
+  );
   /** The store's LevelDB batch write after each apply (etcd's bolt commit). */
   readonly backendCommitSeconds = new LatencyHistogram(
     'etcd_disk_backend_commit_duration_seconds',
@@ -422,18 +469,27 @@ export class Metrics {
 
   constructor(opts: MetricsOptions) {
     const r = this.registry;
-    new Gauge({ name: 'etcd_server_id', help: "Server or member ID in hexadecimal format. 1 for 'server_id' label with current ID.", labelNames: ['server_id'], registers: [r] }).set({ server_id: hexId(opts.id) }, 1);
-    new Gauge({ name: 'etcd_server_version', help: "Which version is running. 1 for 'server_version' label with current version.", labelNames: ['server_version'], registers: [r] }).set(
-      { server_version: opts.serverVersion },
-      1,
-    );
+    new Gauge({
+      name: 'etcd_server_id',
+      help: "Server or member ID in hexadecimal format. 1 for 'server_id' label with current ID.",
+      labelNames: ['server_id'],
+      registers: [r],
+    }).set({ server_id: hexId(opts.id) }, 1);
+    new Gauge({
+      name: 'etcd_server_version',
+      help: "Which version is running. 1 for 'server_version' label with current version.",
+      labelNames: ['server_version'],
+      registers: [r],
+    }).set({ server_version: opts.serverVersion }, 1);
     new Gauge({
       name: 'etcd_cluster_version',
       help: "Which version is running. 1 for 'cluster_version' label with current cluster version",
       labelNames: ['cluster_version'],
       registers: [r],
     }).set({ cluster_version: opts.clusterVersion }, 1);
-    new Gauge({ name: 'etcd_server_quota_backend_bytes', help: 'Current backend storage quota size in bytes.', registers: [r] }).set(DEFAULT_QUOTA_BACKEND_BYTES);
+    new Gauge({ name: 'etcd_server_quota_backend_bytes', help: 'Current backend storage quota size in bytes.', registers: [r] }).set(
+      DEFAULT_QUOTA_BACKEND_BYTES,
+    );
     const src = (): MetricsSource | undefined => this.source;
     new ScrapedGauge('etcd_server_proposals_committed_total', 'The total number of consensus proposals committed.', r, () => src()?.committedIndex() ?? 0);
     new ScrapedGauge('etcd_server_proposals_applied_total', 'The total number of consensus proposals applied.', r, () => src()?.appliedIndex() ?? 0);

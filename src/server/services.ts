@@ -111,8 +111,23 @@ async function waitForLeader(member: Member, target: number): Promise<void> {
 export const UNARY_METHODS: readonly UnaryMethod[] = [
   // ---- KV: writes are proposed on any member (a follower's proposal reaches the leader through
   // Raft); a linearizable read waits for the ReadIndex barrier; a read-only txn is a read.
-  entry<RangeRequest>({ service: 'KV', method: 'Range', path: '/v3/kv/range', request: S.RangeRequest, response: S.RangeResponse, handler: async (m, req) => withHeader(m, await m.range(req)) }),
-  entry<PutRequest>({ service: 'KV', method: 'Put', path: '/v3/kv/put', request: S.PutRequest, response: S.PutResponse, handler: async (m, req) => withHeader(m, await m.put(req)), checkSize: true }),
+  entry<RangeRequest>({
+    service: 'KV',
+    method: 'Range',
+    path: '/v3/kv/range',
+    request: S.RangeRequest,
+    response: S.RangeResponse,
+    handler: async (m, req) => withHeader(m, await m.range(req)),
+  }),
+  entry<PutRequest>({
+    service: 'KV',
+    method: 'Put',
+    path: '/v3/kv/put',
+    request: S.PutRequest,
+    response: S.PutResponse,
+    handler: async (m, req) => withHeader(m, await m.put(req)),
+    checkSize: true,
+  }),
   entry<DeleteRangeRequest>({
     service: 'KV',
     method: 'DeleteRange',
@@ -121,7 +136,15 @@ export const UNARY_METHODS: readonly UnaryMethod[] = [
     response: S.DeleteRangeResponse,
     handler: async (m, req) => withHeader(m, await m.deleteRange(req)),
   }),
-  entry<TxnRequest>({ service: 'KV', method: 'Txn', path: '/v3/kv/txn', request: S.TxnRequest, response: S.TxnResponse, handler: async (m, req) => withHeader(m, await m.txn(req)), checkSize: true }),
+  entry<TxnRequest>({
+    service: 'KV',
+    method: 'Txn',
+    path: '/v3/kv/txn',
+    request: S.TxnRequest,
+    response: S.TxnResponse,
+    handler: async (m, req) => withHeader(m, await m.txn(req)),
+    checkSize: true,
+  }),
   entry<CompactionRequest>({
     service: 'KV',
     method: 'Compact',
@@ -179,7 +202,14 @@ export const UNARY_METHODS: readonly UnaryMethod[] = [
   }),
 
   // ---- Cluster: the member list (membership changes are UNSUPPORTED_METHODS).
-  entry({ service: 'Cluster', method: 'MemberList', path: '/v3/cluster/member/list', request: EMPTY, response: S.MemberListResponse, handler: async (m) => ({ header: m.header(), members: m.members() }) }),
+  entry({
+    service: 'Cluster',
+    method: 'MemberList',
+    path: '/v3/cluster/member/list',
+    request: EMPTY,
+    response: S.MemberListResponse,
+    handler: async (m) => ({ header: m.header(), members: m.members() }),
+  }),
 
   // ---- Maintenance (Snapshot is a stream).
   entry({ service: 'Maintenance', method: 'Status', path: '/v3/maintenance/status', request: EMPTY, response: S.StatusResponse, handler: (m) => m.status() }),
@@ -208,9 +238,23 @@ export const UNARY_METHODS: readonly UnaryMethod[] = [
     },
   }),
   // Alarms are replicated: raised, listed and disarmed through Raft.
-  entry<AlarmRequest>({ service: 'Maintenance', method: 'Alarm', path: '/v3/maintenance/alarm', request: S.AlarmRequest, response: S.AlarmResponse, handler: async (m, req) => withHeader(m, await m.alarm(req)) }),
+  entry<AlarmRequest>({
+    service: 'Maintenance',
+    method: 'Alarm',
+    path: '/v3/maintenance/alarm',
+    request: S.AlarmRequest,
+    response: S.AlarmResponse,
+    handler: async (m, req) => withHeader(m, await m.alarm(req)),
+  }),
   // LevelDB compacts its files in the background; there is nothing to defragment.
-  entry({ service: 'Maintenance', method: 'Defragment', path: '/v3/maintenance/defragment', request: EMPTY, response: S.HeaderOnlyResponse, handler: async (m) => ({ header: m.header() }) }),
+  entry({
+    service: 'Maintenance',
+    method: 'Defragment',
+    path: '/v3/maintenance/defragment',
+    request: EMPTY,
+    response: S.HeaderOnlyResponse,
+    handler: async (m) => ({ header: m.header() }),
+  }),
   entry<{ targetID: string }>({
     service: 'Maintenance',
     method: 'MoveLeader',
@@ -246,12 +290,34 @@ export const UNARY_METHODS: readonly UnaryMethod[] = [
       throw new AuthNotEnabledError();
     },
   }),
-  entry({ service: 'Auth', method: 'AuthDisable', path: '/v3/auth/disable', request: EMPTY, response: S.HeaderOnlyResponse, handler: async (m) => ({ header: m.header() }) }),
+  entry({
+    service: 'Auth',
+    method: 'AuthDisable',
+    path: '/v3/auth/disable',
+    request: EMPTY,
+    response: S.HeaderOnlyResponse,
+    handler: async (m) => ({ header: m.header() }),
+  }),
 
   // ---- Lock and Election: etcd's recipes in concurrency.ts (Observe is a stream). A waiting
   // Lock or Campaign ends when its caller goes away (its key is deleted then, as etcd does).
-  entry<C.LockRequest>({ service: 'Lock', method: 'Lock', path: '/v3/lock/lock', request: S.LockRequest, response: S.LockResponse, handler: async (m, req, signal) => withHeader(m, await C.lock(m, req, signal)), waits: true }),
-  entry<C.UnlockRequest>({ service: 'Lock', method: 'Unlock', path: '/v3/lock/unlock', request: S.UnlockRequest, response: S.HeaderOnlyResponse, handler: async (m, req) => withHeader(m, await C.unlock(m, req)) }),
+  entry<C.LockRequest>({
+    service: 'Lock',
+    method: 'Lock',
+    path: '/v3/lock/lock',
+    request: S.LockRequest,
+    response: S.LockResponse,
+    handler: async (m, req, signal) => withHeader(m, await C.lock(m, req, signal)),
+    waits: true,
+  }),
+  entry<C.UnlockRequest>({
+    service: 'Lock',
+    method: 'Unlock',
+    path: '/v3/lock/unlock',
+    request: S.UnlockRequest,
+    response: S.HeaderOnlyResponse,
+    handler: async (m, req) => withHeader(m, await C.unlock(m, req)),
+  }),
   entry<C.CampaignRequest>({
     service: 'Election',
     method: 'Campaign',
@@ -261,9 +327,30 @@ export const UNARY_METHODS: readonly UnaryMethod[] = [
     handler: async (m, req, signal) => withHeader(m, await C.campaign(m, req, signal)),
     waits: true,
   }),
-  entry<C.ProclaimRequest>({ service: 'Election', method: 'Proclaim', path: '/v3/election/proclaim', request: S.ProclaimRequest, response: S.HeaderOnlyResponse, handler: async (m, req) => withHeader(m, await C.proclaim(m, req)) }),
-  entry<C.LeaderRequest>({ service: 'Election', method: 'Leader', path: '/v3/election/leader', request: S.LeaderRequest, response: S.LeaderResponse, handler: async (m, req) => withHeader(m, await C.leader(m, req)) }),
-  entry<C.ResignRequest>({ service: 'Election', method: 'Resign', path: '/v3/election/resign', request: S.ResignRequest, response: S.HeaderOnlyResponse, handler: async (m, req) => withHeader(m, await C.resign(m, req)) }),
+  entry<C.ProclaimRequest>({
+    service: 'Election',
+    method: 'Proclaim',
+    path: '/v3/election/proclaim',
+    request: S.ProclaimRequest,
+    response: S.HeaderOnlyResponse,
+    handler: async (m, req) => withHeader(m, await C.proclaim(m, req)),
+  }),
+  entry<C.LeaderRequest>({
+    service: 'Election',
+    method: 'Leader',
+    path: '/v3/election/leader',
+    request: S.LeaderRequest,
+    response: S.LeaderResponse,
+    handler: async (m, req) => withHeader(m, await C.leader(m, req)),
+  }),
+  entry<C.ResignRequest>({
+    service: 'Election',
+    method: 'Resign',
+    path: '/v3/election/resign',
+    request: S.ResignRequest,
+    response: S.HeaderOnlyResponse,
+    handler: async (m, req) => withHeader(m, await C.resign(m, req)),
+  }),
 ];
 
 /** The table's entries of one service. */

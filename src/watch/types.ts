@@ -6,7 +6,7 @@
 
 import type { Event } from '../api/kv.js';
 
-export type { Event,   } from '../api/kv.js';
+export type { Event } from '../api/kv.js';
 
 export enum WatchFilter {
   NoPut = 'NOPUT',

@@ -27,9 +27,15 @@ describe('linearizable histories', () => {
     ['a read concurrent with a write may see the old value', [op(1, w('x', 'a'), 0, 1), op(1, w('x', 'b'), 2, 10), op(2, r('x', 'a'), 3, 4)]],
     ['... or the new one', [op(1, w('x', 'a'), 0, 1), op(1, w('x', 'b'), 2, 10), op(2, r('x', 'b'), 3, 4)]],
     ['a missing key reads null', [op(1, r('x', null), 0, 1), op(2, w('x', 'a'), 2, 3)]],
-    ['cas success and failure consistent', [op(1, w('x', 'a'), 0, 1), op(2, cas('x', 'a', 'b', true), 2, 3), op(3, cas('x', 'a', 'c', false), 4, 5), op(1, r('x', 'b'), 6, 7)]],
+    [
+      'cas success and failure consistent',
+      [op(1, w('x', 'a'), 0, 1), op(2, cas('x', 'a', 'b', true), 2, 3), op(3, cas('x', 'a', 'c', false), 4, 5), op(1, r('x', 'b'), 6, 7)],
+    ],
     ['an unknown write that later becomes visible', [op(1, w('x', 'a'), 0, undefined, 'unknown'), op(2, r('x', null), 1, 2), op(2, r('x', 'a'), 50, 51)]],
-    ['an unknown write that never takes effect', [op(1, w('x', 'a'), 0, 1), op(1, w('x', 'b'), 2, undefined, 'unknown'), op(2, r('x', 'a'), 10, 11), op(2, r('x', 'a'), 20, 21)]],
+    [
+      'an unknown write that never takes effect',
+      [op(1, w('x', 'a'), 0, 1), op(1, w('x', 'b'), 2, undefined, 'unknown'), op(2, r('x', 'a'), 10, 11), op(2, r('x', 'a'), 20, 21)],
+    ],
     ['failed operations are ignored', [op(1, w('x', 'a'), 0, 1), op(1, w('x', 'zzz'), 2, 3, 'fail'), op(2, r('x', 'a'), 4, 5)]],
     ['keys are independent', [op(1, w('x', 'a'), 0, 1), op(2, w('y', 'b'), 0, 1), op(3, r('y', 'b'), 2, 3), op(3, r('x', 'a'), 2, 3)]],
     ['an unknown cas that happened', [op(1, w('x', 'a'), 0, 1), op(2, cas('x', 'a', 'b'), 2, undefined, 'unknown'), op(3, r('x', 'b'), 10, 11)]],

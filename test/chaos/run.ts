@@ -55,7 +55,18 @@ export interface ChaosReport {
   keptAt?: string;
 }
 
-const FAULTS = ['partition-leader', 'partition-minority', 'bridge', 'silence-leader', 'delay', 'kill-leader', 'kill-random', 'pause-leader', 'kill-majority', 'restart-all'] as const;
+const FAULTS = [
+  'partition-leader',
+  'partition-minority',
+  'bridge',
+  'silence-leader',
+  'delay',
+  'kill-leader',
+  'kill-random',
+  'pause-leader',
+  'kill-majority',
+  'restart-all',
+] as const;
 type FaultKind = (typeof FAULTS)[number];
 
 function classify(err: unknown, isRead: boolean): 'fail' | 'unknown' {
@@ -126,7 +137,11 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
           await client.put(key, op.value);
         } else {
           const r = await client.txn({
-            compare: [op.expected === null ? { key: Buffer.from(key), target: 'VERSION', result: 'EQUAL', version: 0 } : { key: Buffer.from(key), target: 'VALUE', result: 'EQUAL', value: Buffer.from(op.expected) }],
+            compare: [
+              op.expected === null
+                ? { key: Buffer.from(key), target: 'VERSION', result: 'EQUAL', version: 0 }
+                : { key: Buffer.from(key), target: 'VALUE', result: 'EQUAL', value: Buffer.from(op.expected) },
+            ],
             success: [{ requestPut: { key: Buffer.from(key), value: Buffer.from(op.value) } }],
           });
           op.succeeded = r.succeeded;
@@ -234,10 +249,14 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     history.push(entry);
   }
   const finalRev = (await finalClient.get(keyNames[0]!)).header.revision;
-  await LocalCluster.until(async () => {
-    const st = await Promise.all(cluster.names.map((n) => cluster.status(n)));
-    return st.every((s) => s && s.revision >= finalRev);
-  }, 'members to converge', 60_000);
+  await LocalCluster.until(
+    async () => {
+      const st = await Promise.all(cluster.names.map((n) => cluster.status(n)));
+      return st.every((s) => s && s.revision >= finalRev);
+    },
+    'members to converge',
+    60_000,
+  );
   const hashes = await Promise.all(cluster.names.map((n) => finalClient.hashKV(cluster.url(n), finalRev)));
   const hashesEqual = new Set(hashes.map((h) => h.hash)).size === 1;
   await watcher.stop();

@@ -37,7 +37,9 @@ describe('qkv cluster up', () => {
     }));
     const config = path.join(dir, 'cluster.config.json');
     await writeFile(config, JSON.stringify({ name: 'up-test', tickMs: 50, members }));
-    const up = spawn(process.execPath, [path.resolve('bin/qkv.mjs'), 'cluster', 'up', '--config', config, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const up = spawn(process.execPath, [path.resolve('bin/qkv.mjs'), 'cluster', 'up', '--config', config, '--log-level', 'warn'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let out = '';
     up.stdout!.on('data', (c: Buffer) => (out += c.toString()));
     try {

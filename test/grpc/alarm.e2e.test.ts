@@ -70,13 +70,21 @@ describe('Hash, alarms and the maintenance gateway on qkv and on etcd', () => {
       await c.call('KV', 'Put', { key: b('/hash/a'), value: b('1') });
       const h = await c.call('Maintenance', 'Hash', {});
       const header = h['header'] as ProtoMessage;
-      return { keys: Object.keys(h).sort(), headerFilled: header['member_id'] !== '0' && header['revision'] !== '0', hashIsUint32: typeof h['hash'] === 'number' && (h['hash'] as number) > 0 };
+      return {
+        keys: Object.keys(h).sort(),
+        headerFilled: header['member_id'] !== '0' && header['revision'] !== '0',
+        hashIsUint32: typeof h['hash'] === 'number' && (h['hash'] as number) > 0,
+      };
     });
     const rev = Number(((await q.call('KV', 'Put', { key: b('/hash/b'), value: b('2') }))['header'] as ProtoMessage)['revision']);
-    await LocalCluster.until(async () => {
-      const hs = await Promise.all(members.map((m) => m.call('Maintenance', 'Hash', {})));
-      return hs.every((h) => Number((h['header'] as ProtoMessage)['revision']) === rev) && new Set(hs.map((h) => h['hash'])).size === 1;
-    }, 'equal Hash on all members', 10_000);
+    await LocalCluster.until(
+      async () => {
+        const hs = await Promise.all(members.map((m) => m.call('Maintenance', 'Hash', {})));
+        return hs.every((h) => Number((h['header'] as ProtoMessage)['revision']) === rev) && new Set(hs.map((h) => h['hash'])).size === 1;
+      },
+      'equal Hash on all members',
+      10_000,
+    );
     // A put changes it.
     const before = (await q.call('Maintenance', 'Hash', {}))['hash'];
     await q.call('KV', 'Put', { key: b('/hash/b'), value: b('3') });
@@ -118,7 +126,15 @@ describe('Hash, alarms and the maintenance gateway on qkv and on etcd', () => {
       };
     });
     const refused = { code: RESOURCE_EXHAUSTED, details: NO_SPACE };
-    expect(r).toMatchObject({ activated: [{ memberID: '0', alarm: 'NOSPACE' }], listed: [{ memberID: '0', alarm: 'NOSPACE' }], statusErrors: ['alarm:NOSPACE '], put: refused, grant: refused, value: ['v'], deleted: '1' });
+    expect(r).toMatchObject({
+      activated: [{ memberID: '0', alarm: 'NOSPACE' }],
+      listed: [{ memberID: '0', alarm: 'NOSPACE' }],
+      statusErrors: ['alarm:NOSPACE '],
+      put: refused,
+      grant: refused,
+      value: ['v'],
+      deleted: '1',
+    });
 
     // Replicated: every qkv member refuses (through its own apply), and lists it.
     for (const m of members) {
@@ -171,10 +187,15 @@ describe('Hash, alarms and the maintenance gateway on qkv and on etcd', () => {
     };
     const [rq, re] = await Promise.all([run(endpoints.q), run(endpoints.e)]);
     expect(rq).toEqual(re);
-    expect(rq).toMatchObject({ list: [0, 'memberID:5 alarm:NOSPACE \n'], putRefused: [1, [`Error: ${NO_SPACE}`]], disarm: [0, 'memberID:5 alarm:NOSPACE \n'], put: [0, 'OK\n'] });
+    expect(rq).toMatchObject({
+      list: [0, 'memberID:5 alarm:NOSPACE \n'],
+      putRefused: [1, [`Error: ${NO_SPACE}`]],
+      disarm: [0, 'memberID:5 alarm:NOSPACE \n'],
+      put: [0, 'OK\n'],
+    });
   });
 
-  test('gateway: /v3/maintenance/alarm, /defragment, /hash answer as etcd (429 for a refused put); /hashkv is qkv\'s (etcd 3.4 maps it nowhere)', async () => {
+  test("gateway: /v3/maintenance/alarm, /defragment, /hash answer as etcd (429 for a refused put); /hashkv is qkv's (etcd 3.4 maps it nowhere)", async () => {
     const gw = async (base: string): Promise<unknown> => {
       const empty = await post(base, '/v3/maintenance/alarm', { action: 'GET' });
       const act = await post(base, '/v3/maintenance/alarm', { action: 'ACTIVATE', memberID: '3', alarm: 'NOSPACE' });
@@ -253,13 +274,16 @@ describe('Hash, alarms and the maintenance gateway on qkv and on etcd', () => {
     expect(Buffer.concat(sq.blobs.slice(0, -1)).equals(Buffer.concat(viaGrpc.slice(0, -1)))).toBe(true);
   });
 
-  test('qkv: an alarm outlives a member\'s restart (SIGKILL): the restarted member lists it and refuses puts', async () => {
+  test("qkv: an alarm outlives a member's restart (SIGKILL): the restarted member lists it and refuses puts", async () => {
     await q.call('Maintenance', 'Alarm', { action: 'ACTIVATE', memberID: '2', alarm: 'NOSPACE' });
     const leader = await cluster.waitForLeader();
     const victim = cluster.names.find((n) => n !== leader && cluster.url(n) !== qUrl)!;
     const c = new RawClient(cluster.url(victim));
     try {
-      await LocalCluster.until(async () => ((await c.call('Maintenance', 'Alarm', { action: 'GET' }))['alarms'] as unknown[]).length === 1, 'the alarm on the victim');
+      await LocalCluster.until(
+        async () => ((await c.call('Maintenance', 'Alarm', { action: 'GET' }))['alarms'] as unknown[]).length === 1,
+        'the alarm on the victim',
+      );
       await cluster.kill(victim);
       cluster.start(victim);
       await cluster.waitForLeader();

@@ -99,7 +99,10 @@ async function keysUnder(endpoint: string, prefix: string): Promise<{ key: strin
   const end = Buffer.from(prefix);
   end[end.length - 1]!++;
   const r = await post(endpoint, '/v3/kv/range', { key: b64(prefix), range_end: end.toString('base64') });
-  const kvs = ((r.body as { kvs?: { key: string; lease?: string }[] }).kvs ?? []).map((kv) => ({ key: Buffer.from(kv.key, 'base64').toString(), lease: kv.lease ?? '0' }));
+  const kvs = ((r.body as { kvs?: { key: string; lease?: string }[] }).kvs ?? []).map((kv) => ({
+    key: Buffer.from(kv.key, 'base64').toString(),
+    lease: kv.lease ?? '0',
+  }));
   return kvs;
 }
 
@@ -235,7 +238,10 @@ describe('etcd Lock and Election services, /v3beta and 405 on qkv and on etcd', 
     });
     expect(r.locked).toEqual({ status: 200, body: { header: 1, key: '/gw-lock/<L1>' } });
     expect(r.held).toEqual(['/gw-lock/<L1> <L1>']);
-    expect(r.noLease).toEqual({ status: 500, body: { error: 'etcdserver: requested lease not found', message: 'etcdserver: requested lease not found', code: UNKNOWN } });
+    expect(r.noLease).toEqual({
+      status: 500,
+      body: { error: 'etcdserver: requested lease not found', message: 'etcdserver: requested lease not found', code: UNKNOWN },
+    });
     expect(r.noKey.status).toBe(500);
     expect(r.zero).toEqual({ status: 200, key: true, grantedTTL: '60' });
   });
@@ -342,7 +348,10 @@ describe('etcd Lock and Election services, /v3beta and 405 on qkv and on etcd', 
     const paths: [string, unknown][] = [
       ['kv/put', { key: b64('/beta/a'), value: b64('1') }],
       ['kv/range', { key: b64('/beta/a') }],
-      ['kv/txn', { compare: [{ key: b64('/beta/a'), target: 'VALUE', result: 'EQUAL', value: b64('1') }], success: [{ request_range: { key: b64('/beta/a') } }] }],
+      [
+        'kv/txn',
+        { compare: [{ key: b64('/beta/a'), target: 'VALUE', result: 'EQUAL', value: b64('1') }], success: [{ request_range: { key: b64('/beta/a') } }] },
+      ],
       ['kv/deleterange', { key: b64('/beta/a') }],
       ['maintenance/hash', {}],
       ['lease/leases', {}],
@@ -355,7 +364,12 @@ describe('etcd Lock and Election services, /v3beta and 405 on qkv and on etcd', 
     /** An answer's status and shape: its field names, recursively, and the kinds of its values. */
     const shape = (v: unknown): unknown => {
       if (Array.isArray(v)) return v.length > 0 ? [shape(v[0])] : [];
-      if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).sort(([a], [c]) => a.localeCompare(c)).map(([k, x]) => [k, shape(x)]));
+      if (v && typeof v === 'object')
+        return Object.fromEntries(
+          Object.entries(v)
+            .sort(([a], [c]) => a.localeCompare(c))
+            .map(([k, x]) => [k, shape(x)]),
+        );
       return typeof v;
     };
     const r = await sameGateway(async (ep) => {
@@ -405,7 +419,21 @@ describe('etcd Lock and Election services, /v3beta and 405 on qkv and on etcd', 
   });
 
   test('gateway: another method on a POST path is 405 Method Not Allowed, as etcd', async () => {
-    const paths = ['/v3/lock/lock', '/v3/lock/unlock', '/v3/election/campaign', '/v3/election/proclaim', '/v3/election/leader', '/v3/election/observe', '/v3/election/resign', '/v3/kv/range', '/v3/kv/put', '/v3/watch', '/v3/lease/grant', '/v3beta/kv/range', '/v3beta/lock/lock'];
+    const paths = [
+      '/v3/lock/lock',
+      '/v3/lock/unlock',
+      '/v3/election/campaign',
+      '/v3/election/proclaim',
+      '/v3/election/leader',
+      '/v3/election/observe',
+      '/v3/election/resign',
+      '/v3/kv/range',
+      '/v3/kv/put',
+      '/v3/watch',
+      '/v3/lease/grant',
+      '/v3beta/kv/range',
+      '/v3beta/lock/lock',
+    ];
     const r = await sameGateway(async (ep) => {
       const out: Record<string, unknown> = {};
       for (const p of paths) {
@@ -514,7 +542,10 @@ describe('etcd Lock and Election services, /v3beta and 405 on qkv and on etcd', 
     const [l1, l2] = [await grant(q), await grant(q)];
     await q.call('Lock', 'Lock', { name: b('/g-leak'), lease: l1 });
     const waiter = startCancellable(qUrl, 'Lock', 'Lock', { name: b('/g-leak'), lease: l2 });
-    const observers = [new LineStream(qUrl, '/v3/election/observe', { name: b64('/g-leak-e') }), new LineStream(qUrl, '/v3beta/election/observe', { name: b64('/g-leak-e') })];
+    const observers = [
+      new LineStream(qUrl, '/v3/election/observe', { name: b64('/g-leak-e') }),
+      new LineStream(qUrl, '/v3beta/election/observe', { name: b64('/g-leak-e') }),
+    ];
     const grpcObserver = q.serverStream('Election', 'Observe', { name: b('/g-leak-e') });
     await until(async () => (await watchers()) === 4, 'a watcher per waiter and observer');
     waiter.cancel();
@@ -573,7 +604,12 @@ describe('etcd Lock and Election services, /v3beta and 405 on qkv and on etcd', 
 });
 
 /** A unary call on its own connection, cancelled by the client when asked. */
-function startCancellable(endpoint: string, service: 'Lock' | 'Election', method: string, req: ProtoMessage): { cancel: () => void; status: Promise<{ code: number }> } {
+function startCancellable(
+  endpoint: string,
+  service: 'Lock' | 'Election',
+  method: string,
+  req: ProtoMessage,
+): { cancel: () => void; status: Promise<{ code: number }> } {
   const c = new RawClient(endpoint);
   let cancel = (): void => {};
   const status = new Promise<{ code: number }>((resolve) => {

@@ -119,7 +119,10 @@ describe('drop-in fixes found by etcd tools, beside a real etcd', () => {
     // move-leader dials the leader's URL itself.
     const target = cluster.config.members.find((m) => m.name !== leaderName)!;
     const moved = await etcdctl(cluster.endpoints.join(','), ['move-leader', target.id.toString(16)]);
-    expect({ code: moved.code, out: moved.stdout.trim() }).toEqual({ code: 0, out: expect.stringMatching(/^Leadership transferred from [0-9a-f]+ to [0-9a-f]+$/) });
+    expect({ code: moved.code, out: moved.stdout.trim() }).toEqual({
+      code: 0,
+      out: expect.stringMatching(/^Leadership transferred from [0-9a-f]+ to [0-9a-f]+$/),
+    });
     expect(await cluster.waitForLeader()).toBe(target.name);
   });
 
@@ -143,7 +146,10 @@ describe('drop-in fixes found by etcd tools, beside a real etcd', () => {
     expect(qg).toEqual({ code: 9, details: 'etcdserver: authentication is not enabled' });
     expect(qg).toEqual(eg);
     const [qh, eh] = await both((t) => post(t.url, '/v3/auth/authenticate', { name: 'root', password: 'x' }));
-    expect(qh).toEqual({ status: 412, body: { error: 'etcdserver: authentication is not enabled', message: 'etcdserver: authentication is not enabled', code: 9 } });
+    expect(qh).toEqual({
+      status: 412,
+      body: { error: 'etcdserver: authentication is not enabled', message: 'etcdserver: authentication is not enabled', code: 9 },
+    });
     expect(qh).toEqual(eh);
   });
 
@@ -195,7 +201,11 @@ describe('drop-in fixes found by etcd tools, beside a real etcd', () => {
     }));
     expect(q.over).toEqual({
       status: 429,
-      body: { error: 'grpc: received message larger than max (2662410 vs. 2097152)', message: 'grpc: received message larger than max (2662410 vs. 2097152)', code: 8 },
+      body: {
+        error: 'grpc: received message larger than max (2662410 vs. 2097152)',
+        message: 'grpc: received message larger than max (2662410 vs. 2097152)',
+        code: 8,
+      },
     });
     expect(q).toEqual(e);
     expect(q.between.status).toBe(400);
@@ -216,10 +226,12 @@ describe('drop-in fixes found by etcd tools, beside a real etcd', () => {
         // Every response with events says the store's revision, past the events' own.
         eventHeaders: withEvents.map((l) => (l as { header: { revision: string } }).header.revision),
         current,
-        canceled: compacted.filter((l) => (l as { canceled?: boolean }).canceled).map((l) => {
-          const { header, ...rest } = l as { header: Json; compact_revision: string };
-          return { header: headerShape(header), fields: Object.keys(rest).sort() };
-        }),
+        canceled: compacted
+          .filter((l) => (l as { canceled?: boolean }).canceled)
+          .map((l) => {
+            const { header, ...rest } = l as { header: Json; compact_revision: string };
+            return { header: headerShape(header), fields: Object.keys(rest).sort() };
+          }),
       };
     });
     expect(q.eventHeaders.length).toBeGreaterThan(0);

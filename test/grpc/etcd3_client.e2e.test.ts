@@ -53,7 +53,11 @@ describe('etcd3 (npm) against qkv', () => {
 
   test('txn builder: if / then / else, both branches', async () => {
     await client.put('/e3t/k').value('v');
-    const yes = await client.if('/e3t/k', 'Value', '==', 'v').then(client.put('/e3t/k').value('v2'), client.put('/e3t/other').value('o')).else(client.put('/e3t/k').value('nope')).commit();
+    const yes = await client
+      .if('/e3t/k', 'Value', '==', 'v')
+      .then(client.put('/e3t/k').value('v2'), client.put('/e3t/other').value('o'))
+      .else(client.put('/e3t/k').value('nope'))
+      .commit();
     expect(yes.succeeded).toBe(true);
     expect(await client.get('/e3t/k').string()).toBe('v2');
     const no = await client.if('/e3t/k', 'Version', '>', 5).then(client.put('/e3t/k').value('never')).else(client.get('/e3t/other')).commit();
@@ -112,7 +116,11 @@ describe('etcd3 (npm) against qkv', () => {
     // History: a watch from an earlier revision replays it.
     const rev = Number((await client.get('/e3w/a').exec()).header.revision);
     const replay: string[] = [];
-    const w3 = await client.watch().prefix('/e3w/').startRevision(String(rev - 3)).create();
+    const w3 = await client
+      .watch()
+      .prefix('/e3w/')
+      .startRevision(String(rev - 3))
+      .create();
     w3.on('data', (res) => replay.push(...res.events.map((e) => `${e.type} ${e.kv.key.toString()}`)));
     await LocalCluster.until(() => replay.length === 4, 'the replayed history', 10_000);
     expect(replay).toEqual(['Put /e3w/b', 'Put /e3w/a', 'Delete /e3w/a', 'Put /e3w/a']);

@@ -59,9 +59,16 @@ describe('etcdctl against qkv and against etcd', () => {
   /** The "Error: ..." line of a failed command, and its exit code (retry log lines dropped). */
   const failure = async (t: Target, args: string[], opts?: CtlOptions): Promise<{ code: number | null; error: string }> => {
     const r = await ctl(t, args, opts);
-    return { code: r.code, error: r.stderr.split('\n').filter((l) => l.startsWith('Error:')).join('\n') };
+    return {
+      code: r.code,
+      error: r.stderr
+        .split('\n')
+        .filter((l) => l.startsWith('Error:'))
+        .join('\n'),
+    };
   };
-  const revision = async (t: Target): Promise<number> => (JSON.parse(await out(t, ['get', '/no-such-key', '-w', 'json'])) as { header: { revision: number } }).header.revision;
+  const revision = async (t: Target): Promise<number> =>
+    (JSON.parse(await out(t, ['get', '/no-such-key', '-w', 'json'])) as { header: { revision: number } }).header.revision;
 
   /** A -w json answer without its header, revisions relative to `base`, lease ids masked. */
   function normJson(text: string, base: number): Json {
@@ -113,7 +120,10 @@ describe('etcdctl against qkv and against etcd', () => {
     expect(r.prefix).toBe('/pg/a\n4\n/pg/b\n3\n/pg/c\n2\n');
     expect(r.oldRev).toBe('/pg/a\n1\n');
     expect(r.sortValueDesc).toBe('/pg/a\n4\n/pg/b\n3\n/pg/c\n2\n');
-    expect(r.json).toEqual({ kvs: [{ key: Buffer.from('/pg/a').toString('base64'), create_revision: 1, mod_revision: 4, version: 2, value: Buffer.from('4').toString('base64') }], count: 1 });
+    expect(r.json).toEqual({
+      kvs: [{ key: Buffer.from('/pg/a').toString('base64'), create_revision: 1, mod_revision: 4, version: 2, value: Buffer.from('4').toString('base64') }],
+      count: 1,
+    });
   });
 
   test('del: single key with prev-kv, prefix, missing key', async () => {
@@ -266,7 +276,21 @@ describe('etcdctl against qkv and against etcd', () => {
       const physical = (await out(t, ['compaction', '--physical', String(base + 3)])).replace(String(base + 3), 'REV');
       const w = await ctl(t, ['watch', '/cp/a', `--rev=${base + 1}`], { timeoutMs: 10_000 });
       const future = await failure(t, ['get', '/cp/a', `--rev=${base + 1000}`]);
-      return { compacted, old, atCompaction, physical, watch: { code: w.code, stdout: w.stdout, stderr: w.stderr.split('\n').filter((l) => !l.startsWith('{')).join('\n') }, future };
+      return {
+        compacted,
+        old,
+        atCompaction,
+        physical,
+        watch: {
+          code: w.code,
+          stdout: w.stdout,
+          stderr: w.stderr
+            .split('\n')
+            .filter((l) => !l.startsWith('{'))
+            .join('\n'),
+        },
+        future,
+      };
     });
     expect(r.compacted).toBe('compacted revision REV\n');
     expect(r.old).toEqual({ code: 1, error: 'Error: etcdserver: mvcc: required revision has been compacted' });
@@ -291,13 +315,14 @@ describe('etcdctl against qkv and against etcd', () => {
 
   test('member list, endpoint status / health / hashkv on every qkv member', async () => {
     const members = await etcdctl(qkv.all, ['member', 'list']);
-    expect(members.stdout.trim().split('\n')).toEqual(
-      cluster.config.members.map((m) => `${m.id}, started, ${m.name}, ${m.peerUrl}, ${m.clientUrl}, false`),
-    );
+    expect(members.stdout.trim().split('\n')).toEqual(cluster.config.members.map((m) => `${m.id}, started, ${m.name}, ${m.peerUrl}, ${m.clientUrl}, false`));
     const etcdMembers = await etcdctl(real.all, ['member', 'list']);
     expect(etcdMembers.stdout).toMatch(/^[0-9a-f]+, started, e1, http:\/\/127\.0\.0\.1:\d+, http:\/\/127\.0\.0\.1:\d+, false\n$/);
 
-    const status = JSON.parse((await etcdctl(qkv.all, ['endpoint', 'status', '-w', 'json'])).stdout) as { Endpoint: string; Status: { leader: number; header: { member_id: number } } }[];
+    const status = JSON.parse((await etcdctl(qkv.all, ['endpoint', 'status', '-w', 'json'])).stdout) as {
+      Endpoint: string;
+      Status: { leader: number; header: { member_id: number } };
+    }[];
     expect(status.map((s) => s.Endpoint).sort()).toEqual(cluster.endpoints.map(hostOf).sort());
     expect(new Set(status.map((s) => s.Status.leader)).size).toBe(1);
     expect(status.map((s) => s.Status.header.member_id).sort()).toEqual([1, 2, 3]);
@@ -313,10 +338,14 @@ describe('etcdctl against qkv and against etcd', () => {
 
     // Every member's store hashes alike at one revision (followers may need a moment to apply it).
     const rev = await revision(qkv);
-    await LocalCluster.until(async () => {
-      const h = JSON.parse((await etcdctl(qkv.all, ['endpoint', 'hashkv', `--rev=${rev}`, '-w', 'json'])).stdout) as { HashKV: { hash: number } }[];
-      return h.length === 3 && new Set(h.map((x) => x.HashKV.hash)).size === 1 && h[0]!.HashKV.hash !== 0;
-    }, 'equal HashKV on all members', 10_000);
+    await LocalCluster.until(
+      async () => {
+        const h = JSON.parse((await etcdctl(qkv.all, ['endpoint', 'hashkv', `--rev=${rev}`, '-w', 'json'])).stdout) as { HashKV: { hash: number } }[];
+        return h.length === 3 && new Set(h.map((x) => x.HashKV.hash)).size === 1 && h[0]!.HashKV.hash !== 0;
+      },
+      'equal HashKV on all members',
+      10_000,
+    );
 
     // Alarms: none. Defragment: accepted.
     expect((await etcdctl(qkv.all, ['alarm', 'list'])).stdout).toBe('');
@@ -334,7 +363,10 @@ describe('etcdctl against qkv and against etcd', () => {
         code: r.code,
         saved: r.stdout.replace(file, 'FILE'),
         aligned: data.length % 512 === 32,
-        digest: createHash('sha256').update(body).digest().equals(data.subarray(data.length - 32)),
+        digest: createHash('sha256')
+          .update(body)
+          .digest()
+          .equals(data.subarray(data.length - 32)),
         mode: ((await stat(file)).mode & 0o777).toString(8),
       };
     });

@@ -68,7 +68,8 @@ export class CtlChild {
   async waitFor(cond: (out: string) => boolean, what: string, limitMs = 10_000): Promise<string> {
     const deadline = Date.now() + limitMs;
     while (!cond(this.stdout)) {
-      if (Date.now() > deadline) throw new Error(`etcdctl: timed out waiting for ${what}; stdout=${JSON.stringify(this.stdout)} stderr=${JSON.stringify(this.stderr)}`);
+      if (Date.now() > deadline)
+        throw new Error(`etcdctl: timed out waiting for ${what}; stdout=${JSON.stringify(this.stdout)} stderr=${JSON.stringify(this.stderr)}`);
       await sleep(20);
     }
     return this.stdout;

@@ -138,10 +138,18 @@ describe('the etcd gRPC protocol on qkv and on etcd', () => {
       await c.call('KV', 'Put', { key: b('/wf/b'), value: big });
       await c.call('KV', 'Put', { key: b('/wf/c'), value: big });
       await c.call('KV', 'DeleteRange', { key: b('/wf/'), range_end: b('/wf0'), prev_kv: false });
-      await s.until(() => s.received.filter((m) => m['watch_id'] === '9').length >= 6 && s.received.filter((m) => m['watch_id'] === '10').length >= 5, 'fragments');
+      await s.until(
+        () => s.received.filter((m) => m['watch_id'] === '9').length >= 6 && s.received.filter((m) => m['watch_id'] === '10').length >= 5,
+        'fragments',
+      );
       s.cancel();
       const summary = (id: string): Norm[] =>
-        s.received.filter((m) => m['watch_id'] === id).map((m) => ({ fragment: m['fragment'] as boolean, events: (m['events'] as ProtoMessage[]).map((ev) => `${String(ev['type'])} ${(ev['kv'] as ProtoMessage)['key']!.toString()}`) }));
+        s.received
+          .filter((m) => m['watch_id'] === id)
+          .map((m) => ({
+            fragment: m['fragment'] as boolean,
+            events: (m['events'] as ProtoMessage[]).map((ev) => `${String(ev['type'])} ${(ev['kv'] as ProtoMessage)['key']!.toString()}`),
+          }));
       return { compacted: s.received.slice(0, 4).map((m) => norm(m, base)), fragmented: summary('9'), whole: summary('10') };
     });
     expect(r.compacted[1]).toMatchObject({ canceled: true, compact_revision: 2 });
@@ -164,7 +172,9 @@ describe('the etcd gRPC protocol on qkv and on etcd', () => {
         unknownLease: await c.error('KV', 'Put', { key: b('/er/x'), value: b('v'), lease: 12345 }),
         futureRev: await c.error('KV', 'Range', { key: b('/er/k'), revision: base + 1000 }),
         compactedRev: await c.error('KV', 'Range', { key: b('/er/k'), revision: base }),
-        duplicateKey: await c.error('KV', 'Txn', { success: [{ request_put: { key: b('/er/d'), value: b('1') } }, { request_delete_range: { key: b('/er/d') } }] }),
+        duplicateKey: await c.error('KV', 'Txn', {
+          success: [{ request_put: { key: b('/er/d'), value: b('1') } }, { request_delete_range: { key: b('/er/d') } }],
+        }),
         tooManyOps: await c.error('KV', 'Txn', { success: Array.from({ length: 129 }, (_, i) => ({ request_put: { key: b(`/er/o${i}`), value: b('v') } })) }),
         tooLarge: await c.error('KV', 'Put', { key: b('/er/big'), value: big(1_600_000) }),
         emptyKey: await c.error('KV', 'Put', { key: b(''), value: b('v') }),
@@ -198,14 +208,22 @@ describe('the etcd gRPC protocol on qkv and on etcd', () => {
   test('nested txns, read-only txns, range options', async () => {
     const r = await same(async (c) => {
       const base = await currentRevision(c);
-      for (const [k, v] of [['/nt/a', '3'], ['/nt/b', '1'], ['/nt/c', '2']]) await c.call('KV', 'Put', { key: b(k!), value: b(v!) });
+      for (const [k, v] of [
+        ['/nt/a', '3'],
+        ['/nt/b', '1'],
+        ['/nt/c', '2'],
+      ])
+        await c.call('KV', 'Put', { key: b(k!), value: b(v!) });
       const nested = await c.call('KV', 'Txn', {
         compare: [{ key: b('/nt/a'), target: 'VALUE', result: 'EQUAL', value: b('3') }],
         success: [
           {
             request_txn: {
               compare: [{ key: b('/nt/'), range_end: b('/nt0'), target: 'VERSION', result: 'GREATER', version: 0 }],
-              success: [{ request_put: { key: b('/nt/d'), value: b('4'), prev_kv: true } }, { request_range: { key: b('/nt/'), range_end: b('/nt0'), count_only: true } }],
+              success: [
+                { request_put: { key: b('/nt/d'), value: b('4'), prev_kv: true } },
+                { request_range: { key: b('/nt/'), range_end: b('/nt0'), count_only: true } },
+              ],
               failure: [],
             },
           },
@@ -213,7 +231,10 @@ describe('the etcd gRPC protocol on qkv and on etcd', () => {
         ],
         failure: [{ request_put: { key: b('/nt/failed'), value: b('x') } }],
       });
-      const readOnly = await c.call('KV', 'Txn', { compare: [{ key: b('/nt/zz'), target: 'CREATE', result: 'EQUAL', create_revision: 0 }], success: [{ request_range: { key: b('/nt/a') } }] });
+      const readOnly = await c.call('KV', 'Txn', {
+        compare: [{ key: b('/nt/zz'), target: 'CREATE', result: 'EQUAL', create_revision: 0 }],
+        success: [{ request_range: { key: b('/nt/a') } }],
+      });
       const ranges = {
         sorted: await c.call('KV', 'Range', { key: b('/nt/'), range_end: b('/nt0'), sort_order: 'DESCEND', sort_target: 'VALUE', limit: 2 }),
         byMod: await c.call('KV', 'Range', { key: b('/nt/'), range_end: b('/nt0'), sort_target: 'MOD', keys_only: true }),
@@ -223,7 +244,7 @@ describe('the etcd gRPC protocol on qkv and on etcd', () => {
       };
       // etcd fills only the outer txn's header revision (a nested TxnResponse says 0); qkv fills
       // both. Known difference, left out of the comparison.
-      const inner = ((nested['responses'] as ProtoMessage[])[0]!['response_txn'] as ProtoMessage);
+      const inner = (nested['responses'] as ProtoMessage[])[0]!['response_txn'] as ProtoMessage;
       inner['header'] = null;
       return { nested: norm(nested, base), readOnly: norm(readOnly, base), ranges: norm(ranges as unknown as ProtoMessage, base) };
     });
@@ -319,7 +340,7 @@ describe('the etcd gRPC protocol on qkv and on etcd', () => {
     const c = new RawClient(cluster.url(name));
     try {
       const w = c.stream('Watch', 'Watch');
-      w.send({ create_request: { key: b('/sd/') , range_end: b('/sd0') } });
+      w.send({ create_request: { key: b('/sd/'), range_end: b('/sd0') } });
       await w.count(1);
       await c.call('Lease', 'LeaseGrant', { TTL: 30, ID: 6161 });
       const ka = c.stream('Lease', 'LeaseKeepAlive');

@@ -36,7 +36,12 @@ export class RawClient {
   }
 
   /** A unary call the caller may cancel: `done` gets its error (undefined on success). */
-  callCancellable(service: ServiceName, name: string, req: ProtoMessage, done: (err: CallError | undefined, resp?: ProtoMessage) => void): grpc.ClientUnaryCall {
+  callCancellable(
+    service: ServiceName,
+    name: string,
+    req: ProtoMessage,
+    done: (err: CallError | undefined, resp?: ProtoMessage) => void,
+  ): grpc.ClientUnaryCall {
     const m = this.method(service, name);
     return this.client.makeUnaryRequest(m.path, m.requestSerialize, m.responseDeserialize, req, { deadline: Date.now() + 15_000 }, (err, resp) => {
       done(err ? { code: err.code, details: err.details } : undefined, resp);

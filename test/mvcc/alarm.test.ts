@@ -70,7 +70,9 @@ describe('alarms', () => {
       expect(await ap.err({ put })).toBe('ERR_NO_SPACE');
       expect(await ap.err({ txn: { success: [{ requestPut: put }] } })).toBe('ERR_NO_SPACE');
       // As etcd's cost of a txn: a put in the branch not taken counts too.
-      expect(await ap.err({ txn: { compare: [{ key: b('a'), target: 'VERSION', result: 'EQUAL', version: 1 }], failure: [{ requestPut: put }] } })).toBe('ERR_NO_SPACE');
+      expect(await ap.err({ txn: { compare: [{ key: b('a'), target: 'VERSION', result: 'EQUAL', version: 1 }], failure: [{ requestPut: put }] } })).toBe(
+        'ERR_NO_SPACE',
+      );
       expect(await ap.err({ leaseGrant: { id: 10, ttl: 60 } })).toBe('ERR_NO_SPACE');
       const r = await ap.result({ put });
       expect(r.status === 'error' && r.error.message).toBe('etcdserver: mvcc: database space exceeded');

@@ -71,7 +71,12 @@ describe('applying Raft entries', () => {
   it('rejects a batch with an invalid index and applies none of it', async () => {
     const { store, cleanup } = await tempStore();
     try {
-      await expect(store.applyBatch([{ index: 1, request: putReq('a', '1') }, { index: 2.5, request: putReq('b', '1') }])).rejects.toMatchObject({
+      await expect(
+        store.applyBatch([
+          { index: 1, request: putReq('a', '1') },
+          { index: 2.5, request: putReq('b', '1') },
+        ]),
+      ).rejects.toMatchObject({
         code: 'ERR_INTERNAL',
       });
       expect(store.appliedIndex).toBe(0);

@@ -5,7 +5,17 @@ import { ALL, Applier, b, rawTables, show, removeTempDirs, tempDir, tempStore } 
 
 /** rev 2 a1, 3 a2, 4 b1, 5 a3, 6 b2, 7 c1, 8 b3, 9 a4, 10 del b, 11 a5 */
 async function load(ap: Applier): Promise<void> {
-  for (const [k, v] of [['a', 'a1'], ['a', 'a2'], ['b', 'b1'], ['a', 'a3'], ['b', 'b2'], ['c', 'c1'], ['b', 'b3'], ['a', 'a4']]) await ap.put(k!, v!);
+  for (const [k, v] of [
+    ['a', 'a1'],
+    ['a', 'a2'],
+    ['b', 'b1'],
+    ['a', 'a3'],
+    ['b', 'b2'],
+    ['c', 'c1'],
+    ['b', 'b3'],
+    ['a', 'a4'],
+  ])
+    await ap.put(k!, v!);
   await ap.del('b');
   await ap.put('a', 'a5');
 }
@@ -130,7 +140,10 @@ describe('compaction', () => {
         const k = i % 50 === 7 ? 'j' : i % 50 === 33 ? 'l' : 'k';
         await ap.put(k, `${k}${i}`);
         state.set(k, `${k}${i}`);
-        want.set(store.revision, [...state.entries()].sort().map(([x, v]) => `${x}=${v}`));
+        want.set(
+          store.revision,
+          [...state.entries()].sort().map(([x, v]) => `${x}=${v}`),
+        );
       }
       await ap.ok({ compaction: { revision: 40 } });
       await store.compactionDone();

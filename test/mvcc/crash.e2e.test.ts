@@ -68,7 +68,11 @@ describe('crash safety', () => {
     let refAt = 0;
     try {
       // kill points spread over the stream; batch sizes as a Raft apply loop would use
-      for (const [killAt, batch, delay] of [[2_000, 100, 0], [9_000, 500, 40], [15_000, 250, 15]] as const) {
+      for (const [killAt, batch, delay] of [
+        [2_000, 100, 0],
+        [9_000, 500, 40],
+        [15_000, 250, 15],
+      ] as const) {
         const { reported, killed } = await runChild(dir, killAt, batch, delay);
         expect(killed).toBe(true);
         expect(reported).toBeGreaterThanOrEqual(killAt);

@@ -17,7 +17,11 @@ describe('watch replay (eventsSince)', () => {
     await ap.put('a', '1'); // 2
     await ap.put('b', '1'); // 3
     await ap.put('a', '2'); // 4
-    await ap.ok({ txn: { success: [{ requestPut: { key: b('a'), value: b('3') } }, { requestDeleteRange: { key: b('b') } }, { requestPut: { key: b('c'), value: b('1') } }] } }); // 5
+    await ap.ok({
+      txn: {
+        success: [{ requestPut: { key: b('a'), value: b('3') } }, { requestDeleteRange: { key: b('b') } }, { requestPut: { key: b('c'), value: b('1') } }],
+      },
+    }); // 5
     await ap.put('ab', '1'); // 6
   });
   afterEach(async () => cleanup());

@@ -113,7 +113,10 @@ export class Applier {
 
 /** A short readable form of key-values: "key=value@mod/create/vN[/lL]". */
 export function show(kvs: readonly KeyValue[]): string[] {
-  return kvs.map((kv) => `${kv.key.toString('latin1')}=${kv.value.toString('latin1')}@${kv.modRevision}/${kv.createRevision}/v${kv.version}${kv.lease ? `/l${kv.lease}` : ''}`);
+  return kvs.map(
+    (kv) =>
+      `${kv.key.toString('latin1')}=${kv.value.toString('latin1')}@${kv.modRevision}/${kv.createRevision}/v${kv.version}${kv.lease ? `/l${kv.lease}` : ''}`,
+  );
 }
 
 /** JSON-like deep copy with Buffers as hex strings and undefined fields dropped. */

@@ -140,7 +140,10 @@ describe('request codec', () => {
         fc.property(
           fc.record({
             key: fc.uint8Array({ maxLength: 40 }).map((a) => Buffer.from(a)),
-            value: fc.option(fc.uint8Array({ maxLength: 300 }).map((a) => Buffer.from(a)), { nil: undefined }),
+            value: fc.option(
+              fc.uint8Array({ maxLength: 300 }).map((a) => Buffer.from(a)),
+              { nil: undefined },
+            ),
             lease: fc.option(fc.maxSafeNat(), { nil: undefined }),
             prevKv: optBool,
             ignoreValue: optBool,
@@ -189,9 +192,13 @@ describe('record decoding', () => {
   // The records' msgpack settings (records.ts): what stores written before unpackFlat hold.
   const packr = new Packr({ useRecords: false, mapsAsObjects: true, variableMapSize: true });
   // bin8, bin16 and bin32 lengths; the long ones need no random content
-  const arbValue = fc.oneof(fc.uint8Array({ maxLength: 300 }), fc.integer({ min: 256, max: 70_000 }).map((n) => new Uint8Array(n).fill(n & 0xff)));
+  const arbValue = fc.oneof(
+    fc.uint8Array({ maxLength: 300 }),
+    fc.integer({ min: 256, max: 70_000 }).map((n) => new Uint8Array(n).fill(n & 0xff)),
+  );
   // Buffers compared as hex: a deep equality over 65,536 elements is slow
-  const hex = (items: unknown): unknown => (Array.isArray(items) ? items.map((x: unknown) => (x instanceof Uint8Array ? Buffer.from(x).toString('hex') : x)) : items);
+  const hex = (items: unknown): unknown =>
+    Array.isArray(items) ? items.map((x: unknown) => (x instanceof Uint8Array ? Buffer.from(x).toString('hex') : x)) : items;
   const arbNum = fc.oneof(fc.nat(200), fc.nat(70_000), fc.nat(2 ** 32 + 5), fc.maxSafeNat());
 
   it('reads what the records hold exactly as msgpackr does', () => {

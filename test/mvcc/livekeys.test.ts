@@ -154,9 +154,9 @@ describe('MvccStore with the live-key filter', () => {
     const gen = fc.array(
       fc.oneof(
         {
-          arbitrary: fc.record({ k: fc.integer({ min: 0, max: 150 }), lease: fc.constantFrom(0, 0, 0, 7), prev: fc.boolean() }).map(
-            ({ k, lease, prev }): MvccRequest => ({ put: { key: keyOf(k), value: b(`v${k}`), lease, prevKv: prev } }),
-          ),
+          arbitrary: fc
+            .record({ k: fc.integer({ min: 0, max: 150 }), lease: fc.constantFrom(0, 0, 0, 7), prev: fc.boolean() })
+            .map(({ k, lease, prev }): MvccRequest => ({ put: { key: keyOf(k), value: b(`v${k}`), lease, prevKv: prev } })),
           weight: 8,
         },
         fc.integer({ min: 0, max: 150 }).map((k): MvccRequest => ({ deleteRange: { key: keyOf(k), rangeEnd: keyOf(k + 3), prevKv: true } })),
@@ -212,11 +212,7 @@ describe('MvccStore with the live-key filter', () => {
 
 describe('record encodings', () => {
   // The hand-written encoder must give packr's bytes: stored records and HashKV depend on them.
-  const uint = fc.oneof(
-    fc.constantFrom(0, 0x7f, 0x80, 0xff, 0x100, 0xffff, 0x10000, 2 ** 32 - 1, 2 ** 32, Number.MAX_SAFE_INTEGER),
-    fc.nat(),
-    fc.maxSafeNat(),
-  );
+  const uint = fc.oneof(fc.constantFrom(0, 0x7f, 0x80, 0xff, 0x100, 0xffff, 0x10000, 2 ** 32 - 1, 2 ** 32, Number.MAX_SAFE_INTEGER), fc.nat(), fc.maxSafeNat());
   const bytesOf = fc.oneof(
     fc.uint8Array({ maxLength: 300 }),
     fc.constantFrom(255, 256, 65535, 65536).map((n) => new Uint8Array(n).fill(3)),

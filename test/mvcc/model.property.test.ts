@@ -143,90 +143,94 @@ describe('mvcc store vs model (property)', () => {
   it('matches the model on random histories, batched or not', async () => {
     let compactedRuns = 0;
     await fc.assert(
-      fc.asyncProperty(fc.array(request, { minLength: 1, maxLength: 30 }), fc.array(fc.integer({ min: 1, max: 8 }), { minLength: 1, maxLength: 4 }), async (gens, sizes) => {
-        const dirA = await tempDir('prop');
-        const dirB = await tempDir('prop');
-        // A filter of two keys is rebuilt over and over while the batches are applied.
-        const a = await MvccStore.open(dirA, { compactionStep: 3, deferPhysicalCompaction: true, liveKeyFilterKeys: 2 });
-        const one = await MvccStore.open(dirB);
-        try {
-          const model = new Model();
-          const heard: Array<[number, Event[]]> = [];
-          a.onApply((rev, evs) => heard.push([rev, [...evs]]));
+      fc.asyncProperty(
+        fc.array(request, { minLength: 1, maxLength: 30 }),
+        fc.array(fc.integer({ min: 1, max: 8 }), { minLength: 1, maxLength: 4 }),
+        async (gens, sizes) => {
+          const dirA = await tempDir('prop');
+          const dirB = await tempDir('prop');
+          // A filter of two keys is rebuilt over and over while the batches are applied.
+          const a = await MvccStore.open(dirA, { compactionStep: 3, deferPhysicalCompaction: true, liveKeyFilterKeys: 2 });
+          const one = await MvccStore.open(dirB);
+          try {
+            const model = new Model();
+            const heard: Array<[number, Event[]]> = [];
+            a.onApply((rev, evs) => heard.push([rev, [...evs]]));
 
-          const reqs: MvccRequest[] = [];
-          const want: unknown[] = [];
-          // The live key-values at each revision, kept as the model goes (it drops compacted states).
-          const live = new Map<number, KeyValue[]>([[1, []]]);
-          for (const g of [...GRANTS, ...gens]) {
-            const r = concretize(g, model);
-            reqs.push(r);
-            want.push(norm(model.apply(r)));
-            live.set(model.rev, liveNow(model));
-          }
-          // As a member applies: each batch is read (a range and every key) as soon as it is
-          // visible, before LevelDB has written it, against the model at that revision.
-          const reads: Array<Promise<void>> = [];
-          const results = await applyAtVisible(a, batched(reqs, sizes), () => {
-            const rev = a.revision;
-            const all = a.range({ key: bytes(0), rangeEnd: ALL });
-            const each = KEYS.map((k) => a.range({ key: k }));
-            reads.push(
-              (async () => {
-                const wantNow = live.get(rev)!;
-                expect(norm((await all).kvs)).toEqual(norm(wantNow));
-                const one = (await Promise.all(each)).flatMap((r) => r.kvs);
-                expect(norm(one.sort((x, y) => Buffer.compare(x.key, y.key)))).toEqual(norm(wantNow));
-              })(),
-            );
-          });
-          await Promise.all(reads);
-          const got = results.flat().map(norm);
-          // Taken before physical compaction (deferred in `a`): compared with the same reads
-          // once it is done, they prove that physical deletion is invisible.
-          const h0 = await a.hashKV();
-          const from = Math.max(model.compactRev, 1);
-          const replay0 = await a.eventsSince(from, bytes(0), ALL, { prevKv: true });
-          expect(got).toEqual(want);
-
-          // every probe at every readable revision (background compaction may be running)
-          expect(a.revision).toBe(model.rev);
-          expect(a.compactRevision).toBe(model.compactRev);
-          const probeAll = async (): Promise<void> => {
-            for (let rev = Math.max(model.compactRev, 1); rev <= model.rev; rev++) {
-              for (const p of PROBES) {
-                expect(norm(await a.range({ ...p, revision: rev }))).toEqual(norm(model.range({ ...p, revision: rev })));
-              }
+            const reqs: MvccRequest[] = [];
+            const want: unknown[] = [];
+            // The live key-values at each revision, kept as the model goes (it drops compacted states).
+            const live = new Map<number, KeyValue[]>([[1, []]]);
+            for (const g of [...GRANTS, ...gens]) {
+              const r = concretize(g, model);
+              reqs.push(r);
+              want.push(norm(model.apply(r)));
+              live.set(model.rev, liveNow(model));
             }
-          };
-          await probeAll();
-          // leases: grants, and the (lease, key) index of live keys
-          expect(await a.leases()).toEqual([...model.leases].sort((x, y) => x[0] - y[0]).map(([id, ttl]) => ({ id, ttl })));
-          const attached: string[] = [];
-          for await (const chunk of a.leaseAttachments()) attached.push(...chunk.map((x) => `${x.lease}:${x.key.toString('hex')}`));
-          const cur = model.stateAt(model.rev);
-          const want2 = [...cur.values()].filter((kv) => kv.lease !== 0).sort((x, y) => x.lease - y.lease || Buffer.compare(x.key, y.key));
-          expect(attached).toEqual(want2.map((kv) => `${kv.lease}:${kv.key.toString('hex')}`));
-          // watch replay and the live listener
-          expect(norm(replay0.events)).toEqual(norm(model.eventsSince(from, bytes(0), ALL, true)));
-          expect(norm(heard)).toEqual(norm([...model.events.entries()].sort((x, y) => x[0] - y[0])));
+            // As a member applies: each batch is read (a range and every key) as soon as it is
+            // visible, before LevelDB has written it, against the model at that revision.
+            const reads: Array<Promise<void>> = [];
+            const results = await applyAtVisible(a, batched(reqs, sizes), () => {
+              const rev = a.revision;
+              const all = a.range({ key: bytes(0), rangeEnd: ALL });
+              const each = KEYS.map((k) => a.range({ key: k }));
+              reads.push(
+                (async () => {
+                  const wantNow = live.get(rev)!;
+                  expect(norm((await all).kvs)).toEqual(norm(wantNow));
+                  const one = (await Promise.all(each)).flatMap((r) => r.kvs);
+                  expect(norm(one.sort((x, y) => Buffer.compare(x.key, y.key)))).toEqual(norm(wantNow));
+                })(),
+              );
+            });
+            await Promise.all(reads);
+            const got = results.flat().map(norm);
+            // Taken before physical compaction (deferred in `a`): compared with the same reads
+            // once it is done, they prove that physical deletion is invisible.
+            const h0 = await a.hashKV();
+            const from = Math.max(model.compactRev, 1);
+            const replay0 = await a.eventsSince(from, bytes(0), ALL, { prevKv: true });
+            expect(got).toEqual(want);
 
-          // determinism: one entry per batch gives the same responses and the same hash
-          expect(await feed(one, reqs, [1])).toEqual(got);
-          await a.compactionDone();
-          await one.compactionDone();
-          expect(await a.hashKV()).toEqual(h0);
-          expect(await one.hashKV()).toEqual(h0);
-          await probeAll(); // and reads are unchanged once history is physically gone
-          expect(norm(await a.eventsSince(from, bytes(0), ALL, { prevKv: true }))).toEqual(norm(replay0));
-          if (model.compactRev > 0) compactedRuns++;
-        } finally {
-          await a.close();
-          await one.close();
-          await rm(dirA, { recursive: true, force: true });
-          await rm(dirB, { recursive: true, force: true });
-        }
-      }),
+            // every probe at every readable revision (background compaction may be running)
+            expect(a.revision).toBe(model.rev);
+            expect(a.compactRevision).toBe(model.compactRev);
+            const probeAll = async (): Promise<void> => {
+              for (let rev = Math.max(model.compactRev, 1); rev <= model.rev; rev++) {
+                for (const p of PROBES) {
+                  expect(norm(await a.range({ ...p, revision: rev }))).toEqual(norm(model.range({ ...p, revision: rev })));
+                }
+              }
+            };
+            await probeAll();
+            // leases: grants, and the (lease, key) index of live keys
+            expect(await a.leases()).toEqual([...model.leases].sort((x, y) => x[0] - y[0]).map(([id, ttl]) => ({ id, ttl })));
+            const attached: string[] = [];
+            for await (const chunk of a.leaseAttachments()) attached.push(...chunk.map((x) => `${x.lease}:${x.key.toString('hex')}`));
+            const cur = model.stateAt(model.rev);
+            const want2 = [...cur.values()].filter((kv) => kv.lease !== 0).sort((x, y) => x.lease - y.lease || Buffer.compare(x.key, y.key));
+            expect(attached).toEqual(want2.map((kv) => `${kv.lease}:${kv.key.toString('hex')}`));
+            // watch replay and the live listener
+            expect(norm(replay0.events)).toEqual(norm(model.eventsSince(from, bytes(0), ALL, true)));
+            expect(norm(heard)).toEqual(norm([...model.events.entries()].sort((x, y) => x[0] - y[0])));
+
+            // determinism: one entry per batch gives the same responses and the same hash
+            expect(await feed(one, reqs, [1])).toEqual(got);
+            await a.compactionDone();
+            await one.compactionDone();
+            expect(await a.hashKV()).toEqual(h0);
+            expect(await one.hashKV()).toEqual(h0);
+            await probeAll(); // and reads are unchanged once history is physically gone
+            expect(norm(await a.eventsSince(from, bytes(0), ALL, { prevKv: true }))).toEqual(norm(replay0));
+            if (model.compactRev > 0) compactedRuns++;
+          } finally {
+            await a.close();
+            await one.close();
+            await rm(dirA, { recursive: true, force: true });
+            await rm(dirB, { recursive: true, force: true });
+          }
+        },
+      ),
       { numRuns: 200 },
     );
     // the generator must actually exercise compaction

@@ -17,10 +17,7 @@ import type {
   TxnRequest,
   TxnResponse,
 } from '../../src/api/kv.js';
-import type {
-  ApplyResult,
-  MvccRequest,
-} from '../../src/mvcc/types.js';
+import type { ApplyResult, MvccRequest } from '../../src/mvcc/types.js';
 
 class ModelError extends Error {
   constructor(readonly code: string) {
@@ -184,8 +181,7 @@ export class Model {
       checkPut(p);
       // a lone put checks its lease before its key (etcd applierV3backend.Put)
       if ((p.lease ?? 0) !== 0 && !this.leases.has(p.lease!)) throw new ModelError('ERR_LEASE_NOT_FOUND');
-    }
-    else if ((op as { requestDeleteRange: DeleteRangeRequest }).requestDeleteRange.key.length === 0) throw new ModelError('ERR_EMPTY_KEY');
+    } else if ((op as { requestDeleteRange: DeleteRangeRequest }).requestDeleteRange.key.length === 0) throw new ModelError('ERR_EMPTY_KEY');
     const resp = this.txn(t, false);
     const r = resp.responses[0]!;
     return 'responsePut' in r ? r.responsePut : 'responseDeleteRange' in r ? r.responseDeleteRange : undefined;

@@ -53,15 +53,27 @@ const junk = fc.oneof(
   fc.constantFrom(Buffer.alloc(0), b('a'), new Uint8Array([0x61]), bytes(0)),
   fc.constant([]),
 );
-const FIELDS = ['key', 'rangeEnd', 'revision', 'limit', 'sortOrder', 'sortTarget', 'serializable', 'keysOnly', 'countOnly', 'minModRevision', 'maxModRevision', 'minCreateRevision', 'maxCreateRevision'];
+const FIELDS = [
+  'key',
+  'rangeEnd',
+  'revision',
+  'limit',
+  'sortOrder',
+  'sortTarget',
+  'serializable',
+  'keysOnly',
+  'countOnly',
+  'minModRevision',
+  'maxModRevision',
+  'minCreateRevision',
+  'maxCreateRevision',
+];
 /** A plain point get with one to three fields replaced by anything. */
-const junkRequest = fc
-  .tuple(plainPointGet, fc.array(fc.tuple(fc.constantFrom(...FIELDS), junk), { minLength: 1, maxLength: 3 }))
-  .map(([req, changes]) => {
-    const r: Record<string, unknown> = { ...req };
-    for (const [f, v] of changes) r[f] = v;
-    return r;
-  });
+const junkRequest = fc.tuple(plainPointGet, fc.array(fc.tuple(fc.constantFrom(...FIELDS), junk), { minLength: 1, maxLength: 3 })).map(([req, changes]) => {
+  const r: Record<string, unknown> = { ...req };
+  for (const [f, v] of changes) r[f] = v;
+  return r;
+});
 
 describe('point get fast path', () => {
   let store: MvccStore;

@@ -136,10 +136,7 @@ describe('txn', () => {
 
   it('evaluates nested compares on the state before the txn (etcd compareToPath)', async () => {
     const r = await run({
-      success: [
-        put('j', 'changed'),
-        txn({ compare: [cmp('j', 'VALUE', 'EQUAL', 'a')], success: [put('saw-old')], failure: [put('saw-new')] }),
-      ],
+      success: [put('j', 'changed'), txn({ compare: [cmp('j', 'VALUE', 'EQUAL', 'a')], success: [put('saw-old')], failure: [put('saw-new')] })],
     });
     const nested = r.responses[1]!;
     expect('responseTxn' in nested && nested.responseTxn.succeeded).toBe(true);
@@ -211,9 +208,17 @@ describe('txn', () => {
 
   it.each<[string, TxnRequest, string]>([
     ['ignore_value on a missing key in the taken branch', { success: [put('a'), { requestPut: { key: b('nope'), ignoreValue: true } }] }, 'ERR_KEY_NOT_FOUND'],
-    ['ignore_lease on a missing key in a nested taken branch', { success: [put('a'), txn({ success: [{ requestPut: { key: b('nope'), ignoreLease: true } }] })] }, 'ERR_KEY_NOT_FOUND'],
+    [
+      'ignore_lease on a missing key in a nested taken branch',
+      { success: [put('a'), txn({ success: [{ requestPut: { key: b('nope'), ignoreLease: true } }] })] },
+      'ERR_KEY_NOT_FOUND',
+    ],
     ['a range at a future revision', { success: [put('a'), get('k', undefined, 5)] }, 'ERR_FUTURE_REVISION'],
-    ['a value with ignore_value, in the branch not taken', { compare: [cmp('k', 'VERSION', 'EQUAL', 0)], success: [{ requestPut: { key: b('k'), value: b('x'), ignoreValue: true } }] }, 'ERR_VALUE_PROVIDED'],
+    [
+      'a value with ignore_value, in the branch not taken',
+      { compare: [cmp('k', 'VERSION', 'EQUAL', 0)], success: [{ requestPut: { key: b('k'), value: b('x'), ignoreValue: true } }] },
+      'ERR_VALUE_PROVIDED',
+    ],
     ['an empty compare key', { compare: [{ key: Buffer.alloc(0), target: 'VERSION', result: 'EQUAL' }] }, 'ERR_EMPTY_KEY'],
     ['an empty range key', { success: [{ requestRange: { key: Buffer.alloc(0) } }] }, 'ERR_EMPTY_KEY'],
     ['an empty request op (etcd: key not found)', { success: [{} as RequestOp] }, 'ERR_KEY_NOT_FOUND'],

@@ -23,11 +23,17 @@ describe('describe', () => {
       '2->1 MsgAppResp Term:4 Log:3/9 Rejected (Hint: 5)',
     );
     const metadata = { index: 10, term: 2, voters: [1, 2, 3] };
-    expect(describeMessage(message({ type: MessageType.Snap, from: 1, to: 3, term: 2, snapshot: { metadata, offset: 4, totalBytes: 6, data: data('ab'), done: true } }))).toBe(
-      '1->3 MsgSnap Term:2 Log:0/0 Snapshot:[Index:10 Term:2 Voters:(1 2 3) Bytes:4+2/6 Done]',
+    expect(
+      describeMessage(
+        message({ type: MessageType.Snap, from: 1, to: 3, term: 2, snapshot: { metadata, offset: 4, totalBytes: 6, data: data('ab'), done: true } }),
+      ),
+    ).toBe('1->3 MsgSnap Term:2 Log:0/0 Snapshot:[Index:10 Term:2 Voters:(1 2 3) Bytes:4+2/6 Done]');
+    expect(describeMessage(message({ type: MessageType.SnapResp, from: 3, to: 1, term: 2, index: 10, logTerm: 2, rejectHint: 6 }))).toBe(
+      '3->1 MsgSnapResp Term:2 Log:2/10 Received:6',
     );
-    expect(describeMessage(message({ type: MessageType.SnapResp, from: 3, to: 1, term: 2, index: 10, logTerm: 2, rejectHint: 6 }))).toBe('3->1 MsgSnapResp Term:2 Log:2/10 Received:6');
-    expect(describeMessage(message({ type: MessageType.Heartbeat, from: 1, to: 2, term: 2, commit: 3, context: data('1:7') }))).toBe('1->2 MsgHeartbeat Term:2 Log:0/0 Commit:3 Context:"1:7"');
+    expect(describeMessage(message({ type: MessageType.Heartbeat, from: 1, to: 2, term: 2, commit: 3, context: data('1:7') }))).toBe(
+      '1->2 MsgHeartbeat Term:2 Log:0/0 Commit:3 Context:"1:7"',
+    );
   });
 
   test('a Ready lists only what it carries, in the order it is handled', () => {

@@ -4,7 +4,16 @@
  * (The fault-injecting simulator lives in test/raft/sim/.)
  */
 import { RawNode } from '../../src/raft/rawnode.js';
-import { DEFAULT_CONFIG, type MessageType, type Config, type Entry, type Message, type NodeId, type PersistentState, type Ready } from '../../src/raft/types.js';
+import {
+  DEFAULT_CONFIG,
+  type MessageType,
+  type Config,
+  type Entry,
+  type Message,
+  type NodeId,
+  type PersistentState,
+  type Ready,
+} from '../../src/raft/types.js';
 
 /** mulberry32: a tiny seeded PRNG so elections are reproducible. */
 export function seededRandom(seed: number): (n: number) => number {
@@ -146,7 +155,10 @@ export class Network {
 
   /** Application data of the entries applied by `id` (no-ops excluded). */
   appliedData(id: NodeId): string[] {
-    return this.applied.get(id)!.filter((e) => e.data.byteLength > 0).map((e) => text(e.data));
+    return this.applied
+      .get(id)!
+      .filter((e) => e.data.byteLength > 0)
+      .map((e) => text(e.data));
   }
 
   countDelivered(type: MessageType): number {

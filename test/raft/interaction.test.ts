@@ -20,7 +20,18 @@ describe('interaction scripts (test/raft/testdata)', () => {
   });
 
   test('a wrong expectation is reported with the command, its line and a diff', () => {
-    const script = ['# two nodes', 'add-nodes 2', '----', '1: StateFollower Term:0 Vote:0 Commit:0 Applied:0 LastIndex:0 Lead:0', '2: StateLeader', '', 'campaign 1', '----', 'ok', ''].join('\n');
+    const script = [
+      '# two nodes',
+      'add-nodes 2',
+      '----',
+      '1: StateFollower Term:0 Vote:0 Commit:0 Applied:0 LastIndex:0 Lead:0',
+      '2: StateLeader',
+      '',
+      'campaign 1',
+      '----',
+      'ok',
+      '',
+    ].join('\n');
     const parts = parseScript(script, 'inline.txt');
     expect(firstMismatch('inline.txt', parts, runScript(parts))).toBe(
       [

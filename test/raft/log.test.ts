@@ -8,7 +8,12 @@ function ents(...terms: [index: number, term: number][]): Entry[] {
 }
 
 function logWith(...terms: number[]): RaftLog {
-  return RaftLog.fromStorage(undefined, terms.map((t, i) => ents([i + 1, t])[0]!), 0, 0);
+  return RaftLog.fromStorage(
+    undefined,
+    terms.map((t, i) => ents([i + 1, t])[0]!),
+    0,
+    0,
+  );
 }
 
 describe('findConflict', () => {

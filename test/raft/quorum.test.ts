@@ -32,11 +32,54 @@ describe('voteResult', () => {
   const cases: { name: string; voters: number; votes: [number, boolean][]; want: VoteResult }[] = [
     { name: 'no votes yet', voters: 3, votes: [], want: VoteResult.Pending },
     { name: 'self only of 3', voters: 3, votes: [[1, true]], want: VoteResult.Pending },
-    { name: 'two of 3', voters: 3, votes: [[1, true], [2, true]], want: VoteResult.Won },
-    { name: 'two rejections of 3', voters: 3, votes: [[1, true], [2, false], [3, false]], want: VoteResult.Lost },
-    { name: 'one rejection of 3 still open', voters: 3, votes: [[1, true], [2, false]], want: VoteResult.Pending },
-    { name: 'three of 5', voters: 5, votes: [[1, true], [2, true], [3, true]], want: VoteResult.Won },
-    { name: 'three rejections of 5', voters: 5, votes: [[2, false], [3, false], [4, false]], want: VoteResult.Lost },
+    {
+      name: 'two of 3',
+      voters: 3,
+      votes: [
+        [1, true],
+        [2, true],
+      ],
+      want: VoteResult.Won,
+    },
+    {
+      name: 'two rejections of 3',
+      voters: 3,
+      votes: [
+        [1, true],
+        [2, false],
+        [3, false],
+      ],
+      want: VoteResult.Lost,
+    },
+    {
+      name: 'one rejection of 3 still open',
+      voters: 3,
+      votes: [
+        [1, true],
+        [2, false],
+      ],
+      want: VoteResult.Pending,
+    },
+    {
+      name: 'three of 5',
+      voters: 5,
+      votes: [
+        [1, true],
+        [2, true],
+        [3, true],
+      ],
+      want: VoteResult.Won,
+    },
+    {
+      name: 'three rejections of 5',
+      voters: 5,
+      votes: [
+        [2, false],
+        [3, false],
+        [4, false],
+      ],
+      want: VoteResult.Lost,
+    },
     { name: 'single voter self', voters: 1, votes: [[1, true]], want: VoteResult.Won },
   ];
   test.each(cases)('$name', ({ voters, votes, want }) => {

@@ -273,7 +273,8 @@ describe('log replication', () => {
     net.nodes.set(1, nodeWithLog(1, peers, leaderTerms, 6));
     net.nodes.set(2, nodeWithLog(2, peers, followerTerms, 3));
     net.nodes.set(3, nodeWithLog(3, peers, leaderTerms, 6));
-    for (const id of peers) net.disks.set(id, { hardState: { term: id === 2 ? 3 : 6, vote: 0, commit: 0 }, entries: entriesOf(...(id === 2 ? followerTerms : leaderTerms)) });
+    for (const id of peers)
+      net.disks.set(id, { hardState: { term: id === 2 ? 3 : 6, vote: 0, commit: 0 }, entries: entriesOf(...(id === 2 ? followerTerms : leaderTerms)) });
     net.node(1).campaign();
     net.stabilize();
     expect(net.leader()).toBe(1);

@@ -79,7 +79,7 @@ describe('scenarios in the simulator', () => {
     sim.checkConverged();
   });
 
-  test("figure 8: an old-term entry on a majority is not committed by counting, and may be overwritten", () => {
+  test('figure 8: an old-term entry on a majority is not committed by counting, and may be overwritten', () => {
     // Five nodes; A writes X only to C and dies; B leads without X, writes Y only to itself and
     // dies; C leads, gets X onto D and E but its own no-op never arrives, and dies. A leader
     // that commits X by counting replicas (forbidden by §5.4.2) applies X, and then B, whose
@@ -112,9 +112,7 @@ describe('scenarios in the simulator', () => {
     // C leads D and E; once a follower holds X, C's own no-op never reaches it.
     const xIndex = sim.node(c).raw!.status().lastIndex;
     sim.dropIf = (m) =>
-      m.from === c &&
-      m.entries.some((e) => e.data.byteLength === 0 && e.index > xIndex) &&
-      (sim.node(m.to).raw?.status().lastIndex ?? 0) >= xIndex;
+      m.from === c && m.entries.some((e) => e.data.byteLength === 0 && e.index > xIndex) && (sim.node(m.to).raw?.status().lastIndex ?? 0) >= xIndex;
     sim.run({ tick: 60 });
     expect(sim.leader(), sim.trace.join('\n')).toBe(c);
     sim.run({ crash: c - 1 });

@@ -251,7 +251,7 @@ export class Simulator {
     const compactTo = Math.max(0, index - 3);
     n.disk.snapshot = snap;
     n.disk.entries = n.disk.entries.filter((e) => e.index > compactTo);
-    if (compactTo > (n.raw.raft.log.firstIndex() - 1)) n.raw.compactLog(compactTo);
+    if (compactTo > n.raw.raft.log.firstIndex() - 1) n.raw.compactLog(compactTo);
     this.log(`snapshot ${id} at ${index}`);
   }
 
@@ -424,7 +424,8 @@ export class Simulator {
       const ident = this.committed.get(index);
       // A proposal whose index committed with its term must be what every node applied there.
       if (ident === `${key.split(':')[1]}:${data}`) {
-        for (const n of this.nodes) if (n.applied.get(index) !== data) throw new InvariantViolation(`committed proposal ${data} at ${index} missing on node ${n.id}`);
+        for (const n of this.nodes)
+          if (n.applied.get(index) !== data) throw new InvariantViolation(`committed proposal ${data} at ${index} missing on node ${n.id}`);
       }
     }
   }

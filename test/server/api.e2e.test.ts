@@ -41,7 +41,13 @@ describe('HTTP API on a 3-member cluster', () => {
     const before = await client.get('stable');
 
     const cases: { name: string; run: () => Promise<{ status: number; json: Record<string, unknown> }>; status: number; message: RegExp; code?: number }[] = [
-      { name: 'invalid JSON', run: () => post('/v3/kv/put', '{bad json'), status: 400, message: /^invalid character 'b' looking for beginning of object key string$/, code: 3 },
+      {
+        name: 'invalid JSON',
+        run: () => post('/v3/kv/put', '{bad json'),
+        status: 400,
+        message: /^invalid character 'b' looking for beginning of object key string$/,
+        code: 3,
+      },
       { name: 'bad base64', run: () => post('/v3/kv/put', { key: '@@@', value: b64('x') }), status: 400, message: /illegal base64 data/, code: 3 },
       { name: 'empty key', run: () => post('/v3/kv/put', { key: '', value: b64('x') }), status: 400, message: /^etcdserver: key is not provided$/, code: 3 },
       {
@@ -57,7 +63,13 @@ describe('HTTP API on a 3-member cluster', () => {
         status: 400,
         message: /^etcdserver: request is too large$/,
       },
-      { name: 'unknown lease', run: () => post('/v3/kv/put', { key: b64('k'), value: b64('v'), lease: '12345' }), status: 404, message: /^etcdserver: requested lease not found$/, code: 5 },
+      {
+        name: 'unknown lease',
+        run: () => post('/v3/kv/put', { key: b64('k'), value: b64('v'), lease: '12345' }),
+        status: 404,
+        message: /^etcdserver: requested lease not found$/,
+        code: 5,
+      },
       {
         name: 'future revision',
         run: () => post('/v3/kv/range', { key: b64('stable'), revision: '100000' }),
@@ -79,9 +91,27 @@ describe('HTTP API on a 3-member cluster', () => {
         message: /^etcdserver: duplicate key given in txn request$/,
         code: 3,
       },
-      { name: 'revoke of an unknown lease', run: () => post('/v3/lease/revoke', { ID: '777' }), status: 404, message: /^etcdserver: requested lease not found$/, code: 5 },
-      { name: 'lease TTL too large', run: () => post('/v3/lease/grant', { TTL: '9000000001' }), status: 400, message: /^etcdserver: too large lease TTL$/, code: 11 },
-      { name: 'unknown sort order', run: () => post('/v3/kv/range', { key: b64('k'), sort_order: 'SIDEWAYS' }), status: 400, message: /unknown value "SIDEWAYS"/, code: 3 },
+      {
+        name: 'revoke of an unknown lease',
+        run: () => post('/v3/lease/revoke', { ID: '777' }),
+        status: 404,
+        message: /^etcdserver: requested lease not found$/,
+        code: 5,
+      },
+      {
+        name: 'lease TTL too large',
+        run: () => post('/v3/lease/grant', { TTL: '9000000001' }),
+        status: 400,
+        message: /^etcdserver: too large lease TTL$/,
+        code: 11,
+      },
+      {
+        name: 'unknown sort order',
+        run: () => post('/v3/kv/range', { key: b64('k'), sort_order: 'SIDEWAYS' }),
+        status: 400,
+        message: /unknown value "SIDEWAYS"/,
+        code: 3,
+      },
       {
         name: 'v1: lease that is not a number',
         run: async () => {
@@ -179,7 +209,17 @@ describe('HTTP API on a 3-member cluster', () => {
       new Promise<number>((resolve, reject) => {
         const p = spawn(
           process.execPath,
-          [path.resolve('bin/qkv.mjs'), '--endpoints', endpoints, 'lock', 'e2e-lock', '--', 'sh', '-c', `echo start-${tag} >> ${file}; sleep 0.4; echo end-${tag} >> ${file}`],
+          [
+            path.resolve('bin/qkv.mjs'),
+            '--endpoints',
+            endpoints,
+            'lock',
+            'e2e-lock',
+            '--',
+            'sh',
+            '-c',
+            `echo start-${tag} >> ${file}; sleep 0.4; echo end-${tag} >> ${file}`,
+          ],
           { stdio: ['ignore', 'ignore', 'inherit'] },
         );
         p.on('error', reject);

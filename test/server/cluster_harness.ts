@@ -86,9 +86,13 @@ export class LocalCluster {
   start(name: string): void {
     if (this.procs.has(name)) throw new Error(`${name} is already running`);
     const log = createWriteStream(path.join(this.dir, `${name}.log`), { flags: 'a' });
-    const child = spawn(process.execPath, [...this.nodeArgs, BIN, 'serve', '--name', name, '--config', this.configFile, '--log-level', 'debug', ...(this.extraArgs.get(name) ?? [])], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      [...this.nodeArgs, BIN, 'serve', '--name', name, '--config', this.configFile, '--log-level', 'debug', ...(this.extraArgs.get(name) ?? [])],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     child.stdout!.pipe(log);
     child.stderr!.pipe(log);
     child.once('exit', () => this.procs.delete(name));

@@ -129,7 +129,7 @@ describe('a change of leader, seen from a follower', () => {
     expect(next).not.toBe(leader);
   }, 90_000);
 
-  test('with no leader to be had (2 of 3 members killed), a follower answers code 14 / HTTP 503 with etcd\'s message, not 500', async () => {
+  test("with no leader to be had (2 of 3 members killed), a follower answers code 14 / HTTP 503 with etcd's message, not 500", async () => {
     cluster = await LocalCluster.create({ nodes: 3 });
     cluster.startAll();
     const leader = await cluster.waitForLeader();

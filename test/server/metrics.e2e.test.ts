@@ -262,7 +262,8 @@ describe("a member's /metrics: etcd's names, types, labels and buckets", () => {
         continue;
       }
       if (f.type !== e.type) problems.push(`${e.name}: type ${f.type}, want ${e.type}`);
-      if ([...f.labels].sort().join(',') !== [...e.labels].sort().join(',')) problems.push(`${e.name}: labels {${[...f.labels].sort().join(',')}}, want {${[...e.labels].sort().join(',')}}`);
+      if ([...f.labels].sort().join(',') !== [...e.labels].sort().join(','))
+        problems.push(`${e.name}: labels {${[...f.labels].sort().join(',')}}, want {${[...e.labels].sort().join(',')}}`);
     }
     for (const [name, f] of families) if (f.samples.some((s) => 'member' in s.labels)) problems.push(`${name}: has a member label`);
     expect(problems).toEqual([]);
@@ -292,7 +293,11 @@ describe("a member's /metrics: etcd's names, types, labels and buckets", () => {
       if (o.type !== t.type) problems.push(`${e.name}: type ${o.type}, etcd's ${t.type}`);
       const labels = (f: Family): string => [...f.labels].sort().join(',');
       if (labels(o) !== labels(t)) problems.push(`${e.name}: labels {${labels(o)}}, etcd's {${labels(t)}}`);
-      const buckets = (f: Family): string => [...f.buckets].map(Number).sort((a, b) => a - b).join(',');
+      const buckets = (f: Family): string =>
+        [...f.buckets]
+          .map(Number)
+          .sort((a, b) => a - b)
+          .join(',');
       if (buckets(o) !== buckets(t)) problems.push(`${e.name}: buckets ${buckets(o)}, etcd's ${buckets(t)}`);
     }
     expect(problems).toEqual([]);
@@ -301,8 +306,9 @@ describe("a member's /metrics: etcd's names, types, labels and buckets", () => {
   test('the values say what happened', async () => {
     const scrapes = new Map(await Promise.all(cluster.names.map(async (n) => [n, (await scrape(cluster.url(n))).families] as const)));
     const value = (n: string, name: string, labels: Record<string, string> = {}): number | undefined =>
-      (scrapes.get(n)!.get(name) ?? scrapes.get(n)!.get(name.replace(/_(bucket|sum|count)$/, '')))
-        ?.samples.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value;
+      (scrapes.get(n)!.get(name) ?? scrapes.get(n)!.get(name.replace(/_(bucket|sum|count)$/, '')))?.samples.find(
+        (s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v),
+      )?.value;
     const ids = new Map(cluster.config.members.map((m) => [m.name, m.id.toString(16)]));
     for (const n of cluster.names) {
       expect(value(n, 'etcd_server_has_leader'), n).toBe(1);
@@ -328,7 +334,11 @@ describe("a member's /metrics: etcd's names, types, labels and buckets", () => {
       }
     }
     // Three puts on the leader (the keys count is every member's: all applied them).
-    await LocalCluster.until(async () => (await scrape(cluster.url(leader))).families.get('etcd_debugging_mvcc_keys_total')?.samples[0]?.value === 3, 'keys_total 3', 10_000);
+    await LocalCluster.until(
+      async () => (await scrape(cluster.url(leader))).families.get('etcd_debugging_mvcc_keys_total')?.samples[0]?.value === 3,
+      'keys_total 3',
+      10_000,
+    );
     const put = { grpc_type: 'unary', grpc_service: 'etcdserverpb.KV', grpc_method: 'Put' };
     expect(value(leader, 'grpc_server_started_total', put)).toBe(3);
     expect(value(leader, 'grpc_server_handled_total', { ...put, grpc_code: 'OK' })).toBe(3);
@@ -343,12 +353,23 @@ describe("a member's /metrics: etcd's names, types, labels and buckets", () => {
     expect(value(leader, 'grpc_server_started_total', watch)).toBe(0);
     // A stream: one watch request, its created response and an event, then the client goes away.
     const watcher = new CtlChild(cluster.url(leader), ['watch', '/metrics/watched']);
-    await LocalCluster.until(async () => (await scrape(cluster.url(leader))).families.get('etcd_debugging_mvcc_watcher_total')?.samples[0]?.value === 1, 'one watcher', 10_000);
+    await LocalCluster.until(
+      async () => (await scrape(cluster.url(leader))).families.get('etcd_debugging_mvcc_watcher_total')?.samples[0]?.value === 1,
+      'one watcher',
+      10_000,
+    );
     expect((await etcdctl(cluster.url(leader), ['put', '/metrics/watched', 'w'])).code).toBe(0);
     await watcher.waitFor((out) => out.includes('/metrics/watched'), 'the watch event');
     await watcher.stop('SIGKILL');
     const counted = async (): Promise<Map<string, Family>> => (await scrape(cluster.url(leader))).families;
-    await LocalCluster.until(async () => (await counted()).get('grpc_server_handled_total')!.samples.some((s) => s.labels['grpc_method'] === 'Watch' && s.labels['grpc_service'] === 'etcdserverpb.Watch' && s.value === 1), 'the watch stream handled', 10_000);
+    await LocalCluster.until(
+      async () =>
+        (await counted())
+          .get('grpc_server_handled_total')!
+          .samples.some((s) => s.labels['grpc_method'] === 'Watch' && s.labels['grpc_service'] === 'etcdserverpb.Watch' && s.value === 1),
+      'the watch stream handled',
+      10_000,
+    );
     scrapes.set(leader, await counted());
     expect(value(leader, 'grpc_server_started_total', watch)).toBe(1);
     expect(value(leader, 'grpc_server_handled_total', { ...watch, grpc_code: 'Canceled' })).toBe(1);

@@ -6,14 +6,7 @@ import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { message } from '../../src/raft/raft.js';
 import { EntryType, MessageType, type Entry, type Message, type SnapshotChunk } from '../../src/raft/types.js';
-import {
-  decodeMessages,
-  encodedSize,
-  encodeMessages,
-  FORMAT_VERSION,
-  PeerFrameError,
-  PeerMessageError,
-} from '../../src/server/peer_codec.js';
+import { decodeMessages, encodedSize, encodeMessages, FORMAT_VERSION, PeerFrameError, PeerMessageError } from '../../src/server/peer_codec.js';
 import { FrameDecoder, encodeFrame } from '../../src/server/transport.js';
 
 const MAX = Number.MAX_SAFE_INTEGER;
@@ -203,7 +196,10 @@ const batchArb = fc.array(messageArb, { maxLength: 4 });
 
 describe('peer codec properties', () => {
   test('random batches round-trip exactly', () => {
-    fc.assert(fc.property(batchArb, (msgs) => expectRoundTrip(msgs)), { numRuns: 300 });
+    fc.assert(
+      fc.property(batchArb, (msgs) => expectRoundTrip(msgs)),
+      { numRuns: 300 },
+    );
   });
 
   /** Decodes or throws PeerFrameError; anything decoded re-encodes to the same bytes. */
@@ -226,22 +222,23 @@ describe('peer codec properties', () => {
 
   test('every truncation of a valid body throws PeerFrameError', () => {
     fc.assert(
-      fc.property(batchArb.filter((b) => b.length > 0), (msgs) => {
-        const body = encodeMessages(msgs);
-        for (let cut = 0; cut < body.length; cut++) expectFrameError(body.subarray(0, cut));
-      }),
+      fc.property(
+        batchArb.filter((b) => b.length > 0),
+        (msgs) => {
+          const body = encodeMessages(msgs);
+          for (let cut = 0; cut < body.length; cut++) expectFrameError(body.subarray(0, cut));
+        },
+      ),
       { numRuns: 100 },
     );
   });
 
   test('valid bodies with bytes changed decode or throw PeerFrameError', () => {
-    const mutated = fc
-      .tuple(batchArb, fc.array(fc.tuple(fc.nat(), fc.nat(255)), { minLength: 1, maxLength: 4 }))
-      .map(([msgs, edits]) => {
-        const body = Uint8Array.from(encodeMessages(msgs));
-        for (const [at, byte] of edits) body[at % body.length] = byte;
-        return body;
-      });
+    const mutated = fc.tuple(batchArb, fc.array(fc.tuple(fc.nat(), fc.nat(255)), { minLength: 1, maxLength: 4 })).map(([msgs, edits]) => {
+      const body = Uint8Array.from(encodeMessages(msgs));
+      for (const [at, byte] of edits) body[at % body.length] = byte;
+      return body;
+    });
     fc.assert(fc.property(mutated, decodesOrRefuses), { numRuns: 2000 });
   });
 });

@@ -169,11 +169,23 @@ describe('RaftNode', () => {
 
   test('the Ready loop syncs exactly what the core marks mustSync, and writes commit-only hard states unsynced', async () => {
     const c = await startCluster();
-    const saves: { id: NodeId; mustSync: boolean | undefined; entries: number; snapshot: boolean; hardState?: { term: number; vote: number; commit: number } }[] = [];
+    const saves: {
+      id: NodeId;
+      mustSync: boolean | undefined;
+      entries: number;
+      snapshot: boolean;
+      hardState?: { term: number; vote: number; commit: number };
+    }[] = [];
     for (const [id, store] of c.logStores) {
       const save = store.save.bind(store);
       store.save = (u) => {
-        saves.push({ id, mustSync: u.mustSync, entries: u.entries.length, snapshot: u.snapshot !== undefined, ...(u.hardState ? { hardState: { ...u.hardState } } : {}) });
+        saves.push({
+          id,
+          mustSync: u.mustSync,
+          entries: u.entries.length,
+          snapshot: u.snapshot !== undefined,
+          ...(u.hardState ? { hardState: { ...u.hardState } } : {}),
+        });
         return save(u);
       };
     }

@@ -29,7 +29,10 @@ describe("RaftNode's options, resolved once", () => {
   });
 
   test('a catch-up of 0 (keep nothing behind a snapshot) is allowed', () => {
-    expect(resolveRaftNodeOptions({ ...base, snapshotCatchUpEntries: 0, snapshotCatchUpBytes: 0 })).toMatchObject({ snapshotCatchUpEntries: 0, snapshotCatchUpBytes: 0 });
+    expect(resolveRaftNodeOptions({ ...base, snapshotCatchUpEntries: 0, snapshotCatchUpBytes: 0 })).toMatchObject({
+      snapshotCatchUpEntries: 0,
+      snapshotCatchUpBytes: 0,
+    });
   });
 
   test("the cluster config's defaults are the node's", () => {

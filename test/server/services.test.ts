@@ -65,7 +65,9 @@ describe('the service table', () => {
     const call = (service: ServiceName, method: string): Promise<{ err: grpc.ServiceError | null; resp?: ProtoMessage }> =>
       new Promise((resolve) => {
         const fake = { request: {}, getPath: () => `/${service}/${method}`, cancelled: false } as unknown as grpc.ServerUnaryCall<ProtoMessage, ProtoMessage>;
-        (impls[service][method] as grpc.handleUnaryCall<ProtoMessage, ProtoMessage>)(fake, (err, resp) => resolve({ err: err as grpc.ServiceError | null, ...(resp ? { resp } : {}) }));
+        (impls[service][method] as grpc.handleUnaryCall<ProtoMessage, ProtoMessage>)(fake, (err, resp) =>
+          resolve({ err: err as grpc.ServiceError | null, ...(resp ? { resp } : {}) }),
+        );
       });
     const defrag = await call('Maintenance', 'Defragment');
     expect(defrag.err).toBeNull();

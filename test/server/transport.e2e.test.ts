@@ -175,7 +175,9 @@ describe('PeerTransport stats', () => {
     expect(ra.s.rtt[1]).toBeGreaterThan(0);
     expect(ra.s.rtt[1]).toBeLessThan(5);
     await until(() => rb.s.received.get(1) === ra.s.sent.get(2), "b's count of a's bytes");
-    expect(ra.s.sent.get(2)).toBe(encodeFrame([app(1), app(2)]).length + encodeFrame([message({ type: MessageType.Heartbeat, from: 1, to: 2, term: 3 })]).length);
+    expect(ra.s.sent.get(2)).toBe(
+      encodeFrame([app(1), app(2)]).length + encodeFrame([message({ type: MessageType.Heartbeat, from: 1, to: 2, term: 3 })]).length,
+    );
     await until(() => ra.s.received.get(2) === rb.s.sent.get(1), "a's count of b's bytes");
     expect(ra.s.failed).toBe(failedAtStart);
     // The peer goes away: the link is down, and redials fail.

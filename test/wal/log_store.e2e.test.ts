@@ -27,9 +27,7 @@ function ents(from: number, to: number, term = 1): Entry[] {
 const summary = (es: Entry[]) => es.map((e) => `${e.index}:${e.term}`);
 
 // The LogStore contract, run against each implementation (the WAL is the only one).
-const kinds: { kind: string; open: (dir: string) => Promise<LogStore> }[] = [
-  { kind: 'wal', open: (dir) => WalLogStore.open(dir, { segmentBytes: 4096 }) },
-];
+const kinds: { kind: string; open: (dir: string) => Promise<LogStore> }[] = [{ kind: 'wal', open: (dir) => WalLogStore.open(dir, { segmentBytes: 4096 }) }];
 
 describe.each(kinds)('$kind log store', ({ kind, open }) => {
   type Step = { entries?: [number, number, number]; hard?: [number, number, number]; snapshot?: [number, number]; compact?: [number, number] };
@@ -49,7 +47,8 @@ describe.each(kinds)('$kind log store', ({ kind, open }) => {
     for (const s of steps) {
       if (s.entries) await store.save({ entries: ents(s.entries[0], s.entries[1], s.entries[2]) });
       if (s.hard) await store.save({ entries: [], hardState: { term: s.hard[0], vote: s.hard[1], commit: s.hard[2] } });
-      if (s.snapshot) await store.save({ entries: [], snapshot: { metadata: { index: s.snapshot[0], term: s.snapshot[1], voters: [1, 2, 3] }, data: Buffer.from('snap') } });
+      if (s.snapshot)
+        await store.save({ entries: [], snapshot: { metadata: { index: s.snapshot[0], term: s.snapshot[1], voters: [1, 2, 3] }, data: Buffer.from('snap') } });
       if (s.compact) await store.saveSnapshot({ metadata: { index: s.compact[0], term: 1, voters: [1] }, data: Buffer.from('app') }, s.compact[1]);
     }
     for (let round = 0; round < 2; round++) {
@@ -89,7 +88,9 @@ describe.each(kinds)('$kind log store', ({ kind, open }) => {
 
   test('after SIGKILL mid-stream, every acknowledged entry is on disk', async () => {
     const dir = await tempDir();
-    const child = spawn(process.execPath, ['--import', 'tsx', path.resolve('test/wal/log_store_child.ts'), kind, dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', path.resolve('test/wal/log_store_child.ts'), kind, dir], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let acked = 0;
     let buffered = '';
     await new Promise<void>((resolve, reject) => {

@@ -58,7 +58,9 @@ function request(s: Scope): { key: Buffer; rangeEnd?: Buffer } {
     case 'key':
       return { key: Buffer.from(s.key) };
     case 'prefix':
-      return s.prefix === '' ? { key: Buffer.from([0]), rangeEnd: Buffer.from([0]) } : { key: Buffer.from(s.prefix), rangeEnd: prefixEnd(Buffer.from(s.prefix)) };
+      return s.prefix === ''
+        ? { key: Buffer.from([0]), rangeEnd: Buffer.from([0]) }
+        : { key: Buffer.from(s.prefix), rangeEnd: prefixEnd(Buffer.from(s.prefix)) };
     case 'range':
       return { key: Buffer.from(s.from), rangeEnd: Buffer.from(s.to) };
     case 'all':

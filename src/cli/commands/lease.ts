@@ -21,7 +21,9 @@ export function register(program: Command, ctx: CliContext): void {
     .command('timetolive <leaseID>')
     .description('get lease information')
     .option('--keys', 'get keys attached to this lease')
-    .action(async (id: string, o: { keys?: boolean }) => ctx.printer().leaseTimeToLive(await ctx.client().leaseTimeToLive(parseLeaseId(id), !!o.keys), !!o.keys));
+    .action(async (id: string, o: { keys?: boolean }) =>
+      ctx.printer().leaseTimeToLive(await ctx.client().leaseTimeToLive(parseLeaseId(id), !!o.keys), !!o.keys),
+    );
   lease
     .command('list')
     .description('list all active leases')

@@ -14,7 +14,8 @@ function etcdctlJson(obj: object, schema: Schema): string {
   return stringifyNumbers(encodeMessage(obj, schema), schema);
 }
 
-const INTEGER_FIELDS = /^(cluster_id|member_id|revision|raft_term|create_revision|mod_revision|version|lease|count|deleted|ID|TTL|grantedTTL|compact_revision|watch_id|dbSize|leader|raftIndex|raftTerm|raftAppliedIndex|dbSizeInUse|hash)$/;
+const INTEGER_FIELDS =
+  /^(cluster_id|member_id|revision|raft_term|create_revision|mod_revision|version|lease|count|deleted|ID|TTL|grantedTTL|compact_revision|watch_id|dbSize|leader|raftIndex|raftTerm|raftAppliedIndex|dbSizeInUse|hash)$/;
 
 function stringifyNumbers(v: unknown, schema: Schema, key?: string): string {
   if (Array.isArray(v)) return `[${v.map((x) => stringifyNumbers(x, schema, key)).join(',')}]`;
@@ -37,15 +38,33 @@ export class JsonPrinter extends SimplePrinter {
   }
 
   // One line a response, as etcdctl's printer_json.go (printJSON).
-  override put(r: kv.PutResponse): void { this.json(r, S.PutResponse); }
-  override get(r: kv.RangeResponse): void { this.json(r, S.RangeResponse); }
-  override del(r: kv.DeleteRangeResponse): void { this.json(r, S.DeleteRangeResponse); }
-  override txn(r: kv.TxnResponse): void { this.json(r, S.TxnResponse); }
-  override leaseGrant(r: api.LeaseGrantResponse): void { this.json(r, S.LeaseGrantResponse); }
-  override leaseTimeToLive(r: api.LeaseTimeToLiveResponse): void { this.json(r, S.LeaseTimeToLiveResponse); }
-  override leaseList(r: api.LeaseLeasesResponse): void { this.json(r, S.LeaseLeasesResponse); }
-  override memberList(r: api.MemberListResponse): void { this.json(r, S.MemberListResponse); }
-  override endpointHashKV(endpoint: string, r: api.HashKVResponse): void { this.perEndpoint(endpoint, 'HashKV', r, S.HashKVResponse); }
+  override put(r: kv.PutResponse): void {
+    this.json(r, S.PutResponse);
+  }
+  override get(r: kv.RangeResponse): void {
+    this.json(r, S.RangeResponse);
+  }
+  override del(r: kv.DeleteRangeResponse): void {
+    this.json(r, S.DeleteRangeResponse);
+  }
+  override txn(r: kv.TxnResponse): void {
+    this.json(r, S.TxnResponse);
+  }
+  override leaseGrant(r: api.LeaseGrantResponse): void {
+    this.json(r, S.LeaseGrantResponse);
+  }
+  override leaseTimeToLive(r: api.LeaseTimeToLiveResponse): void {
+    this.json(r, S.LeaseTimeToLiveResponse);
+  }
+  override leaseList(r: api.LeaseLeasesResponse): void {
+    this.json(r, S.LeaseLeasesResponse);
+  }
+  override memberList(r: api.MemberListResponse): void {
+    this.json(r, S.MemberListResponse);
+  }
+  override endpointHashKV(endpoint: string, r: api.HashKVResponse): void {
+    this.perEndpoint(endpoint, 'HashKV', r, S.HashKVResponse);
+  }
 
   /** Every watch response, a canceled one too: the watch goes on until the stream ends (the simple form stops at a cancel). */
   override watch(r: api.WatchResponseMessage): boolean {

@@ -79,7 +79,18 @@ export function memberListRows(r: api.MemberListResponse): string[][] {
   return r.members.map((m) => [hexId(m.id), 'started', m.name, m.peerUrls.join(','), m.clientUrls.join(','), String(!!m.isLearner)]);
 }
 
-export const ENDPOINT_STATUS_HEADERS = ['ENDPOINT', 'ID', 'VERSION', 'DB SIZE', 'IS LEADER', 'IS LEARNER', 'RAFT TERM', 'RAFT INDEX', 'RAFT APPLIED INDEX', 'ERRORS'];
+export const ENDPOINT_STATUS_HEADERS = [
+  'ENDPOINT',
+  'ID',
+  'VERSION',
+  'DB SIZE',
+  'IS LEADER',
+  'IS LEARNER',
+  'RAFT TERM',
+  'RAFT INDEX',
+  'RAFT APPLIED INDEX',
+  'ERRORS',
+];
 
 /** One endpoint's status row, shared by `simple` and `table` (etcdctl's makeEndpointStatusTable). */
 function endpointStatusRow({ endpoint, status: s }: EndpointStatus): string[] {

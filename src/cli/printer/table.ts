@@ -14,8 +14,7 @@ export function table(headers: string[], rows: string[][]): string {
     const left = Math.floor((w - s.length) / 2);
     return ' '.repeat(left) + s + ' '.repeat(w - s.length - left);
   };
-  const row = (cells: string[], align: (s: string, w: number) => string): string =>
-    `|${cells.map((c, i) => ` ${align(c, widths[i]!)} `).join('|')}|`;
+  const row = (cells: string[], align: (s: string, w: number) => string): string => `|${cells.map((c, i) => ` ${align(c, widths[i]!)} `).join('|')}|`;
   const right = (s: string, w: number): string => s.padStart(w);
   return [line, row(headers, center), line, ...rows.map((r) => row(r, right)), line].join('\n');
 }
