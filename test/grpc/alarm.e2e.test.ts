@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createHash } from 'node:crypto';
 import { LocalCluster } from '../server/cluster_harness.js';
 import type { ProtoMessage } from '../../src/grpc/proto.js';
-import { etcdctl, hostOf, RealEtcd, sameOnBoth } from './helpers.js';
+import { etcdctl, hostOf, type RealEtcd, sameOnBoth, startBesideEtcd } from './helpers.js';
 import { RawClient } from './raw_client.js';
 
 const b = (s: string): Buffer => Buffer.from(s);
@@ -45,11 +45,9 @@ describe('Hash, alarms and the maintenance gateway on qkv and on etcd', () => {
   let qUrl: string;
 
   beforeAll(async () => {
-    cluster = await LocalCluster.create({ nodes: 3 });
-    cluster.startAll();
-    const [leader, started] = await Promise.all([cluster.waitForLeader(), RealEtcd.start()]);
-    etcd = started;
-    qUrl = cluster.url(cluster.names.find((n) => n !== leader)!);
+    let follower: string;
+    ({ cluster, etcd, follower } = await startBesideEtcd());
+    qUrl = cluster.url(follower);
     q = new RawClient(qUrl);
     e = new RawClient(etcd.endpoint);
     members = cluster.names.map((n) => new RawClient(cluster.url(n)));

@@ -7,9 +7,9 @@
  * header revisions made relative to the scenario's first revision.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { LocalCluster } from '../server/cluster_harness.js';
+import type { LocalCluster } from '../server/cluster_harness.js';
 import type { ProtoMessage, ProtoValue } from '../../src/grpc/proto.js';
-import { RealEtcd, sleep } from './helpers.js';
+import { type RealEtcd, sleep, startBesideEtcd } from './helpers.js';
 import { RawClient, type Stream } from './raw_client.js';
 
 const b = (s: string): Buffer => Buffer.from(s);
@@ -170,11 +170,9 @@ describe('etcd Lock and Election services, /v3beta and 405 on qkv and on etcd', 
   let e: RawClient;
 
   beforeAll(async () => {
-    cluster = await LocalCluster.create({ nodes: 3 });
-    cluster.startAll();
-    const [leader, started] = await Promise.all([cluster.waitForLeader(), RealEtcd.start()]);
-    etcd = started;
-    qUrl = cluster.url(cluster.names.find((n) => n !== leader)!);
+    let follower: string;
+    ({ cluster, etcd, follower } = await startBesideEtcd());
+    qUrl = cluster.url(follower);
     q = new RawClient(qUrl);
     e = new RawClient(etcd.endpoint);
   });

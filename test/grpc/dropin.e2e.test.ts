@@ -5,8 +5,8 @@
  * and the JSON gateway's answers to the same requests.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { LocalCluster } from '../server/cluster_harness.js';
-import { etcdctl, RealEtcd } from './helpers.js';
+import type { LocalCluster } from '../server/cluster_harness.js';
+import { etcdctl, type RealEtcd, startBesideEtcd } from './helpers.js';
 import { RawClient } from './raw_client.js';
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
@@ -69,12 +69,8 @@ describe('drop-in fixes found by etcd tools, beside a real etcd', () => {
   let leaderName: string;
 
   beforeAll(async () => {
-    cluster = await LocalCluster.create({ nodes: 3 });
-    cluster.startAll();
-    const [leader, started] = await Promise.all([cluster.waitForLeader(), RealEtcd.start()]);
-    leaderName = leader;
-    etcd = started;
-    const follower = cluster.names.find((n) => n !== leader)!;
+    let follower: string;
+    ({ cluster, etcd, leader: leaderName, follower } = await startBesideEtcd());
     qkv = { name: 'qkv', url: cluster.url(follower), all: cluster.endpoints.join(',') };
     real = { name: 'etcd', url: etcd.endpoint, all: etcd.endpoint };
   });

@@ -11,7 +11,7 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { LocalCluster } from '../server/cluster_harness.js';
-import { CtlChild, etcdctl, hostOf, RealEtcd, sameOnBoth, sleep, type CtlOptions, type CtlResult } from './helpers.js';
+import { CtlChild, etcdctl, hostOf, type RealEtcd, sameOnBoth, sleep, type CtlOptions, type CtlResult, startBesideEtcd } from './helpers.js';
 
 interface Target {
   name: 'qkv' | 'etcd';
@@ -35,11 +35,8 @@ describe('etcdctl against qkv and against etcd', () => {
 
   beforeAll(async () => {
     tmp = await mkdtemp(path.join(os.tmpdir(), 'qkv-etcdctl-'));
-    cluster = await LocalCluster.create({ nodes: 3 });
-    cluster.startAll();
-    const [leader, started] = await Promise.all([cluster.waitForLeader(), RealEtcd.start()]);
-    etcd = started;
-    const follower = cluster.names.find((n) => n !== leader)!;
+    let follower: string;
+    ({ cluster, etcd, follower } = await startBesideEtcd());
     qkv = { name: 'qkv', ep: hostOf(cluster.url(follower)), all: cluster.endpoints.map(hostOf).join(',') };
     real = { name: 'etcd', ep: hostOf(etcd.endpoint), all: hostOf(etcd.endpoint) };
   });

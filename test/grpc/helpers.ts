@@ -7,6 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'vitest';
+import { LocalCluster } from '../server/cluster_harness.js';
 import { freePorts } from '../server/ports.js';
 
 export interface CtlResult {
@@ -148,4 +149,12 @@ export async function sameOnBoth<C, T>(qkv: C, etcd: C, scenario: (c: C) => Prom
   const [q, e] = await Promise.all([scenario(qkv), scenario(etcd)]);
   expect(q).toEqual(e);
   return q;
+}
+
+/** A 3-member qkv cluster, started with a real etcd beside it (both at once), and which member leads. */
+export async function startBesideEtcd(): Promise<{ cluster: LocalCluster; etcd: RealEtcd; leader: string; follower: string }> {
+  const cluster = await LocalCluster.create({ nodes: 3 });
+  cluster.startAll();
+  const [leader, etcd] = await Promise.all([cluster.waitForLeader(), RealEtcd.start()]);
+  return { cluster, etcd, leader, follower: cluster.names.find((n) => n !== leader)! };
 }

@@ -8,9 +8,9 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createHash } from 'node:crypto';
-import { LocalCluster } from '../server/cluster_harness.js';
+import type { LocalCluster } from '../server/cluster_harness.js';
 import type { ProtoMessage, ProtoValue } from '../../src/grpc/proto.js';
-import { RealEtcd, sameOnBoth, sleep } from './helpers.js';
+import { type RealEtcd, sameOnBoth, sleep, startBesideEtcd } from './helpers.js';
 import { RawClient, type Stream } from './raw_client.js';
 
 const b = (s: string): Buffer => Buffer.from(s);
@@ -66,11 +66,9 @@ describe('the etcd gRPC protocol on qkv and on etcd', () => {
   let e: RawClient;
 
   beforeAll(async () => {
-    cluster = await LocalCluster.create({ nodes: 3 });
-    cluster.startAll();
-    const [leader, started] = await Promise.all([cluster.waitForLeader(), RealEtcd.start()]);
-    etcd = started;
-    q = new RawClient(cluster.url(cluster.names.find((n) => n !== leader)!));
+    let follower: string;
+    ({ cluster, etcd, follower } = await startBesideEtcd());
+    q = new RawClient(cluster.url(follower));
     e = new RawClient(etcd.endpoint);
   });
 
