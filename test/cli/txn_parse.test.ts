@@ -1,6 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { parseCompare, parseOp, parseTxn, splitWords, TxnSyntaxError } from '../../src/cli/txn_parse.js';
-import { humanBytes, table } from '../../src/cli/format.js';
+import { humanBytes } from '../../src/cli/printer/printer.js';
+import { table } from '../../src/cli/printer/table.js';
 import { parseDuration } from '../../src/cli/main.js';
 
 describe("etcdctl's txn input", () => {
