@@ -546,8 +546,10 @@ export class Raft {
         return;
       case MessageType.Vote:
       case MessageType.PreVote: {
-        // A learner or a removed node has no vote to give.
-        if (!this.tracker.isVoter(this.id)) return;
+        // A learner or a removed node still answers (as etcd-io/raft's do): it may have not yet
+        // applied its promotion, and a removed leader of two voters must let the other one win.
+        // Only the candidate's own configuration counts its vote, and two configurations one
+        // change apart always have overlapping majorities.
         const canVote = this.vote === m.from || (this.vote === NONE && this.lead === NONE) || (m.type === MessageType.PreVote && m.term > this.term);
         const respType = m.type === MessageType.Vote ? MessageType.VoteResp : MessageType.PreVoteResp;
         if (canVote && this.log.isUpToDate(m.index, m.logTerm)) {

@@ -33,17 +33,26 @@ const actionArb: fc.Arbitrary<Action> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ transfer: fc.tuple(node, node) }) },
 );
 
+const membershipActionArb: fc.Arbitrary<Action> = fc.oneof(
+  { weight: 12, arbitrary: actionArb },
+  {
+    weight: 3,
+    arbitrary: fc.record({ confChange: fc.record({ kind: fc.constantFrom('addLearner' as const, 'promote' as const, 'remove' as const), pick: fc.nat(6) }) }),
+  },
+);
+
 /** Short election timeouts pack more elections (and so more chances for a bug) into each schedule. */
 const ELECTION_TICK = 5;
 
-function runSchedule(nodes: number, seed: number, actions: Action[]): Simulator {
-  const sim = new Simulator({ nodes, seed, electionTick: ELECTION_TICK });
+function runSchedule(nodes: number, seed: number, actions: Action[], pool = nodes): Simulator {
+  const sim = new Simulator({ nodes, pool, seed, electionTick: ELECTION_TICK });
   try {
     for (const a of actions) sim.run(a);
     sim.converge(50 * 20);
     sim.checkConverged();
   } catch (err) {
-    (err as Error).message += `\nschedule (nodes=${nodes}, seed=${seed}): ${JSON.stringify(actions)}\nlast events:\n${sim.trace.slice(-40).join('\n')}`;
+    (err as Error).message +=
+      `\nschedule (nodes=${nodes}, pool=${pool}, seed=${seed}): ${JSON.stringify(actions)}\nlast events:\n${sim.trace.slice(-40).join('\n')}`;
     throw err;
   }
   return sim;
@@ -58,6 +67,18 @@ describe.each([3, 5])('Raft under generated faults, %i nodes', (nodes) => {
         expect(sim.committed.size).toBeGreaterThan(0);
       }),
       { numRuns: SOAK ? 50_000 : 1000 },
+    );
+  });
+});
+
+describe.each([1, 3])('Raft under generated faults and membership changes, %i initial voters of 6 nodes', (nodes) => {
+  test('safety after every step; liveness and convergence among the members once faults stop', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 1_000_000 }), fc.array(membershipActionArb, { minLength: 40, maxLength: 200 }), (seed, actions) => {
+        const sim = runSchedule(nodes, seed, actions, 6);
+        expect(sim.committed.size).toBeGreaterThan(0);
+      }),
+      { numRuns: SOAK ? 20_000 : 400 },
     );
   });
 });
