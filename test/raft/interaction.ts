@@ -323,6 +323,12 @@ const HANDLERS: Record<string, Handler> = {
     for (const n of env.nodesOf(cmd)) env.print(`${n.id}: ${describeConfState(n.raw.status().config)}`);
   },
 
+  /** transfer-leadership <from> <to>: asks node `from` (the leader, or forwarded to it) to hand leadership to `to`. */
+  'transfer-leadership': (env, cmd) => {
+    const to = env.node(cmd.args[1]);
+    env.node(cmd.args[0]).raw.transferLeadership(to.id);
+  },
+
   /** process-ready [<id>...]: handles each node's Ready (every node's if none is named). */
   'process-ready': (env, cmd) => {
     for (const n of env.nodesOf(cmd)) if (!env.processReady(n)) env.print(`> ${n.id} has no Ready`);
