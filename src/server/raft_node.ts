@@ -23,6 +23,7 @@ import {
   EntryType,
   StateRole,
   type Config,
+  type ConfChange,
   type ConfState,
   type Entry,
   type Message,
@@ -292,6 +293,18 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     if (this.stopped || !this.rawNode) return;
     this.raw.step(m);
     this.scheduleReady();
+  }
+
+  /**
+   * On the leader, appends a configuration change (see RawNode.proposeConfChange for when it is
+   * refused, with ProposalDroppedError); it takes effect on each member as it applies the entry
+   * (the 'confState' event). Where it was appended.
+   */
+  proposeConfChange(cc: ConfChange): { index: number; term: number } {
+    if (this.stopped) throw new NodeStoppedError();
+    const at = this.raw.proposeConfChange(cc);
+    this.scheduleReady();
+    return at;
   }
 
   /**
