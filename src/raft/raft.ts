@@ -112,6 +112,12 @@ export class Raft {
   readonly confChangesApplying: number[] = [];
   /** How many of the first confChangesApplying a restored snapshot already covers: applying them changes nothing. */
   private confChangesSuperseded = 0;
+  /**
+   * Leader: index of its own removal, appended and not yet applied (0: none). Until it applies it
+   * (and steps down), it takes no other proposal, so that the voters left, which committed the
+   * removal, hold its whole log and can elect one of them (with its vote, if they need it).
+   */
+  private selfRemovalIndex = 0;
 
   constructor(
     readonly config: Config,
@@ -267,6 +273,7 @@ export class Raft {
     this.pendingReadIndexMessages = [];
     this.readOnly = new ReadOnly(MAX_PENDING_READS);
     this.needsBroadcast = false;
+    this.selfRemovalIndex = 0;
   }
 
   private resetRandomizedElectionTimeout(): void {
@@ -302,6 +309,7 @@ export class Raft {
     const self = this.tracker.progress.get(this.id)!;
     self.becomeReplicate();
     self.recentActive = true;
+    this.selfRemovalIndex = this.findSelfRemoval();
     // An empty entry of the new term: committing it commits everything before it (§5.4.2),
     // and lets ReadIndex know the commit index is current.
     this.appendEntries([{ term: 0, index: 0, type: EntryType.Normal, data: EMPTY }]);
@@ -410,6 +418,7 @@ export class Raft {
   propose(data: Uint8Array): { index: number; term: number } {
     if (this.role !== StateRole.Leader) throw new ProposalDroppedError(this.lead === NONE ? 'no leader' : 'not the leader');
     if (this.leadTransferee !== NONE) throw new ProposalDroppedError('leadership transfer in progress');
+    if (this.selfRemovalIndex !== 0) throw new ProposalDroppedError('the leader is being removed');
     const index = this.appendEntries([{ term: 0, index: 0, type: EntryType.Normal, data }]);
     this.needsBroadcast = true;
     return { index, term: this.term };
@@ -430,8 +439,20 @@ export class Raft {
     const problem = confChangeProblem(this.confState(), cc);
     if (problem) throw new ProposalDroppedError(problem);
     const index = this.appendEntries([{ term: 0, index: 0, type: EntryType.ConfChange, data }]);
+    if (cc.type === ConfChangeType.RemoveNode && cc.nodeId === this.id) this.selfRemovalIndex = index;
     this.needsBroadcast = true;
     return { index, term: this.term };
+  }
+
+  /** The index of a removal of this node in the log that the application has not applied yet, or 0. */
+  private findSelfRemoval(): number {
+    const lo = Math.max(this.confChangesApplying[this.confChangesSuperseded] ?? this.log.applying + 1, this.log.firstIndex());
+    for (const e of this.log.slice(lo, this.log.lastIndex() + 1)) {
+      if (e.type !== EntryType.ConfChange) continue;
+      const cc = decodeConfChange(e.data);
+      if (cc?.type === ConfChangeType.RemoveNode && cc.nodeId === this.id) return e.index;
+    }
+    return 0;
   }
 
   /** A conf change in the log not yet applied by the application (handed out, or not yet committed). */
@@ -625,8 +646,8 @@ export class Raft {
         this.handleTransferLeader(m, pr);
         return;
       case MessageType.Prop:
-        // A follower's forwarded proposal; dropped (the proposer times out) during a transfer.
-        if (this.leadTransferee !== NONE) return;
+        // A follower's forwarded proposal; dropped (the proposer times out) during a transfer or the leader's removal.
+        if (this.leadTransferee !== NONE || this.selfRemovalIndex !== 0) return;
         this.appendEntries(m.entries.map((e) => ({ term: 0, index: 0, type: EntryType.Normal, data: e.data })));
         this.needsBroadcast = true;
         return;

@@ -84,6 +84,16 @@ describe.each([1, 3])('Raft under generated faults and membership changes, %i in
 });
 
 describe('scenarios in the simulator', () => {
+  test('a leader removing itself from two voters takes no more proposals, so the other one can take over', () => {
+    // Found by the property test: leader 2 of {2, 3} appended entries after its own removal; once
+    // it applied the removal and stepped down, node 3 (which had not learned the commit) still
+    // needed 2's vote, and 2 refused it for 3's shorter log: no leader, ever.
+    const actions: Action[] = JSON.parse(
+      '[{"crash":0},{"tick":11},{"isolateLeader":true},{"propose":0,"count":1},{"snapshot":0},{"tick":12},{"heal":true},{"restart":0},{"restart":0},{"tick":2},{"delay":1},{"tick":12},{"tick":3},{"confChange":{"kind":"remove","pick":0}},{"propose":0,"count":1},{"confChange":{"kind":"promote","pick":0}},{"isolate":0},{"delay":1},{"tick":3},{"transfer":[0,3]},{"tick":5},{"heal":true},{"confChange":{"kind":"remove","pick":0}},{"confChange":{"kind":"addLearner","pick":0}},{"confChange":{"kind":"addLearner","pick":0}},{"crash":0},{"propose":0,"count":1},{"confChange":{"kind":"addLearner","pick":0}},{"confChange":{"kind":"addLearner","pick":0}},{"tick":1},{"propose":0,"count":1},{"tick":1},{"read":0},{"snapshot":0},{"propose":0,"count":1},{"propose":0,"count":1},{"snapshot":0},{"delay":0},{"tick":1},{"crash":0},{"propose":0,"count":1},{"tick":1}]',
+    );
+    runSchedule(3, 62730, actions, 6);
+  });
+
   test('a follower far behind after compaction catches up by a multi-chunk snapshot', () => {
     const sim = new Simulator({ nodes: 3, seed: 7, maxSnapshotChunkBytes: 16 });
     sim.run({ tick: 30 });
