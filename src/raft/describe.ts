@@ -4,9 +4,10 @@
  * The interaction tests (test/raft/testdata/*.txt) compare against it, so it must stay stable:
  * the same value always prints the same way, and nothing in it depends on time or randomness.
  */
-import { EntryType, StateRole, type Entry, type HardState, type Message, type Ready, type SnapshotMetadata, type SoftState } from './types.js';
+import { EntryType, StateRole, type ConfState, type Entry, type HardState, type Message, type Ready, type SnapshotMetadata, type SoftState } from './types.js';
 import type { ProgressStatus, Status } from './rawnode.js';
 import { ProgressState } from './tracker.js';
+import { decodeConfChange, describeConfChange } from './confchange.js';
 
 const ROLE_NAMES: Record<StateRole, string> = {
   [StateRole.Follower]: 'StateFollower',
@@ -41,6 +42,10 @@ export function describeBytes(bytes: Uint8Array): string {
 
 /** `term/index EntryType data`, e.g. `1/3 EntryNormal ""`. */
 export function describeEntry(e: Entry): string {
+  if (e.type === EntryType.ConfChange) {
+    const cc = decodeConfChange(e.data);
+    if (cc) return `${e.term}/${e.index} EntryConfChange ${describeConfChange(cc)}`;
+  }
   return `${e.term}/${e.index} Entry${EntryType[e.type] ?? e.type} ${describeBytes(e.data)}`;
 }
 
@@ -58,7 +63,8 @@ function describeSoftState(ss: SoftState): string {
 }
 
 export function describeSnapshotMetadata(m: SnapshotMetadata): string {
-  return `Index:${m.index} Term:${m.term} Voters:(${m.voters.join(' ')})`;
+  const learners = m.learners ?? [];
+  return `Index:${m.index} Term:${m.term} Voters:(${m.voters.join(' ')})${learners.length > 0 ? ` Learners:(${learners.join(' ')})` : ''}`;
 }
 
 /**
@@ -102,6 +108,11 @@ function describeProgress(pr: ProgressStatus): string {
   return s;
 }
 
+/** `Voters:(1 2 3) Learners:(4)` (no Learners part when there are none). */
+export function describeConfState(cs: ConfState): string {
+  return `Voters:(${cs.voters.join(' ')})${cs.learners.length > 0 ? ` Learners:(${cs.learners.join(' ')})` : ''}`;
+}
+
 /** The node's state on one line; on a leader, one more line per voter's progress. */
 export function describeStatus(st: Status): string {
   const lines = [
@@ -111,7 +122,7 @@ export function describeStatus(st: Status): string {
     for (const id of Object.keys(st.progress)
       .map(Number)
       .sort((a, b) => a - b))
-      lines.push(`${id}: ${describeProgress(st.progress[id]!)}`);
+      lines.push(`${id}: ${describeProgress(st.progress[id]!)}${st.config.learners.includes(id) ? ' learner' : ''}`);
   }
   return lines.join('\n');
 }

@@ -6,7 +6,7 @@
  * durable copy (the WAL, wal.ts) and the application compacts the log after snapshots, which keeps
  * this bounded.
  */
-import type { Entry, NodeId, Snapshot } from './types.js';
+import type { ConfState, Entry, Snapshot } from './types.js';
 import { LogCompactedError, SnapshotOutOfDateError } from './errors.js';
 
 /** Entry overhead counted toward message size limits besides the data bytes. */
@@ -231,13 +231,13 @@ export class RaftLog {
   }
 
   /** The application took a snapshot of its state at `index` (which it has applied). */
-  createSnapshot(index: number, data: Uint8Array, voters: NodeId[]): Snapshot {
+  createSnapshot(index: number, data: Uint8Array, cs: ConfState): Snapshot {
     const current = this.snap?.metadata.index ?? 0;
     if (index <= current) throw new SnapshotOutOfDateError(index, current);
     if (index > this.applied) throw new Error(`raft log: snapshot index ${index} beyond applied ${this.applied}`);
     const term = this.term(index);
     if (term === undefined) throw new LogCompactedError(index);
-    this.snap = { metadata: { index, term, voters: [...voters] }, data };
+    this.snap = { metadata: { index, term, voters: [...cs.voters], learners: [...cs.learners] }, data };
     return this.snap;
   }
 

@@ -4,11 +4,14 @@
  * (messages are queued in `msgs`), randomness only through Config.random.
  */
 import {
+  ConfChangeType,
   EntryType,
   MessageType,
   NONE,
   StateRole,
   type Config,
+  type ConfChange,
+  type ConfState,
   type Entry,
   type HardState,
   type Message,
@@ -20,9 +23,10 @@ import {
 } from './types.js';
 import { ProposalDroppedError, RaftConfigError, ReadIndexDroppedError } from './errors.js';
 import { RaftLog } from './log.js';
-import { ProgressState, ProgressTracker, type Progress } from './tracker.js';
+import { Progress, ProgressState, ProgressTracker } from './tracker.js';
 import { ReadOnly, type ReadIndexStatus } from './read_only.js';
 import { VoteResult } from './quorum.js';
+import { applyToConfState, confChangeProblem, decodeConfChange } from './confchange.js';
 
 /** Context of a vote request that comes from a leadership transfer: it overrides leader stickiness. */
 const CAMPAIGN_TRANSFER = new Uint8Array([0x74]); // 't'
@@ -101,6 +105,19 @@ export class Raft {
   needsBroadcast = false;
   /** A snapshot being received chunk by chunk from the leader. */
   private incomingSnapshot: PendingSnapshotTransfer | undefined;
+  /**
+   * Indexes of the conf change entries handed out in a Ready (as committed entries) that the
+   * application has not yet applied with applyConfChange, in log order.
+   */
+  readonly confChangesApplying: number[] = [];
+  /** How many of the first confChangesApplying a restored snapshot already covers: applying them changes nothing. */
+  private confChangesSuperseded = 0;
+  /**
+   * Leader: index of its own removal, appended and not yet applied (0: none). Until it applies it
+   * (and steps down), it takes no other proposal, so that the voters left, which committed the
+   * removal, hold its whole log and can elect one of them (with its vote, if they need it).
+   */
+  private selfRemovalIndex = 0;
 
   constructor(
     readonly config: Config,
@@ -120,9 +137,17 @@ export class Raft {
       [...voters].sort((a, b) => a - b),
       config.maxInflightMsgs,
     );
+    this.tracker.learners = [...(persisted.snapshot?.metadata.learners ?? [])].sort((a, b) => a - b);
     this.readOnly = new ReadOnly(MAX_PENDING_READS);
     const hs = persisted.hardState;
     this.log = RaftLog.fromStorage(persisted.snapshot, persisted.entries, hs.commit, config.applied);
+    // The configuration at the applied index: the snapshot's, then the conf changes applied after it.
+    // Those after the applied index come out again as committed entries, for the application to apply.
+    for (const e of this.log.slice(this.log.firstIndex(), this.log.applied + 1)) {
+      if (e.type !== EntryType.ConfChange) continue;
+      const cc = decodeConfChange(e.data);
+      if (cc) this.setConfState(applyToConfState(this.confState(), cc));
+    }
     this.becomeFollower(hs.term, NONE);
     this.vote = hs.vote;
   }
@@ -217,12 +242,12 @@ export class Raft {
   }
 
   private bcastAppend(): void {
-    for (const id of this.tracker.voters) if (id !== this.id) this.sendAppend(id);
+    for (const id of this.tracker.members()) if (id !== this.id) this.sendAppend(id);
   }
 
   private bcastHeartbeat(context?: Uint8Array): void {
     const ctx = context ?? this.readOnly.lastPendingContext();
-    for (const id of this.tracker.voters) {
+    for (const id of this.tracker.members()) {
       if (id === this.id) continue;
       const pr = this.tracker.progress.get(id)!;
       // Never tell a follower to commit past what it is known to have: its log may differ beyond.
@@ -248,6 +273,7 @@ export class Raft {
     this.pendingReadIndexMessages = [];
     this.readOnly = new ReadOnly(MAX_PENDING_READS);
     this.needsBroadcast = false;
+    this.selfRemovalIndex = 0;
   }
 
   private resetRandomizedElectionTimeout(): void {
@@ -283,6 +309,7 @@ export class Raft {
     const self = this.tracker.progress.get(this.id)!;
     self.becomeReplicate();
     self.recentActive = true;
+    this.selfRemovalIndex = this.findSelfRemoval();
     // An empty entry of the new term: committing it commits everything before it (§5.4.2),
     // and lets ReadIndex know the commit index is current.
     this.appendEntries([{ term: 0, index: 0, type: EntryType.Normal, data: EMPTY }]);
@@ -391,9 +418,91 @@ export class Raft {
   propose(data: Uint8Array): { index: number; term: number } {
     if (this.role !== StateRole.Leader) throw new ProposalDroppedError(this.lead === NONE ? 'no leader' : 'not the leader');
     if (this.leadTransferee !== NONE) throw new ProposalDroppedError('leadership transfer in progress');
+    if (this.selfRemovalIndex !== 0) throw new ProposalDroppedError('the leader is being removed');
     const index = this.appendEntries([{ term: 0, index: 0, type: EntryType.Normal, data }]);
     this.needsBroadcast = true;
     return { index, term: this.term };
+  }
+
+  /**
+   * Appends a configuration change on the leader. Refused (ProposalDroppedError, as etcd drops
+   * it) while another conf change is pending (appended but not yet applied: etcd's
+   * pendingConfIndex), until this leader has committed an entry of its own term (the fix of
+   * the single-server change bug: a new leader's no-op gives that), and when it would remove the
+   * last voter or demote a voter.
+   */
+  proposeConfChange(cc: ConfChange, data: Uint8Array): { index: number; term: number } {
+    if (this.role !== StateRole.Leader) throw new ProposalDroppedError(this.lead === NONE ? 'no leader' : 'not the leader');
+    if (this.leadTransferee !== NONE) throw new ProposalDroppedError('leadership transfer in progress');
+    if (this.hasPendingConfChange()) throw new ProposalDroppedError('a configuration change is pending');
+    if (!this.committedEntryInCurrentTerm()) throw new ProposalDroppedError("no entry of the leader's term committed yet");
+    const problem = confChangeProblem(this.confState(), cc);
+    if (problem) throw new ProposalDroppedError(problem);
+    const index = this.appendEntries([{ term: 0, index: 0, type: EntryType.ConfChange, data }]);
+    if (cc.type === ConfChangeType.RemoveNode && cc.nodeId === this.id) this.selfRemovalIndex = index;
+    this.needsBroadcast = true;
+    return { index, term: this.term };
+  }
+
+  /** The index of a removal of this node in the log that the application has not applied yet, or 0. */
+  private findSelfRemoval(): number {
+    const lo = Math.max(this.confChangesApplying[this.confChangesSuperseded] ?? this.log.applying + 1, this.log.firstIndex());
+    for (const e of this.log.slice(lo, this.log.lastIndex() + 1)) {
+      if (e.type !== EntryType.ConfChange) continue;
+      const cc = decodeConfChange(e.data);
+      if (cc?.type === ConfChangeType.RemoveNode && cc.nodeId === this.id) return e.index;
+    }
+    return 0;
+  }
+
+  /** A conf change in the log not yet applied by the application (handed out, or not yet committed). */
+  private hasPendingConfChange(): boolean {
+    if (this.confChangesApplying.length > this.confChangesSuperseded) return true;
+    const from = Math.max(this.log.applying, this.log.firstIndex() - 1) + 1;
+    return this.log.slice(from, this.log.lastIndex() + 1).some((e) => e.type === EntryType.ConfChange);
+  }
+
+  confState(): ConfState {
+    return { voters: [...this.tracker.voters], learners: [...this.tracker.learners] };
+  }
+
+  /** The application applied the committed conf change entry `cc` (the next one handed out). */
+  applyConfChange(cc: ConfChange): ConfState {
+    if (this.confChangesApplying.length > 0) {
+      this.confChangesApplying.shift();
+      if (this.confChangesSuperseded > 0) {
+        // A snapshot restored since this entry was handed out already holds its effect.
+        this.confChangesSuperseded--;
+        return this.confState();
+      }
+    }
+    this.setConfState(applyToConfState(this.confState(), cc));
+    if (cc.type === ConfChangeType.RemoveNode && cc.nodeId === this.id && this.role !== StateRole.Follower) {
+      // Removed: a leader steps down (the rest elect), a candidate gives up.
+      this.becomeFollower(this.term, NONE);
+    } else if (this.role === StateRole.Leader) {
+      if (this.leadTransferee !== NONE && !this.tracker.isVoter(this.leadTransferee)) this.leadTransferee = NONE;
+      // A smaller quorum may commit more at once; new members get their first append.
+      if (this.maybeCommit()) this.releasePendingReadIndexMessages();
+      this.needsBroadcast = true;
+    }
+    return this.confState();
+  }
+
+  /** Sets the configuration; on a leader, progress for new members starts probing at lastIndex + 1. */
+  private setConfState(cs: ConfState): void {
+    this.tracker.voters = cs.voters;
+    this.tracker.learners = cs.learners;
+    const members = new Set(this.tracker.members());
+    for (const id of [...this.tracker.progress.keys()]) if (!members.has(id)) this.tracker.progress.delete(id);
+    if (this.role !== StateRole.Leader) return;
+    for (const id of members) {
+      if (this.tracker.progress.has(id)) continue;
+      const pr = new Progress(this.log.lastIndex() + 1, this.tracker.maxInflight);
+      // Not to be counted inactive before it had a chance to answer (as etcd).
+      pr.recentActive = true;
+      this.tracker.progress.set(id, pr);
+    }
   }
 
   /**
@@ -458,6 +567,10 @@ export class Raft {
         return;
       case MessageType.Vote:
       case MessageType.PreVote: {
+        // A learner or a removed node still answers (as etcd-io/raft's do): it may have not yet
+        // applied its promotion, and a removed leader of two voters must let the other one win.
+        // Only the candidate's own configuration counts its vote, and two configurations one
+        // change apart always have overlapping majorities.
         const canVote = this.vote === m.from || (this.vote === NONE && this.lead === NONE) || (m.type === MessageType.PreVote && m.term > this.term);
         const respType = m.type === MessageType.Vote ? MessageType.VoteResp : MessageType.PreVoteResp;
         if (canVote && this.log.isUpToDate(m.index, m.logTerm)) {
@@ -533,8 +646,8 @@ export class Raft {
         this.handleTransferLeader(m, pr);
         return;
       case MessageType.Prop:
-        // A follower's forwarded proposal; dropped (the proposer times out) during a transfer.
-        if (this.leadTransferee !== NONE) return;
+        // A follower's forwarded proposal; dropped (the proposer times out) during a transfer or the leader's removal.
+        if (this.leadTransferee !== NONE || this.selfRemovalIndex !== 0) return;
         this.appendEntries(m.entries.map((e) => ({ term: 0, index: 0, type: EntryType.Normal, data: e.data })));
         this.needsBroadcast = true;
         return;
@@ -602,6 +715,8 @@ export class Raft {
       this.leadTransferee = NONE;
     }
     if (transferee === this.id) return;
+    // Only a voter can lead.
+    if (!this.tracker.isVoter(transferee)) return;
     // The transfer must finish within an election timeout.
     this.electionElapsed = 0;
     this.leadTransferee = transferee;
@@ -805,7 +920,12 @@ export class Raft {
       return false;
     }
     this.log.restore(s);
-    this.tracker.voters = [...s.metadata.voters].sort((a, b) => a - b);
+    // Conf changes handed out before the snapshot are in its configuration already.
+    this.confChangesSuperseded = this.confChangesApplying.length;
+    this.setConfState({
+      voters: [...s.metadata.voters].sort((a, b) => a - b),
+      learners: [...(s.metadata.learners ?? [])].sort((a, b) => a - b),
+    });
     this.tracker.reset(this.log.lastIndex(), this.id);
     return true;
   }

@@ -7,10 +7,13 @@
  * propose() may be called while it is being persisted.
  */
 import {
+  EntryType,
   MessageType,
   NONE,
   StateRole,
   type Config,
+  type ConfChange,
+  type ConfState,
   type Message,
   type NodeId,
   type PersistentState,
@@ -22,6 +25,7 @@ import {
 import { RaftConfigError } from './errors.js';
 import { Raft, message } from './raft.js';
 import type { ProgressState } from './tracker.js';
+import { decodeConfChange, encodeConfChange } from './confchange.js';
 
 export interface Status {
   id: NodeId;
@@ -32,6 +36,8 @@ export interface Status {
   lastIndex: number;
   role: StateRole;
   leader: NodeId;
+  /** The configuration: voters and learners, each sorted. */
+  config: ConfState;
   /** Leader only: each voter's matched index (the same as progress[id].match). */
   match?: Record<NodeId, number>;
   /** Leader only: the replication progress of each voter, itself included (etcd-io/raft's Status.Progress). */
@@ -119,6 +125,23 @@ export class RawNode {
     return this.raft.propose(data);
   }
 
+  /**
+   * Appends a configuration change (leader only; see Raft.proposeConfChange for when it is
+   * refused). It takes effect on each member when the application, applying its committed
+   * entry, calls applyConfChange.
+   */
+  proposeConfChange(cc: ConfChange): { index: number; term: number } {
+    return this.raft.proposeConfChange(cc, encodeConfChange(cc));
+  }
+
+  /**
+   * The application applied a committed EntryConfChange (in log order, as every other entry):
+   * the configuration changes now. Returns the new configuration (etcd-io/raft's ConfState).
+   */
+  applyConfChange(cc: ConfChange): ConfState {
+    return this.raft.applyConfChange(cc);
+  }
+
   /** Sends a proposal to the leader (on the leader: appends it); see Raft.forwardProposal. */
   forwardProposal(data: Uint8Array): { index: number; term: number } | undefined {
     return this.raft.forwardProposal(data);
@@ -172,6 +195,8 @@ export class RawNode {
     }
     const lastCommitted = rd.committedEntries[rd.committedEntries.length - 1];
     if (lastCommitted) r.log.acceptApplying(lastCommitted.index);
+    // The conf changes the application will apply (one it cannot decode is skipped by both).
+    for (const e of rd.committedEntries) if (e.type === EntryType.ConfChange && decodeConfChange(e.data)) r.confChangesApplying.push(e.index);
     r.msgs = [];
     r.readStates = [];
     this.outstanding = true;
@@ -194,7 +219,9 @@ export class RawNode {
 
   /** Records a snapshot of the application's state at `index` (already applied). */
   createSnapshot(index: number, data: Uint8Array): Snapshot {
-    return this.raft.log.createSnapshot(index, data, this.raft.tracker.voters);
+    // The configuration as of the last applied conf change: the application applies them in
+    // log order, so at its applied index (the snapshot's) that is the current one.
+    return this.raft.log.createSnapshot(index, data, this.raft.confState());
   }
 
   /** Drops log entries up to `index` from memory; `index` must be covered by the snapshot. */
@@ -213,6 +240,7 @@ export class RawNode {
       lastIndex: r.log.lastIndex(),
       role: r.role,
       leader: r.lead,
+      config: r.confState(),
     };
     if (r.role === StateRole.Leader) {
       st.match = {};

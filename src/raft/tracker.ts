@@ -146,20 +146,34 @@ export class Progress {
   }
 }
 
-/** Progress of every voter plus the votes of the current election. */
+/**
+ * The configuration (voters and learners, each sorted), the progress of every member, and the
+ * votes of the current election. Every quorum (commit, votes, CheckQuorum, ReadIndex) counts the
+ * voters only, through quorum.ts: learners are replicated to but never counted.
+ */
 export class ProgressTracker {
   readonly progress = new Map<NodeId, Progress>();
   readonly votes = new Map<NodeId, boolean>();
+  learners: NodeId[] = [];
 
   constructor(
     public voters: NodeId[],
     readonly maxInflight: number,
   ) {}
 
-  /** Fresh progress for every voter, as a new leader (or any role change) needs. */
+  /** Voters, then learners: everyone the leader replicates to. */
+  members(): NodeId[] {
+    return [...this.voters, ...this.learners];
+  }
+
+  isLearner(id: NodeId): boolean {
+    return this.learners.includes(id);
+  }
+
+  /** Fresh progress for every member, as a new leader (or any role change) needs. */
   reset(lastIndex: number, selfId: NodeId): void {
     this.progress.clear();
-    for (const id of this.voters) {
+    for (const id of this.members()) {
       const pr = new Progress(lastIndex + 1, this.maxInflight);
       if (id === selfId) pr.match = lastIndex;
       this.progress.set(id, pr);

@@ -14,6 +14,27 @@ export const NONE: NodeId = 0;
 export enum EntryType {
   /** Application data; an empty `data` is the no-op a new leader appends. */
   Normal = 0,
+  /** A configuration change: `data` is a ConfChange in confchange.ts's fixed binary form. */
+  ConfChange = 1,
+}
+
+/** etcd's ConfChangeType numbering. Promoting a learner is an AddNode of that learner. */
+export enum ConfChangeType {
+  AddNode = 0,
+  RemoveNode = 1,
+  AddLearnerNode = 3,
+}
+
+/** One single-server configuration change (no joint consensus). */
+export interface ConfChange {
+  type: ConfChangeType;
+  nodeId: NodeId;
+}
+
+/** A configuration: the voters, and the learners (replicated to, never counted in a quorum). */
+export interface ConfState {
+  voters: NodeId[];
+  learners: NodeId[];
 }
 
 export interface Entry {
@@ -37,6 +58,8 @@ export interface SnapshotMetadata {
   term: number;
   /** Voting members at `index`. */
   voters: NodeId[];
+  /** Learners at `index` (a snapshot written before they existed has none: read it as []). */
+  learners: NodeId[];
 }
 
 export interface Snapshot {

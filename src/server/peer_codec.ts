@@ -19,6 +19,7 @@
  *     if context:  varint length, bytes
  *     if snapshot: varint metadata.index, varint metadata.term,
  *                  varint voter count, varint voter ids,
+ *                  varint learner count, varint learner ids (since version 2),
  *                  varint offset, varint totalBytes, u8 done (0 or 1),
  *                  varint data length, data bytes
  *
@@ -54,7 +55,7 @@ export class PeerMessageError extends PeerWireError {
 }
 
 /** Bumped on any change of the layout above, so that a member of another version is refused, not misread. */
-export const FORMAT_VERSION = 1;
+export const FORMAT_VERSION = 2;
 
 /**
  * The wire code of each message type. Fixed by hand, never derived from the enum's order: a
@@ -83,6 +84,7 @@ const MESSAGE_TYPE_CODES: Record<MessageType, number> = {
 
 const ENTRY_TYPE_CODES: Record<EntryType, number> = {
   [EntryType.Normal]: 0,
+  [EntryType.ConfChange]: 1,
 };
 
 /**
@@ -160,6 +162,8 @@ function snapshotSize(s: SnapshotChunk): number {
   let n = uintSize(s.metadata.index, 'snapshot index') + uintSize(s.metadata.term, 'snapshot term');
   n += uintSize(s.metadata.voters.length, 'voter count');
   for (const v of s.metadata.voters) n += uintSize(v, 'voter');
+  n += uintSize(s.metadata.learners.length, 'learner count');
+  for (const l of s.metadata.learners) n += uintSize(l, 'learner');
   return n + uintSize(s.offset, 'snapshot offset') + uintSize(s.totalBytes, 'snapshot size') + 1 + bytesSize(s.data);
 }
 
@@ -213,6 +217,8 @@ function putSnapshot(buf: Buffer, pos: number, s: SnapshotChunk): number {
   pos = putUint(buf, pos, s.metadata.term);
   pos = putUint(buf, pos, s.metadata.voters.length);
   for (const v of s.metadata.voters) pos = putUint(buf, pos, v);
+  pos = putUint(buf, pos, s.metadata.learners.length);
+  for (const l of s.metadata.learners) pos = putUint(buf, pos, l);
   pos = putUint(buf, pos, s.offset);
   pos = putUint(buf, pos, s.totalBytes);
   buf[pos++] = s.done ? 1 : 0;
@@ -326,12 +332,15 @@ function readSnapshot(r: Reader): SnapshotChunk {
   const n = r.count('voter count', 1);
   const voters: NodeId[] = [];
   for (let i = 0; i < n; i++) voters.push(r.uint('voter'));
+  const nl = r.count('learner count', 1);
+  const learners: NodeId[] = [];
+  for (let i = 0; i < nl; i++) learners.push(r.uint('learner'));
   const offset = r.uint('snapshot offset');
   const totalBytes = r.uint('snapshot size');
   const done = r.bool('snapshot done');
   const data = r.bytes('snapshot data');
   // Properties in the order Raft.sendSnapshotChunk creates them.
-  return { metadata: { index, term, voters }, offset, totalBytes, data, done };
+  return { metadata: { index, term, voters, learners }, offset, totalBytes, data, done };
 }
 
 function readMessage(r: Reader): Message {

@@ -17,10 +17,25 @@
 import { Buffer } from 'node:buffer';
 import { EventEmitter } from 'node:events';
 import { RawNode, type Status } from '../raft/rawnode.js';
-import { DEFAULT_CONFIG, StateRole, type Config, type Entry, type Message, type NodeId, type Snapshot, type SoftState } from '../raft/types.js';
+import { decodeConfChange } from '../raft/confchange.js';
+import {
+  DEFAULT_CONFIG,
+  EntryType,
+  StateRole,
+  type Config,
+  type ConfChange,
+  type ConfState,
+  type Entry,
+  type Message,
+  type NodeId,
+  type Snapshot,
+  type SoftState,
+} from '../raft/types.js';
 import { ProposalDroppedError, RaftConfigError, RaftError } from '../raft/errors.js';
 import { EtcdMessage, GrpcCode } from '../errors.js';
 import type { LogStore } from '../wal/log_store.js';
+
+const NO_OP = new Uint8Array(0);
 
 /** What the Raft node feeds committed entries to. */
 export interface StateMachine {
@@ -187,6 +202,8 @@ export interface RaftNodeEvents {
   softState: [SoftState];
   applied: [number];
   fsync: [number];
+  /** An applied conf change changed the configuration: the new one. */
+  confState: [ConfState];
   /** The node stopped itself after a failed fsync or apply. */
   fatal: [Error];
 }
@@ -276,6 +293,18 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     if (this.stopped || !this.rawNode) return;
     this.raw.step(m);
     this.scheduleReady();
+  }
+
+  /**
+   * On the leader, appends a configuration change (see RawNode.proposeConfChange for when it is
+   * refused, with ProposalDroppedError); it takes effect on each member as it applies the entry
+   * (the 'confState' event). Where it was appended.
+   */
+  proposeConfChange(cc: ConfChange): { index: number; term: number } {
+    if (this.stopped) throw new NodeStoppedError();
+    const at = this.raw.proposeConfChange(cc);
+    this.scheduleReady();
+    return at;
   }
 
   /**
@@ -465,9 +494,15 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     this.applyChain = this.applyChain.then(async () => {
       if (this.stopped) return;
       try {
-        const envelopes = entries.map((e) => unwrapProposal(e.data));
-        const results = await this.opts.stateMachine.apply(entries.map((e, i) => (envelopes[i] ? { ...e, data: envelopes[i].payload } : e)));
+        const envelopes = entries.map((e) => (e.type === EntryType.ConfChange ? undefined : unwrapProposal(e.data)));
+        // A conf change is the core's: the state machine gets a no-op, so that its applied index still advances.
+        const results = await this.opts.stateMachine.apply(
+          entries.map((e, i) =>
+            e.type === EntryType.ConfChange ? { ...e, type: EntryType.Normal, data: NO_OP } : envelopes[i] ? { ...e, data: envelopes[i].payload } : e,
+          ),
+        );
         entries.forEach((e, i) => this.settleProposal(e, envelopes[i], results[i]));
+        this.applyConfChanges(entries);
       } catch (err) {
         // A failed apply leaves the state machine in an unknown state: stop rather than diverge.
         this.fail(err as Error);
@@ -478,6 +513,20 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
       this.emit('applied', entries[entries.length - 1]!.index);
       this.releaseReads();
     });
+  }
+
+  /** The configuration changes as each applied conf change entry says, in log order. */
+  private applyConfChanges(entries: Entry[]): void {
+    let changed = false;
+    for (const e of entries) {
+      if (e.type !== EntryType.ConfChange) continue;
+      const cc = decodeConfChange(e.data);
+      if (!cc) continue; // the core skips it too
+      const cs = this.raw.applyConfChange(cc);
+      changed = true;
+      this.emit('confState', cs);
+    }
+    if (changed) this.scheduleReady();
   }
 
   /** Resolves when every queued entry is applied (or the node failed). */

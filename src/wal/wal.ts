@@ -526,7 +526,8 @@ export class WalLogStore implements LogStore {
     if (4 + metaLen > body.length) throw new LogCorruptError('bad snapshot file');
     const meta = JSON.parse(body.subarray(4, 4 + metaLen).toString()) as { metadata: SnapshotMetadata; compactIndex: number };
     const data = new Uint8Array(body.subarray(4 + metaLen));
-    return { metadata: meta.metadata, data, compactIndex: meta.compactIndex };
+    // A snapshot written before learners existed has none.
+    return { metadata: { ...meta.metadata, learners: meta.metadata.learners ?? [] }, data, compactIndex: meta.compactIndex };
   }
 }
 

@@ -22,7 +22,7 @@ describe('describe', () => {
     expect(describeMessage(message({ type: MessageType.AppResp, from: 2, to: 1, term: 4, index: 9, logTerm: 3, reject: true, rejectHint: 5 }))).toBe(
       '2->1 MsgAppResp Term:4 Log:3/9 Rejected (Hint: 5)',
     );
-    const metadata = { index: 10, term: 2, voters: [1, 2, 3] };
+    const metadata = { index: 10, term: 2, voters: [1, 2, 3], learners: [] };
     expect(
       describeMessage(
         message({ type: MessageType.Snap, from: 1, to: 3, term: 2, snapshot: { metadata, offset: 4, totalBytes: 6, data: data('ab'), done: true } }),

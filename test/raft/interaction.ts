@@ -23,8 +23,9 @@
  */
 import { RawNode } from '../../src/raft/rawnode.js';
 import { RaftError } from '../../src/raft/errors.js';
-import { describeEntry, describeMessage, describeReady, describeSnapshotMetadata, describeStatus } from '../../src/raft/describe.js';
-import type { Config, Message, NodeId, PersistentState } from '../../src/raft/types.js';
+import { describeConfState, describeEntry, describeMessage, describeReady, describeSnapshotMetadata, describeStatus } from '../../src/raft/describe.js';
+import { decodeConfChange, describeConfChange } from '../../src/raft/confchange.js';
+import { ConfChangeType, EntryType, type Config, type Message, type NodeId, type PersistentState } from '../../src/raft/types.js';
 import { data, emptyState, newConfig, persist } from './harness.js';
 
 // ---- scripts -------------------------------------------------------------------------------
@@ -177,6 +178,11 @@ class InteractionEnv {
     if (rd.snapshot) n.applied = rd.snapshot.metadata.index;
     const last = rd.committedEntries[rd.committedEntries.length - 1];
     if (last) n.applied = last.index;
+    // The application applies committed conf changes in log order, as raft_node does.
+    for (const e of rd.committedEntries) {
+      const cc = e.type === EntryType.ConfChange ? decodeConfChange(e.data) : undefined;
+      if (cc) this.print(`> ${n.id} applying ${describeConfChange(cc)}: ${describeConfState(n.raw.applyConfChange(cc))}`);
+    }
     n.raw.advance(rd);
     return true;
   }
@@ -239,6 +245,12 @@ const ids = (word: string): NodeId[] => word.split(',').map(Number);
 
 // ---- commands ------------------------------------------------------------------------------
 
+const CONF_CHANGE_TYPES: Record<string, ConfChangeType> = {
+  add: ConfChangeType.AddNode,
+  'add-learner': ConfChangeType.AddLearnerNode,
+  remove: ConfChangeType.RemoveNode,
+};
+
 type Handler = (env: InteractionEnv, cmd: Command) => void;
 
 const HANDLERS: Record<string, Handler> = {
@@ -291,6 +303,30 @@ const HANDLERS: Record<string, Handler> = {
     if (cmd.args[1] === undefined) throw new ScriptError('propose <id> <data>');
     const at = n.raw.forwardProposal(data(cmd.args[1]));
     if (at) env.print(`appended at ${at.term}/${at.index}`);
+  },
+
+  /**
+   * propose-conf-change <id> add|add-learner|remove <node>: on the leader, appends the
+   * configuration change (promote a learner with add); refused elsewhere or while one is pending.
+   */
+  'propose-conf-change': (env, cmd) => {
+    const n = env.node(cmd.args[0]);
+    const type = CONF_CHANGE_TYPES[cmd.args[1] ?? ''];
+    const nodeId = Number(cmd.args[2]);
+    if (type === undefined || !Number.isSafeInteger(nodeId)) throw new ScriptError('propose-conf-change <id> add|add-learner|remove <node>');
+    const at = n.raw.proposeConfChange({ type, nodeId });
+    env.print(`appended at ${at.term}/${at.index}`);
+  },
+
+  /** conf [<id>...]: each node's configuration (voters, learners) as it has applied it. */
+  conf: (env, cmd) => {
+    for (const n of env.nodesOf(cmd)) env.print(`${n.id}: ${describeConfState(n.raw.status().config)}`);
+  },
+
+  /** transfer-leadership <from> <to>: asks node `from` (the leader, or forwarded to it) to hand leadership to `to`. */
+  'transfer-leadership': (env, cmd) => {
+    const to = env.node(cmd.args[1]);
+    env.node(cmd.args[0]).raw.transferLeadership(to.id);
   },
 
   /** process-ready [<id>...]: handles each node's Ready (every node's if none is named). */

@@ -103,9 +103,9 @@ describe('snapshots and compaction', () => {
     const log = logWith(1, 1, 2, 2, 3);
     log.commitTo(5);
     log.appliedTo(4);
-    const snap = log.createSnapshot(4, new Uint8Array([9]), [1, 2, 3]);
-    expect(snap.metadata).toEqual({ index: 4, term: 2, voters: [1, 2, 3] });
-    expect(() => log.createSnapshot(5, new Uint8Array(), [1])).toThrow(/beyond applied/);
+    const snap = log.createSnapshot(4, new Uint8Array([9]), { voters: [1, 2, 3], learners: [] });
+    expect(snap.metadata).toEqual({ index: 4, term: 2, voters: [1, 2, 3], learners: [] });
+    expect(() => log.createSnapshot(5, new Uint8Array(), { voters: [1], learners: [] })).toThrow(/beyond applied/);
     log.compact(3);
     expect(log.firstIndex()).toBe(4);
     expect(log.term(3)).toBe(2);
@@ -117,7 +117,7 @@ describe('snapshots and compaction', () => {
 
   test('restore replaces the log with the snapshot', () => {
     const log = logWith(1, 1);
-    log.restore({ metadata: { index: 10, term: 4, voters: [1, 2, 3] }, data: new Uint8Array() });
+    log.restore({ metadata: { index: 10, term: 4, voters: [1, 2, 3], learners: [] }, data: new Uint8Array() });
     expect(log.lastIndex()).toBe(10);
     expect(log.lastTerm()).toBe(4);
     expect(log.committed).toBe(10);
@@ -126,7 +126,7 @@ describe('snapshots and compaction', () => {
   });
 
   test('fromStorage drops entries covered by the snapshot and clamps applied', () => {
-    const snap = { metadata: { index: 3, term: 2, voters: [1] }, data: new Uint8Array() };
+    const snap = { metadata: { index: 3, term: 2, voters: [1], learners: [] }, data: new Uint8Array() };
     const log = RaftLog.fromStorage(snap, ents([2, 1], [3, 2], [4, 2], [5, 3]), 5, 1);
     expect(log.firstIndex()).toBe(4);
     expect(log.lastIndex()).toBe(5);

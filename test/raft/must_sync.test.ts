@@ -114,7 +114,7 @@ describe('Ready.mustSync', () => {
 
   test('a received snapshot is synced', () => {
     const n = new RawNode(newConfig(1, [1, 2, 3]), { hardState: hs(1, 0, 0), entries: [] });
-    const metadata = { index: 5, term: 1, voters: [1, 2, 3] };
+    const metadata = { index: 5, term: 1, voters: [1, 2, 3], learners: [] };
     n.step(message({ type: MessageType.Snap, from: 2, to: 1, term: 1, snapshot: { metadata, offset: 0, totalBytes: 1, data: data('s'), done: true } }));
     const rd = take(n);
     expect(rd.snapshot?.metadata).toEqual(metadata);

@@ -10,7 +10,18 @@
  */
 import { RawNode } from '../../src/raft/rawnode.js';
 import { ProposalDroppedError, ReadIndexDroppedError } from '../../src/raft/errors.js';
-import { DEFAULT_CONFIG, StateRole, type Entry, type Message, type NodeId, type PersistentState } from '../../src/raft/types.js';
+import { decodeConfChange } from '../../src/raft/confchange.js';
+import {
+  ConfChangeType,
+  DEFAULT_CONFIG,
+  EntryType,
+  StateRole,
+  type ConfState,
+  type Entry,
+  type Message,
+  type NodeId,
+  type PersistentState,
+} from '../../src/raft/types.js';
 import { persist, seededRandom } from './harness.js';
 
 export type Action =
@@ -34,7 +45,13 @@ export type Action =
   | { delay: number }
   | { snapshot: number }
   | { read: number }
-  | { transfer: [number, number] };
+  | { transfer: [number, number] }
+  /**
+   * At the leader, a configuration change of the `pick`-th candidate node (modulo their count):
+   * add a learner (a pool node never in a configuration), promote a learner, or remove a member
+   * (a voter only while more than one remains). Voters stay within 1..5.
+   */
+  | { confChange: { kind: 'addLearner' | 'promote' | 'remove'; pick: number } };
 
 class InvariantViolation extends Error {}
 
@@ -53,7 +70,13 @@ interface InFlight {
 }
 
 export interface SimOptions {
+  /** Voters of the initial configuration: 1..nodes. */
   nodes: number;
+  /**
+   * Nodes in all, at least `nodes` (the default): those beyond the initial voters start empty,
+   * outside any configuration, for confChange actions to add.
+   */
+  pool?: number;
   seed: number;
   /** Small chunks so snapshots span several MsgSnap messages. */
   maxSnapshotChunkBytes?: number;
@@ -66,7 +89,12 @@ const encoder = new TextEncoder();
 
 export class Simulator {
   readonly nodes: SimNode[] = [];
+  /** Every node of the pool. */
   readonly ids: NodeId[];
+  /** The initial voters (what every node boots with when it has no snapshot). */
+  private readonly initialVoters: NodeId[];
+  /** Nodes ever removed: ids are never reused (as etcd's member ids). */
+  private readonly removed = new Set<NodeId>();
   private readonly rand: (n: number) => number;
   private network: InFlight[] = [];
   private readonly cut = new Set<string>();
@@ -86,7 +114,8 @@ export class Simulator {
 
   constructor(readonly opts: SimOptions) {
     this.rand = seededRandom(opts.seed);
-    this.ids = Array.from({ length: opts.nodes }, (_, i) => i + 1);
+    this.ids = Array.from({ length: Math.max(opts.nodes, opts.pool ?? 0) }, (_, i) => i + 1);
+    this.initialVoters = this.ids.slice(0, opts.nodes);
     this.electionTick = opts.electionTick ?? 10;
     for (const id of this.ids) {
       const disk: PersistentState = { hardState: { term: 0, vote: 0, commit: 0 }, entries: [] };
@@ -105,7 +134,7 @@ export class Simulator {
       {
         ...DEFAULT_CONFIG,
         id: node.id,
-        peers: this.ids,
+        peers: this.initialVoters,
         electionTick: this.electionTick,
         heartbeatTick: 1,
         maxInflightMsgs: 4,
@@ -217,6 +246,8 @@ export class Simulator {
       } catch (err) {
         if (!(err instanceof ReadIndexDroppedError)) throw err;
       }
+    } else if ('confChange' in action) {
+      this.proposeConfChange(action.confChange.kind, action.confChange.pick);
     } else if ('transfer' in action) {
       const [from, to] = action.transfer.map((x) => this.ids[x % this.ids.length]!) as [number, number];
       this.node(from).raw?.transferLeadership(to);
@@ -236,6 +267,42 @@ export class Simulator {
       if (err instanceof ProposalDroppedError) return false;
       throw err;
     }
+  }
+
+  private proposeConfChange(kind: 'addLearner' | 'promote' | 'remove', pick: number): void {
+    const leader = this.leader();
+    if (leader === undefined) return;
+    const raw = this.node(leader).raw!;
+    const cs = raw.status().config;
+    const members = new Set([...cs.voters, ...cs.learners]);
+    let candidates: NodeId[];
+    let type: ConfChangeType;
+    if (kind === 'addLearner') {
+      candidates = this.ids.filter((id) => !members.has(id) && !this.removed.has(id));
+      type = ConfChangeType.AddLearnerNode;
+    } else if (kind === 'promote') {
+      candidates = cs.voters.length < 5 ? cs.learners : [];
+      type = ConfChangeType.AddNode;
+    } else {
+      candidates = [...cs.learners, ...(cs.voters.length > 1 ? cs.voters : [])];
+      type = ConfChangeType.RemoveNode;
+    }
+    if (candidates.length === 0) return;
+    const nodeId = candidates[pick % candidates.length]!;
+    try {
+      const at = raw.proposeConfChange({ type, nodeId });
+      if (type === ConfChangeType.RemoveNode) this.removed.add(nodeId);
+      this.log(`leader ${leader} proposes ${kind} ${nodeId} at ${at.term}/${at.index}`);
+    } catch (err) {
+      if (!(err instanceof ProposalDroppedError)) throw err;
+    }
+  }
+
+  /** The configuration as the current leader (or else node 1) has applied it. */
+  confState(): ConfState {
+    const leader = this.leader();
+    const raw = this.node(leader ?? 1).raw;
+    return raw ? raw.status().config : { voters: this.initialVoters, learners: [] };
   }
 
   /** The application snapshots its state at its applied index and compacts the log behind it. */
@@ -300,7 +367,12 @@ export class Simulator {
       this.restoreApp(n, rd.snapshot.data, rd.snapshot.metadata.index);
       this.log(`node ${n.id} installed snapshot at ${rd.snapshot.metadata.index}`);
     }
-    for (const e of rd.committedEntries) this.apply(n, e);
+    for (const e of rd.committedEntries) {
+      this.apply(n, e);
+      // The application applies a conf change in log order, as raft_node does.
+      const cc = e.type === EntryType.ConfChange ? decodeConfChange(e.data) : undefined;
+      if (cc) raw.applyConfChange(cc);
+    }
     raw.advance(rd);
     return true;
   }
@@ -406,17 +478,22 @@ export class Simulator {
         }
       }
       const target = proposed.index;
-      if (this.nodes.every((n) => n.appliedIndex >= target && n.applied.get(target) === marker)) return t;
+      // Every member of the configuration (voters and learners); removed or never added nodes get nothing new.
+      const cs = raw.status().config;
+      const members = [...cs.voters, ...cs.learners].map((id) => this.node(id));
+      if (members.every((n) => n.appliedIndex >= target && n.applied.get(target) === marker)) return t;
     }
     throw new InvariantViolation(`Liveness: no convergence within ${maxTicks} ticks after faults stopped (leader ${this.leader() ?? 'none'})`);
   }
 
   /** After convergence: every node applied the same sequence, including every acknowledged proposal that committed. */
   checkConverged(): void {
-    const ref = this.nodes[0]!;
-    for (const n of this.nodes) {
+    const cs = this.confState();
+    const members = [...cs.voters, ...cs.learners].map((id) => this.node(id));
+    const ref = this.node(this.leader() ?? members[0]!.id);
+    for (const n of members) {
       for (let i = 1; i <= ref.appliedIndex; i++) {
-        if (n.applied.get(i) !== ref.applied.get(i)) throw new InvariantViolation(`Convergence: node ${n.id} differs from node 1 at ${i}`);
+        if (n.applied.get(i) !== ref.applied.get(i)) throw new InvariantViolation(`Convergence: node ${n.id} differs from node ${ref.id} at ${i}`);
       }
     }
     for (const [key, data] of this.proposals) {
@@ -424,7 +501,7 @@ export class Simulator {
       const ident = this.committed.get(index);
       // A proposal whose index committed with its term must be what every node applied there.
       if (ident === `${key.split(':')[1]}:${data}`) {
-        for (const n of this.nodes)
+        for (const n of members)
           if (n.applied.get(index) !== data) throw new InvariantViolation(`committed proposal ${data} at ${index} missing on node ${n.id}`);
       }
     }

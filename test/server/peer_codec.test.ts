@@ -47,7 +47,7 @@ function expectFrameError(body: Buffer | number[]): PeerFrameError {
 const bytes = (...xs: number[]): Uint8Array => new Uint8Array(xs);
 const entry = (index: number, data: Uint8Array, term = 3): Entry => ({ term, index, type: EntryType.Normal, data });
 const chunk = (over: Partial<SnapshotChunk> = {}): SnapshotChunk => ({
-  metadata: { index: 900, term: 4, voters: [1, 2, 3] },
+  metadata: { index: 900, term: 4, voters: [1, 2, 3], learners: [4] },
   offset: 0,
   totalBytes: 5,
   data: bytes(1, 2, 3, 4, 5),
@@ -72,7 +72,7 @@ const TABLE: Array<[string, Message]> = [
       index: 10,
       logTerm: 2,
       commit: 9,
-      entries: [entry(11, bytes()), entry(12, new Uint8Array(300).fill(0xab))],
+      entries: [entry(11, bytes()), entry(12, new Uint8Array(300).fill(0xab)), { ...entry(13, bytes(3, 0, 0, 0, 0, 0, 0, 0, 4)), type: EntryType.ConfChange }],
     }),
   ],
   ['AppResp', message({ type: MessageType.AppResp, from: 2, to: 1, term: 3, index: 12 })],
@@ -90,7 +90,7 @@ const TABLE: Array<[string, Message]> = [
       from: 1,
       to: 2,
       term: 3,
-      snapshot: chunk({ data: bytes(), totalBytes: 0, metadata: { index: 1, term: 1, voters: [] } }),
+      snapshot: chunk({ data: bytes(), totalBytes: 0, metadata: { index: 1, term: 1, voters: [], learners: [] } }),
     }),
   ],
   ['SnapResp', message({ type: MessageType.SnapResp, from: 2, to: 1, term: 3, index: 900, logTerm: 4, rejectHint: 5 })],
@@ -115,7 +115,7 @@ const TABLE: Array<[string, Message]> = [
       reject: true,
       entries: [entry(MAX, bytes(1), MAX)],
       context: bytes(0xff),
-      snapshot: chunk({ metadata: { index: MAX, term: MAX, voters: [MAX, 0] }, offset: MAX, totalBytes: MAX }),
+      snapshot: chunk({ metadata: { index: MAX, term: MAX, voters: [MAX, 0], learners: [MAX] }, offset: MAX, totalBytes: MAX }),
     }),
   ],
   ...[127, 128, 16_383, 16_384, 2 ** 31, 2 ** 32, 2 ** 49 - 1, 2 ** 49, 2 ** 52].map((n): [string, Message] => [
@@ -167,9 +167,9 @@ describe('peer codec round trip', () => {
 
 const num = fc.oneof(fc.nat(300), fc.maxSafeNat(), fc.constantFrom(0, 127, 128, 2 ** 32, MAX));
 const data = fc.uint8Array({ maxLength: 40 });
-const entryArb = fc.record({ term: num, index: num, type: fc.constant(EntryType.Normal), data });
+const entryArb = fc.record({ term: num, index: num, type: fc.constantFrom(EntryType.Normal, EntryType.ConfChange), data });
 const chunkArb = fc.record({
-  metadata: fc.record({ index: num, term: num, voters: fc.array(num, { maxLength: 5 }) }),
+  metadata: fc.record({ index: num, term: num, voters: fc.array(num, { maxLength: 5 }), learners: fc.array(num, { maxLength: 3 }) }),
   offset: num,
   totalBytes: num,
   data,
@@ -254,7 +254,7 @@ describe('peer codec refuses malformed bodies', () => {
     expect(m).toMatchObject({ type: MessageType.App, from: 1, to: 2, term: 3, logTerm: 4, index: 5, commit: 6, rejectHint: 7 });
   });
 
-  const snapOk = [...HEAD, ...MSG, 4, 0, /* snapshot */ 9, 2, 1, 1, /* offset, total */ 0, 1, /* done */ 1, 1, 0xaa];
+  const snapOk = [...HEAD, ...MSG, 4, 0, /* snapshot */ 9, 2, 1, 1, /* learners */ 1, 4, /* offset, total */ 0, 1, /* done */ 1, 1, 0xaa];
   test('the minimal snapshot batch itself decodes', () => {
     expect(decodeMessages(Buffer.from(snapOk))[0]!.snapshot).toMatchObject({ offset: 0, totalBytes: 1, done: true });
   });
@@ -262,7 +262,8 @@ describe('peer codec refuses malformed bodies', () => {
   const cases: Array<[string, number[], RegExp]> = [
     ['empty body', [], /truncated: format version/],
     ['unknown version 0', [0, 0], /unknown format version 0/],
-    ['unknown version 2', [2, 0], /unknown format version 2/],
+    ['unknown version 1 (before learners)', [1, 0], /unknown format version 1/],
+    ['unknown version 3', [3, 0], /unknown format version 3/],
     ['no message count', [FORMAT_VERSION], /truncated: message count/],
     ['message count past the bytes left', [FORMAT_VERSION, 2, ...MSG, 0, 0], /message count 2 exceeds/],
     ['huge message count', [FORMAT_VERSION, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x0f], /message count \d+ exceeds/],
@@ -276,12 +277,13 @@ describe('peer codec refuses malformed bodies', () => {
     ['no flags', [...HEAD, ...MSG], /message count 1 exceeds/],
     ['second message cut before its flags', [FORMAT_VERSION, 2, ...MSG, 0, 1, 1, 1, 0, 20, ...new Array<number>(20).fill(0), ...MSG], /truncated: flags/],
     ['entry count past the bytes left', [...HEAD, ...MSG, 0, 1, 1, 1, 0], /entry count 1 exceeds/],
-    ['unknown entry type', [...HEAD, ...MSG, 0, 1, 1, 1, 1, 0], /unknown entry type code 1/],
+    ['unknown entry type', [...HEAD, ...MSG, 0, 1, 1, 1, 2, 0], /unknown entry type code 2/],
     ['entry data past the end', [...HEAD, ...MSG, 0, 1, 1, 1, 0, 5, 1, 2], /entry data of 5 bytes exceeds the 2 bytes left/],
     ['context flag without context', [...HEAD, ...MSG, 2, 0], /truncated: context at byte/],
     ['context past the end', [...HEAD, ...MSG, 2, 0, 3, 1], /context of 3 bytes exceeds/],
     ['snapshot flag without snapshot', [...HEAD, ...MSG, 4, 0], /truncated: snapshot index/],
     ['voter count past the bytes left', [...HEAD, ...MSG, 4, 0, 9, 2, 100, 1], /voter count 100 exceeds/],
+    ['learner count past the bytes left', [...HEAD, ...MSG, 4, 0, 9, 2, 1, 1, 100, 1], /learner count 100 exceeds/],
     ['snapshot done not 0 or 1', [...snapOk.slice(0, -3), 2, 1, 0xaa], /snapshot done is 2/],
     ['snapshot data past the end', [...snapOk.slice(0, -2), 2, 0xaa], /snapshot data of 2 bytes exceeds/],
     ['trailing bytes', [...ok, 0], /1 trailing bytes after 1 messages/],

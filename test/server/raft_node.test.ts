@@ -7,7 +7,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
 import { WalLogStore } from '../../src/wal/wal.js';
-import { MessageType, type Entry, type Message, type NodeId, type Snapshot } from '../../src/raft/types.js';
+import { ConfChangeType, MessageType, type ConfState, type Entry, type Message, type NodeId, type Snapshot } from '../../src/raft/types.js';
+import { ProposalDroppedError } from '../../src/raft/errors.js';
 import { ProposalTimeoutError, RaftNode, unwrapProposal, wrapProposal, type StateMachine } from '../../src/server/raft_node.js';
 
 /** Appends every entry's data to a list; answers each proposal with "<node>:<index>". */
@@ -139,6 +140,25 @@ describe('RaftNode', () => {
     // The state machines see the payload without the envelope, at the same index everywhere.
     await waitFor(() => [...c.machines.values()].every((m) => m.applied.some((a) => a.data === 'from-follower')), 'apply everywhere');
     for (const m of c.machines.values()) expect(m.applied.find((a) => a.data === 'from-follower')!.index).toBe(entry!.index);
+  });
+
+  test('a conf change applies on every member in log order; the state machine gets a no-op at its index', async () => {
+    const c = await startCluster();
+    const { leader } = await leaderOf(c);
+    // An entry of the leader's term is committed: conf changes are accepted.
+    await leader.propose(Buffer.from('before'));
+    const seen: ConfState[] = [];
+    for (const n of c.nodes.values()) n.on('confState', (cs) => seen.push(cs));
+    const at = leader.proposeConfChange({ type: ConfChangeType.AddLearnerNode, nodeId: 4 });
+    expect(() => leader.proposeConfChange({ type: ConfChangeType.RemoveNode, nodeId: 3 })).toThrow(ProposalDroppedError);
+    await leader.propose(Buffer.from('after'));
+    await waitFor(() => [...c.machines.values()].every((m) => m.appliedIndex() > at.index), 'apply everywhere');
+    for (const n of c.nodes.values()) expect(n.status().config).toEqual({ voters: [1, 2, 3], learners: [4] });
+    expect(seen).toEqual(Array(3).fill({ voters: [1, 2, 3], learners: [4] }));
+    for (const m of c.machines.values()) {
+      expect(m.applied.map((a) => a.data)).toEqual(['before', 'after']);
+      expect(m.applied.some((a) => a.index === at.index)).toBe(false);
+    }
   });
 
   test('concurrent proposals from every member each resolve once, with their own entry', async () => {

@@ -48,8 +48,12 @@ describe.each(kinds)('$kind log store', ({ kind, open }) => {
       if (s.entries) await store.save({ entries: ents(s.entries[0], s.entries[1], s.entries[2]) });
       if (s.hard) await store.save({ entries: [], hardState: { term: s.hard[0], vote: s.hard[1], commit: s.hard[2] } });
       if (s.snapshot)
-        await store.save({ entries: [], snapshot: { metadata: { index: s.snapshot[0], term: s.snapshot[1], voters: [1, 2, 3] }, data: Buffer.from('snap') } });
-      if (s.compact) await store.saveSnapshot({ metadata: { index: s.compact[0], term: 1, voters: [1] }, data: Buffer.from('app') }, s.compact[1]);
+        await store.save({
+          entries: [],
+          snapshot: { metadata: { index: s.snapshot[0], term: s.snapshot[1], voters: [1, 2, 3], learners: [] }, data: Buffer.from('snap') },
+        });
+      if (s.compact)
+        await store.saveSnapshot({ metadata: { index: s.compact[0], term: 1, voters: [1], learners: [] }, data: Buffer.from('app') }, s.compact[1]);
     }
     for (let round = 0; round < 2; round++) {
       const st = await store.load();
@@ -80,7 +84,7 @@ describe.each(kinds)('$kind log store', ({ kind, open }) => {
     const store = await open(await tempDir());
     const data = Buffer.alloc(9 * 1024 * 1024 + 17);
     for (let i = 0; i < data.length; i++) data[i] = (i * 31) & 0xff;
-    await store.saveSnapshot({ metadata: { index: 3, term: 1, voters: [1] }, data }, 0);
+    await store.saveSnapshot({ metadata: { index: 3, term: 1, voters: [1], learners: [] }, data }, 0);
     const st = await store.load();
     expect(Buffer.from(st.snapshot!.data).equals(data)).toBe(true);
     await store.close();

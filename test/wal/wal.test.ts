@@ -153,7 +153,7 @@ describe('WalLogStore', () => {
     let store = await WalLogStore.open(dir, { segmentBytes: SEGMENT });
     for (let i = 1; i <= 200; i += 5) await store.save({ entries: ents(i, i + 4, 1, 100), hardState: { term: 1, vote: 1, commit: i + 4 } });
     const before = (await segments(dir)).length;
-    await store.saveSnapshot({ metadata: { index: 190, term: 1, voters: [1, 2, 3] }, data: Buffer.from('app') }, 150);
+    await store.saveSnapshot({ metadata: { index: 190, term: 1, voters: [1, 2, 3], learners: [] }, data: Buffer.from('app') }, 150);
     const after = (await segments(dir)).length;
     expect(after).toBeLessThan(before);
     expect(after).toBeGreaterThan(1);

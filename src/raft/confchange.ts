@@ -1,0 +1,65 @@
+/**
+ * Single-server configuration changes: their fixed binary form in an entry's data, and how one
+ * changes a configuration. Pure functions: every member applies the same changes in log order
+ * and reaches the same configuration.
+ *
+ * Data: 9 bytes, u8 type (ConfChangeType), then the node id as a big-endian u64.
+ */
+import { RaftConfigError } from './errors.js';
+import { ConfChangeType, type ConfChange, type ConfState, type NodeId } from './types.js';
+
+const CONF_CHANGE_BYTES = 9;
+
+const TYPE_NAMES: Record<ConfChangeType, string> = {
+  [ConfChangeType.AddNode]: 'AddNode',
+  [ConfChangeType.RemoveNode]: 'RemoveNode',
+  [ConfChangeType.AddLearnerNode]: 'AddLearnerNode',
+};
+
+export function encodeConfChange(cc: ConfChange): Uint8Array {
+  if (TYPE_NAMES[cc.type] === undefined) throw new RaftConfigError(`unknown conf change type ${cc.type}`);
+  if (!Number.isSafeInteger(cc.nodeId) || cc.nodeId <= 0) throw new RaftConfigError(`conf change node id ${cc.nodeId} must be a positive integer`);
+  const out = new Uint8Array(CONF_CHANGE_BYTES);
+  const view = new DataView(out.buffer);
+  out[0] = cc.type;
+  view.setBigUint64(1, BigInt(cc.nodeId));
+  return out;
+}
+
+/** The change `data` holds, or undefined if it is not one (wrong size, unknown type, id 0 or too large). */
+export function decodeConfChange(data: Uint8Array): ConfChange | undefined {
+  if (data.byteLength !== CONF_CHANGE_BYTES) return undefined;
+  const type = data[0] as ConfChangeType;
+  if (TYPE_NAMES[type] === undefined) return undefined;
+  const id = new DataView(data.buffer, data.byteOffset, data.byteLength).getBigUint64(1);
+  if (id === 0n || id > BigInt(Number.MAX_SAFE_INTEGER)) return undefined;
+  return { type, nodeId: Number(id) };
+}
+
+/** `AddLearnerNode 4`. */
+export function describeConfChange(cc: ConfChange): string {
+  return `${TYPE_NAMES[cc.type]} ${cc.nodeId}`;
+}
+
+const sorted = (ids: Iterable<NodeId>): NodeId[] => [...new Set(ids)].sort((a, b) => a - b);
+
+/**
+ * Why `cc` cannot be applied to `cs`, or undefined if it can: removing the last voter, and
+ * making a voter a learner (demotion is not supported), are refused.
+ */
+export function confChangeProblem(cs: ConfState, cc: ConfChange): string | undefined {
+  if (cc.type === ConfChangeType.RemoveNode && cs.voters.length === 1 && cs.voters[0] === cc.nodeId) return 'cannot remove the last voter';
+  if (cc.type === ConfChangeType.AddLearnerNode && cs.voters.includes(cc.nodeId)) return `node ${cc.nodeId} is a voter: demotion is not supported`;
+  return undefined;
+}
+
+/** The configuration after `cc`; a change confChangeProblem refuses leaves it as it is. */
+export function applyToConfState(cs: ConfState, cc: ConfChange): ConfState {
+  if (confChangeProblem(cs, cc) !== undefined) return { voters: [...cs.voters], learners: [...cs.learners] };
+  const id = cc.nodeId;
+  const voters = cs.voters.filter((v) => v !== id);
+  const learners = cs.learners.filter((l) => l !== id);
+  if (cc.type === ConfChangeType.AddNode) voters.push(id);
+  else if (cc.type === ConfChangeType.AddLearnerNode) learners.push(id);
+  return { voters: sorted(voters), learners: sorted(learners) };
+}
