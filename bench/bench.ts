@@ -7,7 +7,8 @@
  *   npm run bench -- [--quick] [--seconds 10] [--warmup 5] [--keys 1000000] [--only qkv|etcd]
  *                    [--grpc-only | --gateway-only]
  *
- * --grpc-only skips the gateway rows and the loaded store (the warm-up puts still run);
+ * --grpc-only skips the gateway rows and the loaded store (the gateway warm-up puts still run,
+ * and the gRPC rows have a warm-up of their own);
  * --gateway-only skips the gRPC rows.
  *
  * Writes bench/results/<stamp>.md, .json and -latency.svg, and prints the table.
@@ -249,6 +250,14 @@ async function grpcRows(sys: SystemUnderTest): Promise<void> {
       w: { workload: 'watch', clients: 1, conns: 8, watchers: WATCHERS, puts: QUICK ? 100 : 500 } satisfies GrpcWorkload,
     },
   ];
+  // The gRPC path is other code than the gateway's (in qkv, @grpc/grpc-js): warm it up the same
+  // way, WARMUP_SECONDS at 64 in flight and as many sequential, unmeasured.
+  for (const [clients, conns] of [
+    [64, 8],
+    [1, 1],
+  ] as const) {
+    await runGrpcLoad(bin, sys, { workload: 'put', clients, conns }, { seconds: WARMUP_SECONDS, keys: KEYSPACE, valueSize: 256 });
+  }
   for (const { row, w } of workloads) {
     const r = await runGrpcLoad(bin, sys, w, { seconds: SECONDS, keys: KEYSPACE, valueSize: 256 });
     grpcResults.push({ ...r, system: sys.name, row });

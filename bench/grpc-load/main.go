@@ -115,6 +115,7 @@ func main() {
 	watchers := flag.Int("watchers", 1000, "watch: watchers on the prefix")
 	puts := flag.Int("puts", 500, "watch: sequential puts")
 	timeout := flag.Duration("timeout", 10*time.Second, "per-request deadline")
+	keepScheme := flag.Bool("keep-scheme", false, "dial endpoints as given: clientv3 3.4 then sends an http:// URL as the HTTP/2 :authority")
 	flag.Parse()
 	if *endpoints == "" {
 		fail("-endpoints is required")
@@ -130,8 +131,13 @@ func main() {
 	// clientv3 logs every reconnect through grpclog; keep stderr for our own errors.
 	grpclog.SetLoggerV2(grpclog.NewLoggerV2WithVerbosity(nopWriter{}, nopWriter{}, os.Stderr, 0))
 	eps := strings.Split(*endpoints, ",")
-	for i, e := range eps {
-		eps[i] = strings.TrimPrefix(e, "http://")
+	// clientv3 3.4 uses an endpoint string as the address, and grpc-go the address as the
+	// :authority; host:port is what any gRPC client sends (qkv serves a URL authority too,
+	// through its rewriting path, src/grpc/h2_authority.ts).
+	if !*keepScheme {
+		for i, e := range eps {
+			eps[i] = strings.TrimPrefix(e, "http://")
+		}
 	}
 	cls := make([]*clientv3.Client, *conns)
 	for i := range cls {
