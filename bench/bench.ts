@@ -1,8 +1,15 @@
 /**
- * qkv and etcd side by side: the same 3-member layout on loopback, the same load generator over
- * etcd's v3 JSON gateway, one system after the other, fsync on every commit for both.
+ * qkv and etcd side by side: the same 3-member layout on loopback, the same load generators, one
+ * system after the other, fsync on every commit for both. The gateway rows use a Node.js client
+ * over etcd's v3 JSON gateway (bench/load.ts); the gRPC rows use etcd's own Go client, clientv3
+ * 3.4 (bench/grpc-load, built by bench/install-grpc-load.sh), with each member's CPU per op.
  *
  *   npm run bench -- [--quick] [--seconds 10] [--warmup 5] [--keys 1000000] [--only qkv|etcd]
+ *                    [--grpc-only | --gateway-only]
+ *
+ * --grpc-only skips the gateway rows and the loaded store (the gateway warm-up puts still run,
+ * and the gRPC rows have a warm-up of their own);
+ * --gateway-only skips the gRPC rows.
  *
  * Writes bench/results/<stamp>.md, .json and -latency.svg, and prints the table.
  */
@@ -10,7 +17,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { ensureEtcd, startEtcd, startQkv, type SystemUnderTest } from './clusters.js';
+import { ensureEtcd, ensureGrpcLoad, startEtcd, startQkv, type SystemUnderTest } from './clusters.js';
+import { runGrpcLoad, type GrpcResult, type GrpcWorkload } from './grpc.js';
 import { b64, closedLoop, post, summarize, type Stats } from './load.js';
 
 const argv = process.argv.slice(2);
@@ -32,6 +40,9 @@ const WARMUP_SECONDS = num('warmup', QUICK ? 1 : 5);
 const KEYS = num('keys', QUICK ? 20_000 : 1_000_000);
 const WATCHERS = num('watchers', QUICK ? 200 : 1000);
 const ONLY = argv.includes('--only') ? argv[argv.indexOf('--only') + 1] : undefined;
+const GRPC = !argv.includes('--gateway-only');
+const GATEWAY = !argv.includes('--grpc-only');
+if (!GRPC && !GATEWAY) throw new Error('--grpc-only and --gateway-only exclude each other');
 const VALUE = b64(Buffer.alloc(256, 'v'));
 const KEYSPACE = 10_000;
 
@@ -49,7 +60,12 @@ interface Row {
 }
 
 const rows: Row[] = [];
-const putLatencies: Record<string, Partial<Record<'qkv' | 'etcd', Float64Array>>> = {};
+/** Put latency at each of PCTS, per concurrency and system: the gateway's and gRPC's. */
+const PCTS = [50, 75, 90, 95, 99, 99.9];
+const putLatencies: Record<string, Partial<Record<'qkv' | 'etcd', number[]>>> = {};
+const grpcPutLatencies: Record<string, Partial<Record<'qkv' | 'etcd', number[]>>> = {};
+const grpcResults: (GrpcResult & { system: string; row: string })[] = [];
+const atPcts = (sorted: Float64Array): number[] => PCTS.map((p) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!);
 
 function record(workload: string, sys: SystemUnderTest, s: Stats): void {
   const add = (metric: string, unit: string, better: Row['better'], v: number): void => {
@@ -207,14 +223,77 @@ async function runAll(sys: SystemUnderTest): Promise<void> {
   // Seed the key space so gets find values, and warm the servers up.
   await closedLoop(64, WARMUP_SECONDS, putOp);
   await closedLoop(1, WARMUP_SECONDS, putOp);
+  if (GATEWAY) await gatewayRows(sys);
+  if (GRPC) await grpcRows(sys);
+  if (GATEWAY) await loadedStore(sys);
+}
 
+/** The gRPC workloads: etcd's Go client, connections shared as the issue sets them. */
+const GRPC_WORKLOADS: { row: string; w: GrpcWorkload }[] = [
+  { row: 'gRPC put, sequential (1 client, 1 connection)', w: { workload: 'put', clients: 1, conns: 1 } },
+  { row: 'gRPC put, 64 clients on 8 connections', w: { workload: 'put', clients: 64, conns: 8 } },
+  { row: 'gRPC put, 256 clients on 16 connections', w: { workload: 'put', clients: 256, conns: 16 } },
+  { row: 'gRPC range linearizable, 64 clients on 8 connections', w: { workload: 'range-linearizable', clients: 64, conns: 8 } },
+  { row: 'gRPC range serializable, 64 clients on 8 connections', w: { workload: 'range-serializable', clients: 64, conns: 8 } },
+  { row: 'gRPC txn compare-and-set, 64 clients on 8 connections', w: { workload: 'txn-cas', clients: 64, conns: 8 } },
+];
+
+let grpcBin: string | undefined;
+
+async function grpcRows(sys: SystemUnderTest): Promise<void> {
+  const bin = grpcBin!;
+  const leader = sys.endpoints.indexOf(await leaderOf(sys));
+  const workloads = [
+    ...GRPC_WORKLOADS,
+    {
+      row: `gRPC watch: ${WATCHERS} watchers on a prefix (8 connections), put ack to event`,
+      w: { workload: 'watch', clients: 1, conns: 8, watchers: WATCHERS, puts: QUICK ? 100 : 500 } satisfies GrpcWorkload,
+    },
+  ];
+  // The gRPC path is other code than the gateway's (in qkv, @grpc/grpc-js): warm it up the same
+  // way, WARMUP_SECONDS at 64 in flight and as many sequential, unmeasured.
+  for (const [clients, conns] of [
+    [64, 8],
+    [1, 1],
+  ] as const) {
+    await runGrpcLoad(bin, sys, { workload: 'put', clients, conns }, { seconds: WARMUP_SECONDS, keys: KEYSPACE, valueSize: 256 });
+  }
+  for (const { row, w } of workloads) {
+    const r = await runGrpcLoad(bin, sys, w, { seconds: SECONDS, keys: KEYSPACE, valueSize: 256 });
+    grpcResults.push({ ...r, system: sys.name, row });
+    record(row, sys, {
+      ops: r.ops,
+      warmupOps: 0,
+      errors: r.errors,
+      seconds: r.seconds,
+      opsPerSec: r.ops_per_sec,
+      p50: r.p50_ms,
+      p99: r.p99_ms,
+      p999: r.p999_ms,
+      latencies: new Float64Array(),
+    });
+    const followers = r.cpuPerOpUs.filter((_, i) => i !== leader);
+    const per = w.workload === 'watch' ? 'µs per event' : 'µs per op';
+    single(row, 'server CPU, leader', per, 'lower', sys, r.cpuPerOpUs[leader] ?? NaN);
+    single(row, 'server CPU, follower (mean)', per, 'lower', sys, followers.reduce((a, b) => a + b, 0) / followers.length);
+    // Its own CPU, to show it leaves the servers most of the machine (it shares the same cores).
+    single(row, 'load generator CPU', per, 'lower', sys, r.clientCpuPerOpUs);
+    if (r.first_error) progress(`${sys.name} ${row}: first error: ${r.first_error}`);
+    if (w.workload === 'put' && r.percentiles_ms) (grpcPutLatencies[String(w.clients)] ??= {})[sys.name] = r.percentiles_ms;
+  }
+}
+
+async function gatewayRows(sys: SystemUnderTest): Promise<void> {
+  const eps = sys.endpoints;
+  const rr = (i: number): string => eps[i % eps.length]!;
+  const putOp = (i: number): Promise<unknown> => post(`${rr(i)}/v3/kv/put`, JSON.stringify({ key: key(i), value: VALUE }));
   let s = await closedLoop(1, SECONDS, putOp);
   record('put, sequential (1 client)', sys, s);
-  (putLatencies['1'] ??= {})[sys.name] = s.latencies;
+  (putLatencies['1'] ??= {})[sys.name] = atPcts(s.latencies);
   for (const c of [16, 64, 256]) {
     s = await closedLoop(c, SECONDS, putOp);
     record(`put, ${c} in flight`, sys, s);
-    (putLatencies[String(c)] ??= {})[sys.name] = s.latencies;
+    (putLatencies[String(c)] ??= {})[sys.name] = atPcts(s.latencies);
   }
   s = await closedLoop(64, SECONDS, (i) => post(`${rr(i)}/v3/kv/range`, JSON.stringify({ key: key(i * 7919) })));
   record('get linearizable, 64 in flight', sys, s);
@@ -234,6 +313,10 @@ async function runAll(sys: SystemUnderTest): Promise<void> {
   record('txn compare-and-set, 64 in flight', sys, s);
   s = await watchWorkload(sys);
   record(`watch: ${WATCHERS} watchers on a prefix, put ack to event`, sys, s);
+}
+
+async function loadedStore(sys: SystemUnderTest): Promise<void> {
+  const eps = sys.endpoints;
 
   // A large store: memory, disk, catch-up of a member that missed the whole load, restart.
   // (A member whose data is wiped must be removed and re-added, in etcd as in Raft generally;
@@ -291,21 +374,21 @@ function markdown(meta: Record<string, string>): string {
 }
 
 /** Latency percentiles of the put workloads, both systems, as an SVG line chart (log scale). */
-function svg(): string {
-  const pcts = [50, 75, 90, 95, 99, 99.9];
+function svg(title: string, latencies: Record<string, Partial<Record<'qkv' | 'etcd', number[]>>>): string {
+  const pcts = PCTS;
   const W = 720;
   const H = 400;
   const series: { label: string; color: string; dash: string; points: number[] }[] = [];
   const colors: Record<string, string> = { '1': '#1f77b4', '16': '#ff7f0e', '64': '#2ca02c', '256': '#d62728' };
-  for (const [conc, bySys] of Object.entries(putLatencies)) {
+  for (const [conc, bySys] of Object.entries(latencies)) {
     for (const name of ['qkv', 'etcd'] as const) {
-      const lat = bySys[name];
-      if (!lat || lat.length === 0) continue;
+      const points = bySys[name];
+      if (!points || points.length === 0) continue;
       series.push({
         label: `${name} put ×${conc}`,
         color: colors[conc] ?? '#000',
         dash: name === 'etcd' ? '6,4' : '',
-        points: pcts.map((p) => lat[Math.min(lat.length - 1, Math.floor((p / 100) * lat.length))]!),
+        points,
       });
     }
   }
@@ -315,7 +398,7 @@ function svg(): string {
   const x = (i: number): number => 60 + (i * (W - 220)) / (pcts.length - 1);
   const y = (v: number): number => H - 40 - ((Math.log10(Math.max(v, 0.05)) - lo) / (hi - lo || 1)) * (H - 70);
   const out = [`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="11">`];
-  out.push(`<text x="${W / 2 - 150}" y="16" font-size="13">put latency percentiles (ms, log scale): qkv solid, etcd dashed</text>`);
+  out.push(`<text x="${W / 2 - 150}" y="16" font-size="13">${title} latency percentiles (ms, log scale): qkv solid, etcd dashed</text>`);
   pcts.forEach((p, i) => out.push(`<text x="${x(i) - 10}" y="${H - 20}">p${p}</text>`));
   for (let d = Math.ceil(lo); d <= Math.floor(hi); d++) {
     out.push(`<line x1="60" x2="${W - 160}" y1="${y(10 ** d)}" y2="${y(10 ** d)}" stroke="#ddd"/><text x="10" y="${y(10 ** d) + 4}">${10 ** d} ms</text>`);
@@ -329,9 +412,14 @@ function svg(): string {
   return out.join('\n');
 }
 
+const fmtLoad = (l: number[]): string => l.map((v) => v.toFixed(2)).join(', ');
+
 async function main(): Promise<void> {
   const etcdVersion = ONLY === 'qkv' ? 'not run' : ensureEtcd();
+  let goVersion = 'not run';
+  if (GRPC) ({ bin: grpcBin, go: goVersion } = ensureGrpcLoad());
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const loadBefore = os.loadavg();
   progress(`qkv vs etcd ${etcdVersion}: ${SECONDS} s per workload, ${KEYS} keys, ${WATCHERS} watchers${QUICK ? ' (quick)' : ''}`);
   for (const which of ['qkv', 'etcd'] as const) {
     if (ONLY && ONLY !== which) continue;
@@ -348,15 +436,25 @@ async function main(): Promise<void> {
     machine: `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB`,
     node: process.version,
     etcd: etcdVersion,
-    settings: `${SECONDS} s per workload after warm-up puts (${WARMUP_SECONDS} s at 64 in flight, ${WARMUP_SECONDS} s sequential), 256-byte values, ${KEYSPACE} keys for puts/gets, ${WATCHERS} watchers, ${KEYS} keys loaded${QUICK ? ', quick' : ''}`,
+    'gRPC load generator': GRPC ? `bench/grpc-load (etcd clientv3 3.4, ${goVersion})` : 'not run',
+    'load average (1, 5, 15 min)': `${fmtLoad(loadBefore)} at the start, ${fmtLoad(os.loadavg())} at the end`,
+    settings: `${GATEWAY ? '' : 'gRPC rows only, '}${GRPC ? '' : 'gateway rows only, '}${SECONDS} s per workload after warm-up puts (${WARMUP_SECONDS} s at 64 in flight, ${WARMUP_SECONDS} s sequential), 256-byte values, ${KEYSPACE} keys for puts/gets, ${WATCHERS} watchers, ${KEYS} keys loaded${QUICK ? ', quick' : ''}`,
   };
   const dir = path.resolve('bench/results');
   mkdirSync(dir, { recursive: true });
   const md = markdown(meta);
   writeFileSync(path.join(dir, `${stamp}.md`), md);
-  writeFileSync(path.join(dir, `${stamp}.json`), JSON.stringify({ meta, rows }, null, 2));
-  writeFileSync(path.join(dir, `${stamp}-latency.svg`), svg());
-  process.stdout.write(`\n${md}\nwritten: bench/results/${stamp}.{md,json} and ${stamp}-latency.svg\n`);
+  writeFileSync(path.join(dir, `${stamp}.json`), JSON.stringify({ meta, rows, grpc: grpcResults }, null, 2));
+  const svgs = [];
+  if (GATEWAY) {
+    writeFileSync(path.join(dir, `${stamp}-latency.svg`), svg('gateway put', putLatencies));
+    svgs.push(`${stamp}-latency.svg`);
+  }
+  if (GRPC) {
+    writeFileSync(path.join(dir, `${stamp}-grpc-latency.svg`), svg('gRPC put', grpcPutLatencies));
+    svgs.push(`${stamp}-grpc-latency.svg`);
+  }
+  process.stdout.write(`\n${md}\nwritten: bench/results/${stamp}.{md,json} and ${svgs.join(', ')}\n`);
 }
 
 void main().catch((err: unknown) => {

@@ -5,7 +5,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { freePorts } from '../test/server/ports.js';
@@ -19,6 +19,8 @@ export interface SystemUnderTest {
   rss(): number[];
   /** Bytes on disk of each member's data directory. */
   diskBytes(): number[];
+  /** Process id of each member (in endpoint order), undefined while it is down. */
+  pids(): (number | undefined)[];
   /** Kills one member (SIGKILL) and returns a function that restarts it. */
   member(i: number): { kill(): Promise<void>; start(opts?: { wipe?: boolean }): void; url: string };
   stop(): Promise<void>;
@@ -33,6 +35,33 @@ function rssOf(pid: number | undefined): number {
 function duBytes(dir: string): number {
   const r = spawnSync('du', ['-sb', dir]);
   return Number(r.stdout.toString().split(/\s/)[0] ?? 0);
+}
+
+/** User + system CPU time of a process so far, in ms (Linux /proc); 0 for a process that is gone. */
+export function cpuMs(pid: number | undefined): number {
+  if (!pid) return 0;
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return 0;
+  }
+  const fields = stat.slice(stat.lastIndexOf(') ') + 2).split(' ');
+  // utime and stime are fields 14 and 15 of stat, in clock ticks (100 per second here).
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+/**
+ * Builds the gRPC load generator (bench/grpc-load/main.go, on etcd's Go client) with
+ * bench/install-grpc-load.sh, which installs Go and Debian's etcd sources first when they are
+ * missing. Returns the binary's path and the Go version.
+ */
+export function ensureGrpcLoad(): { bin: string; go: string } {
+  const script = path.resolve(path.dirname(new URL(import.meta.url).pathname), 'install-grpc-load.sh');
+  const r = spawnSync('bash', [script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  if (r.status !== 0) throw new Error('building the gRPC load generator failed (bench/install-grpc-load.sh)');
+  const lines = r.stdout.toString().trim().split('\n');
+  return { bin: lines[lines.length - 1]!, go: /go version (\S+)/.exec(r.stdout.toString())?.[1] ?? 'go' };
 }
 
 export function etcdVersion(): string | undefined {
@@ -63,6 +92,7 @@ export async function startQkv(): Promise<SystemUnderTest> {
     endpoints: cluster.endpoints,
     rss: () => cluster.names.map((n) => rssOf(cluster.procs.get(n)?.child.pid)),
     diskBytes: () => cluster.config.members.map((m) => duBytes(m.dataDir)),
+    pids: () => cluster.names.map((n) => cluster.procs.get(n)?.child.pid),
     member: (i) => {
       const name = cluster.names[i]!;
       return {
@@ -151,6 +181,7 @@ export async function startEtcd(version: string): Promise<SystemUnderTest> {
     endpoints: members.map((m) => m.client),
     rss: () => procs.map((p) => rssOf(p?.pid)),
     diskBytes: () => members.map((m) => duBytes(m.dataDir)),
+    pids: () => procs.map((p) => (p && p.exitCode === null ? p.pid : undefined)),
     member: (i) => ({
       url: members[i]!.client,
       kill: () => kill(i, 'SIGKILL'),

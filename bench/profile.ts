@@ -9,12 +9,12 @@
  * holds even when other work shares the machine, unlike throughput.
  * The profiles stay under the printed folder for Chrome DevTools or speedscope.
  */
-import { readFileSync } from 'node:fs';
 import { mkdtemp, readdir, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { LocalCluster } from '../test/server/cluster_harness.js';
 import { b64, closedLoop, post } from './load.js';
+import { cpuMs } from './clusters.js';
 
 const argv = process.argv.slice(2);
 const opt = (name: string, fallback: string): string => {
@@ -38,13 +38,6 @@ interface CpuProfile {
   nodes: ProfileNode[];
   samples: number[];
   timeDeltas: number[];
-}
-
-/** User + system CPU time of a process so far, in ms (Linux /proc). */
-function cpuMs(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  // utime and stime are fields 14 and 15 of stat, in clock ticks (100 per second here).
-  return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
 /** Self time per function (name + file:line), as a share of all samples. */
