@@ -5,6 +5,7 @@
  * A rejected request (MvccError, or a LeaseError of the lease table) becomes an error result and changes nothing. Anything else
  * thrown (LevelDB failure, corrupt data) aborts the whole batch: nothing of it is written.
  */
+import { applyMemberAttributes, applyMemberChange } from './membership.js';
 import { alarmRefusal, applyAlarm } from './alarm.js';
 import { LeaseError } from '../lease/errors.js';
 import { CompactedError, CorruptError, FutureRevisionError, MvccError } from './errors.js';
@@ -75,6 +76,8 @@ async function dispatch(b: Batch, req: MvccRequest): Promise<MvccResponse> {
   if ('leaseGrant' in req) return { leaseGrant: applyLeaseGrant(b, req.leaseGrant) };
   if ('leaseRevoke' in req) return { leaseRevoke: await applyLeaseRevoke(b, req.leaseRevoke) };
   if ('alarm' in req) return { alarm: applyAlarm(b, req.alarm) };
+  if ('memberChange' in req) return { membership: applyMemberChange(b, req.memberChange) };
+  if ('memberAttributes' in req) return { membership: applyMemberAttributes(b, req.memberAttributes) };
   return { compaction: compact(b, req.compaction) };
 }
 

@@ -109,7 +109,7 @@ export function encodeRequest(req: MvccRequest): Buffer {
   return packValue(clean(req));
 }
 
-const KINDS = ['range', 'put', 'deleteRange', 'txn', 'compaction', 'leaseGrant', 'leaseRevoke', 'alarm'];
+const KINDS = ['range', 'put', 'deleteRange', 'txn', 'compaction', 'leaseGrant', 'leaseRevoke', 'alarm', 'memberChange', 'memberAttributes'];
 
 export function decodeRequest(data: Uint8Array): MvccRequest {
   if (data[0] === BINARY_TAG) return decodePut(data);

@@ -12,6 +12,7 @@
  *            alarms: [[memberId (decimal string), type], ...], only while some are active, so
  *            a store that never had one writes the meta of version 1 as before
  */
+import { decodeCluster, encodeCluster, type ClusterRecord } from './membership.js';
 import { Buffer } from 'node:buffer';
 import { Packr } from 'msgpackr';
 import { CorruptError } from './errors.js';
@@ -262,6 +263,8 @@ export interface Meta {
    * change replaces the array, so a batch's copy of the meta cannot touch the committed one.
    */
   alarms: readonly AlarmMember[];
+  /** The membership (replicated state, see membership.ts); undefined until seeded. Replaced, never mutated. */
+  cluster?: ClusterRecord;
 }
 
 const META_VERSION = 1;
@@ -277,6 +280,7 @@ export function encodeMeta(m: Meta): Buffer {
     cursor: m.cursor,
   };
   if (m.alarms.length > 0) o['alarms'] = encodeAlarms(m.alarms);
+  if (m.cluster) o['cluster'] = encodeCluster(m.cluster);
   return packr.pack(o);
 }
 
@@ -312,7 +316,13 @@ export function decodeMeta(raw: Buffer): Meta {
     physTarget: num(o['physTarget']),
     cursor: o['cursor'] === null || o['cursor'] === undefined ? null : buf(o['cursor']),
     alarms: decodeAlarms(o['alarms']),
+    ...withCluster(decodeCluster(o['cluster'])),
   };
+}
+
+/** `{ cluster }` when there is one (exactOptionalPropertyTypes: never an undefined field). */
+export function withCluster(cluster: ClusterRecord | undefined): { cluster?: ClusterRecord } {
+  return cluster ? { cluster } : {};
 }
 
 /** Generic msgpack helpers for the snapshot stream and the request codec. */

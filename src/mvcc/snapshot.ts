@@ -7,10 +7,11 @@
  * the compaction point, and GRANTS; CURRENT and LEASES are derived from HISTORY on restore.
  *
  * Chunks, each one msgpack value:
- *   { kind: 'qkv-mvcc-snapshot', version, rev, compactRev, appliedIndex, alarms? }   alarms: [[memberId, type], ...], only if any
+ *   { kind: 'qkv-mvcc-snapshot', version, rev, compactRev, appliedIndex, alarms?, cluster? }   alarms: [[memberId, type], ...], only if any; cluster: membership.ts's record
  *   { kind: 'hist' | 'evt' | 'grant', kv: [key, value, ...] }        (tables in this order)
  *   { kind: 'end', records, crc }                                    crc32 of every key and value
  */
+import { decodeCluster, encodeCluster } from './membership.js';
 import { Buffer } from 'node:buffer';
 import { survivesCompaction } from './compaction.js';
 import { CorruptError } from './errors.js';
@@ -42,6 +43,7 @@ import {
   encodeMeta,
   packValue,
   unpackValue,
+  withCluster,
   type Meta,
 } from './records.js';
 import { writeBatch, type BatchOp } from '../level_batch.js';
@@ -93,6 +95,7 @@ export class StoreSnapshot implements AsyncIterable<Uint8Array> {
     const header: Record<string, unknown> = { kind: KIND, version: VERSION, rev: m.rev, compactRev: m.compactRev, appliedIndex: m.appliedIndex };
     // Only while some are active: a stream without alarms is what members before them read.
     if (m.alarms.length > 0) header['alarms'] = encodeAlarms(m.alarms);
+    if (m.cluster) header['cluster'] = encodeCluster(m.cluster);
     yield packValue(header);
     let crc = 0;
     let records = 0;
@@ -272,6 +275,7 @@ export async function restoreInto(db: Db, chunks: AsyncIterable<Uint8Array> | It
     physTarget: num('compactRev'),
     cursor: null,
     alarms: decodeAlarms(header['alarms']),
+    ...withCluster(decodeCluster(header['cluster'])),
   };
   await db.put(META_KEY, encodeMeta(meta), { sync: true });
   return meta;

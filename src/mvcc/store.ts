@@ -18,6 +18,7 @@
  * Nothing is kept on the JS heap beyond the batch in progress and a Bloom filter of the live keys
  * (a few bytes per key, see livekeys.ts): LevelDB holds the data and its own bounded caches.
  */
+import { copyCluster, type ClusterRecord } from './membership.js';
 import { Buffer } from 'node:buffer';
 import { mkdir, readdir } from 'node:fs/promises';
 import { Level } from 'level';
@@ -424,6 +425,28 @@ export class MvccStore {
   async hash(): Promise<StoreHashResult> {
     const snap = this.snapshot();
     return { revision: snap.revision, hash: await snap.hash() };
+  }
+
+  /** The membership as applied (membership.ts), a copy; undefined before seedCluster. */
+  cluster(): ClusterRecord | undefined {
+    this.assertOpen();
+    const c = this.visibleMeta.cluster;
+    return c ? copyCluster(c) : undefined;
+  }
+
+  /**
+   * Records the membership the cluster starts from, before any entry is applied (a new
+   * cluster's initial members, or what a joining member learned from the cluster). Synced: the
+   * Raft node starts from it. A store that has a membership keeps it.
+   */
+  seedCluster(cluster: ClusterRecord): Promise<void> {
+    return this.lock.run(async () => {
+      this.assertOpen();
+      if (this.meta.cluster) return;
+      const meta: Meta = { ...this.meta, cluster: copyCluster(cluster) };
+      await this.db.put(META_KEY, encodeMeta(meta), { sync: true });
+      this.meta = meta;
+    });
   }
 
   /** Active alarms of `type` (NONE: all), in order (by type, then member id): etcd's AlarmStore.Get. */

@@ -21,6 +21,9 @@ import type {
   TxnResponse,
 } from '../api/kv.js';
 import type { LeaseError } from '../lease/errors.js';
+import type { MemberAttributesRequest, MemberChangeRequest, MembershipResponse } from './membership.js';
+
+export type { ClusterRecord, MemberAttributesRequest, MemberChangeRequest, MemberRecord, MembershipResponse } from './membership.js';
 
 /** etcd LeaseGrantRequest as applied: the id is chosen before proposing (never 0 here). */
 export interface LeaseGrantRequest {
@@ -57,7 +60,9 @@ export type MvccRequest =
   | { compaction: CompactionRequest }
   | { leaseGrant: LeaseGrantRequest }
   | { leaseRevoke: LeaseRevokeRequest }
-  | { alarm: AlarmRequest };
+  | { alarm: AlarmRequest }
+  | { memberChange: MemberChangeRequest }
+  | { memberAttributes: MemberAttributesRequest };
 
 export type MvccResponse =
   | { range: RangeResponse }
@@ -68,6 +73,7 @@ export type MvccResponse =
   | { leaseGrant: LeaseGrantResponse }
   | { leaseRevoke: LeaseRevokeResponse }
   | { alarm: AlarmResponse }
+  | { membership: MembershipResponse }
   /** An entry without a request (e.g. a new leader's empty entry): only the applied index moves. */
   | { noop: { header: ResponseHeader } };
 

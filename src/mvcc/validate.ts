@@ -142,6 +142,24 @@ function validateAlarm(r: AlarmRequest): void {
     throw new InvalidArgumentError('memberId must be a uint64 in decimal');
 }
 
+const MEMBER_CHANGES: readonly string[] = ['add', 'promote', 'remove', 'update'];
+const isUrls = (v: unknown): boolean => Array.isArray(v) && v.every((x) => typeof x === 'string');
+const isMemberId = (v: unknown): boolean => typeof v === 'string' && /^[1-9]\d{0,19}$/.test(v) && BigInt(v) <= 0xffffffffffffffffn;
+
+function validateMemberChange(v: unknown): void {
+  const o = obj(v, 'member change');
+  if (typeof o['change'] !== 'string' || !MEMBER_CHANGES.includes(o['change'])) throw new InvalidArgumentError('member change: unknown change');
+  const m = obj(o['member'], 'member change member');
+  if (!isMemberId(m['id']) || typeof m['name'] !== 'string' || !isUrls(m['peerUrls']) || !isUrls(m['clientUrls']) || typeof m['isLearner'] !== 'boolean') {
+    throw new InvalidArgumentError('member change: bad member');
+  }
+}
+
+function validateMemberAttributes(v: unknown): void {
+  const o = obj(v, 'member attributes');
+  if (!isMemberId(o['id']) || typeof o['name'] !== 'string' || !isUrls(o['clientUrls'])) throw new InvalidArgumentError('member attributes: bad attributes');
+}
+
 function validateCompare(c: Compare): void {
   const o = obj(c, 'compare');
   optEnum(o, 'result', CMP_RESULTS);
@@ -203,6 +221,8 @@ export function validateRequest(req: MvccRequest, maxTxnOps = Infinity): void {
   if (o['leaseGrant'] !== undefined) return validateLeaseGrant(o['leaseGrant'] as LeaseGrantRequest);
   if (o['leaseRevoke'] !== undefined) return validateLeaseRevoke(o['leaseRevoke'] as LeaseRevokeRequest);
   if (o['alarm'] !== undefined) return validateAlarm(o['alarm'] as AlarmRequest);
+  if (o['memberChange'] !== undefined) return validateMemberChange(o['memberChange']);
+  if (o['memberAttributes'] !== undefined) return validateMemberAttributes(o['memberAttributes']);
   throw new InvalidArgumentError('unknown request kind');
 }
 

@@ -3,37 +3,43 @@
  * changes a configuration. Pure functions: every member applies the same changes in log order
  * and reaches the same configuration.
  *
- * Data: 9 bytes, u8 type (ConfChangeType), then the node id as a big-endian u64.
+ * Data: u8 type (ConfChangeType), the node id as a big-endian u64, then the context (the
+ * application's bytes, possibly none) to the end.
  */
 import { RaftConfigError } from './errors.js';
 import { ConfChangeType, type ConfChange, type ConfState, type NodeId } from './types.js';
 
-const CONF_CHANGE_BYTES = 9;
+const CONF_CHANGE_HEADER_BYTES = 9;
 
 const TYPE_NAMES: Record<ConfChangeType, string> = {
   [ConfChangeType.AddNode]: 'AddNode',
   [ConfChangeType.RemoveNode]: 'RemoveNode',
+  [ConfChangeType.UpdateNode]: 'UpdateNode',
   [ConfChangeType.AddLearnerNode]: 'AddLearnerNode',
 };
 
 export function encodeConfChange(cc: ConfChange): Uint8Array {
   if (TYPE_NAMES[cc.type] === undefined) throw new RaftConfigError(`unknown conf change type ${cc.type}`);
   if (!Number.isSafeInteger(cc.nodeId) || cc.nodeId <= 0) throw new RaftConfigError(`conf change node id ${cc.nodeId} must be a positive integer`);
-  const out = new Uint8Array(CONF_CHANGE_BYTES);
+  const context = cc.context ?? new Uint8Array(0);
+  const out = new Uint8Array(CONF_CHANGE_HEADER_BYTES + context.byteLength);
   const view = new DataView(out.buffer);
   out[0] = cc.type;
   view.setBigUint64(1, BigInt(cc.nodeId));
+  out.set(context, CONF_CHANGE_HEADER_BYTES);
   return out;
 }
 
-/** The change `data` holds, or undefined if it is not one (wrong size, unknown type, id 0 or too large). */
+/** The change `data` holds, or undefined if it is not one (too short, unknown type, id 0 or too large). */
 export function decodeConfChange(data: Uint8Array): ConfChange | undefined {
-  if (data.byteLength !== CONF_CHANGE_BYTES) return undefined;
+  if (data.byteLength < CONF_CHANGE_HEADER_BYTES) return undefined;
   const type = data[0] as ConfChangeType;
   if (TYPE_NAMES[type] === undefined) return undefined;
   const id = new DataView(data.buffer, data.byteOffset, data.byteLength).getBigUint64(1);
   if (id === 0n || id > BigInt(Number.MAX_SAFE_INTEGER)) return undefined;
-  return { type, nodeId: Number(id) };
+  const cc: ConfChange = { type, nodeId: Number(id) };
+  if (data.byteLength > CONF_CHANGE_HEADER_BYTES) cc.context = data.subarray(CONF_CHANGE_HEADER_BYTES);
+  return cc;
 }
 
 /** `AddLearnerNode 4`. */
@@ -57,6 +63,7 @@ export function confChangeProblem(cs: ConfState, cc: ConfChange): string | undef
 export function applyToConfState(cs: ConfState, cc: ConfChange): ConfState {
   if (confChangeProblem(cs, cc) !== undefined) return { voters: [...cs.voters], learners: [...cs.learners] };
   const id = cc.nodeId;
+  if (cc.type === ConfChangeType.UpdateNode) return { voters: [...cs.voters], learners: [...cs.learners] };
   const voters = cs.voters.filter((v) => v !== id);
   const learners = cs.learners.filter((l) => l !== id);
   if (cc.type === ConfChangeType.AddNode) voters.push(id);

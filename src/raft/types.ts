@@ -14,7 +14,7 @@ export const NONE: NodeId = 0;
 export enum EntryType {
   /** Application data; an empty `data` is the no-op a new leader appends. */
   Normal = 0,
-  /** A configuration change: `data` is a ConfChange in confchange.ts's fixed binary form. */
+  /** A configuration change: `data` is a ConfChange in confchange.ts's binary form. */
   ConfChange = 1,
 }
 
@@ -22,6 +22,8 @@ export enum EntryType {
 export enum ConfChangeType {
   AddNode = 0,
   RemoveNode = 1,
+  /** Changes nothing in the configuration: the application's data about the node (its peer URLs). */
+  UpdateNode = 2,
   AddLearnerNode = 3,
 }
 
@@ -29,6 +31,8 @@ export enum ConfChangeType {
 export interface ConfChange {
   type: ConfChangeType;
   nodeId: NodeId;
+  /** The application's bytes about the change (etcd's ConfChange.Context); the core never reads them. */
+  context?: Uint8Array;
 }
 
 /** A configuration: the voters, and the learners (replicated to, never counted in a quorum). */

@@ -17,7 +17,7 @@
 import { Buffer } from 'node:buffer';
 import { EventEmitter } from 'node:events';
 import { RawNode, type Status } from '../raft/rawnode.js';
-import { decodeConfChange } from '../raft/confchange.js';
+import { decodeConfChange, encodeConfChange } from '../raft/confchange.js';
 import {
   DEFAULT_CONFIG,
   EntryType,
@@ -46,7 +46,8 @@ export interface StateMachine {
   appliedIndex(): number;
   /**
    * Applies committed entries in order; returns one result per entry (undefined for no-ops or
-   * skipped entries) once reads see them.
+   * skipped entries) once reads see them. A conf change entry comes as an EntryConfChange whose
+   * data is the change with the proposer's context (confchange.ts), after the core applied it.
    */
   apply(entries: Entry[]): Promise<unknown[]>;
   /** The whole state at the current applied index (durable by then), for a follower that is too far behind. */
@@ -129,13 +130,15 @@ export function resolveRaftNodeOptions(opts: RaftNodeOptions): ResolvedRaftNodeO
  * proposal is appended by the leader, which tells nobody the index).
  */
 const ENVELOPE_TAG = 0xe1;
-const ENVELOPE_BYTES = 1 + 4 + 8;
+// The proposer is a member id (below 2^53, see member_id.ts) and the sequence a counter from the
+// clock: both exact as doubles.
+const ENVELOPE_BYTES = 1 + 8 + 8;
 
 export function wrapProposal(proposer: NodeId, seq: number, data: Uint8Array): Buffer {
   const out = Buffer.allocUnsafe(ENVELOPE_BYTES + data.byteLength);
   out[0] = ENVELOPE_TAG;
-  out.writeUInt32BE(proposer, 1);
-  out.writeDoubleBE(seq, 5);
+  out.writeDoubleBE(proposer, 1);
+  out.writeDoubleBE(seq, 9);
   out.set(data, ENVELOPE_BYTES);
   return out;
 }
@@ -143,7 +146,23 @@ export function wrapProposal(proposer: NodeId, seq: number, data: Uint8Array): B
 export function unwrapProposal(data: Uint8Array): { proposer: NodeId; seq: number; payload: Uint8Array } | undefined {
   if (data.byteLength < ENVELOPE_BYTES || data[0] !== ENVELOPE_TAG) return undefined;
   const b = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  return { proposer: b.readUInt32BE(1), seq: b.readDoubleBE(5), payload: b.subarray(ENVELOPE_BYTES) };
+  return { proposer: b.readDoubleBE(1), seq: b.readDoubleBE(9), payload: b.subarray(ENVELOPE_BYTES) };
+}
+
+type Envelope = NonNullable<ReturnType<typeof unwrapProposal>>;
+
+/** The envelope in a conf change entry's context, if it has one (a change proposed by RaftNode). */
+function confChangeEnvelope(e: Entry): Envelope | undefined {
+  const cc = decodeConfChange(e.data);
+  return cc?.context ? unwrapProposal(cc.context) : undefined;
+}
+
+/** The entry as the state machine sees it: a proposal's payload, a conf change with its context as proposed. */
+function withoutEnvelope(e: Entry, envelope: Envelope | undefined): Entry {
+  if (!envelope) return e;
+  if (e.type !== EntryType.ConfChange) return { ...e, data: envelope.payload };
+  const cc = decodeConfChange(e.data)!;
+  return { ...e, data: encodeConfChange({ type: cc.type, nodeId: cc.nodeId, context: envelope.payload }) };
 }
 
 /** @public (a kind of error: test/errors.test.ts walks every exported one) */
@@ -296,15 +315,24 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
   }
 
   /**
-   * On the leader, appends a configuration change (see RawNode.proposeConfChange for when it is
-   * refused, with ProposalDroppedError); it takes effect on each member as it applies the entry
-   * (the 'confState' event). Where it was appended.
+   * On the leader, appends a configuration change at once (refused synchronously, with
+   * ProposalDroppedError, as RawNode.proposeConfChange says: so a caller's check of the
+   * configuration and its proposal see the same state); it takes effect on each member as it
+   * applies the entry (the 'confState' event). Where it was appended, and the state machine's
+   * result once it is applied here. The context travels in the proposal envelope, as a
+   * proposal's data does, so that the proposer recognizes its entry.
    */
-  proposeConfChange(cc: ConfChange): { index: number; term: number } {
+  proposeConfChange(cc: ConfChange): { index: number; term: number; result: Promise<unknown> } {
     if (this.stopped) throw new NodeStoppedError();
-    const at = this.raw.proposeConfChange(cc);
+    if (this.proposals.size >= this.opts.maxPendingProposals) throw new TooManyRequestsError();
+    const seq = ++this.proposalSeq;
+    const at = this.raw.proposeConfChange({ ...cc, context: wrapProposal(this.id, seq, cc.context ?? NO_OP) });
+    this.proposedAt.set(at.index, seq);
     this.scheduleReady();
-    return at;
+    const result = new Promise<unknown>((resolve, reject) => {
+      this.proposals.set(seq, { resolve, reject, deadline: Infinity });
+    });
+    return { ...at, result };
   }
 
   /**
@@ -494,13 +522,9 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     this.applyChain = this.applyChain.then(async () => {
       if (this.stopped) return;
       try {
-        const envelopes = entries.map((e) => (e.type === EntryType.ConfChange ? undefined : unwrapProposal(e.data)));
-        // A conf change is the core's: the state machine gets a no-op, so that its applied index still advances.
-        const results = await this.opts.stateMachine.apply(
-          entries.map((e, i) =>
-            e.type === EntryType.ConfChange ? { ...e, type: EntryType.Normal, data: NO_OP } : envelopes[i] ? { ...e, data: envelopes[i].payload } : e,
-          ),
-        );
+        const envelopes = entries.map((e) => (e.type === EntryType.ConfChange ? confChangeEnvelope(e) : unwrapProposal(e.data)));
+        // The state machine sees a conf change with its context as proposed (the envelope taken off).
+        const results = await this.opts.stateMachine.apply(entries.map((e, i) => withoutEnvelope(e, envelopes[i])));
         entries.forEach((e, i) => this.settleProposal(e, envelopes[i], results[i]));
         this.applyConfChanges(entries);
       } catch (err) {

@@ -22,10 +22,24 @@ describe('conf change encoding', () => {
     }
   });
 
+  test('a context rides after the 9 bytes, untouched', () => {
+    const c = { type: ConfChangeType.UpdateNode, nodeId: 5, context: Uint8Array.from([1, 2, 3]) };
+    const data = encodeConfChange(c);
+    expect(data.byteLength).toBe(12);
+    expect(decodeConfChange(data)).toEqual(c);
+  });
+
+  test('an update changes no configuration', () => {
+    const cs = { voters: [1, 2, 3], learners: [4] };
+    expect(applyToConfState(cs, cc(ConfChangeType.UpdateNode, 2))).toEqual(cs);
+    expect(applyToConfState(cs, cc(ConfChangeType.UpdateNode, 4))).toEqual(cs);
+  });
+
   test('anything else does not decode', () => {
     expect(decodeConfChange(new Uint8Array(0))).toBeUndefined();
+    expect(decodeConfChange(new Uint8Array(8))).toBeUndefined(); // too short
     expect(decodeConfChange(new Uint8Array(9))).toBeUndefined(); // node 0
-    expect(decodeConfChange(Uint8Array.from([2, 0, 0, 0, 0, 0, 0, 0, 1]))).toBeUndefined(); // UpdateNode: not supported
+    expect(decodeConfChange(Uint8Array.from([4, 0, 0, 0, 0, 0, 0, 0, 1]))).toBeUndefined(); // no such type
     expect(decodeConfChange(Uint8Array.from([0, 0xff, 0, 0, 0, 0, 0, 0, 1]))).toBeUndefined(); // beyond MAX_SAFE_INTEGER
     expect(() => encodeConfChange(cc(ConfChangeType.AddNode, 0))).toThrow();
   });

@@ -7,7 +7,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
 import { WalLogStore } from '../../src/wal/wal.js';
-import { ConfChangeType, MessageType, type ConfState, type Entry, type Message, type NodeId, type Snapshot } from '../../src/raft/types.js';
+import { ConfChangeType, EntryType, MessageType, type ConfState, type Entry, type Message, type NodeId, type Snapshot } from '../../src/raft/types.js';
+import { decodeConfChange, describeConfChange } from '../../src/raft/confchange.js';
 import { ProposalDroppedError } from '../../src/raft/errors.js';
 import { ProposalTimeoutError, RaftNode, unwrapProposal, wrapProposal, type StateMachine } from '../../src/server/raft_node.js';
 
@@ -27,7 +28,9 @@ class ListMachine implements StateMachine {
     return entries.map((e) => {
       this.index = e.index;
       if (e.data.byteLength === 0) return undefined;
-      this.applied.push({ index: e.index, data: Buffer.from(e.data).toString() });
+      const cc = e.type === EntryType.ConfChange ? decodeConfChange(e.data) : undefined;
+      const data = cc ? `conf:${describeConfChange(cc)}:${Buffer.from(cc.context ?? []).toString()}` : Buffer.from(e.data).toString();
+      this.applied.push({ index: e.index, data });
       return `${this.id}:${e.index}`;
     });
   }
@@ -142,22 +145,23 @@ describe('RaftNode', () => {
     for (const m of c.machines.values()) expect(m.applied.find((a) => a.data === 'from-follower')!.index).toBe(entry!.index);
   });
 
-  test('a conf change applies on every member in log order; the state machine gets a no-op at its index', async () => {
+  test('a conf change applies on every member in log order; the state machine gets it with its context, and the proposer its result', async () => {
     const c = await startCluster();
     const { leader } = await leaderOf(c);
     // An entry of the leader's term is committed: conf changes are accepted.
     await leader.propose(Buffer.from('before'));
     const seen: ConfState[] = [];
     for (const n of c.nodes.values()) n.on('confState', (cs) => seen.push(cs));
-    const at = leader.proposeConfChange({ type: ConfChangeType.AddLearnerNode, nodeId: 4 });
+    const at = leader.proposeConfChange({ type: ConfChangeType.AddLearnerNode, nodeId: 4, context: Buffer.from('member n4') });
     expect(() => leader.proposeConfChange({ type: ConfChangeType.RemoveNode, nodeId: 3 })).toThrow(ProposalDroppedError);
     await leader.propose(Buffer.from('after'));
     await waitFor(() => [...c.machines.values()].every((m) => m.appliedIndex() > at.index), 'apply everywhere');
     for (const n of c.nodes.values()) expect(n.status().config).toEqual({ voters: [1, 2, 3], learners: [4] });
     expect(seen).toEqual(Array(3).fill({ voters: [1, 2, 3], learners: [4] }));
+    expect(await at.result).toBe(`${leader.id}:${at.index}`);
     for (const m of c.machines.values()) {
-      expect(m.applied.map((a) => a.data)).toEqual(['before', 'after']);
-      expect(m.applied.some((a) => a.index === at.index)).toBe(false);
+      expect(m.applied.map((a) => a.data)).toEqual(['before', 'conf:AddLearnerNode 4:member n4', 'after']);
+      expect(m.applied.find((a) => a.index === at.index)?.data).toBe('conf:AddLearnerNode 4:member n4');
     }
   });
 
