@@ -1,7 +1,8 @@
 /**
- * Starting one member process: configuration from cluster.config.json plus flags/env, the
- * member, its client servers (etcd's gRPC API and the HTTP APIs, on the one client port as in
- * etcd), and a clean shutdown on SIGTERM/SIGINT.
+ * Starting one member process: configuration from cluster.config.json or etcd's member flags,
+ * the membership of the cluster it joins (--initial-cluster-state existing: from a peer's
+ * /members), the member, its client servers (etcd's gRPC API and the HTTP APIs, on the one
+ * client port as in etcd), and a clean shutdown on SIGTERM/SIGINT, or once the member is removed.
  *
  * The composition root of a member: it sits above src/server (the member and its HTTP APIs) and
  * src/grpc (which builds on src/server), so that src/server never imports src/grpc. `qkv serve`
@@ -9,36 +10,78 @@
  */
 import pino, { type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
-import { ConfigError, hostPort, loadClusterConfig, memberByName, type ClusterConfig, type MemberConfig } from './server/config.js';
-import { Member } from './server/member.js';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import {
+  ConfigError,
+  hostPort,
+  loadClusterConfig,
+  memberByName,
+  resolveMemberFlags,
+  type ClusterConfig,
+  type MemberConfig,
+  type MemberFlags,
+} from './server/config.js';
+import { IDENTITY_FILE, Member } from './server/member.js';
+import type { ClusterRecord } from './mvcc/index.js';
+import { ClusterMismatchError, MemberRemovedError } from './server/errors.js';
 import { buildHttpServer } from './server/http.js';
 import { EtcdGrpcServer } from './grpc/server.js';
 import { ClientPortMux } from './grpc/mux.js';
 
 export interface ServeOptions {
+  /** cluster.config.json, when the member is not given by etcd's flags. */
   configPath: string;
-  name: string;
+  name?: string;
   /** Overrides of the member's entry in the config. */
   dataDir?: string;
   clientUrl?: string;
   peerUrl?: string;
+  /** etcd's member flags instead of the config file (when any of them is given). */
+  flags?: MemberFlags;
   logLevel?: string;
-  /** "id=host:port,id=host:port": dial these peers there (e.g. through a fault proxy). */
+  /** "name=host:port,...": dial these initial members there (e.g. through a fault proxy). */
   peerDial?: string;
 }
 
-export function parsePeerDial(spec: string | undefined): Map<number, { host: string; port: number }> {
-  const out = new Map<number, { host: string; port: number }>();
+export function parsePeerDial(spec: string | undefined): Map<string, { host: string; port: number }> {
+  const out = new Map<string, { host: string; port: number }>();
   if (!spec) return out;
   for (const part of spec
     .split(',')
     .map((p) => p.trim())
     .filter(Boolean)) {
-    const m = /^(\d+)=([^:]+):(\d+)$/.exec(part);
-    if (!m) throw new ConfigError(`--peer-dial: expected id=host:port, got ${JSON.stringify(part)}`);
-    out.set(Number(m[1]), { host: m[2]!, port: Number(m[3]) });
+    const m = /^([^=]+)=([^:]+):(\d+)$/.exec(part);
+    if (!m) throw new ConfigError(`--peer-dial: expected name=host:port, got ${JSON.stringify(part)}`);
+    out.set(m[1]!, { host: m[2]!, port: Number(m[3]) });
   }
   return out;
+}
+
+/**
+ * The membership of the running cluster a member joins: asked of the other initial members'
+ * peer ports (GET /members, as etcd's GetClusterFromRemotePeers), the first that answers. The
+ * cluster's token must be this member's --initial-cluster-token.
+ */
+export async function fetchJoinedCluster(cluster: ClusterConfig, self: MemberConfig): Promise<ClusterRecord> {
+  const failures: string[] = [];
+  for (const m of cluster.members) {
+    if (m.peerUrl === self.peerUrl) continue;
+    let record: ClusterRecord;
+    try {
+      const res = await fetch(`${m.peerUrl}/members`, { signal: AbortSignal.timeout(5_000) });
+      if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      record = (await res.json()) as ClusterRecord;
+    } catch (err) {
+      failures.push(`${m.name} (${m.peerUrl}): ${(err as Error).message}`);
+      continue;
+    }
+    if (record.token !== cluster.name) {
+      throw new ClusterMismatchError(`--initial-cluster-token ${JSON.stringify(cluster.name)} is not the token of the cluster at ${m.peerUrl}`);
+    }
+    return record;
+  }
+  throw new ConfigError(`--initial-cluster-state existing: could not get the cluster's members from any peer: ${failures.join('; ') || 'no other member'}`);
 }
 
 export interface RunningServer {
@@ -50,6 +93,8 @@ export interface RunningServer {
 }
 
 export function resolveMember(opts: ServeOptions): { cluster: ClusterConfig; self: MemberConfig } {
+  if (opts.flags) return resolveMemberFlags({ ...opts.flags, ...(opts.name ? { name: opts.name } : {}), ...(opts.dataDir ? { dataDir: opts.dataDir } : {}) });
+  if (!opts.name) throw new ConfigError('serve: --name (or QKV_NAME) is required');
   const cluster = loadClusterConfig(opts.configPath);
   const found = memberByName(cluster, opts.name);
   const self: MemberConfig = {
@@ -66,14 +111,16 @@ export function resolveMember(opts: ServeOptions): { cluster: ClusterConfig; sel
 
 export async function serve(opts: ServeOptions): Promise<RunningServer> {
   const { cluster, self } = resolveMember(opts);
-  const logger = pino({ level: opts.logLevel ?? process.env['QKV_LOG_LEVEL'] ?? 'info', base: { member: self.name, id: self.id } });
-  const member = await Member.start({ cluster, self, logger, peerDialOverrides: parsePeerDial(opts.peerDial) });
+  const logger = pino({ level: opts.logLevel ?? process.env['QKV_LOG_LEVEL'] ?? 'info', base: { member: self.name } });
+  const joining = cluster.state === 'existing' && !existsSync(path.join(self.dataDir, IDENTITY_FILE));
+  const join = joining ? await fetchJoinedCluster(cluster, self) : undefined;
+  const member = await Member.start({ cluster, self, logger, peerDialOverrides: parsePeerDial(opts.peerDial), ...(join ? { join } : {}) });
   const http = buildHttpServer({ member, logger, maxRequestBytes: cluster.maxRequestBytes });
   const grpc = new EtcdGrpcServer({ member, logger, maxRequestBytes: cluster.maxRequestBytes });
   // fastify does not listen itself: the client port's multiplexer feeds it the HTTP/1
   // connections and gives the HTTP/2 ones (gRPC) to the gRPC server.
   const mux = new ClientPortMux({ grpc: (socket) => grpc.injectConnection(socket), http: http.server });
-  const { host, port } = hostPort(self.clientUrl);
+  const { host, port } = hostPort(self.listenClientUrl ?? self.clientUrl);
   try {
     await http.ready();
     await mux.listen(host, port);
@@ -83,7 +130,7 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
     await member.stop();
     throw err;
   }
-  logger.info({ clientUrl: self.clientUrl, peerUrl: self.peerUrl }, 'serving clients (gRPC and HTTP)');
+  logger.info({ id: member.id.toString(16), clientUrl: self.clientUrl, peerUrl: self.peerUrl }, 'serving clients (gRPC and HTTP)');
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
@@ -115,13 +162,27 @@ export async function serveUntilSignalled(opts: ServeOptions): Promise<void> {
       process.stderr.write(`qkv: configuration error: ${err.message}\n`);
       process.exit(2);
     }
+    if (err instanceof MemberRemovedError || err instanceof ClusterMismatchError) {
+      // A removed member's data dir must not rejoin; another cluster's must not mix with this one.
+      process.stderr.write(
+        `qkv: ${err.message}; refusing to start (the data dir ${opts.flags?.dataDir ?? opts.dataDir ?? ''} must be removed to join again)\n`,
+      );
+      process.exit(1);
+    }
     throw err;
   }
+  let exitCode = 0;
   await new Promise<void>((resolve) => {
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);
+    server.member.onRemoved((err) => {
+      process.stderr.write(`qkv: ${err.message}; stopping\n`);
+      exitCode = err instanceof MemberRemovedError ? 0 : 1;
+      // As etcd's stopWithDelay: the answer to the removal (this member may have served it) goes out first.
+      setTimeout(resolve, 1_000);
+    });
   });
   server.logger.info('shutting down');
   await server.stop();
-  process.exit(0);
+  process.exit(exitCode);
 }

@@ -215,6 +215,40 @@ export const MemberListResponse: Schema = {
   fields: [header, field.list('members', { message: () => Member })],
 };
 
+export const MemberAddRequest: Schema = {
+  type: 'etcdserverpb.MemberAddRequest',
+  fields: [field.list('peerUrls', 'string', 'peerURLs'), field.bool('isLearner')],
+};
+
+export const MemberAddResponse: Schema = {
+  type: 'etcdserverpb.MemberAddResponse',
+  fields: [header, field.message('member', () => Member), field.list('members', { message: () => Member })],
+};
+
+export const MemberRemoveRequest: Schema = { type: 'etcdserverpb.MemberRemoveRequest', fields: [field.uint64('id', 'ID')] };
+
+export const MemberRemoveResponse: Schema = {
+  type: 'etcdserverpb.MemberRemoveResponse',
+  fields: [header, field.list('members', { message: () => Member })],
+};
+
+export const MemberUpdateRequest: Schema = {
+  type: 'etcdserverpb.MemberUpdateRequest',
+  fields: [field.uint64('id', 'ID'), field.list('peerUrls', 'string', 'peerURLs')],
+};
+
+export const MemberUpdateResponse: Schema = {
+  type: 'etcdserverpb.MemberUpdateResponse',
+  fields: [header, field.list('members', { message: () => Member })],
+};
+
+export const MemberPromoteRequest: Schema = { type: 'etcdserverpb.MemberPromoteRequest', fields: [field.uint64('id', 'ID')] };
+
+export const MemberPromoteResponse: Schema = {
+  type: 'etcdserverpb.MemberPromoteResponse',
+  fields: [header, field.list('members', { message: () => Member })],
+};
+
 export const StatusResponse: Schema = {
   type: 'etcdserverpb.StatusResponse',
   fields: [

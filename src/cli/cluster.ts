@@ -12,11 +12,11 @@ import { loadClusterConfig, type ClusterConfig } from '../server/config.js';
 const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/qkv.mjs');
 
 /** etcd's local-cluster port pattern: 2379/2380, 22379/22380, 32379/32380, ... */
-export function localMembers(n: number, baseDir: string): ClusterConfig['members'] {
+/** The members of a local n-member cluster as the config file lists them (ids are derived when it is read). */
+export function localMembers(n: number, baseDir: string): Omit<ClusterConfig['members'][number], 'id'>[] {
   return Array.from({ length: n }, (_, i) => {
     const base = i === 0 ? 2379 : i * 10000 + 12379;
     return {
-      id: i + 1,
       name: `n${i + 1}`,
       clientUrl: `http://127.0.0.1:${base}`,
       peerUrl: `http://127.0.0.1:${base + 1}`,
@@ -37,12 +37,12 @@ export function prepareConfig(opts: ClusterUpOptions): { file: string; cluster: 
   const baseDir = path.dirname(path.resolve(opts.config));
   if (!opts.nodes || opts.nodes === cluster.members.length) return { file: path.resolve(opts.config), cluster };
   if (opts.nodes !== 3 && opts.nodes !== 5) throw new Error('--nodes must be 3 or 5');
-  const generated: ClusterConfig = { ...cluster, members: localMembers(opts.nodes, baseDir) };
+  const { state: _state, members: _members, ...settings } = cluster;
   const dir = path.join(baseDir, 'data');
   mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `cluster-${opts.nodes}.config.json`);
-  writeFileSync(file, JSON.stringify(generated, null, 2) + '\n');
-  return { file, cluster: generated };
+  writeFileSync(file, JSON.stringify({ ...settings, members: localMembers(opts.nodes, baseDir) }, null, 2) + '\n');
+  return { file, cluster: loadClusterConfig(file) };
 }
 
 async function leaderName(cluster: ClusterConfig): Promise<string | undefined> {

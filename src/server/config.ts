@@ -1,26 +1,40 @@
 /**
- * Cluster configuration: who the members are and how they talk. Read from
- * `cluster.config.json` (a default local cluster ships at the repo root), validated field by
- * field so a mistake is reported with its path, not as a crash later.
+ * Cluster configuration: who the members are at bootstrap and how they talk. Either read from
+ * `cluster.config.json` (a default local cluster ships at the repo root) or given as etcd's
+ * member flags (`--initial-cluster` and the rest: resolveMemberFlags); validated field by field
+ * so a mistake is reported with its path or flag, not as a crash later. Member ids are derived
+ * from the peer URLs and the cluster token, as etcd's (member_id.ts). After bootstrap the
+ * membership is replicated state (src/mvcc/membership.ts): this says only where a member starts.
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { CodedError } from '../errors.js';
 import { RAFT_NODE_DEFAULTS } from './raft_node.js';
+import { memberIdOf } from './member_id.js';
 
 export interface MemberConfig {
+  /** Derived: memberIdOf(peer URL, cluster name). */
   id: number;
   name: string;
-  /** Client API (HTTP) URL, e.g. http://127.0.0.1:2379. */
+  /** Client API URL clients are told (etcd's --advertise-client-urls), e.g. http://127.0.0.1:2379; '' when unknown (another member, flags). */
   clientUrl: string;
-  /** Peer (Raft) URL, e.g. http://127.0.0.1:2380. */
+  /** Peer (Raft) URL (etcd's --initial-advertise-peer-urls), e.g. http://127.0.0.1:2380. */
   peerUrl: string;
-  /** Data directory; relative paths are resolved against the config file's folder. */
+  /** Data directory; relative paths are resolved against the config file's folder; '' when unknown (another member, flags). */
   dataDir: string;
+  /** Where to listen for clients and peers when not at the advertised URLs (etcd's --listen-client-urls, --listen-peer-urls). */
+  listenClientUrl?: string;
+  listenPeerUrl?: string;
 }
 
+/** etcd's --initial-cluster-state: bootstrap a new cluster, or join one that runs. */
+export type InitialClusterState = 'new' | 'existing';
+
 export interface ClusterConfig {
+  /** The cluster's name, its token (etcd's --initial-cluster-token): part of every member id. */
   name: string;
+  /** How the member starts when its data directory is empty. */
+  state: InitialClusterState;
   /** Milliseconds per Raft tick. */
   tickMs: number;
   /** Ticks between heartbeats (etcd: 100 ms at tickMs 100 → 1). */
@@ -45,6 +59,7 @@ export class ConfigError extends CodedError {
 
 export const CLUSTER_DEFAULTS: Omit<ClusterConfig, 'members'> = {
   name: 'qkv',
+  state: 'new',
   tickMs: 100,
   heartbeatTicks: 1,
   electionTicks: 10,
@@ -74,17 +89,28 @@ function nonEmptyString(obj: { [k: string]: Json }, key: string, where: string):
   return v;
 }
 
-function httpUrl(obj: { [k: string]: Json }, key: string, where: string): string {
-  const v = nonEmptyString(obj, key, where);
+/** A member URL in its canonical form (`http://host:port`), or why it is not one. */
+export function parseMemberUrl(v: string): { url: string } | { problem: string } {
   let u: URL;
   try {
     u = new URL(v);
   } catch {
-    throw new ConfigError(`${where}.${key}: invalid URL ${JSON.stringify(v)}`);
+    return { problem: `invalid URL ${JSON.stringify(v)}` };
   }
-  if (u.protocol !== 'http:') throw new ConfigError(`${where}.${key}: only http:// URLs are supported, got ${JSON.stringify(v)}`);
-  if (!u.port) throw new ConfigError(`${where}.${key}: the URL needs an explicit port, got ${JSON.stringify(v)}`);
-  return `http://${u.hostname}:${u.port}`;
+  if (u.protocol !== 'http:') return { problem: `only http:// URLs are supported, got ${JSON.stringify(v)}` };
+  if (!u.port) return { problem: `the URL needs an explicit port, got ${JSON.stringify(v)}` };
+  if ((u.pathname !== '/' && u.pathname !== '') || u.search || u.hash) return { problem: `the URL must have no path, got ${JSON.stringify(v)}` };
+  return { url: `http://${u.hostname}:${u.port}` };
+}
+
+function checkedUrl(v: string, where: string): string {
+  const r = parseMemberUrl(v);
+  if ('problem' in r) throw new ConfigError(`${where}: ${r.problem}`);
+  return r.url;
+}
+
+function httpUrl(obj: { [k: string]: Json }, key: string, where: string): string {
+  return checkedUrl(nonEmptyString(obj, key, where), `${where}.${key}`);
 }
 
 /** Validates a parsed configuration object. `baseDir` resolves relative data directories. */
@@ -92,8 +118,10 @@ export function parseClusterConfig(raw: Json, baseDir: string, source = 'cluster
   if (!isObject(raw)) throw new ConfigError(`${source}: expected a JSON object`);
   const members = raw['members'];
   if (!Array.isArray(members) || members.length === 0) throw new ConfigError(`${source}.members: expected a non-empty array`);
+  const name = raw['name'] === undefined ? CLUSTER_DEFAULTS.name : nonEmptyString(raw, 'name', source);
   const cfg: ClusterConfig = {
-    name: raw['name'] === undefined ? CLUSTER_DEFAULTS.name : nonEmptyString(raw, 'name', source),
+    name,
+    state: 'new',
     tickMs: positiveInt(raw, 'tickMs', source, CLUSTER_DEFAULTS.tickMs),
     heartbeatTicks: positiveInt(raw, 'heartbeatTicks', source, CLUSTER_DEFAULTS.heartbeatTicks),
     electionTicks: positiveInt(raw, 'electionTicks', source, CLUSTER_DEFAULTS.electionTicks),
@@ -103,12 +131,16 @@ export function parseClusterConfig(raw: Json, baseDir: string, source = 'cluster
     members: members.map((m, i) => {
       const where = `${source}.members[${i}]`;
       if (!isObject(m)) throw new ConfigError(`${where}: expected an object`);
+      if (m['id'] !== undefined) {
+        throw new ConfigError(`${where}.id: member ids are derived from the peer URL and the cluster name, as etcd's: remove the field`);
+      }
       const dataDir = nonEmptyString(m, 'dataDir', where);
+      const peerUrl = httpUrl(m, 'peerUrl', where);
       return {
-        id: positiveInt(m, 'id', where),
+        id: memberIdOf([peerUrl], name),
         name: nonEmptyString(m, 'name', where),
         clientUrl: httpUrl(m, 'clientUrl', where),
-        peerUrl: httpUrl(m, 'peerUrl', where),
+        peerUrl,
         dataDir: path.resolve(baseDir, dataDir),
       };
     }),
@@ -116,7 +148,7 @@ export function parseClusterConfig(raw: Json, baseDir: string, source = 'cluster
   if (cfg.electionTicks <= cfg.heartbeatTicks) {
     throw new ConfigError(`${source}: electionTicks (${cfg.electionTicks}) must be greater than heartbeatTicks (${cfg.heartbeatTicks})`);
   }
-  for (const field of ['id', 'name', 'clientUrl', 'peerUrl', 'dataDir'] as const) {
+  for (const field of ['name', 'peerUrl', 'clientUrl', 'dataDir', 'id'] as const) {
     const seen = new Set<string | number>();
     for (const m of cfg.members) {
       if (seen.has(m[field])) throw new ConfigError(`${source}.members: duplicate ${field} ${JSON.stringify(m[field])}`);
@@ -140,6 +172,114 @@ export function loadClusterConfig(file: string): ClusterConfig {
     throw new ConfigError(`${file}: invalid JSON: ${(err as Error).message}`);
   }
   return parseClusterConfig(raw, path.dirname(path.resolve(file)), path.basename(file));
+}
+
+/**
+ * etcd's member flags, as `qkv serve` takes them (each also a QKV_* environment variable: see
+ * src/cli/commands/serve.ts). Absent ones take etcd's defaults.
+ */
+export interface MemberFlags {
+  name?: string;
+  dataDir?: string;
+  listenClientUrls?: string;
+  advertiseClientUrls?: string;
+  listenPeerUrls?: string;
+  initialAdvertisePeerUrls?: string;
+  initialCluster?: string;
+  initialClusterState?: string;
+  initialClusterToken?: string;
+  /** Milliseconds (etcd's --heartbeat-interval, default 100). */
+  heartbeatInterval?: string;
+  /** Milliseconds (etcd's --election-timeout, default 1000). */
+  electionTimeout?: string;
+  snapshotCount?: string;
+  maxRequestBytes?: string;
+}
+
+const ETCD_FLAG_DEFAULTS = {
+  name: 'default',
+  listenClientUrls: 'http://localhost:2379',
+  listenPeerUrls: 'http://localhost:2380',
+  initialClusterToken: 'etcd-cluster',
+  heartbeatInterval: '100',
+  electionTimeout: '1000',
+} as const;
+
+/** One URL of a flag that etcd lets list several: qkv serves one of each. */
+function oneUrl(flag: string, v: string): string {
+  const urls = v
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean);
+  if (urls.length !== 1) throw new ConfigError(`--${flag}: qkv takes exactly one URL, got ${JSON.stringify(v)}`);
+  return checkedUrl(urls[0]!, `--${flag}`);
+}
+
+function flagInt(flag: string, v: string): number {
+  if (!/^\d+$/.test(v) || Number(v) <= 0 || !Number.isSafeInteger(Number(v)))
+    throw new ConfigError(`--${flag}: expected a positive integer, got ${JSON.stringify(v)}`);
+  return Number(v);
+}
+
+/** `n1=http://h:2380,n2=...` as etcd's --initial-cluster: one peer URL per name. */
+export function parseInitialCluster(spec: string): { name: string; peerUrl: string }[] {
+  const out: { name: string; peerUrl: string }[] = [];
+  for (const part of spec
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
+    const eq = part.indexOf('=');
+    if (eq <= 0) throw new ConfigError(`--initial-cluster: expected name=URL, got ${JSON.stringify(part)}`);
+    const name = part.slice(0, eq);
+    if (out.some((m) => m.name === name)) throw new ConfigError(`--initial-cluster: member ${JSON.stringify(name)} has more than one peer URL (qkv takes one)`);
+    const peerUrl = checkedUrl(part.slice(eq + 1), `--initial-cluster ${name}`);
+    if (out.some((m) => m.peerUrl === peerUrl)) throw new ConfigError(`--initial-cluster: duplicate peer URL ${peerUrl}`);
+    out.push({ name, peerUrl });
+  }
+  if (out.length === 0) throw new ConfigError('--initial-cluster: no members');
+  return out;
+}
+
+/** etcd's member flags resolved into the configuration a member starts from: the one place their defaults and checks live. */
+export function resolveMemberFlags(f: MemberFlags): { cluster: ClusterConfig; self: MemberConfig } {
+  const name = f.name ?? ETCD_FLAG_DEFAULTS.name;
+  const listenClientUrl = oneUrl('listen-client-urls', f.listenClientUrls ?? ETCD_FLAG_DEFAULTS.listenClientUrls);
+  const clientUrl = f.advertiseClientUrls === undefined ? listenClientUrl : oneUrl('advertise-client-urls', f.advertiseClientUrls);
+  const listenPeerUrl = oneUrl('listen-peer-urls', f.listenPeerUrls ?? ETCD_FLAG_DEFAULTS.listenPeerUrls);
+  const peerUrl = f.initialAdvertisePeerUrls === undefined ? listenPeerUrl : oneUrl('initial-advertise-peer-urls', f.initialAdvertisePeerUrls);
+  const initial = parseInitialCluster(f.initialCluster ?? `${name}=${peerUrl}`);
+  const own = initial.find((m) => m.name === name);
+  if (!own) throw new ConfigError(`--initial-cluster: it has no member named ${JSON.stringify(name)} (--name)`);
+  if (own.peerUrl !== peerUrl) {
+    throw new ConfigError(`--initial-cluster has ${name}=${own.peerUrl} but missing from --initial-advertise-peer-urls=${peerUrl}`);
+  }
+  const state = f.initialClusterState ?? 'new';
+  if (state !== 'new' && state !== 'existing') throw new ConfigError(`--initial-cluster-state: expected new or existing, got ${JSON.stringify(state)}`);
+  const token = f.initialClusterToken ?? ETCD_FLAG_DEFAULTS.initialClusterToken;
+  if (token === '') throw new ConfigError('--initial-cluster-token: must not be empty');
+  const heartbeatMs = flagInt('heartbeat-interval', f.heartbeatInterval ?? ETCD_FLAG_DEFAULTS.heartbeatInterval);
+  const electionMs = flagInt('election-timeout', f.electionTimeout ?? ETCD_FLAG_DEFAULTS.electionTimeout);
+  // etcd: "election timeout should be at least 5 times heartbeat" is only a warning; a tick is a heartbeat.
+  const electionTicks = Math.round(electionMs / heartbeatMs);
+  if (electionTicks <= 1) throw new ConfigError(`--election-timeout (${electionMs}) must be greater than --heartbeat-interval (${heartbeatMs})`);
+  const dataDir = path.resolve(f.dataDir ?? `${name}.etcd`);
+  const self: MemberConfig = { id: memberIdOf([peerUrl], token), name, clientUrl, peerUrl, dataDir };
+  if (listenClientUrl !== clientUrl) self.listenClientUrl = listenClientUrl;
+  if (listenPeerUrl !== peerUrl) self.listenPeerUrl = listenPeerUrl;
+  const cluster: ClusterConfig = {
+    ...CLUSTER_DEFAULTS,
+    name: token,
+    state,
+    tickMs: heartbeatMs,
+    heartbeatTicks: 1,
+    electionTicks,
+    ...(f.snapshotCount === undefined ? {} : { snapshotEvery: flagInt('snapshot-count', f.snapshotCount) }),
+    ...(f.maxRequestBytes === undefined ? {} : { maxRequestBytes: flagInt('max-request-bytes', f.maxRequestBytes) }),
+    members: initial.map((m) =>
+      m.name === name ? self : { id: memberIdOf([m.peerUrl], token), name: m.name, clientUrl: '', peerUrl: m.peerUrl, dataDir: '' },
+    ),
+  };
+  return { cluster, self };
 }
 
 export function memberByName(cfg: ClusterConfig, name: string): MemberConfig {

@@ -119,6 +119,83 @@ export class AuthNotEnabledError extends CodedError {
   }
 }
 
+// etcd's membership errors (rpctypes' ErrGRPCMember*, as v3rpc maps membership's errors).
+
+export class MemberNotFoundError extends CodedError {
+  static override readonly grpcCode = GrpcCode.NotFound;
+  constructor() {
+    super('ERR_MEMBER_NOT_FOUND', 'etcdserver: member not found');
+  }
+}
+
+export class PeerUrlExistsError extends CodedError {
+  static override readonly grpcCode = GrpcCode.FailedPrecondition;
+  constructor() {
+    super('ERR_PEER_URL_EXISTS', 'etcdserver: Peer URLs already exists');
+  }
+}
+
+export class MemberBadUrlsError extends CodedError {
+  static override readonly grpcCode = GrpcCode.InvalidArgument;
+  constructor() {
+    super('ERR_MEMBER_BAD_URLS', 'etcdserver: given member URLs are invalid');
+  }
+}
+
+export class NotEnoughStartedMembersError extends CodedError {
+  static override readonly grpcCode = GrpcCode.FailedPrecondition;
+  constructor() {
+    super('ERR_NOT_ENOUGH_STARTED_MEMBERS', 'etcdserver: re-configuration failed due to not enough started members');
+  }
+}
+
+export class UnhealthyClusterError extends CodedError {
+  static override readonly grpcCode = GrpcCode.Unavailable;
+  constructor() {
+    super('ERR_UNHEALTHY_CLUSTER', 'etcdserver: unhealthy cluster');
+  }
+}
+
+export class MemberNotLearnerError extends CodedError {
+  static override readonly grpcCode = GrpcCode.FailedPrecondition;
+  constructor() {
+    super('ERR_MEMBER_NOT_LEARNER', 'etcdserver: can only promote a learner member');
+  }
+}
+
+export class LearnerNotReadyError extends CodedError {
+  static override readonly grpcCode = GrpcCode.FailedPrecondition;
+  constructor() {
+    super('ERR_LEARNER_NOT_READY', 'etcdserver: can only promote a learner member which is in sync with leader');
+  }
+}
+
+export class TooManyLearnersError extends CodedError {
+  static override readonly grpcCode = GrpcCode.FailedPrecondition;
+  constructor() {
+    super('ERR_TOO_MANY_LEARNERS', 'etcdserver: too many learner members in cluster');
+  }
+}
+
+/**
+ * This member was removed from the cluster (it applied its removal, or a peer refused it as
+ * removed): it stops and never takes part again (etcd's ErrStopped with the same words).
+ */
+export class MemberRemovedError extends CodedError {
+  static override readonly grpcCode = GrpcCode.Unavailable;
+  constructor() {
+    super('ERR_MEMBER_REMOVED', 'the member has been permanently removed from the cluster');
+  }
+}
+
+/** A member's data dir or flags belong to another cluster than the peer it talks to (etcd's cluster ID mismatch). */
+export class ClusterMismatchError extends CodedError {
+  static override readonly grpcCode = GrpcCode.FailedPrecondition;
+  constructor(detail: string) {
+    super('ERR_CLUSTER_MISMATCH', `cluster mismatch: ${detail}`);
+  }
+}
+
 /** An etcd feature qkv does not serve. */
 export class UnsupportedError extends CodedError {
   static override readonly grpcCode = GrpcCode.Unimplemented;

@@ -6,8 +6,9 @@
  */
 import { Buffer } from 'node:buffer';
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open as openFile, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
+import type http from 'node:http';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { MvccStore, decodeRequest, encodeRequest, InvalidArgumentError, isTxnReadonly, validateTxn } from '../mvcc/index.js';
@@ -25,21 +26,33 @@ import type {
   TxnRequest,
   TxnResponse,
 } from '../api/kv.js';
-import type { ApplyEntry, ApplyResult, HashKVResult, MvccRequest, MvccResponse, StoreHashResult } from '../mvcc/types.js';
+import type {
+  ApplyEntry,
+  ApplyResult,
+  ClusterRecord,
+  HashKVResult,
+  MemberChangeRequest,
+  MemberRecord,
+  MvccRequest,
+  MvccResponse,
+  StoreHashResult,
+} from '../mvcc/types.js';
 import { Lessor, MAX_LEASE_TTL } from '../lease/lessor.js';
 import { LeaseNotFoundError, LeaseTTLTooLargeError } from '../lease/errors.js';
 import { WatchHub } from '../watch/hub.js';
 import { StoreWatchSource } from '../watch/store_source.js';
 import type { LogStore } from '../wal/log_store.js';
 import { openRaftLog } from '../wal/wal.js';
-import type { Entry, Snapshot } from '../raft/types.js';
-import { StateRole } from '../raft/types.js';
+import type { ConfChange, Entry, Snapshot } from '../raft/types.js';
+import { EntryType, StateRole } from '../raft/types.js';
+import { decodeConfChange } from '../raft/confchange.js';
 import type { ApiHeader, LeaseGrantResponse, LeaseKeepAliveResponse, LeaseTimeToLiveResponse, Member as MemberInfo, StatusResponse } from '../api/types.js';
 import { RaftNode, type StateMachine } from './raft_node.js';
 import { PeerTransport } from './transport.js';
 import { hostPort, type ClusterConfig, type MemberConfig } from './config.js';
 import { Metrics } from './metrics.js';
-import { NoLeaderError, RequestTimedOutError, ServerStoppedError } from './errors.js';
+import { ClusterMismatchError, MemberRemovedError, NoLeaderError, RequestTimedOutError, ServerStoppedError } from './errors.js';
+import { clusterIdOf } from './member_id.js';
 import { InternalError } from '../errors.js';
 import { requestTimeoutMs, Retry } from './leader.js';
 import { ProposalDroppedError, ReadIndexDroppedError } from '../raft/errors.js';
@@ -62,19 +75,44 @@ export interface MemberOptions {
    * Addresses to dial peers at instead of their peer URLs, by member id: lets a test put a
    * fault-injecting proxy on each directed link (this member -> that peer).
    */
-  peerDialOverrides?: Map<number, { host: string; port: number }>;
+  peerDialOverrides?: Map<string, { host: string; port: number }>;
+  /**
+   * The membership of the running cluster this member joins (--initial-cluster-state existing,
+   * read from a peer's /members): seeds an empty data dir, and names this member's id.
+   */
+  join?: ClusterRecord;
 }
 
-/** A stable cluster id derived from the member list, as etcd derives it from the initial cluster. */
-function clusterIdOf(cfg: ClusterConfig): string {
-  let h = 0xcbf29ce484222325n;
-  for (const m of [...cfg.members].sort((a, b) => a.id - b.id)) {
-    for (const ch of `${m.id}=${m.peerUrl};`) {
-      h ^= BigInt(ch.charCodeAt(0));
-      h = (h * 0x100000001b3n) & 0xffffffffffffffffn;
-    }
-  }
-  return h.toString();
+/** What the data dir records of its member: its id and cluster, fixed at its first start (etcd keeps them in the WAL's metadata). */
+interface MemberIdentity {
+  id: number;
+  clusterId: string;
+}
+
+/** The identity file in a data dir: there once the member started (and its membership was seeded). */
+export const IDENTITY_FILE = 'member.json';
+
+/** The membership a new cluster starts from: the initial members, voters all, unstarted (no name or client URLs until they publish). */
+export function bootstrapCluster(cfg: ClusterConfig): ClusterRecord {
+  const members: MemberRecord[] = [...cfg.members]
+    .sort((a, b) => a.id - b.id)
+    .map((m) => ({ id: String(m.id), name: '', peerUrls: [m.peerUrl], clientUrls: [], isLearner: false }));
+  return { id: clusterIdOf(cfg.members.map((m) => m.id)), token: cfg.name, bootstrap: members, members: structuredClone(members), removed: [] };
+}
+
+const sameStrings = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
+
+/** A member record as the API's Member. */
+export function memberInfo(m: MemberRecord): MemberInfo {
+  return { id: m.id, name: m.name, peerUrls: [...m.peerUrls], clientUrls: [...m.clientUrls], isLearner: m.isLearner };
+}
+
+/** The store's request of a conf change entry: its context, as membership.ts proposed it. */
+function memberChangeOf(cc: ConfChange | undefined): MemberChangeRequest {
+  if (!cc?.context) throw new InvalidArgumentError('conf change without a member');
+  const v = JSON.parse(Buffer.from(cc.context).toString()) as MemberChangeRequest;
+  if (v.member?.id !== String(cc.nodeId)) throw new InvalidArgumentError("conf change whose member is not the change's node");
+  return v;
 }
 
 /** The Raft snapshot data: where to fetch the store from (the state itself is streamed on demand). */
@@ -113,7 +151,6 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
 
 export class Member implements StateMachine {
   readonly id: number;
-  readonly clusterId: string;
   readonly metrics: Metrics;
   readonly lessor: Lessor;
   readonly hub: WatchHub;
@@ -129,10 +166,15 @@ export class Member implements StateMachine {
   /** Requests waiting for a leader to be known: woken on every change of leader, and on stop. */
   private readonly leaderWaiters = new Set<() => void>();
   private stopped = false;
+  /** Calls waiting for this member's removal (or a peer's refusal): the process stops then. */
+  private readonly removedListeners = new Set<(err: Error) => void>();
+  private removal: Error | undefined;
 
-  private constructor(readonly opts: MemberOptions) {
-    this.id = opts.self.id;
-    this.clusterId = clusterIdOf(opts.cluster);
+  private constructor(
+    readonly opts: MemberOptions,
+    identity: MemberIdentity,
+  ) {
+    this.id = identity.id;
     this.metrics = new Metrics({ id: this.id, members: opts.cluster.members.map((m) => m.id), serverVersion: ETCD_SERVER_VERSION, clusterVersion: '3.4' });
     this.requestTimeoutMs = opts.requestTimeoutMs ?? requestTimeoutMs(opts.cluster);
     const electionMs = opts.cluster.tickMs * opts.cluster.electionTicks;
@@ -151,14 +193,72 @@ export class Member implements StateMachine {
   }
 
   static async start(opts: MemberOptions): Promise<Member> {
-    const m = new Member(opts);
+    await mkdir(opts.self.dataDir, { recursive: true });
+    const m = new Member(opts, await Member.identity(opts));
     await m.open();
     return m;
   }
 
+  /**
+   * This member's id and cluster: as its data dir recorded them at its first start, else from
+   * the cluster it joins (the member added with its peer URL), else derived (a new cluster).
+   */
+  private static async identity(opts: MemberOptions): Promise<MemberIdentity> {
+    const file = path.join(opts.self.dataDir, IDENTITY_FILE);
+    let recorded: MemberIdentity | undefined;
+    try {
+      recorded = JSON.parse(await readFile(file, 'utf8')) as MemberIdentity;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new InternalError(`qkv: cannot read ${file}: ${(err as Error).message}`);
+    }
+    if (recorded) {
+      if (!Number.isSafeInteger(recorded.id) || typeof recorded.clusterId !== 'string') throw new InternalError(`qkv: ${file} is not a member identity`);
+      return recorded;
+    }
+    let identity: MemberIdentity;
+    if (opts.join) {
+      const self = opts.join.members.find((m) => m.peerUrls.includes(opts.self.peerUrl));
+      if (!self) {
+        throw new ClusterMismatchError(
+          `no member of cluster ${BigInt(opts.join.id).toString(16)} has the peer URL ${opts.self.peerUrl}: add it first (member add --peer-urls=${opts.self.peerUrl})`,
+        );
+      }
+      identity = { id: Number(self.id), clusterId: opts.join.id };
+    } else {
+      identity = { id: opts.self.id, clusterId: clusterIdOf(opts.cluster.members.map((m) => m.id)) };
+    }
+    return identity;
+  }
+
+  /**
+   * Records the identity, once the membership it belongs with is seeded: a data dir with this
+   * file has its membership, and every later start takes the same identity.
+   */
+  private async recordIdentity(): Promise<void> {
+    const file = path.join(this.opts.self.dataDir, IDENTITY_FILE);
+    if (existsSync(file)) return;
+    const fh = await openFile(file, 'wx');
+    try {
+      await fh.writeFile(JSON.stringify({ id: this.id, clusterId: this.cluster().id } satisfies MemberIdentity));
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  }
+
+  /** The applied membership (seeded before the Raft node starts). */
+  cluster(): ClusterRecord {
+    const c = this.store.cluster();
+    if (!c) throw new InternalError('qkv: the membership was not seeded');
+    return c;
+  }
+
+  get clusterId(): string {
+    return this.cluster().id;
+  }
+
   private async open(): Promise<void> {
     const dataDir = this.opts.self.dataDir;
-    await mkdir(dataDir, { recursive: true });
     // A restore that did not finish leaves a staging directory: it is worthless. A crash in the
     // middle of the directory swap leaves the previous store as kv.old: put it back.
     await rm(path.join(dataDir, 'kv.staging'), { recursive: true, force: true });
@@ -166,18 +266,33 @@ export class Member implements StateMachine {
     this.logStore = await openRaftLog(dataDir);
     await this.openStore();
     const cfg = this.opts.cluster;
-    const peers = new Map(cfg.members.map((m) => [m.id, this.opts.peerDialOverrides?.get(m.id) ?? hostPort(m.peerUrl)]));
+    await this.store.seedCluster(this.opts.join ?? bootstrapCluster(cfg));
+    await this.recordIdentity();
+    const cluster = this.cluster();
+    if (cluster.removed.includes(String(this.id))) {
+      await this.store.close();
+      await this.logStore.close();
+      throw new MemberRemovedError();
+    }
     this.transport = new PeerTransport({
       id: this.id,
-      listen: hostPort(this.opts.self.peerUrl),
-      peers,
+      listen: hostPort(this.opts.self.listenPeerUrl ?? this.opts.self.peerUrl),
+      peers: new Map(),
+      hello: { clusterId: cluster.id, peerUrl: this.opts.self.peerUrl },
+      admit: (hello) => this.admitPeer(hello.clusterId, hello.from),
+      onRejected: (peer, reason) => this.onRefusedByPeer(peer, reason),
+      addressOf: (_peer, url) => this.dialAddress(url),
+      httpHandler: (req, res) => this.servePeerHttp(req, res),
       onMessage: (msg) => this.raft.receive(msg),
       onError: (err, peer) => this.log.debug({ err: err.message, peer }, 'peer transport error'),
       stats: this.metrics.peers,
     });
+    // The members a joiner was told of run now, beside those it starts with (the bootstrap's).
+    for (const m of [...cluster.members, ...(this.opts.join?.members ?? [])]) this.dialMember(m);
     this.raft = new RaftNode({
       id: this.id,
-      peers: cfg.members.map((m) => m.id),
+      // The configuration at index 0; the log's conf changes (or a snapshot) bring it up to date.
+      peers: cluster.bootstrap.map((m) => Number(m.id)),
       logStore: this.logStore,
       stateMachine: this,
       transport: this.transport,
@@ -206,6 +321,7 @@ export class Member implements StateMachine {
     this.raft.on('fatal', (err) => this.log.fatal({ err }, 'raft node stopped after a storage failure'));
     await this.transport.start();
     await this.raft.start();
+    void this.publish();
     this.leaseTimer = setInterval(() => void this.expireLeases(), 500);
     this.progressTimer = setInterval(() => this.hub.progressNotify(), 10 * 60 * 1000);
     this.log.info({ member: this.opts.self.name, id: this.id, applied: this.store.appliedIndex, revision: this.store.revision }, 'member started');
@@ -225,10 +341,17 @@ export class Member implements StateMachine {
   }
 
   async apply(entries: Entry[]): Promise<unknown[]> {
+    let membershipChanged = false;
     const batch: ApplyEntry[] = entries.map((e) => {
       if (e.data.byteLength === 0) return { index: e.index };
       try {
-        return { index: e.index, request: decodeRequest(e.data) };
+        if (e.type === EntryType.ConfChange) {
+          membershipChanged = true;
+          return { index: e.index, request: { memberChange: memberChangeOf(decodeConfChange(e.data)) } };
+        }
+        const request = decodeRequest(e.data);
+        if ('memberAttributes' in request) membershipChanged = true;
+        return { index: e.index, request };
       } catch {
         // Not a request we can read: applied as a no-op on every member alike.
         return { index: e.index };
@@ -246,7 +369,96 @@ export class Member implements StateMachine {
     });
     this.metrics.applied((performance.now() - started) / 1000);
     batch.forEach((e, i) => this.afterApply(e, results[i]!));
+    if (membershipChanged) this.membershipApplied();
     return results;
+  }
+
+  // ---- membership (the operations on it are membership.ts's) ------------------------------
+
+  /** Brings the peer links in line with the applied membership; stops if this member was removed. */
+  private membershipApplied(): void {
+    const cluster = this.cluster();
+    if (cluster.removed.includes(String(this.id))) {
+      this.removed(new MemberRemovedError());
+      return;
+    }
+    const ids = new Set(cluster.members.map((m) => Number(m.id)));
+    for (const peer of this.transport.peerIds()) if (!ids.has(peer) && cluster.removed.includes(String(peer))) this.transport.removePeer(peer);
+    for (const m of cluster.members) this.dialMember(m);
+    // A leader's client URL may be known now.
+    for (const wake of [...this.leaderWaiters]) wake();
+  }
+
+  private dialMember(m: MemberRecord): void {
+    const url = m.peerUrls[0];
+    if (url && Number(m.id) !== this.id) this.transport.setPeer(Number(m.id), this.dialAddress(url));
+  }
+
+  /** Where a peer URL is dialled: itself, or the test's fault proxy for it (by the initial cluster's name). */
+  private dialAddress(peerUrl: string): { host: string; port: number } {
+    const name = this.opts.cluster.members.find((m) => m.peerUrl === peerUrl)?.name;
+    return (name !== undefined ? this.opts.peerDialOverrides?.get(name) : undefined) ?? hostPort(peerUrl);
+  }
+
+  /** Why a connecting peer is refused (etcd's peer handler: 412 for another cluster, 410 for a removed member). */
+  private admitPeer(clusterId: string, from: number): string | undefined {
+    const cluster = this.store.cluster();
+    if (!cluster) return 'not ready';
+    if (clusterId !== cluster.id) return `cluster ID mismatch: ${BigInt(clusterId).toString(16)} is not ${BigInt(cluster.id).toString(16)}`;
+    if (cluster.removed.includes(String(from))) return 'removed';
+    return undefined;
+  }
+
+  private onRefusedByPeer(peer: number, reason: string): void {
+    this.log.error({ peer: peer.toString(16), reason }, 'refused by a peer');
+    if (reason === 'removed') this.removed(new MemberRemovedError());
+    else if (reason.startsWith('cluster ID mismatch')) this.removed(new ClusterMismatchError(reason));
+  }
+
+  /** This member must stop: the process does, once (member_process.ts listens). */
+  private removed(err: Error): void {
+    if (this.removal) return;
+    this.removal = err;
+    this.log.warn({ err: err.message }, 'stopping: this member takes no more part in the cluster');
+    for (const listen of this.removedListeners) listen(err);
+  }
+
+  /** Calls `listener` once this member is removed from the cluster (or refused by it). */
+  onRemoved(listener: (err: Error) => void): void {
+    if (this.removal) listener(this.removal);
+    else this.removedListeners.add(listener);
+  }
+
+  /** The peer port's HTTP: GET /members, the applied membership (what a joining member starts from). */
+  private servePeerHttp(req: http.IncomingMessage, res: http.ServerResponse): void {
+    if (req.method === 'GET' && req.url === '/members') {
+      const body = JSON.stringify(this.cluster());
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+      res.end(body);
+      return;
+    }
+    res.writeHead(404).end();
+  }
+
+  /**
+   * etcd's publish: once running, a member proposes its name and client URLs until the applied
+   * membership shows them (retrying after failures, e.g. while it is not yet caught up).
+   */
+  private async publish(): Promise<void> {
+    const want = { id: String(this.id), name: this.opts.self.name, clientUrls: [this.opts.self.clientUrl] };
+    while (!this.stopped && !this.removal) {
+      const mine = this.store.cluster()?.members.find((m) => m.id === want.id);
+      if (mine && mine.name === want.name && sameStrings(mine.clientUrls, want.clientUrls)) return;
+      if (mine) {
+        try {
+          await this.propose({ memberAttributes: want });
+          continue;
+        } catch (err) {
+          this.log.debug({ err: (err as Error).message }, 'publishing the member attributes failed; retrying');
+        }
+      }
+      await new Promise((r) => setTimeout(r, 500));
+    }
   }
 
   /** Mirrors applied lease changes into the lessor (which only adds expiry on top). */
@@ -284,7 +496,12 @@ export class Member implements StateMachine {
 
   private async restoreStore(snapshot: Snapshot): Promise<void> {
     const marker = JSON.parse(Buffer.from(snapshot.data).toString()) as SnapshotMarker;
-    const others = this.opts.cluster.members.filter((m) => m.id !== this.id);
+    // Every member with a client URL the store knows of (a joiner knows those it was told of too).
+    const known = new Map<number, { id: number; name: string; clientUrl: string }>();
+    for (const m of [...(this.opts.join?.members ?? []), ...this.cluster().members]) {
+      if (Number(m.id) !== this.id && m.clientUrls[0]) known.set(Number(m.id), { id: Number(m.id), name: m.name, clientUrl: m.clientUrls[0] });
+    }
+    const others = [...known.values()];
     const order = [marker.memberId, this.raft.leader];
     const candidates = [...others].sort((a, b) => {
       const ra = order.indexOf(a.id);
@@ -374,7 +591,7 @@ export class Member implements StateMachine {
     for (;;) {
       if (this.stopped) throw new ServerStoppedError();
       const leader = this.raft.leader;
-      if (leader !== 0 && this.opts.cluster.members.some((m) => m.id === leader)) return leader;
+      if (leader !== 0 && this.raft.status().config.voters.includes(leader)) return leader;
       const remaining = deadline - performance.now();
       if (remaining <= 0) throw new NoLeaderError();
       await new Promise<void>((resolve) => {
@@ -394,10 +611,25 @@ export class Member implements StateMachine {
    * leader, else the leader's client URL, once there is a leader (waiting until `deadline`).
    */
   async leaderClientUrl(deadline = this.requestDeadline()): Promise<string | undefined> {
-    if (this.raft.isLeader) return undefined;
-    const leader = await this.waitForLeader(deadline);
-    if (this.raft.isLeader) return undefined;
-    return this.opts.cluster.members.find((x) => x.id === leader)!.clientUrl;
+    for (;;) {
+      if (this.raft.isLeader) return undefined;
+      const leader = await this.waitForLeader(deadline);
+      if (this.raft.isLeader) return undefined;
+      // A new leader's client URL is known once its published attributes are applied here.
+      const url = this.cluster().members.find((m) => Number(m.id) === leader)?.clientUrls[0];
+      if (url) return url;
+      const remaining = deadline - performance.now();
+      if (remaining <= 0) throw new NoLeaderError();
+      await new Promise<void>((resolve) => {
+        const wake = (): void => {
+          clearTimeout(timer);
+          this.leaderWaiters.delete(wake);
+          resolve();
+        };
+        const timer = setTimeout(wake, Math.min(remaining, 100));
+        this.leaderWaiters.add(wake);
+      });
+    }
   }
 
   private async propose(req: MvccRequest): Promise<MvccResponse> {
@@ -529,8 +761,9 @@ export class Member implements StateMachine {
     return this.lessor.ids().map((id) => ({ id }));
   }
 
+  /** The applied membership, as etcd's MemberList answers it (served locally, as etcd 3.4 does). */
   members(): MemberInfo[] {
-    return this.opts.cluster.members.map((m) => ({ id: String(m.id), name: m.name, peerUrls: [m.peerUrl], clientUrls: [m.clientUrl] }));
+    return this.cluster().members.map(memberInfo);
   }
 
   async status(): Promise<StatusResponse> {

@@ -221,49 +221,72 @@ interface PeerChildren {
 /** etcd's rafthttp metrics, fed by PeerTransport (the PeerStats it calls). */
 export class PeerMetrics {
   private readonly peers = new Map<number, PeerChildren>();
+  private readonly vecs: {
+    sent: FastCounterVec;
+    received: FastCounterVec;
+    failures: FastCounterVec;
+    active: FastCounterVec<'gauge'>;
+    disconnected: FastCounterVec;
+    rtt: LatencyHistogramVec;
+  };
 
-  constructor(self: number, peers: readonly number[], registry: Registry) {
-    const sent = new FastCounterVec('etcd_network_peer_sent_bytes_total', 'The total number of bytes sent to peers.', 'counter', registry);
-    const received = new FastCounterVec('etcd_network_peer_received_bytes_total', 'The total number of bytes received from peers.', 'counter', registry);
-    const failures = new FastCounterVec('etcd_network_peer_sent_failures_total', 'The total number of send failures from peers.', 'counter', registry);
-    const active = new FastCounterVec('etcd_network_active_peers', 'The current number of active peer connections.', 'gauge', registry);
-    const disconnected = new FastCounterVec('etcd_network_disconnected_peers_total', 'The total number of disconnected peers.', 'counter', registry);
-    const rtt = new LatencyHistogramVec('etcd_network_peer_round_trip_time_seconds', 'Round-Trip-Time histogram between peers', RTT_BUCKETS, registry);
-    for (const id of peers) {
-      if (id === self) continue;
-      const link = { Local: hexId(self), Remote: hexId(id) };
-      this.peers.set(id, {
-        sent: sent.child({ To: hexId(id) }),
-        received: received.child({ From: hexId(id) }),
-        sendFailures: failures.child({ To: hexId(id) }),
-        active: active.child(link),
-        disconnected: disconnected.child(link),
-        rtt: rtt.child({ To: hexId(id) }),
-      });
+  constructor(
+    private readonly self: number,
+    peers: readonly number[],
+    registry: Registry,
+  ) {
+    this.vecs = {
+      sent: new FastCounterVec('etcd_network_peer_sent_bytes_total', 'The total number of bytes sent to peers.', 'counter', registry),
+      received: new FastCounterVec('etcd_network_peer_received_bytes_total', 'The total number of bytes received from peers.', 'counter', registry),
+      failures: new FastCounterVec('etcd_network_peer_sent_failures_total', 'The total number of send failures from peers.', 'counter', registry),
+      active: new FastCounterVec('etcd_network_active_peers', 'The current number of active peer connections.', 'gauge', registry),
+      disconnected: new FastCounterVec('etcd_network_disconnected_peers_total', 'The total number of disconnected peers.', 'counter', registry),
+      rtt: new LatencyHistogramVec('etcd_network_peer_round_trip_time_seconds', 'Round-Trip-Time histogram between peers', RTT_BUCKETS, registry),
+    };
+    for (const id of peers) this.of(id);
+  }
+
+  /** A peer's series, made the first time it is seen (members join at runtime). */
+  private of(peer: number): PeerChildren | undefined {
+    if (peer === this.self) return undefined;
+    let p = this.peers.get(peer);
+    if (!p) {
+      const v = this.vecs;
+      const link = { Local: hexId(this.self), Remote: hexId(peer) };
+      p = {
+        sent: v.sent.child({ To: hexId(peer) }),
+        received: v.received.child({ From: hexId(peer) }),
+        sendFailures: v.failures.child({ To: hexId(peer) }),
+        active: v.active.child(link),
+        disconnected: v.disconnected.child(link),
+        rtt: v.rtt.child({ To: hexId(peer) }),
+      };
+      this.peers.set(peer, p);
     }
+    return p;
   }
 
   sent(peer: number, bytes: number): void {
-    const p = this.peers.get(peer);
+    const p = this.of(peer);
     if (p) p.sent.value += bytes;
   }
 
   received(peer: number, bytes: number): void {
-    const p = this.peers.get(peer);
+    const p = this.of(peer);
     if (p) p.received.value += bytes;
   }
 
   sendFailed(peer: number): void {
-    const p = this.peers.get(peer);
+    const p = this.of(peer);
     if (p) p.sendFailures.value++;
   }
 
   roundTrip(peer: number, seconds: number): void {
-    this.peers.get(peer)?.rtt.observe(seconds);
+    this.of(peer)?.rtt.observe(seconds);
   }
 
   connection(peer: number, up: boolean): void {
-    const p = this.peers.get(peer);
+    const p = this.of(peer);
     if (!p) return;
     p.active.value = up ? 1 : 0;
     if (!up) p.disconnected.value++;

@@ -12,6 +12,7 @@ import type { Schema } from '../api/codec.js';
 import * as S from '../api/schemas.js';
 import type { AlarmRequest, CompactionRequest, DeleteRangeRequest, PutRequest, RangeRequest, TxnRequest } from '../api/kv.js';
 import * as C from './concurrency.js';
+import * as M from './membership.js';
 import { AuthNotEnabledError, BadLeaderTransfereeError, BadRequestError, LeaderTransferTimeoutError, RequestTooLargeError } from './errors.js';
 import type { Member } from './member.js';
 import { requestBytes } from './requests.js';
@@ -55,13 +56,8 @@ export const STREAMING_METHODS: readonly { service: ServiceName; method: string 
   { service: 'Election', method: 'Observe' },
 ];
 
-const MEMBERSHIP = 'membership comes from cluster.config.json';
 /** Methods qkv does not implement: "not supported" (what) over gRPC, no gateway route. */
 export const UNSUPPORTED_METHODS: readonly { service: ServiceName; method: string; what: string }[] = [
-  { service: 'Cluster', method: 'MemberAdd', what: `MemberAdd (${MEMBERSHIP})` },
-  { service: 'Cluster', method: 'MemberRemove', what: `MemberRemove (${MEMBERSHIP})` },
-  { service: 'Cluster', method: 'MemberUpdate', what: `MemberUpdate (${MEMBERSHIP})` },
-  { service: 'Cluster', method: 'MemberPromote', what: 'MemberPromote (qkv has no learners)' },
   // qkv has no users yet: authentication is never enabled, users and roles are not managed.
   ...[
     'AuthEnable',
@@ -201,7 +197,8 @@ export const UNARY_METHODS: readonly UnaryMethod[] = [
     handler: async (m) => ({ header: m.header(), leases: m.leaseLeases() }),
   }),
 
-  // ---- Cluster: the member list (membership changes are UNSUPPORTED_METHODS).
+  // ---- Cluster: the list is served locally (as etcd 3.4); changes are the leader's
+  // (membership.ts), which proposes one conf change at a time.
   entry({
     service: 'Cluster',
     method: 'MemberList',
@@ -209,6 +206,42 @@ export const UNARY_METHODS: readonly UnaryMethod[] = [
     request: EMPTY,
     response: S.MemberListResponse,
     handler: async (m) => ({ header: m.header(), members: m.members() }),
+  }),
+  entry<{ peerUrls: string[]; isLearner: boolean }>({
+    service: 'Cluster',
+    method: 'MemberAdd',
+    path: '/v3/cluster/member/add',
+    request: S.MemberAddRequest,
+    response: S.MemberAddResponse,
+    handler: async (m, req) => ({ header: m.header(), ...(await M.memberAdd(m, req.peerUrls, req.isLearner)) }),
+    leaderOnly: { idempotent: false },
+  }),
+  entry<{ id: string }>({
+    service: 'Cluster',
+    method: 'MemberRemove',
+    path: '/v3/cluster/member/remove',
+    request: S.MemberRemoveRequest,
+    response: S.MemberRemoveResponse,
+    handler: async (m, req) => ({ header: m.header(), ...(await M.memberRemove(m, req.id)) }),
+    leaderOnly: { idempotent: false },
+  }),
+  entry<{ id: string; peerUrls: string[] }>({
+    service: 'Cluster',
+    method: 'MemberUpdate',
+    path: '/v3/cluster/member/update',
+    request: S.MemberUpdateRequest,
+    response: S.MemberUpdateResponse,
+    handler: async (m, req) => ({ header: m.header(), ...(await M.memberUpdate(m, req.id, req.peerUrls)) }),
+    leaderOnly: { idempotent: true },
+  }),
+  entry<{ id: string }>({
+    service: 'Cluster',
+    method: 'MemberPromote',
+    path: '/v3/cluster/member/promote',
+    request: S.MemberPromoteRequest,
+    response: S.MemberPromoteResponse,
+    handler: async (m, req) => ({ header: m.header(), ...(await M.memberPromote(m, req.id)) }),
+    leaderOnly: { idempotent: true },
   }),
 
   // ---- Maintenance (Snapshot is a stream).

@@ -5,9 +5,19 @@
  * Ready's) to a peer go out together as one length-prefixed frame (batching), its body in the
  * format of peer_codec.ts. A broken connection is redialled with backoff. Raft tolerates loss,
  * so a full queue drops messages instead of growing: memory stays bounded whatever a peer does.
+ *
+ * A connection opens with one hello line, `QKV-PEER 1 <cluster id> <member id> <peer URL>\n`:
+ * the receiver admits the sender (same cluster, not removed) or answers
+ * `QKV-REJECT <reason>\n` and closes, as etcd's peer handler answers a removed member 410 and
+ * another cluster's 412; an admitted sender it has no link to yet (a member added since) is
+ * dialled back at the URL it gave. A connection that starts with `GET ` is HTTP instead
+ * (etcd serves /members on its peer port too): it goes to `httpHandler`.
+ *
+ * Peers come and go at runtime (setPeer, removePeer) as membership changes are applied.
  */
 import { Buffer } from 'node:buffer';
 import net from 'node:net';
+import http from 'node:http';
 import { MessageType, type Message, type NodeId } from '../raft/types.js';
 import { decodeMessages, encodedSize, PeerWireError, writeMessages } from './peer_codec.js';
 import { FRAME_HEADER_BYTES, LengthPrefixedFrames } from './frames.js';
@@ -17,11 +27,28 @@ interface PeerAddress {
   port: number;
 }
 
+/** What a connection's hello says of its sender. */
+export interface PeerHello {
+  clusterId: string;
+  from: NodeId;
+  peerUrl: string;
+}
+
 export interface TransportOptions {
   id: NodeId;
   listen: PeerAddress;
   peers: Map<NodeId, PeerAddress>;
   onMessage: (m: Message) => void;
+  /** What this member's hello says: its cluster and the peer URL it is dialled back at. */
+  hello: { clusterId: string; peerUrl: string };
+  /** Why a sender is refused (another cluster, removed), or undefined to admit it. */
+  admit?: (hello: PeerHello) => string | undefined;
+  /** A peer refused this member with `reason`. */
+  onRejected?: (peer: NodeId, reason: string) => void;
+  /** Where a dialled-back sender's URL goes (e.g. to a fault proxy's address); default its host and port. */
+  addressOf?: (peer: NodeId, peerUrl: string) => PeerAddress;
+  /** Serves the peer port's HTTP requests (GET /members). */
+  httpHandler?: http.RequestListener;
   /** Largest frame accepted from a peer; a larger one closes the connection. */
   maxFrameBytes?: number;
   /** Messages queued for one peer while it is unreachable; beyond this, new ones are dropped. */
@@ -49,6 +76,10 @@ export interface PeerStats {
 const NO_STATS: PeerStats = { sent() {}, received() {}, sendFailed() {}, roundTrip() {}, connection() {} };
 
 const DEFAULT_MAX_FRAME = 256 * 1024 * 1024;
+const HELLO = 'QKV-PEER 1';
+const REJECT = 'QKV-REJECT ';
+/** Longest hello or rejection line read before giving up on a connection. */
+const MAX_LINE_BYTES = 1024;
 const MIN_BACKOFF_MS = 20;
 const MAX_BACKOFF_MS = 1000;
 
@@ -56,6 +87,13 @@ const MAX_BACKOFF_MS = 1000;
 export class PeerFrameTooLargeError extends PeerWireError {
   constructor(len: number, limit: number) {
     super('ERR_PEER_FRAME_TOO_LARGE', `peer frame of ${len} bytes exceeds the limit of ${limit}`);
+  }
+}
+
+/** A peer connection whose first line is not a hello; it is closed. */
+export class PeerHelloError extends PeerWireError {
+  constructor() {
+    super('ERR_PEER_HELLO', 'peer connection: no valid hello line');
   }
 }
 
@@ -95,9 +133,11 @@ class PeerLink {
 
   constructor(
     readonly peer: NodeId,
-    private readonly address: PeerAddress,
+    readonly address: PeerAddress,
+    private readonly hello: string,
     private readonly maxQueued: number,
     private readonly onError: (err: Error) => void,
+    private readonly onRejected: (reason: string) => void,
     private readonly stats: PeerStats,
   ) {
     this.dial();
@@ -146,10 +186,20 @@ class PeerLink {
       this.connected = true;
       this.backoffMs = MIN_BACKOFF_MS;
       this.stats.connection(this.peer, true);
+      socket.write(this.hello);
       this.flush();
     });
-    // Peers never send on our outgoing connection; drain anything to keep it healthy.
-    socket.on('data', () => {});
+    // A peer sends on our outgoing connection only to refuse us, in one line.
+    let answer = '';
+    socket.on('data', (chunk: Buffer) => {
+      if (answer.length > MAX_LINE_BYTES) return;
+      answer += chunk.toString('latin1');
+      const nl = answer.indexOf('\n');
+      if (nl >= 0 && answer.startsWith(REJECT)) {
+        this.close();
+        this.onRejected(answer.slice(REJECT.length, nl));
+      }
+    });
     socket.on('error', (err) => {
       this.stats.sendFailed(this.peer);
       if (this.connected) this.onError(err);
@@ -182,8 +232,27 @@ class PeerLink {
   }
 }
 
+function parseHello(line: string): PeerHello | undefined {
+  const m = /^QKV-PEER 1 (\d+) (\d+) (\S+)$/.exec(line);
+  if (!m) return undefined;
+  const from = Number(m[2]);
+  if (!Number.isSafeInteger(from) || from <= 0) return undefined;
+  return { clusterId: m[1]!, from, peerUrl: m[3]! };
+}
+
+function urlAddress(url: string): PeerAddress | undefined {
+  try {
+    const u = new URL(url);
+    return u.port ? { host: u.hostname, port: Number(u.port) } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export class PeerTransport {
   private server: net.Server | undefined;
+  private httpServer: http.Server | undefined;
+  private stopped = false;
   private readonly links = new Map<NodeId, PeerLink>();
   private readonly inbound = new Set<net.Socket>();
   private readonly maxFrameBytes: number;
@@ -204,10 +273,39 @@ export class PeerTransport {
         resolve();
       });
     });
-    for (const [id, address] of this.opts.peers) {
-      if (id === this.opts.id) continue;
-      this.links.set(id, new PeerLink(id, address, this.opts.maxQueuedMessages ?? 10_000, (err) => this.opts.onError?.(err, id), this.stats));
-    }
+    for (const [id, address] of this.opts.peers) this.setPeer(id, address);
+  }
+
+  /** Dials `peer` at `address` from now on (a new member, or one whose peer URL changed). */
+  setPeer(peer: NodeId, address: PeerAddress): void {
+    if (peer === this.opts.id || this.stopped) return;
+    const link = this.links.get(peer);
+    if (link && link.address.host === address.host && link.address.port === address.port) return;
+    link?.close();
+    const hello = `${HELLO} ${this.opts.hello.clusterId} ${this.opts.id} ${this.opts.hello.peerUrl}\n`;
+    this.links.set(
+      peer,
+      new PeerLink(
+        peer,
+        address,
+        hello,
+        this.opts.maxQueuedMessages ?? 10_000,
+        (err) => this.opts.onError?.(err, peer),
+        (reason) => this.opts.onRejected?.(peer, reason),
+        this.stats,
+      ),
+    );
+  }
+
+  /** Stops talking to `peer` (removed from the cluster). */
+  removePeer(peer: NodeId): void {
+    this.links.get(peer)?.close();
+    this.links.delete(peer);
+  }
+
+  /** The peers dialled, by id. */
+  peerIds(): NodeId[] {
+    return [...this.links.keys()];
   }
 
   /** The port actually listened on (useful with port 0). */
@@ -219,34 +317,79 @@ export class PeerTransport {
   private accept(socket: net.Socket): void {
     socket.setNoDelay(true);
     this.inbound.add(socket);
+    socket.on('error', () => {});
+    socket.on('close', () => this.inbound.delete(socket));
+    // The hello line first (or an HTTP request), then frames.
+    let head = Buffer.alloc(0);
+    const onHead = (chunk: Buffer): void => {
+      head = Buffer.concat([head, chunk]);
+      if (head.length >= 4 && head.subarray(0, 4).toString('latin1') === 'GET ') {
+        socket.off('data', onHead);
+        this.serveHttp(socket, head);
+        return;
+      }
+      const nl = head.indexOf(0x0a);
+      if (nl < 0) {
+        if (head.length > MAX_LINE_BYTES) socket.destroy();
+        return;
+      }
+      socket.off('data', onHead);
+      const hello = parseHello(head.subarray(0, nl).toString('latin1'));
+      if (!hello) {
+        this.opts.onError?.(new PeerHelloError(), undefined);
+        socket.destroy();
+        return;
+      }
+      const refused = this.opts.admit?.(hello);
+      if (refused !== undefined) {
+        socket.end(`${REJECT}${refused}\n`);
+        return;
+      }
+      if (!this.links.has(hello.from)) {
+        const address = this.opts.addressOf?.(hello.from, hello.peerUrl) ?? urlAddress(hello.peerUrl);
+        if (address) this.setPeer(hello.from, address);
+      }
+      this.readFrames(socket, hello.from, head.subarray(nl + 1));
+    };
+    socket.on('data', onHead);
+  }
+
+  private serveHttp(socket: net.Socket, head: Buffer): void {
+    const handler = this.opts.httpHandler;
+    if (!handler) {
+      socket.destroy();
+      return;
+    }
+    this.httpServer ??= http.createServer(handler);
+    socket.pause();
+    socket.unshift(head);
+    this.httpServer.emit('connection', socket);
+    socket.resume();
+  }
+
+  private readFrames(socket: net.Socket, from: NodeId, rest: Buffer): void {
     const decoder = new FrameDecoder(this.maxFrameBytes);
-    // Each peer dials once: its first message names the sender of every byte on the connection.
-    let from: NodeId | undefined;
-    let uncounted = 0;
-    socket.on('data', (chunk: Buffer) => {
-      uncounted += chunk.length;
+    const onData = (chunk: Buffer): void => {
+      this.stats.received(from, chunk.length);
       let batches: Message[][];
       try {
         batches = decoder.push(chunk);
       } catch (err) {
-        this.opts.onError?.(err as Error, undefined);
+        this.opts.onError?.(err as Error, from);
         socket.destroy();
         return;
       }
-      from ??= batches[0]?.[0]?.from;
-      if (from !== undefined) {
-        this.stats.received(from, uncounted);
-        uncounted = 0;
-      }
       for (const batch of batches) {
         for (const m of batch) {
+          // Every message on the connection is from the sender its hello named.
+          if (m.from !== from) continue;
           if (m.type === MessageType.HeartbeatResp) this.heartbeatAnswered(m.from);
           this.opts.onMessage(m);
         }
       }
-    });
-    socket.on('error', () => {});
-    socket.on('close', () => this.inbound.delete(socket));
+    };
+    socket.on('data', onData);
+    if (rest.length > 0) onData(rest);
   }
 
   /**
@@ -280,6 +423,7 @@ export class PeerTransport {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     for (const l of this.links.values()) l.close();
     this.links.clear();
     for (const s of this.inbound) s.destroy();

@@ -27,7 +27,7 @@ export class ProxiedCluster {
         const proxy = new FaultProxy(port, hostPort(to.peerUrl));
         await proxy.start();
         pc.links.set(`${from.name}>${to.name}`, proxy);
-        dial.push(`${to.id}=127.0.0.1:${port}`);
+        dial.push(`${to.name}=127.0.0.1:${port}`);
       }
       cluster.extraArgs.set(from.name, ['--peer-dial', dial.join(',')]);
     }

@@ -29,7 +29,6 @@ describe('qkv cluster up', () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'qkv-up-'));
     const ports = await freePorts(10);
     const members = Array.from({ length: 5 }, (_, i) => ({
-      id: i + 1,
       name: `n${i + 1}`,
       clientUrl: `http://127.0.0.1:${ports[2 * i]}`,
       peerUrl: `http://127.0.0.1:${ports[2 * i + 1]}`,

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { freePorts } from './ports.js';
 import type { ClusterConfig } from '../../src/server/config.js';
 import { Client } from '../../src/client/client.js';
+import { memberIdOf } from '../../src/server/member_id.js';
 
 const BIN = path.resolve('bin/qkv.mjs');
 
@@ -43,24 +44,31 @@ export class LocalCluster {
     const n = opts.nodes ?? 3;
     const dir = await mkdtemp(path.join(os.tmpdir(), 'qkv-cluster-'));
     const ports = await freePorts(2 * n);
+    const name = 'qkv-test';
     const config: ClusterConfig = {
-      name: 'qkv-test',
+      name,
+      state: 'new',
       tickMs: opts.tickMs ?? 50,
       heartbeatTicks: 1,
       electionTicks: opts.electionTicks ?? 10,
       snapshotEvery: opts.snapshotEvery ?? 10_000,
       snapshotCatchUpEntries: opts.snapshotCatchUpEntries ?? 5_000,
       maxRequestBytes: opts.maxRequestBytes ?? 1.5 * 1024 * 1024,
-      members: Array.from({ length: n }, (_, i) => ({
-        id: i + 1,
-        name: `n${i + 1}`,
-        clientUrl: `http://127.0.0.1:${ports[2 * i]}`,
-        peerUrl: `http://127.0.0.1:${ports[2 * i + 1]}`,
-        dataDir: path.join(dir, `n${i + 1}`),
-      })),
+      members: Array.from({ length: n }, (_, i) => {
+        const peerUrl = `http://127.0.0.1:${ports[2 * i + 1]}`;
+        return {
+          id: memberIdOf([peerUrl], name),
+          name: `n${i + 1}`,
+          clientUrl: `http://127.0.0.1:${ports[2 * i]}`,
+          peerUrl,
+          dataDir: path.join(dir, `n${i + 1}`),
+        };
+      }),
     };
     const configFile = path.join(dir, 'cluster.config.json');
-    await writeFile(configFile, JSON.stringify(config, null, 2));
+    // The file as an operator writes it: ids and the start state are derived, not written.
+    const { state: _state, members, ...rest } = config;
+    await writeFile(configFile, JSON.stringify({ ...rest, members: members.map(({ id: _id, ...m }) => m) }, null, 2));
     return new LocalCluster(dir, configFile, config, opts.nodeArgs);
   }
 
@@ -82,13 +90,54 @@ export class LocalCluster {
 
   /** Extra `serve` arguments per member (e.g. --peer-dial for fault proxies). */
   readonly extraArgs = new Map<string, string[]>();
+  /** Members that join the running cluster: started with etcd's flags instead of the config file. */
+  private readonly joinArgs = new Map<string, string[]>();
+
+  /**
+   * A new member, on new ports and a new data dir, that joins the running cluster as etcd's
+   * runbook says: `member add` it first (its peer URL is `peerUrl`), then start() it, which runs
+   * `qkv serve` with etcd's flags and --initial-cluster-state existing.
+   */
+  async addJoiner(name: string): Promise<{ clientUrl: string; peerUrl: string; dataDir: string }> {
+    const [clientPort, peerPort] = await freePorts(2);
+    const m = { id: 0, name, clientUrl: `http://127.0.0.1:${clientPort}`, peerUrl: `http://127.0.0.1:${peerPort}`, dataDir: path.join(this.dir, name) };
+    this.config.members.push(m);
+    return m;
+  }
+
+  /** The --initial-cluster of a joiner: the members named (running ones and itself). */
+  setJoinCluster(name: string, members: string[]): void {
+    const m = this.config.members.find((x) => x.name === name)!;
+    const initial = members.map((n) => `${n}=${this.config.members.find((x) => x.name === n)!.peerUrl}`).join(',');
+    this.joinArgs.set(name, [
+      '--data-dir',
+      m.dataDir,
+      '--listen-client-urls',
+      m.clientUrl,
+      '--listen-peer-urls',
+      m.peerUrl,
+      '--initial-cluster',
+      initial,
+      '--initial-cluster-state',
+      'existing',
+      '--initial-cluster-token',
+      this.config.name,
+      '--heartbeat-interval',
+      String(this.config.tickMs * this.config.heartbeatTicks),
+      '--election-timeout',
+      String(this.config.tickMs * this.config.electionTicks),
+      '--snapshot-count',
+      String(this.config.snapshotEvery),
+    ]);
+  }
 
   start(name: string): void {
     if (this.procs.has(name)) throw new Error(`${name} is already running`);
     const log = createWriteStream(path.join(this.dir, `${name}.log`), { flags: 'a' });
+    const how = this.joinArgs.get(name) ?? ['--config', this.configFile];
     const child = spawn(
       process.execPath,
-      [...this.nodeArgs, BIN, 'serve', '--name', name, '--config', this.configFile, '--log-level', 'debug', ...(this.extraArgs.get(name) ?? [])],
+      [...this.nodeArgs, BIN, 'serve', '--name', name, ...how, '--log-level', 'debug', ...(this.extraArgs.get(name) ?? [])],
       {
         stdio: ['ignore', 'pipe', 'pipe'],
       },

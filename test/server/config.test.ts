@@ -1,9 +1,9 @@
 import { describe, expect, test } from 'vitest';
 import path from 'node:path';
-import { ConfigError, loadClusterConfig, parseClusterConfig } from '../../src/server/config.js';
+import { ConfigError, loadClusterConfig, parseClusterConfig, resolveMemberFlags } from '../../src/server/config.js';
+import { clusterIdOf, memberIdOf } from '../../src/server/member_id.js';
 
 const member = (i: number) => ({
-  id: i,
   name: `n${i}`,
   clientUrl: `http://127.0.0.1:${2379 + i * 10}`,
   peerUrl: `http://127.0.0.1:${2380 + i * 10}`,
@@ -27,17 +27,71 @@ describe('cluster config', () => {
   const bad: { name: string; raw: unknown; message: RegExp }[] = [
     { name: 'not an object', raw: [], message: /expected a JSON object/ },
     { name: 'no members', raw: { members: [] }, message: /members: expected a non-empty array/ },
-    { name: 'bad id', raw: { members: [{ ...member(1), id: -1 }] }, message: /members\[0\]\.id: expected a positive integer/ },
+    { name: 'an id', raw: { members: [{ ...member(1), id: 1 }] }, message: /members\[0\]\.id: member ids are derived/ },
     { name: 'bad url', raw: { members: [{ ...member(1), clientUrl: 'nope' }] }, message: /clientUrl: invalid URL/ },
     { name: 'https', raw: { members: [{ ...member(1), peerUrl: 'https://127.0.0.1:1' }] }, message: /only http/ },
     { name: 'no port', raw: { members: [{ ...member(1), peerUrl: 'http://127.0.0.1' }] }, message: /explicit port/ },
-    { name: 'duplicate id', raw: { members: [member(1), { ...member(2), id: 1 }] }, message: /duplicate id 1/ },
+    { name: 'duplicate peer url', raw: { members: [member(1), { ...member(2), peerUrl: member(1).peerUrl }] }, message: /duplicate peerUrl/ },
+    { name: 'a path in a url', raw: { members: [{ ...member(1), peerUrl: 'http://127.0.0.1:1/x' }] }, message: /no path/ },
     { name: 'duplicate client url', raw: { members: [member(1), { ...member(2), clientUrl: member(1).clientUrl }] }, message: /duplicate clientUrl/ },
     { name: 'election not above heartbeat', raw: { electionTicks: 1, heartbeatTicks: 1, members: [member(1)] }, message: /electionTicks/ },
   ];
   test.each(bad)('rejects $name with a clear error', ({ raw, message }) => {
     expect(() => parseClusterConfig(raw as never, '/base')).toThrow(ConfigError);
     expect(() => parseClusterConfig(raw as never, '/base')).toThrow(message);
+  });
+
+  test('member ids are derived from the peer URL and the cluster name, as etcd derives them', () => {
+    const a = parseClusterConfig({ name: 'one', members: [member(1), member(2)] }, '/base');
+    const b = parseClusterConfig({ name: 'two', members: [member(1), member(2)] }, '/base');
+    expect(a.members[0]!.id).toBe(memberIdOf([member(1).peerUrl], 'one'));
+    expect(a.members[0]!.id).not.toBe(a.members[1]!.id);
+    expect(a.members[0]!.id).not.toBe(b.members[0]!.id);
+    for (const m of [...a.members, ...b.members]) {
+      expect(Number.isSafeInteger(m.id) && m.id > 2 ** 32).toBe(true);
+    }
+    // A runtime addition's id also takes the time.
+    expect(memberIdOf([member(1).peerUrl], 'one', 5_000)).not.toBe(a.members[0]!.id);
+  });
+
+  test("the cluster id is etcd's hash of the sorted member ids", () => {
+    // etcd's genID over member ids 1 and 2 (big-endian uint64s): sha1 → first 8 bytes.
+    expect(clusterIdOf([2, 1])).toBe(clusterIdOf([1, 2]));
+    expect(BigInt(clusterIdOf([1, 2])) > 0n).toBe(true);
+  });
+
+  test("etcd's member flags resolve to a configuration, with etcd's defaults", () => {
+    const { cluster, self } = resolveMemberFlags({
+      name: 'n2',
+      initialCluster: 'n1=http://127.0.0.1:2380,n2=http://127.0.0.1:12380',
+      initialAdvertisePeerUrls: 'http://127.0.0.1:12380',
+      listenPeerUrls: 'http://0.0.0.0:12380',
+      advertiseClientUrls: 'http://127.0.0.1:12379',
+      listenClientUrls: 'http://0.0.0.0:12379',
+      initialClusterState: 'existing',
+      initialClusterToken: 'tok',
+      electionTimeout: '500',
+      heartbeatInterval: '50',
+    });
+    expect(cluster).toMatchObject({ name: 'tok', state: 'existing', tickMs: 50, heartbeatTicks: 1, electionTicks: 10 });
+    expect(self).toMatchObject({ name: 'n2', peerUrl: 'http://127.0.0.1:12380', clientUrl: 'http://127.0.0.1:12379', listenPeerUrl: 'http://0.0.0.0:12380' });
+    expect(self.dataDir).toBe(path.resolve('n2.etcd'));
+    expect(cluster.members.map((m) => m.id)).toEqual([memberIdOf(['http://127.0.0.1:2380'], 'tok'), memberIdOf(['http://127.0.0.1:12380'], 'tok')]);
+    const alone = resolveMemberFlags({ name: 'x' });
+    expect(alone.self.peerUrl).toBe('http://localhost:2380');
+    expect(alone.cluster.members.map((m) => m.name)).toEqual(['x']);
+  });
+
+  test.each([
+    [{ name: 'n3', initialCluster: 'n1=http://h:1' }, /no member named "n3"/],
+    [{ name: 'n1', initialCluster: 'n1=http://h:1', initialAdvertisePeerUrls: 'http://h:2' }, /missing from --initial-advertise-peer-urls/],
+    [{ name: 'n1', initialCluster: 'n1=http://h:1', initialAdvertisePeerUrls: 'http://h:1', initialClusterState: 'old' }, /initial-cluster-state/],
+    [{ name: 'n1', initialCluster: 'n1=nope' }, /invalid URL/],
+    [{ name: 'n1', initialCluster: 'n1=http://h:1,n2=http://h:1' }, /duplicate peer URL/],
+    [{ name: 'n1', listenClientUrls: 'http://h:1,http://h:2' }, /exactly one URL/],
+  ])('bad member flags are refused: %j', (flags, message) => {
+    expect(() => resolveMemberFlags(flags)).toThrow(ConfigError);
+    expect(() => resolveMemberFlags(flags)).toThrow(message);
   });
 
   test('unreadable and malformed files name the file', () => {

@@ -19,8 +19,20 @@ async function pair(): Promise<{ a: PeerTransport; b: PeerTransport; gotA: Messa
   ]);
   const gotA: Message[] = [];
   const gotB: Message[] = [];
-  const a = new PeerTransport({ id: 1, listen: peers.get(1)!, peers, onMessage: (m) => gotA.push(m) });
-  const b = new PeerTransport({ id: 2, listen: peers.get(2)!, peers, onMessage: (m) => gotB.push(m) });
+  const a = new PeerTransport({
+    id: 1,
+    hello: { clusterId: '7', peerUrl: 'http://127.0.0.1:1' },
+    listen: peers.get(1)!,
+    peers,
+    onMessage: (m) => gotA.push(m),
+  });
+  const b = new PeerTransport({
+    id: 2,
+    hello: { clusterId: '7', peerUrl: 'http://127.0.0.1:1' },
+    listen: peers.get(2)!,
+    peers,
+    onMessage: (m) => gotB.push(m),
+  });
   started.push(a, b);
   await a.start();
   await b.start();
@@ -83,7 +95,13 @@ describe('PeerTransport', () => {
       [1, { host: '127.0.0.1', port: ports[0]! }],
       [2, { host: '127.0.0.1', port: ports[1]! }],
     ]);
-    const b2 = new PeerTransport({ id: 2, listen: peers.get(2)!, peers, onMessage: (m) => gotB2.push(m) });
+    const b2 = new PeerTransport({
+      id: 2,
+      hello: { clusterId: '7', peerUrl: 'http://127.0.0.1:1' },
+      listen: peers.get(2)!,
+      peers,
+      onMessage: (m) => gotB2.push(m),
+    });
     started.push(b2);
     await b2.start();
     // Messages sent while the link is down may be lost (Raft resends); keep sending until one arrives.
@@ -99,7 +117,14 @@ describe('PeerTransport', () => {
     const errors: Error[] = [];
     const got: Message[] = [];
     const listen = { host: '127.0.0.1', port: port! };
-    const t = new PeerTransport({ id: 1, listen, peers: new Map([[1, listen]]), onMessage: (m) => got.push(m), onError: (err) => errors.push(err) });
+    const t = new PeerTransport({
+      id: 1,
+      hello: { clusterId: '7', peerUrl: 'http://127.0.0.1:1' },
+      listen,
+      peers: new Map([[1, listen]]),
+      onMessage: (m) => got.push(m),
+      onError: (err) => errors.push(err),
+    });
     started.push(t);
     await t.start();
     const socket = net.connect(listen);
@@ -108,6 +133,7 @@ describe('PeerTransport', () => {
     const good = encodeFrame([app(1)]);
     const bad = Buffer.from(good);
     bad[4] = 0xee; // the body's format version
+    socket.write(`QKV-PEER 1 7 ${app(1).from} http://127.0.0.1:9\n`);
     socket.write(good);
     await until(() => got.length === 1, 'the good frame');
     socket.write(bad);
@@ -124,7 +150,14 @@ describe('PeerTransport', () => {
       [1, { host: '127.0.0.1', port: ports[0]! }],
       [2, { host: '127.0.0.1', port: ports[1]! }],
     ]);
-    const a = new PeerTransport({ id: 1, listen: peers.get(1)!, peers, onMessage: () => {}, maxQueuedMessages: 50 });
+    const a = new PeerTransport({
+      id: 1,
+      hello: { clusterId: '7', peerUrl: 'http://127.0.0.1:1' },
+      listen: peers.get(1)!,
+      peers,
+      onMessage: () => {},
+      maxQueuedMessages: 50,
+    });
     started.push(a);
     await a.start();
     for (let i = 0; i < 200; i++) a.send([app(i)]);
@@ -153,9 +186,17 @@ describe('PeerTransport stats', () => {
     const ra = record();
     const rb = record();
     let b: PeerTransport;
-    const a = new PeerTransport({ id: 1, listen: peers.get(1)!, peers, onMessage: () => {}, stats: ra.stats });
+    const a = new PeerTransport({
+      id: 1,
+      hello: { clusterId: '7', peerUrl: 'http://127.0.0.1:1' },
+      listen: peers.get(1)!,
+      peers,
+      onMessage: () => {},
+      stats: ra.stats,
+    });
     b = new PeerTransport({
       id: 2,
+      hello: { clusterId: '7', peerUrl: 'http://127.0.0.1:1' },
       listen: peers.get(2)!,
       peers,
       // The follower answers the heartbeat, as Raft does.

@@ -1,38 +1,63 @@
-/** `serve`: runs one cluster member (qkv's own: etcdctl has no server). */
+/**
+ * `serve`: runs one cluster member (qkv's own: etcdctl has no server). A member is given either
+ * by its entry in cluster.config.json (--config, --name) or, as etcd starts one, by etcd's member
+ * flags (--initial-cluster and the rest; each also a QKV_* environment variable, as etcd reads
+ * ETCD_*). Any of the etcd flags selects the second way.
+ */
 import type { Command } from 'commander';
+import type { MemberFlags } from '../../server/config.js';
 
-interface ServeFlags {
-  name?: string;
+interface ServeFlags extends MemberFlags {
   config: string;
-  dataDir?: string;
   clientUrl?: string;
   peerUrl?: string;
   logLevel: string;
   peerDial?: string;
 }
 
+/** etcd's member flags: the option, its QKV_* variable, and what it is. */
+const ETCD_FLAGS: readonly { flag: string; key: keyof MemberFlags; help: string }[] = [
+  { flag: 'listen-client-urls', key: 'listenClientUrls', help: 'URL to listen on for clients (default http://localhost:2379)' },
+  { flag: 'advertise-client-urls', key: 'advertiseClientUrls', help: "the member's client URL as told to the cluster (default: the listen URL)" },
+  { flag: 'listen-peer-urls', key: 'listenPeerUrls', help: 'URL to listen on for peers (default http://localhost:2380)' },
+  { flag: 'initial-advertise-peer-urls', key: 'initialAdvertisePeerUrls', help: "the member's peer URL as told to the cluster (default: the listen URL)" },
+  { flag: 'initial-cluster', key: 'initialCluster', help: 'the initial members: name=peerURL,... (default <name>=<peer URL>)' },
+  { flag: 'initial-cluster-state', key: 'initialClusterState', help: 'new (bootstrap a cluster) or existing (join one; add the member first)' },
+  { flag: 'initial-cluster-token', key: 'initialClusterToken', help: "the cluster's token (default etcd-cluster)" },
+  { flag: 'heartbeat-interval', key: 'heartbeatInterval', help: 'ms between heartbeats (default 100)' },
+  { flag: 'election-timeout', key: 'electionTimeout', help: 'ms before an election (default 1000)' },
+  { flag: 'snapshot-count', key: 'snapshotCount', help: 'applied entries between snapshots' },
+  { flag: 'max-request-bytes', key: 'maxRequestBytes', help: 'largest client request (default 1.5 MiB)' },
+];
+
+const envName = (flag: string): string => `QKV_${flag.toUpperCase().replaceAll('-', '_')}`;
+
 export function register(program: Command): void {
-  program
+  const serve = program
     .command('serve')
-    .description('runs one cluster member (see cluster.config.json)')
-    .option('--name <name>', 'member name in the config', process.env['QKV_NAME'])
+    .description("runs one cluster member (from cluster.config.json, or from etcd's member flags)")
+    .option('--name <name>', 'member name', process.env['QKV_NAME'])
     .option('--config <file>', 'cluster config file', process.env['QKV_CONFIG'] ?? 'cluster.config.json')
-    .option('--data-dir <dir>', 'override the member data directory', process.env['QKV_DATA_DIR'])
-    .option('--client-url <url>', "override the member's client URL")
-    .option('--peer-url <url>', "override the member's peer URL")
+    .option('--data-dir <dir>', 'data directory (with etcd flags: default <name>.etcd)', process.env['QKV_DATA_DIR'])
+    .option('--client-url <url>', "override the member's client URL (config file)")
+    .option('--peer-url <url>', "override the member's peer URL (config file)")
     .option('--log-level <level>', 'pino log level', process.env['QKV_LOG_LEVEL'] ?? 'info')
-    .option('--peer-dial <list>', 'dial peers elsewhere: id=host:port,... (fault-injection proxies)', process.env['QKV_PEER_DIAL'])
-    .action(async (o: ServeFlags) => {
-      if (!o.name) throw new Error('serve: --name (or QKV_NAME) is required');
-      const { serveUntilSignalled } = await import('../../member_process.js');
-      await serveUntilSignalled({
-        configPath: o.config,
-        name: o.name,
-        logLevel: o.logLevel,
-        ...(o.dataDir ? { dataDir: o.dataDir } : {}),
-        ...(o.clientUrl ? { clientUrl: o.clientUrl } : {}),
-        ...(o.peerUrl ? { peerUrl: o.peerUrl } : {}),
-        ...(o.peerDial ? { peerDial: o.peerDial } : {}),
-      });
+    .option('--peer-dial <list>', 'dial initial members elsewhere: name=host:port,... (fault-injection proxies)', process.env['QKV_PEER_DIAL']);
+  for (const f of ETCD_FLAGS) serve.option(`--${f.flag} <value>`, `${f.help} [${envName(f.flag)}]`, process.env[envName(f.flag)]);
+  serve.action(async (o: ServeFlags) => {
+    const etcdStyle = ETCD_FLAGS.some((f) => o[f.key] !== undefined);
+    const flags: MemberFlags = {};
+    for (const f of ETCD_FLAGS) if (o[f.key] !== undefined) flags[f.key] = o[f.key];
+    const { serveUntilSignalled } = await import('../../member_process.js');
+    await serveUntilSignalled({
+      configPath: o.config,
+      logLevel: o.logLevel,
+      ...(o.name ? { name: o.name } : {}),
+      ...(o.dataDir ? { dataDir: o.dataDir } : {}),
+      ...(o.clientUrl ? { clientUrl: o.clientUrl } : {}),
+      ...(o.peerUrl ? { peerUrl: o.peerUrl } : {}),
+      ...(o.peerDial ? { peerDial: o.peerDial } : {}),
+      ...(etcdStyle ? { flags } : {}),
     });
+  });
 }
