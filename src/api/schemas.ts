@@ -206,7 +206,7 @@ export const Member: Schema = {
     field.string('name'),
     field.list('peerUrls', 'string', 'peerURLs'),
     field.list('clientUrls', 'string', 'clientURLs'),
-    field.bool('isLearner'),
+    field.bool('isLearner', 'isLearner'),
   ],
 };
 
@@ -217,7 +217,7 @@ export const MemberListResponse: Schema = {
 
 export const MemberAddRequest: Schema = {
   type: 'etcdserverpb.MemberAddRequest',
-  fields: [field.list('peerUrls', 'string', 'peerURLs'), field.bool('isLearner')],
+  fields: [field.list('peerUrls', 'string', 'peerURLs'), field.bool('isLearner', 'isLearner')],
 };
 
 export const MemberAddResponse: Schema = {
