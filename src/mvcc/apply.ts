@@ -5,7 +5,7 @@
  * A rejected request (MvccError, or a LeaseError of the lease table) becomes an error result and changes nothing. Anything else
  * thrown (LevelDB failure, corrupt data) aborts the whole batch: nothing of it is written.
  */
-import { applyMemberAttributes, applyMemberChange } from './membership.js';
+import { copyMember, withMemberAttributes, withMemberChange, type ClusterRecord, type MembershipResponse } from './membership.js';
 import { alarmRefusal, applyAlarm } from './alarm.js';
 import { LeaseError } from '../lease/errors.js';
 import { CompactedError, CorruptError, FutureRevisionError, MvccError } from './errors.js';
@@ -76,9 +76,16 @@ async function dispatch(b: Batch, req: MvccRequest): Promise<MvccResponse> {
   if ('leaseGrant' in req) return { leaseGrant: applyLeaseGrant(b, req.leaseGrant) };
   if ('leaseRevoke' in req) return { leaseRevoke: await applyLeaseRevoke(b, req.leaseRevoke) };
   if ('alarm' in req) return { alarm: applyAlarm(b, req.alarm) };
-  if ('memberChange' in req) return { membership: applyMemberChange(b, req.memberChange) };
-  if ('memberAttributes' in req) return { membership: applyMemberAttributes(b, req.memberAttributes) };
+  if ('memberChange' in req) return { membership: applyMembership(b, (c) => withMemberChange(c, req.memberChange)) };
+  if ('memberAttributes' in req) return { membership: applyMembership(b, (c) => withMemberAttributes(c, req.memberAttributes)) };
   return { compaction: compact(b, req.compaction) };
+}
+
+/** A membership change: the meta's cluster record replaced (never mutated). No revision: members are not keys. */
+function applyMembership(b: Batch, change: (c: ClusterRecord) => ClusterRecord): MembershipResponse {
+  if (!b.meta.cluster) throw new CorruptError('mvcc: a membership change before the cluster was seeded');
+  b.meta.cluster = change(b.meta.cluster);
+  return { header: { revision: b.meta.rev }, members: b.meta.cluster.members.map(copyMember) };
 }
 
 async function applyTxn(b: Batch, t: TxnRequest, lease: LeaseCheck): Promise<TxnResponse> {

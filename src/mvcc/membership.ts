@@ -16,7 +16,6 @@
  * applying never refuses a conf change, since the Raft core has applied it already.
  */
 import { CorruptError } from './errors.js';
-import type { Batch } from './write.js';
 
 /** One member, as the store keeps it. Ids are decimal strings of etcd's uint64 member ids. */
 export interface MemberRecord {
@@ -64,7 +63,7 @@ const byId = (a: MemberRecord, b: MemberRecord): number => {
   return x < y ? -1 : x > y ? 1 : 0;
 };
 
-const copyMember = (m: MemberRecord): MemberRecord => ({ ...m, peerUrls: [...m.peerUrls], clientUrls: [...m.clientUrls] });
+export const copyMember = (m: MemberRecord): MemberRecord => ({ ...m, peerUrls: [...m.peerUrls], clientUrls: [...m.clientUrls] });
 
 export const copyCluster = (c: ClusterRecord): ClusterRecord => ({
   ...c,
@@ -73,11 +72,8 @@ export const copyCluster = (c: ClusterRecord): ClusterRecord => ({
   removed: [...c.removed],
 });
 
-/** Applies a conf change's member to the table. The cluster record is replaced, never mutated. */
-export function applyMemberChange(b: Batch, r: MemberChangeRequest): MembershipResponse {
-  const header = { revision: b.meta.rev };
-  const cluster = b.meta.cluster;
-  if (!cluster) throw new CorruptError('mvcc: a membership change before the cluster was seeded');
+/** The membership after a conf change's member (a new record: the one given is not touched). */
+export function withMemberChange(cluster: ClusterRecord, r: MemberChangeRequest): ClusterRecord {
   const next = copyCluster(cluster);
   const at = next.members.findIndex((m) => m.id === r.member.id);
   switch (r.change) {
@@ -97,21 +93,16 @@ export function applyMemberChange(b: Batch, r: MemberChangeRequest): MembershipR
       break;
   }
   next.members.sort(byId);
-  b.meta.cluster = next;
-  return { header, members: next.members.map(copyMember) };
+  return next;
 }
 
-/** A member's published name and client URLs; ignored for a member not (or no longer) in the table, as etcd does. */
-export function applyMemberAttributes(b: Batch, r: MemberAttributesRequest): MembershipResponse {
-  const header = { revision: b.meta.rev };
-  const cluster = b.meta.cluster;
-  if (!cluster) throw new CorruptError('mvcc: member attributes before the cluster was seeded');
+/** The membership after a member's published name and client URLs; a member not (or no longer) in the table is ignored, as etcd does. */
+export function withMemberAttributes(cluster: ClusterRecord, r: MemberAttributesRequest): ClusterRecord {
   const at = cluster.members.findIndex((m) => m.id === r.id);
-  if (at < 0) return { header, members: cluster.members.map(copyMember) };
+  if (at < 0) return cluster;
   const next = copyCluster(cluster);
   next.members[at] = { ...next.members[at]!, name: r.name, clientUrls: [...r.clientUrls] };
-  b.meta.cluster = next;
-  return { header, members: next.members.map(copyMember) };
+  return next;
 }
 
 // ---- the record's form in the meta record and the snapshot header ----------------------

@@ -93,7 +93,7 @@ interface MemberIdentity {
 export const IDENTITY_FILE = 'member.json';
 
 /** The membership a new cluster starts from: the initial members, voters all, unstarted (no name or client URLs until they publish). */
-export function bootstrapCluster(cfg: ClusterConfig): ClusterRecord {
+function bootstrapCluster(cfg: ClusterConfig): ClusterRecord {
   const members: MemberRecord[] = [...cfg.members]
     .sort((a, b) => a.id - b.id)
     .map((m) => ({ id: String(m.id), name: '', peerUrls: [m.peerUrl], clientUrls: [], isLearner: false }));
@@ -382,6 +382,7 @@ export class Member implements StateMachine {
       this.removed(new MemberRemovedError());
       return;
     }
+    this.metrics.isLearner.set(cluster.members.find((m) => Number(m.id) === this.id)?.isLearner ? 1 : 0);
     const ids = new Set(cluster.members.map((m) => Number(m.id)));
     for (const peer of this.transport.peerIds()) if (!ids.has(peer) && cluster.removed.includes(String(peer))) this.transport.removePeer(peer);
     for (const m of cluster.members) this.dialMember(m);

@@ -9,6 +9,7 @@
  * the peer wire carry ids as exact JavaScript numbers. On the client APIs it is a uint64 like
  * any other (decimal in JSON, hex in etcdctl's output); the cluster id keeps all 64 bits.
  */
+import { Buffer } from 'node:buffer';
 import { createHash } from 'node:crypto';
 
 const ID_MASK = (1n << 53n) - 1n;

@@ -28,7 +28,7 @@ interface PeerAddress {
 }
 
 /** What a connection's hello says of its sender. */
-export interface PeerHello {
+interface PeerHello {
   clusterId: string;
   from: NodeId;
   peerUrl: string;
@@ -90,7 +90,7 @@ export class PeerFrameTooLargeError extends PeerWireError {
   }
 }
 
-/** A peer connection whose first line is not a hello; it is closed. */
+/** A peer connection whose first line is not a hello; it is closed. @public (a kind of error: test/errors.test.ts walks every exported one) */
 export class PeerHelloError extends PeerWireError {
   constructor() {
     super('ERR_PEER_HELLO', 'peer connection: no valid hello line');

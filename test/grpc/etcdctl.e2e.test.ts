@@ -312,7 +312,9 @@ describe('etcdctl against qkv and against etcd', () => {
 
   test('member list, endpoint status / health / hashkv on every qkv member', async () => {
     const members = await etcdctl(qkv.all, ['member', 'list']);
-    expect(members.stdout.trim().split('\n')).toEqual(cluster.config.members.map((m) => `${m.id}, started, ${m.name}, ${m.peerUrl}, ${m.clientUrl}, false`));
+    expect(members.stdout.trim().split('\n')).toEqual(
+      [...cluster.config.members].sort((a, b) => a.id - b.id).map((m) => `${m.id.toString(16)}, started, ${m.name}, ${m.peerUrl}, ${m.clientUrl}, false`),
+    );
     const etcdMembers = await etcdctl(real.all, ['member', 'list']);
     expect(etcdMembers.stdout).toMatch(/^[0-9a-f]+, started, e1, http:\/\/127\.0\.0\.1:\d+, http:\/\/127\.0\.0\.1:\d+, false\n$/);
 

@@ -72,7 +72,7 @@ describe('the service table', () => {
     const defrag = await call('Maintenance', 'Defragment');
     expect(defrag.err).toBeNull();
     expect(defrag.resp).toEqual({ header: { cluster_id: '1', member_id: '2', revision: 7, raft_term: 3 } });
-    const unsupported = await call('Cluster', 'MemberAdd');
+    const unsupported = await call('Auth', 'UserAdd');
     expect(unsupported.err?.code).toBe(grpc.status.UNIMPLEMENTED);
   });
 });

@@ -225,4 +225,64 @@ describe('PeerTransport stats', () => {
     await b.stop();
     await until(() => ra.s.up.includes('2:false') && ra.s.failed > failedAtStart, 'the lost link and a failed dial');
   });
+
+  test('a hello from another cluster or a removed member is refused with its reason; an unknown member of the cluster is dialled back', async () => {
+    const ports = await freePorts(3);
+    const addr = (i: number) => ({ host: '127.0.0.1', port: ports[i]! });
+    const refusedOf = new Map<number, string[]>();
+    const got: Message[] = [];
+    const make = (id: number, clusterId: string, peers: Map<number, { host: string; port: number }>, onMessage: (m: Message) => void = () => {}) => {
+      const t = new PeerTransport({
+        id,
+        hello: { clusterId, peerUrl: `http://127.0.0.1:${ports[id - 1]}` },
+        listen: addr(id - 1),
+        peers,
+        onMessage,
+        admit: (h) => (h.clusterId !== '7' ? `cluster ID mismatch: ${h.clusterId}` : h.from === 2 ? 'removed' : undefined),
+        onRejected: (_peer, reason) => refusedOf.set(id, [...(refusedOf.get(id) ?? []), reason]),
+      });
+      started.push(t);
+      return t;
+    };
+    const a = make(1, '7', new Map(), (m) => got.push(m));
+    await a.start();
+    // b is removed, c is of another cluster: both are told why, and a hears nothing from them.
+    const b = make(2, '7', new Map([[1, addr(0)]]));
+    const c = make(3, '8', new Map([[1, addr(0)]]));
+    await b.start();
+    await c.start();
+    await until(() => refusedOf.has(2) && refusedOf.has(3), 'both refusals');
+    expect(refusedOf.get(2)).toEqual(['removed']);
+    expect(refusedOf.get(3)).toEqual(['cluster ID mismatch: 8']);
+    b.send([message({ type: MessageType.App, from: 2, to: 1, term: 1 })]);
+    expect(got).toEqual([]);
+    await b.stop();
+    await c.stop();
+    // d (id 3 again, now of the cluster) is not one of a's peers: a learns where it is from its hello.
+    const gotD: Message[] = [];
+    const d = make(3, '7', new Map([[1, addr(0)]]), (m) => gotD.push(m));
+    await d.start();
+    d.send([message({ type: MessageType.App, from: 3, to: 1, term: 1 })]);
+    await until(() => got.length > 0, "d's message");
+    expect(a.peerIds()).toEqual([3]);
+    a.send([message({ type: MessageType.AppResp, from: 1, to: 3, term: 1 })]);
+    await until(() => gotD.length > 0, "a's answer to d");
+  });
+
+  test('the peer port answers HTTP too: GET /members goes to the handler', async () => {
+    const [port] = await freePorts(1);
+    const listen = { host: '127.0.0.1', port: port! };
+    const t = new PeerTransport({
+      id: 1,
+      hello: { clusterId: '7', peerUrl: `http://127.0.0.1:${port}` },
+      listen,
+      peers: new Map(),
+      onMessage: () => {},
+      httpHandler: (req, res) => res.end(`you asked ${req.url}`),
+    });
+    started.push(t);
+    await t.start();
+    const res = await fetch(`http://127.0.0.1:${port}/members`);
+    expect(await res.text()).toBe('you asked /members');
+  });
 });
