@@ -324,7 +324,7 @@ describe('etcdctl against qkv and against etcd', () => {
     }[];
     expect(status.map((s) => s.Endpoint).sort()).toEqual(cluster.endpoints.map(hostOf).sort());
     expect(new Set(status.map((s) => s.Status.leader)).size).toBe(1);
-    expect(status.map((s) => s.Status.header.member_id).sort()).toEqual([1, 2, 3]);
+    expect(status.map((s) => s.Status.header.member_id).sort((a, b) => a - b)).toEqual(cluster.config.members.map((m) => m.id).sort((a, b) => a - b));
     const table = await etcdctl(qkv.all, ['endpoint', 'status', '-w', 'table']);
     expect(table.stdout).toMatch(/ 3\.4\.23 /);
 

@@ -137,4 +137,43 @@ describe('membership changes with etcdctl', () => {
     expect(new Set(hashes.map((h) => h.hash)).size).toBe(1);
     void failures;
   }, 180_000);
+
+  test("replace a failed member, as the README's runbook says; a joiner with the wrong token refuses to start", async () => {
+    cluster = await LocalCluster.create({ nodes: 3 });
+    const c = cluster;
+    c.startAll();
+    await c.waitForLeader();
+    const client = c.client(['n1', 'n3']);
+    for (let i = 0; i < 50; i++) await client.put(`before/${i}`, String(i));
+    // n2 dies with its disk.
+    await c.kill('n2');
+    const dead = (await memberList(c, 'n1')).find((m) => m.name === 'n2')!;
+    const removed = await etcdctl(`${c.url('n1')},${c.url('n3')}`, ['member', 'remove', hex(dead.ID)]);
+    expect(removed.code, removed.stderr).toBe(0);
+    const n4 = await c.addJoiner('n4');
+    const added = await etcdctl(`${c.url('n1')},${c.url('n3')}`, ['member', 'add', 'n4', `--peer-urls=${n4.peerUrl}`]);
+    expect(added.code, added.stderr).toBe(0);
+    // What member add printed is what n4 starts with.
+    const initial = /ETCD_INITIAL_CLUSTER="([^"]+)"/.exec(added.stdout)![1]!;
+    expect(initial.split(',').sort()).toEqual([`n1=${c.config.members[0]!.peerUrl}`, `n3=${c.config.members[2]!.peerUrl}`, `n4=${n4.peerUrl}`].sort());
+    // With another cluster's token, n4 refuses to start and says why; nothing is joined.
+    c.setJoinCluster('n4', ['n1', 'n3', 'n4']);
+    c.extraArgs.set('n4', ['--initial-cluster-token', 'not-the-token']);
+    c.start('n4');
+    const exitCode = await new Promise<number | null>((resolve) => c.procs.get('n4')!.child.once('exit', resolve));
+    expect(exitCode).toBe(1);
+    expect(await readFile(c.logPath('n4'), 'utf8')).toMatch(/cluster mismatch: --initial-cluster-token "not-the-token"/);
+    c.extraArgs.delete('n4');
+    c.start('n4');
+    await LocalCluster.until(async () => (await memberList(c, 'n1')).some((m) => m.name === 'n4'), 'n4 to start');
+    for (let i = 0; i < 50; i++) await client.put(`after/${i}`, String(i));
+    const n4Client = c.client(['n4']);
+    await LocalCluster.until(async () => (await n4Client.range({ key: Buffer.from('after/49'), serializable: true })).kvs.length === 1, 'n4 to catch up');
+    const all = await n4Client.range({ key: Buffer.from('after/'), rangeEnd: Buffer.from('after0') });
+    expect(all.kvs).toHaveLength(50);
+    const rev = all.header.revision;
+    const hashes = await Promise.all(['n1', 'n3', 'n4'].map((n) => client.hashKV(c.url(n), rev)));
+    expect(new Set(hashes.map((h) => h.hash)).size).toBe(1);
+    expect((await memberList(c, 'n4')).map((m) => m.name).sort()).toEqual(['n1', 'n3', 'n4']);
+  }, 120_000);
 });
