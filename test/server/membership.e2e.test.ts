@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { afterEach, describe, expect, test } from 'vitest';
 import { LocalCluster } from './cluster_harness.js';
 import { etcdctl } from '../grpc/helpers.js';
+import { freePorts } from './ports.js';
 
 let cluster: LocalCluster | undefined;
 afterEach(async () => {
@@ -88,6 +89,25 @@ describe('membership changes with etcdctl', () => {
     await LocalCluster.until(async () => (await etcdctl(c.url('n1'), ['member', 'promote', n4Id])).code === 0, 'n4 promoted');
     members = await memberList(c, 'n4');
     expect(members.find((m) => hex(m.ID) === n4Id)?.isLearner ?? false).toBe(false);
+
+    // n4 moves to another peer port: member update, then a restart there; the others follow it.
+    const [movedPort] = await freePorts(1);
+    const movedUrl = `http://127.0.0.1:${movedPort}`;
+    const updated = await etcdctl(c.url('n2'), ['member', 'update', n4Id, `--peer-urls=${movedUrl}`]);
+    expect(updated.code, updated.stderr).toBe(0);
+    expect(updated.stdout).toMatch(new RegExp(`^Member +${n4Id} updated in cluster +[0-9a-f]+`));
+    await c.kill('n4', 'SIGTERM');
+    c.config.members.find((m) => m.name === 'n4')!.peerUrl = movedUrl;
+    c.setJoinCluster('n4', ['n1', 'n2', 'n3', 'n4']);
+    c.start('n4');
+    const marker = `moved/${Date.now()}`;
+    await c.client(['n1']).put(marker, 'x');
+    const n4Reads = c.client(['n4']);
+    await LocalCluster.until(
+      async () => (await n4Reads.range({ key: Buffer.from(marker), serializable: true }).catch(() => ({ kvs: [] }))).kvs.length === 1,
+      'n4 to get writes on its new peer URL',
+    );
+    expect((await memberList(c, 'n1')).find((m) => hex(m.ID) === n4Id)?.peerURLs).toEqual([movedUrl]);
 
     // 2. n5 as a voter.
     const n5 = await c.addJoiner('n5');
