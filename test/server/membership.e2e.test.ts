@@ -158,13 +158,14 @@ describe('membership changes with etcdctl', () => {
     void failures;
   }, 180_000);
 
-  test("replace a failed member, as the README's runbook says; a joiner with the wrong token refuses to start", async () => {
-    cluster = await LocalCluster.create({ nodes: 3 });
+  test("replace a failed member, as the README's runbook says (it catches up from a snapshot); a joiner with the wrong token refuses to start", async () => {
+    // Snapshots every 40 entries, keeping 5: the new member cannot replay the log from its start.
+    cluster = await LocalCluster.create({ nodes: 3, snapshotEvery: 40, snapshotCatchUpEntries: 5 });
     const c = cluster;
     c.startAll();
     await c.waitForLeader();
     const client = c.client(['n1', 'n3']);
-    for (let i = 0; i < 50; i++) await client.put(`before/${i}`, String(i));
+    for (let i = 0; i < 120; i++) await client.put(`before/${i}`, String(i));
     // n2 dies with its disk.
     await c.kill('n2');
     const dead = (await memberList(c, 'n1')).find((m) => m.name === 'n2')!;
@@ -191,6 +192,8 @@ describe('membership changes with etcdctl', () => {
     await LocalCluster.until(async () => (await n4Client.range({ key: Buffer.from('after/49'), serializable: true })).kvs.length === 1, 'n4 to catch up');
     const all = await n4Client.range({ key: Buffer.from('after/'), rangeEnd: Buffer.from('after0') });
     expect(all.kvs).toHaveLength(50);
+    expect((await n4Client.range({ key: Buffer.from('before/'), rangeEnd: Buffer.from('before0'), serializable: true })).kvs).toHaveLength(120);
+    expect(await readFile(c.logPath('n4'), 'utf8')).toContain('restored store from snapshot');
     const rev = all.header.revision;
     const hashes = await Promise.all(['n1', 'n3', 'n4'].map((n) => client.hashKV(c.url(n), rev)));
     expect(new Set(hashes.map((h) => h.hash)).size).toBe(1);
