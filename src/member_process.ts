@@ -9,7 +9,7 @@
  */
 import pino, { type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
-import { ConfigError, hostPort, loadClusterConfig, memberByName, type ClusterConfig, type MemberConfig } from './server/config.js';
+import { ConfigError, hostPort, loadClusterConfig, memberByName, resolveQuotaBackendBytes, type ClusterConfig, type MemberConfig } from './server/config.js';
 import { Member } from './server/member.js';
 import { buildHttpServer } from './server/http.js';
 import { EtcdGrpcServer } from './grpc/server.js';
@@ -25,6 +25,8 @@ export interface ServeOptions {
   logLevel?: string;
   /** "id=host:port,id=host:port": dial these peers there (e.g. through a fault proxy). */
   peerDial?: string;
+  /** etcd's --quota-backend-bytes, as given on the command line: overrides the config's. */
+  quotaBackendBytes?: string;
 }
 
 export function parsePeerDial(spec: string | undefined): Map<number, { host: string; port: number }> {
@@ -61,6 +63,8 @@ export function resolveMember(opts: ServeOptions): { cluster: ClusterConfig; sel
   if (opts.clientUrl || opts.peerUrl) {
     cluster.members = cluster.members.map((m) => (m.id === self.id ? self : m));
   }
+  // Each member's own, as etcd's flag: it bounds this member's store.
+  if (opts.quotaBackendBytes !== undefined) cluster.quotaBackendBytes = resolveQuotaBackendBytes(opts.quotaBackendBytes, '--quota-backend-bytes');
   return { cluster, self };
 }
 

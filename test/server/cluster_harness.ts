@@ -20,6 +20,8 @@ export interface HarnessOptions {
   snapshotEvery?: number;
   snapshotCatchUpEntries?: number;
   maxRequestBytes?: number;
+  /** The members' space quota (etcd's --quota-backend-bytes; default 2 GiB). */
+  quotaBackendBytes?: number;
   /** Options for the member processes' node (e.g. --cpu-prof). */
   nodeArgs?: string[];
 }
@@ -51,6 +53,7 @@ export class LocalCluster {
       snapshotEvery: opts.snapshotEvery ?? 10_000,
       snapshotCatchUpEntries: opts.snapshotCatchUpEntries ?? 5_000,
       maxRequestBytes: opts.maxRequestBytes ?? 1.5 * 1024 * 1024,
+      quotaBackendBytes: opts.quotaBackendBytes ?? 2 * 1024 * 1024 * 1024,
       members: Array.from({ length: n }, (_, i) => ({
         id: i + 1,
         name: `n${i + 1}`,

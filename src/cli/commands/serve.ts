@@ -9,6 +9,7 @@ interface ServeFlags {
   peerUrl?: string;
   logLevel: string;
   peerDial?: string;
+  quotaBackendBytes?: string;
 }
 
 export function register(program: Command): void {
@@ -22,6 +23,11 @@ export function register(program: Command): void {
     .option('--peer-url <url>', "override the member's peer URL")
     .option('--log-level <level>', 'pino log level', process.env['QKV_LOG_LEVEL'] ?? 'info')
     .option('--peer-dial <list>', 'dial peers elsewhere: id=host:port,... (fault-injection proxies)', process.env['QKV_PEER_DIAL'])
+    .option(
+      '--quota-backend-bytes <bytes>',
+      "raise the NOSPACE alarm when the member's store would exceed this size (0: etcd's default 2 GiB; negative: no quota)",
+      process.env['QKV_QUOTA_BACKEND_BYTES'],
+    )
     .action(async (o: ServeFlags) => {
       if (!o.name) throw new Error('serve: --name (or QKV_NAME) is required');
       const { serveUntilSignalled } = await import('../../member_process.js');
@@ -33,6 +39,7 @@ export function register(program: Command): void {
         ...(o.clientUrl ? { clientUrl: o.clientUrl } : {}),
         ...(o.peerUrl ? { peerUrl: o.peerUrl } : {}),
         ...(o.peerDial ? { peerDial: o.peerDial } : {}),
+        ...(o.quotaBackendBytes !== undefined ? { quotaBackendBytes: o.quotaBackendBytes } : {}),
       });
     });
 }
