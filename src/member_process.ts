@@ -18,6 +18,7 @@ import {
   loadClusterConfig,
   memberByName,
   resolveMemberFlags,
+  resolveQuotaBackendBytes,
   type ClusterConfig,
   type MemberConfig,
   type MemberFlags,
@@ -42,6 +43,8 @@ export interface ServeOptions {
   logLevel?: string;
   /** "name=host:port,...": dial these initial members there (e.g. through a fault proxy). */
   peerDial?: string;
+  /** etcd's --quota-backend-bytes, as given on the command line: overrides the config's. */
+  quotaBackendBytes?: string;
 }
 
 export function parsePeerDial(spec: string | undefined): Map<string, { host: string; port: number }> {
@@ -93,7 +96,16 @@ export interface RunningServer {
 }
 
 export function resolveMember(opts: ServeOptions): { cluster: ClusterConfig; self: MemberConfig } {
-  if (opts.flags) return resolveMemberFlags({ ...opts.flags, ...(opts.name ? { name: opts.name } : {}), ...(opts.dataDir ? { dataDir: opts.dataDir } : {}) });
+  const { cluster, self } = opts.flags
+    ? resolveMemberFlags({ ...opts.flags, ...(opts.name ? { name: opts.name } : {}), ...(opts.dataDir ? { dataDir: opts.dataDir } : {}) })
+    : fromConfigFile(opts);
+  // Each member's own, as etcd's flag: it bounds this member's store.
+  if (opts.quotaBackendBytes !== undefined) cluster.quotaBackendBytes = resolveQuotaBackendBytes(opts.quotaBackendBytes, '--quota-backend-bytes');
+  return { cluster, self };
+}
+
+/** The member's entry in cluster.config.json, with the command line's overrides. */
+function fromConfigFile(opts: ServeOptions): { cluster: ClusterConfig; self: MemberConfig } {
   if (!opts.name) throw new ConfigError('serve: --name (or QKV_NAME) is required');
   const cluster = loadClusterConfig(opts.configPath);
   const found = memberByName(cluster, opts.name);

@@ -69,6 +69,7 @@ export class GrpcContext {
       if (method.waits) return whileCallOpen(this, call, (signal) => method.handler(member, req, signal));
       if (!method.leaderOnly) return method.handler(member, req, NEVER_ABORTED);
       const { idempotent } = method.leaderOnly;
+      await method.beforeLeader?.(member, req);
       const r = await this.onLeader(
         () => method.handler(member, req, NEVER_ABORTED),
         (t) => forwardUnary<object, { header: { revision: number } }>(t, method.path, req, method.request, method.response, { idempotent }),

@@ -81,6 +81,16 @@ export interface MvccStoreOptions {
 
 const noop = async (): Promise<void> => undefined;
 
+/** Bounds around every key of the layout (keys.ts: each starts with a table byte between them). */
+const WHOLE_RANGE = { start: Buffer.from([0x00]), end: Buffer.from([0xff]) };
+
+/** classic-level's maintenance methods, which the `level` typings (browser-level too) do not declare. */
+interface LevelMaintenance {
+  approximateSize(start: Buffer, end: Buffer): Promise<number>;
+  compactRange(start: Buffer, end: Buffer): Promise<void>;
+}
+const levelMaintenance = (db: Db): LevelMaintenance => db as unknown as LevelMaintenance;
+
 const FRESH_META: Meta = { rev: 1, compactRev: 0, appliedIndex: 0, physRev: 0, physTarget: 0, cursor: null, alarms: [] };
 
 export class MvccStore {
@@ -97,6 +107,8 @@ export class MvccStore {
   private failure: StoreFailedError | undefined;
   private readonly compactor: Compactor;
   private readonly liveKeys: LiveKeys;
+  /** The defragments under way, if any: close waits for them (LevelDB must not close under a compaction). */
+  private defragmenting: Promise<void> = Promise.resolve();
 
   private constructor(
     private readonly db: Db,
@@ -182,6 +194,7 @@ export class MvccStore {
     if (this.closing) return;
     this.closing = true;
     await this.written();
+    await this.defragmenting;
     await this.compactor.stop();
     await this.liveKeys.stop();
     this.closed = true;
@@ -475,12 +488,41 @@ export class MvccStore {
     return this.read(true, (ctx) => leaseRecords(ctx.src));
   }
 
-  /** LevelDB's estimate of the bytes the store takes on disk. */
+  /**
+   * LevelDB's estimate of the bytes the store's table files take for the whole key range. It
+   * leaves out what is still only in the write-ahead log (the memtable), and counts overwritten
+   * and deleted records until LevelDB compacts the tables holding them.
+   */
   async approximateSize(): Promise<number> {
     this.assertOpen();
-    // classic-level's method; the `level` typings do not declare it.
-    const db = this.db as unknown as { approximateSize(start: Buffer, end: Buffer): Promise<number> };
-    return db.approximateSize(Buffer.from([0x00]), Buffer.from([0xff]));
+    return levelMaintenance(this.db).approximateSize(WHOLE_RANGE.start, WHOLE_RANGE.end);
+  }
+
+  /**
+   * etcd's defragment, for LevelDB: waits for the physical deletion of compacted history, then
+   * has LevelDB compact the whole key range, which writes the memtable out and rewrites the
+   * tables without the overwritten and deleted records (and so their files' space is freed), as
+   * bbolt's defrag rewrites the file without its free pages. Reads and writes go on meanwhile:
+   * LevelDB compacts beside them, unlike bbolt's defrag, which holds every transaction.
+   *
+   * Twice, with a meta write between: LevelDB's CompactRange merges each level only into the
+   * next one down to the deepest level that had files when it began, and it may place the
+   * memtable it writes out at that deepest level (up to level 2, when nothing there overlaps),
+   * where nothing merges it: a small store's whole history would stay. The second pass writes
+   * out a table holding only the meta key, which every memtable holds (every batch writes it), so
+   * it overlaps such a table and is merged into it, rewriting it without its dead records.
+   */
+  async defragment(): Promise<void> {
+    this.assertOpen();
+    const run = (async () => {
+      await this.compactionDone();
+      await levelMaintenance(this.db).compactRange(WHOLE_RANGE.start, WHOLE_RANGE.end);
+      await this.durable();
+      await levelMaintenance(this.db).compactRange(WHOLE_RANGE.start, WHOLE_RANGE.end);
+    })();
+    const settled = run.catch(() => undefined);
+    this.defragmenting = Promise.all([this.defragmenting, settled]).then(noop);
+    return run;
   }
 
   /** Every (key, lease) pair of live keys with a lease, by lease then key, in chunks. */

@@ -47,6 +47,12 @@ export interface ClusterConfig {
   snapshotCatchUpEntries: number;
   /** Largest client request body, in bytes (etcd: 1.5 MiB). */
   maxRequestBytes: number;
+  /**
+   * The space quota of a member's store (etcd's --quota-backend-bytes): writes that would take
+   * it past this many bytes raise the NOSPACE alarm. Resolved: 0 (etcd's "default") is
+   * DEFAULT_QUOTA_BYTES; a negative value turns the quota off, as in etcd.
+   */
+  quotaBackendBytes: number;
   members: MemberConfig[];
 }
 
@@ -66,7 +72,19 @@ export const CLUSTER_DEFAULTS: Omit<ClusterConfig, 'members'> = {
   snapshotEvery: RAFT_NODE_DEFAULTS.snapshotEvery,
   snapshotCatchUpEntries: RAFT_NODE_DEFAULTS.snapshotCatchUpEntries,
   maxRequestBytes: 1.5 * 1024 * 1024,
+  quotaBackendBytes: 2 * 1024 * 1024 * 1024,
 };
+
+/**
+ * etcd's --quota-backend-bytes as given (a JSON number, or the flag's decimal text): any safe
+ * integer; 0 means the default (2 GiB, etcd's DefaultQuotaBytes), a negative one no quota.
+ */
+export function resolveQuotaBackendBytes(v: Json | undefined, where: string): number {
+  if (v === undefined) return CLUSTER_DEFAULTS.quotaBackendBytes;
+  const n = typeof v === 'string' && /^-?\d+$/.test(v.trim()) ? Number(v.trim()) : v;
+  if (typeof n !== 'number' || !Number.isSafeInteger(n)) throw new ConfigError(`${where}: expected an integer number of bytes, got ${JSON.stringify(v)}`);
+  return n === 0 ? CLUSTER_DEFAULTS.quotaBackendBytes : n;
+}
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
@@ -128,6 +146,7 @@ export function parseClusterConfig(raw: Json, baseDir: string, source = 'cluster
     snapshotEvery: positiveInt(raw, 'snapshotEvery', source, CLUSTER_DEFAULTS.snapshotEvery),
     snapshotCatchUpEntries: positiveInt(raw, 'snapshotCatchUpEntries', source, CLUSTER_DEFAULTS.snapshotCatchUpEntries),
     maxRequestBytes: positiveInt(raw, 'maxRequestBytes', source, CLUSTER_DEFAULTS.maxRequestBytes),
+    quotaBackendBytes: resolveQuotaBackendBytes(raw['quotaBackendBytes'], `${source}.quotaBackendBytes`),
     members: members.map((m, i) => {
       const where = `${source}.members[${i}]`;
       if (!isObject(m)) throw new ConfigError(`${where}: expected an object`);

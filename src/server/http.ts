@@ -88,6 +88,7 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
         const req = decodeMessage<object>(parseJsonBody(request.body), method.request);
         checkMessageSize(req, method.request, request.body, opts.maxRequestBytes);
         checkRequest(method, req, opts.maxRequestBytes);
+        if (method.leaderOnly) await method.beforeLeader?.(member, req);
         if (method.leaderOnly && (await relayToLeader(member, request, reply, method.leaderOnly))) return reply;
         const resp = await method.handler(member, req, method.waits ? closedSignal(reply) : NEVER_ABORTED);
         return reply.header('content-type', 'application/json').send(JSON.stringify(encodeMessage(resp, method.response)));

@@ -6,12 +6,12 @@
  */
 import { Buffer } from 'node:buffer';
 import { existsSync } from 'node:fs';
-import { mkdir, open as openFile, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open as openFile, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type http from 'node:http';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { MvccStore, decodeRequest, encodeRequest, InvalidArgumentError, isTxnReadonly, validateTxn } from '../mvcc/index.js';
+import { MvccStore, decodeRequest, encodeRequest, InvalidArgumentError, isTxnReadonly, NoSpaceError, validateTxn } from '../mvcc/index.js';
 import type {
   AlarmMember,
   AlarmRequest,
@@ -58,6 +58,7 @@ import { requestTimeoutMs, Retry } from './leader.js';
 import { ProposalDroppedError, ReadIndexDroppedError } from '../raft/errors.js';
 import { fetchSnapshot } from './snapshot_client.js';
 import { ETCD_SERVER_VERSION } from '../version.js';
+import { BackendQuota, MAX_RECOMMENDED_QUOTA_BYTES, quotaCost, storeFileBytes, type QuotaRequest } from './quota.js';
 
 /** etcd's default --max-txn-ops. */
 const MAX_TXN_OPS = 128;
@@ -121,17 +122,7 @@ interface SnapshotMarker {
 }
 
 /** Bytes of the files in a directory (the store's LevelDB files): what `du` would count. */
-async function dirBytes(dir: string): Promise<number> {
-  let total = 0;
-  for (const name of await readdir(dir)) {
-    try {
-      total += (await stat(path.join(dir, name))).size;
-    } catch {
-      // Compaction removed it meanwhile.
-    }
-  }
-  return total;
-}
+const dirBytes = async (dir: string): Promise<number> => (await storeFileBytes(dir)).total;
 
 /** An alarm as etcd prints AlarmMember (proto text: zero fields left out, each followed by a space). */
 function alarmText(a: AlarmMember): string {
@@ -169,19 +160,31 @@ export class Member implements StateMachine {
   /** Calls waiting for this member's removal (or a peer's refusal): the process stops then. */
   private readonly removedListeners = new Set<(err: Error) => void>();
   private removal: Error | undefined;
+  /** This member's space quota over its own store (etcd's --quota-backend-bytes). */
+  private readonly quota: BackendQuota;
 
   private constructor(
     readonly opts: MemberOptions,
     identity: MemberIdentity,
   ) {
     this.id = identity.id;
-    this.metrics = new Metrics({ id: this.id, members: opts.cluster.members.map((m) => m.id), serverVersion: ETCD_SERVER_VERSION, clusterVersion: '3.4' });
+    this.metrics = new Metrics({
+      id: this.id,
+      members: opts.cluster.members.map((m) => m.id),
+      serverVersion: ETCD_SERVER_VERSION,
+      clusterVersion: '3.4',
+      quotaBackendBytes: opts.cluster.quotaBackendBytes,
+    });
     this.requestTimeoutMs = opts.requestTimeoutMs ?? requestTimeoutMs(opts.cluster);
     const electionMs = opts.cluster.tickMs * opts.cluster.electionTicks;
     // etcd: leases must outlive an election: min TTL = ceil(1.5 x election timeout).
     this.lessor = new Lessor({ minTtlSeconds: Math.ceil((1.5 * electionMs) / 1000) });
     this.source = new StoreWatchSource();
     this.hub = new WatchHub(this.source);
+    this.quota = new BackendQuota({ quotaBytes: opts.cluster.quotaBackendBytes, measure: () => dirBytes(this.kvDir) });
+    if (!this.quota.enabled) this.log.info('backend quota disabled');
+    else if (this.quota.quotaBytes > MAX_RECOMMENDED_QUOTA_BYTES)
+      this.log.warn({ quotaBytes: this.quota.quotaBytes }, 'backend quota exceeds the recommended maximum (8 GiB)');
   }
 
   get log(): Logger {
@@ -686,7 +689,22 @@ export class Member implements StateMachine {
     return this.store.range(req);
   }
 
+  /**
+   * etcd's quotaAlarmer: a write that would take this member's store past its quota is refused
+   * before it is proposed, and raises NOSPACE for this member through Raft (waited for, as
+   * etcd does, so that the alarm is listed once the write has been refused; its own failure is
+   * not the client's error).
+   */
+  async checkQuota(req: QuotaRequest): Promise<void> {
+    if (await this.quota.fits(quotaCost(req))) return;
+    await this.propose({ alarm: { action: 'ACTIVATE', memberId: String(this.id), alarm: 'NOSPACE' } }).catch((err: Error) =>
+      this.log.warn({ err: err.message }, 'could not raise the NOSPACE alarm'),
+    );
+    throw new NoSpaceError();
+  }
+
   async put(req: PutRequest): Promise<PutResponse> {
+    await this.checkQuota({ put: req });
     const r = await this.propose({ put: req });
     if (!('put' in r)) throw unexpectedResult('put');
     return r.put;
@@ -706,6 +724,7 @@ export class Member implements StateMachine {
       await this.linearizableBarrier();
       return this.store.readTxn(req);
     }
+    await this.checkQuota({ txn: req });
     const r = await this.propose({ txn: req });
     if (!('txn' in r)) throw unexpectedResult('txn');
     return r.txn;
@@ -728,6 +747,7 @@ export class Member implements StateMachine {
     }
     if (id < 0) throw new InvalidArgumentError('lease ID must be positive');
     const effective = Math.max(ttl, this.lessor.minTtlSeconds);
+    await this.checkQuota({ leaseGrant: {} });
     const r = await this.propose({ leaseGrant: { id, ttl: effective } });
     if (!('leaseGrant' in r)) throw unexpectedResult('leaseGrant');
     return { header: this.header(r.leaseGrant.header.revision), id, ttl: effective };
@@ -769,7 +789,8 @@ export class Member implements StateMachine {
 
   async status(): Promise<StatusResponse> {
     const st = this.raft.status();
-    const dbSize = await dirBytes(this.kvDir);
+    const files = await storeFileBytes(this.kvDir);
+    const dbSize = files.total;
     return {
       header: this.header(),
       version: ETCD_SERVER_VERSION,
@@ -780,7 +801,10 @@ export class Member implements StateMachine {
       raftAppliedIndex: this.store.appliedIndex,
       // As etcd: every active alarm, in its text form.
       errors: this.store.alarms().map(alarmText),
-      dbSizeInUse: dbSize,
+      // etcd's is the bbolt file less its free pages. LevelDB's nearest: its estimate of the
+      // tables' bytes over the whole key range plus the write-ahead log (the newest data, not in
+      // a table yet), which leaves out its bookkeeping files; never above dbSize, as etcd's.
+      dbSizeInUse: Math.min(dbSize, (await this.store.approximateSize()) + files.writeAheadLog),
     };
   }
 
@@ -806,6 +830,21 @@ export class Member implements StateMachine {
     const r = await this.propose({ alarm: req });
     if (!('alarm' in r)) throw unexpectedResult('alarm');
     return r.alarm;
+  }
+
+  /**
+   * etcd Maintenance.Defragment, on this member only (as etcd's): LevelDB rewrites its tables
+   * without the compacted history and deleted keys (MvccStore.defragment). The quota is
+   * measured again at once, so that writes fit again as soon as the alarm is disarmed.
+   */
+  async defragment(): Promise<{ beforeBytes: number; afterBytes: number }> {
+    const started = performance.now();
+    const beforeBytes = await dirBytes(this.kvDir);
+    this.log.info({ beforeBytes }, 'defragmenting the store');
+    await this.store.defragment();
+    const afterBytes = await this.quota.remeasure();
+    this.log.info({ beforeBytes, afterBytes, ms: Math.round(performance.now() - started) }, 'defragmented the store');
+    return { beforeBytes, afterBytes };
   }
 
   /** Healthy: a leader is known and this member has applied what it knows to be committed. */

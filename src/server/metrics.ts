@@ -55,8 +55,6 @@ const GRPC_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 /** qkv's apply latency buckets, from 0.1 ms to ~8 s. */
 const LATENCY_BUCKETS = [0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.024, 2.048, 4.096, 8.192];
 
-/** etcd's DefaultQuotaBytes (2 GiB): qkv has no --quota-backend-bytes yet. */
-const DEFAULT_QUOTA_BACKEND_BYTES = 2 * 1024 ** 3;
 /** etcd's warnApplyDuration: an apply slower than this counts as slow. */
 const SLOW_APPLY_SECONDS = 0.1;
 
@@ -405,6 +403,8 @@ export interface MetricsOptions {
   /** etcd_server_version's and etcd_cluster_version's labels. */
   serverVersion: string;
   clusterVersion: string;
+  /** etcd_server_quota_backend_bytes: the resolved --quota-backend-bytes (negative: no quota, as etcd reports it). */
+  quotaBackendBytes: number;
 }
 
 export class Metrics {
@@ -510,9 +510,7 @@ export class Metrics {
       labelNames: ['cluster_version'],
       registers: [r],
     }).set({ cluster_version: opts.clusterVersion }, 1);
-    new Gauge({ name: 'etcd_server_quota_backend_bytes', help: 'Current backend storage quota size in bytes.', registers: [r] }).set(
-      DEFAULT_QUOTA_BACKEND_BYTES,
-    );
+    new Gauge({ name: 'etcd_server_quota_backend_bytes', help: 'Current backend storage quota size in bytes.', registers: [r] }).set(opts.quotaBackendBytes);
     const src = (): MetricsSource | undefined => this.source;
     new ScrapedGauge('etcd_server_proposals_committed_total', 'The total number of consensus proposals committed.', r, () => src()?.committedIndex() ?? 0);
     new ScrapedGauge('etcd_server_proposals_applied_total', 'The total number of consensus proposals applied.', r, () => src()?.appliedIndex() ?? 0);

@@ -37,6 +37,11 @@ export interface UnaryMethod<Req extends object = object> {
    * gateway; `idempotent` ones may be sent twice (leader.ts).
    */
   leaderOnly?: { idempotent: boolean };
+  /**
+   * Run on the member that received a leader-only call before it goes to the leader (both APIs):
+   * what etcd checks on the receiving member, which proposes the call itself (the space quota).
+   */
+  beforeLeader?(member: Member, req: Req): Promise<void>;
   /** A write whose keys and values count against --max-request-bytes. */
   checkSize?: boolean;
   /** The handler may wait indefinitely (Lock, Campaign): it gets a signal of the caller leaving. */
@@ -159,6 +164,7 @@ export const UNARY_METHODS: readonly UnaryMethod[] = [
     response: S.LeaseGrantResponse,
     handler: (m, req) => m.leaseGrant(req.ttl, req.id),
     leaderOnly: { idempotent: false },
+    beforeLeader: (m) => m.checkQuota({ leaseGrant: {} }),
     grpc: {
       check(_m, _req, raw) {
         // qkv keeps lease ids as JS numbers: an explicit id must be exact (below 2^53).
@@ -279,14 +285,17 @@ export const UNARY_METHODS: readonly UnaryMethod[] = [
     response: S.AlarmResponse,
     handler: async (m, req) => withHeader(m, await m.alarm(req)),
   }),
-  // LevelDB compacts its files in the background; there is nothing to defragment.
+  // Reclaims this member's space (LevelDB compacts its whole key range); etcd's answer is only a header.
   entry({
     service: 'Maintenance',
     method: 'Defragment',
     path: '/v3/maintenance/defragment',
     request: EMPTY,
     response: S.HeaderOnlyResponse,
-    handler: async (m) => ({ header: m.header() }),
+    handler: async (m) => {
+      await m.defragment();
+      return { header: m.header() };
+    },
   }),
   entry<{ targetID: string }>({
     service: 'Maintenance',

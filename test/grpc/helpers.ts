@@ -92,7 +92,8 @@ export class RealEtcd {
     private readonly child: ChildProcess,
   ) {}
 
-  static async start(): Promise<RealEtcd> {
+  /** `flags`: more etcd flags, e.g. --quota-backend-bytes. */
+  static async start(flags: string[] = []): Promise<RealEtcd> {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'qkv-real-etcd-'));
     const [client, peer] = await freePorts(2);
     const clientUrl = `http://127.0.0.1:${client}`;
@@ -108,6 +109,7 @@ export class RealEtcd {
         `--initial-advertise-peer-urls=${peerUrl}`,
         `--initial-cluster=e1=${peerUrl}`,
         '--log-level=error',
+        ...flags,
       ],
       { stdio: ['ignore', 'ignore', 'pipe'] },
     );

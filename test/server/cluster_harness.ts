@@ -21,6 +21,8 @@ export interface HarnessOptions {
   snapshotEvery?: number;
   snapshotCatchUpEntries?: number;
   maxRequestBytes?: number;
+  /** The members' space quota (etcd's --quota-backend-bytes; default 2 GiB). */
+  quotaBackendBytes?: number;
   /** Options for the member processes' node (e.g. --cpu-prof). */
   nodeArgs?: string[];
 }
@@ -54,6 +56,7 @@ export class LocalCluster {
       snapshotEvery: opts.snapshotEvery ?? 10_000,
       snapshotCatchUpEntries: opts.snapshotCatchUpEntries ?? 5_000,
       maxRequestBytes: opts.maxRequestBytes ?? 1.5 * 1024 * 1024,
+      quotaBackendBytes: opts.quotaBackendBytes ?? 2 * 1024 * 1024 * 1024,
       members: Array.from({ length: n }, (_, i) => {
         const peerUrl = `http://127.0.0.1:${ports[2 * i + 1]}`;
         return {

@@ -11,8 +11,11 @@ import { etcdServices, type ProtoMessage } from '../../src/grpc/proto.js';
 import { serviceImplementations } from '../../src/grpc/server.js';
 
 const HEADER = { clusterId: '1', memberId: '2', revision: 7, raftTerm: 3 };
-/** Just enough of a member for a call that only reads its header. */
-const member = { header: (revision = HEADER.revision) => ({ ...HEADER, revision }) } as unknown as Member;
+/** Just enough of a member for Defragment: a header, and a defragment that reclaims nothing. */
+const member = {
+  header: (revision = HEADER.revision) => ({ ...HEADER, revision }),
+  defragment: async () => ({ beforeBytes: 0, afterBytes: 0 }),
+} as unknown as Member;
 const logger = pino({ level: 'silent' });
 
 const key = (service: string, method: string): string => `${service}.${method}`;

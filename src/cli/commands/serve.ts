@@ -13,6 +13,7 @@ interface ServeFlags extends MemberFlags {
   peerUrl?: string;
   logLevel: string;
   peerDial?: string;
+  quotaBackendBytes?: string;
 }
 
 /** etcd's member flags: the option, its QKV_* variable, and what it is. */
@@ -42,7 +43,12 @@ export function register(program: Command): void {
     .option('--client-url <url>', "override the member's client URL (config file)")
     .option('--peer-url <url>', "override the member's peer URL (config file)")
     .option('--log-level <level>', 'pino log level', process.env['QKV_LOG_LEVEL'] ?? 'info')
-    .option('--peer-dial <list>', 'dial initial members elsewhere: name=host:port,... (fault-injection proxies)', process.env['QKV_PEER_DIAL']);
+    .option('--peer-dial <list>', 'dial initial members elsewhere: name=host:port,... (fault-injection proxies)', process.env['QKV_PEER_DIAL'])
+    .option(
+      '--quota-backend-bytes <bytes>',
+      "raise the NOSPACE alarm when the member's store would exceed this size (0: etcd's default 2 GiB; negative: no quota)",
+      process.env['QKV_QUOTA_BACKEND_BYTES'],
+    );
   for (const f of ETCD_FLAGS) serve.option(`--${f.flag} <value>`, `${f.help} [${envName(f.flag)}]`, process.env[envName(f.flag)]);
   serve.action(async (o: ServeFlags) => {
     const etcdStyle = ETCD_FLAGS.some((f) => o[f.key] !== undefined);
@@ -58,6 +64,7 @@ export function register(program: Command): void {
       ...(o.peerUrl ? { peerUrl: o.peerUrl } : {}),
       ...(o.peerDial ? { peerDial: o.peerDial } : {}),
       ...(etcdStyle ? { flags } : {}),
+      ...(o.quotaBackendBytes !== undefined ? { quotaBackendBytes: o.quotaBackendBytes } : {}),
     });
   });
 }
