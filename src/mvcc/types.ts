@@ -23,7 +23,7 @@ import type {
 import type { LeaseError } from '../lease/errors.js';
 import type { MemberAttributesRequest, MemberChangeRequest, MembershipResponse } from './membership.js';
 
-export type { ClusterRecord, MemberAttributesRequest, MemberChangeRequest, MemberRecord, MembershipResponse } from './membership.js';
+export type { ClusterRecord, MemberChangeRequest, MemberRecord, MembershipResponse } from './membership.js';
 
 /** etcd LeaseGrantRequest as applied: the id is chosen before proposing (never 0 here). */
 export interface LeaseGrantRequest {

@@ -93,7 +93,7 @@ interface MemberIdentity {
 export const IDENTITY_FILE = 'member.json';
 
 /** The membership a new cluster starts from: the initial members, voters all, unstarted (no name or client URLs until they publish). */
-export function bootstrapCluster(cfg: ClusterConfig): ClusterRecord {
+function bootstrapCluster(cfg: ClusterConfig): ClusterRecord {
   const members: MemberRecord[] = [...cfg.members]
     .sort((a, b) => a.id - b.id)
     .map((m) => ({ id: String(m.id), name: '', peerUrls: [m.peerUrl], clientUrls: [], isLearner: false }));

@@ -28,7 +28,7 @@ interface PeerAddress {
 }
 
 /** What a connection's hello says of its sender. */
-export interface PeerHello {
+interface PeerHello {
   clusterId: string;
   from: NodeId;
   peerUrl: string;
@@ -91,7 +91,7 @@ export class PeerFrameTooLargeError extends PeerWireError {
 }
 
 /** A peer connection whose first line is not a hello; it is closed. */
-export class PeerHelloError extends PeerWireError {
+class PeerHelloError extends PeerWireError {
   constructor() {
     super('ERR_PEER_HELLO', 'peer connection: no valid hello line');
   }
