@@ -2,8 +2,9 @@
  * The chaos run's membership nemesis: each step() makes one change of a cycle that keeps the
  * cluster between 3 and 5 voters, as an operator would with etcd's Cluster API over the
  * gateway: add a learner (then start it with etcd's flags and --initial-cluster-state
- * existing), promote it once it has caught up, and, once at 5 voters, remove members down to 3
- * (at least every other removal the leader's own). The state is read from the leader's member
+ * existing), promote it once it has caught up, or remove a member (every other removal the
+ * leader's own): at 3 voters it adds, at 5 it removes, at 4 it draws which (a random walk, so
+ * that short runs see removals too). The state is read from the leader's member
  * list at each step, so a change whose outcome was unknown is seen as it happened.
  *
  * New members' peer links are not proxied (only the initial members dial through
@@ -44,7 +45,6 @@ export class MembershipNemesis {
   readonly steps: MembershipSteps = { added: 0, promoted: 0, removed: 0, removedLeader: 0, skipped: 0 };
   /** Members removed from the cluster, whose logs a failed run keeps too. */
   readonly removedNames: string[] = [];
-  private growing = true;
   private nextNumber: number;
 
   constructor(
@@ -77,10 +77,9 @@ export class MembershipNemesis {
     }
     const learner = members.find((m) => m.isLearner);
     const voters = members.filter((m) => !m.isLearner);
-    if (voters.length >= MAX_VOTERS) this.growing = false;
-    if (voters.length <= MIN_VOTERS) this.growing = true;
     if (learner) return this.promote(learner);
-    if (this.growing) return this.addLearner(leader, members);
+    const grow = voters.length <= MIN_VOTERS || (voters.length < MAX_VOTERS && this.rand(2) === 0);
+    if (grow) return this.addLearner(leader, members);
     return this.remove(leader, voters);
   }
 
