@@ -75,12 +75,40 @@ export class MembershipNemesis {
     } catch (err) {
       return this.skip(`member list: ${(err as Error).message}`);
     }
+    await this.dropMissing(members, leader);
     const learner = members.find((m) => m.isLearner);
     const voters = members.filter((m) => !m.isLearner);
+    // A learner the harness does not know: an addition reported failed that happened after all.
+    if (learner && !this.nameOf(learner)) return this.removeUnknown(learner);
     if (learner) return this.promote(learner);
     const grow = voters.length <= MIN_VOTERS || (voters.length < MAX_VOTERS && this.rand(2) === 0);
     if (grow) return this.addLearner(leader, members);
     return this.remove(leader, voters);
+  }
+
+  /** Before the final checks: the harness's members as the leader lists them (a removal whose answer was lost). */
+  async settle(): Promise<void> {
+    const leader = await leaderOf(this.cluster);
+    const members = leader && (await this.membersSeenBy(leader).catch(() => undefined));
+    if (leader && members) await this.dropMissing(members, leader);
+  }
+
+  /** Members of the harness the leader no longer lists: removed by a change whose answer was lost. */
+  private async dropMissing(members: Member[], leader: string): Promise<void> {
+    for (const name of this.cluster.names) {
+      if (members.some((m) => m.peerUrls.includes(this.cluster.config.members.find((x) => x.name === name)!.peerUrl))) continue;
+      this.log(`  membership: ${name} is no longer listed: removed after all`);
+      await this.dropRemoved(name, name === leader);
+    }
+  }
+
+  private async removeUnknown(learner: Member): Promise<void> {
+    try {
+      await this.cluster.client().memberRemove(learner.id);
+      this.log(`  membership: removed learner ${learner.id}, added by a request reported failed`);
+    } catch (err) {
+      this.skip(`remove learner ${learner.id}: ${(err as Error).message}`);
+    }
   }
 
   private skip(why: string): void {
@@ -144,6 +172,11 @@ export class MembershipNemesis {
       const now = await this.membersSeenBy(survivor).catch(() => voters);
       if (now.some((m) => m.id === target.id)) return this.skip(`remove ${name}: ${(err as Error).message}`);
     }
+    await this.dropRemoved(name, name === leader);
+  }
+
+  /** Waits for a removed member's process to exit (killing it if it does not), then forgets it. */
+  private async dropRemoved(name: string, wasLeader: boolean): Promise<void> {
     const exited = await LocalCluster.until(() => !this.cluster.procs.has(name), `${name} to exit`, EXIT_PATIENCE_MS).then(
       () => true,
       () => false,
@@ -156,7 +189,7 @@ export class MembershipNemesis {
     this.cluster.forget(name);
     this.removedNames.push(name);
     this.steps.removed++;
-    if (name === leader) this.steps.removedLeader++;
-    this.log(`  membership: removed ${name}${name === leader ? ' (the leader)' : ''}`);
+    if (wasLeader) this.steps.removedLeader++;
+    this.log(`  membership: removed ${name}${wasLeader ? ' (the leader)' : ''}`);
   }
 }

@@ -262,6 +262,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
 
   // ---- quiesce and check --------------------------------------------------------------------
   await heal();
+  await membership.settle();
   await cluster.waitForLeader(cluster.names, 30_000);
   stopping = true;
   await Promise.all(workers);
