@@ -93,7 +93,7 @@ export type FaultKind = (typeof FAULTS)[number];
 const DEFAULT_FAULTS: readonly FaultKind[] = FAULTS.filter((k) => k !== 'membership');
 
 /** `--faults a,b,c`, each a known kind. */
-export function parseFaults(list: string): FaultKind[] {
+function parseFaults(list: string): FaultKind[] {
   return list.split(',').map((k) => {
     const kind = FAULTS.find((f) => f === k.trim());
     if (!kind) throw new Error(`unknown fault kind ${k} (known: ${FAULTS.join(', ')})`);
