@@ -12,6 +12,7 @@ import type {
   LeaseKeepAliveResponse,
   LeaseLeasesResponse,
   LeaseTimeToLiveResponse,
+  Member,
   MemberListResponse,
   StatusResponse,
   WatchCreateRequest,
@@ -155,6 +156,21 @@ export class Client {
 
   memberList(): Promise<MemberListResponse> {
     return this.call('/v3/cluster/member/list', {}, { type: 'etcdserverpb.MemberListRequest', fields: [] }, S.MemberListResponse);
+  }
+
+  /** Adds a member by its peer URLs (etcd's runbook: add it, then start it with --initial-cluster-state existing). */
+  memberAdd(peerUrls: string[], isLearner = false): Promise<MemberListResponse & { member: Member }> {
+    return this.call('/v3/cluster/member/add', { peerUrls, isLearner }, S.MemberAddRequest, S.MemberAddResponse);
+  }
+
+  /** `id` is the member's 64-bit id as decimal digits. */
+  memberRemove(id: string): Promise<MemberListResponse> {
+    return this.call('/v3/cluster/member/remove', { id }, S.MemberRemoveRequest, S.MemberRemoveResponse);
+  }
+
+  /** Refused (FailedPrecondition) until the learner has caught up with the leader. */
+  memberPromote(id: string): Promise<MemberListResponse> {
+    return this.call('/v3/cluster/member/promote', { id }, S.MemberPromoteRequest, S.MemberPromoteResponse);
   }
 
   /** Status of one endpoint (not failed over: the answer is about that member). */

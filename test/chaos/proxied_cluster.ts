@@ -1,6 +1,8 @@
 /**
  * A LocalCluster whose every directed peer link goes through a FaultProxy, so link faults can
- * be injected per direction: partitions, asymmetric cuts, bridges, delays.
+ * be injected per direction: partitions, asymmetric cuts, bridges, delays. Only the members of
+ * the initial configuration are proxied: a member added at runtime (LocalCluster.addJoiner)
+ * dials and is dialled directly, so link faults never cut its links.
  */
 import { LocalCluster, type HarnessOptions } from '../server/cluster_harness.js';
 import { FaultProxy } from './proxy.js';

@@ -2,20 +2,20 @@
  * The chaos harness: a cluster of real processes behind per-link fault proxies, concurrent
  * register clients (read / write / compare-and-set) recording every operation, and a seeded
  * schedule of faults (partitions, asymmetric cuts, bridges, delays, SIGKILL and restart,
- * SIGSTOP/SIGCONT, killing a majority, restarting everyone). At the end it heals everything and
- * checks linearizability and that every member holds the same data.
+ * SIGSTOP/SIGCONT, killing a majority, restarting everyone, membership changes). At the end it
+ * heals everything and checks linearizability and that every member holds the same data.
  *
- *   npm run chaos -- --time 600 --seed 7 [--nodes 5]
+ *   npm run chaos -- --time 600 --seed 7 [--nodes 5] [--faults partition-leader,kill-random,membership]
  */
 import { mkdir, writeFile, copyFile } from 'node:fs/promises';
 import path from 'node:path';
-import { Client } from '../../src/client/client.js';
 import { NoEndpointError, QkvServerError } from '../../src/client/errors.js';
+import { leaderOf, MembershipNemesis, type MembershipSteps } from './membership_nemesis.js';
 import { seededRandom } from '../raft/harness.js';
 import { LocalCluster } from '../server/cluster_harness.js';
 import { ProxiedCluster } from './proxied_cluster.js';
 import { checkRegisterHistory, type HistoryEntry, type RegisterOp } from './checker.js';
-import { appendSet, fencedLock, watchPrefix, type AppendReport, type LockReport, type WatchReport } from './workloads.js';
+import { appendSet, fencedLock, MemberBoundClient, watchPrefix, type AppendReport, type LockReport, type WatchReport } from './workloads.js';
 
 export interface ChaosOptions {
   nodes: number;
@@ -26,6 +26,8 @@ export interface ChaosOptions {
   keys: number;
   /** Where a failed run keeps its history and logs. */
   outDir: string;
+  /** The fault kinds the schedule draws from; DEFAULT_FAULTS if absent. */
+  faults?: readonly FaultKind[];
   log?: (line: string) => void;
 }
 
@@ -52,9 +54,27 @@ export interface ChaosReport {
   faults: FaultWindow[];
   /** ok / total per fault kind (and "none" for quiet periods). */
   availability: Record<string, { ok: number; total: number }>;
+  membership: MembershipSteps;
   keptAt?: string;
 }
 
+/**
+ * The fault kinds, each injected for a few seconds and then healed (links healed, paused
+ * members resumed, killed ones restarted):
+ * - partition-leader: the leader's links to everyone cut, both ways;
+ * - partition-minority: a random minority cut off from the rest, both ways;
+ * - bridge: two sides that do not hear each other, and one member that hears both;
+ * - silence-leader: only the leader's outgoing links cut (it hears, nobody hears it);
+ * - delay: every link delayed by 30-100 ms;
+ * - kill-leader: the leader SIGKILLed;
+ * - kill-random: a random member SIGKILLed;
+ * - pause-leader: the leader SIGSTOPped (resumed by SIGCONT at heal);
+ * - kill-majority: a majority SIGKILLed;
+ * - restart-all: every member stopped with SIGTERM (restarted at heal);
+ * - membership: one step of MembershipNemesis's cycle (add a learner, promote it, remove a
+ *   member, between 3 and 5 voters); not healed: the membership stays as it was changed.
+ * Link faults only act on the initial members' links (ProxiedCluster): new members dial directly.
+ */
 const FAULTS = [
   'partition-leader',
   'partition-minority',
@@ -66,8 +86,20 @@ const FAULTS = [
   'pause-leader',
   'kill-majority',
   'restart-all',
+  'membership',
 ] as const;
-type FaultKind = (typeof FAULTS)[number];
+export type FaultKind = (typeof FAULTS)[number];
+/** Every kind but membership: the schedule of runs that do not ask for --faults. */
+const DEFAULT_FAULTS: readonly FaultKind[] = FAULTS.filter((k) => k !== 'membership');
+
+/** `--faults a,b,c`, each a known kind. */
+function parseFaults(list: string): FaultKind[] {
+  return list.split(',').map((k) => {
+    const kind = FAULTS.find((f) => f === k.trim());
+    if (!kind) throw new Error(`unknown fault kind ${k} (known: ${FAULTS.join(', ')})`);
+    return kind;
+  });
+}
 
 function classify(err: unknown, isRead: boolean): 'fail' | 'unknown' {
   if (isRead) return 'fail';
@@ -76,14 +108,6 @@ function classify(err: unknown, isRead: boolean): 'fail' | 'unknown' {
   // A 4xx is a refusal before anything was proposed.
   if (err instanceof QkvServerError && err.httpStatus < 500) return 'fail';
   return 'unknown';
-}
-
-async function leaderOf(cluster: LocalCluster): Promise<string | undefined> {
-  for (const n of cluster.procs.keys()) {
-    const s = await cluster.status(n);
-    if (s?.leader) return s.leader.name;
-  }
-  return undefined;
 }
 
 export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
@@ -112,12 +136,12 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     return Array.from({ length: opts.keys }, (_, i) => `r/g${gen}/k${i}`);
   };
   const worker = async (w: number): Promise<void> => {
-    const member = cluster.names[w % cluster.names.length]!;
-    const client = new Client({ endpoints: [cluster.url(member)], timeoutMs: 1500 });
+    const bound = new MemberBoundClient(cluster, w);
     const wrand = seededRandom(opts.seed * 1000 + w);
     let seq = 0;
     const seen = new Map<string, string | null>();
     while (!stopping) {
+      const client = bound.client;
       const names = keysNow();
       const key = names[wrand(names.length)]!;
       invoked++;
@@ -161,8 +185,11 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   const appender = appendSet(cluster, opts.seed, 3, 3);
   const watcher = watchPrefix(cluster, 'r/', 4);
   const locker = fencedLock(cluster, 3);
+  const kinds = opts.faults ?? DEFAULT_FAULTS;
+  const membership = new MembershipNemesis(cluster, rand, log, (n) => !cluster.procs.has(n) || paused.has(n));
 
   // ---- faults ---------------------------------------------------------------------------
+  // Only the current members: a removed one is never restarted (it would be refused anyway).
   const heal = async (): Promise<void> => {
     pc.heal();
     for (const n of paused) cluster.resume(n);
@@ -214,13 +241,16 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       case 'restart-all':
         for (const n of names) await cluster.kill(n, 'SIGTERM');
         break;
+      case 'membership':
+        await membership.step();
+        break;
     }
   };
   const end = opts.time * 1000;
   while (now() < end) {
     await new Promise((r) => setTimeout(r, 1000 + rand(1500)));
     if (now() >= end) break;
-    const kind = FAULTS[rand(FAULTS.length)]!;
+    const kind = kinds[rand(kinds.length)]!;
     const window: FaultWindow = { kind, start: now(), end: 0 };
     log(`t=${(window.start / 1000).toFixed(1)}s fault: ${kind}`);
     await inject(kind);
@@ -232,6 +262,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
 
   // ---- quiesce and check --------------------------------------------------------------------
   await heal();
+  await membership.settle();
   await cluster.waitForLeader(cluster.names, 30_000);
   stopping = true;
   await Promise.all(workers);
@@ -289,13 +320,14 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     lock,
     faults,
     availability,
+    membership: membership.steps,
   };
   if (!chaosPassed(report)) {
     const dir = path.resolve(opts.outDir, `chaos-seed${opts.seed}-${Date.now()}`);
     await mkdir(dir, { recursive: true });
     await writeFile(path.join(dir, 'history.json'), JSON.stringify(history, null, 1));
     await writeFile(path.join(dir, 'report.json'), JSON.stringify(report, null, 2));
-    for (const n of cluster.names) await copyFile(cluster.logPath(n), path.join(dir, `${n}.log`)).catch(() => {});
+    for (const n of [...cluster.names, ...membership.removedNames]) await copyFile(cluster.logPath(n), path.join(dir, `${n}.log`)).catch(() => {});
     report.keptAt = dir;
   }
   await pc.destroy();
@@ -324,6 +356,7 @@ export function formatReport(r: ChaosReport): string {
     `append-set: ${r.append.acknowledged} acknowledged of ${r.append.attempted} attempted; lost ${r.append.lost}, duplicated ${r.append.duplicated}, phantom ${r.append.phantom}`,
     `lock: ${r.lock.accepted} fenced writes accepted, ${r.lock.fenced} stale holders fenced off, fencing violations ${r.lock.violations}`,
     `watch: ${r.watch.watchers} watchers, ${r.watch.events} events; histories differing from the store: ${r.watch.mismatched}${r.watch.detail ? ` (${r.watch.detail})` : ''}`,
+    `membership: ${r.membership.added} learners added, ${r.membership.promoted} promoted, ${r.membership.removed} members removed (${r.membership.removedLeader} of them the leader), ${r.membership.skipped} steps skipped`,
     'availability (ok / ops invoked) by fault:',
     ...Object.entries(r.availability).map(([k, a]) => `  ${k.padEnd(20)} ${a.ok}/${a.total} (${((100 * a.ok) / Math.max(1, a.total)).toFixed(0)}%)`),
   ];
@@ -344,6 +377,7 @@ async function main(): Promise<void> {
     workers: Number(arg('workers', '6')),
     keys: Number(arg('keys', '4')),
     outDir: arg('out', '.qkv-tmp'),
+    faults: parseFaults(arg('faults', DEFAULT_FAULTS.join(','))),
   });
   process.stdout.write(`${formatReport(report)}\n`);
   process.exitCode = chaosPassed(report) ? 0 : 1;

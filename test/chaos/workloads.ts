@@ -36,16 +36,50 @@ export interface Workload<R> {
   check(): Promise<R>;
 }
 
+/**
+ * A client of one member, chosen by worker number; re-bound to a current member once the
+ * cluster removed it (a removed member is gone for good).
+ */
+export class MemberBoundClient {
+  private member: string;
+  private bound: Client;
+
+  constructor(
+    private readonly cluster: LocalCluster,
+    private readonly worker: number,
+  ) {
+    this.member = this.pick();
+    this.bound = this.connect();
+  }
+
+  private pick(): string {
+    return this.cluster.names[this.worker % this.cluster.names.length]!;
+  }
+
+  private connect(): Client {
+    return new Client({ endpoints: [this.cluster.url(this.member)], timeoutMs: 1500 });
+  }
+
+  get client(): Client {
+    if (!this.cluster.names.includes(this.member)) {
+      this.member = this.pick();
+      this.bound = this.connect();
+    }
+    return this.bound;
+  }
+}
+
 export function appendSet(cluster: LocalCluster, seed: number, workers: number, keys: number): Workload<AppendReport> {
   const attempted = new Set<string>();
   const acknowledged = new Set<string>();
   let stopping = false;
   const keyName = (i: number): string => `append/k${i}`;
   const run = async (w: number): Promise<void> => {
-    const client = new Client({ endpoints: [cluster.url(cluster.names[w % cluster.names.length]!)], timeoutMs: 1500 });
+    const bound = new MemberBoundClient(cluster, w);
     const rand = seededRandom(seed * 7 + w);
     let seq = 0;
     while (!stopping) {
+      const client = bound.client;
       const key = keyName(rand(keys));
       const elem = `${w}.${++seq}`;
       attempted.add(elem);
@@ -203,8 +237,9 @@ export function fencedLock(cluster: LocalCluster, workers: number): Workload<Loc
   let accepted = 0;
   let fenced = 0;
   const run = async (w: number): Promise<void> => {
-    const client = new Client({ endpoints: cluster.endpoints.slice(w % cluster.endpoints.length).concat(cluster.endpoints), timeoutMs: 1500 });
     while (!stopping) {
+      // The current members' endpoints each round: the membership may have changed.
+      const client = new Client({ endpoints: cluster.endpoints.slice(w % cluster.endpoints.length).concat(cluster.endpoints), timeoutMs: 1500 });
       let session: Session | undefined;
       try {
         session = await Session.create(client, { ttl: 2 });

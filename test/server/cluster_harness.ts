@@ -108,6 +108,17 @@ export class LocalCluster {
     return m;
   }
 
+  /**
+   * Drops a member the cluster removed (or a joiner whose addition did not happen) from the
+   * members the harness knows, so that names, endpoints and client() no longer include it. Its
+   * log stays at logPath(name).
+   */
+  forget(name: string): void {
+    if (this.procs.has(name)) throw new Error(`${name} is still running`);
+    const at = this.config.members.findIndex((m) => m.name === name);
+    if (at >= 0) this.config.members.splice(at, 1);
+  }
+
   /** The --initial-cluster of a joiner: the members named (running ones and itself). */
   setJoinCluster(name: string, members: string[]): void {
     const m = this.config.members.find((x) => x.name === name)!;
