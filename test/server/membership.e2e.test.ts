@@ -39,7 +39,7 @@ describe('membership changes with etcdctl', () => {
     cluster = await LocalCluster.create({ nodes: 3 });
     const c = cluster;
     c.startAll();
-    const leader = await c.waitForLeader();
+    let leader = await c.waitForLeader();
     const initial = await memberList(c, leader);
     expect(initial.map((m) => m.name).sort()).toEqual(['n1', 'n2', 'n3']);
     for (const m of initial) {
