@@ -90,6 +90,29 @@ function raftBoundaryViolations(sources: Source[]): string[] {
     );
 }
 
+/**
+ * src/backup reads files made by etcd, for a restore that sits above it: it imports nothing from
+ * the rest of src but src/errors.ts (Node modules it may), so the reader stays usable from the CLI
+ * and the server alike and can never reach into the store it will feed.
+ */
+const BACKUP = path.join(SRC, 'backup');
+const BACKUP_MAY_IMPORT = [path.join(SRC, 'errors.ts')];
+
+/** Imports of the src/backup files among `sources` that reach src outside it (but src/errors.ts), or a package, as `file -> import`. */
+function backupBoundaryViolations(sources: Source[]): string[] {
+  return sources
+    .filter((s) => inside(BACKUP, s.file))
+    .flatMap((s) =>
+      importsOf(s.code)
+        .filter((spec) => {
+          if (spec.startsWith('node:')) return false;
+          const target = resolved(s.file, spec);
+          return target === undefined || (!inside(BACKUP, target) && !BACKUP_MAY_IMPORT.includes(target));
+        })
+        .map((spec) => `${rel(s.file)} -> ${spec}`),
+    );
+}
+
 /** Imports of src/mvcc internals by the other files among `sources`, as `file -> import`. */
 function mvccSurfaceViolations(sources: Source[]): string[] {
   return sources
@@ -242,6 +265,24 @@ describe('source conventions', () => {
     const halving = /\/\s*2\b|>>>?\s*1\b|\*\s*0?\.5\b/;
     const inline = read(sourceFiles(RAFT)).filter((s) => path.basename(s.file) !== 'quorum.ts' && halving.test(s.code));
     expect(inline.map((s) => rel(s.file))).toEqual([]);
+  });
+
+  it('src/backup imports nothing from src but src/errors.ts, and no package', () => {
+    const backup = read(sourceFiles(BACKUP));
+    expect(backup.length).toBeGreaterThan(2);
+    expect(backupBoundaryViolations(backup)).toEqual([]);
+    const planted = (lines: string[]): Source => ({ file: path.join(BACKUP, 'planted.ts'), code: stripComments(lines.join('\n')) });
+    expect(
+      backupBoundaryViolations([
+        planted([
+          "import { Buffer } from 'node:buffer';",
+          "import { CodedError } from '../errors.js';",
+          "import { BboltDb } from './bbolt.js';",
+          "import type { KeyValue } from '../api/kv.js';",
+          "import { pack } from 'msgpackr';",
+        ]),
+      ]),
+    ).toEqual(['backup/planted.ts -> ../api/kv.js', 'backup/planted.ts -> msgpackr']);
   });
 
   it('the rest of src imports src/mvcc only through its public surface (index.ts, types.ts)', () => {

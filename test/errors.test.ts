@@ -24,7 +24,7 @@ function sourceFiles(dir: string): string[] {
 
 /**
  * Sample constructor arguments of every error class, by class name. Abstract family bases
- * (RaftError, MvccError, LeaseError, LogStoreError, PeerWireError, CodedError) are never thrown
+ * (RaftError, MvccError, LeaseError, LogStoreError, PeerWireError, BackupError, CodedError) are never thrown
  * themselves and have no row.
  */
 const SAMPLES: Record<string, unknown[]> = {
@@ -61,6 +61,10 @@ const SAMPLES: Record<string, unknown[]> = {
   LeaseExistsError: [],
   LeaseTTLTooLargeError: [],
   LeaseNotPrimaryError: [],
+  // src/backup
+  BboltCorruptError: ['page 9 out of range (pages 2 to 8)'],
+  SnapshotIntegrityError: ['sha256 mismatch'],
+  SnapshotContentError: ['key bucket: 73686f7274 is not a revision key'],
   // src/watch, src/api
   WatchLimitError: [],
   InvalidRequestError: ['unexpected EOF'],

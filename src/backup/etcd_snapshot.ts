@@ -1,0 +1,279 @@
+/**
+ * Reads an etcd v3 snapshot file, as `etcdctl snapshot save` (etcd 3.4, 3.5) writes it: the
+ * member's bbolt database (src/backup/bbolt.ts) followed by the 32-byte sha256 of the database
+ * bytes, which etcd's server appends to the Snapshot stream. Read-only: the whole file is checked
+ * and decoded into a typed result before anything uses it, so a restore built on this refuses a
+ * damaged file before it writes anything.
+ *
+ * The buckets read (etcd's mvcc and lease backends):
+ * - `key`: one pair per revision. The key is the revision: main (8 bytes big-endian), '_', sub
+ *   (8 bytes big-endian), and a trailing 't' for a tombstone (a delete); big-endian makes byte
+ *   order revision order. The value is an mvccpb.KeyValue (a tombstone's holds only the key).
+ * - `meta`: `consistent_index` (u64 big-endian, the last applied Raft index), `term` (3.5),
+ *   `scheduledCompactRev` and `finishedCompactRev` (a revision key, as above, without the 't').
+ * - `lease`: key the lease id (8 bytes big-endian), value a leasepb.Lease.
+ * - `members`, `members_removed` (when present): key the member id in hex, value the member as
+ *   JSON (`removed` for a removed one).
+ *
+ * Numbers: revisions, versions, TTLs and the consistent index are JS numbers as in src/api/kv.ts
+ * (a file with one beyond 2^53 is refused); lease and member ids are bigint, since etcd draws lease
+ * ids from the whole int64 range and member ids from uint64, well past 2^53.
+ */
+import type { Buffer } from 'node:buffer';
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { BboltDb, type BboltBucket, type BboltMeta } from './bbolt.js';
+import { SnapshotContentError, SnapshotIntegrityError } from './errors.js';
+import { bytesField, decodeMessage, int64Field, safeIntField } from './protobuf.js';
+
+/** The sha256 etcd appends to a snapshot. */
+const SHA256_SIZE = 32;
+/**
+ * etcd's snapshot restore tells a file with a hash by its size: `size % 512 == 32` (every bbolt
+ * page size is a multiple of 512).
+ */
+const HASH_SIZE_ALIGNMENT = 512;
+
+/** A revision key: main, '_', sub; a tombstone adds 't'. */
+const REVISION_KEY_SIZE = 17;
+const REVISION_SEPARATOR = 0x5f; // '_'
+const TOMBSTONE_MARK = 0x74; // 't'
+
+/** mvccpb.KeyValue's field numbers. */
+const KeyValueField = { key: 1, createRevision: 2, modRevision: 3, version: 4, value: 5, lease: 6 } as const;
+/** leasepb.Lease's field numbers. */
+const LeaseField = { id: 1, ttl: 2, remainingTtl: 3 } as const;
+
+/** A revision of etcd's MVCC store: the transaction (main) and the change within it (sub). @public */
+export interface EtcdRevision {
+  readonly main: number;
+  readonly sub: number;
+}
+
+/** A key's value at one revision, as mvccpb.KeyValue. */
+export interface EtcdKeyValue {
+  readonly key: Buffer;
+  readonly createRevision: number;
+  readonly modRevision: number;
+  readonly version: number;
+  readonly value: Buffer;
+  /** The lease attached, 0n for none (exact: etcd's lease ids exceed 2^53). */
+  readonly lease: bigint;
+}
+
+/** One pair of the `key` bucket: a put (its KeyValue) or a delete (a tombstone, naming the key). @public */
+export type EtcdRevisionRecord =
+  | { readonly revision: EtcdRevision; readonly tombstone: false; readonly kv: EtcdKeyValue }
+  | { readonly revision: EtcdRevision; readonly tombstone: true; readonly key: Buffer };
+
+/** A lease, as leasepb.Lease. @public */
+export interface EtcdLease {
+  readonly id: bigint;
+  /** The granted TTL, in seconds. */
+  readonly ttl: number;
+  /** The TTL left at the last lease checkpoint; 0 unless checkpointing was on (3.4's default is off). */
+  readonly remainingTtl: number;
+}
+
+/** A member of the cluster the snapshot was taken from, as etcd's membership JSON. @public */
+export interface EtcdMember {
+  readonly id: bigint;
+  readonly name: string;
+  readonly peerUrls: readonly string[];
+  readonly clientUrls: readonly string[];
+  readonly isLearner: boolean;
+}
+
+/** What an etcd snapshot file holds. Buffers are views into the file's Buffer, not copies. */
+export interface EtcdSnapshot {
+  /** The bbolt meta the database was read at (page size, txid). */
+  readonly db: BboltMeta;
+  /** Every revision the `key` bucket holds (those after the compaction, and the latest of each key at it), in revision order. */
+  readonly revisions: readonly EtcdRevisionRecord[];
+  /**
+   * The store's revision, as etcd computes it on restore: the last revision in the `key` bucket,
+   * or the compact revision if later (a compaction can remove the tombstone at the top), at least 1.
+   */
+  readonly currentRevision: number;
+  /** The revision the last finished compaction compacted at, 0 if none. */
+  readonly compactRevision: number;
+  /** The revision of the last compaction scheduled, 0 if none; later than compactRevision if it did not finish (etcd finishes it on restore). */
+  readonly scheduledCompactRevision: number;
+  /** The Raft index of the last entry applied to the store. */
+  readonly consistentIndex: number;
+  /** The Raft term of that entry (etcd 3.5+), undefined when the snapshot does not record it (3.4). */
+  readonly term: number | undefined;
+  /** The leases, in id order. */
+  readonly leases: readonly EtcdLease[];
+  /** The members recorded (`members` bucket), empty when there is none. */
+  readonly members: readonly EtcdMember[];
+  /** The ids of removed members (`members_removed` bucket). */
+  readonly removedMemberIds: readonly bigint[];
+}
+
+/** Reads and checks the etcd snapshot file at `path` (see readEtcdSnapshot). */
+export async function readEtcdSnapshotFile(path: string): Promise<EtcdSnapshot> {
+  return readEtcdSnapshot(await readFile(path));
+}
+
+/**
+ * Reads and checks an etcd snapshot file held in `file`: its size and sha256 first
+ * (SnapshotIntegrityError), then the bbolt database (BboltCorruptError), then etcd's buckets
+ * (SnapshotContentError).
+ */
+export function readEtcdSnapshot(file: Buffer): EtcdSnapshot {
+  const db = BboltDb.open(checkedDatabaseBytes(file));
+  const keys = db.bucket('key');
+  const meta = db.bucket('meta');
+  if (keys === undefined || meta === undefined) throw new SnapshotContentError(`no ${keys === undefined ? 'key' : 'meta'} bucket: not an etcd v3 database`);
+  // bbolt's snapshot is the whole file of pages in use; anything beyond them would be data no meta accounts for.
+  const dbLength = file.length - SHA256_SIZE;
+  if (dbLength !== db.meta.pageCount * db.meta.pageSize) {
+    throw new SnapshotIntegrityError(`the database is ${dbLength} bytes, but its meta says ${db.meta.pageCount} pages of ${db.meta.pageSize} bytes`);
+  }
+  const revisions = readRevisions(keys);
+  const compactRevision = metaRevision(meta, 'finishedCompactRev');
+  const last = revisions.at(-1)?.revision.main ?? 0;
+  return {
+    db: db.meta,
+    revisions,
+    currentRevision: Math.max(1, last, compactRevision),
+    compactRevision,
+    scheduledCompactRevision: metaRevision(meta, 'scheduledCompactRev'),
+    consistentIndex: metaUint(meta, 'consistent_index') ?? 0,
+    term: metaUint(meta, 'term'),
+    leases: readLeases(db.bucket('lease')),
+    members: readMembers(db.bucket('members')),
+    removedMemberIds: [...(db.bucket('members_removed')?.pairs() ?? [])].map((p) => memberId(p.key, 'members_removed')),
+  };
+}
+
+/** The database bytes of a snapshot file, once its size and trailing sha256 check out. */
+function checkedDatabaseBytes(file: Buffer): Buffer {
+  if (file.length % HASH_SIZE_ALIGNMENT !== SHA256_SIZE) {
+    throw new SnapshotIntegrityError(
+      `a file of ${file.length} bytes is not whole ${HASH_SIZE_ALIGNMENT}-byte pages and a ${SHA256_SIZE}-byte sha256: it is truncated or has no hash (not saved by etcdctl snapshot save)`,
+    );
+  }
+  const db = file.subarray(0, file.length - SHA256_SIZE);
+  const stored = file.subarray(file.length - SHA256_SIZE);
+  const computed = createHash('sha256').update(db).digest();
+  if (!computed.equals(stored)) {
+    throw new SnapshotIntegrityError(
+      `sha256 mismatch (stored ${stored.toString('hex')}, computed ${computed.toString('hex')}): the file is corrupted or truncated`,
+    );
+  }
+  return db;
+}
+
+/** A revision key (17 bytes, or 18 with a tombstone's 't'), checked. */
+function parseRevisionKey(key: Buffer, what: string): { revision: EtcdRevision; tombstone: boolean } {
+  const tombstone = key.length === REVISION_KEY_SIZE + 1 && key[REVISION_KEY_SIZE] === TOMBSTONE_MARK;
+  if ((key.length !== REVISION_KEY_SIZE && !tombstone) || key[8] !== REVISION_SEPARATOR) {
+    throw new SnapshotContentError(`${what}: ${key.toString('hex')} is not a revision key`);
+  }
+  const main = key.readBigInt64BE(0);
+  const sub = key.readBigInt64BE(9);
+  const max = BigInt(Number.MAX_SAFE_INTEGER);
+  if (main < 0n || main > max || sub < 0n || sub > max)
+    throw new SnapshotContentError(`${what}: revision ${main}_${sub} is not a pair of non-negative safe integers`);
+  return { revision: { main: Number(main), sub: Number(sub) }, tombstone };
+}
+
+function readRevisions(bucket: BboltBucket): EtcdRevisionRecord[] {
+  const out: EtcdRevisionRecord[] = [];
+  for (const { key, value } of bucket.pairs()) {
+    const { revision, tombstone } = parseRevisionKey(key, 'key bucket');
+    const what = `key bucket, revision ${revision.main}_${revision.sub}`;
+    const msg = decodeMessage(value, what);
+    const k = bytesField(msg, KeyValueField.key, what);
+    if (k.length === 0) throw new SnapshotContentError(`${what}: empty key`);
+    if (tombstone) {
+      out.push({ revision, tombstone, key: k });
+      continue;
+    }
+    const kv: EtcdKeyValue = {
+      key: k,
+      createRevision: safeIntField(msg, KeyValueField.createRevision, what),
+      modRevision: safeIntField(msg, KeyValueField.modRevision, what),
+      version: safeIntField(msg, KeyValueField.version, what),
+      value: bytesField(msg, KeyValueField.value, what),
+      lease: int64Field(msg, KeyValueField.lease, what),
+    };
+    // etcd writes a put's KeyValue with its own revision: anything else is not etcd's data.
+    if (kv.modRevision !== revision.main) throw new SnapshotContentError(`${what}: mod_revision is ${kv.modRevision}`);
+    if (kv.createRevision < 1 || kv.createRevision > kv.modRevision || kv.version < 1) {
+      throw new SnapshotContentError(`${what}: create_revision ${kv.createRevision} and version ${kv.version} do not fit mod_revision ${kv.modRevision}`);
+    }
+    out.push({ revision, tombstone, kv });
+  }
+  return out;
+}
+
+/** A u64 big-endian value of the meta bucket, as a safe number; undefined when absent. */
+function metaUint(meta: BboltBucket, name: string): number | undefined {
+  const v = meta.get(name);
+  if (v === undefined) return undefined;
+  if (v.length !== 8) throw new SnapshotContentError(`meta bucket: ${name} is ${v.length} bytes, not 8`);
+  const n = v.readBigUInt64BE(0);
+  if (n > BigInt(Number.MAX_SAFE_INTEGER)) throw new SnapshotContentError(`meta bucket: ${name} ${n} is beyond 2^53`);
+  return Number(n);
+}
+
+/** A compaction revision of the meta bucket (a revision key's main), 0 when absent. */
+function metaRevision(meta: BboltBucket, name: string): number {
+  const v = meta.get(name);
+  if (v === undefined) return 0;
+  const { revision, tombstone } = parseRevisionKey(v, `meta bucket, ${name}`);
+  if (tombstone) throw new SnapshotContentError(`meta bucket: ${name} is a tombstone key`);
+  return revision.main;
+}
+
+function readLeases(bucket: BboltBucket | undefined): EtcdLease[] {
+  const out: EtcdLease[] = [];
+  for (const { key, value } of bucket?.pairs() ?? []) {
+    if (key.length !== 8) throw new SnapshotContentError(`lease bucket: key ${key.toString('hex')} is not an 8-byte lease id`);
+    const id = key.readBigInt64BE(0);
+    const what = `lease bucket, lease ${id.toString(16)}`;
+    const msg = decodeMessage(value, what);
+    const lease: EtcdLease = {
+      id: int64Field(msg, LeaseField.id, what),
+      ttl: safeIntField(msg, LeaseField.ttl, what),
+      remainingTtl: safeIntField(msg, LeaseField.remainingTtl, what),
+    };
+    if (lease.id !== id) throw new SnapshotContentError(`${what}: the lease says it is ${lease.id.toString(16)}`);
+    out.push(lease);
+  }
+  return out;
+}
+
+/** A member id key: the id in lowercase hex, as etcd's types.ID.String writes it. */
+function memberId(key: Buffer, bucket: string): bigint {
+  const text = key.toString('latin1');
+  if (!/^[0-9a-f]{1,16}$/.test(text)) throw new SnapshotContentError(`${bucket} bucket: key ${JSON.stringify(text)} is not a member id`);
+  return BigInt(`0x${text}`);
+}
+
+const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every((s) => typeof s === 'string');
+
+function readMembers(bucket: BboltBucket | undefined): EtcdMember[] {
+  const out: EtcdMember[] = [];
+  for (const { key, value } of bucket?.pairs() ?? []) {
+    const id = memberId(key, 'members');
+    const what = `members bucket, member ${id.toString(16)}`;
+    let json: unknown;
+    try {
+      json = JSON.parse(value.toString('utf8'));
+    } catch (e) {
+      throw new SnapshotContentError(`${what}: not JSON (${(e as Error).message})`);
+    }
+    if (typeof json !== 'object' || json === null) throw new SnapshotContentError(`${what}: not a JSON object`);
+    // The JSON's own "id" is a uint64 that JSON.parse would round; the key is the exact id.
+    const { name = '', peerURLs = [], clientURLs = [], isLearner = false } = json as Record<string, unknown>;
+    if (typeof name !== 'string' || !isStringArray(peerURLs) || !isStringArray(clientURLs) || typeof isLearner !== 'boolean') {
+      throw new SnapshotContentError(`${what}: name, peerURLs, clientURLs or isLearner of the wrong type`);
+    }
+    out.push({ id, name, peerUrls: peerURLs, clientUrls: clientURLs, isLearner });
+  }
+  return out;
+}

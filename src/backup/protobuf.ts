@@ -1,0 +1,89 @@
+/**
+ * The protobuf wire format, read only as far as etcd's stored messages need (mvccpb.KeyValue,
+ * leasepb.Lease): varint and length-delimited fields, fixed-width ones skipped. src/api's codec is
+ * the JSON gateway's and src/grpc decodes through @grpc/proto-loader from a stream; neither reads
+ * a message out of a Buffer, so this is the one place that does.
+ *
+ * Varints are read as bigint, exact over all 64 bits; the caller decides which fields must be safe
+ * JS numbers (revisions, versions: src/api/kv.ts's numbers) and which stay bigint (lease ids,
+ * which etcd draws from the whole int64 range).
+ */
+import { Buffer } from 'node:buffer';
+import { SnapshotContentError } from './errors.js';
+
+const VARINT = 0;
+const FIXED64 = 1;
+const LENGTH_DELIMITED = 2;
+const FIXED32 = 5;
+/** A varint of 64 bits takes at most 10 bytes. */
+const MAX_VARINT_BYTES = 10;
+
+/** A decoded field's value: a varint's 64 bits (unsigned), or a length-delimited field's bytes (a view). */
+type ProtoValue = bigint | Buffer;
+
+/** The fields of a message by number; for a field given more than once, the last (proto3's rule for scalars). */
+export type ProtoMessage = ReadonlyMap<number, ProtoValue>;
+
+/** Reads a varint at `pos` of `buf`; returns its value and the position after it. */
+function readVarint(buf: Buffer, pos: number, what: string): [bigint, number] {
+  let value = 0n;
+  for (let i = 0; i < MAX_VARINT_BYTES; i++) {
+    if (pos >= buf.length) throw new SnapshotContentError(`${what}: truncated varint`);
+    const b = buf[pos++]!;
+    value |= BigInt(b & 0x7f) << BigInt(7 * i);
+    if ((b & 0x80) === 0) return [BigInt.asUintN(64, value), pos];
+  }
+  throw new SnapshotContentError(`${what}: varint longer than ${MAX_VARINT_BYTES} bytes`);
+}
+
+/** Decodes the fields of the message `buf`; `what` names it in errors. */
+export function decodeMessage(buf: Buffer, what: string): ProtoMessage {
+  const fields = new Map<number, ProtoValue>();
+  let pos = 0;
+  while (pos < buf.length) {
+    const [tag, afterTag] = readVarint(buf, pos, what);
+    pos = afterTag;
+    const field = Number(tag >> 3n);
+    if (field === 0) throw new SnapshotContentError(`${what}: field number 0`);
+    const wireType = Number(tag & 7n);
+    if (wireType === VARINT) {
+      const [v, next] = readVarint(buf, pos, what);
+      fields.set(field, v);
+      pos = next;
+    } else if (wireType === LENGTH_DELIMITED) {
+      const [len, next] = readVarint(buf, pos, what);
+      if (len > BigInt(buf.length - next)) throw new SnapshotContentError(`${what}: field ${field} of ${len} bytes runs past the end of the message`);
+      fields.set(field, buf.subarray(next, next + Number(len)));
+      pos = next + Number(len);
+    } else if (wireType === FIXED64 || wireType === FIXED32) {
+      pos += wireType === FIXED64 ? 8 : 4;
+      if (pos > buf.length) throw new SnapshotContentError(`${what}: field ${field} runs past the end of the message`);
+    } else {
+      throw new SnapshotContentError(`${what}: field ${field} has unsupported wire type ${wireType}`);
+    }
+  }
+  return fields;
+}
+
+/** An int64 field (two's complement in a varint), 0 when absent; exact. */
+export function int64Field(msg: ProtoMessage, field: number, what: string): bigint {
+  const v = msg.get(field);
+  if (v === undefined) return 0n;
+  if (typeof v !== 'bigint') throw new SnapshotContentError(`${what}: field ${field} is length-delimited, expected an int64`);
+  return BigInt.asIntN(64, v);
+}
+
+/** An int64 field that must be a non-negative safe JS number (a revision, a version, a TTL). */
+export function safeIntField(msg: ProtoMessage, field: number, what: string): number {
+  const v = int64Field(msg, field, what);
+  if (v < 0n || v > BigInt(Number.MAX_SAFE_INTEGER)) throw new SnapshotContentError(`${what}: field ${field} is ${v}, not a non-negative safe integer`);
+  return Number(v);
+}
+
+/** A bytes field, empty when absent (a view into the message). */
+export function bytesField(msg: ProtoMessage, field: number, what: string): Buffer {
+  const v = msg.get(field);
+  if (v === undefined) return Buffer.alloc(0);
+  if (typeof v === 'bigint') throw new SnapshotContentError(`${what}: field ${field} is a varint, expected bytes`);
+  return v;
+}
