@@ -158,8 +158,9 @@ describe('reading snapshots saved from a real etcd 3.4', () => {
   });
 
   test('the leases are those etcdctl lists, with their granted TTLs', async () => {
+    // etcdctl prints lease ids as %016x: zero-padded.
     const listed = (await ctl(['lease', 'list'])).split('\n').slice(1).filter(Boolean).sort();
-    expect(snap.leases.map((l) => l.id.toString(16)).sort()).toEqual(listed);
+    expect(snap.leases.map((l) => l.id.toString(16).padStart(16, '0')).sort()).toEqual(listed);
     expect(snap.leases.map((l) => l.id.toString()).sort()).toEqual([...leaseIds].sort());
     for (const l of snap.leases) {
       const ttl = /"granted-ttl":(\d+)|"grantedTTL":(\d+)/.exec(await ctl(['lease', 'timetolive', l.id.toString(16), '-w', 'json']))!;
