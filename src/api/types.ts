@@ -97,6 +97,11 @@ export interface MemberListResponse {
   members: Member[];
 }
 
+/** MemberAdd's answer: the member added, and the members after it (remove, update and promote answer a MemberListResponse). */
+export interface MemberAddResponse extends MemberListResponse {
+  member: Member;
+}
+
 export interface StatusResponse {
   header: ApiHeader;
   version: string;

@@ -10,6 +10,7 @@
  * This file is the program and its global flags; each command group is a file of `commands/`
  * (as etcdctl's ctlv3/command) and each output format a printer of `printer/`.
  */
+import { BadArgsError } from './commands/util.js';
 import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { Command, Option } from 'commander';
@@ -106,7 +107,7 @@ export async function main(argv: string[]): Promise<void> {
     await program.parseAsync(argv);
   } catch (err) {
     process.stderr.write(`Error: ${(err as Error).message}\n`);
-    process.exitCode = 1;
+    process.exitCode = err instanceof BadArgsError ? err.exitCode : 1;
   }
 }
 

@@ -12,7 +12,7 @@ import type {
   LeaseKeepAliveResponse,
   LeaseLeasesResponse,
   LeaseTimeToLiveResponse,
-  Member,
+  MemberAddResponse,
   MemberListResponse,
   StatusResponse,
   WatchCreateRequest,
@@ -159,13 +159,18 @@ export class Client {
   }
 
   /** Adds a member by its peer URLs (etcd's runbook: add it, then start it with --initial-cluster-state existing). */
-  memberAdd(peerUrls: string[], isLearner = false): Promise<MemberListResponse & { member: Member }> {
+  memberAdd(peerUrls: string[], isLearner = false): Promise<MemberAddResponse> {
     return this.call('/v3/cluster/member/add', { peerUrls, isLearner }, S.MemberAddRequest, S.MemberAddResponse);
   }
 
   /** `id` is the member's 64-bit id as decimal digits. */
   memberRemove(id: string): Promise<MemberListResponse> {
     return this.call('/v3/cluster/member/remove', { id }, S.MemberRemoveRequest, S.MemberRemoveResponse);
+  }
+
+  /** A member's new peer URLs (it is then restarted there). */
+  memberUpdate(id: string, peerUrls: string[]): Promise<MemberListResponse> {
+    return this.call('/v3/cluster/member/update', { id, peerUrls }, S.MemberUpdateRequest, S.MemberUpdateResponse);
   }
 
   /** Refused (FailedPrecondition) until the learner has caught up with the leader. */

@@ -90,6 +90,11 @@ export function withHeader<T extends { header: { revision: number } }>(member: M
   return { ...r, header: member.header(r.header.revision) };
 }
 
+/** etcd's Cluster service header: cluster, member and term, no revision (membership is not keys). */
+function clusterHeader(member: Member): ReturnType<Member['header']> {
+  return member.header(0);
+}
+
 /** What either API checks of a decoded request before it runs: a write's size (RequestTooLargeError). */
 export function checkRequest(method: UnaryMethod, req: object, maxRequestBytes: number): void {
   if (method.checkSize && requestBytes(req) > maxRequestBytes) throw new RequestTooLargeError();
@@ -211,7 +216,7 @@ export const UNARY_METHODS: readonly UnaryMethod[] = [
     path: '/v3/cluster/member/list',
     request: EMPTY,
     response: S.MemberListResponse,
-    handler: async (m) => ({ header: m.header(), members: m.members() }),
+    handler: async (m) => ({ header: clusterHeader(m), members: m.members() }),
   }),
   entry<{ peerUrls: string[]; isLearner: boolean }>({
     service: 'Cluster',
@@ -219,7 +224,7 @@ export const UNARY_METHODS: readonly UnaryMethod[] = [
     path: '/v3/cluster/member/add',
     request: S.MemberAddRequest,
     response: S.MemberAddResponse,
-    handler: async (m, req) => ({ header: m.header(), ...(await M.memberAdd(m, req.peerUrls, req.isLearner)) }),
+    handler: async (m, req) => ({ header: clusterHeader(m), ...(await M.memberAdd(m, req.peerUrls, req.isLearner)) }),
     leaderOnly: { idempotent: false },
   }),
   entry<{ id: string }>({
@@ -228,7 +233,7 @@ export const UNARY_METHODS: readonly UnaryMethod[] = [
     path: '/v3/cluster/member/remove',
     request: S.MemberRemoveRequest,
     response: S.MemberRemoveResponse,
-    handler: async (m, req) => ({ header: m.header(), ...(await M.memberRemove(m, req.id)) }),
+    handler: async (m, req) => ({ header: clusterHeader(m), ...(await M.memberRemove(m, req.id)) }),
     leaderOnly: { idempotent: false },
   }),
   entry<{ id: string; peerUrls: string[] }>({
@@ -237,7 +242,7 @@ export const UNARY_METHODS: readonly UnaryMethod[] = [
     path: '/v3/cluster/member/update',
     request: S.MemberUpdateRequest,
     response: S.MemberUpdateResponse,
-    handler: async (m, req) => ({ header: m.header(), ...(await M.memberUpdate(m, req.id, req.peerUrls)) }),
+    handler: async (m, req) => ({ header: clusterHeader(m), ...(await M.memberUpdate(m, req.id, req.peerUrls)) }),
     leaderOnly: { idempotent: true },
   }),
   entry<{ id: string }>({
@@ -246,7 +251,7 @@ export const UNARY_METHODS: readonly UnaryMethod[] = [
     path: '/v3/cluster/member/promote',
     request: S.MemberPromoteRequest,
     response: S.MemberPromoteResponse,
-    handler: async (m, req) => ({ header: m.header(), ...(await M.memberPromote(m, req.id)) }),
+    handler: async (m, req) => ({ header: clusterHeader(m), ...(await M.memberPromote(m, req.id)) }),
     leaderOnly: { idempotent: true },
   }),
 

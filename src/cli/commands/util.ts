@@ -11,6 +11,11 @@ export function parseIntArg(name: string) {
 }
 
 /** A lease ID as etcdctl takes it: hexadecimal. */
+/** A command's arguments are wrong: etcdctl's ExitBadArgs (exit code 128), before anything is sent. */
+export class BadArgsError extends Error {
+  readonly exitCode = 128;
+}
+
 export function parseLeaseId(v: string): number {
   if (!/^[0-9a-fA-F]+$/.test(v)) throw new Error(`bad lease ID ${JSON.stringify(v)}: expected hexadecimal`);
   const n = parseInt(v, 16);

@@ -6,7 +6,7 @@ import { encodeMessage, type Schema } from '../../api/codec.js';
 import * as S from '../../api/schemas.js';
 import type * as api from '../../api/types.js';
 import type * as kv from '../../api/kv.js';
-import { hostOf, type EndpointStatus } from './printer.js';
+import { hostOf, type EndpointStatus, type MemberChange } from './printer.js';
 import { SimplePrinter } from './simple.js';
 
 /** JSON with every all-digit string of an integer field printed as a bare number (exact, even past 2^53). */
@@ -60,6 +60,12 @@ export class JsonPrinter extends SimplePrinter {
     this.json(r, S.LeaseLeasesResponse);
   }
   override memberList(r: api.MemberListResponse): void {
+    this.json(r, S.MemberListResponse);
+  }
+  override memberAdd(r: api.MemberAddResponse): void {
+    this.json(r, S.MemberAddResponse);
+  }
+  override memberChanged(_change: MemberChange, _id: string, r: api.MemberListResponse): void {
     this.json(r, S.MemberListResponse);
   }
   override endpointHashKV(endpoint: string, r: api.HashKVResponse): void {

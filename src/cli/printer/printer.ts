@@ -10,6 +10,9 @@ import type * as kv from '../../api/kv.js';
 
 export type OutputFormat = 'simple' | 'json' | 'table';
 
+/** What etcdctl says of a member change: `Member <id> removed from cluster <id>` and the like. */
+export type MemberChange = 'removed from' | 'updated in' | 'promoted in';
+
 /** Where a printer writes: whole lines to stdout, or to stderr. */
 export interface Output {
   out(line: string): void;
@@ -56,6 +59,13 @@ export interface Printer {
   /** The leader of an election: its key and its proposal. */
   electionLeader(leader: { key: Buffer; value: Buffer }): void;
   memberList(r: api.MemberListResponse): void;
+  /**
+   * A member added; `name` is the name it was added with (it has none in the cluster until it
+   * starts), `list` the members now (the simple form says what to start the member with).
+   */
+  memberAdd(r: api.MemberAddResponse, name: string, list: api.MemberListResponse): void;
+  /** A member removed, updated or promoted (`id` decimal). */
+  memberChanged(change: MemberChange, id: string, r: api.MemberListResponse): void;
   /** The statuses as they come (the endpoints that failed are left out by the caller). */
   endpointStatus(statuses: AsyncIterable<EndpointStatus>): Promise<void>;
   endpointHealth(h: EndpointHealth): void;
@@ -72,11 +82,29 @@ function hexId(id: string): string {
   return BigInt(id).toString(16);
 }
 
+/** A member or cluster id as etcdctl's `%16x`: hexadecimal, right-aligned in 16 columns. */
+export function paddedHexId(id: string): string {
+  return hexId(id).padStart(16, ' ');
+}
+
+/** etcdctl's line for a member added, in the simple and table forms (3.4's says nothing of a learner). */
+export function memberAddedLine(r: api.MemberAddResponse): string {
+  return `Member ${paddedHexId(r.member.id)} added to cluster ${paddedHexId(r.header.clusterId)}`;
+}
+
 export const MEMBER_LIST_HEADERS = ['ID', 'STATUS', 'NAME', 'PEER ADDRS', 'CLIENT ADDRS', 'IS LEARNER'];
 
 /** The member list's rows, shared by `simple` and `table` (etcdctl's makeMemberListTable). */
 export function memberListRows(r: api.MemberListResponse): string[][] {
-  return r.members.map((m) => [hexId(m.id), 'started', m.name, m.peerUrls.join(','), m.clientUrls.join(','), String(!!m.isLearner)]);
+  // A member that has not started has no name yet: etcdctl says "unstarted".
+  return r.members.map((m) => [
+    hexId(m.id),
+    m.name === '' ? 'unstarted' : 'started',
+    m.name,
+    m.peerUrls.join(','),
+    m.clientUrls.join(','),
+    String(!!m.isLearner),
+  ]);
 }
 
 export const ENDPOINT_STATUS_HEADERS = [

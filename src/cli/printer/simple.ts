@@ -9,7 +9,10 @@ import type * as kv from '../../api/kv.js';
 import {
   endpointStatusRows,
   hostOf,
+  memberAddedLine,
   memberListRows,
+  paddedHexId,
+  type MemberChange,
   type EndpointHealth,
   type EndpointStatus,
   type GetPrintOptions,
@@ -125,6 +128,21 @@ export class SimplePrinter implements Printer {
 
   memberList(r: api.MemberListResponse): void {
     for (const row of memberListRows(r)) this.out(row.join(', '));
+  }
+
+  memberAdd(r: api.MemberAddResponse, name: string, list: api.MemberListResponse): void {
+    this.out(memberAddedLine(r));
+    // etcdctl's ETCD_* lines: the cluster to start the new member with.
+    const conf = list.members.flatMap((m) => m.peerUrls.map((u) => `${m.id === r.member.id ? name : m.name}=${u}`));
+    this.out('');
+    this.out(`ETCD_NAME=${JSON.stringify(name)}`);
+    this.out(`ETCD_INITIAL_CLUSTER=${JSON.stringify(conf.join(','))}`);
+    this.out(`ETCD_INITIAL_ADVERTISE_PEER_URLS=${JSON.stringify(r.member.peerUrls.join(','))}`);
+    this.out('ETCD_INITIAL_CLUSTER_STATE="existing"');
+  }
+
+  memberChanged(change: MemberChange, id: string, r: api.MemberListResponse): void {
+    this.out(`Member ${paddedHexId(id)} ${change} cluster ${paddedHexId(r.header.clusterId)}`);
   }
 
   async endpointStatus(statuses: AsyncIterable<EndpointStatus>): Promise<void> {

@@ -2,8 +2,8 @@
  * `-w table`, as etcdctl's printer_table.go: the member list and the endpoint statuses as a
  * bordered table. Every other response prints as `simple` does.
  */
-import type { MemberListResponse } from '../../api/types.js';
-import { ENDPOINT_STATUS_HEADERS, endpointStatusRows, MEMBER_LIST_HEADERS, memberListRows, type EndpointStatus } from './printer.js';
+import type { MemberAddResponse, MemberListResponse } from '../../api/types.js';
+import { ENDPOINT_STATUS_HEADERS, endpointStatusRows, MEMBER_LIST_HEADERS, memberAddedLine, memberListRows, type EndpointStatus } from './printer.js';
 import { SimplePrinter } from './simple.js';
 
 /** A plain text table with borders, as etcdctl -w table draws it. */
@@ -26,5 +26,10 @@ export class TablePrinter extends SimplePrinter {
 
   override async endpointStatus(statuses: AsyncIterable<EndpointStatus>): Promise<void> {
     this.out(table(ENDPOINT_STATUS_HEADERS, await endpointStatusRows(statuses)));
+  }
+
+  /** etcdctl's table form of member add is the simple one's first line only (it prints the ETCD_* lines in the simple form alone). */
+  override memberAdd(r: MemberAddResponse): void {
+    this.out(memberAddedLine(r));
   }
 }
