@@ -100,6 +100,8 @@ async function scenario(tool: Tool, endpoint: string, self: { name: string; urls
   await run(['member', 'remove', id]);
   await run(['member', 'remove', 'zz']);
   await run(['member', 'remove']);
+  // The last voter cannot go.
+  await run(['member', 'remove', selfId]);
   await run(['member', 'list', '-w', 'table']);
   return out;
 }
@@ -145,6 +147,7 @@ describe('qkv member and etcdctl member, on etcd and on qkv', () => {
     expect(text).toContain('Error: etcdserver: can only promote a learner member which is in sync with leader');
     expect(text).toContain('Error: etcdserver: can only promote a learner member\n');
     expect(text).toContain('Error: etcdserver: member not found');
+    expect(text).toContain('Error: etcdserver: re-configuration failed due to not enough started members');
     expect(text).toContain('unstarted');
     const differences = [...runs].flatMap(([name, steps]) =>
       steps.flatMap((step, i) => (step === reference[i] ? [] : [`${name}:\n${step}\n--- etcdctl on etcd:\n${reference[i]}`])),

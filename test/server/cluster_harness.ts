@@ -119,8 +119,16 @@ export class LocalCluster {
     if (at >= 0) this.config.members.splice(at, 1);
   }
 
-  /** The --initial-cluster of a joiner: the members named (running ones and itself). */
-  setJoinCluster(name: string, members: string[]): void {
+  /** Joiners given etcd's flags as QKV_* environment variables instead of command-line flags. */
+  private readonly joinByEnv = new Set<string>();
+
+  /**
+   * The --initial-cluster of a joiner: the members named (running ones and itself). `viaEnv`:
+   * every flag goes as its QKV_* environment variable instead (QKV_INITIAL_CLUSTER...).
+   */
+  setJoinCluster(name: string, members: string[], viaEnv = false): void {
+    if (viaEnv) this.joinByEnv.add(name);
+    else this.joinByEnv.delete(name);
     const m = this.config.members.find((x) => x.name === name)!;
     const initial = members.map((n) => `${n}=${this.config.members.find((x) => x.name === n)!.peerUrl}`).join(',');
     this.joinArgs.set(name, [
@@ -148,13 +156,16 @@ export class LocalCluster {
   start(name: string): void {
     if (this.procs.has(name)) throw new Error(`${name} is already running`);
     const log = createWriteStream(path.join(this.dir, `${name}.log`), { flags: 'a' });
-    const how = this.joinArgs.get(name) ?? ['--config', this.configFile];
+    let how = this.joinArgs.get(name) ?? ['--config', this.configFile];
+    const env: Record<string, string> = {};
+    if (this.joinByEnv.has(name)) {
+      for (let i = 0; i < how.length; i += 2) env[`QKV_${how[i]!.slice(2).toUpperCase().replaceAll('-', '_')}`] = how[i + 1]!;
+      how = [];
+    }
     const child = spawn(
       process.execPath,
       [...this.nodeArgs, BIN, 'serve', '--name', name, ...how, '--log-level', 'debug', ...(this.extraArgs.get(name) ?? [])],
-      {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
+      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } },
     );
     child.stdout!.pipe(log);
     child.stderr!.pipe(log);

@@ -185,6 +185,8 @@ describe('membership changes with etcdctl', () => {
     expect(exitCode).toBe(1);
     expect(await readFile(c.logPath('n4'), 'utf8')).toMatch(/cluster mismatch: --initial-cluster-token "not-the-token"/);
     c.extraArgs.delete('n4');
+    // This time etcd's flags come as QKV_* environment variables (QKV_INITIAL_CLUSTER...).
+    c.setJoinCluster('n4', ['n1', 'n3', 'n4'], true);
     c.start('n4');
     await LocalCluster.until(async () => (await memberList(c, 'n1')).some((m) => m.name === 'n4'), 'n4 to start');
     for (let i = 0; i < 50; i++) await client.put(`after/${i}`, String(i));
