@@ -94,6 +94,17 @@ describe('scenarios in the simulator', () => {
     runSchedule(3, 62730, actions, 6);
   });
 
+  test('two survivors restarted at different times draw different election timeouts, so one of them wins', () => {
+    // Found by the property test (CI, fast-check seed 1958243405): after leader 1 removed itself,
+    // nodes 2 and 3 were left, booted at t45 and t38; the simulator seeded their randomness with
+    // seed*31 + id*7 + now, equal for both, so they campaigned in the same tick and split every
+    // vote for 1000 ticks. Each boot now gets its own stream.
+    const actions: Action[] = JSON.parse(
+      '[{"tick":8},{"tick":3},{"partialWrite":{"reach":3,"count":3}},{"tick":1},{"tick":1},{"tick":6},{"restart":0},{"tick":4},{"crashLeader":true},{"crashLeader":true},{"propose":0,"count":1},{"restart":0},{"confChange":{"kind":"addLearner","pick":0}},{"heal":true},{"confChange":{"kind":"addLearner","pick":0}},{"partialWrite":{"reach":0,"count":1}},{"cut":[0,0]},{"tick":4},{"propose":0,"count":1},{"tick":2},{"propose":0,"count":1},{"split":[3]},{"propose":0,"count":1},{"crash":1},{"tick":4},{"tick":5},{"propose":0,"count":1},{"dup":20},{"snapshot":0},{"restart":2},{"crashLeader":true},{"propose":0,"count":1},{"confChange":{"kind":"addLearner","pick":0}},{"confChange":{"kind":"addLearner","pick":0}},{"crashLeader":true},{"tick":7},{"isolateLeader":true},{"confChange":{"kind":"promote","pick":0}},{"cut":[0,0]},{"confChange":{"kind":"promote","pick":0}},{"confChange":{"kind":"remove","pick":0}},{"drop":0},{"propose":0,"count":1}]',
+    );
+    runSchedule(3, 190784, actions, 6);
+  });
+
   test('a follower far behind after compaction catches up by a multi-chunk snapshot', () => {
     const sim = new Simulator({ nodes: 3, seed: 7, maxSnapshotChunkBytes: 16 });
     sim.run({ tick: 30 });
