@@ -9,6 +9,8 @@ import fc from 'fast-check';
 import { Simulator, type Action } from './simulator.js';
 
 const SOAK = process.env['QKV_SOAK'] === '1';
+/** A soak's hundredfold schedules take minutes, past vitest's test timeout. */
+const TIMEOUT_MS = SOAK ? 3_600_000 : undefined;
 
 const node = fc.nat(4);
 
@@ -59,28 +61,36 @@ function runSchedule(nodes: number, seed: number, actions: Action[], pool = node
 }
 
 describe.each([3, 5])('Raft under generated faults, %i nodes', (nodes) => {
-  test('safety after every step; liveness and convergence once faults stop', () => {
-    fc.assert(
-      fc.property(fc.integer({ min: 1, max: 1_000_000 }), fc.array(actionArb, { minLength: 40, maxLength: 200 }), (seed, actions) => {
-        const sim = runSchedule(nodes, seed, actions);
-        // Something was actually committed: the schedule exercised replication.
-        expect(sim.committed.size).toBeGreaterThan(0);
-      }),
-      { numRuns: SOAK ? 50_000 : 1000 },
-    );
-  });
+  test(
+    'safety after every step; liveness and convergence once faults stop',
+    () => {
+      fc.assert(
+        fc.property(fc.integer({ min: 1, max: 1_000_000 }), fc.array(actionArb, { minLength: 40, maxLength: 200 }), (seed, actions) => {
+          const sim = runSchedule(nodes, seed, actions);
+          // Something was actually committed: the schedule exercised replication.
+          expect(sim.committed.size).toBeGreaterThan(0);
+        }),
+        { numRuns: SOAK ? 50_000 : 1000 },
+      );
+    },
+    TIMEOUT_MS,
+  );
 });
 
 describe.each([1, 3])('Raft under generated faults and membership changes, %i initial voters of 6 nodes', (nodes) => {
-  test('safety after every step; liveness and convergence among the members once faults stop', () => {
-    fc.assert(
-      fc.property(fc.integer({ min: 1, max: 1_000_000 }), fc.array(membershipActionArb, { minLength: 40, maxLength: 200 }), (seed, actions) => {
-        const sim = runSchedule(nodes, seed, actions, 6);
-        expect(sim.committed.size).toBeGreaterThan(0);
-      }),
-      { numRuns: SOAK ? 20_000 : 400 },
-    );
-  });
+  test(
+    'safety after every step; liveness and convergence among the members once faults stop',
+    () => {
+      fc.assert(
+        fc.property(fc.integer({ min: 1, max: 1_000_000 }), fc.array(membershipActionArb, { minLength: 40, maxLength: 200 }), (seed, actions) => {
+          const sim = runSchedule(nodes, seed, actions, 6);
+          expect(sim.committed.size).toBeGreaterThan(0);
+        }),
+        { numRuns: SOAK ? 20_000 : 400 },
+      );
+    },
+    TIMEOUT_MS,
+  );
 });
 
 describe('scenarios in the simulator', () => {
