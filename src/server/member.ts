@@ -321,7 +321,12 @@ export class Member implements StateMachine {
       watchers: () => this.hub.size,
       slowWatchers: () => this.hub.unsyncedCount,
     });
-    this.raft.on('fatal', (err) => this.log.fatal({ err }, 'raft node stopped after a storage failure'));
+    this.raft.on('fatal', (err) => {
+      // As etcd's Fatal on a failed WAL save: nothing more is acknowledged, and the member stops
+      // (the process exits 1) rather than serve from a log it could not make durable.
+      this.log.fatal({ err }, 'raft node stopped after a storage failure');
+      this.removed(err);
+    });
     await this.transport.start();
     await this.raft.start();
     void this.publish();
@@ -419,7 +424,7 @@ export class Member implements StateMachine {
     else if (reason.startsWith('cluster ID mismatch')) this.removed(new ClusterMismatchError(reason));
   }
 
-  /** This member must stop: the process does, once (member_process.ts listens). */
+  /** This member must stop (removed, refused by the cluster, or its storage failed): the process does, once (member_process.ts listens). */
   private removed(err: Error): void {
     if (this.removal) return;
     this.removal = err;
@@ -427,7 +432,7 @@ export class Member implements StateMachine {
     for (const listen of this.removedListeners) listen(err);
   }
 
-  /** Calls `listener` once this member is removed from the cluster (or refused by it). */
+  /** Calls `listener` once this member must stop: removed from the cluster, refused by it, or after a storage failure. */
   onRemoved(listener: (err: Error) => void): void {
     if (this.removal) listener(this.removal);
     else this.removedListeners.add(listener);
@@ -849,6 +854,7 @@ export class Member implements StateMachine {
 
   /** Healthy: a leader is known and this member has applied what it knows to be committed. */
   health(): { health: boolean; reason?: string } {
+    if (this.removal) return { health: false, reason: `stopping: ${this.removal.message}` };
     const st = this.raft.status();
     if (st.leader === 0) return { health: false, reason: 'no leader' };
     if (this.store.appliedIndex < st.commit) return { health: false, reason: `applied ${this.store.appliedIndex} < commit ${st.commit}` };

@@ -93,6 +93,8 @@ export class LocalCluster {
 
   /** Extra `serve` arguments per member (e.g. --peer-dial for fault proxies). */
   readonly extraArgs = new Map<string, string[]>();
+  /** Extra environment variables per member's process (e.g. LD_PRELOAD of a disk fault shim). */
+  readonly extraEnv = new Map<string, Record<string, string>>();
   /** Members that join the running cluster: started with etcd's flags instead of the config file. */
   private readonly joinArgs = new Map<string, string[]>();
 
@@ -165,7 +167,7 @@ export class LocalCluster {
     const child = spawn(
       process.execPath,
       [...this.nodeArgs, BIN, 'serve', '--name', name, ...how, '--log-level', 'debug', ...(this.extraArgs.get(name) ?? [])],
-      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } },
+      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env, ...this.extraEnv.get(name) } },
     );
     child.stdout!.pipe(log);
     child.stderr!.pipe(log);
