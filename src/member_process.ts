@@ -26,6 +26,8 @@ import {
 import { IDENTITY_FILE, Member } from './server/member.js';
 import type { ClusterRecord } from './mvcc/index.js';
 import { ClusterMismatchError, MemberRemovedError } from './server/errors.js';
+import { LogCorruptError } from './wal/log_store.js';
+import { CorruptError } from './mvcc/index.js';
 import { buildHttpServer } from './server/http.js';
 import { EtcdGrpcServer } from './grpc/server.js';
 import { ClientPortMux } from './grpc/mux.js';
@@ -173,6 +175,12 @@ export async function serveUntilSignalled(opts: ServeOptions): Promise<void> {
     if (err instanceof ConfigError) {
       process.stderr.write(`qkv: configuration error: ${err.message}\n`);
       process.exit(2);
+    }
+    if (err instanceof LogCorruptError || err instanceof CorruptError) {
+      // Damage at rest: serving from it could answer wrong data; the operator decides (restore
+      // the file, or replace the member with a new data dir as etcd's runbook says).
+      process.stderr.write(`qkv: ${err.message}; refusing to start\n`);
+      process.exit(1);
     }
     if (err instanceof MemberRemovedError || err instanceof ClusterMismatchError) {
       // A removed member's data dir must not rejoin; another cluster's must not mix with this one.

@@ -23,9 +23,10 @@
  * writes it. A zero length ends a segment (the rest is the zeros it was created with).
  *
  * At start the records are replayed in order: entries replace the log from their first index
- * on, the last hard state wins. A record that fails its length or checksum at the end of the
- * last segment is a write torn by a crash, never acknowledged: replay stops there and the next
- * record overwrites it; anywhere else it is damage and the store refuses to open. The first
+ * on, the last hard state wins. A record that fails its checksum in the last segment with a
+ * sector of it still all zeros is a write torn by a crash, never acknowledged: replay stops
+ * there and the next record overwrites it; any other bad record (a flipped bit, or one before
+ * the last segment) is damage and the store refuses to open, naming the file. The first
  * record of every segment repeats the current hard state, so segments whose entries are all
  * compacted can be deleted whole.
  */
@@ -85,6 +86,24 @@ function allZero(buf: Buffer): boolean {
     if (!part.equals(ZERO_CHUNK.subarray(0, part.length))) return false;
   }
   return true;
+}
+
+/** The disk's unit of an atomic write: a crash leaves each sector either written or not. */
+const SECTOR_BYTES = 512;
+
+/**
+ * Whether the bad record at [off, end) of a segment is a torn write, as etcd's WAL decides it:
+ * some sector's part of the record is all zeros (never written: segments are zero-filled when
+ * made). A record whose every sector was written but which fails its checksum is damage.
+ */
+function isTornRecord(buf: Buffer, off: number, end: number): boolean {
+  const stop = Math.min(end, buf.length);
+  for (let start = off; start < stop; ) {
+    const chunkEnd = Math.min(stop, (Math.floor(start / SECTOR_BYTES) + 1) * SECTOR_BYTES);
+    if (allZero(buf.subarray(start, chunkEnd))) return true;
+    start = chunkEnd;
+  }
+  return false;
 }
 
 async function isEmptySegment(file: string): Promise<boolean> {
@@ -487,9 +506,11 @@ export class WalLogStore implements LogStore {
         const end = off + HEADER_BYTES + len;
         const body = end <= buf.length ? buf.subarray(off + HEADER_BYTES, end) : undefined;
         if (!body || crc32(body) !== buf.readUInt32LE(off + 4)) {
-          // A torn write at the end of the log was never acknowledged; anywhere else it is damage.
-          if (isLast) break;
-          throw new LogCorruptError(`bad record in ${names[i]} at byte ${off}`);
+          // A write torn by a crash, at the end of the log, was never acknowledged; anything else
+          // (a flipped bit in a record written whole, a bad record before the last segment) is
+          // damage, and replaying past it would drop acknowledged entries.
+          if (isLast && isTornRecord(buf, off, end)) break;
+          throw new LogCorruptError(`bad record in ${file} at byte ${off}`);
         }
         const payload = new PayloadReader(body).read();
         if (payload.hardState) hardState = payload.hardState;

@@ -54,8 +54,11 @@ async function writeAt(file: string, offset: number, bytes: Buffer): Promise<voi
   await fh.close();
 }
 
-/** The start of a record that a crash cut short: a header promising more bytes than follow. */
-const tornRecord = (): Buffer => Buffer.concat([Buffer.from([200, 0, 0, 0, 1, 2, 3, 4]), Buffer.alloc(40, 7)]);
+/**
+ * The start of a record that a crash cut short: a header promising 1000 bytes, of which the
+ * first 40 follow; the sectors after it were never written (still the segment's zeros).
+ */
+const tornRecord = (): Buffer => Buffer.concat([Buffer.from([0xe8, 0x03, 0, 0, 1, 2, 3, 4]), Buffer.alloc(40, 7)]);
 
 describe('WalLogStore', () => {
   test('segments are preallocated; a record larger than a segment gets one of its own', async () => {
@@ -125,7 +128,7 @@ describe('WalLogStore', () => {
 
   test('a damaged record before the last segment refuses to open', async () => {
     const dir = await tempDir();
-    let store = await WalLogStore.open(dir, { segmentBytes: SEGMENT });
+    const store = await WalLogStore.open(dir, { segmentBytes: SEGMENT });
     for (let i = 1; i <= 60; i += 5) await store.save({ entries: ents(i, i + 4, 1, 100) });
     await store.close();
     const first = path.join(dir, 'wal', (await segments(dir))[0]!);
@@ -134,17 +137,36 @@ describe('WalLogStore', () => {
     const err = await WalLogStore.open(dir, { segmentBytes: SEGMENT }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(LogStoreError);
     expect((err as LogStoreError).code).toBe('ERR_LOG_CORRUPT');
-    // The same damage in the last segment is a torn tail: the records before it are kept.
-    const dir2 = await tempDir();
-    store = await WalLogStore.open(dir2, { segmentBytes: 64 * SEGMENT });
-    await store.save({ entries: ents(1, 5) });
+    expect((err as LogStoreError).message).toMatch(new RegExp(`^raft log store: bad record in ${first} at byte \\d+$`));
+  });
+
+  test("a flipped bit in the last segment's records refuses to open, naming the file: only a record with a sector never written is a torn write", async () => {
+    // Planted bug tried: taking every bad record of the last segment for a torn write (as before)
+    // opens both logs below, without entries 6-8, or 3-8, which were acknowledged.
+    const dir = await tempDir();
+    let store = await WalLogStore.open(dir, { segmentBytes: 64 * SEGMENT });
+    await store.save({ entries: ents(1, 2) });
+    const second = await recordsEnd(path.join(dir, 'wal', (await segments(dir))[0]!));
+    await store.save({ entries: ents(3, 5) });
     await store.save({ entries: ents(6, 8) });
     await store.close();
-    const only = path.join(dir2, 'wal', (await segments(dir2))[0]!);
+    const only = path.join(dir, 'wal', (await segments(dir))[0]!);
     const end = await recordsEnd(only);
-    await writeAt(only, end - 3, Buffer.from([0xee]));
-    store = await WalLogStore.open(dir2, { segmentBytes: 64 * SEGMENT });
-    expect(summary((await store.load()).entries)).toEqual(range(1, 5));
+    const original = await readFile(only);
+    // In the last record, every byte of it written.
+    await writeAt(only, end - 3, Buffer.from([original[end - 3]! ^ 0x01]));
+    let err = await WalLogStore.open(dir, { segmentBytes: 64 * SEGMENT }).catch((e: unknown) => e);
+    expect((err as LogStoreError).code).toBe('ERR_LOG_CORRUPT');
+    expect((err as LogStoreError).message).toMatch(new RegExp(`^raft log store: bad record in ${only} at byte \\d+$`));
+    // In a record with others after it.
+    await writeAt(only, end - 3, Buffer.from([original[end - 3]!]));
+    await writeAt(only, second + 10, Buffer.from([original[second + 10]! ^ 0x80]));
+    err = await WalLogStore.open(dir, { segmentBytes: 64 * SEGMENT }).catch((e: unknown) => e);
+    expect((err as LogStoreError).message).toBe(`raft log store: bad record in ${only} at byte ${second}`);
+    // Undamaged again, everything is there.
+    await writeAt(only, second + 10, Buffer.from([original[second + 10]!]));
+    store = await WalLogStore.open(dir, { segmentBytes: 64 * SEGMENT });
+    expect(summary((await store.load()).entries)).toEqual(range(1, 8));
     await store.close();
   });
 
