@@ -107,9 +107,10 @@ function entry<Req extends object>(m: UnaryMethod<Req>): UnaryMethod {
 /** etcd's MoveLeader returns once the target leads (or times out after an election's worth of tries). */
 async function waitForLeader(member: Member, target: number): Promise<void> {
   const cfg = member.opts.cluster;
-  const deadline = Date.now() + Math.max(5_000, 3 * cfg.tickMs * cfg.electionTicks);
+  // The monotonic clock: a step of the wall clock must not end (or stretch) the wait.
+  const deadline = performance.now() + Math.max(5_000, 3 * cfg.tickMs * cfg.electionTicks);
   while (member.raft.leader !== target) {
-    if (Date.now() > deadline) throw new LeaderTransferTimeoutError();
+    if (performance.now() > deadline) throw new LeaderTransferTimeoutError();
     await new Promise((r) => setTimeout(r, 20));
   }
 }

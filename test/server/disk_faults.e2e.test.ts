@@ -1,5 +1,5 @@
 /**
- * A slow disk and a failing disk under one member of a 3-member cluster (disk_fault.ts: an
+ * A slow disk and a failing disk under one member of a 3-member cluster (fault_shim.ts: an
  * LD_PRELOAD shim that delays fsync/fdatasync or fails them, or the writes, with EIO, on that
  * member's data dir only). A slow disk slows that member and shows in its WAL fsync histogram,
  * without an election; a disk that fails makes the member acknowledge nothing, log why and exit
@@ -13,13 +13,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { LocalCluster } from './cluster_harness.js';
-import { buildDiskFaultShim, FaultyDisk } from './disk_fault.js';
+import { buildFaultShim, MemberFaults } from './fault_shim.js';
 
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
 
 let cluster: LocalCluster;
 let workDir: string;
-const disks = new Map<string, FaultyDisk>();
+const disks = new Map<string, MemberFaults>();
 
 async function put(name: string, key: string, value: string): Promise<Response | Error> {
   try {
@@ -56,10 +56,10 @@ async function fsyncsOver64ms(name: string): Promise<{ count: number; over: numb
 
 beforeAll(async () => {
   workDir = await mkdtemp(path.join(os.tmpdir(), 'qkv-disk-faults-'));
-  const shim = buildDiskFaultShim(workDir);
+  const shim = buildFaultShim(workDir);
   cluster = await LocalCluster.create({ nodes: 3 });
   for (const m of cluster.config.members) {
-    const disk = new FaultyDisk(shim, m.dataDir, workDir, m.name);
+    const disk = new MemberFaults(shim, m.dataDir, workDir, m.name);
     disks.set(m.name, disk);
     cluster.extraEnv.set(m.name, disk.env);
   }
@@ -75,7 +75,7 @@ afterAll(async () => {
 /** Back to three healthy members with a leader (a member that exited is restarted on a good disk). */
 async function healAll(): Promise<string> {
   for (const [name, disk] of disks) {
-    disk.set({});
+    disk.disk({});
     if (!cluster.procs.has(name)) cluster.start(name);
   }
   return cluster.waitForLeader(cluster.names);
@@ -87,7 +87,7 @@ describe('a slow disk', () => {
     const follower = cluster.names.find((n) => n !== leader)!;
     const termBefore = (await cluster.status(leader))!.term;
     const before = await fsyncsOver64ms(follower);
-    disks.get(follower)!.set({ delayMs: 100 });
+    disks.get(follower)!.disk({ delayMs: 100 });
     for (let i = 0; i < 10; i++) {
       const res = await put(leader, `slow/${i}`, `v${i}`);
       expect(res instanceof Response && res.status).toBe(200);
@@ -95,7 +95,7 @@ describe('a slow disk', () => {
     await LocalCluster.until(async () => (await localValue(follower, 'slow/9')) === 'v9', 'the slow follower to apply the last put');
     const after = await fsyncsOver64ms(follower);
     expect(after.over - before.over).toBeGreaterThan(0);
-    disks.get(follower)!.set({});
+    disks.get(follower)!.disk({});
     // Merely slow is not down: the same leader in the same term.
     expect((await cluster.status(follower))!.leader?.name).toBe(leader);
     expect((await cluster.status(leader))!.term).toBe(termBefore);
@@ -106,7 +106,7 @@ describe('a failing disk', () => {
   test('a leader whose WAL fsync fails acknowledges nothing, says why and exits 1; the others go on; restarted, it catches up', async () => {
     const leader = await healAll();
     const exited = exitOf(leader);
-    disks.get(leader)!.set({ fail: 'sync' });
+    disks.get(leader)!.disk({ fail: 'sync' });
     const res = await put(leader, 'doomed', 'x');
     // Not acknowledged: an error answer, or the connection closed by the exiting member.
     if (res instanceof Response) expect(res.status).not.toBe(200);
@@ -119,7 +119,7 @@ describe('a failing disk', () => {
     const ok = await put(next, 'after-leader-disk', 'y');
     expect(ok instanceof Response && ok.status).toBe(200);
     // On a good disk again it restarts from what it made durable, and catches up.
-    disks.get(leader)!.set({});
+    disks.get(leader)!.disk({});
     cluster.start(leader);
     await LocalCluster.until(async () => (await localValue(leader, 'after-leader-disk').catch(() => undefined)) === 'y', 'the restarted member to catch up');
   }, 90_000);
@@ -128,7 +128,7 @@ describe('a failing disk', () => {
     const leader = await healAll();
     const follower = cluster.names.find((n) => n !== leader)!;
     const exited = exitOf(follower);
-    disks.get(follower)!.set({ fail: 'write' });
+    disks.get(follower)!.disk({ fail: 'write' });
     const res = await put(leader, 'with-follower-failing', 'z');
     expect(res instanceof Response && res.status).toBe(200);
     expect(await exited).toBe(1);
@@ -137,7 +137,7 @@ describe('a failing disk', () => {
       const r = await put(leader, `two-left/${i}`, 'v');
       expect(r instanceof Response && r.status).toBe(200);
     }
-    disks.get(follower)!.set({});
+    disks.get(follower)!.disk({});
     cluster.start(follower);
     await LocalCluster.until(async () => (await localValue(follower, 'two-left/4').catch(() => undefined)) === 'v', 'the restarted follower to catch up');
   }, 90_000);
