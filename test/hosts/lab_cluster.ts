@@ -1,0 +1,150 @@
+/**
+ * A qkv cluster on separate hosts of a network lab (netns.ts): member nK runs in host nK with
+ * etcd's member flags on that host's address (ports 2379 and 2380 on every host, as on real
+ * machines), and a host named `client` runs the clients: etcdctl, and qkv's CLI.
+ */
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import { NetworkLab } from './netns.js';
+
+const BIN = path.resolve(import.meta.dirname, '../../bin/qkv.mjs');
+const CLIENT_PORT = 2379;
+const PEER_PORT = 2380;
+
+export interface LabClusterOptions {
+  members: number;
+  /** etcd's --heartbeat-interval and --election-timeout in ms (default 100 and 1000). */
+  heartbeatMs?: number;
+  electionMs?: number;
+}
+
+export class LabCluster {
+  readonly names: string[];
+  private readonly procs = new Map<string, ChildProcess>();
+
+  private constructor(
+    readonly lab: NetworkLab,
+    readonly dir: string,
+    private readonly opts: LabClusterOptions,
+  ) {
+    this.names = Array.from({ length: opts.members }, (_, i) => `n${i + 1}`);
+  }
+
+  static async create(opts: LabClusterOptions): Promise<LabCluster> {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'qkv-hosts-'));
+    const names = Array.from({ length: opts.members }, (_, i) => `n${i + 1}`);
+    const lab = NetworkLab.create([...names, 'client']);
+    return new LabCluster(lab, dir, opts);
+  }
+
+  clientUrl(name: string): string {
+    return `http://${this.lab.host(name).addr}:${CLIENT_PORT}`;
+  }
+
+  peerUrl(name: string): string {
+    return `http://${this.lab.host(name).addr}:${PEER_PORT}`;
+  }
+
+  get endpoints(): string[] {
+    return this.names.map((n) => this.clientUrl(n));
+  }
+
+  logPath(name: string): string {
+    return path.join(this.dir, `${name}.log`);
+  }
+
+  /** Starts member `name` in its host, with etcd's flags, as an operator would on that machine. */
+  start(name: string): void {
+    const addr = this.lab.host(name).addr;
+    const args = [
+      BIN,
+      'serve',
+      '--name',
+      name,
+      '--data-dir',
+      path.join(this.dir, name),
+      '--listen-client-urls',
+      `http://${addr}:${CLIENT_PORT}`,
+      '--advertise-client-urls',
+      this.clientUrl(name),
+      '--listen-peer-urls',
+      `http://${addr}:${PEER_PORT}`,
+      '--initial-advertise-peer-urls',
+      this.peerUrl(name),
+      '--initial-cluster',
+      this.names.map((n) => `${n}=${this.peerUrl(n)}`).join(','),
+      '--initial-cluster-state',
+      'new',
+      '--initial-cluster-token',
+      `lab-${this.lab.id}`,
+      '--heartbeat-interval',
+      String(this.opts.heartbeatMs ?? 100),
+      '--election-timeout',
+      String(this.opts.electionMs ?? 1000),
+      '--log-level',
+      'debug',
+    ];
+    const child = this.lab.spawn(name, process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const log = createWriteStream(this.logPath(name), { flags: 'a' });
+    child.stdout!.pipe(log);
+    child.stderr!.pipe(log);
+    child.once('exit', () => this.procs.delete(name));
+    this.procs.set(name, child);
+  }
+
+  startAll(): void {
+    for (const n of this.names) this.start(n);
+  }
+
+  async kill(name: string, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    const child = this.procs.get(name);
+    if (!child) return;
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill(signal);
+    await exited;
+  }
+
+  /** etcdctl, run in the client host against `endpoints` (default: every member). */
+  etcdctl(args: string[], endpoints: string[] = this.endpoints): Promise<{ stdout: string; stderr: string; code: number | null }> {
+    return this.lab.run('client', 'etcdctl', [`--endpoints=${endpoints.join(',')}`, '--dial-timeout=2s', '--command-timeout=5s', ...args], 30_000);
+  }
+
+  /** qkv's CLI, run in the client host. */
+  qkv(args: string[], endpoints: string[] = this.endpoints): Promise<{ stdout: string; stderr: string; code: number | null }> {
+    return this.lab.run('client', process.execPath, [BIN, '--endpoints', endpoints.join(','), ...args], 30_000);
+  }
+
+  /** The leader's name as `etcdctl endpoint status` on `among` sees it, once they all agree. */
+  async waitForLeader(among: string[] = this.names, limitMs = 30_000): Promise<string> {
+    const deadline = performance.now() + limitMs;
+    while (performance.now() < deadline) {
+      const r = await this.etcdctl(
+        ['endpoint', 'status', '-w', 'json'],
+        among.map((n) => this.clientUrl(n)),
+      );
+      if (r.code === 0) {
+        // 64-bit ids as strings: a JS number would round them.
+        const statuses = JSON.parse(r.stdout.replace(/"(member_id|leader)":(\d+)/g, '"$1":"$2"')) as {
+          Status: { header: { member_id: string }; leader: string };
+        }[];
+        const leaders = new Set(statuses.map((s) => s.Status.leader));
+        if (statuses.length === among.length && leaders.size === 1) {
+          const leaderId = [...leaders][0]!;
+          const idx = statuses.findIndex((s) => s.Status.header.member_id === leaderId);
+          if (idx >= 0) return among[idx]!;
+        }
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    throw new Error(`no agreed leader among ${among.join(', ')} within ${limitMs} ms`);
+  }
+
+  async destroy(): Promise<void> {
+    await Promise.all([...this.procs.keys()].map((n) => this.kill(n)));
+    this.lab.destroy();
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}
