@@ -16,6 +16,8 @@ const PEER_PORT = 2380;
 
 export interface LabClusterOptions {
   members: number;
+  /** Hosts joined by the user-space WAN switch (delays, loss) instead of a bridge. */
+  wan?: boolean;
   /** etcd's --heartbeat-interval and --election-timeout in ms (default 100 and 1000). */
   heartbeatMs?: number;
   electionMs?: number;
@@ -36,7 +38,7 @@ export class LabCluster {
   static async create(opts: LabClusterOptions): Promise<LabCluster> {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'qkv-hosts-'));
     const names = Array.from({ length: opts.members }, (_, i) => `n${i + 1}`);
-    const lab = NetworkLab.create([...names, 'client']);
+    const lab = opts.wan ? await NetworkLab.createWan([...names, 'client']) : NetworkLab.create([...names, 'client']);
     return new LabCluster(lab, dir, opts);
   }
 
@@ -115,6 +117,15 @@ export class LabCluster {
   /** qkv's CLI, run in the client host. */
   qkv(args: string[], endpoints: string[] = this.endpoints): Promise<{ stdout: string; stderr: string; code: number | null }> {
     return this.lab.run('client', process.execPath, [BIN, '--endpoints', endpoints.join(','), ...args], 30_000);
+  }
+
+  /** Each member's Raft term, as `etcdctl endpoint status` reports it. */
+  async terms(): Promise<number[]> {
+    const r = await this.etcdctl(['endpoint', 'status', '-w', 'json']);
+    if (r.code !== 0) throw new Error(`endpoint status: ${r.stderr}`);
+    return (JSON.parse(r.stdout.replace(/"(member_id|leader|cluster_id)":(\d+)/g, '"$1":"$2"')) as { Status: { raft_term: number } }[]).map(
+      (s) => s.Status.raft_term,
+    );
   }
 
   /** The leader's name as `etcdctl endpoint status` on `among` sees it, once they all agree. */
