@@ -31,7 +31,9 @@ export class ClientPortMux {
   private readonly handed = new Set<net.Socket>();
 
   constructor(private readonly targets: ClientPortTargets) {
-    this.server = net.createServer((socket) => this.classify(socket));
+    // No Nagle: a gRPC answer is several small writes (HEADERS, DATA, trailers), and a client's
+    // delayed ACK would hold the later ones back (as etcd's Go server, whose sockets are TCP_NODELAY).
+    this.server = net.createServer({ noDelay: true }, (socket) => this.classify(socket));
   }
 
   listen(host: string, port: number): Promise<void> {

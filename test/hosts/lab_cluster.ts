@@ -18,6 +18,8 @@ export interface LabClusterOptions {
   members: number;
   /** Hosts joined by the user-space WAN switch (delays, loss) instead of a bridge. */
   wan?: boolean;
+  /** The members' program: qkv (the default), or the real etcd with the same flags (a benchmark's baseline). */
+  system?: 'qkv' | 'etcd';
   /** etcd's --heartbeat-interval and --election-timeout in ms (default 100 and 1000). */
   heartbeatMs?: number;
   electionMs?: number;
@@ -61,9 +63,7 @@ export class LabCluster {
   /** Starts member `name` in its host, with etcd's flags, as an operator would on that machine. */
   start(name: string): void {
     const addr = this.lab.host(name).addr;
-    const args = [
-      BIN,
-      'serve',
+    const flags = [
       '--name',
       name,
       '--data-dir',
@@ -86,10 +86,11 @@ export class LabCluster {
       String(this.opts.heartbeatMs ?? 100),
       '--election-timeout',
       String(this.opts.electionMs ?? 1000),
-      '--log-level',
-      'debug',
     ];
-    const child = this.lab.spawn(name, process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child =
+      this.opts.system === 'etcd'
+        ? this.lab.spawn(name, 'etcd', flags, { stdio: ['ignore', 'pipe', 'pipe'] })
+        : this.lab.spawn(name, process.execPath, [BIN, 'serve', ...flags, '--log-level', 'debug'], { stdio: ['ignore', 'pipe', 'pipe'] });
     const log = createWriteStream(this.logPath(name), { flags: 'a' });
     child.stdout!.pipe(log);
     child.stderr!.pipe(log);
@@ -153,9 +154,24 @@ export class LabCluster {
     throw new Error(`no agreed leader among ${among.join(', ')} within ${limitMs} ms`);
   }
 
-  async destroy(): Promise<void> {
+  /** Process id of each running member. */
+  pids(): number[] {
+    return [...this.procs.values()].map((c) => c.pid!).filter((p) => p !== undefined);
+  }
+
+  /** Stops the members and removes their data; the lab stays (for another cluster on it). */
+  async stopMembers(): Promise<void> {
     await Promise.all([...this.procs.keys()].map((n) => this.kill(n)));
-    this.lab.destroy();
     await rm(this.dir, { recursive: true, force: true });
+  }
+
+  async destroy(): Promise<void> {
+    await this.stopMembers();
+    this.lab.destroy();
+  }
+
+  /** Another cluster on the same lab (after stopMembers): same hosts, addresses and link shapes. */
+  static async onLab(lab: NetworkLab, opts: LabClusterOptions): Promise<LabCluster> {
+    return new LabCluster(lab, await mkdtemp(path.join(os.tmpdir(), 'qkv-hosts-')), opts);
   }
 }

@@ -25,6 +25,8 @@ export interface LinkShape {
   jitterMs?: number;
   lossPct?: number;
   reorderPct?: number;
+  /** Packets to and from this host are not shaped at all (a client next to its member). */
+  near?: boolean;
 }
 
 /** Interface names are at most 15 bytes: names stay short, unique to this process. */

@@ -10,8 +10,9 @@ The kernels' TCP stacks see a real lossy, slow network.
 Usage: wan_switch.py TUN=ADDR ...   (one per host: the TUN device to make, the host's address)
 It makes the devices (in the namespace it starts in; the lab moves them into the hosts'), prints
 "ready" and then reads commands, one JSON object a line, on stdin:
-  {"host": ADDR, "delayMs": 25, "jitterMs": 5, "lossPct": 1, "reorderPct": 0, "down": false}
-(each field optional; the host's outgoing packets), answering "ok" to each. It exits at EOF.
+  {"host": ADDR, "delayMs": 25, "jitterMs": 5, "lossPct": 1, "reorderPct": 0, "down": false, "near": false}
+(each field optional; the host's outgoing packets), answering "ok" to each. A "near" host's
+packets, both ways, are not shaped (a client next to the member it talks to). It exits at EOF.
 """
 import fcntl
 import heapq
@@ -42,7 +43,7 @@ def main():
         tun, addr = spec.split("=")
         fd = open_tun(tun)
         key = bytes(int(p) for p in addr.split("."))
-        host = {"fd": fd, "addr": addr, "delay": 0.0, "jitter": 0.0, "loss": 0.0, "reorder": 0.0, "down": False}
+        host = {"fd": fd, "addr": addr, "delay": 0.0, "jitter": 0.0, "loss": 0.0, "reorder": 0.0, "down": False, "near": False}
         hosts[key] = host
         by_fd[fd] = host
     rng = random.Random(int(os.environ.get("QKV_WAN_SEED", "1")))
@@ -79,6 +80,8 @@ def main():
                         h["reorder"] = cmd["reorderPct"] / 100.0
                     if "down" in cmd:
                         h["down"] = bool(cmd["down"])
+                    if "near" in cmd:
+                        h["near"] = bool(cmd["near"])
                     sys.stdout.write("ok\n")
                     sys.stdout.flush()
                 continue
@@ -95,13 +98,15 @@ def main():
                 dst = hosts.get(packet[16:20])
                 if dst is None or src["down"] or dst["down"] or len(queue) >= MAX_QUEUED:
                     continue
-                if src["loss"] and rng.random() < src["loss"]:
-                    continue
-                delay = src["delay"]
-                if src["jitter"]:
-                    delay = max(0.0, delay + rng.uniform(-src["jitter"], src["jitter"]))
-                if src["reorder"] and rng.random() < src["reorder"]:
-                    delay = 0.0  # as netem's reorder: this one goes at once, ahead of the delayed
+                delay = 0.0
+                if not (src["near"] or dst["near"]):
+                    if src["loss"] and rng.random() < src["loss"]:
+                        continue
+                    delay = src["delay"]
+                    if src["jitter"]:
+                        delay = max(0.0, delay + rng.uniform(-src["jitter"], src["jitter"]))
+                    if src["reorder"] and rng.random() < src["reorder"]:
+                        delay = 0.0  # as netem's reorder: this one goes at once, ahead of the delayed
                 seq += 1
                 heapq.heappush(queue, (time.monotonic() + delay, seq, dst["fd"], packet))
         now = time.monotonic()
