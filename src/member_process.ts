@@ -18,6 +18,7 @@ import {
   loadClusterConfig,
   memberByName,
   resolveMemberFlags,
+  resolveDiskReserveBytes,
   resolveQuotaBackendBytes,
   type ClusterConfig,
   type MemberConfig,
@@ -47,6 +48,8 @@ export interface ServeOptions {
   peerDial?: string;
   /** etcd's --quota-backend-bytes, as given on the command line: overrides the config's. */
   quotaBackendBytes?: string;
+  /** --disk-reserve-bytes, as given on the command line: overrides the config's. */
+  diskReserveBytes?: string;
 }
 
 export function parsePeerDial(spec: string | undefined): Map<string, { host: string; port: number }> {
@@ -103,6 +106,7 @@ export function resolveMember(opts: ServeOptions): { cluster: ClusterConfig; sel
     : fromConfigFile(opts);
   // Each member's own, as etcd's flag: it bounds this member's store.
   if (opts.quotaBackendBytes !== undefined) cluster.quotaBackendBytes = resolveQuotaBackendBytes(opts.quotaBackendBytes, '--quota-backend-bytes');
+  if (opts.diskReserveBytes !== undefined) cluster.diskReserveBytes = resolveDiskReserveBytes(opts.diskReserveBytes, '--disk-reserve-bytes');
   return { cluster, self };
 }
 

@@ -53,6 +53,11 @@ export interface ClusterConfig {
    * DEFAULT_QUOTA_BYTES; a negative value turns the quota off, as in etcd.
    */
   quotaBackendBytes: number;
+  /**
+   * Free bytes to keep on the filesystem of a member's data dir: below this the member raises
+   * NOSPACE for itself until space is freed (disk_space.ts). 0 turns the guard off.
+   */
+  diskReserveBytes: number;
   members: MemberConfig[];
 }
 
@@ -73,6 +78,8 @@ export const CLUSTER_DEFAULTS: Omit<ClusterConfig, 'members'> = {
   snapshotCatchUpEntries: RAFT_NODE_DEFAULTS.snapshotCatchUpEntries,
   maxRequestBytes: 1.5 * 1024 * 1024,
   quotaBackendBytes: 2 * 1024 * 1024 * 1024,
+  // Four WAL segments (16 MiB each): room for what is in flight when writes stop.
+  diskReserveBytes: 64 * 1024 * 1024,
 };
 
 /**
@@ -84,6 +91,15 @@ export function resolveQuotaBackendBytes(v: Json | undefined, where: string): nu
   const n = typeof v === 'string' && /^-?\d+$/.test(v.trim()) ? Number(v.trim()) : v;
   if (typeof n !== 'number' || !Number.isSafeInteger(n)) throw new ConfigError(`${where}: expected an integer number of bytes, got ${JSON.stringify(v)}`);
   return n === 0 ? CLUSTER_DEFAULTS.quotaBackendBytes : n;
+}
+
+/** --disk-reserve-bytes as given (a JSON number, or the flag's decimal text): a non-negative safe integer. */
+export function resolveDiskReserveBytes(v: Json | undefined, where: string): number {
+  if (v === undefined) return CLUSTER_DEFAULTS.diskReserveBytes;
+  const n = typeof v === 'string' && /^\d+$/.test(v.trim()) ? Number(v.trim()) : v;
+  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0)
+    throw new ConfigError(`${where}: expected a non-negative integer number of bytes, got ${JSON.stringify(v)}`);
+  return n;
 }
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
@@ -147,6 +163,7 @@ export function parseClusterConfig(raw: Json, baseDir: string, source = 'cluster
     snapshotCatchUpEntries: positiveInt(raw, 'snapshotCatchUpEntries', source, CLUSTER_DEFAULTS.snapshotCatchUpEntries),
     maxRequestBytes: positiveInt(raw, 'maxRequestBytes', source, CLUSTER_DEFAULTS.maxRequestBytes),
     quotaBackendBytes: resolveQuotaBackendBytes(raw['quotaBackendBytes'], `${source}.quotaBackendBytes`),
+    diskReserveBytes: resolveDiskReserveBytes(raw['diskReserveBytes'], `${source}.diskReserveBytes`),
     members: members.map((m, i) => {
       const where = `${source}.members[${i}]`;
       if (!isObject(m)) throw new ConfigError(`${where}: expected an object`);

@@ -59,6 +59,7 @@ import { ProposalDroppedError, ReadIndexDroppedError } from '../raft/errors.js';
 import { fetchSnapshot } from './snapshot_client.js';
 import { ETCD_SERVER_VERSION } from '../version.js';
 import { BackendQuota, MAX_RECOMMENDED_QUOTA_BYTES, quotaCost, storeFileBytes, type QuotaRequest } from './quota.js';
+import { DiskSpaceGuard } from './disk_space.js';
 
 /** etcd's default --max-txn-ops. */
 const MAX_TXN_OPS = 128;
@@ -162,6 +163,8 @@ export class Member implements StateMachine {
   private removal: Error | undefined;
   /** This member's space quota over its own store (etcd's --quota-backend-bytes). */
   private readonly quota: BackendQuota;
+  /** The free space of the data dir's filesystem (--disk-reserve-bytes). */
+  private readonly diskSpace: DiskSpaceGuard;
 
   private constructor(
     readonly opts: MemberOptions,
@@ -182,6 +185,25 @@ export class Member implements StateMachine {
     this.source = new StoreWatchSource();
     this.hub = new WatchHub(this.source);
     this.quota = new BackendQuota({ quotaBytes: opts.cluster.quotaBackendBytes, measure: () => dirBytes(this.kvDir) });
+    this.diskSpace = new DiskSpaceGuard({
+      dir: opts.self.dataDir,
+      reserveBytes: opts.cluster.diskReserveBytes,
+      onLow: (freeBytes, first) => {
+        if (first) {
+          this.log.error(
+            { freeBytes, reserveBytes: opts.cluster.diskReserveBytes, dir: opts.self.dataDir },
+            "disk space low: raising NOSPACE, writes are refused until space is freed on this member's data dir",
+          );
+          this.metrics.diskSpaceLow.set(1);
+        }
+        if (!this.hasOwnNoSpaceAlarm()) void this.proposeNoSpace('ACTIVATE');
+      },
+      onRecovered: (freeBytes) => {
+        this.log.info({ freeBytes }, 'disk space freed: clearing the NOSPACE alarm this member raised, writes resume');
+        this.metrics.diskSpaceLow.set(0);
+        if (this.hasOwnNoSpaceAlarm()) void this.proposeNoSpace('DEACTIVATE');
+      },
+    });
     if (!this.quota.enabled) this.log.info('backend quota disabled');
     else if (this.quota.quotaBytes > MAX_RECOMMENDED_QUOTA_BYTES)
       this.log.warn({ quotaBytes: this.quota.quotaBytes }, 'backend quota exceeds the recommended maximum (8 GiB)');
@@ -331,6 +353,7 @@ export class Member implements StateMachine {
     await this.raft.start();
     void this.publish();
     this.leaseTimer = setInterval(() => void this.expireLeases(), 500);
+    this.diskSpace.start();
     this.progressTimer = setInterval(() => this.hub.progressNotify(), 10 * 60 * 1000);
     this.log.info({ member: this.opts.self.name, id: this.id, applied: this.store.appliedIndex, revision: this.store.revision }, 'member started');
   }
@@ -701,11 +724,23 @@ export class Member implements StateMachine {
    * not the client's error).
    */
   async checkQuota(req: QuotaRequest): Promise<void> {
+    // Until the disk guard's alarm is applied, this member refuses writes itself.
+    if (this.diskSpace.low) throw new NoSpaceError();
     if (await this.quota.fits(quotaCost(req))) return;
-    await this.propose({ alarm: { action: 'ACTIVATE', memberId: String(this.id), alarm: 'NOSPACE' } }).catch((err: Error) =>
-      this.log.warn({ err: err.message }, 'could not raise the NOSPACE alarm'),
-    );
+    await this.proposeNoSpace('ACTIVATE');
     throw new NoSpaceError();
+  }
+
+  private hasOwnNoSpaceAlarm(): boolean {
+    return this.store.alarms('NOSPACE').some((a) => a.memberId === String(this.id));
+  }
+
+  /** Raises or clears NOSPACE for this member through Raft; a failure is logged (the guard or the next write tries again). */
+  private proposeNoSpace(action: 'ACTIVATE' | 'DEACTIVATE'): Promise<void> {
+    return this.propose({ alarm: { action, memberId: String(this.id), alarm: 'NOSPACE' } }).then(
+      () => undefined,
+      (err: Error) => this.log.warn({ err: err.message, action }, 'could not change the NOSPACE alarm'),
+    );
   }
 
   async put(req: PutRequest): Promise<PutResponse> {
@@ -855,6 +890,7 @@ export class Member implements StateMachine {
   /** Healthy: a leader is known and this member has applied what it knows to be committed. */
   health(): { health: boolean; reason?: string } {
     if (this.removal) return { health: false, reason: `stopping: ${this.removal.message}` };
+    if (this.diskSpace.low) return { health: false, reason: `disk space low: ${this.diskSpace.freeBytes} bytes free` };
     const st = this.raft.status();
     if (st.leader === 0) return { health: false, reason: 'no leader' };
     if (this.store.appliedIndex < st.commit) return { health: false, reason: `applied ${this.store.appliedIndex} < commit ${st.commit}` };
@@ -870,6 +906,7 @@ export class Member implements StateMachine {
     this.stopped = true;
     for (const wake of [...this.leaderWaiters]) wake();
     if (this.leaseTimer) clearInterval(this.leaseTimer);
+    this.diskSpace.stop();
     if (this.progressTimer) clearInterval(this.progressTimer);
     this.hub.stop();
     await this.raft.stop();

@@ -455,6 +455,12 @@ export class Metrics {
     help: 'The total number of successful health checks',
     registers: [this.registry],
   });
+  /** 1 while the data dir's filesystem has less free space than --disk-reserve-bytes (writes refused). */
+  readonly diskSpaceLow = new Gauge({
+    name: 'qkv_disk_space_low',
+    help: "1 while the data dir's filesystem has less free space than the reserve and this member refuses writes.",
+    registers: [this.registry],
+  });
   readonly healthFailures = new Counter({ name: 'etcd_server_health_failures', help: 'The total number of failed health checks', registers: [this.registry] });
   readonly leaseGranted = new Counter({ name: 'etcd_debugging_lease_granted_total', help: 'The total number of granted leases.', registers: [this.registry] });
   readonly leaseRevoked = new Counter({ name: 'etcd_debugging_lease_revoked_total', help: 'The total number of revoked leases.', registers: [this.registry] });

@@ -14,6 +14,7 @@ interface ServeFlags extends MemberFlags {
   logLevel: string;
   peerDial?: string;
   quotaBackendBytes?: string;
+  diskReserveBytes?: string;
 }
 
 /** etcd's member flags: the option, its QKV_* variable, and what it is. */
@@ -48,6 +49,11 @@ export function register(program: Command): void {
       '--quota-backend-bytes <bytes>',
       "raise the NOSPACE alarm when the member's store would exceed this size (0: etcd's default 2 GiB; negative: no quota)",
       process.env['QKV_QUOTA_BACKEND_BYTES'],
+    )
+    .option(
+      '--disk-reserve-bytes <bytes>',
+      "free bytes to keep on the data dir's filesystem: below, writes stop (NOSPACE) until space is freed (default 64 MiB; 0: off)",
+      process.env['QKV_DISK_RESERVE_BYTES'],
     );
   for (const f of ETCD_FLAGS) serve.option(`--${f.flag} <value>`, `${f.help} [${envName(f.flag)}]`, process.env[envName(f.flag)]);
   serve.action(async (o: ServeFlags) => {
@@ -65,6 +71,7 @@ export function register(program: Command): void {
       ...(o.peerDial ? { peerDial: o.peerDial } : {}),
       ...(etcdStyle ? { flags } : {}),
       ...(o.quotaBackendBytes !== undefined ? { quotaBackendBytes: o.quotaBackendBytes } : {}),
+      ...(o.diskReserveBytes !== undefined ? { diskReserveBytes: o.diskReserveBytes } : {}),
     });
   });
 }
