@@ -84,6 +84,13 @@ function rangeOf(key: Bytes, opts: { prefix?: boolean; fromKey?: boolean; rangeE
   });
 }
 
+/**
+ * Calls that may be sent again, to another member, whatever became of the first try: they read,
+ * or (a keep-alive) do the same again. Every other call changes the store and fails over only
+ * when it cannot have taken effect (http.ts).
+ */
+const IDEMPOTENT_PATHS = new Set(['/v3/kv/range', '/v3/lease/timetolive', '/v3/lease/leases', '/v3/cluster/member/list']);
+
 export class Client {
   readonly http: HttpTransport;
 
@@ -92,7 +99,7 @@ export class Client {
   }
 
   private async call<T>(path: string, req: object, reqSchema: Schema, respSchema: Schema): Promise<T> {
-    const json = await this.http.post<Record<string, never>>(path, encodeMessage(req, reqSchema));
+    const json = await this.http.post<Record<string, never>>(path, encodeMessage(req, reqSchema), IDEMPOTENT_PATHS.has(path));
     return decodeMessage<T>(json, respSchema);
   }
 
@@ -141,6 +148,7 @@ export class Client {
     const json = await this.http.post<{ result?: Record<string, never> } & Record<string, never>>(
       '/v3/lease/keepalive',
       encodeMessage({ id }, S.LeaseIdRequest),
+      true,
     );
     // The gateway answers a streaming RPC: one `{"result": ...}` object.
     return decodeMessage<LeaseKeepAliveResponse>(json.result ?? json, S.LeaseKeepAliveResponse);

@@ -12,6 +12,23 @@ export class QkvServerError extends Error {
   }
 }
 
+/**
+ * A request that changes the store reached an endpoint (or may have), and its answer was lost
+ * (timeout, broken connection, a leader change): it may or may not have taken effect, so the
+ * client does not send it again elsewhere (as etcd's clientv3 retries a mutation only when it
+ * was never sent). Read the key to find out.
+ */
+export class OutcomeUnknownError extends Error {
+  readonly code = 'ERR_OUTCOME_UNKNOWN';
+  constructor(
+    readonly endpoint: string,
+    cause: Error,
+  ) {
+    super(`the request to ${endpoint} may or may not have taken effect: ${cause.message}`, { cause });
+    this.name = 'OutcomeUnknownError';
+  }
+}
+
 export class NoEndpointError extends Error {
   readonly code = 'ERR_NO_ENDPOINT';
   constructor(

@@ -1,9 +1,12 @@
 /**
  * The client's transport: JSON over HTTP to a list of endpoints, failing over to the next one
- * when an endpoint cannot be reached or has no leader. Uses Node's global fetch (undici), which
- * keeps connections alive.
+ * when an endpoint cannot be reached or has no leader. A request that changes the store fails
+ * over only when it cannot have taken effect (never sent, or refused with "no leader"); any other
+ * failure of it is an OutcomeUnknownError. Uses Node's global fetch (undici), which keeps
+ * connections alive.
  */
-import { NoEndpointError, QkvServerError } from './errors.js';
+import { neverSent } from '../api/fetch_errors.js';
+import { NoEndpointError, OutcomeUnknownError, QkvServerError } from './errors.js';
 
 export interface HttpOptions {
   endpoints: string[];
@@ -13,9 +16,11 @@ export interface HttpOptions {
 
 /** Server errors that mean "try another member": no leader, or the member is stopping. */
 const RETRY_ELSEWHERE = [/no leader/, /server stopped/, /leader changed/, /timed out/];
+/** Of those, the ones after which a write cannot have been proposed ("etcdserver: no leader"). */
+const NOT_PROPOSED = [/no leader/];
 
-function isRetryableElsewhere(err: QkvServerError): boolean {
-  return err.httpStatus >= 500 && RETRY_ELSEWHERE.some((re) => re.test(err.message));
+function isRetryableElsewhere(err: QkvServerError, idempotent: boolean): boolean {
+  return err.httpStatus >= 500 && (idempotent ? RETRY_ELSEWHERE : NOT_PROPOSED).some((re) => re.test(err.message));
 }
 
 export class HttpTransport {
@@ -29,8 +34,11 @@ export class HttpTransport {
     this.timeoutMs = opts.timeoutMs ?? 10_000;
   }
 
-  /** POSTs JSON to `path` on the preferred endpoint, failing over in order. */
-  async post<T>(path: string, body: unknown): Promise<T> {
+  /**
+   * POSTs JSON to `path` on the preferred endpoint, failing over in order. `idempotent`: the
+   * request may be sent again whatever happened to it (a read, a keep-alive).
+   */
+  async post<T>(path: string, body: unknown, idempotent = false): Promise<T> {
     const causes: Error[] = [];
     for (let i = 0; i < this.endpoints.length; i++) {
       const at = (this.preferred + i) % this.endpoints.length;
@@ -46,7 +54,7 @@ export class HttpTransport {
         const json = text.length > 0 ? (JSON.parse(text) as Record<string, unknown>) : {};
         if (!res.ok) {
           const err = new QkvServerError(String(json['message'] ?? json['error'] ?? res.statusText), Number(json['code'] ?? 2), res.status, endpoint);
-          if (isRetryableElsewhere(err)) {
+          if (isRetryableElsewhere(err, idempotent)) {
             causes.push(err);
             continue;
           }
@@ -56,6 +64,7 @@ export class HttpTransport {
         return json as T;
       } catch (err) {
         if (err instanceof QkvServerError) throw err;
+        if (!idempotent && !neverSent(err)) throw new OutcomeUnknownError(endpoint, err as Error);
         causes.push(err as Error);
       }
     }

@@ -10,6 +10,7 @@
  * deadline, "request timed out" when one was there but did not answer in time. A failed
  * connection is never passed on as such (it was "fetch failed", code 2, HTTP 500).
  */
+import { neverSent } from '../api/fetch_errors.js';
 import { Buffer } from 'node:buffer';
 import type { Logger } from 'pino';
 import type { ClusterConfig } from './config.js';
@@ -84,14 +85,6 @@ export interface LeaderAnswer {
   status: number;
   contentType: string | null;
   body: Buffer;
-}
-
-/** Connection errors (undici's `cause.code`) that mean the request was never sent. */
-const NOT_SENT = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'ENOTFOUND', 'EAI_AGAIN']);
-
-function neverSent(err: unknown): boolean {
-  const cause = (err as { cause?: { code?: unknown } }).cause;
-  return typeof cause?.code === 'string' && NOT_SENT.has(cause.code);
 }
 
 /**

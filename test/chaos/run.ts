@@ -9,12 +9,12 @@
  */
 import { mkdir, writeFile, copyFile } from 'node:fs/promises';
 import path from 'node:path';
-import { NoEndpointError, QkvServerError } from '../../src/client/errors.js';
 import { leaderOf, MembershipNemesis, type MembershipSteps } from './membership_nemesis.js';
 import { seededRandom } from '../raft/harness.js';
 import { LocalCluster } from '../server/cluster_harness.js';
 import { ProxiedCluster } from './proxied_cluster.js';
-import { checkRegisterHistory, type HistoryEntry, type RegisterOp } from './checker.js';
+import { checkRegisterHistory, type HistoryEntry } from './checker.js';
+import { nextRegisterOp, performRegisterOp, registerKeys } from './register.js';
 import { appendSet, fencedLock, MemberBoundClient, watchPrefix, type AppendReport, type LockReport, type WatchReport } from './workloads.js';
 
 export interface ChaosOptions {
@@ -101,15 +101,6 @@ function parseFaults(list: string): FaultKind[] {
   });
 }
 
-function classify(err: unknown, isRead: boolean): 'fail' | 'unknown' {
-  if (isRead) return 'fail';
-  // Never reached a server: it cannot have happened.
-  if (err instanceof NoEndpointError && err.causes.every((c) => /ECONNREFUSED/.test(String((c as { cause?: unknown }).cause ?? c.message)))) return 'fail';
-  // A 4xx is a refusal before anything was proposed.
-  if (err instanceof QkvServerError && err.httpStatus < 500) return 'fail';
-  return 'unknown';
-}
-
 export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   const log = opts.log ?? ((l: string) => process.stdout.write(`${l}\n`));
   const rand = seededRandom(opts.seed);
@@ -129,56 +120,20 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   // Keys are retired after OPS_PER_KEY operations each and replaced by fresh ones (Jepsen's
   // "independent" keys): every per-key history stays small enough to check exhaustively, while
   // the workload never stops contending on a few keys at a time.
-  const OPS_PER_KEY = 80;
   let invoked = 0;
-  const keysNow = (): string[] => {
-    const gen = Math.floor(invoked / (OPS_PER_KEY * opts.keys));
-    return Array.from({ length: opts.keys }, (_, i) => `r/g${gen}/k${i}`);
-  };
   const worker = async (w: number): Promise<void> => {
     const bound = new MemberBoundClient(cluster, w);
     const wrand = seededRandom(opts.seed * 1000 + w);
     let seq = 0;
     const seen = new Map<string, string | null>();
     while (!stopping) {
-      const client = bound.client;
-      const names = keysNow();
+      const names = registerKeys(invoked, opts.keys);
       const key = names[wrand(names.length)]!;
       invoked++;
-      const dice = wrand(10);
-      let op: RegisterOp;
-      if (dice < 4) op = { kind: 'read', key };
-      else if (dice < 7) op = { kind: 'write', key, value: `w${w}-${++seq}` };
-      else op = { kind: 'cas', key, expected: seen.get(key) ?? null, value: `c${w}-${++seq}` };
+      const op = nextRegisterOp(wrand(10), w, ++seq, key, seen);
       const entry: HistoryEntry = { id: nextId++, client: w, op, invoke: now(), status: 'unknown' };
       history.push(entry);
-      try {
-        if (op.kind === 'read') {
-          const r = await client.get(key);
-          op.value = r.kvs[0]?.value.toString() ?? null;
-          seen.set(key, op.value);
-        } else if (op.kind === 'write') {
-          await client.put(key, op.value);
-        } else {
-          const r = await client.txn({
-            compare: [
-              op.expected === null
-                ? { key: Buffer.from(key), target: 'VERSION', result: 'EQUAL', version: 0 }
-                : { key: Buffer.from(key), target: 'VALUE', result: 'EQUAL', value: Buffer.from(op.expected) },
-            ],
-            success: [{ requestPut: { key: Buffer.from(key), value: Buffer.from(op.value) } }],
-          });
-          op.succeeded = r.succeeded;
-        }
-        entry.status = 'ok';
-        entry.complete = now();
-      } catch (err) {
-        entry.status = classify(err, op.kind === 'read');
-        if (entry.status === 'fail') entry.complete = now();
-        // Back off while the cluster is unavailable: every timed-out write is an op of unknown
-        // outcome, and each one doubles what the checker may have to consider.
-        await new Promise((r) => setTimeout(r, entry.status === 'unknown' ? 500 : 50));
-      }
+      await performRegisterOp(bound.client, entry, seen, now);
     }
   };
   const workers = Array.from({ length: opts.workers }, (_, w) => worker(w));
@@ -270,7 +225,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   await locker.stop();
   // Final reads on a healthy cluster are part of the history: they pin down what was kept.
   const finalClient = cluster.client();
-  const keyNames = keysNow();
+  const keyNames = registerKeys(invoked, opts.keys);
   for (const key of keyNames) {
     const entry: HistoryEntry = { id: nextId++, client: opts.workers, op: { kind: 'read', key }, invoke: now(), status: 'unknown' };
     const r = await finalClient.get(key);

@@ -5,7 +5,8 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Client } from '../../src/client/client.js';
-import { NoEndpointError } from '../../src/client/errors.js';
+import { NoEndpointError, OutcomeUnknownError } from '../../src/client/errors.js';
+import net from 'node:net';
 import { Election, Mutex, Session, updateOptimistically } from '../../src/client/concurrency.js';
 import { LocalCluster } from '../server/cluster_harness.js';
 import { freePorts } from '../server/ports.js';
@@ -30,6 +31,32 @@ describe('client recipes on a 3-member cluster', () => {
     expect((await c.getValue('failover'))?.toString()).toBe('ok');
     const none = new Client({ endpoints: [`http://127.0.0.1:${dead}`], timeoutMs: 1000 });
     await expect(none.get('failover')).rejects.toThrow(NoEndpointError);
+  });
+
+  test('a write whose answer is lost is never sent again to another member; a read is', async () => {
+    // Found by the chaos checks on separate hosts: a compare-and-set applied by a leader whose
+    // link then went down timed out, was sent again to another member, and answered "not
+    // succeeded" against its own first effect. A server that takes requests and never answers
+    // stands for that leader.
+    const silent = net.createServer(() => {});
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const port = (silent.address() as net.AddressInfo).port;
+    try {
+      const c = new Client({ endpoints: [`http://127.0.0.1:${port}`, ...cluster.endpoints], timeoutMs: 500 });
+      await cluster.client().put('once', 'before');
+      const cas = c.txn({
+        compare: [{ key: Buffer.from('once'), target: 'VALUE', result: 'EQUAL', value: Buffer.from('before') }],
+        success: [{ requestPut: { key: Buffer.from('once'), value: Buffer.from('after') } }],
+      });
+      await expect(cas).rejects.toThrow(OutcomeUnknownError);
+      await expect(c.put('once', 'again')).rejects.toThrow(OutcomeUnknownError);
+      // Nothing reached a member: the value is untouched.
+      expect((await cluster.client().getValue('once'))?.toString()).toBe('before');
+      // A read fails over after the timeout.
+      expect((await c.getValue('once'))?.toString()).toBe('before');
+    } finally {
+      silent.close();
+    }
   });
 
   test('optimistic updates under contention lose no increment', async () => {
