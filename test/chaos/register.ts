@@ -9,7 +9,7 @@ import { NoEndpointError, QkvServerError } from '../../src/client/errors.js';
 import type { HistoryEntry, RegisterOp } from './checker.js';
 
 /** Keys are retired after this many operations each (Jepsen's "independent" keys). */
-export const OPS_PER_KEY = 80;
+const OPS_PER_KEY = 80;
 
 /** The key names in use once `invoked` operations have been started on `keys` keys at a time. */
 export function registerKeys(invoked: number, keys: number): string[] {
@@ -18,7 +18,7 @@ export function registerKeys(invoked: number, keys: number): string[] {
 }
 
 /** What a failed operation means for the history: it did not happen, or it may have. */
-export function classify(err: unknown, isRead: boolean): 'fail' | 'unknown' {
+function classify(err: unknown, isRead: boolean): 'fail' | 'unknown' {
   if (isRead) return 'fail';
   // Never reached a server: it cannot have happened.
   if (err instanceof NoEndpointError && err.causes.every((c) => /ECONNREFUSED/.test(String((c as { cause?: unknown }).cause ?? c.message)))) return 'fail';
