@@ -114,9 +114,12 @@ export function resolveMember(opts: ServeOptions): { cluster: ClusterConfig; sel
 /** A port's TLS from its resolved files: loaded now (a file that does not load is a configuration error), re-read when they change. */
 function portTls(files: ServerTlsFiles | undefined, logger: Logger, side: string): PortTls | undefined {
   if (!files) return undefined;
-  if (files.clientCertAuth && !files.trustedCaFile) logger.warn(`${side} client-cert-auth without a trusted CA file: client certificates are verified against the system's root CAs`);
+  if (files.clientCertAuth && !files.trustedCaFile)
+    logger.warn(`${side} client-cert-auth without a trusted CA file: client certificates are verified against the system's root CAs`);
   try {
-    const credentials = new TlsCredentials(files, (err) => logger.warn({ err: err.message }, `${side} TLS files changed but do not load; still using the previous ones`));
+    const credentials = new TlsCredentials(files, (err) =>
+      logger.warn({ err: err.message }, `${side} TLS files changed but do not load; still using the previous ones`),
+    );
     return { credentials, clientCertAuth: files.clientCertAuth };
   } catch (err) {
     if (err instanceof TlsFileError) throw new ConfigError(err.message);

@@ -106,13 +106,22 @@ export class TlsCredentials {
     private readonly onReloadError: (err: Error) => void = () => {},
   ) {
     // Stamped before reading: a file changed in between is read again at the next refresh.
-    this.stamp = pathsOf(files).map((f) => stampOf(() => statSync(f))).join('|');
+    this.stamp = pathsOf(files)
+      .map((f) => stampOf(() => statSync(f)))
+      .join('|');
     this.loaded = readAll(files);
     this.context = tls.createSecureContext(this.loaded);
   }
 
   private async stampNow(): Promise<string> {
-    const parts = await Promise.all(pathsOf(this.files).map((f) => stat(f).then((s) => stampOf(() => s), () => 'missing')));
+    const parts = await Promise.all(
+      pathsOf(this.files).map((f) =>
+        stat(f).then(
+          (s) => stampOf(() => s),
+          () => 'missing',
+        ),
+      ),
+    );
     return parts.join('|');
   }
 
@@ -161,10 +170,30 @@ export interface PortTls {
   clientCertAuth: boolean;
 }
 
-/** A verified client certificate's subject common name, if the socket is TLS and its peer showed one. */
+/**
+ * The seam for etcd's certificate-based authentication (with --client-cert-auth, etcd takes a
+ * verified client certificate's CN as the user): the CN of the certificate the client of an
+ * HTTP request showed (`peerCommonName(request.raw.socket)`, both HTTP APIs), if the socket is
+ * TLS and the certificate verified.
+ */
 export function peerCommonName(socket: net.Socket | tls.TLSSocket | undefined): string | undefined {
   if (!(socket instanceof tls.TLSSocket) || !socket.authorized) return undefined;
-  const cn = socket.getPeerCertificate().subject?.CN;
+  return commonNameOf(socket.getPeerCertificate());
+}
+
+/**
+ * The same for a gRPC call (grpc-js's `call.getAuthContext()`, which reads the TLS socket of the
+ * connection): the verified client certificate's CN. A connection served through
+ * h2_authority's rewriting stream (a client that sends URLs as authorities; etcdctl over TLS
+ * does not) has none.
+ */
+export function callCommonName(call: { getAuthContext(): { sslPeerCertificate?: tls.PeerCertificate } | null }): string | undefined {
+  const cert = call.getAuthContext()?.sslPeerCertificate;
+  return cert ? commonNameOf(cert) : undefined;
+}
+
+function commonNameOf(cert: tls.PeerCertificate): string | undefined {
+  const cn: unknown = cert.subject?.CN;
   return typeof cn === 'string' && cn.length > 0 ? cn : undefined;
 }
 
@@ -245,16 +274,20 @@ export async function fetchOver(url: string, init: FetchInit, credentials: TlsCr
   await credentials.refresh();
   const signal = init.signal;
   return new Promise<Response>((resolve, reject) => {
-    const req = https.request(url, { method: init.method ?? 'GET', headers: init.headers ?? {}, agent: credentials.agent(), ...(signal ? { signal } : {}) }, (res) => {
-      const headers = new Headers();
-      for (const [k, v] of Object.entries(res.headers)) {
-        if (v !== undefined) headers.set(k, Array.isArray(v) ? v.join(', ') : v);
-      }
-      const status = res.statusCode ?? 500;
-      const empty = status === 204 || status === 304 || init.method === 'HEAD';
-      if (empty) res.resume();
-      resolve(new Response(empty ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>), { status, statusText: res.statusMessage ?? '', headers }));
-    });
+    const req = https.request(
+      url,
+      { method: init.method ?? 'GET', headers: init.headers ?? {}, agent: credentials.agent(), ...(signal ? { signal } : {}) },
+      (res) => {
+        const headers = new Headers();
+        for (const [k, v] of Object.entries(res.headers)) {
+          if (v !== undefined) headers.set(k, Array.isArray(v) ? v.join(', ') : v);
+        }
+        const status = res.statusCode ?? 500;
+        const empty = status === 204 || status === 304 || init.method === 'HEAD';
+        if (empty) res.resume();
+        resolve(new Response(empty ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>), { status, statusText: res.statusMessage ?? '', headers }));
+      },
+    );
     req.on('error', (err) => reject(signal?.aborted ? signal.reason : new TypeError('fetch failed', { cause: err })));
     req.end(init.body === undefined ? undefined : typeof init.body === 'string' ? init.body : Buffer.from(init.body));
   });

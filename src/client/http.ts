@@ -89,7 +89,11 @@ export class HttpTransport {
       const at = (this.preferred + i) % this.endpoints.length;
       endpoint = this.endpoints[at]!;
       try {
-        const r = await fetchOver(endpoint + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal }, this.credentials);
+        const r = await fetchOver(
+          endpoint + path,
+          { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal },
+          this.credentials,
+        );
         if (!r.ok) {
           const json = (await r.json()) as Record<string, unknown>;
           throw new QkvServerError(String(json['message'] ?? r.statusText), Number(json['code'] ?? 2), r.status, endpoint);

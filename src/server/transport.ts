@@ -67,7 +67,7 @@ export interface TransportOptions {
   tls?: PeerTls;
 }
 
-export interface PeerTls extends PortTls {
+interface PeerTls extends PortTls {
   /** A connection refused in its handshake (no certificate, or one the CA did not sign). */
   onRejected?: (err: Error, remote: string) => void;
 }

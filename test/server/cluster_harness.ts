@@ -148,7 +148,13 @@ export class LocalCluster {
   async addJoiner(name: string): Promise<{ clientUrl: string; peerUrl: string; dataDir: string }> {
     const [clientPort, peerPort] = await freePorts(2);
     const scheme = this.tls ? 'https' : 'http';
-    const m = { id: 0, name, clientUrl: `${scheme}://127.0.0.1:${clientPort}`, peerUrl: `${scheme}://127.0.0.1:${peerPort}`, dataDir: path.join(this.dir, name) };
+    const m = {
+      id: 0,
+      name,
+      clientUrl: `${scheme}://127.0.0.1:${clientPort}`,
+      peerUrl: `${scheme}://127.0.0.1:${peerPort}`,
+      dataDir: path.join(this.dir, name),
+    };
     this.config.members.push(m);
     return m;
   }

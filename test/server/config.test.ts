@@ -109,22 +109,53 @@ describe("etcd's TLS flags (resolveMemberTls)", () => {
     expect(secure.clientUrl).toBe('https://127.0.0.1:2379');
     expect(secure.peerUrl).toBe('https://127.0.0.1:2380');
     const tls = resolveMemberTls({ ...files, clientCertAuth: true, ...peerFiles }, secure);
-    expect(tls.client).toEqual({ certFile: path.resolve('m.pem'), keyFile: path.resolve('m-key.pem'), trustedCaFile: path.resolve('ca.pem'), clientCertAuth: true });
-    expect(tls.peer).toEqual({ certFile: path.resolve('p.pem'), keyFile: path.resolve('p-key.pem'), trustedCaFile: path.resolve('pca.pem'), clientCertAuth: false });
+    expect(tls.client).toEqual({
+      certFile: path.resolve('m.pem'),
+      keyFile: path.resolve('m-key.pem'),
+      trustedCaFile: path.resolve('ca.pem'),
+      clientCertAuth: true,
+    });
+    expect(tls.peer).toEqual({
+      certFile: path.resolve('p.pem'),
+      keyFile: path.resolve('p-key.pem'),
+      trustedCaFile: path.resolve('pca.pem'),
+      clientCertAuth: false,
+    });
   });
 
   test('as etcd: the files of an http:// side are ignored; --client-cert-auth without --trusted-ca-file is allowed (system roots verify)', () => {
     expect(resolveMemberTls({ ...files, ...peerFiles }, plain)).toEqual({});
-    expect(resolveMemberTls({ certFile: 'm.pem', keyFile: 'k.pem', clientCertAuth: true }, { ...secure, listenPeerUrl: 'http://127.0.0.1:2380', peerUrl: 'http://127.0.0.1:2380' })).toEqual({
+    expect(
+      resolveMemberTls(
+        { certFile: 'm.pem', keyFile: 'k.pem', clientCertAuth: true },
+        { ...secure, listenPeerUrl: 'http://127.0.0.1:2380', peerUrl: 'http://127.0.0.1:2380' },
+      ),
+    ).toEqual({
       client: { certFile: path.resolve('m.pem'), keyFile: path.resolve('k.pem'), clientCertAuth: true },
     });
   });
 
   const bad: { name: string; flags: Parameters<typeof resolveMemberTls>[0]; message: string }[] = [
-    { name: 'an https:// client URL without a certificate', flags: peerFiles, message: 'TLS key/cert (--cert-file, --key-file) must be provided for client url https://127.0.0.1:2379 with HTTPS scheme' },
-    { name: 'an https:// peer URL without a certificate', flags: files, message: 'cannot listen on TLS for 127.0.0.1:2380: KeyFile and CertFile are not presented' },
-    { name: 'a certificate without its key', flags: { certFile: 'm.pem', ...peerFiles }, message: 'KeyFile and CertFile must both be present[key: , cert: m.pem]' },
-    { name: 'a key without its certificate', flags: { keyFile: 'k.pem', ...peerFiles }, message: 'KeyFile and CertFile must both be present[key: k.pem, cert: ]' },
+    {
+      name: 'an https:// client URL without a certificate',
+      flags: peerFiles,
+      message: 'TLS key/cert (--cert-file, --key-file) must be provided for client url https://127.0.0.1:2379 with HTTPS scheme',
+    },
+    {
+      name: 'an https:// peer URL without a certificate',
+      flags: files,
+      message: 'cannot listen on TLS for 127.0.0.1:2380: KeyFile and CertFile are not presented',
+    },
+    {
+      name: 'a certificate without its key',
+      flags: { certFile: 'm.pem', ...peerFiles },
+      message: 'KeyFile and CertFile must both be present[key: , cert: m.pem]',
+    },
+    {
+      name: 'a key without its certificate',
+      flags: { keyFile: 'k.pem', ...peerFiles },
+      message: 'KeyFile and CertFile must both be present[key: k.pem, cert: ]',
+    },
   ];
   test.each(bad)("refuses $name with etcd's message", ({ flags, message }) => {
     expect(() => resolveMemberTls(flags, secure)).toThrow(ConfigError);

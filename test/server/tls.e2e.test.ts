@@ -87,33 +87,36 @@ describe('TLS: qkv beside the real etcd with the same certificates', () => {
       etcdctl(endpointOf(etcd.endpoint), [...ctlTls(certs, cert), '--dial-timeout=1s', ...args]),
     ]);
 
-  test('a member that fell behind gets the store snapshot over the peers\' TLS', async () => {
+  test("a member that fell behind gets the store snapshot over the peers' TLS", async () => {
     const behind = follower;
     await cluster.kill(behind);
     const c = cluster.client(cluster.names.filter((n) => n !== behind));
     // Past two snapshots (every 200 entries, 20 kept): the log the member needs is gone.
-    for (let i = 0; i < 400; i++) await c.put(`/tls/snap/${i}`, `v${i}`);
+    for (let i = 0; i < 400; i++) await c.put(`/snap/${i}`, `v${i}`);
     cluster.start(behind);
     const own = cluster.client([behind]);
     await LocalCluster.until(async () => {
       try {
-        const r = await own.range({ key: Buffer.from('/tls/snap/399'), serializable: true });
+        const r = await own.range({ key: Buffer.from('/snap/399'), serializable: true });
         return r.kvs.length === 1;
       } catch {
         return false;
       }
-    }, `${behind} to catch up`).catch((err) => {
-      console.log(readFileSync(cluster.logPath(behind), 'utf8').split('\n').filter((l) => /snapshot|error|warn|fail/i.test(l)).slice(-30).join('\n'));
-      throw err;
-    });
+    }, `${behind} to catch up`);
     const log = readFileSync(cluster.logPath(behind), 'utf8');
     expect(log).toContain('restored store from snapshot');
-    const all = await own.range({ key: Buffer.from('/tls/snap/'), rangeEnd: Buffer.from('/tls/snap0'), serializable: true, countOnly: true });
+    const all = await own.range({ key: Buffer.from('/snap/'), rangeEnd: Buffer.from('/snap0'), serializable: true, countOnly: true });
     expect(Number(all.count)).toBe(400);
   });
 
   test('etcdctl with --cacert, --cert, --key and https:// endpoints: the same output as etcd', async () => {
-    for (const args of [['put', '/tls/a', '1'], ['put', '/tls/b', '2'], ['get', '/tls/', '--prefix'], ['del', '/tls/b'], ['get', '/tls/b']]) {
+    for (const args of [
+      ['put', '/tls/a', '1'],
+      ['put', '/tls/b', '2'],
+      ['get', '/tls/', '--prefix'],
+      ['del', '/tls/b'],
+      ['get', '/tls/b'],
+    ]) {
       const [q, e] = await bothCtl(args);
       expect({ args, code: q.code, out: q.stdout }).toEqual({ args, code: e.code, out: e.stdout });
       expect(q.code).toBe(0);
@@ -169,10 +172,16 @@ describe('TLS: qkv beside the real etcd with the same certificates', () => {
 
   describe('bad input: the same outcome as etcd, and nothing changes', () => {
     const plaintext = (u: string): string => u.replace('https://', 'http://');
-    const cases: { name: string; cert: string | null; endpointOf?: (u: string) => string; raw: { ca?: string; cert?: string; key?: string }; plain?: boolean }[] = [
+    const cases: {
+      name: string;
+      cert: string | null;
+      endpointOf?: (u: string) => string;
+      raw: { ca?: string; cert?: string; key?: string };
+      plain?: boolean;
+    }[] = [
       { name: 'a plaintext client on the TLS port', cert: null, endpointOf: plaintext, raw: {}, plain: true },
       { name: 'a client without a certificate (--client-cert-auth)', cert: null, raw: { ca: 'ca.pem' } },
-      { name: "a client certificate of another CA", cert: 'other-client', raw: { ca: 'ca.pem', cert: 'other-client.pem', key: 'other-client-key.pem' } },
+      { name: 'a client certificate of another CA', cert: 'other-client', raw: { ca: 'ca.pem', cert: 'other-client.pem', key: 'other-client-key.pem' } },
     ];
     for (const c of cases) {
       test(c.name, async () => {
@@ -182,7 +191,9 @@ describe('TLS: qkv beside the real etcd with the same certificates', () => {
         // A raw HTTP client gets no HTTP answer from either (the connection is closed in or after the handshake).
         const opts = Object.fromEntries(Object.entries(c.raw).map(([k, f]) => [k, file(f)]));
         const [rq, re] = await Promise.all(
-          [cluster.url(follower), etcd.endpoint].map((base) => rawRequest(`${c.plain ? plaintext(base) : base}/v3/kv/put`, { key: b64('/tls/bad'), value: b64('x') }, opts)),
+          [cluster.url(follower), etcd.endpoint].map((base) =>
+            rawRequest(`${c.plain ? plaintext(base) : base}/v3/kv/put`, { key: b64('/tls/bad'), value: b64('x') }, opts),
+          ),
         );
         expect(rq).toEqual(re);
         expect(rq).toEqual({ failed: true });
@@ -199,8 +210,9 @@ describe('TLS: qkv beside the real etcd with the same certificates', () => {
       // A raw dial of a member's peer port with that certificate: the handshake fails, the hello and frame after it are never read.
       const n1Peer = new URL(cluster.config.members[0]!.peerUrl);
       const raw = await new Promise<string>((resolve) => {
-        const s = tls.connect({ host: n1Peer.hostname, port: Number(n1Peer.port), cert: readFileSync(other.cert), key: readFileSync(other.key), rejectUnauthorized: false }, () =>
-          s.write('QKV-PEER 1 1 1 https://127.0.0.1:1\n'),
+        const s = tls.connect(
+          { host: n1Peer.hostname, port: Number(n1Peer.port), cert: readFileSync(other.cert), key: readFileSync(other.key), rejectUnauthorized: false },
+          () => s.write('QKV-PEER 1 1 1 https://127.0.0.1:1\n'),
         );
         s.on('data', () => resolve('answered'));
         s.on('error', (err) => resolve(`error: ${err.message}`));
@@ -232,7 +244,10 @@ describe('TLS: qkv beside the real etcd with the same certificates', () => {
           `--peer-trusted-ca-file=${other.ca}`,
           '--peer-client-cert-auth',
         ];
-        const child = kind === 'qkv' ? spawn(process.execPath, [path.resolve('bin/qkv.mjs'), 'serve', ...args], { stdio: 'ignore' }) : spawn('etcd', args, { stdio: 'ignore' });
+        const child =
+          kind === 'qkv'
+            ? spawn(process.execPath, [path.resolve('bin/qkv.mjs'), 'serve', ...args], { stdio: 'ignore' })
+            : spawn('etcd', args, { stdio: 'ignore' });
         const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
         const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
         clearTimeout(timer);

@@ -36,7 +36,11 @@ const ETCD_FLAGS: readonly { flag: string; key: keyof MemberFlags; help: string 
 ];
 
 /** etcd's TLS flags: with either way of giving the member (they select neither). */
-const TLS_FILE_FLAGS: readonly { flag: string; key: 'certFile' | 'keyFile' | 'trustedCaFile' | 'peerCertFile' | 'peerKeyFile' | 'peerTrustedCaFile'; help: string }[] = [
+const TLS_FILE_FLAGS: readonly {
+  flag: string;
+  key: 'certFile' | 'keyFile' | 'trustedCaFile' | 'peerCertFile' | 'peerKeyFile' | 'peerTrustedCaFile';
+  help: string;
+}[] = [
   { flag: 'cert-file', key: 'certFile', help: 'the client port certificate (PEM); needed for an https:// client URL' },
   { flag: 'key-file', key: 'keyFile', help: "the client port certificate's key" },
   { flag: 'trusted-ca-file', key: 'trustedCaFile', help: "CA that verifies clients' certificates (with --client-cert-auth) and other members' client ports" },
