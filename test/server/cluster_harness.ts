@@ -12,6 +12,7 @@ import type { ClusterConfig } from '../../src/server/config.js';
 import { Client } from '../../src/client/client.js';
 import { memberIdOf } from '../../src/server/member_id.js';
 import { fetchOver, TlsCredentials, type TlsFiles } from '../../src/tls.js';
+import { localClientTls, localTlsArgs } from '../../src/cli/cluster.js';
 
 const BIN = path.resolve('bin/qkv.mjs');
 
@@ -44,24 +45,14 @@ export async function makeTestCerts(): Promise<string> {
   return dir;
 }
 
-/** etcd's TLS flags of a member of a cluster with `tls`: the folder's member certificate on both ports, its CA trusted on both. */
+/** etcd's TLS flags of a member of a cluster with `tls` (`qkv cluster up --tls`'s). */
 export function memberTlsArgs(tls: HarnessTls): string[] {
-  const f = (name: string): string => path.join(tls.dir, name);
-  return [
-    `--cert-file=${f('member.pem')}`,
-    `--key-file=${f('member-key.pem')}`,
-    `--trusted-ca-file=${f('ca.pem')}`,
-    ...(tls.clientCertAuth ? ['--client-cert-auth'] : []),
-    `--peer-cert-file=${f('member.pem')}`,
-    `--peer-key-file=${f('member-key.pem')}`,
-    `--peer-trusted-ca-file=${f('ca.pem')}`,
-    '--peer-client-cert-auth',
-  ];
+  return localTlsArgs(tls.dir, tls.clientCertAuth === true);
 }
 
 /** What a test's client shows a cluster with `tls`: the folder's CA and its client certificate (CN=root). */
 export function clientTlsFiles(tls: HarnessTls): TlsFiles {
-  return { trustedCaFile: path.join(tls.dir, 'ca.pem'), certFile: path.join(tls.dir, 'client.pem'), keyFile: path.join(tls.dir, 'client-key.pem') };
+  return localClientTls(tls.dir);
 }
 
 interface Proc {
