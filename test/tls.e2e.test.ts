@@ -103,6 +103,22 @@ describe('TLS on the client port (ClientPortMux) and the CN seam', () => {
     await expect(who()).rejects.toMatchObject({ code: grpc.status.UNAVAILABLE });
   });
 
+  test('without --client-cert-auth a client without a certificate is served (as nobody)', async () => {
+    const open = new ClientPortMux(
+      { grpc: (s) => s.destroy(), http: httpServer },
+      { credentials: new TlsCredentials({ certFile: f('member.pem'), keyFile: f('member-key.pem') }), clientCertAuth: false },
+    );
+    const [p] = (await freePorts(1)) as [number];
+    await open.listen('127.0.0.1', p);
+    try {
+      expect(await (await fetchOver(`https://127.0.0.1:${p}/`, {}, clientCreds())).json()).toEqual({ cn: null, httpVersion: '1.1' });
+    } finally {
+      const closed = open.close();
+      open.destroyConnections();
+      await closed;
+    }
+  });
+
   test('a plaintext client on the TLS port gets no answer', async () => {
     const r = await fetch(`http://127.0.0.1:${port}/`).then(
       (res) => `HTTP ${res.status}`,

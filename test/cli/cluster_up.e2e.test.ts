@@ -105,6 +105,9 @@ describe('qkv cluster up', () => {
         '--print-value-only',
       ]);
       expect(got).toEqual({ code: 0, stdout: 'yes\n' });
+      const health = await run(process.execPath, [path.resolve('bin/qkv.mjs'), ...tlsFlags, `--endpoints=${hosts}`, 'endpoint', 'health']);
+      expect(health.code).toBe(0);
+      expect(health.stdout.match(/is healthy/g)).toHaveLength(3);
       // Without a client certificate the member refuses the connection.
       const refused = await run(process.execPath, [path.resolve('bin/qkv.mjs'), tlsFlags[0]!, `--endpoints=${hosts}`, '--command-timeout=2s', 'get', 'up-tls']);
       expect(refused.code).toBe(1);

@@ -222,7 +222,7 @@ describe('TLS: qkv beside the real etcd with the same certificates', () => {
       await LocalCluster.until(() => readFileSync(cluster.logPath('n1'), 'utf8').includes('rejected peer connection'), 'n1 to log the refused peer');
 
       // A member process with that certificate that tries to join each cluster, as etcd's runbook starts a joiner.
-      const joinerOf = async (kind: 'qkv' | 'etcd', peerUrl: string): Promise<number | null> => {
+      const joinerOf = async (kind: 'qkv' | 'etcd', peerUrl: string): Promise<{ code: number | null; stderr: string }> => {
         const [cp, pp] = await freePorts(2);
         const dir = path.join(cluster.dir, `rogue-${kind}`);
         const self = `https://127.0.0.1:${pp}`;
@@ -244,21 +244,23 @@ describe('TLS: qkv beside the real etcd with the same certificates', () => {
           `--peer-trusted-ca-file=${other.ca}`,
           '--peer-client-cert-auth',
         ];
-        const child =
-          kind === 'qkv'
-            ? spawn(process.execPath, [path.resolve('bin/qkv.mjs'), 'serve', ...args], { stdio: 'ignore' })
-            : spawn('etcd', args, { stdio: 'ignore' });
+        const stdio: ['ignore', 'ignore', 'pipe'] = ['ignore', 'ignore', 'pipe'];
+        const child = kind === 'qkv' ? spawn(process.execPath, [path.resolve('bin/qkv.mjs'), 'serve', ...args], { stdio }) : spawn('etcd', args, { stdio });
+        let stderr = '';
+        child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
         const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-        const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+        const code = await new Promise<number | null>((resolve) => child.once('close', (c) => resolve(c)));
         clearTimeout(timer);
-        return code;
+        return { code, stderr };
       };
-      const [qCode, eCode] = await Promise.all([joinerOf('qkv', cluster.config.members[0]!.peerUrl), joinerOf('etcd', etcd.peerUrl)]);
-      // Both refuse to start (etcd: "could not retrieve cluster information from the given URLs").
-      expect(qCode).not.toBe(0);
-      expect(qCode).not.toBeNull();
-      expect(eCode).not.toBe(0);
-      expect(eCode).not.toBeNull();
+      const [q0, e0] = await Promise.all([joinerOf('qkv', cluster.config.members[0]!.peerUrl), joinerOf('etcd', etcd.peerUrl)]);
+      // Both refuse to start: they cannot read the cluster's members from its peer port.
+      expect(e0.stderr).toContain('could not retrieve cluster information from the given URLs');
+      expect(q0.stderr).toContain("could not get the cluster's members from any peer");
+      expect(q0.code).not.toBe(0);
+      expect(q0.code).not.toBeNull();
+      expect(e0.code).not.toBe(0);
+      expect(e0.code).not.toBeNull();
       // Nothing changed, and the cluster keeps working.
       expect((await cluster.client().memberList()).members).toEqual(before.members);
       const [q, e] = await bothCtl(['put', '/tls/after-rogue', 'ok']);
