@@ -245,7 +245,17 @@ describe('TLS: qkv beside the real etcd with the same certificates', () => {
           '--peer-client-cert-auth',
         ];
         const stdio: ['ignore', 'ignore', 'pipe'] = ['ignore', 'ignore', 'pipe'];
-        const child = kind === 'qkv' ? spawn(process.execPath, [path.resolve('bin/qkv.mjs'), 'serve', ...args], { stdio }) : spawn('etcd', args, { stdio });
+        // qkv's joiner takes every flag as its QKV_* environment variable (as etcd's ETCD_*): --name=x is QKV_NAME=x, a bare flag is "true".
+        const env = Object.fromEntries(
+          args.map((a) => {
+            const [flag, value] = a.slice(2).split(/=(.*)/s) as [string, string | undefined];
+            return [`QKV_${flag.toUpperCase().replaceAll('-', '_')}`, value ?? 'true'];
+          }),
+        );
+        const child =
+          kind === 'qkv'
+            ? spawn(process.execPath, [path.resolve('bin/qkv.mjs'), 'serve'], { stdio, env: { ...process.env, ...env } })
+            : spawn('etcd', args, { stdio });
         let stderr = '';
         child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
         const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
@@ -287,6 +297,8 @@ describe('TLS: qkv beside the real etcd with the same certificates', () => {
     execFileSync('bash', [path.resolve('test/tls/make-certs.sh'), certs, 'renew']);
     const renewed = await serialOf(url);
     expect(renewed).not.toBe(first);
+    // The peer port too (a new peer connection would be shown the renewed certificate).
+    expect(await serialOf(cluster.config.members.find((m) => m.name === leader)!.peerUrl)).toBe(renewed);
     // A key that does not match the certificate (half-written renewal): the renewed pair stays in use.
     const goodKey = readFileSync(path.join(certs, 'member-key.pem'));
     writeFileSync(path.join(certs, 'member-key.pem'), readFileSync(path.join(certs, 'client-key.pem')));
