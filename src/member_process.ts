@@ -168,7 +168,7 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
     clientTls && {
       ...clientTls,
       // As etcd's "rejected connection from ..." (a plaintext client, no certificate, another CA's).
-      onRejected: (err, socket) => logger.info({ err: err.message, remote: `${socket.remoteAddress}:${socket.remotePort}` }, 'rejected client connection'),
+      onRejected: (err, remote) => logger.info({ err: err.message, remote }, 'rejected client connection'),
     },
   );
   const { host, port } = hostPort(self.listenClientUrl ?? self.clientUrl);

@@ -200,8 +200,8 @@ function commonNameOf(cert: tls.PeerCertificate): string | undefined {
 export interface TlsTerminatorOptions {
   /** ALPN: picks the protocol among those the client offers (undefined: none fits, the handshake fails). */
   alpn?: (offered: readonly string[]) => string | undefined;
-  /** A handshake that failed (etcd logs "rejected connection from ..."). */
-  onRejected?: (err: Error, socket: tls.TLSSocket) => void;
+  /** A handshake that failed (etcd logs "rejected connection from ..."), with the client's address when the socket still knows it. */
+  onRejected?: (err: Error, remote: string | undefined) => void;
 }
 
 /** How long a connection may take to finish its TLS handshake. */
@@ -236,7 +236,7 @@ export class TlsTerminator {
       onSecure,
     );
     this.server.on('tlsClientError', (err, socket) => {
-      opts.onRejected?.(err, socket);
+      opts.onRejected?.(err, socket.remoteAddress === undefined ? undefined : `${socket.remoteAddress}:${socket.remotePort}`);
       socket.destroy();
     });
   }

@@ -44,7 +44,7 @@ export class ClientPortMux {
 
   constructor(
     private readonly targets: ClientPortTargets,
-    tlsConfig?: PortTls & { onRejected?: (err: Error, socket: tls.TLSSocket) => void },
+    tlsConfig?: PortTls & { onRejected?: (err: Error, remote: string | undefined) => void },
   ) {
     this.tls = tlsConfig
       ? new TlsTerminator(tlsConfig.credentials, tlsConfig.clientCertAuth, (socket) => this.secured(socket), {

@@ -69,7 +69,7 @@ export interface TransportOptions {
 
 interface PeerTls extends PortTls {
   /** A connection refused in its handshake (no certificate, or one the CA did not sign). */
-  onRejected?: (err: Error, remote: string) => void;
+  onRejected?: (err: Error, remote: string | undefined) => void;
 }
 
 /**
@@ -294,7 +294,7 @@ export class PeerTransport {
     const peerTls = this.opts.tls;
     const terminator = peerTls
       ? new TlsTerminator(peerTls.credentials, peerTls.clientCertAuth, (socket) => this.accept(socket), {
-          onRejected: (err, socket) => peerTls.onRejected?.(err, `${socket.remoteAddress}:${socket.remotePort}`),
+          ...(peerTls.onRejected ? { onRejected: peerTls.onRejected } : {}),
         })
       : undefined;
     const server = net.createServer((socket) => {
