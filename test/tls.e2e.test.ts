@@ -10,6 +10,7 @@ import { X509Certificate } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import http from 'node:http';
+import http2 from 'node:http2';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -125,6 +126,51 @@ describe('TLS on the client port (ClientPortMux) and the CN seam', () => {
       (err: Error) => err.message,
     );
     expect(r).toBe('fetch failed');
+  });
+});
+
+describe("h2_authority's rewrite over TLS", () => {
+  test('a URL authority (as clientv3 may send) reaches the HTTP/2 server as host:port over TLS', async () => {
+    const certs = await makeTestCerts();
+    const f = (name: string): string => path.join(certs, name);
+    const seen: string[] = [];
+    const h2 = http2.createServer();
+    h2.on('stream', (stream, headers) => {
+      seen.push(String(headers[':authority']));
+      stream.respond({ ':status': 200 });
+      stream.end('ok');
+    });
+    const mux = new ClientPortMux(
+      { grpc: (socket) => h2.emit('connection', socket), http: http.createServer() },
+      { credentials: new TlsCredentials({ certFile: f('member.pem'), keyFile: f('member-key.pem'), trustedCaFile: f('ca.pem') }), clientCertAuth: true },
+    );
+    const [port] = (await freePorts(1)) as [number];
+    await mux.listen('127.0.0.1', port);
+    const session = http2.connect(`https://127.0.0.1:${port}`, {
+      ca: readFileSync(f('ca.pem')),
+      cert: readFileSync(f('client.pem')),
+      key: readFileSync(f('client-key.pem')),
+    });
+    try {
+      const get = (authority: string): Promise<string> =>
+        new Promise((resolve, reject) => {
+          const req = session.request({ ':path': '/x', ':authority': authority });
+          let body = '';
+          req.on('data', (d: Buffer) => (body += d.toString()));
+          req.on('end', () => resolve(body));
+          req.on('error', reject);
+          req.end();
+        });
+      expect(await get(`https://127.0.0.1:${port}`)).toBe('ok');
+      expect(await get(`https://127.0.0.1:${port}`)).toBe('ok');
+      expect(seen).toEqual([`127.0.0.1:${port}`, `127.0.0.1:${port}`]);
+    } finally {
+      session.close();
+      const closed = mux.close();
+      mux.destroyConnections();
+      await closed;
+      await rm(certs, { recursive: true, force: true });
+    }
   });
 });
 
