@@ -19,7 +19,7 @@ import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { LocalCluster, makeTestCerts, type HarnessTls } from './cluster_harness.js';
 import { freePorts } from './ports.js';
-import { etcdctl, hostOf, RealEtcd, type CtlResult } from '../grpc/helpers.js';
+import { CtlChild, etcdctl, hostOf, RealEtcd, sleep, type CtlResult } from '../grpc/helpers.js';
 
 /** etcdctl's TLS flags for a client that shows `cert` (a name in the certs folder: client, other-client), or none. */
 function ctlTls(dir: string, cert: string | null): string[] {
@@ -129,6 +129,27 @@ describe('TLS: qkv beside the real etcd with the same certificates', () => {
     expect(q.code).toBe(0);
     expect(q.stdout).toMatch(/^lease [0-9a-f]+ granted with TTL\(60s\)\n$/);
     expect(e.stdout).toMatch(/^lease [0-9a-f]+ granted with TTL\(60s\)\n$/);
+  });
+
+  test('streams over TLS: etcdctl watch sees a put, snapshot save gets the whole snapshot', async () => {
+    const watchers = [cluster.url(follower), etcd.endpoint].map((ep) => new CtlChild(ep, [...ctlTls(certs, 'client'), 'watch', '/tls/w']));
+    try {
+      // The watch is established once a put made after it shows up; put until it does (bounded).
+      for (let i = 0; i < 50 && !watchers.every((w) => w.stdout.includes('PUT')); i++) {
+        await bothCtl(['put', '/tls/w', `v${i}`]);
+        await sleep(100);
+      }
+      for (const w of watchers) expect(await w.waitFor((out) => /^PUT\n\/tls\/w\nv\d+\n/m.test(out), 'a watched put')).toMatch(/PUT/);
+    } finally {
+      for (const w of watchers) await w.stop();
+    }
+    const [q, e] = await Promise.all(
+      [cluster.url(leader), etcd.endpoint].map((ep, i) =>
+        etcdctl(ep, [...ctlTls(certs, 'client'), 'snapshot', 'save', path.join(cluster.dir, `snap-${i}.db`)]),
+      ),
+    );
+    expect([q!.code, q!.stdout]).toEqual([0, `Snapshot saved at ${path.join(cluster.dir, 'snap-0.db')}\n`]);
+    expect([e!.code, e!.stdout]).toEqual([0, `Snapshot saved at ${path.join(cluster.dir, 'snap-1.db')}\n`]);
   });
 
   test('the etcd3 npm client (gRPC over TLS with a client certificate): the same answers as etcd', async () => {
