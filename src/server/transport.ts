@@ -229,7 +229,8 @@ class PeerLink {
     });
     socket.on('error', (err) => {
       this.stats.sendFailed(this.peer);
-      if (this.connected) this.onError(err);
+      // A refused TLS handshake (the peer's certificate, or ours) says more than a refused dial.
+      if (this.connected || this.tls) this.onError(err);
     });
     socket.on('close', () => {
       if (this.connected) this.stats.connection(this.peer, false);
