@@ -19,11 +19,15 @@ import {
   memberByName,
   resolveMemberFlags,
   resolveDiskReserveBytes,
+  resolveMemberTls,
   resolveQuotaBackendBytes,
   type ClusterConfig,
   type MemberConfig,
   type MemberFlags,
+  type MemberTls,
+  type TlsFlags,
 } from './server/config.js';
+import { fetchOver, TlsCredentials, TlsFileError, type PortTls, type ServerTlsFiles } from './tls.js';
 import { IDENTITY_FILE, Member } from './server/member.js';
 import type { ClusterRecord } from './mvcc/index.js';
 import { ClusterMismatchError, MemberRemovedError } from './server/errors.js';
@@ -50,6 +54,8 @@ export interface ServeOptions {
   quotaBackendBytes?: string;
   /** --disk-reserve-bytes, as given on the command line: overrides the config's. */
   diskReserveBytes?: string;
+  /** etcd's TLS flags (--cert-file and the rest), with either way of giving the member. */
+  tls?: TlsFlags;
 }
 
 export function parsePeerDial(spec: string | undefined): Map<string, { host: string; port: number }> {
@@ -71,17 +77,18 @@ export function parsePeerDial(spec: string | undefined): Map<string, { host: str
  * peer ports (GET /members, as etcd's GetClusterFromRemotePeers), the first that answers. The
  * cluster's token must be this member's --initial-cluster-token.
  */
-export async function fetchJoinedCluster(cluster: ClusterConfig, self: MemberConfig): Promise<ClusterRecord> {
+export async function fetchJoinedCluster(cluster: ClusterConfig, self: MemberConfig, peerTls?: TlsCredentials): Promise<ClusterRecord> {
   const failures: string[] = [];
   for (const m of cluster.members) {
     if (m.peerUrl === self.peerUrl) continue;
     let record: ClusterRecord;
     try {
-      const res = await fetch(`${m.peerUrl}/members`, { signal: AbortSignal.timeout(5_000) });
+      const res = await fetchOver(`${m.peerUrl}/members`, { signal: AbortSignal.timeout(5_000) }, peerTls);
       if (!res.ok) throw new Error(`HTTP ${res.status}`);
       record = (await res.json()) as ClusterRecord;
     } catch (err) {
-      failures.push(`${m.name} (${m.peerUrl}): ${(err as Error).message}`);
+      const cause = (err as Error & { cause?: Error }).cause;
+      failures.push(`${m.name} (${m.peerUrl}): ${(err as Error).message}${cause?.message ? ` (${cause.message})` : ''}`);
       continue;
     }
     if (record.token !== cluster.name) {
@@ -100,14 +107,30 @@ export interface RunningServer {
   stop(): Promise<void>;
 }
 
-export function resolveMember(opts: ServeOptions): { cluster: ClusterConfig; self: MemberConfig } {
+export function resolveMember(opts: ServeOptions): { cluster: ClusterConfig; self: MemberConfig; tls: MemberTls } {
   const { cluster, self } = opts.flags
     ? resolveMemberFlags({ ...opts.flags, ...(opts.name ? { name: opts.name } : {}), ...(opts.dataDir ? { dataDir: opts.dataDir } : {}) })
     : fromConfigFile(opts);
   // Each member's own, as etcd's flag: it bounds this member's store.
   if (opts.quotaBackendBytes !== undefined) cluster.quotaBackendBytes = resolveQuotaBackendBytes(opts.quotaBackendBytes, '--quota-backend-bytes');
   if (opts.diskReserveBytes !== undefined) cluster.diskReserveBytes = resolveDiskReserveBytes(opts.diskReserveBytes, '--disk-reserve-bytes');
-  return { cluster, self };
+  return { cluster, self, tls: resolveMemberTls(opts.tls ?? {}, self) };
+}
+
+/** A port's TLS from its resolved files: loaded now (a file that does not load is a configuration error), re-read when they change. */
+function portTls(files: ServerTlsFiles | undefined, logger: Logger, side: string): PortTls | undefined {
+  if (!files) return undefined;
+  if (files.clientCertAuth && !files.trustedCaFile)
+    logger.warn(`${side} client-cert-auth without a trusted CA file: client certificates are verified against the system's root CAs`);
+  try {
+    const credentials = new TlsCredentials(files, (err) =>
+      logger.warn({ err: err.message }, `${side} TLS files changed but do not load; still using the previous ones`),
+    );
+    return { credentials, clientCertAuth: files.clientCertAuth };
+  } catch (err) {
+    if (err instanceof TlsFileError) throw new ConfigError(err.message);
+    throw err;
+  }
 }
 
 /** The member's entry in cluster.config.json, with the command line's overrides. */
@@ -128,16 +151,32 @@ function fromConfigFile(opts: ServeOptions): { cluster: ClusterConfig; self: Mem
 }
 
 export async function serve(opts: ServeOptions): Promise<RunningServer> {
-  const { cluster, self } = resolveMember(opts);
+  const { cluster, self, tls } = resolveMember(opts);
   const logger = pino({ level: opts.logLevel ?? process.env['QKV_LOG_LEVEL'] ?? 'info', base: { member: self.name } });
+  const clientTls = portTls(tls.client, logger, 'client');
+  const peerTls = portTls(tls.peer, logger, 'peer');
   const joining = cluster.state === 'existing' && !existsSync(path.join(self.dataDir, IDENTITY_FILE));
-  const join = joining ? await fetchJoinedCluster(cluster, self) : undefined;
-  const member = await Member.start({ cluster, self, logger, peerDialOverrides: parsePeerDial(opts.peerDial), ...(join ? { join } : {}) });
+  const join = joining ? await fetchJoinedCluster(cluster, self, peerTls?.credentials) : undefined;
+  const member = await Member.start({
+    cluster,
+    self,
+    logger,
+    peerDialOverrides: parsePeerDial(opts.peerDial),
+    ...(join ? { join } : {}),
+    tls: { ...(clientTls ? { client: clientTls } : {}), ...(peerTls ? { peer: peerTls } : {}) },
+  });
   const http = buildHttpServer({ member, logger, maxRequestBytes: cluster.maxRequestBytes });
   const grpc = new EtcdGrpcServer({ member, logger, maxRequestBytes: cluster.maxRequestBytes });
   // fastify does not listen itself: the client port's multiplexer feeds it the HTTP/1
   // connections and gives the HTTP/2 ones (gRPC) to the gRPC server.
-  const mux = new ClientPortMux({ grpc: (socket) => grpc.injectConnection(socket), http: http.server });
+  const mux = new ClientPortMux(
+    { grpc: (socket) => grpc.injectConnection(socket), http: http.server },
+    clientTls && {
+      ...clientTls,
+      // As etcd's "rejected connection from ..." (a plaintext client, no certificate, another CA's).
+      onRejected: (err, remote) => logger.info({ err: err.message, remote }, 'rejected client connection'),
+    },
+  );
   const { host, port } = hostPort(self.listenClientUrl ?? self.clientUrl);
   try {
     await http.ready();
@@ -164,6 +203,8 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
       await muxClosed;
       logger.debug('client port closed');
       await member.stop();
+      clientTls?.credentials.close();
+      peerTls?.credentials.close();
     })();
     return stopping;
   };

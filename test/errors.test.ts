@@ -70,6 +70,8 @@ const SAMPLES: Record<string, unknown[]> = {
   InvalidRequestError: ['unexpected EOF'],
   // src/server
   ConfigError: ['cluster.config.json: expected a JSON object'],
+  // src/tls.ts
+  TlsFileError: ['open /etc/qkv/member.pem: no such file or directory'],
   PeerFrameError: ['truncated body'],
   PeerMessageError: ['term is not a safe integer'],
   PeerFrameTooLargeError: [300, 256],

@@ -39,19 +39,30 @@ interface GlobalFlags {
   writeOut: OutputFormat;
   hex?: boolean;
   commandTimeout: string;
+  cacert?: string;
+  cert?: string;
+  key?: string;
 }
 
 /** The global flags, resolved and validated (a bad --command-timeout throws). */
 export function resolveGlobalOptions(f: GlobalFlags): GlobalOptions {
+  // As etcdctl: an endpoint without a scheme is https:// once any TLS flag is given.
+  const secure = f.cacert !== undefined || f.cert !== undefined || f.key !== undefined;
+  if ((f.cert === undefined) !== (f.key === undefined)) throw new BadArgsError('--cert and --key must be given together');
   return {
     endpoints: f.endpoints
       .split(',')
       .map((e) => e.trim())
       .filter((e) => e.length > 0)
-      .map((e) => (e.startsWith('http://') ? e : `http://${e}`)),
+      .map((e) => (/^https?:\/\//.test(e) ? e : `${secure ? 'https' : 'http'}://${e}`)),
     commandTimeoutMs: parseDuration(f.commandTimeout),
     writeOut: f.writeOut,
     hex: !!f.hex,
+    tls: {
+      ...(f.cacert !== undefined ? { trustedCaFile: f.cacert } : {}),
+      ...(f.cert !== undefined ? { certFile: f.cert } : {}),
+      ...(f.key !== undefined ? { keyFile: f.key } : {}),
+    },
   };
 }
 
@@ -64,7 +75,7 @@ function contextOf(program: Command): CliContext {
     options: () => (options ??= resolveGlobalOptions(program.opts<GlobalFlags>())),
     client: () => {
       const o = ctx.options();
-      return (client ??= new Client({ endpoints: o.endpoints, timeoutMs: o.commandTimeoutMs }));
+      return (client ??= new Client({ endpoints: o.endpoints, timeoutMs: o.commandTimeoutMs, tls: o.tls }));
     },
     printer: () => {
       const o = ctx.options();
@@ -85,6 +96,9 @@ export function buildProgram(): Command {
     .addOption(new Option('-w, --write-out <format>', 'output format').choices(OUTPUT_FORMATS).default('simple'))
     .option('--hex', 'print byte strings as hex')
     .option('--command-timeout <duration>', 'timeout for short commands', '5s')
+    .option('--cacert <file>', 'verify the members of https:// endpoints with this CA bundle', process.env['QKV_CACERT'])
+    .option('--cert <file>', 'identify this client with this certificate (https://)', process.env['QKV_CERT'])
+    .option('--key <file>', "the client certificate's key", process.env['QKV_KEY'])
     .showHelpAfterError();
 
   const ctx = contextOf(program);

@@ -32,6 +32,7 @@ import type {
   TxnResponse,
 } from '../api/kv.js';
 import { HttpTransport } from './http.js';
+import type { TlsFiles } from '../tls.js';
 import { keyRange } from '../api/keys.js';
 
 export type Bytes = string | Buffer | Uint8Array;
@@ -43,6 +44,8 @@ export function toBuffer(b: Bytes): Buffer {
 export interface ClientOptions {
   endpoints: string[];
   timeoutMs?: number;
+  /** For https:// endpoints: etcdctl's --cacert, --cert and --key (see HttpOptions). */
+  tls?: TlsFiles;
 }
 
 export interface GetOptions {
@@ -188,13 +191,13 @@ export class Client {
 
   /** Status of one endpoint (not failed over: the answer is about that member). */
   async status(endpoint: string): Promise<StatusResponse> {
-    const single = new HttpTransport({ endpoints: [endpoint] });
+    const single = this.http.single(endpoint);
     const json = await single.post<Record<string, never>>('/v3/maintenance/status', {});
     return decodeMessage<StatusResponse>(json, S.StatusResponse);
   }
 
   async hashKV(endpoint: string, revision = 0): Promise<HashKVResponse> {
-    const single = new HttpTransport({ endpoints: [endpoint] });
+    const single = this.http.single(endpoint);
     // qkv's path (etcd 3.5's): etcd 3.4's gateway maps /v3/maintenance/hash to Hash and so never reaches HashKV.
     const json = await single.post<Record<string, never>>('/v3/maintenance/hashkv', encodeMessage({ revision }, S.HashKVRequest));
     return decodeMessage<HashKVResponse>(json, S.HashKVResponse);

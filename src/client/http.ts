@@ -2,16 +2,24 @@
  * The client's transport: JSON over HTTP to a list of endpoints, failing over to the next one
  * when an endpoint cannot be reached or has no leader. A request that changes the store fails
  * over only when it cannot have taken effect (never sent, or refused with "no leader"); any other
- * failure of it is an OutcomeUnknownError. Uses Node's global fetch (undici), which keeps
- * connections alive.
+ * failure of it is an OutcomeUnknownError. Uses Node's global fetch (undici) for http://
+ * endpoints and node:https with the given certificate and CA for https:// ones (src/tls.ts);
+ * both keep connections alive.
  */
 import { neverSent } from '../api/fetch_errors.js';
+import { fetchOver, TlsCredentials, type TlsFiles } from '../tls.js';
 import { NoEndpointError, OutcomeUnknownError, QkvServerError } from './errors.js';
 
 export interface HttpOptions {
   endpoints: string[];
   /** Per-request timeout in milliseconds. */
   timeoutMs?: number;
+  /**
+   * For https:// endpoints, as etcdctl's --cacert, --cert and --key: the CA that verifies the
+   * members (default Node's root CAs) and the client certificate shown to them (with
+   * --client-cert-auth). The files are re-read when they change.
+   */
+  tls?: TlsFiles;
 }
 
 /** Server errors that mean "try another member": no leader, or the member is stopping. */
@@ -27,11 +35,19 @@ export class HttpTransport {
   readonly endpoints: string[];
   private preferred = 0;
   private readonly timeoutMs: number;
+  /** The https:// endpoints' credentials (the CA alone when no client certificate is given). */
+  private readonly credentials: TlsCredentials;
 
   constructor(opts: HttpOptions) {
     if (opts.endpoints.length === 0) throw new Error('at least one endpoint is required');
     this.endpoints = opts.endpoints.map((e) => e.replace(/\/+$/, ''));
     this.timeoutMs = opts.timeoutMs ?? 10_000;
+    this.credentials = new TlsCredentials(opts.tls ?? {});
+  }
+
+  /** A transport to one of the endpoints, with the same timeout and TLS. */
+  single(endpoint: string): HttpTransport {
+    return new HttpTransport({ endpoints: [endpoint], timeoutMs: this.timeoutMs, tls: this.credentials.files });
   }
 
   /**
@@ -44,12 +60,11 @@ export class HttpTransport {
       const at = (this.preferred + i) % this.endpoints.length;
       const endpoint = this.endpoints[at]!;
       try {
-        const res = await fetch(endpoint + path, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify(body),
-          signal: AbortSignal.timeout(this.timeoutMs),
-        });
+        const res = await fetchOver(
+          endpoint + path,
+          { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(this.timeoutMs) },
+          this.credentials,
+        );
         const text = await res.text();
         const json = text.length > 0 ? (JSON.parse(text) as Record<string, unknown>) : {};
         if (!res.ok) {
@@ -83,12 +98,11 @@ export class HttpTransport {
       const at = (this.preferred + i) % this.endpoints.length;
       endpoint = this.endpoints[at]!;
       try {
-        const r = await fetch(endpoint + path, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify(body),
-          signal,
-        });
+        const r = await fetchOver(
+          endpoint + path,
+          { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal },
+          this.credentials,
+        );
         if (!r.ok) {
           const json = (await r.json()) as Record<string, unknown>;
           throw new QkvServerError(String(json['message'] ?? r.statusText), Number(json['code'] ?? 2), r.status, endpoint);

@@ -5,12 +5,20 @@
  * server. The peeked bytes are put back into the socket before it is handed over. An HTTP/2
  * connection is first read up to its first request (h2_authority.ts: etcd's Go client may send
  * a URL as the authority, which Node's HTTP/2 refuses).
+ *
+ * With TLS (an https:// client URL) every connection is TLS: its handshake comes first
+ * (src/tls.ts: a client without a certificate the CA signed fails it when --client-cert-auth
+ * is on), then the decrypted stream is dispatched the same way. ALPN gives http/1.1 to a client
+ * that offers it (curl, Go's and Node's HTTP clients) and h2 to one that offers only h2 (gRPC
+ * clients): HTTP/2 on this port is gRPC's, as in plaintext.
  */
 import { Buffer } from 'node:buffer';
 import net from 'node:net';
 import type { Server as HttpServer } from 'node:http';
 import type { Duplex } from 'node:stream';
+import type tls from 'node:tls';
 import { H2_PREFACE, inspectH2Connection } from './h2_authority.js';
+import { TlsTerminator, type PortTls } from '../tls.js';
 
 /** A connection that has not said what it is within this time is dropped. */
 const PEEK_TIMEOUT_MS = 30_000;
@@ -24,16 +32,43 @@ export class ClientPortMux {
   private readonly server: net.Server;
   /** Connections still being peeked at (shutdown destroys them). */
   private readonly pending = new Set<net.Socket>();
+  /** TLS connections whose handshake is not done, by remote address (shutdown destroys them). */
+  private readonly handshaking = new Map<string, net.Socket>();
   /**
    * Connections handed over. Node's HTTP server tracks connections (closeAllConnections) only
    * when it listens itself, which it does not here: shutdown closes them from this set.
    */
   private readonly handed = new Set<net.Socket>();
 
-  constructor(private readonly targets: ClientPortTargets) {
+  private readonly tls: TlsTerminator | undefined;
+
+  constructor(
+    private readonly targets: ClientPortTargets,
+    tlsConfig?: PortTls & { onRejected?: (err: Error, remote: string | undefined) => void },
+  ) {
+    this.tls = tlsConfig
+      ? new TlsTerminator(tlsConfig.credentials, tlsConfig.clientCertAuth, (socket) => this.secured(socket), {
+          alpn: (offered) => (offered.includes('http/1.1') ? 'http/1.1' : offered.includes('h2') ? 'h2' : undefined),
+          ...(tlsConfig.onRejected ? { onRejected: tlsConfig.onRejected } : {}),
+        })
+      : undefined;
     // No Nagle: a gRPC answer is several small writes (HEADERS, DATA, trailers), and a client's
     // delayed ACK would hold the later ones back (as etcd's Go server, whose sockets are TCP_NODELAY).
-    this.server = net.createServer({ noDelay: true }, (socket) => this.classify(socket));
+    this.server = net.createServer({ noDelay: true }, (socket) => (this.tls ? this.handshake(this.tls, socket) : this.classify(socket)));
+  }
+
+  /** A TLS connection: its handshake first (bounded by the terminator), then its decrypted stream is classified. */
+  private handshake(terminator: TlsTerminator, socket: net.Socket): void {
+    const key = `${socket.remoteAddress}:${socket.remotePort}`;
+    this.handshaking.set(key, socket);
+    socket.once('close', () => this.handshaking.delete(key));
+    socket.on('error', () => socket.destroy());
+    terminator.accept(socket).catch(() => socket.destroy());
+  }
+
+  private secured(socket: tls.TLSSocket): void {
+    this.handshaking.delete(`${socket.remoteAddress}:${socket.remotePort}`);
+    this.classify(socket);
   }
 
   listen(host: string, port: number): Promise<void> {
@@ -100,6 +135,8 @@ export class ClientPortMux {
   close(): Promise<void> {
     for (const s of this.pending) s.destroy();
     this.pending.clear();
+    for (const s of this.handshaking.values()) s.destroy();
+    this.handshaking.clear();
     return new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { CodedError } from '../errors.js';
 import { RAFT_NODE_DEFAULTS } from './raft_node.js';
 import { memberIdOf } from './member_id.js';
+import type { ServerTlsFiles } from '../tls.js';
 
 export interface MemberConfig {
   /** Derived: memberIdOf(peer URL, cluster name). */
@@ -123,7 +124,7 @@ function nonEmptyString(obj: { [k: string]: Json }, key: string, where: string):
   return v;
 }
 
-/** A member URL in its canonical form (`http://host:port`), or why it is not one. */
+/** A member URL in its canonical form (`http://host:port` or `https://host:port`), or why it is not one. */
 export function parseMemberUrl(v: string): { url: string } | { problem: string } {
   let u: URL;
   try {
@@ -131,10 +132,10 @@ export function parseMemberUrl(v: string): { url: string } | { problem: string }
   } catch {
     return { problem: `invalid URL ${JSON.stringify(v)}` };
   }
-  if (u.protocol !== 'http:') return { problem: `only http:// URLs are supported, got ${JSON.stringify(v)}` };
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') return { problem: `only http:// and https:// URLs are supported, got ${JSON.stringify(v)}` };
   if (!u.port) return { problem: `the URL needs an explicit port, got ${JSON.stringify(v)}` };
   if ((u.pathname !== '/' && u.pathname !== '') || u.search || u.hash) return { problem: `the URL must have no path, got ${JSON.stringify(v)}` };
-  return { url: `http://${u.hostname}:${u.port}` };
+  return { url: `${u.protocol}//${u.hostname}:${u.port}` };
 }
 
 function checkedUrl(v: string, where: string): string {
@@ -327,4 +328,69 @@ export function memberByName(cfg: ClusterConfig, name: string): MemberConfig {
 export function hostPort(url: string): { host: string; port: number } {
   const u = new URL(url);
   return { host: u.hostname, port: Number(u.port) };
+}
+
+/**
+ * etcd's TLS flags, as `qkv serve` takes them (each also a QKV_* environment variable), with
+ * either way of giving the member (config file or etcd's member flags).
+ */
+export interface TlsFlags {
+  certFile?: string;
+  keyFile?: string;
+  trustedCaFile?: string;
+  clientCertAuth?: boolean;
+  peerCertFile?: string;
+  peerKeyFile?: string;
+  peerTrustedCaFile?: string;
+  peerClientCertAuth?: boolean;
+}
+
+/** A member's TLS, resolved: a side without it (an http:// listen URL) is plaintext. */
+export interface MemberTls {
+  /** The client port (gRPC and both HTTP APIs); also what the member shows when it forwards to the leader's client port. */
+  client?: ServerTlsFiles;
+  /** The peer port (Raft, /members, store snapshots) and the member's dials to its peers: mutual TLS with peerClientCertAuth. */
+  peer?: ServerTlsFiles;
+}
+
+/** One side's files as etcd checks them: both of certificate and key or neither; an https:// URL needs them. */
+function sideTls(
+  url: string,
+  kind: 'client' | 'peer',
+  files: { certFile?: string | undefined; keyFile?: string | undefined; trustedCaFile?: string | undefined; clientCertAuth?: boolean | undefined },
+): ServerTlsFiles | undefined {
+  const { certFile, keyFile } = files;
+  if ((certFile === undefined) !== (keyFile === undefined)) {
+    throw new ConfigError(`KeyFile and CertFile must both be present[key: ${keyFile ?? ''}, cert: ${certFile ?? ''}]`);
+  }
+  // etcd ignores the files for an http:// URL (it warns), and requires them for https://.
+  if (!url.startsWith('https:')) return undefined;
+  if (certFile === undefined || keyFile === undefined) {
+    // etcd's two texts, word for word.
+    const { host } = new URL(url);
+    throw new ConfigError(
+      kind === 'client'
+        ? `TLS key/cert (--cert-file, --key-file) must be provided for client url ${url} with HTTPS scheme`
+        : `cannot listen on TLS for ${host}: KeyFile and CertFile are not presented`,
+    );
+  }
+  return {
+    certFile: path.resolve(certFile),
+    keyFile: path.resolve(keyFile),
+    ...(files.trustedCaFile ? { trustedCaFile: path.resolve(files.trustedCaFile) } : {}),
+    // Without --trusted-ca-file, etcd verifies client certificates against the system's roots; so does Node.
+    clientCertAuth: files.clientCertAuth === true,
+  };
+}
+
+/** etcd's TLS flags for `self`, by the schemes of its listen URLs: the one place their checks live. */
+export function resolveMemberTls(f: TlsFlags, self: MemberConfig): MemberTls {
+  const client = sideTls(self.listenClientUrl ?? self.clientUrl, 'client', f);
+  const peer = sideTls(self.listenPeerUrl ?? self.peerUrl, 'peer', {
+    certFile: f.peerCertFile,
+    keyFile: f.peerKeyFile,
+    trustedCaFile: f.peerTrustedCaFile,
+    clientCertAuth: f.peerClientCertAuth,
+  });
+  return { ...(client ? { client } : {}), ...(peer ? { peer } : {}) };
 }

@@ -7,7 +7,6 @@
  */
 import type { Buffer } from 'node:buffer';
 import { STATUS_CODES } from 'node:http';
-import { Readable } from 'node:stream';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { decodeMessage, encodeMessage } from '../api/codec.js';
@@ -17,7 +16,7 @@ import type { Watcher } from '../watch/hub.js';
 import type { Member } from './member.js';
 import { ETCD_CLUSTER_VERSION, ETCD_SERVER_VERSION, QKV_VERSION } from '../version.js';
 import { httpStatusOf, MessageTooLargeError, toGrpcStatus, toHttpError } from './errors.js';
-import { SNAPSHOT_PATH, snapshotBlobs, snapshotFrames } from './snapshot_client.js';
+import { snapshotBlobs } from './snapshot_client.js';
 import { registerV1 } from './http_v1.js';
 import * as C from './concurrency.js';
 import { relayToLeader, sendError } from './http_shared.js';
@@ -126,11 +125,6 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
   app.get('/version', async () => ({ etcdserver: ETCD_SERVER_VERSION, etcdcluster: ETCD_CLUSTER_VERSION, qkv: QKV_VERSION }));
   app.get('/metrics', async (_request, reply) => {
     return reply.header('content-type', member.metrics.contentType).send(await member.metrics.text());
-  });
-
-  app.get(SNAPSHOT_PATH, async (_request, reply) => {
-    reply.header('content-type', 'application/octet-stream');
-    return reply.send(Readable.from(snapshotFrames(member.store)));
   });
 
   // ---- Election.Observe: /v3/election/observe (the other lock and election calls are in the table)

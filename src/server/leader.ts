@@ -15,6 +15,7 @@ import { Buffer } from 'node:buffer';
 import type { Logger } from 'pino';
 import type { ClusterConfig } from './config.js';
 import { RequestTimedOutError, TimeoutDueToLeaderFailError } from './errors.js';
+import { fetchOver, type FetchInit, type TlsCredentials } from '../tls.js';
 
 /** Sent with a forwarded request: the member that forwarded it (a forwarded request is never forwarded again). */
 export const FORWARDED_HEADER = 'x-qkv-forwarded';
@@ -79,6 +80,8 @@ export interface ForwardingMember {
   requestDeadline(): number;
   /** Undefined when this member leads, else the leader's client URL once there is one (waiting until `deadline`). */
   leaderClientUrl(deadline: number): Promise<string | undefined>;
+  /** What it shows the leader's https:// client port: its own certificate, and the CA that verifies the leader's. */
+  readonly clientTls: TlsCredentials | undefined;
 }
 
 export interface LeaderAnswer {
@@ -101,13 +104,13 @@ export async function forwardToLeader(member: ForwardingMember, req: ForwardRequ
     let answer: LeaderAnswer;
     let notLeader = false;
     try {
-      const init: RequestInit = {
+      const init: FetchInit = {
         method: req.method,
         headers: { 'content-type': req.contentType, [FORWARDED_HEADER]: String(member.id) },
         signal: AbortSignal.timeout(Math.max(1, Math.ceil(retry.remainingMs))),
       };
-      if (req.body && req.method !== 'GET' && req.method !== 'HEAD') init.body = new Uint8Array(req.body) as Uint8Array<ArrayBuffer>;
-      const res = await fetch(leaderUrl + req.path, init);
+      if (req.body && req.method !== 'GET' && req.method !== 'HEAD') init.body = req.body;
+      const res = await fetchOver(leaderUrl + req.path, init, member.clientTls);
       answer = { status: res.status, contentType: res.headers.get('content-type'), body: Buffer.from(await res.arrayBuffer()) };
       notLeader = res.headers.get(NOT_LEADER_HEADER) !== null;
     } catch (err) {

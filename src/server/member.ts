@@ -8,6 +8,7 @@ import { Buffer } from 'node:buffer';
 import { existsSync } from 'node:fs';
 import { mkdir, open as openFile, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import type http from 'node:http';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -56,7 +57,8 @@ import { clusterIdOf } from './member_id.js';
 import { InternalError } from '../errors.js';
 import { requestTimeoutMs, Retry } from './leader.js';
 import { ProposalDroppedError, ReadIndexDroppedError } from '../raft/errors.js';
-import { fetchSnapshot } from './snapshot_client.js';
+import { fetchSnapshot, SNAPSHOT_PATH, snapshotFrames } from './snapshot_client.js';
+import type { PortTls, TlsCredentials } from '../tls.js';
 import { ETCD_SERVER_VERSION } from '../version.js';
 import { BackendQuota, MAX_RECOMMENDED_QUOTA_BYTES, quotaCost, storeFileBytes, type QuotaRequest } from './quota.js';
 import { DiskSpaceGuard } from './disk_space.js';
@@ -83,6 +85,8 @@ export interface MemberOptions {
    * read from a peer's /members): seeds an empty data dir, and names this member's id.
    */
   join?: ClusterRecord;
+  /** The member's TLS (https:// URLs): the client port's credentials (also shown when it forwards to the leader's client port), and the peer port's mutual TLS. */
+  tls?: { client?: PortTls; peer?: PortTls };
 }
 
 /** What the data dir records of its member: its id and cluster, fixed at its first start (etcd keeps them in the WAL's metadata). */
@@ -311,6 +315,9 @@ export class Member implements StateMachine {
       onMessage: (msg) => this.raft.receive(msg),
       onError: (err, peer) => this.log.debug({ err: err.message, peer }, 'peer transport error'),
       stats: this.metrics.peers,
+      ...(this.opts.tls?.peer
+        ? { tls: { ...this.opts.tls.peer, onRejected: (err, remote) => this.log.warn({ err: err.message, remote }, 'rejected peer connection') } }
+        : {}),
     });
     // The members a joiner was told of run now, beside those it starts with (the bootstrap's).
     for (const m of [...cluster.members, ...(this.opts.join?.members ?? [])]) this.dialMember(m);
@@ -469,7 +476,24 @@ export class Member implements StateMachine {
       res.end(body);
       return;
     }
+    if (req.method === 'GET' && req.url === SNAPSHOT_PATH) {
+      // A store snapshot for a member that installs a Raft snapshot: on the peer port, so over
+      // the peers' (mutual) TLS, as etcd sends its snapshots over rafthttp.
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      Readable.from(snapshotFrames(this.store))
+        .on('error', (err) => {
+          this.log.warn({ err: err.message }, 'store snapshot stream failed');
+          res.destroy(err);
+        })
+        .pipe(res);
+      return;
+    }
     res.writeHead(404).end();
+  }
+
+  /** The credentials this member shows as a client of another member's client port (its own client certificate), if TLS. */
+  get clientTls(): TlsCredentials | undefined {
+    return this.opts.tls?.client?.credentials;
   }
 
   /**
@@ -528,10 +552,10 @@ export class Member implements StateMachine {
 
   private async restoreStore(snapshot: Snapshot): Promise<void> {
     const marker = JSON.parse(Buffer.from(snapshot.data).toString()) as SnapshotMarker;
-    // Every member with a client URL the store knows of (a joiner knows those it was told of too).
-    const known = new Map<number, { id: number; name: string; clientUrl: string }>();
+    // Every member the store knows of (a joiner knows those it was told of too), at its peer port.
+    const known = new Map<number, { id: number; name: string; peerUrl: string }>();
     for (const m of [...(this.opts.join?.members ?? []), ...this.cluster().members]) {
-      if (Number(m.id) !== this.id && m.clientUrls[0]) known.set(Number(m.id), { id: Number(m.id), name: m.name, clientUrl: m.clientUrls[0] });
+      if (Number(m.id) !== this.id && m.peerUrls[0]) known.set(Number(m.id), { id: Number(m.id), name: m.name, peerUrl: m.peerUrls[0] });
     }
     const others = [...known.values()];
     const order = [marker.memberId, this.raft.leader];
@@ -548,7 +572,7 @@ export class Member implements StateMachine {
     for (const m of candidates) {
       await rm(staging, { recursive: true, force: true });
       try {
-        const restored = await MvccStore.restore(staging, fetchSnapshot(m.clientUrl));
+        const restored = await MvccStore.restore(staging, fetchSnapshot(m.peerUrl, this.opts.tls?.peer?.credentials));
         applied = restored.appliedIndex;
         await restored.close();
       } catch (err) {

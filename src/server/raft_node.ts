@@ -31,7 +31,7 @@ import {
   type Snapshot,
   type SoftState,
 } from '../raft/types.js';
-import { ProposalDroppedError, RaftConfigError, RaftError } from '../raft/errors.js';
+import { ProposalDroppedError, RaftConfigError, RaftError, SnapshotOutOfDateError } from '../raft/errors.js';
 import { EtcdMessage, GrpcCode } from '../errors.js';
 import type { LogStore } from '../wal/log_store.js';
 
@@ -620,7 +620,15 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     await this.drainApply();
     const index = this.opts.stateMachine.appliedIndex();
     const data = await this.opts.stateMachine.snapshot();
-    const snap = this.raw.createSnapshot(index, data);
+    let snap: Snapshot;
+    try {
+      snap = this.raw.createSnapshot(index, data);
+    } catch (err) {
+      // A leader's snapshot newer than this state came in while the apply queue drained (a
+      // follower far behind): the next Ready installs it, and this one is moot.
+      if (err instanceof SnapshotOutOfDateError) return;
+      throw err;
+    }
     // The catch-up tail, in entries of the recent average size, bounded by count and by bytes.
     const averageBytes = Math.max(1, this.bytesSinceSnapshot / Math.max(1, entriesSince));
     const keep = Math.min(this.opts.snapshotCatchUpEntries, Math.floor(this.opts.snapshotCatchUpBytes / averageBytes));

@@ -1,7 +1,7 @@
 /**
- * Store snapshots between members: the leader streams its MVCC snapshot over HTTP as
- * length-prefixed chunks (uint32 big-endian length, then the chunk), and a follower that Raft
- * told to install a snapshot pulls it from there. Also the same frames as a client's
+ * Store snapshots between members: a member streams its MVCC snapshot on its peer port (over
+ * the peers' TLS when they have it) as length-prefixed chunks (uint32 big-endian length, then
+ * the chunk), and a follower that Raft told to install a snapshot pulls it from there. Also the same frames as a client's
  * Maintenance.Snapshot receives them (gRPC and gateway): blobs with etcd's remaining_bytes.
  */
 import { Buffer } from 'node:buffer';
@@ -13,6 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { MvccStore } from '../mvcc/index.js';
 import { FRAME_HEADER_BYTES, LengthPrefixedFrames } from './frames.js';
+import { fetchOver, type TlsCredentials } from '../tls.js';
 
 export const SNAPSHOT_PATH = '/internal/v1/snapshot';
 /** No single chunk of a store snapshot is anywhere near this; larger means a corrupt stream. */
@@ -28,16 +29,16 @@ export async function* snapshotFrames(store: MvccStore): AsyncGenerator<Buffer> 
   }
 }
 
-/** Pulls a store snapshot from the member serving `clientUrl`, yielding its chunks. */
-export async function* fetchSnapshot(clientUrl: string): AsyncGenerator<Uint8Array> {
-  const res = await fetch(clientUrl + SNAPSHOT_PATH);
-  if (!res.ok || !res.body) throw new Error(`snapshot fetch from ${clientUrl} failed: HTTP ${res.status}`);
-  const frames = new LengthPrefixedFrames(MAX_CHUNK, (len) => new Error(`snapshot chunk of ${len} bytes from ${clientUrl} is too large`));
+/** Pulls a store snapshot from the member whose peer port is `peerUrl` (with the peer credentials, if TLS), yielding its chunks. */
+export async function* fetchSnapshot(peerUrl: string, peerTls: TlsCredentials | undefined): AsyncGenerator<Uint8Array> {
+  const res = await fetchOver(peerUrl + SNAPSHOT_PATH, {}, peerTls);
+  if (!res.ok || !res.body) throw new Error(`snapshot fetch from ${peerUrl} failed: HTTP ${res.status}`);
+  const frames = new LengthPrefixedFrames(MAX_CHUNK, (len) => new Error(`snapshot chunk of ${len} bytes from ${peerUrl} is too large`));
   // The body's parts are fresh buffers (one per socket read), so frames may keep views of them.
   for await (const part of res.body as unknown as AsyncIterable<Uint8Array>) {
     yield* frames.push(Buffer.from(part.buffer, part.byteOffset, part.byteLength));
   }
-  if (frames.pending > 0) throw new Error(`snapshot stream from ${clientUrl} ended mid-chunk`);
+  if (frames.pending > 0) throw new Error(`snapshot stream from ${peerUrl} ended mid-chunk`);
 }
 
 /** etcd sends its snapshot in blobs of 32 KiB. */

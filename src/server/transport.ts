@@ -14,10 +14,17 @@
  * (etcd serves /members on its peer port too): it goes to `httpHandler`.
  *
  * Peers come and go at runtime (setPeer, removePeer) as membership changes are applied.
+ *
+ * With TLS (https:// peer URLs) every connection, both ways, is TLS with the member's peer
+ * certificate: the handshake comes before the hello, and with peer client-cert-auth a dialler
+ * whose certificate the trusted CA did not sign fails it, so nothing it sends is read. The
+ * credentials are re-read from disk when they change (src/tls.ts).
  */
 import { Buffer } from 'node:buffer';
 import net from 'node:net';
 import http from 'node:http';
+import tls from 'node:tls';
+import { TlsTerminator, type PortTls } from '../tls.js';
 import { MessageType, type Message, type NodeId } from '../raft/types.js';
 import { decodeMessages, encodedSize, PeerWireError, writeMessages } from './peer_codec.js';
 import { FRAME_HEADER_BYTES, LengthPrefixedFrames } from './frames.js';
@@ -56,6 +63,13 @@ export interface TransportOptions {
   onError?: (err: Error, peer: NodeId | undefined) => void;
   /** Receives the per-peer figures (etcd's rafthttp metrics). */
   stats?: PeerStats;
+  /** Mutual TLS on every connection (https:// peer URLs). */
+  tls?: PeerTls;
+}
+
+interface PeerTls extends PortTls {
+  /** A connection refused in its handshake (no certificate, or one the CA did not sign). */
+  onRejected?: (err: Error, remote: string | undefined) => void;
 }
 
 /**
@@ -139,6 +153,7 @@ class PeerLink {
     private readonly onError: (err: Error) => void,
     private readonly onRejected: (reason: string) => void,
     private readonly stats: PeerStats,
+    private readonly tls: PeerTls | undefined,
   ) {
     this.dial();
   }
@@ -178,11 +193,23 @@ class PeerLink {
 
   private dial(): void {
     if (this.closed) return;
-    const socket = net.connect({ host: this.address.host, port: this.address.port });
+    if (!this.tls) {
+      this.connect(net.connect({ host: this.address.host, port: this.address.port }), 'connect');
+      return;
+    }
+    // The certificate as it is on disk now; the peer's is verified against the trusted CA and its address.
+    const credentials = this.tls.credentials;
+    void credentials.refresh().then(() => {
+      if (this.closed) return;
+      this.connect(tls.connect({ host: this.address.host, port: this.address.port, secureContext: credentials.secureContext }), 'secureConnect');
+    });
+  }
+
+  private connect(socket: net.Socket, ready: 'connect' | 'secureConnect'): void {
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 1000);
     this.socket = socket;
-    socket.on('connect', () => {
+    socket.on(ready, () => {
       this.connected = true;
       this.backoffMs = MIN_BACKOFF_MS;
       this.stats.connection(this.peer, true);
@@ -202,7 +229,8 @@ class PeerLink {
     });
     socket.on('error', (err) => {
       this.stats.sendFailed(this.peer);
-      if (this.connected) this.onError(err);
+      // A refused TLS handshake (the peer's certificate, or ours) says more than a refused dial.
+      if (this.connected || this.tls) this.onError(err);
     });
     socket.on('close', () => {
       if (this.connected) this.stats.connection(this.peer, false);
@@ -264,7 +292,23 @@ export class PeerTransport {
   }
 
   async start(): Promise<void> {
-    const server = net.createServer((socket) => this.accept(socket));
+    const peerTls = this.opts.tls;
+    const terminator = peerTls
+      ? new TlsTerminator(peerTls.credentials, peerTls.clientCertAuth, (socket) => this.accept(socket), {
+          ...(peerTls.onRejected ? { onRejected: peerTls.onRejected } : {}),
+        })
+      : undefined;
+    const server = net.createServer((socket) => {
+      if (!terminator) {
+        this.accept(socket);
+        return;
+      }
+      // Closed at stop even while its handshake runs (bounded by the terminator's timeout).
+      this.inbound.add(socket);
+      socket.on('error', () => socket.destroy());
+      socket.on('close', () => this.inbound.delete(socket));
+      terminator.accept(socket).catch(() => socket.destroy());
+    });
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -293,6 +337,7 @@ export class PeerTransport {
         (err) => this.opts.onError?.(err, peer),
         (reason) => this.opts.onRejected?.(peer, reason),
         this.stats,
+        this.opts.tls,
       ),
     );
   }

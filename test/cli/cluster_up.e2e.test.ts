@@ -68,4 +68,67 @@ describe('qkv cluster up', () => {
       await rm(dir, { recursive: true, force: true });
     }
   });
+
+  test('--tls: https:// members with certificates made on the spot; qkv (--cacert, --cert, --key) and etcdctl work against it', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'qkv-up-tls-'));
+    const ports = await freePorts(6);
+    const members = Array.from({ length: 3 }, (_, i) => ({
+      name: `n${i + 1}`,
+      clientUrl: `http://127.0.0.1:${ports[2 * i]}`,
+      peerUrl: `http://127.0.0.1:${ports[2 * i + 1]}`,
+      dataDir: `data/n${i + 1}`,
+    }));
+    const config = path.join(dir, 'cluster.config.json');
+    await writeFile(config, JSON.stringify({ name: 'up-tls', tickMs: 50, members }));
+    const up = spawn(process.execPath, [path.resolve('bin/qkv.mjs'), 'cluster', 'up', '--tls', '--config', config, '--log-level', 'warn'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    up.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+    const certs = path.join(dir, 'data', 'tls');
+    const tlsFlags = [`--cacert=${path.join(certs, 'ca.pem')}`, `--cert=${path.join(certs, 'client.pem')}`, `--key=${path.join(certs, 'client-key.pem')}`];
+    const hosts = members.map((m) => m.clientUrl.replace('http://', '')).join(',');
+    try {
+      const deadline = Date.now() + 30_000;
+      while (!/leader: n\d/.test(out) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      expect(out).toMatch(/leader: n\d/);
+      expect(out).toContain(`client https://127.0.0.1:${ports[0]}`);
+      expect(out).toContain(`curl --cacert ${path.join(certs, 'ca.pem')}`);
+      // qkv's CLI: scheme-less endpoints are https:// with the TLS flags, as etcdctl's.
+      const put = await run(process.execPath, [path.resolve('bin/qkv.mjs'), ...tlsFlags, `--endpoints=${hosts}`, 'put', 'up-tls', 'yes']);
+      expect(put).toEqual({ code: 0, stdout: 'OK\n' });
+      const got = await run('etcdctl', [
+        ...tlsFlags,
+        `--endpoints=${members.map((m) => m.clientUrl.replace('http://', 'https://')).join(',')}`,
+        'get',
+        'up-tls',
+        '--print-value-only',
+      ]);
+      expect(got).toEqual({ code: 0, stdout: 'yes\n' });
+      const health = await run(process.execPath, [path.resolve('bin/qkv.mjs'), ...tlsFlags, `--endpoints=${hosts}`, 'endpoint', 'health']);
+      expect(health.code).toBe(0);
+      expect(health.stdout.match(/is healthy/g)).toHaveLength(3);
+      // Without a client certificate the member refuses the connection.
+      const refused = await run(process.execPath, [path.resolve('bin/qkv.mjs'), tlsFlags[0]!, `--endpoints=${hosts}`, '--command-timeout=2s', 'get', 'up-tls']);
+      expect(refused.code).toBe(1);
+    } finally {
+      const exited = new Promise<number | null>((r) => up.once('exit', (code) => r(code)));
+      up.kill('SIGINT');
+      const code = await exited;
+      expect(out).toContain('all members stopped');
+      expect(code).toBe(0);
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });
+
+/** Runs a command to its end: exit code and stdout. */
+function run(cmd: string, args: string[]): Promise<{ code: number | null; stdout: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, ETCDCTL_API: '3' } });
+    let stdout = '';
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout }));
+  });
+}

@@ -7,7 +7,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'vitest';
-import { LocalCluster } from '../server/cluster_harness.js';
+import { clientTlsFiles, LocalCluster, memberTlsArgs, type HarnessTls } from '../server/cluster_harness.js';
+import { fetchOver, TlsCredentials } from '../../src/tls.js';
 import { freePorts } from '../server/ports.js';
 
 export interface CtlResult {
@@ -90,14 +91,17 @@ export class RealEtcd {
     readonly endpoint: string,
     private readonly dir: string,
     private readonly child: ChildProcess,
+    readonly peerUrl: string,
   ) {}
 
-  /** `flags`: more etcd flags, e.g. --quota-backend-bytes. */
-  static async start(flags: string[] = []): Promise<RealEtcd> {
+  /** `flags`: more etcd flags, e.g. --quota-backend-bytes. `tls`: https:// URLs with the same TLS flags as a qkv member's (cluster_harness). */
+  static async start(flags: string[] = [], tls?: HarnessTls): Promise<RealEtcd> {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'qkv-real-etcd-'));
     const [client, peer] = await freePorts(2);
-    const clientUrl = `http://127.0.0.1:${client}`;
-    const peerUrl = `http://127.0.0.1:${peer}`;
+    const scheme = tls ? 'https' : 'http';
+    const clientUrl = `${scheme}://127.0.0.1:${client}`;
+    const peerUrl = `${scheme}://127.0.0.1:${peer}`;
+    const credentials = tls ? new TlsCredentials(clientTlsFiles(tls)) : undefined;
     const child = spawn(
       'etcd',
       [
@@ -109,17 +113,18 @@ export class RealEtcd {
         `--initial-advertise-peer-urls=${peerUrl}`,
         `--initial-cluster=e1=${peerUrl}`,
         '--log-level=error',
+        ...(tls ? memberTlsArgs(tls) : []),
         ...flags,
       ],
       { stdio: ['ignore', 'ignore', 'pipe'] },
     );
     let log = '';
     child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
-    const etcd = new RealEtcd(clientUrl, dir, child);
+    const etcd = new RealEtcd(clientUrl, dir, child, peerUrl);
     const deadline = Date.now() + 20_000;
     for (;;) {
       try {
-        const res = await fetch(`${clientUrl}/health`, { signal: AbortSignal.timeout(500) });
+        const res = await fetchOver(`${clientUrl}/health`, { signal: AbortSignal.timeout(500) }, credentials);
         if (res.ok && ((await res.json()) as { health: string }).health === 'true') break;
       } catch {
         // Not listening yet.
@@ -144,7 +149,7 @@ export class RealEtcd {
 }
 
 /** Strips the http:// of an endpoint (etcdctl prints endpoints as given). */
-export const hostOf = (url: string): string => url.replace(/^http:\/\//, '');
+export const hostOf = (url: string): string => url.replace(/^https?:\/\//, '');
 
 /** Runs a scenario on qkv and on the real etcd in parallel; qkv's result must equal etcd's. */
 export async function sameOnBoth<C, T>(qkv: C, etcd: C, scenario: (c: C) => Promise<T>): Promise<T> {

@@ -2,7 +2,7 @@
  * A real local cluster for end-to-end tests: member processes (`bin/qkv.mjs serve`) on
  * loopback ports, in temp data directories, that tests can kill, pause and restart.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import os from 'node:os';
@@ -11,6 +11,8 @@ import { freePorts } from './ports.js';
 import type { ClusterConfig } from '../../src/server/config.js';
 import { Client } from '../../src/client/client.js';
 import { memberIdOf } from '../../src/server/member_id.js';
+import { fetchOver, TlsCredentials, type TlsFiles } from '../../src/tls.js';
+import { localClientTls, localTlsArgs } from '../../src/cli/cluster.js';
 
 const BIN = path.resolve('bin/qkv.mjs');
 
@@ -27,6 +29,32 @@ export interface HarnessOptions {
   diskReserveBytes?: number;
   /** Options for the member processes' node (e.g. --cpu-prof). */
   nodeArgs?: string[];
+  /** https:// URLs and etcd's TLS flags (mutual TLS between the members always). */
+  tls?: HarnessTls;
+}
+
+export interface HarnessTls {
+  /** A folder made by test/tls/make-certs.sh (makeTestCerts). */
+  dir: string;
+  /** --client-cert-auth: clients must show a certificate of the folder's CA. */
+  clientCertAuth?: boolean;
+}
+
+/** Runs test/tls/make-certs.sh into a new temporary folder; returns the folder (the caller removes it). */
+export async function makeTestCerts(): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'qkv-certs-'));
+  execFileSync('bash', [path.resolve('test/tls/make-certs.sh'), dir], { stdio: 'pipe' });
+  return dir;
+}
+
+/** etcd's TLS flags of a member of a cluster with `tls` (`qkv cluster up --tls`'s). */
+export function memberTlsArgs(tls: HarnessTls): string[] {
+  return localTlsArgs(tls.dir, tls.clientCertAuth === true);
+}
+
+/** What a test's client shows a cluster with `tls`: the folder's CA and its client certificate (CN=root). */
+export function clientTlsFiles(tls: HarnessTls): TlsFiles {
+  return localClientTls(tls.dir);
 }
 
 interface Proc {
@@ -42,13 +70,20 @@ export class LocalCluster {
     readonly configFile: string,
     readonly config: ClusterConfig,
     private readonly nodeArgs: string[] = [],
-  ) {}
+    readonly tls?: HarnessTls,
+  ) {
+    this.clientTls = tls ? new TlsCredentials(clientTlsFiles(tls)) : undefined;
+  }
+
+  /** The test client's credentials for a TLS cluster. */
+  private readonly clientTls: TlsCredentials | undefined;
 
   static async create(opts: HarnessOptions = {}): Promise<LocalCluster> {
     const n = opts.nodes ?? 3;
     const dir = await mkdtemp(path.join(os.tmpdir(), 'qkv-cluster-'));
     const ports = await freePorts(2 * n);
     const name = 'qkv-test';
+    const scheme = opts.tls ? 'https' : 'http';
     const config: ClusterConfig = {
       name,
       state: 'new',
@@ -61,11 +96,11 @@ export class LocalCluster {
       quotaBackendBytes: opts.quotaBackendBytes ?? 2 * 1024 * 1024 * 1024,
       diskReserveBytes: opts.diskReserveBytes ?? 64 * 1024 * 1024,
       members: Array.from({ length: n }, (_, i) => {
-        const peerUrl = `http://127.0.0.1:${ports[2 * i + 1]}`;
+        const peerUrl = `${scheme}://127.0.0.1:${ports[2 * i + 1]}`;
         return {
           id: memberIdOf([peerUrl], name),
           name: `n${i + 1}`,
-          clientUrl: `http://127.0.0.1:${ports[2 * i]}`,
+          clientUrl: `${scheme}://127.0.0.1:${ports[2 * i]}`,
           peerUrl,
           dataDir: path.join(dir, `n${i + 1}`),
         };
@@ -75,7 +110,7 @@ export class LocalCluster {
     // The file as an operator writes it: ids and the start state are derived, not written.
     const { state: _state, members, ...rest } = config;
     await writeFile(configFile, JSON.stringify({ ...rest, members: members.map(({ id: _id, ...m }) => m) }, null, 2));
-    return new LocalCluster(dir, configFile, config, opts.nodeArgs);
+    return new LocalCluster(dir, configFile, config, opts.nodeArgs, opts.tls);
   }
 
   get names(): string[] {
@@ -91,7 +126,7 @@ export class LocalCluster {
   }
 
   client(names: string[] = this.names): Client {
-    return new Client({ endpoints: names.map((n) => this.url(n)), timeoutMs: 5_000 });
+    return new Client({ endpoints: names.map((n) => this.url(n)), timeoutMs: 5_000, ...(this.tls ? { tls: clientTlsFiles(this.tls) } : {}) });
   }
 
   /** Extra `serve` arguments per member (e.g. --peer-dial for fault proxies). */
@@ -108,7 +143,14 @@ export class LocalCluster {
    */
   async addJoiner(name: string): Promise<{ clientUrl: string; peerUrl: string; dataDir: string }> {
     const [clientPort, peerPort] = await freePorts(2);
-    const m = { id: 0, name, clientUrl: `http://127.0.0.1:${clientPort}`, peerUrl: `http://127.0.0.1:${peerPort}`, dataDir: path.join(this.dir, name) };
+    const scheme = this.tls ? 'https' : 'http';
+    const m = {
+      id: 0,
+      name,
+      clientUrl: `${scheme}://127.0.0.1:${clientPort}`,
+      peerUrl: `${scheme}://127.0.0.1:${peerPort}`,
+      dataDir: path.join(this.dir, name),
+    };
     this.config.members.push(m);
     return m;
   }
@@ -169,7 +211,18 @@ export class LocalCluster {
     }
     const child = spawn(
       process.execPath,
-      [...this.nodeArgs, BIN, 'serve', '--name', name, ...how, '--log-level', 'debug', ...(this.extraArgs.get(name) ?? [])],
+      [
+        ...this.nodeArgs,
+        BIN,
+        'serve',
+        '--name',
+        name,
+        ...how,
+        '--log-level',
+        'debug',
+        ...(this.tls ? memberTlsArgs(this.tls) : []),
+        ...(this.extraArgs.get(name) ?? []),
+      ],
       { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env, ...this.extraEnv.get(name) } },
     );
     child.stdout!.pipe(log);
@@ -201,7 +254,7 @@ export class LocalCluster {
   /** Status of a member over /v1/status, or undefined if it does not answer. */
   async status(name: string): Promise<{ leader: { name: string } | null; term: number; raft_applied_index: number; revision: number } | undefined> {
     try {
-      const res = await fetch(`${this.url(name)}/v1/status`, { signal: AbortSignal.timeout(1000) });
+      const res = await fetchOver(`${this.url(name)}/v1/status`, { signal: AbortSignal.timeout(1000) }, this.clientTls);
       if (!res.ok) return undefined;
       return (await res.json()) as { leader: { name: string } | null; term: number; raft_applied_index: number; revision: number };
     } catch {

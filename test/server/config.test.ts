@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import path from 'node:path';
-import { ConfigError, loadClusterConfig, parseClusterConfig, resolveMemberFlags } from '../../src/server/config.js';
+import { ConfigError, loadClusterConfig, parseClusterConfig, resolveMemberFlags, resolveMemberTls } from '../../src/server/config.js';
 import { clusterIdOf, memberIdOf } from '../../src/server/member_id.js';
 
 const member = (i: number) => ({
@@ -29,7 +29,7 @@ describe('cluster config', () => {
     { name: 'no members', raw: { members: [] }, message: /members: expected a non-empty array/ },
     { name: 'an id', raw: { members: [{ ...member(1), id: 1 }] }, message: /members\[0\]\.id: member ids are derived/ },
     { name: 'bad url', raw: { members: [{ ...member(1), clientUrl: 'nope' }] }, message: /clientUrl: invalid URL/ },
-    { name: 'https', raw: { members: [{ ...member(1), peerUrl: 'https://127.0.0.1:1' }] }, message: /only http/ },
+    { name: 'another scheme', raw: { members: [{ ...member(1), peerUrl: 'unix://127.0.0.1:1' }] }, message: /only http:\/\/ and https:\/\// },
     { name: 'no port', raw: { members: [{ ...member(1), peerUrl: 'http://127.0.0.1' }] }, message: /explicit port/ },
     { name: 'duplicate peer url', raw: { members: [member(1), { ...member(2), peerUrl: member(1).peerUrl }] }, message: /duplicate peerUrl/ },
     { name: 'a path in a url', raw: { members: [{ ...member(1), peerUrl: 'http://127.0.0.1:1/x' }] }, message: /no path/ },
@@ -96,5 +96,69 @@ describe('cluster config', () => {
 
   test('unreadable and malformed files name the file', () => {
     expect(() => loadClusterConfig('/nonexistent/cluster.json')).toThrow(/cluster.json: cannot read/);
+  });
+});
+
+describe("etcd's TLS flags (resolveMemberTls)", () => {
+  const secure = resolveMemberFlags({ name: 'x', listenClientUrls: 'https://127.0.0.1:2379', listenPeerUrls: 'https://127.0.0.1:2380' }).self;
+  const plain = resolveMemberFlags({ name: 'x' }).self;
+  const files = { certFile: 'm.pem', keyFile: 'm-key.pem', trustedCaFile: 'ca.pem' };
+  const peerFiles = { peerCertFile: 'p.pem', peerKeyFile: 'p-key.pem', peerTrustedCaFile: 'pca.pem' };
+
+  test('https:// URLs keep their scheme; the files resolve to absolute paths; client-cert-auth is off unless given', () => {
+    expect(secure.clientUrl).toBe('https://127.0.0.1:2379');
+    expect(secure.peerUrl).toBe('https://127.0.0.1:2380');
+    const tls = resolveMemberTls({ ...files, clientCertAuth: true, ...peerFiles }, secure);
+    expect(tls.client).toEqual({
+      certFile: path.resolve('m.pem'),
+      keyFile: path.resolve('m-key.pem'),
+      trustedCaFile: path.resolve('ca.pem'),
+      clientCertAuth: true,
+    });
+    expect(tls.peer).toEqual({
+      certFile: path.resolve('p.pem'),
+      keyFile: path.resolve('p-key.pem'),
+      trustedCaFile: path.resolve('pca.pem'),
+      clientCertAuth: false,
+    });
+  });
+
+  test('as etcd: the files of an http:// side are ignored; --client-cert-auth without --trusted-ca-file is allowed (system roots verify)', () => {
+    expect(resolveMemberTls({ ...files, ...peerFiles }, plain)).toEqual({});
+    expect(
+      resolveMemberTls(
+        { certFile: 'm.pem', keyFile: 'k.pem', clientCertAuth: true },
+        { ...secure, listenPeerUrl: 'http://127.0.0.1:2380', peerUrl: 'http://127.0.0.1:2380' },
+      ),
+    ).toEqual({
+      client: { certFile: path.resolve('m.pem'), keyFile: path.resolve('k.pem'), clientCertAuth: true },
+    });
+  });
+
+  const bad: { name: string; flags: Parameters<typeof resolveMemberTls>[0]; message: string }[] = [
+    {
+      name: 'an https:// client URL without a certificate',
+      flags: peerFiles,
+      message: 'TLS key/cert (--cert-file, --key-file) must be provided for client url https://127.0.0.1:2379 with HTTPS scheme',
+    },
+    {
+      name: 'an https:// peer URL without a certificate',
+      flags: files,
+      message: 'cannot listen on TLS for 127.0.0.1:2380: KeyFile and CertFile are not presented',
+    },
+    {
+      name: 'a certificate without its key',
+      flags: { certFile: 'm.pem', ...peerFiles },
+      message: 'KeyFile and CertFile must both be present[key: , cert: m.pem]',
+    },
+    {
+      name: 'a key without its certificate',
+      flags: { keyFile: 'k.pem', ...peerFiles },
+      message: 'KeyFile and CertFile must both be present[key: k.pem, cert: ]',
+    },
+  ];
+  test.each(bad)("refuses $name with etcd's message", ({ flags, message }) => {
+    expect(() => resolveMemberTls(flags, secure)).toThrow(ConfigError);
+    expect(() => resolveMemberTls(flags, secure)).toThrow(message);
   });
 });

@@ -13,8 +13,9 @@ export function register(program: Command): void {
     .option('--nodes <n>', 'number of members (3 or 5)', parseIntArg('--nodes'))
     .option('--config <file>', 'cluster config file', 'cluster.config.json')
     .option('--log-level <level>', 'member log level', 'info')
-    .action(async (o: { nodes?: number; config: string; logLevel: string }) => {
+    .option('--tls', 'https:// URLs: certificates made into data/tls (test/tls/make-certs.sh), client certificates required, mutual TLS between members')
+    .action(async (o: { nodes?: number; config: string; logLevel: string; tls?: boolean }) => {
       const { clusterUp } = await import('../cluster.js');
-      await clusterUp({ config: o.config, logLevel: o.logLevel, ...(o.nodes ? { nodes: o.nodes } : {}) });
+      await clusterUp({ config: o.config, logLevel: o.logLevel, ...(o.nodes ? { nodes: o.nodes } : {}), ...(o.tls ? { tls: true } : {}) });
     });
 }

@@ -4,6 +4,7 @@ import type { Client } from '../../client/client.js';
 import type { EndpointHealth, EndpointStatus } from '../printer/printer.js';
 import type { CliContext } from './global.js';
 import { parseIntArg } from './util.js';
+import { fetchOver, TlsCredentials } from '../../tls.js';
 
 /** Each endpoint's status as it answers; an endpoint that fails is reported on stderr (exit code 1) and skipped. */
 async function* statuses(c: Client, endpoints: string[]): AsyncGenerator<EndpointStatus> {
@@ -21,10 +22,10 @@ async function* statuses(c: Client, endpoints: string[]): AsyncGenerator<Endpoin
 }
 
 /** One endpoint's /health, with the time it took. */
-async function health(endpoint: string, timeoutMs: number): Promise<EndpointHealth> {
+async function health(endpoint: string, timeoutMs: number, tls: TlsCredentials): Promise<EndpointHealth> {
   const started = performance.now();
   try {
-    const res = await fetch(`${endpoint}/health`, { signal: AbortSignal.timeout(timeoutMs) });
+    const res = await fetchOver(`${endpoint}/health`, { signal: AbortSignal.timeout(timeoutMs) }, tls);
     const body = (await res.json()) as { health?: string; reason?: string };
     const took = (performance.now() - started).toFixed(3);
     return body.health === 'true' ? { endpoint, health: true, took } : { endpoint, health: false, error: body.reason ?? 'unknown' };
@@ -49,9 +50,10 @@ export function register(program: Command, ctx: CliContext): void {
     .command('health')
     .description('checks the healthiness of endpoints')
     .action(async () => {
-      const { endpoints, commandTimeoutMs } = ctx.options();
+      const { endpoints, commandTimeoutMs, tls } = ctx.options();
+      const credentials = new TlsCredentials(tls);
       for (const ep of endpoints) {
-        const h = await health(ep, commandTimeoutMs);
+        const h = await health(ep, commandTimeoutMs, credentials);
         ctx.printer().endpointHealth(h);
         if (!h.health) process.exitCode = 1;
       }

@@ -3,6 +3,7 @@
  * and validated once, and the client and printer made from them.
  */
 import type { Client } from '../../client/client.js';
+import type { TlsFiles } from '../../tls.js';
 import type { OutputFormat, Printer } from '../printer/index.js';
 
 /** The global flags, resolved: endpoints as URLs, the command timeout in milliseconds. */
@@ -11,6 +12,8 @@ export interface GlobalOptions {
   commandTimeoutMs: number;
   writeOut: OutputFormat;
   hex: boolean;
+  /** etcdctl's --cacert, --cert, --key (files), for https:// endpoints. */
+  tls: TlsFiles;
 }
 
 export interface CliContext {

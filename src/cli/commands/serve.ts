@@ -2,12 +2,16 @@
  * `serve`: runs one cluster member (qkv's own: etcdctl has no server). A member is given either
  * by its entry in cluster.config.json (--config, --name) or, as etcd starts one, by etcd's member
  * flags (--initial-cluster and the rest; each also a QKV_* environment variable, as etcd reads
- * ETCD_*). Any of the etcd flags selects the second way.
+ * ETCD_*). Any of the etcd member flags selects the second way; etcd's TLS flags (--cert-file
+ * and the rest) go with either.
  */
 import type { Command } from 'commander';
-import type { MemberFlags } from '../../server/config.js';
+import type { MemberFlags, TlsFlags } from '../../server/config.js';
 
-interface ServeFlags extends MemberFlags {
+interface ServeFlags extends MemberFlags, Omit<TlsFlags, 'clientCertAuth' | 'peerClientCertAuth'> {
+  /** A bool flag as etcd's: alone, or =true / =false (or the variable's text). */
+  clientCertAuth?: boolean | string;
+  peerClientCertAuth?: boolean | string;
   config: string;
   clientUrl?: string;
   peerUrl?: string;
@@ -31,6 +35,32 @@ const ETCD_FLAGS: readonly { flag: string; key: keyof MemberFlags; help: string 
   { flag: 'snapshot-count', key: 'snapshotCount', help: 'applied entries between snapshots' },
   { flag: 'max-request-bytes', key: 'maxRequestBytes', help: 'largest client request (default 1.5 MiB)' },
 ];
+
+/** etcd's TLS flags: with either way of giving the member (they select neither). */
+const TLS_FILE_FLAGS: readonly {
+  flag: string;
+  key: 'certFile' | 'keyFile' | 'trustedCaFile' | 'peerCertFile' | 'peerKeyFile' | 'peerTrustedCaFile';
+  help: string;
+}[] = [
+  { flag: 'cert-file', key: 'certFile', help: 'the client port certificate (PEM); needed for an https:// client URL' },
+  { flag: 'key-file', key: 'keyFile', help: "the client port certificate's key" },
+  { flag: 'trusted-ca-file', key: 'trustedCaFile', help: "CA that verifies clients' certificates (with --client-cert-auth) and other members' client ports" },
+  { flag: 'peer-cert-file', key: 'peerCertFile', help: 'the peer port certificate (PEM), also shown when dialling peers; needed for an https:// peer URL' },
+  { flag: 'peer-key-file', key: 'peerKeyFile', help: "the peer certificate's key" },
+  { flag: 'peer-trusted-ca-file', key: 'peerTrustedCaFile', help: "CA that verifies the peers' certificates" },
+];
+const TLS_BOOL_FLAGS: readonly { flag: string; key: 'clientCertAuth' | 'peerClientCertAuth'; help: string }[] = [
+  { flag: 'client-cert-auth', key: 'clientCertAuth', help: 'clients must show a certificate the trusted CA signed' },
+  { flag: 'peer-client-cert-auth', key: 'peerClientCertAuth', help: 'peers must show a certificate the peer trusted CA signed' },
+];
+
+/** A bool flag's value as etcd reads it (Go's strconv.ParseBool). */
+function boolFlag(flag: string, v: boolean | string | undefined): boolean | undefined {
+  if (v === undefined || typeof v === 'boolean') return v;
+  if (['1', 't', 'T', 'true', 'TRUE', 'True'].includes(v)) return true;
+  if (['0', 'f', 'F', 'false', 'FALSE', 'False'].includes(v)) return false;
+  throw new Error(`invalid boolean value ${JSON.stringify(v)} for --${flag}`);
+}
 
 const envName = (flag: string): string => `QKV_${flag.toUpperCase().replaceAll('-', '_')}`;
 
@@ -56,10 +86,18 @@ export function register(program: Command): void {
       process.env['QKV_DISK_RESERVE_BYTES'],
     );
   for (const f of ETCD_FLAGS) serve.option(`--${f.flag} <value>`, `${f.help} [${envName(f.flag)}]`, process.env[envName(f.flag)]);
+  for (const f of TLS_FILE_FLAGS) serve.option(`--${f.flag} <file>`, `${f.help} [${envName(f.flag)}]`, process.env[envName(f.flag)]);
+  for (const f of TLS_BOOL_FLAGS) serve.option(`--${f.flag} [bool]`, `${f.help} [${envName(f.flag)}]`, process.env[envName(f.flag)]);
   serve.action(async (o: ServeFlags) => {
     const etcdStyle = ETCD_FLAGS.some((f) => o[f.key] !== undefined);
     const flags: MemberFlags = {};
     for (const f of ETCD_FLAGS) if (o[f.key] !== undefined) flags[f.key] = o[f.key];
+    const tls: TlsFlags = {};
+    for (const f of TLS_FILE_FLAGS) if (o[f.key] !== undefined) tls[f.key] = o[f.key];
+    for (const f of TLS_BOOL_FLAGS) {
+      const v = boolFlag(f.flag, o[f.key]);
+      if (v !== undefined) tls[f.key] = v;
+    }
     const { serveUntilSignalled } = await import('../../member_process.js');
     await serveUntilSignalled({
       configPath: o.config,
@@ -72,6 +110,7 @@ export function register(program: Command): void {
       ...(etcdStyle ? { flags } : {}),
       ...(o.quotaBackendBytes !== undefined ? { quotaBackendBytes: o.quotaBackendBytes } : {}),
       ...(o.diskReserveBytes !== undefined ? { diskReserveBytes: o.diskReserveBytes } : {}),
+      tls,
     });
   });
 }

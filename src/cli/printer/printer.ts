@@ -74,7 +74,7 @@ export interface Printer {
 
 /** An endpoint as etcdctl prints it: without the scheme. */
 export function hostOf(endpoint: string): string {
-  return endpoint.replace(/^http:\/\//, '');
+  return endpoint.replace(/^https?:\/\//, '');
 }
 
 /** A member id as etcdctl prints it: hexadecimal. */
