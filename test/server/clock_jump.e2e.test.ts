@@ -7,16 +7,13 @@
  * Planted bug tried: the lessor's clock as Date.now() (src/lease/lessor.ts systemClock) expires
  * the lease, and deletes its key, at the leader's jump ahead.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { LocalCluster } from './cluster_harness.js';
-import { buildFaultShim, MemberFaults } from './fault_shim.js';
+import { startFaultyCluster, type FaultyCluster, type MemberFaults } from './fault_shim.js';
 
+let lab: FaultyCluster;
 let cluster: LocalCluster;
-let workDir: string;
-const faults = new Map<string, MemberFaults>();
+let faults: Map<string, MemberFaults>;
 
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
 
@@ -30,21 +27,13 @@ const keyExists = async (name: string, key: string): Promise<boolean> =>
   ((await call<{ count?: string }>(name, '/v3/kv/range', { key: b64(key) })).count ?? '0') !== '0';
 
 beforeAll(async () => {
-  workDir = await mkdtemp(path.join(os.tmpdir(), 'qkv-clock-'));
-  const shim = buildFaultShim(workDir);
-  cluster = await LocalCluster.create({ nodes: 3 });
-  for (const m of cluster.config.members) {
-    const f = new MemberFaults(shim, m.dataDir, workDir, m.name);
-    faults.set(m.name, f);
-    cluster.extraEnv.set(m.name, f.env);
-  }
-  cluster.startAll();
-  await cluster.waitForLeader();
+  lab = await startFaultyCluster(3);
+  cluster = lab.cluster;
+  faults = lab.faults;
 }, 60_000);
 
 afterAll(async () => {
-  await cluster?.destroy();
-  await rm(workDir, { recursive: true, force: true });
+  await lab?.destroy();
 });
 
 test("a lease outlives its leader's wall clock jumping an hour ahead and the followers' an hour back, and still expires", async () => {

@@ -8,18 +8,16 @@
  * Planted bug tried: wal.ts's datasync resolving on an fdatasync error (the error ignored)
  * makes "a leader whose WAL fsync fails acknowledges nothing" fail: the put is answered 200.
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { LocalCluster } from './cluster_harness.js';
-import { buildFaultShim, MemberFaults } from './fault_shim.js';
+import { startFaultyCluster, type FaultyCluster, type MemberFaults } from './fault_shim.js';
 
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
 
+let lab: FaultyCluster;
 let cluster: LocalCluster;
-let workDir: string;
-const disks = new Map<string, MemberFaults>();
+let disks: Map<string, MemberFaults>;
 
 async function put(name: string, key: string, value: string): Promise<Response | Error> {
   try {
@@ -55,21 +53,13 @@ async function fsyncsOver64ms(name: string): Promise<{ count: number; over: numb
 }
 
 beforeAll(async () => {
-  workDir = await mkdtemp(path.join(os.tmpdir(), 'qkv-disk-faults-'));
-  const shim = buildFaultShim(workDir);
-  cluster = await LocalCluster.create({ nodes: 3 });
-  for (const m of cluster.config.members) {
-    const disk = new MemberFaults(shim, m.dataDir, workDir, m.name);
-    disks.set(m.name, disk);
-    cluster.extraEnv.set(m.name, disk.env);
-  }
-  cluster.startAll();
-  await cluster.waitForLeader();
+  lab = await startFaultyCluster(3);
+  cluster = lab.cluster;
+  disks = lab.faults;
 }, 60_000);
 
 afterAll(async () => {
-  await cluster?.destroy();
-  await rm(workDir, { recursive: true, force: true });
+  await lab?.destroy();
 });
 
 /** Back to three healthy members with a leader (a member that exited is restarted on a good disk). */

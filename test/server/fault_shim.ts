@@ -6,12 +6,15 @@
  */
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
+import { LocalCluster } from './cluster_harness.js';
 
 const SOURCE = path.join(import.meta.dirname, 'fault_shim.c');
 
 /** Builds the shim into `dir`; returns the shared object's path. */
-export function buildFaultShim(dir: string): string {
+function buildFaultShim(dir: string): string {
   const out = path.join(dir, 'fault_shim.so');
   execFileSync('cc', ['-shared', '-fPIC', '-O2', '-Wall', '-Werror', '-o', out, SOURCE, '-ldl'], { stdio: 'pipe' });
   return out;
@@ -54,4 +57,33 @@ export class MemberFaults {
   clockOffset(seconds: number): void {
     writeFileSync(this.clockControl, `offset_s=${Math.trunc(seconds)}\n`);
   }
+}
+
+/** A running cluster of `nodes` members, each under its own MemberFaults (none at first). */
+export interface FaultyCluster {
+  cluster: LocalCluster;
+  faults: Map<string, MemberFaults>;
+  destroy(): Promise<void>;
+}
+
+export async function startFaultyCluster(nodes: number): Promise<FaultyCluster> {
+  const workDir = await mkdtemp(path.join(os.tmpdir(), 'qkv-faults-'));
+  const shim = buildFaultShim(workDir);
+  const cluster = await LocalCluster.create({ nodes });
+  const faults = new Map<string, MemberFaults>();
+  for (const m of cluster.config.members) {
+    const f = new MemberFaults(shim, m.dataDir, workDir, m.name);
+    faults.set(m.name, f);
+    cluster.extraEnv.set(m.name, f.env);
+  }
+  cluster.startAll();
+  await cluster.waitForLeader();
+  return {
+    cluster,
+    faults,
+    destroy: async () => {
+      await cluster.destroy();
+      await rm(workDir, { recursive: true, force: true });
+    },
+  };
 }
