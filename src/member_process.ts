@@ -23,7 +23,8 @@ import {
   type MemberConfig,
   type MemberFlags,
 } from './server/config.js';
-import { IDENTITY_FILE, Member } from './server/member.js';
+import { IDENTITY_FILE } from './server/identity.js';
+import { Member } from './server/member.js';
 import type { ClusterRecord } from './mvcc/index.js';
 import { ClusterMismatchError, MemberRemovedError } from './server/errors.js';
 import { buildHttpServer } from './server/http.js';

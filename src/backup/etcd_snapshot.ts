@@ -27,7 +27,7 @@ import { SnapshotContentError, SnapshotIntegrityError } from './errors.js';
 import { bytesField, decodeMessage, int64Field, safeIntField } from './protobuf.js';
 
 /** The sha256 etcd appends to a snapshot. */
-const SHA256_SIZE = 32;
+export const SHA256_SIZE = 32;
 /**
  * etcd's snapshot restore tells a file with a hash by its size: `size % 512 == 32` (every bbolt
  * page size is a multiple of 512).
@@ -35,14 +35,14 @@ const SHA256_SIZE = 32;
 const HASH_SIZE_ALIGNMENT = 512;
 
 /** A revision key: main, '_', sub; a tombstone adds 't'. */
-const REVISION_KEY_SIZE = 17;
-const REVISION_SEPARATOR = 0x5f; // '_'
-const TOMBSTONE_MARK = 0x74; // 't'
+export const REVISION_KEY_SIZE = 17;
+export const REVISION_SEPARATOR = 0x5f; // '_'
+export const TOMBSTONE_MARK = 0x74; // 't'
 
 /** mvccpb.KeyValue's field numbers. */
-const KeyValueField = { key: 1, createRevision: 2, modRevision: 3, version: 4, value: 5, lease: 6 } as const;
+export const KeyValueField = { key: 1, createRevision: 2, modRevision: 3, version: 4, value: 5, lease: 6 } as const;
 /** leasepb.Lease's field numbers. */
-const LeaseField = { id: 1, ttl: 2, remainingTtl: 3 } as const;
+export const LeaseField = { id: 1, ttl: 2, remainingTtl: 3 } as const;
 
 /** A revision of etcd's MVCC store: the transaction (main) and the change within it (sub). @public */
 export interface EtcdRevision {
