@@ -111,9 +111,22 @@ export interface EtcdSnapshot {
   readonly removedMemberIds: readonly bigint[];
 }
 
+/**
+ * The bytes of the file at `path`, whole; a missing file is reported as etcdctl's Go os error says
+ * it: `open FILE: no such file or directory` (`op` 'stat' for `snapshot status`, which stats first).
+ */
+export async function readSnapshotBytes(path: string, op: 'open' | 'stat' = 'open'): Promise<Buffer> {
+  try {
+    return await readFile(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new Error(`${op} ${path}: no such file or directory`);
+    throw err;
+  }
+}
+
 /** Reads and checks the etcd snapshot file at `path` (see readEtcdSnapshot). */
 export async function readEtcdSnapshotFile(path: string): Promise<EtcdSnapshot> {
-  return readEtcdSnapshot(await readFile(path));
+  return readEtcdSnapshot(await readSnapshotBytes(path));
 }
 
 /**
