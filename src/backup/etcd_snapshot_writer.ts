@@ -25,7 +25,7 @@ import {
 import { encodeMessage } from './protobuf.js';
 
 /** An active alarm: the member it is raised for and etcdserverpb.AlarmType's number (NOSPACE 1, CORRUPT 2). */
-export interface EtcdAlarm {
+interface EtcdAlarm {
   readonly memberId: bigint;
   readonly alarm: number;
 }
@@ -49,7 +49,7 @@ export interface EtcdDatabaseContent {
 const CLUSTER_VERSION = '3.4.0';
 
 /** A revision key (etcd's revToBytes), with the tombstone mark if one. */
-export function revisionKey(r: EtcdRevision, tombstone = false): Buffer {
+function revisionKey(r: EtcdRevision, tombstone = false): Buffer {
   const b = Buffer.alloc(REVISION_KEY_SIZE + (tombstone ? 1 : 0));
   b.writeBigInt64BE(BigInt(r.main), 0);
   b[8] = REVISION_SEPARATOR;

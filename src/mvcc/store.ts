@@ -203,7 +203,7 @@ export class MvccStore {
    * Creates a store in `dir` (missing or empty) holding etcd's view of a store (revisions,
    * leases, a membership: a restore from a backup in etcd's format), at applied index 0.
    */
-  static importRevisions(dir: string, input: RevisionImport, opts: MvccStoreOptions = {}): Promise<MvccStore> {
+  static async importRevisions(dir: string, input: RevisionImport, opts: MvccStoreOptions = {}): Promise<MvccStore> {
     return MvccStore.restore(dir, importStream(input), opts);
   }
 

@@ -13,7 +13,7 @@
  */
 import { Buffer } from 'node:buffer';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -213,7 +213,10 @@ describe('a qkv cluster saved, wiped and restored from its snapshot', () => {
   test("the real etcd restores from qkv's file and serves the same keys at the same revision", async () => {
     const dir = path.join(tmp, 'etcd-restored');
     // The restored member's own flags win over RealEtcd's (the last of a flag given twice counts); its peer URL is not checked on a restart.
-    await ok(etcdctl('127.0.0.1:1', ['snapshot', 'restore', file, '--data-dir', dir, '--name', 'e1', '--initial-cluster', 'e1=http://localhost:2380']), 'etcdctl snapshot restore');
+    await ok(
+      etcdctl('127.0.0.1:1', ['snapshot', 'restore', file, '--data-dir', dir, '--name', 'e1', '--initial-cluster', 'e1=http://localhost:2380']),
+      'etcdctl snapshot restore',
+    );
     const etcd = await RealEtcd.start([`--data-dir=${dir}`]);
     try {
       const theirs = await observe(etcd.endpoint, compactAt);
@@ -285,6 +288,13 @@ describe('qkv members restored from a snapshot saved by a real etcd 3.4', () => 
     before = await observe(etcd.endpoint, compactAt);
     file = path.join(tmp, 'etcd.db');
     await ok(etcdctl(hostOf(etcd.endpoint), ['snapshot', 'save', file]), 'etcdctl snapshot save');
+  });
+
+  test("qkv snapshot save from the real etcd (its gateway's stream) writes the file etcdctl does, byte for byte", async () => {
+    const ours = path.join(tmp, 'by-qkv.db');
+    expect(await ok(qkvctl(etcd.endpoint, ['snapshot', 'save', ours]), 'qkv snapshot save')).toBe(`Snapshot saved at ${ours}\n`);
+    expect((await readFile(ours)).equals(await readFile(file))).toBe(true);
+    expect(((await stat(ours)).mode & 0o777).toString(8)).toBe(((await stat(file)).mode & 0o777).toString(8));
   });
 
   afterAll(async () => {

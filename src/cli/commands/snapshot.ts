@@ -23,7 +23,8 @@ const SHA256_SIZE = 32;
  */
 async function save(ctx: CliContext, endpoint: string, file: string): Promise<void> {
   const part = `${file}.part`;
-  const fh = await open(part, 'w');
+  // Owner-only, as etcdctl's (fileutil.PrivateFileMode): a snapshot holds every value.
+  const fh = await open(part, 'w', 0o600);
   try {
     const hash = createHash('sha256');
     // The digest is the last message: every blob before it is the database.
