@@ -13,7 +13,8 @@
  *
  * Writes bench/results/<stamp>.md, .json and -latency.svg, and prints the table.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -350,6 +351,37 @@ async function loadedStore(sys: SystemUnderTest): Promise<void> {
   m.start();
   await waitHealthy(m.url, 300_000);
   single(label, 'restart to healthy', 's', 'lower', sys, (performance.now() - t) / 1000);
+  snapshotRows(sys, label, leaderUrl);
+}
+
+/** Runs a command to its end; throws with its stderr if it fails. */
+function runOrThrow(cmd: string, args: string[]): void {
+  const r = spawnSync(cmd, args, { env: { ...process.env, ETCDCTL_API: '3' }, stdio: ['ignore', 'ignore', 'pipe'], maxBuffer: 64 << 20 });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status}: ${r.stderr.toString().slice(-2000)}`);
+}
+
+/**
+ * Backups of the loaded store: `etcdctl snapshot save` from the leader (the same client for
+ * both: both stream etcd's bbolt format), the file's size, and one member's data dir restored
+ * from it by the system's own restore (`etcdctl snapshot restore`, `qkv snapshot restore`).
+ */
+function snapshotRows(sys: SystemUnderTest, label: string, leaderUrl: string): void {
+  const dir = mkdtempSync(path.join(os.tmpdir(), `qkv-bench-${sys.name}-snapshot-`));
+  try {
+    const file = path.join(dir, 'snapshot.db');
+    let t = performance.now();
+    runOrThrow('etcdctl', [`--endpoints=${leaderUrl.replace(/^http:\/\//, '')}`, 'snapshot', 'save', file]);
+    single(label, 'snapshot save (etcdctl, from the leader)', 's', 'lower', sys, (performance.now() - t) / 1000);
+    single(label, 'snapshot file', 'MB', 'lower', sys, statSync(file).size / 2 ** 20);
+    const restoreTo = ['--data-dir', path.join(dir, 'restored'), '--name', 'r1', '--initial-cluster', 'r1=http://127.0.0.1:2380'];
+    restoreTo.push('--initial-advertise-peer-urls', 'http://127.0.0.1:2380');
+    t = performance.now();
+    if (sys.name === 'etcd') runOrThrow('etcdctl', ['snapshot', 'restore', file, ...restoreTo]);
+    else runOrThrow(process.execPath, [path.resolve('bin/qkv.mjs'), 'snapshot', 'restore', file, ...restoreTo]);
+    single(label, 'snapshot restore (one member, its own tool)', 's', 'lower', sys, (performance.now() - t) / 1000);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 function markdown(meta: Record<string, string>): string {

@@ -95,6 +95,8 @@ export async function exportRevisions(db: Db, snap: DbSnapshot, meta: Meta, sort
     cluster: meta.cluster,
     leases,
     revisions: sortedRevisions(sorted),
+    // An iteration that never started never runs the generator's finally: close it here too (closing twice is nothing).
+    close: () => sorted.close(),
   };
 }
 

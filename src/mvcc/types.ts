@@ -145,6 +145,8 @@ export interface StoreExport {
   readonly leases: readonly LeaseRecord[];
   /** Every revision a completed compaction keeps, in revision order; read once. */
   readonly revisions: AsyncIterable<StoreRevision>;
+  /** Releases the scratch database the revisions are read from (also done when they are read to the end). */
+  close(): Promise<void>;
 }
 
 /** What a store is built from by MvccStore.importRevisions: etcd's backend contents. */

@@ -47,15 +47,26 @@ export interface SavedDatabase extends BboltWritten {
 export async function saveEtcdDatabase(store: MvccStore, file: string, scratchDir: string): Promise<SavedDatabase> {
   const exported = await store.snapshot().export(path.join(scratchDir, 'sort'));
   const cluster = exported.cluster;
-  const written = await writeEtcdDatabase(file, {
-    revisions: etcdRevisions(exported.revisions),
-    leases: exported.leases.map((l) => ({ id: BigInt(l.id), ttl: l.ttl, remainingTtl: 0 })),
-    consistentIndex: exported.appliedIndex,
-    compactRevision: exported.compactRevision,
-    members: (cluster?.members ?? []).map((m) => ({ id: BigInt(m.id), name: m.name, peerUrls: m.peerUrls, clientUrls: m.clientUrls, isLearner: m.isLearner })),
-    removedMemberIds: (cluster?.removed ?? []).map((id) => BigInt(id)),
-    alarms: exported.alarms.flatMap((a) => (a.alarm === 'NONE' ? [] : [{ memberId: BigInt(a.memberId), alarm: ALARM_NUMBERS[a.alarm] }])),
-  });
+  let written: BboltWritten;
+  try {
+    written = await writeEtcdDatabase(file, {
+      revisions: etcdRevisions(exported.revisions),
+      leases: exported.leases.map((l) => ({ id: BigInt(l.id), ttl: l.ttl, remainingTtl: 0 })),
+      consistentIndex: exported.appliedIndex,
+      compactRevision: exported.compactRevision,
+      members: (cluster?.members ?? []).map((m) => ({
+        id: BigInt(m.id),
+        name: m.name,
+        peerUrls: m.peerUrls,
+        clientUrls: m.clientUrls,
+        isLearner: m.isLearner,
+      })),
+      removedMemberIds: (cluster?.removed ?? []).map((id) => BigInt(id)),
+      alarms: exported.alarms.flatMap((a) => (a.alarm === 'NONE' ? [] : [{ memberId: BigInt(a.memberId), alarm: ALARM_NUMBERS[a.alarm] }])),
+    });
+  } finally {
+    await exported.close();
+  }
   return { ...written, revision: exported.revision };
 }
 

@@ -201,6 +201,12 @@ describe('a qkv cluster saved, wiped and restored from its snapshot', () => {
     expect(new Set(hashesBefore).size).toBe(1);
   });
 
+  test('etcdctl snapshot save over gRPC writes the same bytes as qkv snapshot save over the gateway (nothing changed in between)', async () => {
+    const overGrpc = path.join(tmp, 'by-etcdctl.db');
+    await ok(etcdctl(hostOf(cluster.url('n3')), ['snapshot', 'save', overGrpc]), 'etcdctl snapshot save');
+    expect((await readFile(overGrpc)).equals(await readFile(file))).toBe(true);
+  });
+
   test("etcdctl snapshot status reads qkv's file as qkv's status does, in every format", async () => {
     for (const format of ['json', 'table', 'simple']) {
       const theirs = await ok(etcdctl('127.0.0.1:1', ['snapshot', 'status', file, '-w', format]), 'etcdctl snapshot status');
