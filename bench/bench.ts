@@ -5,15 +5,17 @@
  * 3.4 (bench/grpc-load, built by bench/install-grpc-load.sh), with each member's CPU per op.
  *
  *   npm run bench -- [--quick] [--seconds 10] [--warmup 5] [--keys 1000000] [--only qkv|etcd]
- *                    [--grpc-only | --gateway-only]
+ *                    [--grpc-only | --gateway-only | --backup-only]
  *
  * --grpc-only skips the gateway rows and the loaded store (the gateway warm-up puts still run,
  * and the gRPC rows have a warm-up of their own);
  * --gateway-only skips the gRPC rows.
+ * --backup-only loads the keys and runs only the snapshot rows (save, file size, restore).
  *
  * Writes bench/results/<stamp>.md, .json and -latency.svg, and prints the table.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -40,9 +42,10 @@ const WARMUP_SECONDS = num('warmup', QUICK ? 1 : 5);
 const KEYS = num('keys', QUICK ? 20_000 : 1_000_000);
 const WATCHERS = num('watchers', QUICK ? 200 : 1000);
 const ONLY = argv.includes('--only') ? argv[argv.indexOf('--only') + 1] : undefined;
-const GRPC = !argv.includes('--gateway-only');
-const GATEWAY = !argv.includes('--grpc-only');
-if (!GRPC && !GATEWAY) throw new Error('--grpc-only and --gateway-only exclude each other');
+const BACKUP_ONLY = argv.includes('--backup-only');
+const GRPC = !argv.includes('--gateway-only') && !BACKUP_ONLY;
+const GATEWAY = !argv.includes('--grpc-only') && !BACKUP_ONLY;
+if (!GRPC && !GATEWAY && !BACKUP_ONLY) throw new Error('--grpc-only and --gateway-only exclude each other');
 const VALUE = b64(Buffer.alloc(256, 'v'));
 const KEYSPACE = 10_000;
 
@@ -217,6 +220,12 @@ async function revisionOf(url: string): Promise<number> {
 }
 
 async function runAll(sys: SystemUnderTest): Promise<void> {
+  if (BACKUP_ONLY) {
+    const label = `${KEYS.toLocaleString('en')} keys`;
+    single(label, 'load time', 's', 'lower', sys, await loadKeys(sys, KEYS));
+    snapshotRows(sys, label, await leaderOf(sys));
+    return;
+  }
   const eps = sys.endpoints;
   const rr = (i: number): string => eps[i % eps.length]!;
   const putOp = (i: number): Promise<unknown> => post(`${rr(i)}/v3/kv/put`, JSON.stringify({ key: key(i), value: VALUE }));
@@ -284,6 +293,12 @@ async function grpcRows(sys: SystemUnderTest): Promise<void> {
 }
 
 async function gatewayRows(sys: SystemUnderTest): Promise<void> {
+  if (BACKUP_ONLY) {
+    const label = `${KEYS.toLocaleString('en')} keys`;
+    single(label, 'load time', 's', 'lower', sys, await loadKeys(sys, KEYS));
+    snapshotRows(sys, label, await leaderOf(sys));
+    return;
+  }
   const eps = sys.endpoints;
   const rr = (i: number): string => eps[i % eps.length]!;
   const putOp = (i: number): Promise<unknown> => post(`${rr(i)}/v3/kv/put`, JSON.stringify({ key: key(i), value: VALUE }));
@@ -350,6 +365,37 @@ async function loadedStore(sys: SystemUnderTest): Promise<void> {
   m.start();
   await waitHealthy(m.url, 300_000);
   single(label, 'restart to healthy', 's', 'lower', sys, (performance.now() - t) / 1000);
+  snapshotRows(sys, label, leaderUrl);
+}
+
+/** Runs a command to its end; throws with its stderr if it fails. */
+function runOrThrow(cmd: string, args: string[]): void {
+  const r = spawnSync(cmd, args, { env: { ...process.env, ETCDCTL_API: '3' }, stdio: ['ignore', 'ignore', 'pipe'], maxBuffer: 64 << 20 });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status}: ${r.stderr.toString().slice(-2000)}`);
+}
+
+/**
+ * Backups of the loaded store: `etcdctl snapshot save` from the leader (the same client for
+ * both: both stream etcd's bbolt format), the file's size, and one member's data dir restored
+ * from it by the system's own restore (`etcdctl snapshot restore`, `qkv snapshot restore`).
+ */
+function snapshotRows(sys: SystemUnderTest, label: string, leaderUrl: string): void {
+  const dir = mkdtempSync(path.join(os.tmpdir(), `qkv-bench-${sys.name}-snapshot-`));
+  try {
+    const file = path.join(dir, 'snapshot.db');
+    let t = performance.now();
+    runOrThrow('etcdctl', [`--endpoints=${leaderUrl.replace(/^http:\/\//, '')}`, 'snapshot', 'save', file]);
+    single(label, 'snapshot save (etcdctl, from the leader)', 's', 'lower', sys, (performance.now() - t) / 1000);
+    single(label, 'snapshot file', 'MB', 'lower', sys, statSync(file).size / 2 ** 20);
+    const restoreTo = ['--data-dir', path.join(dir, 'restored'), '--name', 'r1', '--initial-cluster', 'r1=http://127.0.0.1:2380'];
+    restoreTo.push('--initial-advertise-peer-urls', 'http://127.0.0.1:2380');
+    t = performance.now();
+    if (sys.name === 'etcd') runOrThrow('etcdctl', ['snapshot', 'restore', file, ...restoreTo]);
+    else runOrThrow(process.execPath, [path.resolve('bin/qkv.mjs'), 'snapshot', 'restore', file, ...restoreTo]);
+    single(label, 'snapshot restore (one member, its own tool)', 's', 'lower', sys, (performance.now() - t) / 1000);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 function markdown(meta: Record<string, string>): string {
@@ -438,7 +484,7 @@ async function main(): Promise<void> {
     etcd: etcdVersion,
     'gRPC load generator': GRPC ? `bench/grpc-load (etcd clientv3 3.4, ${goVersion})` : 'not run',
     'load average (1, 5, 15 min)': `${fmtLoad(loadBefore)} at the start, ${fmtLoad(os.loadavg())} at the end`,
-    settings: `${GATEWAY ? '' : 'gRPC rows only, '}${GRPC ? '' : 'gateway rows only, '}${SECONDS} s per workload after warm-up puts (${WARMUP_SECONDS} s at 64 in flight, ${WARMUP_SECONDS} s sequential), 256-byte values, ${KEYSPACE} keys for puts/gets, ${WATCHERS} watchers, ${KEYS} keys loaded${QUICK ? ', quick' : ''}`,
+    settings: `${BACKUP_ONLY ? 'snapshot rows only, ' : ''}${GATEWAY || BACKUP_ONLY ? '' : 'gRPC rows only, '}${GRPC || BACKUP_ONLY ? '' : 'gateway rows only, '}${SECONDS} s per workload after warm-up puts (${WARMUP_SECONDS} s at 64 in flight, ${WARMUP_SECONDS} s sequential), 256-byte values, ${KEYSPACE} keys for puts/gets, ${WATCHERS} watchers, ${KEYS} keys loaded${QUICK ? ', quick' : ''}`,
   };
   const dir = path.resolve('bench/results');
   mkdirSync(dir, { recursive: true });

@@ -28,7 +28,8 @@ import {
   type TlsFlags,
 } from './server/config.js';
 import { fetchOver, TlsCredentials, TlsFileError, type PortTls, type ServerTlsFiles } from './tls.js';
-import { IDENTITY_FILE, Member } from './server/member.js';
+import { IDENTITY_FILE } from './server/identity.js';
+import { Member } from './server/member.js';
 import type { ClusterRecord } from './mvcc/index.js';
 import { ClusterMismatchError, MemberRemovedError } from './server/errors.js';
 import { LogCorruptError } from './wal/log_store.js';

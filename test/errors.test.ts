@@ -65,6 +65,7 @@ const SAMPLES: Record<string, unknown[]> = {
   BboltCorruptError: ['page 9 out of range (pages 2 to 8)'],
   SnapshotIntegrityError: ['sha256 mismatch'],
   SnapshotContentError: ['key bucket: 73686f7274 is not a revision key'],
+  RestoreTargetExistsError: ['/var/lib/qkv/m1'],
   // src/watch, src/api
   WatchLimitError: [],
   InvalidRequestError: ['unexpected EOF'],

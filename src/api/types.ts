@@ -102,6 +102,14 @@ export interface MemberAddResponse extends MemberListResponse {
   member: Member;
 }
 
+/** One message of Maintenance.Snapshot's stream: a blob of the backend database, or last the sha256 of it. */
+export interface SnapshotResponse {
+  header: ApiHeader;
+  /** The bytes still to come after this blob (uint64, decimal). */
+  remainingBytes: string;
+  blob: Buffer;
+}
+
 export interface StatusResponse {
   header: ApiHeader;
   version: string;

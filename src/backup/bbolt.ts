@@ -67,7 +67,7 @@ const FNV64_PRIME = 0x100_0000_01b3n;
 const U64_MASK = 0xffff_ffff_ffff_ffffn;
 
 /** FNV-1a 64 of `bytes` (Go's hash/fnv New64a), bbolt's meta checksum. */
-function fnv1a64(bytes: Uint8Array): bigint {
+export function fnv1a64(bytes: Uint8Array): bigint {
   let h = FNV64_OFFSET_BASIS;
   for (const b of bytes) h = ((h ^ BigInt(b)) * FNV64_PRIME) & U64_MASK;
   return h;

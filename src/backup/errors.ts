@@ -30,3 +30,11 @@ export class SnapshotContentError extends BackupError {
     super('ERR_SNAPSHOT_CONTENT', `etcd snapshot: ${detail}`);
   }
 }
+
+/** A restore's data dir is there already: a restore builds a new member and never writes over one (etcd's text). */
+export class RestoreTargetExistsError extends CodedError {
+  static override readonly grpcCode = GrpcCode.FailedPrecondition;
+  constructor(dataDir: string) {
+    super('ERR_RESTORE_TARGET_EXISTS', `data-dir ${JSON.stringify(dataDir)} exists`);
+  }
+}

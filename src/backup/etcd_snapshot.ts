@@ -27,7 +27,7 @@ import { SnapshotContentError, SnapshotIntegrityError } from './errors.js';
 import { bytesField, decodeMessage, int64Field, safeIntField } from './protobuf.js';
 
 /** The sha256 etcd appends to a snapshot. */
-const SHA256_SIZE = 32;
+export const SHA256_SIZE = 32;
 /**
  * etcd's snapshot restore tells a file with a hash by its size: `size % 512 == 32` (every bbolt
  * page size is a multiple of 512).
@@ -35,14 +35,14 @@ const SHA256_SIZE = 32;
 const HASH_SIZE_ALIGNMENT = 512;
 
 /** A revision key: main, '_', sub; a tombstone adds 't'. */
-const REVISION_KEY_SIZE = 17;
-const REVISION_SEPARATOR = 0x5f; // '_'
-const TOMBSTONE_MARK = 0x74; // 't'
+export const REVISION_KEY_SIZE = 17;
+export const REVISION_SEPARATOR = 0x5f; // '_'
+export const TOMBSTONE_MARK = 0x74; // 't'
 
 /** mvccpb.KeyValue's field numbers. */
-const KeyValueField = { key: 1, createRevision: 2, modRevision: 3, version: 4, value: 5, lease: 6 } as const;
+export const KeyValueField = { key: 1, createRevision: 2, modRevision: 3, version: 4, value: 5, lease: 6 } as const;
 /** leasepb.Lease's field numbers. */
-const LeaseField = { id: 1, ttl: 2, remainingTtl: 3 } as const;
+export const LeaseField = { id: 1, ttl: 2, remainingTtl: 3 } as const;
 
 /** A revision of etcd's MVCC store: the transaction (main) and the change within it (sub). @public */
 export interface EtcdRevision {
@@ -111,9 +111,22 @@ export interface EtcdSnapshot {
   readonly removedMemberIds: readonly bigint[];
 }
 
+/**
+ * The bytes of the file at `path`, whole; a missing file is reported as etcdctl's Go os error says
+ * it: `open FILE: no such file or directory` (`op` 'stat' for `snapshot status`, which stats first).
+ */
+export async function readSnapshotBytes(path: string, op: 'open' | 'stat' = 'open'): Promise<Buffer> {
+  try {
+    return await readFile(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new Error(`${op} ${path}: no such file or directory`);
+    throw err;
+  }
+}
+
 /** Reads and checks the etcd snapshot file at `path` (see readEtcdSnapshot). */
 export async function readEtcdSnapshotFile(path: string): Promise<EtcdSnapshot> {
-  return readEtcdSnapshot(await readFile(path));
+  return readEtcdSnapshot(await readSnapshotBytes(path));
 }
 
 /**

@@ -87,3 +87,37 @@ export function bytesField(msg: ProtoMessage, field: number, what: string): Buff
   if (typeof v === 'bigint') throw new SnapshotContentError(`${what}: field ${field} is a varint, expected bytes`);
   return v;
 }
+
+/** A field to encode: an integer (a varint; negative ones as int64's two's complement) or bytes. */
+export type ProtoField = readonly [field: number, value: bigint | number | Buffer];
+
+/** The bytes of a varint of the 64 bits of `v`. */
+function varintBytes(v: bigint): number[] {
+  let u = BigInt.asUintN(64, v);
+  const out: number[] = [];
+  while (u >= 0x80n) {
+    out.push(Number(u & 0x7fn) | 0x80);
+    u >>= 7n;
+  }
+  out.push(Number(u));
+  return out;
+}
+
+/**
+ * Encodes a message of varint and bytes fields, in the order given, leaving out zeros and empty
+ * bytes (proto3's rule, as gogo/protobuf marshals etcd's messages).
+ */
+export function encodeMessage(fields: readonly ProtoField[]): Buffer {
+  const parts: Buffer[] = [];
+  for (const [field, value] of fields) {
+    if (Buffer.isBuffer(value)) {
+      if (value.length === 0) continue;
+      parts.push(Buffer.from([...varintBytes(BigInt((field << 3) | LENGTH_DELIMITED)), ...varintBytes(BigInt(value.length))]), value);
+    } else {
+      const v = BigInt(value);
+      if (v === 0n) continue;
+      parts.push(Buffer.from([...varintBytes(BigInt((field << 3) | VARINT)), ...varintBytes(v)]));
+    }
+  }
+  return Buffer.concat(parts);
+}

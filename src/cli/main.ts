@@ -10,7 +10,7 @@
  * This file is the program and its global flags; each command group is a file of `commands/`
  * (as etcdctl's ctlv3/command) and each output format a printer of `printer/`.
  */
-import { BadArgsError } from './commands/util.js';
+import { BadArgsError, ExitCodeError } from './commands/util.js';
 import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { Command, Option } from 'commander';
@@ -30,6 +30,7 @@ import * as member from './commands/member.js';
 import * as endpoint from './commands/endpoint.js';
 import * as serve from './commands/serve.js';
 import * as cluster from './commands/cluster.js';
+import * as snapshot from './commands/snapshot.js';
 
 const DEFAULT_ENDPOINTS = '127.0.0.1:2379,127.0.0.1:22379,127.0.0.1:32379';
 
@@ -102,7 +103,7 @@ export function buildProgram(): Command {
     .showHelpAfterError();
 
   const ctx = contextOf(program);
-  for (const group of [put, get, del, txn, compaction, watch, lease, lock, elect, member, endpoint]) group.register(program, ctx);
+  for (const group of [put, get, del, txn, compaction, watch, lease, lock, elect, member, endpoint, snapshot]) group.register(program, ctx);
   serve.register(program);
   cluster.register(program);
   return program;
@@ -121,7 +122,7 @@ export async function main(argv: string[]): Promise<void> {
     await program.parseAsync(argv);
   } catch (err) {
     process.stderr.write(`Error: ${(err as Error).message}\n`);
-    process.exitCode = err instanceof BadArgsError ? err.exitCode : 1;
+    process.exitCode = err instanceof ExitCodeError ? err.exitCode : 1;
   }
 }
 

@@ -14,6 +14,7 @@ import type {
   LeaseTimeToLiveResponse,
   MemberAddResponse,
   MemberListResponse,
+  SnapshotResponse,
   StatusResponse,
   WatchCreateRequest,
   WatchResponseMessage,
@@ -194,6 +195,17 @@ export class Client {
     const single = this.http.single(endpoint);
     const json = await single.post<Record<string, never>>('/v3/maintenance/status', {});
     return decodeMessage<StatusResponse>(json, S.StatusResponse);
+  }
+
+  /**
+   * Maintenance.Snapshot from one endpoint (one member's store, not failed over): etcd's backend
+   * database in blobs, then its sha256 in a message of its own. Ends early when `signal` aborts.
+   */
+  async *snapshot(endpoint: string, signal: AbortSignal = new AbortController().signal): AsyncGenerator<SnapshotResponse> {
+    const single = new HttpTransport({ endpoints: [endpoint] });
+    for await (const raw of single.stream<Record<string, never>>('/v3/maintenance/snapshot', {}, signal)) {
+      yield decodeMessage<SnapshotResponse>(raw, S.SnapshotResponse);
+    }
   }
 
   async hashKV(endpoint: string, revision = 0): Promise<HashKVResponse> {

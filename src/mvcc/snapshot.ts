@@ -48,6 +48,8 @@ import {
 } from './records.js';
 import { writeBatch, type BatchOp } from '../level_batch.js';
 import { MergedIterator, type Db, type DbSnapshot } from './view.js';
+import { exportRevisions, revisionStream } from './revisions.js';
+import type { RevisionImport, StoreExport } from './types.js';
 
 const KIND = 'qkv-mvcc-snapshot';
 /** The tables a stream carries, in stream order. */
@@ -105,6 +107,17 @@ export class StoreSnapshot implements AsyncIterable<Uint8Array> {
       yield packValue(c);
     }
     yield packValue({ kind: 'end', records, crc });
+  }
+
+  /**
+   * The snapshot as etcd's backend sees it: its revisions in revision order, its leases (see
+   * revisions.ts; `sortDir` is the caller's scratch directory, removed by it afterwards).
+   * Consumes the snapshot.
+   */
+  export(sortDir: string): Promise<StoreExport> {
+    if (this.used) throw new Error('mvcc: a snapshot stream can be read once');
+    this.used = true;
+    return exportRevisions(this.db, this.snap, this.meta, sortDir);
   }
 
   /**
@@ -173,6 +186,11 @@ export class StoreSnapshot implements AsyncIterable<Uint8Array> {
       await this.snap.close();
     }
   }
+}
+
+/** A snapshot stream holding `input` (etcd's view of a store), for restoreInto: see revisions.ts. */
+export function importStream(input: RevisionImport): Buffer[] {
+  return revisionStream(input, KIND, VERSION);
 }
 
 export function openSnapshot(db: Db): StoreSnapshot {

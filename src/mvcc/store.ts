@@ -36,11 +36,21 @@ import type { Overlay } from './overlay.js';
 import { pointGet, range } from './range.js';
 import { decodeMeta, encodeMeta, type Meta } from './records.js';
 import { resolveReadRev, type ReadCtx } from './scan.js';
-import { openSnapshot, restoreInto, type StoreSnapshot } from './snapshot.js';
+import { importStream, openSnapshot, restoreInto, type StoreSnapshot } from './snapshot.js';
 import { checkPath, compareToPath, execTxn, fillTxnHeaders, isTxnReadonly } from './txn.js';
 import { alarmsOf } from './alarm.js';
 import type { AlarmMember, AlarmType, Event, RangeRequest, RangeResponse, TxnRequest, TxnResponse } from '../api/kv.js';
-import type { ApplyEntry, ApplyListener, ApplyResult, EventsResult, HashKVResult, LeaseAttachment, LeaseRecord, StoreHashResult } from './types.js';
+import type {
+  ApplyEntry,
+  ApplyListener,
+  ApplyResult,
+  EventsResult,
+  HashKVResult,
+  LeaseAttachment,
+  LeaseRecord,
+  RevisionImport,
+  StoreHashResult,
+} from './types.js';
 import { isPlainPointGet, validateRange, validateTxn } from './validate.js';
 import { writeBatch, type BatchOp } from '../level_batch.js';
 import type { Db } from './view.js';
@@ -187,6 +197,14 @@ export class MvccStore {
       await db.close();
       throw err;
     }
+  }
+
+  /**
+   * Creates a store in `dir` (missing or empty) holding etcd's view of a store (revisions,
+   * leases, a membership: a restore from a backup in etcd's format), at applied index 0.
+   */
+  static async importRevisions(dir: string, input: RevisionImport, opts: MvccStoreOptions = {}): Promise<MvccStore> {
+    return MvccStore.restore(dir, importStream(input), opts);
   }
 
   /** Waits for queued batches and the current compaction step, then closes LevelDB. */

@@ -3,8 +3,10 @@
  * alarm messages, which are src/api/kv.ts's, plus leases as applied), what applying returns, and
  * the results of its reads beyond Range (events, hashes, lease attachments).
  */
+import type { Buffer } from 'node:buffer';
 import type { MvccError } from './errors.js';
 import type {
+  AlarmMember,
   AlarmRequest,
   AlarmResponse,
   CompactionRequest,
@@ -12,6 +14,7 @@ import type {
   DeleteRangeRequest,
   DeleteRangeResponse,
   Event,
+  KeyValue,
   PutRequest,
   PutResponse,
   RangeRequest,
@@ -21,7 +24,7 @@ import type {
   TxnResponse,
 } from '../api/kv.js';
 import type { LeaseError } from '../lease/errors.js';
-import type { MemberAttributesRequest, MemberChangeRequest, MembershipResponse } from './membership.js';
+import type { ClusterRecord, MemberAttributesRequest, MemberChangeRequest, MembershipResponse } from './membership.js';
 
 export type { ClusterRecord, MemberChangeRequest, MemberRecord, MembershipResponse } from './membership.js';
 
@@ -121,4 +124,40 @@ export interface StoreHashResult {
 export interface LeaseAttachment {
   key: Buffer;
   lease: number;
+}
+
+/**
+ * One revision of one key as etcd's backend keeps it (its `key` bucket): a put with its whole
+ * KeyValue, or a delete (a tombstone) naming the key. For backups in etcd's format (revisions.ts).
+ */
+export type StoreRevision =
+  | { readonly main: number; readonly sub: number; readonly tombstone: false; readonly kv: KeyValue }
+  | { readonly main: number; readonly sub: number; readonly tombstone: true; readonly key: Buffer };
+
+/** A store snapshot as etcd's backend sees it (StoreSnapshot.export). */
+export interface StoreExport {
+  readonly revision: number;
+  readonly compactRevision: number;
+  readonly appliedIndex: number;
+  readonly alarms: readonly AlarmMember[];
+  /** The membership as applied; undefined if never seeded. */
+  readonly cluster: ClusterRecord | undefined;
+  readonly leases: readonly LeaseRecord[];
+  /** Every revision a completed compaction keeps, in revision order; read once. */
+  readonly revisions: AsyncIterable<StoreRevision>;
+  /** Releases the scratch database the revisions are read from (also done when they are read to the end). */
+  close(): Promise<void>;
+}
+
+/** What a store is built from by MvccStore.importRevisions: etcd's backend contents. */
+export interface RevisionImport {
+  /** The store's revision (at least the last revision given). */
+  readonly revision: number;
+  /** The compaction point: of each key's revisions at or below it, only the newest is kept, and only a put. */
+  readonly compactRevision: number;
+  /** Any order (they are sorted); each (main, sub) at most once. */
+  readonly revisions: readonly StoreRevision[];
+  readonly leases: readonly LeaseRecord[];
+  /** The membership to seed, if known. */
+  readonly cluster?: ClusterRecord;
 }

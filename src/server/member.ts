@@ -6,7 +6,7 @@
  */
 import { Buffer } from 'node:buffer';
 import { existsSync } from 'node:fs';
-import { mkdir, open as openFile, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import type http from 'node:http';
@@ -62,6 +62,7 @@ import type { PortTls, TlsCredentials } from '../tls.js';
 import { ETCD_SERVER_VERSION } from '../version.js';
 import { BackendQuota, MAX_RECOMMENDED_QUOTA_BYTES, quotaCost, storeFileBytes, type QuotaRequest } from './quota.js';
 import { DiskSpaceGuard } from './disk_space.js';
+import { bootstrapCluster, IDENTITY_FILE, writeIdentityFile, type MemberIdentity } from './identity.js';
 
 /** etcd's default --max-txn-ops. */
 const MAX_TXN_OPS = 128;
@@ -87,23 +88,6 @@ export interface MemberOptions {
   join?: ClusterRecord;
   /** The member's TLS (https:// URLs): the client port's credentials (also shown when it forwards to the leader's client port), and the peer port's mutual TLS. */
   tls?: { client?: PortTls; peer?: PortTls };
-}
-
-/** What the data dir records of its member: its id and cluster, fixed at its first start (etcd keeps them in the WAL's metadata). */
-interface MemberIdentity {
-  id: number;
-  clusterId: string;
-}
-
-/** The identity file in a data dir: there once the member started (and its membership was seeded). */
-export const IDENTITY_FILE = 'member.json';
-
-/** The membership a new cluster starts from: the initial members, voters all, unstarted (no name or client URLs until they publish). */
-function bootstrapCluster(cfg: ClusterConfig): ClusterRecord {
-  const members: MemberRecord[] = [...cfg.members]
-    .sort((a, b) => a.id - b.id)
-    .map((m) => ({ id: String(m.id), name: '', peerUrls: [m.peerUrl], clientUrls: [], isLearner: false }));
-  return { id: clusterIdOf(cfg.members.map((m) => m.id)), token: cfg.name, bootstrap: members, members: structuredClone(members), removed: [] };
 }
 
 const sameStrings = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
@@ -264,15 +248,8 @@ export class Member implements StateMachine {
    * file has its membership, and every later start takes the same identity.
    */
   private async recordIdentity(): Promise<void> {
-    const file = path.join(this.opts.self.dataDir, IDENTITY_FILE);
-    if (existsSync(file)) return;
-    const fh = await openFile(file, 'wx');
-    try {
-      await fh.writeFile(JSON.stringify({ id: this.id, clusterId: this.cluster().id } satisfies MemberIdentity));
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
+    if (existsSync(path.join(this.opts.self.dataDir, IDENTITY_FILE))) return;
+    await writeIdentityFile(this.opts.self.dataDir, { id: this.id, clusterId: this.cluster().id });
   }
 
   /** The applied membership (seeded before the Raft node starts). */

@@ -1,17 +1,18 @@
 /**
  * Store snapshots between members: a member streams its MVCC snapshot on its peer port (over
  * the peers' TLS when they have it) as length-prefixed chunks (uint32 big-endian length, then
- * the chunk), and a follower that Raft told to install a snapshot pulls it from there. Also the same frames as a client's
- * Maintenance.Snapshot receives them (gRPC and gateway): blobs with etcd's remaining_bytes.
+ * the chunk), and a follower that Raft told to install a snapshot pulls it from there. Also what
+ * a client's Maintenance.Snapshot receives (gRPC and gateway): etcd's backend database, in blobs
+ * with etcd's remaining_bytes.
  */
 import { Buffer } from 'node:buffer';
 import { createHash } from 'node:crypto';
-import { once } from 'node:events';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { MvccStore } from '../mvcc/index.js';
+import { saveEtcdDatabase } from './backup.js';
 import { FRAME_HEADER_BYTES, LengthPrefixedFrames } from './frames.js';
 import { fetchOver, type TlsCredentials } from '../tls.js';
 
@@ -51,42 +52,25 @@ export interface SnapshotBlob {
 }
 
 /**
- * The store snapshot as Maintenance.Snapshot sends it, in qkv's own format (the frames members
- * exchange, an empty frame, zero padding to a multiple of 512 bytes), spooled to a temporary file
- * first so that every blob carries the exact remaining_bytes, as etcd's do; the last blob is the
- * SHA-256 of everything before it, as etcd appends to its snapshot. `etcdctl snapshot save`
- * stores it; `etcdctl snapshot restore` cannot read it (it expects a bolt database). Stopping
- * the iteration removes the spool file.
+ * The store snapshot as Maintenance.Snapshot sends it: etcd 3.4's backend database (a bbolt file,
+ * src/server/backup.ts), written to a temporary file first so that every blob carries the exact
+ * remaining_bytes, as etcd's do; the last blob is the SHA-256 of the database, as etcd appends
+ * to its snapshot. `etcdctl snapshot save` stores it, and `etcdctl snapshot status` and
+ * `snapshot restore` read it as one of etcd's (so does `qkv snapshot restore`). Stopping the
+ * iteration removes the temporary files.
  */
 export async function* snapshotBlobs(store: MvccStore): AsyncGenerator<SnapshotBlob> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'qkv-snapshot-'));
   try {
-    const file = path.join(dir, 'snapshot');
+    const file = path.join(dir, 'snapshot.db');
+    const { size } = await saveEtcdDatabase(store, file, dir);
     const hash = createHash('sha256');
-    let size = 0;
-    const out = createWriteStream(file);
-    try {
-      for await (const frame of snapshotFrames(store)) {
-        hash.update(frame);
-        size += frame.length;
-        if (!out.write(frame)) await once(out, 'drain');
-      }
-    } catch (err) {
-      out.destroy();
-      throw err;
-    }
-    // etcdctl accepts a snapshot only if its size is a multiple of 512 (etcd's bolt pages)
-    // plus the 32-byte digest: an empty frame ends qkv's frames, zeros pad up to the boundary.
-    const pad = Buffer.alloc(FRAME_HEADER_BYTES + ((512 - ((size + FRAME_HEADER_BYTES) % 512)) % 512));
-    hash.update(pad);
-    size += pad.length;
-    out.end(pad);
-    await once(out, 'finish');
     // As etcd: remaining_bytes counts the snapshot still to come after this blob; the digest
     // follows the last blob (remaining 0) in a message of its own, also remaining 0.
     let remaining = size;
     for await (const chunk of createReadStream(file, { highWaterMark: SNAPSHOT_BLOB })) {
       const blob = chunk as Buffer;
+      hash.update(blob);
       remaining = Math.max(0, remaining - blob.length);
       yield { remainingBytes: remaining, blob };
     }

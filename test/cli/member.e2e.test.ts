@@ -3,34 +3,12 @@
  * steps (a learner added, listed in every format, refused promotions, an update, removals, etcd's
  * errors) print the same, once ids, the cluster's own URLs and member names are set aside.
  */
-import { spawn } from 'node:child_process';
-import path from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
-import { etcdctl, RealEtcd } from '../grpc/helpers.js';
+import { etcdctl, qkvctl, RealEtcd, type CtlResult as Run } from '../grpc/helpers.js';
 import { LocalCluster } from '../server/cluster_harness.js';
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-const BIN = path.resolve('bin/qkv.mjs');
-
-function qkvCli(endpoint: string, args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, `--endpoints=${endpoint}`, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
 type Tool = (endpoint: string, args: string[]) => Promise<Run>;
-const TOOLS: Record<string, Tool> = { etcdctl: (e, a) => etcdctl(e, a), qkv: qkvCli };
+const TOOLS: Record<string, Tool> = { etcdctl: (e, a) => etcdctl(e, a), qkv: qkvctl };
 
 const LEARNER = 'http://10.0.0.9:2380';
 const MOVED = 'http://10.0.0.19:2380';

@@ -37,6 +37,8 @@ describe('output helpers', () => {
   test('sizes and durations', () => {
     expect(humanBytes(0)).toBe('0 B');
     expect(humanBytes(20480)).toBe('20 kB');
+    // go-humanize's Bytes, as etcdctl prints sizes: one decimal below 10, %.0f rounding half to even.
+    expect([5, 512, 4096, 10_500, 11_500, 102_400, 3_250_000].map(humanBytes)).toEqual(['5 B', '512 B', '4.1 kB', '10 kB', '12 kB', '102 kB', '3.3 MB']);
     expect(parseDuration('5s')).toBe(5000);
     expect(parseDuration('250ms')).toBe(250);
     expect(() => parseDuration('soon')).toThrow(/bad duration/);

@@ -47,6 +47,25 @@ export function etcdctl(endpoints: string, args: string[], opts: CtlOptions = {}
   });
 }
 
+const QKV_BIN = path.resolve('bin/qkv.mjs');
+
+/** Runs the qkv CLI (`bin/qkv.mjs --endpoints=<endpoints> ...args`) and collects its output, as etcdctl() does. */
+export function qkvctl(endpoints: string, args: string[], opts: Pick<CtlOptions, 'timeoutMs'> = {}): Promise<CtlResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [QKV_BIN, `--endpoints=${endpoints}`, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
 /** A long-running etcdctl (watch, elect, lock): its output so far, and a way to wait for more. */
 export class CtlChild {
   stdout = '';

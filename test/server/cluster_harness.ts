@@ -133,8 +133,8 @@ export class LocalCluster {
   readonly extraArgs = new Map<string, string[]>();
   /** Extra environment variables per member's process (e.g. LD_PRELOAD of a disk fault shim). */
   readonly extraEnv = new Map<string, Record<string, string>>();
-  /** Members that join the running cluster: started with etcd's flags instead of the config file. */
-  private readonly joinArgs = new Map<string, string[]>();
+  /** Members started with etcd's flags instead of the config file (joiners, restored members). */
+  private readonly flagArgs = new Map<string, string[]>();
 
   /**
    * A new member, on new ports and a new data dir, that joins the running cluster as etcd's
@@ -178,7 +178,7 @@ export class LocalCluster {
     else this.joinByEnv.delete(name);
     const m = this.config.members.find((x) => x.name === name)!;
     const initial = members.map((n) => `${n}=${this.config.members.find((x) => x.name === n)!.peerUrl}`).join(',');
-    this.joinArgs.set(name, [
+    this.flagArgs.set(name, [
       '--data-dir',
       m.dataDir,
       '--listen-client-urls',
@@ -200,10 +200,37 @@ export class LocalCluster {
     ]);
   }
 
+  /**
+   * Starts `name` from now on with etcd's member flags of a new cluster (--initial-cluster-state
+   * new): its data dir, its URLs, every member's peer URL, `token`; as a member restored from a
+   * snapshot is started.
+   */
+  setNewClusterFlags(name: string, token: string): void {
+    const m = this.config.members.find((x) => x.name === name)!;
+    this.flagArgs.set(name, [
+      '--data-dir',
+      m.dataDir,
+      '--listen-client-urls',
+      m.clientUrl,
+      '--listen-peer-urls',
+      m.peerUrl,
+      '--initial-advertise-peer-urls',
+      m.peerUrl,
+      '--initial-cluster',
+      this.config.members.map((x) => `${x.name}=${x.peerUrl}`).join(','),
+      '--initial-cluster-token',
+      token,
+      '--heartbeat-interval',
+      String(this.config.tickMs * this.config.heartbeatTicks),
+      '--election-timeout',
+      String(this.config.tickMs * this.config.electionTicks),
+    ]);
+  }
+
   start(name: string): void {
     if (this.procs.has(name)) throw new Error(`${name} is already running`);
     const log = createWriteStream(path.join(this.dir, `${name}.log`), { flags: 'a' });
-    let how = this.joinArgs.get(name) ?? ['--config', this.configFile];
+    let how = this.flagArgs.get(name) ?? ['--config', this.configFile];
     const env: Record<string, string> = {};
     if (this.joinByEnv.has(name)) {
       for (let i = 0; i < how.length; i += 2) env[`QKV_${how[i]!.slice(2).toUpperCase().replaceAll('-', '_')}`] = how[i + 1]!;

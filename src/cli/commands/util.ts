@@ -10,12 +10,22 @@ export function parseIntArg(name: string) {
   };
 }
 
-/** A lease ID as etcdctl takes it: hexadecimal. */
+/** An error that ends the program with etcdctl's exit code for it (any other error: 1, ExitError). */
+export abstract class ExitCodeError extends Error {
+  abstract readonly exitCode: number;
+}
+
 /** A command's arguments are wrong: etcdctl's ExitBadArgs (exit code 128), before anything is sent. */
-export class BadArgsError extends Error {
+export class BadArgsError extends ExitCodeError {
   readonly exitCode = 128;
 }
 
+/** A snapshot save that failed: etcdctl's ExitInterrupted (exit code 5). */
+export class InterruptedError extends ExitCodeError {
+  readonly exitCode = 5;
+}
+
+/** A lease ID as etcdctl takes it: hexadecimal. */
 export function parseLeaseId(v: string): number {
   if (!/^[0-9a-fA-F]+$/.test(v)) throw new Error(`bad lease ID ${JSON.stringify(v)}: expected hexadecimal`);
   const n = parseInt(v, 16);

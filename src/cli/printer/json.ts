@@ -6,7 +6,7 @@ import { encodeMessage, type Schema } from '../../api/codec.js';
 import * as S from '../../api/schemas.js';
 import type * as api from '../../api/types.js';
 import type * as kv from '../../api/kv.js';
-import { hostOf, type EndpointStatus, type MemberChange } from './printer.js';
+import { hostOf, type EndpointStatus, type MemberChange, type RestoredDataDir, type SnapshotStatusFigures } from './printer.js';
 import { SimplePrinter } from './simple.js';
 
 /** JSON with every all-digit string of an integer field printed as a bare number (exact, even past 2^53). */
@@ -64,6 +64,14 @@ export class JsonPrinter extends SimplePrinter {
   }
   override memberAdd(r: api.MemberAddResponse): void {
     this.json(r, S.MemberAddResponse);
+  }
+  /** etcdctl's printJSON of snapshot.Status: its fields in its order. */
+  override snapshotStatus(s: SnapshotStatusFigures): void {
+    this.out(JSON.stringify({ hash: s.hash, revision: s.revision, totalKey: s.totalKey, totalSize: s.totalSize }));
+  }
+  /** qkv's own: ids as decimal strings (uint64s), as the member list's JSON would need them exact. */
+  override snapshotRestored(r: RestoredDataDir): void {
+    this.out(JSON.stringify(r));
   }
   override memberChanged(_change: MemberChange, _id: string, r: api.MemberListResponse): void {
     this.json(r, S.MemberListResponse);

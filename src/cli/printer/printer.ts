@@ -70,6 +70,11 @@ export interface Printer {
   endpointStatus(statuses: AsyncIterable<EndpointStatus>): Promise<void>;
   endpointHealth(h: EndpointHealth): void;
   endpointHashKV(endpoint: string, r: api.HashKVResponse): void;
+  /** A snapshot file saved (etcdctl prints this line in every format). */
+  snapshotSaved(path: string): void;
+  snapshotStatus(s: SnapshotStatusFigures): void;
+  /** A data dir built by `snapshot restore` (etcdctl only logs; qkv says what it built, and each lease id it changed). */
+  snapshotRestored(r: RestoredDataDir): void;
 }
 
 /** An endpoint as etcdctl prints it: without the scheme. */
@@ -143,14 +148,44 @@ export async function endpointStatusRows(statuses: AsyncIterable<EndpointStatus>
   return rows;
 }
 
-/** Human-readable byte size, as etcdctl's endpoint status prints it (20 kB). */
+/**
+ * A byte size as etcdctl prints it (go-humanize's Bytes: powers of 1000, one decimal below 10,
+ * Go's %.0f rounding half to even): 512 B, 4.1 kB, 20 kB.
+ */
 export function humanBytes(n: number): string {
-  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
-  let i = 0;
-  let v = n;
-  while (v >= 1000 && i < units.length - 1) {
-    v /= 1000;
-    i++;
-  }
-  return `${i === 0 ? v : Math.round(v)} ${units[i]}`;
+  if (n < 10) return `${n} B`;
+  const units = ['B', 'kB', 'MB', 'GB', 'TB', 'PB', 'EB'];
+  const e = Math.min(Math.floor(Math.log(n) / Math.log(1000)), units.length - 1);
+  const v = Math.floor((n / 1000 ** e) * 10 + 0.5) / 10;
+  if (v < 10) return `${v.toFixed(1)} ${units[e]}`;
+  const whole = Math.floor(v);
+  const rounded = v - whole === 0.5 ? whole + (whole % 2) : Math.round(v);
+  return `${rounded} ${units[e]}`;
+}
+
+/** `snapshot status`'s figures (etcdctl's snapshot.Status; its JSON names). */
+export interface SnapshotStatusFigures {
+  hash: number;
+  revision: number;
+  totalKey: number;
+  totalSize: number;
+}
+
+export const SNAPSHOT_STATUS_HEADERS = ['HASH', 'REVISION', 'TOTAL KEYS', 'TOTAL SIZE'];
+
+/** The status row, shared by `simple` and `table` (etcdctl's makeDBStatusTable). */
+export function snapshotStatusRow(s: SnapshotStatusFigures): string[] {
+  return [s.hash.toString(16), String(s.revision), String(s.totalKey), humanBytes(s.totalSize)];
+}
+
+/** What `snapshot restore` built (src/server/backup.ts's RestoreSummary). */
+export interface RestoredDataDir {
+  dataDir: string;
+  name: string;
+  memberId: string;
+  clusterId: string;
+  revision: number;
+  compactRevision: number;
+  leases: number;
+  remappedLeases: readonly { from: string; to: string }[];
 }

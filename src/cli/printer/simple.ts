@@ -12,6 +12,9 @@ import {
   memberAddedLine,
   memberListRows,
   paddedHexId,
+  snapshotStatusRow,
+  type RestoredDataDir,
+  type SnapshotStatusFigures,
   type MemberChange,
   type EndpointHealth,
   type EndpointStatus,
@@ -156,5 +159,21 @@ export class SimplePrinter implements Printer {
 
   endpointHashKV(endpoint: string, r: api.HashKVResponse): void {
     this.out(`${hostOf(endpoint)}, ${r.hash}`);
+  }
+
+  snapshotSaved(path: string): void {
+    this.out(`Snapshot saved at ${path}`);
+  }
+
+  snapshotStatus(s: SnapshotStatusFigures): void {
+    this.out(snapshotStatusRow(s).join(', '));
+  }
+
+  snapshotRestored(r: RestoredDataDir): void {
+    const hex = (id: string): string => BigInt(id).toString(16);
+    this.out(
+      `Restored member ${r.name} (${hex(r.memberId)}) of cluster ${hex(r.clusterId)} into ${r.dataDir}: revision ${r.revision}, compacted at ${r.compactRevision}, ${r.leases} leases`,
+    );
+    for (const l of r.remappedLeases) this.out(`lease ${hex(l.from)} restored as ${hex(l.to)} (beyond 2^53)`);
   }
 }

@@ -1,9 +1,19 @@
 /**
- * `-w table`, as etcdctl's printer_table.go: the member list and the endpoint statuses as a
+ * `-w table`, as etcdctl's printer_table.go: the member list, the endpoint and snapshot statuses as a
  * bordered table. Every other response prints as `simple` does.
  */
 import type { MemberAddResponse, MemberListResponse } from '../../api/types.js';
-import { ENDPOINT_STATUS_HEADERS, endpointStatusRows, MEMBER_LIST_HEADERS, memberAddedLine, memberListRows, type EndpointStatus } from './printer.js';
+import {
+  ENDPOINT_STATUS_HEADERS,
+  endpointStatusRows,
+  MEMBER_LIST_HEADERS,
+  memberAddedLine,
+  memberListRows,
+  SNAPSHOT_STATUS_HEADERS,
+  snapshotStatusRow,
+  type EndpointStatus,
+  type SnapshotStatusFigures,
+} from './printer.js';
 import { SimplePrinter } from './simple.js';
 
 /** A plain text table with borders, as etcdctl -w table draws it. */
@@ -31,5 +41,9 @@ export class TablePrinter extends SimplePrinter {
   /** etcdctl's table form of member add is the simple one's first line only (it prints the ETCD_* lines in the simple form alone). */
   override memberAdd(r: MemberAddResponse): void {
     this.out(memberAddedLine(r));
+  }
+
+  override snapshotStatus(s: SnapshotStatusFigures): void {
+    this.out(table(SNAPSHOT_STATUS_HEADERS, [snapshotStatusRow(s)]));
   }
 }

@@ -1,0 +1,147 @@
+/**
+ * Writes an etcd v3 backend database, the bbolt file `etcdctl snapshot save` stores (before its
+ * trailing sha256), in etcd 3.4's layout (see etcd_snapshot.ts, which reads it back):
+ * - `key`: each revision (main, '_', sub, and 't' for a tombstone) -> mvccpb.KeyValue;
+ * - `meta`: `consistent_index`, and `scheduledCompactRev` and `finishedCompactRev` once compacted;
+ * - `lease`: each lease id (8 bytes big-endian) -> leasepb.Lease;
+ * - `members` (hex id -> the member's JSON), `members_removed` (hex id -> "removed"),
+ *   `cluster` (`clusterVersion` 3.4.0), `alarm` (an etcdserverpb.AlarmMember -> empty).
+ * So etcdctl's `snapshot status` and `snapshot restore` read it as one of etcd's, and qkv's
+ * restore reads both alike. The revisions are streamed (bbolt_writer.ts): memory stays bounded.
+ */
+import { Buffer } from 'node:buffer';
+import { BboltFileWriter, type BboltWritten } from './bbolt_writer.js';
+import {
+  KeyValueField,
+  LeaseField,
+  REVISION_KEY_SIZE,
+  REVISION_SEPARATOR,
+  TOMBSTONE_MARK,
+  type EtcdLease,
+  type EtcdMember,
+  type EtcdRevision,
+  type EtcdRevisionRecord,
+} from './etcd_snapshot.js';
+import { encodeMessage } from './protobuf.js';
+
+/** An active alarm: the member it is raised for and etcdserverpb.AlarmType's number (NOSPACE 1, CORRUPT 2). */
+interface EtcdAlarm {
+  readonly memberId: bigint;
+  readonly alarm: number;
+}
+
+/** What goes into the database. */
+export interface EtcdDatabaseContent {
+  /** Every revision kept, in revision order. */
+  readonly revisions: AsyncIterable<EtcdRevisionRecord> | Iterable<EtcdRevisionRecord>;
+  /** The leases, in id order. */
+  readonly leases: readonly EtcdLease[];
+  /** The Raft index of the last entry applied. */
+  readonly consistentIndex: number;
+  /** The compaction point, 0 if none. */
+  readonly compactRevision: number;
+  readonly members: readonly EtcdMember[];
+  readonly removedMemberIds: readonly bigint[];
+  readonly alarms: readonly EtcdAlarm[];
+}
+
+/** etcd's ClusterVersion as its backend records it. */
+const CLUSTER_VERSION = '3.4.0';
+
+/** A revision key (etcd's revToBytes), with the tombstone mark if one. */
+function revisionKey(r: EtcdRevision, tombstone = false): Buffer {
+  const b = Buffer.alloc(REVISION_KEY_SIZE + (tombstone ? 1 : 0));
+  b.writeBigInt64BE(BigInt(r.main), 0);
+  b[8] = REVISION_SEPARATOR;
+  b.writeBigInt64BE(BigInt(r.sub), 9);
+  if (tombstone) b[REVISION_KEY_SIZE] = TOMBSTONE_MARK;
+  return b;
+}
+
+const u64 = (n: number | bigint): Buffer => {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64BE(BigInt(n), 0);
+  return b;
+};
+
+async function* keyPairs(revisions: EtcdDatabaseContent['revisions']): AsyncGenerator<readonly [Buffer, Buffer]> {
+  for await (const r of revisions) {
+    if (r.tombstone) {
+      yield [revisionKey(r.revision, true), encodeMessage([[KeyValueField.key, r.key]])];
+      continue;
+    }
+    const kv = r.kv;
+    yield [
+      revisionKey(r.revision),
+      encodeMessage([
+        [KeyValueField.key, kv.key],
+        [KeyValueField.createRevision, kv.createRevision],
+        [KeyValueField.modRevision, kv.modRevision],
+        [KeyValueField.version, kv.version],
+        [KeyValueField.value, kv.value],
+        [KeyValueField.lease, kv.lease],
+      ]),
+    ];
+  }
+}
+
+/** A member as etcd's membership JSON (the uint64 id written exactly, not through a double). */
+function memberJson(m: EtcdMember): Buffer {
+  const urls = (xs: readonly string[]): string => JSON.stringify([...xs]);
+  const learner = m.isLearner ? ',"isLearner":true' : '';
+  return Buffer.from(`{"id":${m.id},"peerURLs":${urls(m.peerUrls)}${learner},"name":${JSON.stringify(m.name)},"clientURLs":${urls(m.clientUrls)}}`);
+}
+
+const byKey = (a: readonly [Buffer, Buffer], b: readonly [Buffer, Buffer]): number => Buffer.compare(a[0], b[0]);
+
+/** Writes `content` as an etcd backend database at `file` (created or truncated). */
+export async function writeEtcdDatabase(file: string, content: EtcdDatabaseContent): Promise<BboltWritten> {
+  const w = await BboltFileWriter.create(file);
+  try {
+    await w.bucket(
+      'alarm',
+      content.alarms
+        .map(
+          (a) =>
+            [
+              encodeMessage([
+                [1, a.memberId],
+                [2, a.alarm],
+              ]),
+              Buffer.alloc(0),
+            ] as const,
+        )
+        .sort(byKey),
+    );
+    await w.bucket('cluster', [[Buffer.from('clusterVersion'), Buffer.from(CLUSTER_VERSION)]]);
+    await w.bucket('key', keyPairs(content.revisions));
+    await w.bucket(
+      'lease',
+      content.leases
+        .map(
+          (l) =>
+            [
+              u64(l.id),
+              encodeMessage([
+                [LeaseField.id, l.id],
+                [LeaseField.ttl, l.ttl],
+                [LeaseField.remainingTtl, l.remainingTtl],
+              ]),
+            ] as const,
+        )
+        .sort(byKey),
+    );
+    await w.bucket('members', content.members.map((m) => [Buffer.from(m.id.toString(16)), memberJson(m)] as const).sort(byKey));
+    await w.bucket('members_removed', content.removedMemberIds.map((id) => [Buffer.from(id.toString(16)), Buffer.from('removed')] as const).sort(byKey));
+    const meta: (readonly [Buffer, Buffer])[] = [[Buffer.from('consistent_index'), u64(content.consistentIndex)]];
+    if (content.compactRevision > 0) {
+      const rev = revisionKey({ main: content.compactRevision, sub: 0 });
+      meta.push([Buffer.from('finishedCompactRev'), rev], [Buffer.from('scheduledCompactRev'), rev]);
+    }
+    await w.bucket('meta', meta);
+    return await w.finish();
+  } catch (err) {
+    await w.abandon();
+    throw err;
+  }
+}
