@@ -11,8 +11,8 @@ export interface HttpOptions {
   timeoutMs?: number;
 }
 
-/** Server errors that mean "try another member": no leader, or the member is stopping. */
-const RETRY_ELSEWHERE = [/no leader/, /server stopped/, /leader changed/, /timed out/];
+/** Server errors that mean "try another member": no leader, the member is stopping, or it is a learner. */
+const RETRY_ELSEWHERE = [/no leader/, /server stopped/, /leader changed/, /timed out/, /rpc not supported for learner/];
 
 function isRetryableElsewhere(err: QkvServerError): boolean {
   return err.httpStatus >= 500 && RETRY_ELSEWHERE.some((re) => re.test(err.message));

@@ -256,6 +256,11 @@ export class Member implements StateMachine {
     return c;
   }
 
+  /** This member is a learner in its applied membership (one not yet in it, still catching up, is not: etcd's IsMemberExist && IsLearner). */
+  get isLearner(): boolean {
+    return this.store.cluster()?.members.find((m) => m.id === String(this.id))?.isLearner === true;
+  }
+
   get clusterId(): string {
     return this.cluster().id;
   }
@@ -805,6 +810,7 @@ export class Member implements StateMachine {
       // tables' bytes over the whole key range plus the write-ahead log (the newest data, not in
       // a table yet), which leaves out its bookkeeping files; never above dbSize, as etcd's.
       dbSizeInUse: Math.min(dbSize, (await this.store.approximateSize()) + files.writeAheadLog),
+      isLearner: this.isLearner,
     };
   }
 

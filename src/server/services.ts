@@ -13,7 +13,14 @@ import * as S from '../api/schemas.js';
 import type { AlarmRequest, CompactionRequest, DeleteRangeRequest, PutRequest, RangeRequest, TxnRequest } from '../api/kv.js';
 import * as C from './concurrency.js';
 import * as M from './membership.js';
-import { AuthNotEnabledError, BadLeaderTransfereeError, BadRequestError, LeaderTransferTimeoutError, RequestTooLargeError } from './errors.js';
+import {
+  AuthNotEnabledError,
+  BadLeaderTransfereeError,
+  BadRequestError,
+  LeaderTransferTimeoutError,
+  LearnerNotSupportedError,
+  RequestTooLargeError,
+} from './errors.js';
 import type { Member } from './member.js';
 import { requestBytes } from './requests.js';
 
@@ -93,6 +100,20 @@ export function withHeader<T extends { header: { revision: number } }>(member: M
 /** etcd's Cluster service header: cluster, member and term, no revision (membership is not keys). */
 function clusterHeader(member: Member): ReturnType<Member['header']> {
   return member.header(0);
+}
+
+/**
+ * etcd 3.4's learner interceptors: a learner answers only Status and a serializable Range; every
+ * other call, unary or stream (Watch, LeaseKeepAlive, Snapshot, Observe), and every method qkv
+ * does not implement, is refused with "rpc not supported for learner" (Unavailable: clients try
+ * another endpoint). `req` is the decoded request (a stream has none). Both APIs ask this, and so
+ * does /v1 for its equivalents; a member serves everything again once promoted.
+ */
+export function checkLearner(member: Member, call: { service: ServiceName; method: string }, req?: { serializable?: boolean }): void {
+  if (!member.isLearner) return;
+  if (call.service === 'Maintenance' && call.method === 'Status') return;
+  if (call.service === 'KV' && call.method === 'Range' && req?.serializable === true) return;
+  throw new LearnerNotSupportedError();
 }
 
 /** What either API checks of a decoded request before it runs: a write's size (RequestTooLargeError). */
