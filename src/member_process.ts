@@ -142,7 +142,7 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
     await member.stop();
     throw err;
   }
-  logger.info({ id: member.id.toString(16), clientUrl: self.clientUrl, peerUrl: self.peerUrl }, 'serving clients (gRPC and HTTP)');
+  logger.info({ id: BigInt(member.id).toString(16), clientUrl: self.clientUrl, peerUrl: self.peerUrl }, 'serving clients (gRPC and HTTP)');
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {

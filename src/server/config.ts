@@ -13,8 +13,8 @@ import { RAFT_NODE_DEFAULTS } from './raft_node.js';
 import { memberIdOf } from './member_id.js';
 
 export interface MemberConfig {
-  /** Derived: memberIdOf(peer URL, cluster name). */
-  id: number;
+  /** Derived: memberIdOf(peer URL, cluster name), etcd's uint64 in decimal. */
+  id: string;
   name: string;
   /** Client API URL clients are told (etcd's --advertise-client-urls), e.g. http://127.0.0.1:2379; '' when unknown (another member, flags). */
   clientUrl: string;

@@ -126,10 +126,10 @@ function entry<Req extends object>(m: UnaryMethod<Req>): UnaryMethod {
 }
 
 /** etcd's MoveLeader returns once the target leads (or times out after an election's worth of tries). */
-async function waitForLeader(member: Member, target: number): Promise<void> {
+async function waitForLeader(member: Member, target: string): Promise<void> {
   const cfg = member.opts.cluster;
   const deadline = Date.now() + Math.max(5_000, 3 * cfg.tickMs * cfg.electionTicks);
-  while (member.raft.leader !== target) {
+  while (member.memberIdOfRaft(member.raft.leader) !== target) {
     if (Date.now() > deadline) throw new LeaderTransferTimeoutError();
     await new Promise((r) => setTimeout(r, 20));
   }
@@ -330,7 +330,7 @@ export const UNARY_METHODS: readonly UnaryMethod[] = [
     request: MOVE_LEADER_REQUEST,
     response: S.HeaderOnlyResponse,
     handler: async (m, req) => {
-      m.transferLeadership(Number(req.targetID));
+      m.transferLeadership(req.targetID);
       return { header: m.header() };
     },
     leaderOnly: { idempotent: true },
@@ -339,7 +339,7 @@ export const UNARY_METHODS: readonly UnaryMethod[] = [
         if (!m.members().some((x) => x.id === req.targetID)) throw new BadLeaderTransfereeError();
       },
       async after(m, req) {
-        await waitForLeader(m, Number(req.targetID));
+        await waitForLeader(m, req.targetID);
         return { header: m.header() };
       },
     },

@@ -103,7 +103,7 @@ export class LocalCluster {
    */
   async addJoiner(name: string): Promise<{ clientUrl: string; peerUrl: string; dataDir: string }> {
     const [clientPort, peerPort] = await freePorts(2);
-    const m = { id: 0, name, clientUrl: `http://127.0.0.1:${clientPort}`, peerUrl: `http://127.0.0.1:${peerPort}`, dataDir: path.join(this.dir, name) };
+    const m = { id: '0', name, clientUrl: `http://127.0.0.1:${clientPort}`, peerUrl: `http://127.0.0.1:${peerPort}`, dataDir: path.join(this.dir, name) };
     this.config.members.push(m);
     return m;
   }
