@@ -6,8 +6,9 @@
  * format of peer_codec.ts. A broken connection is redialled with backoff. Raft tolerates loss,
  * so a full queue drops messages instead of growing: memory stays bounded whatever a peer does.
  *
- * A connection opens with one hello line, `QKV-PEER 1 <cluster id> <member id> <peer URL>\n`:
- * the receiver admits the sender (same cluster, not removed) or answers
+ * A connection opens with one hello line, `QKV-PEER 2 <cluster id> <member id> <raft id> <peer URL>\n`
+ * (etcd's 64-bit member id, and the raft id the membership gave it, which frames name it by):
+ * the receiver admits the sender (same cluster, not removed, the pair as its table has it) or answers
  * `QKV-REJECT <reason>\n` and closes, as etcd's peer handler answers a removed member 410 and
  * another cluster's 412; an admitted sender it has no link to yet (a member added since) is
  * dialled back at the URL it gave. A connection that starts with `GET ` is HTTP instead
