@@ -73,10 +73,11 @@ export interface MemberOptions {
    */
   requestTimeoutMs?: number;
   /**
-   * Addresses to dial peers at instead of their peer URLs, by member id: lets a test put a
-   * fault-injecting proxy on each directed link (this member -> that peer).
+   * Where to dial a peer instead of its peer URL (by its peer URL, or its name in the initial
+   * cluster), undefined for the URL itself: lets a test put a fault-injecting proxy on each
+   * directed link (this member -> that peer), members added at runtime included.
    */
-  peerDialOverrides?: Map<string, { host: string; port: number }>;
+  peerDial?: (peerUrl: string, name: string | undefined) => { host: string; port: number } | undefined;
   /**
    * The membership of the running cluster this member joins (--initial-cluster-state existing,
    * read from a peer's /members): seeds an empty data dir, and names this member's id.
@@ -440,10 +441,10 @@ export class Member implements StateMachine {
     if (url && m.raftId !== this.raftId) this.transport.setPeer(m.raftId, this.dialAddress(url));
   }
 
-  /** Where a peer URL is dialled: itself, or the test's fault proxy for it (by the initial cluster's name). */
+  /** Where a peer URL is dialled: itself, or the test's fault proxy for it (by its URL, or its name in the initial cluster). */
   private dialAddress(peerUrl: string): { host: string; port: number } {
     const name = this.opts.cluster.members.find((m) => m.peerUrl === peerUrl)?.name;
-    return (name !== undefined ? this.opts.peerDialOverrides?.get(name) : undefined) ?? hostPort(peerUrl);
+    return this.opts.peerDial?.(peerUrl, name) ?? hostPort(peerUrl);
   }
 
   /** Why a connecting peer is refused (etcd's peer handler: 412 for another cluster, 410 for a removed member). */
