@@ -41,7 +41,7 @@ export interface ServeOptions {
   /** etcd's member flags instead of the config file (when any of them is given). */
   flags?: MemberFlags;
   logLevel?: string;
-  /** "name=host:port,...": dial these initial members there (e.g. through a fault proxy). */
+  /** "key=host:port,..." (an initial member's name or a peer URL), or "@file" of such entries: dial those peers there (e.g. through a fault proxy). */
   peerDial?: string;
   /** etcd's --quota-backend-bytes, as given on the command line: overrides the config's. */
   quotaBackendBytes?: string;
