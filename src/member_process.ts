@@ -10,7 +10,7 @@
  */
 import pino, { type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import {
   ConfigError,
@@ -29,7 +29,7 @@ import {
 } from './server/config.js';
 import { fetchOver, TlsCredentials, TlsFileError, type PortTls, type ServerTlsFiles } from './tls.js';
 import { IDENTITY_FILE } from './server/identity.js';
-import { Member } from './server/member.js';
+import { Member, type MemberOptions } from './server/member.js';
 import type { ClusterRecord } from './mvcc/index.js';
 import { ClusterMismatchError, MemberRemovedError } from './server/errors.js';
 import { LogCorruptError } from './wal/log_store.js';
@@ -49,7 +49,7 @@ export interface ServeOptions {
   /** etcd's member flags instead of the config file (when any of them is given). */
   flags?: MemberFlags;
   logLevel?: string;
-  /** "name=host:port,...": dial these initial members there (e.g. through a fault proxy). */
+  /** "key=host:port,..." (an initial member's name or a peer URL), or "@file" of such entries: dial those peers there (e.g. through a fault proxy). */
   peerDial?: string;
   /** etcd's --quota-backend-bytes, as given on the command line: overrides the config's. */
   quotaBackendBytes?: string;
@@ -59,18 +59,46 @@ export interface ServeOptions {
   tls?: TlsFlags;
 }
 
-export function parsePeerDial(spec: string | undefined): Map<string, { host: string; port: number }> {
-  const out = new Map<string, { host: string; port: number }>();
-  if (!spec) return out;
+type PeerAddress = { host: string; port: number };
+
+function parsePeerDialList(spec: string, where: string): Map<string, PeerAddress> {
+  const out = new Map<string, PeerAddress>();
   for (const part of spec
-    .split(',')
+    .split(/[,\n]/)
     .map((p) => p.trim())
     .filter(Boolean)) {
-    const m = /^([^=]+)=([^:]+):(\d+)$/.exec(part);
-    if (!m) throw new ConfigError(`--peer-dial: expected name=host:port, got ${JSON.stringify(part)}`);
+    const m = /^(.+)=([^:=/]+):(\d+)$/.exec(part);
+    if (!m) throw new ConfigError(`${where}: expected name=host:port or peerURL=host:port, got ${JSON.stringify(part)}`);
     out.set(m[1]!, { host: m[2]!, port: Number(m[3]) });
   }
   return out;
+}
+
+/**
+ * --peer-dial: "key=host:port,..." (a key is an initial member's name or a peer URL), or
+ * "@file" with such entries (by commas or lines), read again whenever a peer is dialled, so a
+ * test can route the links to members added at runtime through its proxies too (a file that
+ * does not parse keeps the entries last read).
+ */
+export function parsePeerDial(spec: string | undefined): ((peerUrl: string, name: string | undefined) => PeerAddress | undefined) | undefined {
+  if (!spec) return undefined;
+  const lookup = (map: Map<string, PeerAddress>, peerUrl: string, name: string | undefined): PeerAddress | undefined =>
+    map.get(peerUrl) ?? (name !== undefined ? map.get(name) : undefined);
+  if (!spec.startsWith('@')) {
+    const map = parsePeerDialList(spec, '--peer-dial');
+    return (peerUrl, name) => lookup(map, peerUrl, name);
+  }
+  const file = spec.slice(1);
+  const read = (): Map<string, PeerAddress> => parsePeerDialList(readFileSync(file, 'utf8'), `--peer-dial ${file}`);
+  let last = read();
+  return (peerUrl, name) => {
+    try {
+      last = read();
+    } catch {
+      // Being rewritten, or wrong: the entries last read stay.
+    }
+    return lookup(last, peerUrl, name);
+  };
 }
 
 /**
@@ -151,6 +179,11 @@ function fromConfigFile(opts: ServeOptions): { cluster: ClusterConfig; self: Mem
   return { cluster, self };
 }
 
+function peerDialOption(spec: string | undefined): Pick<MemberOptions, 'peerDial'> {
+  const peerDial = parsePeerDial(spec);
+  return peerDial ? { peerDial } : {};
+}
+
 export async function serve(opts: ServeOptions): Promise<RunningServer> {
   const { cluster, self, tls } = resolveMember(opts);
   const logger = pino({ level: opts.logLevel ?? process.env['QKV_LOG_LEVEL'] ?? 'info', base: { member: self.name } });
@@ -162,7 +195,7 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
     cluster,
     self,
     logger,
-    peerDialOverrides: parsePeerDial(opts.peerDial),
+    ...peerDialOption(opts.peerDial),
     ...(join ? { join } : {}),
     tls: { ...(clientTls ? { client: clientTls } : {}), ...(peerTls ? { peer: peerTls } : {}) },
   });
@@ -188,7 +221,7 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
     await member.stop();
     throw err;
   }
-  logger.info({ id: member.id.toString(16), clientUrl: self.clientUrl, peerUrl: self.peerUrl }, 'serving clients (gRPC and HTTP)');
+  logger.info({ id: BigInt(member.id).toString(16), clientUrl: self.clientUrl, peerUrl: self.peerUrl }, 'serving clients (gRPC and HTTP)');
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {

@@ -99,6 +99,7 @@ const SAMPLES: Record<string, unknown[]> = {
   MemberNotLearnerError: [],
   LearnerNotReadyError: [],
   TooManyLearnersError: [],
+  LearnerNotSupportedError: [],
   MemberRemovedError: [],
   ClusterMismatchError: ['{why}'],
   AuthNotEnabledError: [],

@@ -22,10 +22,10 @@ export interface HttpOptions {
   tls?: TlsFiles;
 }
 
-/** Server errors that mean "try another member": no leader, or the member is stopping. */
-const RETRY_ELSEWHERE = [/no leader/, /server stopped/, /leader changed/, /timed out/];
-/** Of those, the ones after which a write cannot have been proposed ("etcdserver: no leader"). */
-const NOT_PROPOSED = [/no leader/];
+/** Server errors that mean "try another member": no leader, the member is stopping, or it is a learner. */
+const RETRY_ELSEWHERE = [/no leader/, /server stopped/, /leader changed/, /timed out/, /rpc not supported for learner/];
+/** Of those, the ones after which a write cannot have been proposed ("no leader", a learner's refusal). */
+const NOT_PROPOSED = [/no leader/, /rpc not supported for learner/];
 
 function isRetryableElsewhere(err: QkvServerError, idempotent: boolean): boolean {
   return err.httpStatus >= 500 && (idempotent ? RETRY_ELSEWHERE : NOT_PROPOSED).some((re) => re.test(err.message));

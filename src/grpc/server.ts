@@ -18,6 +18,7 @@ import { maintenanceService } from './maintenance.js';
 import { electionService } from './election.js';
 import { etcdServices, type ServiceName } from './proto.js';
 import { instrumentService } from './instrument.js';
+import { learnerGate } from './learner.js';
 
 export interface GrpcServerOptions {
   member: Member;
@@ -63,7 +64,9 @@ export class EtcdGrpcServer {
       this.server.addService(instrumented.definition, instrumented.implementation);
     };
     const implementations = serviceImplementations(this.ctx);
-    for (const name of Object.keys(implementations) as ServiceName[]) add(services[name], implementations[name]);
+    // A learner refuses what etcd's learner refuses (learner.ts), before anything else runs.
+    for (const name of Object.keys(implementations) as ServiceName[])
+      add(services[name], learnerGate(name, services[name], implementations[name], opts.member));
     this.injector = this.server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
   }
 

@@ -20,6 +20,13 @@ import { CorruptError } from './errors.js';
 /** One member, as the store keeps it. Ids are decimal strings of etcd's uint64 member ids. */
 export interface MemberRecord {
   id: string;
+  /**
+   * The member's id in the Raft core (its messages, configuration, progress): a small positive
+   * integer, given in order of addition (the bootstrap members 1..n by member id, then
+   * ClusterRecord.nextRaftId), so every member derives the same from the replicated table and a
+   * Raft id is never reused. etcd's 64-bit member id stays the id of every API.
+   */
+  raftId: number;
   /** Empty until the member has started and published its attributes (etcd's "unstarted"). */
   name: string;
   peerUrls: string[];
@@ -37,6 +44,8 @@ export interface ClusterRecord {
   members: MemberRecord[];
   /** Ids removed from the cluster, in the order removed. */
   removed: string[];
+  /** The raft id the next member added gets (above every one ever given). */
+  nextRaftId: number;
 }
 
 /** A conf change's effect on the table. A remove carries the id only; the others a whole record. */
@@ -80,6 +89,7 @@ export function withMemberChange(cluster: ClusterRecord, r: MemberChangeRequest)
     case 'add':
       if (at >= 0) next.members[at] = copyMember(r.member);
       else next.members.push(copyMember(r.member));
+      next.nextRaftId = Math.max(next.nextRaftId, r.member.raftId + 1);
       break;
     case 'promote':
       if (at >= 0) next.members[at]!.isLearner = false;
@@ -109,18 +119,34 @@ export function withMemberAttributes(cluster: ClusterRecord, r: MemberAttributes
 
 const isStrings = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
 const isId = (v: unknown): v is string => typeof v === 'string' && /^[1-9]\d*$/.test(v);
+const isRaftId = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v > 0;
 
 function decodeMember(v: unknown): MemberRecord {
   const o = v as Record<string, unknown> | null;
-  if (typeof o !== 'object' || o === null || !isId(o['id']) || typeof o['name'] !== 'string' || !isStrings(o['peerUrls']) || !isStrings(o['clientUrls'])) {
+  if (
+    typeof o !== 'object' ||
+    o === null ||
+    !isId(o['id']) ||
+    !isRaftId(o['raftId']) ||
+    typeof o['name'] !== 'string' ||
+    !isStrings(o['peerUrls']) ||
+    !isStrings(o['clientUrls'])
+  ) {
     throw new CorruptError('bad member record');
   }
-  return { id: o['id'], name: o['name'], peerUrls: [...o['peerUrls']], clientUrls: [...o['clientUrls']], isLearner: o['isLearner'] === true };
+  return {
+    id: o['id'],
+    raftId: o['raftId'],
+    name: o['name'],
+    peerUrls: [...o['peerUrls']],
+    clientUrls: [...o['clientUrls']],
+    isLearner: o['isLearner'] === true,
+  };
 }
 
 /** The cluster record as msgpack carries it (plain fields). */
 export function encodeCluster(c: ClusterRecord): Record<string, unknown> {
-  return { id: c.id, token: c.token, bootstrap: c.bootstrap, members: c.members, removed: c.removed };
+  return { id: c.id, token: c.token, bootstrap: c.bootstrap, members: c.members, removed: c.removed, nextRaftId: c.nextRaftId };
 }
 
 /** Inverse of encodeCluster; absent (a store not seeded yet) is undefined. */
@@ -132,5 +158,13 @@ export function decodeCluster(v: unknown): ClusterRecord | undefined {
   }
   const removed = o['removed'];
   if (!isStrings(removed) || !removed.every(isId)) throw new CorruptError('bad cluster record (removed ids)');
-  return { id: o['id'], token: o['token'], bootstrap: o['bootstrap'].map(decodeMember), members: o['members'].map(decodeMember), removed: [...removed] };
+  if (!isRaftId(o['nextRaftId'])) throw new CorruptError('bad cluster record (next raft id)');
+  return {
+    id: o['id'],
+    token: o['token'],
+    bootstrap: o['bootstrap'].map(decodeMember),
+    members: o['members'].map(decodeMember),
+    removed: [...removed],
+    nextRaftId: o['nextRaftId'],
+  };
 }

@@ -150,7 +150,17 @@ function validateMemberChange(v: unknown): void {
   const o = obj(v, 'member change');
   if (typeof o['change'] !== 'string' || !MEMBER_CHANGES.includes(o['change'])) throw new InvalidArgumentError('member change: unknown change');
   const m = obj(o['member'], 'member change member');
-  if (!isMemberId(m['id']) || typeof m['name'] !== 'string' || !isUrls(m['peerUrls']) || !isUrls(m['clientUrls']) || typeof m['isLearner'] !== 'boolean') {
+  const raftId = m['raftId'];
+  if (
+    !isMemberId(m['id']) ||
+    typeof raftId !== 'number' ||
+    !Number.isSafeInteger(raftId) ||
+    raftId <= 0 ||
+    typeof m['name'] !== 'string' ||
+    !isUrls(m['peerUrls']) ||
+    !isUrls(m['clientUrls']) ||
+    typeof m['isLearner'] !== 'boolean'
+  ) {
     throw new InvalidArgumentError('member change: bad member');
   }
 }

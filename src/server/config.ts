@@ -14,8 +14,8 @@ import { memberIdOf } from './member_id.js';
 import type { ServerTlsFiles } from '../tls.js';
 
 export interface MemberConfig {
-  /** Derived: memberIdOf(peer URL, cluster name). */
-  id: number;
+  /** Derived: memberIdOf(peer URL, cluster name), etcd's uint64 in decimal. */
+  id: string;
   name: string;
   /** Client API URL clients are told (etcd's --advertise-client-urls), e.g. http://127.0.0.1:2379; '' when unknown (another member, flags). */
   clientUrl: string;

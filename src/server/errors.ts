@@ -177,6 +177,14 @@ export class TooManyLearnersError extends CodedError {
   }
 }
 
+/** A learner answers only Status and serializable Range (etcd 3.4's ErrGPRCNotSupportedForLearner). */
+export class LearnerNotSupportedError extends CodedError {
+  static override readonly grpcCode = GrpcCode.Unavailable;
+  constructor() {
+    super('ERR_LEARNER_NOT_SUPPORTED', 'etcdserver: rpc not supported for learner');
+  }
+}
+
 /**
  * This member was removed from the cluster (it applied its removal, or a peer refused it as
  * removed): it stops and never takes part again (etcd's ErrStopped with the same words).

@@ -21,7 +21,7 @@ import { registerV1 } from './http_v1.js';
 import * as C from './concurrency.js';
 import { relayToLeader, sendError } from './http_shared.js';
 import { checkMessageSize, GRPC_OVERHEAD_BYTES, parseJsonBody, parseJsonStream } from './requests.js';
-import { checkRequest, EMPTY, UNARY_METHODS, withHeader } from './services.js';
+import { checkLearner, checkRequest, EMPTY, UNARY_METHODS, withHeader, type ServiceName } from './services.js';
 import { toHubRequest, watchResponseMessage } from './watch_responses.js';
 
 export interface HttpServerOptions {
@@ -87,6 +87,7 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
         const req = decodeMessage<object>(parseJsonBody(request.body), method.request);
         checkMessageSize(req, method.request, request.body, opts.maxRequestBytes);
         checkRequest(method, req, opts.maxRequestBytes);
+        checkLearner(member, method, req);
         if (method.leaderOnly) await method.beforeLeader?.(member, req);
         if (method.leaderOnly && (await relayToLeader(member, request, reply, method.leaderOnly))) return reply;
         const resp = await method.handler(member, req, method.waits ? closedSignal(reply) : NEVER_ABORTED);
@@ -98,12 +99,14 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
   // A server-streaming RPC through the gateway: one {"result": SnapshotResponse} line per blob.
   app.post('/v3/maintenance/snapshot', async (request, reply) => {
     decodeMessage(parseJsonBody(request.body), EMPTY);
+    if (refusedOnLearner(member, reply, 'Maintenance', 'Snapshot')) return reply;
     await serveSnapshotStream(member, reply);
     return reply;
   });
   // Lease keep-alive is a bidirectional stream in gRPC: one {"result": ...} line per request object.
   app.post('/v3/lease/keepalive', async (request, reply) => {
     const reqs = parseJsonStream(request.body).map((j) => decodeMessage<{ id: number }>(j, S.LeaseIdRequest));
+    if (refusedOnLearner(member, reply, 'Lease', 'LeaseKeepAlive')) return reply;
     if (await relayToLeader(member, request, reply, { idempotent: true })) return reply;
     const lines = reqs.map((r) => JSON.stringify({ result: encodeMessage(member.leaseKeepAlive(r.id), S.LeaseKeepAliveResponse) }));
     return reply.header('content-type', 'application/json').send(lines.join('\n') + '\n');
@@ -111,6 +114,7 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
 
   app.post('/v3/watch', async (request, reply) => {
     const reqs = parseJsonStream(request.body).map((j) => decodeMessage<WatchRequestMessage>(j, S.WatchRequest));
+    if (refusedOnLearner(member, reply, 'Watch', 'Watch')) return reply;
     await serveWatchStream(member, reqs, reply);
     return reply;
   });
@@ -134,6 +138,7 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
     // leader); a failure is a last {"error": {...}} chunk (or the status, before anything else).
     app.post('/v3/election/observe', async (request, reply) => {
       const req = decodeMessage<C.LeaderRequest>(parseJsonBody(request.body), S.LeaderRequest);
+      if (refusedOnLearner(member, reply, 'Election', 'Observe')) return reply;
       const signal = closedSignal(reply);
       const res = reply.raw;
       let started = false;
@@ -150,10 +155,9 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
         }
       } catch (err) {
         if (!signal.aborted) {
-          const { code, message } = toGrpcStatus(err);
-          const status = httpStatusOf(code);
+          const { status, body } = streamError(err);
           if (!started) start(status);
-          res.write(JSON.stringify({ error: { grpc_code: code, http_code: status, message, http_status: STATUS_CODES[status] ?? '' } }));
+          res.write(body);
         }
       }
       if (!started) {
@@ -183,6 +187,25 @@ function isOtherMethodOnPost(app: FastifyInstance, request: FastifyRequest): boo
 }
 
 const NEVER_ABORTED = new AbortController().signal;
+
+/** A stream's error as grpc-gateway writes it: {"error": {"grpc_code", "http_code", "message", "http_status"}}. */
+function streamError(err: unknown): { status: number; body: string } {
+  const { code, message } = toGrpcStatus(err);
+  const status = httpStatusOf(code);
+  return { status, body: JSON.stringify({ error: { grpc_code: code, http_code: status, message, http_status: STATUS_CODES[status] ?? '' } }) };
+}
+
+/** A stream a learner refuses (services.ts' checkLearner): its status and stream error sent, true. Checked after the body decodes, as etcd's gateway does. */
+function refusedOnLearner(member: Member, reply: FastifyReply, service: ServiceName, method: string): boolean {
+  try {
+    checkLearner(member, { service, method });
+    return false;
+  } catch (err) {
+    const { status, body } = streamError(err);
+    reply.status(status).header('content-type', 'application/json').send(body);
+    return true;
+  }
+}
 
 /** Aborted when the client's connection closes before the response is sent. */
 function closedSignal(reply: FastifyReply): AbortSignal {

@@ -19,6 +19,7 @@ import { BadRequestError, RequestTooLargeError } from './errors.js';
 import { LeaseNotFoundError } from '../lease/errors.js';
 import { relayToLeader } from './http_shared.js';
 import { parseJsonBody } from './requests.js';
+import { checkLearner } from './services.js';
 
 /** Decodes a percent-encoded path segment into bytes (not UTF-8 text: keys may be any bytes). */
 function percentDecodeBytes(s: string): Buffer {
@@ -169,6 +170,18 @@ export function registerV1(app: FastifyInstance, member: Member, maxRequestBytes
    * true once the leader's answer is sent. Grant and revoke are writes: not `idempotent`.
    */
   const atLeader = (request: FastifyRequest, reply: FastifyReply, idempotent = true): Promise<boolean> => relayToLeader(member, request, reply, { idempotent });
+
+  // A learner answers /v1 as etcd's learner answers the gRPC calls behind it (services.ts'
+  // checkLearner): a serializable GET of keys and the status, nothing else (503, "rpc not
+  // supported for learner").
+  app.addHook('preHandler', async (request) => {
+    const url = request.url.split('?')[0]!;
+    if (!url.startsWith('/v1/')) return;
+    const serializable = flag(request.query as Query, 'serializable');
+    if (request.method === 'GET' && url.startsWith('/v1/kv/')) checkLearner(member, { service: 'KV', method: 'Range' }, { serializable });
+    else if (request.method === 'GET' && url === '/v1/status') checkLearner(member, { service: 'Maintenance', method: 'Status' });
+    else checkLearner(member, { service: 'KV', method: request.method === 'GET' ? 'Range' : 'Txn' });
+  });
 
   app.put('/v1/kv/*', async (request) => {
     const key = keyOf(request, '/v1/kv/');

@@ -11,7 +11,8 @@ import { clusterIdOf } from './member_id.js';
 
 /** What the data dir records of its member: its id and cluster, fixed at its first start (etcd keeps them in the WAL's metadata). */
 export interface MemberIdentity {
-  id: number;
+  /** etcd's member id, decimal (a number: an older qkv's 53-bit id, refused). */
+  id: string;
   clusterId: string;
 }
 
@@ -34,8 +35,16 @@ export async function writeIdentityFile(dataDir: string, identity: MemberIdentit
 
 /** The membership a new cluster starts from: the initial members, voters all, unstarted (no name or client URLs until they publish). */
 export function bootstrapCluster(cfg: ClusterConfig): ClusterRecord {
+  // Raft ids 1..n in member id order: every initial member derives the same (src/mvcc/membership.ts).
   const members: MemberRecord[] = [...cfg.members]
-    .sort((a, b) => a.id - b.id)
-    .map((m) => ({ id: String(m.id), name: '', peerUrls: [m.peerUrl], clientUrls: [], isLearner: false }));
-  return { id: clusterIdOf(cfg.members.map((m) => m.id)), token: cfg.name, bootstrap: members, members: structuredClone(members), removed: [] };
+    .sort((a, b) => (BigInt(a.id) < BigInt(b.id) ? -1 : BigInt(a.id) > BigInt(b.id) ? 1 : 0))
+    .map((m, i) => ({ id: m.id, raftId: i + 1, name: '', peerUrls: [m.peerUrl], clientUrls: [], isLearner: false }));
+  return {
+    id: clusterIdOf(cfg.members.map((m) => m.id)),
+    token: cfg.name,
+    bootstrap: members,
+    members: structuredClone(members),
+    removed: [],
+    nextRaftId: members.length + 1,
+  };
 }

@@ -74,7 +74,7 @@ export interface ForwardRequest {
  * than imported from member.ts, which imports this module: the module graph stays acyclic.
  */
 export interface ForwardingMember {
-  readonly id: number;
+  readonly id: string;
   readonly log: Pick<Logger, 'debug'>;
   /** The deadline (performance.now() clock) of a request that starts now. */
   requestDeadline(): number;

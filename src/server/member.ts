@@ -49,7 +49,7 @@ import { EntryType, StateRole } from '../raft/types.js';
 import { decodeConfChange } from '../raft/confchange.js';
 import type { ApiHeader, LeaseGrantResponse, LeaseKeepAliveResponse, LeaseTimeToLiveResponse, Member as MemberInfo, StatusResponse } from '../api/types.js';
 import { RaftNode, type StateMachine } from './raft_node.js';
-import { PeerTransport } from './transport.js';
+import { PeerTransport, type PeerHello } from './transport.js';
 import { hostPort, type ClusterConfig, type MemberConfig } from './config.js';
 import { Metrics } from './metrics.js';
 import { ClusterMismatchError, MemberRemovedError, NoLeaderError, RequestTimedOutError, ServerStoppedError } from './errors.js';
@@ -77,10 +77,11 @@ export interface MemberOptions {
    */
   requestTimeoutMs?: number;
   /**
-   * Addresses to dial peers at instead of their peer URLs, by member id: lets a test put a
-   * fault-injecting proxy on each directed link (this member -> that peer).
+   * Where to dial a peer instead of its peer URL (by its peer URL, or its name in the initial
+   * cluster), undefined for the URL itself: lets a test put a fault-injecting proxy on each
+   * directed link (this member -> that peer), members added at runtime included.
    */
-  peerDialOverrides?: Map<string, { host: string; port: number }>;
+  peerDial?: (peerUrl: string, name: string | undefined) => { host: string; port: number } | undefined;
   /**
    * The membership of the running cluster this member joins (--initial-cluster-state existing,
    * read from a peer's /members): seeds an empty data dir, and names this member's id.
@@ -101,13 +102,14 @@ export function memberInfo(m: MemberRecord): MemberInfo {
 function memberChangeOf(cc: ConfChange | undefined): MemberChangeRequest {
   if (!cc?.context) throw new InvalidArgumentError('conf change without a member');
   const v = JSON.parse(Buffer.from(cc.context).toString()) as MemberChangeRequest;
-  if (v.member?.id !== String(cc.nodeId)) throw new InvalidArgumentError("conf change whose member is not the change's node");
+  if (v.member?.raftId !== cc.nodeId) throw new InvalidArgumentError("conf change whose member is not the change's node");
   return v;
 }
 
 /** The Raft snapshot data: where to fetch the store from (the state itself is streamed on demand). */
 interface SnapshotMarker {
-  memberId: number;
+  /** The raft id of the member that took it. */
+  raftId: number;
 }
 
 /** Bytes of the files in a directory (the store's LevelDB files): what `du` would count. */
@@ -130,7 +132,10 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
 }
 
 export class Member implements StateMachine {
-  readonly id: number;
+  /** etcd's 64-bit member id, decimal. */
+  readonly id: string;
+  /** This member's id in the Raft core (MemberRecord.raftId), from the seeded membership. */
+  raftId = 0;
   readonly metrics: Metrics;
   readonly lessor: Lessor;
   readonly hub: WatchHub;
@@ -161,7 +166,10 @@ export class Member implements StateMachine {
     this.id = identity.id;
     this.metrics = new Metrics({
       id: this.id,
-      members: opts.cluster.members.map((m) => m.id),
+      peerLabel: (raftId) => {
+        const id = this.memberIdOfRaft(raftId);
+        return id === undefined ? `raft-${raftId}` : BigInt(id).toString(16);
+      },
       serverVersion: ETCD_SERVER_VERSION,
       clusterVersion: '3.4',
       quotaBackendBytes: opts.cluster.quotaBackendBytes,
@@ -225,7 +233,12 @@ export class Member implements StateMachine {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new InternalError(`qkv: cannot read ${file}: ${(err as Error).message}`);
     }
     if (recorded) {
-      if (!Number.isSafeInteger(recorded.id) || typeof recorded.clusterId !== 'string') throw new InternalError(`qkv: ${file} is not a member identity`);
+      if (typeof recorded.id === 'number') {
+        // qkv before 64-bit member ids kept 53 bits: such a member's peers and store disagree with etcd's ids.
+        throw new InternalError(`qkv: ${file} has a 53-bit member id of an older qkv: start this member on an empty data dir (remove and add it again)`);
+      }
+      if (typeof recorded.id !== 'string' || !/^[1-9]\d{0,19}$/.test(recorded.id) || typeof recorded.clusterId !== 'string')
+        throw new InternalError(`qkv: ${file} is not a member identity`);
       return recorded;
     }
     let identity: MemberIdentity;
@@ -236,7 +249,7 @@ export class Member implements StateMachine {
           `no member of cluster ${BigInt(opts.join.id).toString(16)} has the peer URL ${opts.self.peerUrl}: add it first (member add --peer-urls=${opts.self.peerUrl})`,
         );
       }
-      identity = { id: Number(self.id), clusterId: opts.join.id };
+      identity = { id: self.id, clusterId: opts.join.id };
     } else {
       identity = { id: opts.self.id, clusterId: clusterIdOf(opts.cluster.members.map((m) => m.id)) };
     }
@@ -259,6 +272,21 @@ export class Member implements StateMachine {
     return c;
   }
 
+  /** The member id (decimal) of a raft id, in the applied membership (undefined: none, or not known yet). */
+  memberIdOfRaft(raftId: number): string | undefined {
+    return this.store?.cluster()?.members.find((m) => m.raftId === raftId)?.id;
+  }
+
+  /** The raft id of a member id (decimal), in the applied membership. */
+  raftIdOf(memberId: string): number | undefined {
+    return this.store?.cluster()?.members.find((m) => m.id === memberId)?.raftId;
+  }
+
+  /** This member is a learner in its applied membership (one not yet in it, still catching up, is not: etcd's IsMemberExist && IsLearner). */
+  get isLearner(): boolean {
+    return this.store.cluster()?.members.find((m) => m.id === this.id)?.isLearner === true;
+  }
+
   get clusterId(): string {
     return this.cluster().id;
   }
@@ -275,17 +303,24 @@ export class Member implements StateMachine {
     await this.store.seedCluster(this.opts.join ?? bootstrapCluster(cfg));
     await this.recordIdentity();
     const cluster = this.cluster();
-    if (cluster.removed.includes(String(this.id))) {
+    if (cluster.removed.includes(this.id)) {
       await this.store.close();
       await this.logStore.close();
       throw new MemberRemovedError();
     }
+    const mine = cluster.members.find((m) => m.id === this.id);
+    if (!mine) {
+      await this.store.close();
+      await this.logStore.close();
+      throw new InternalError(`qkv: member ${BigInt(this.id).toString(16)} is not in its own membership`);
+    }
+    this.raftId = mine.raftId;
     this.transport = new PeerTransport({
-      id: this.id,
+      id: this.raftId,
       listen: hostPort(this.opts.self.listenPeerUrl ?? this.opts.self.peerUrl),
       peers: new Map(),
-      hello: { clusterId: cluster.id, peerUrl: this.opts.self.peerUrl },
-      admit: (hello) => this.admitPeer(hello.clusterId, hello.from),
+      hello: { clusterId: cluster.id, memberId: this.id, peerUrl: this.opts.self.peerUrl },
+      admit: (hello) => this.admitPeer(hello),
       onRejected: (peer, reason) => this.onRefusedByPeer(peer, reason),
       addressOf: (_peer, url) => this.dialAddress(url),
       httpHandler: (req, res) => this.servePeerHttp(req, res),
@@ -299,9 +334,9 @@ export class Member implements StateMachine {
     // The members a joiner was told of run now, beside those it starts with (the bootstrap's).
     for (const m of [...cluster.members, ...(this.opts.join?.members ?? [])]) this.dialMember(m);
     this.raft = new RaftNode({
-      id: this.id,
+      id: this.raftId,
       // The configuration at index 0; the log's conf changes (or a snapshot) bring it up to date.
-      peers: cluster.bootstrap.map((m) => Number(m.id)),
+      peers: cluster.bootstrap.map((m) => m.raftId),
       logStore: this.logStore,
       stateMachine: this,
       transport: this.transport,
@@ -393,13 +428,13 @@ export class Member implements StateMachine {
   /** Brings the peer links in line with the applied membership; stops if this member was removed. */
   private membershipApplied(): void {
     const cluster = this.cluster();
-    if (cluster.removed.includes(String(this.id))) {
+    if (cluster.removed.includes(this.id)) {
       this.removed(new MemberRemovedError());
       return;
     }
-    this.metrics.isLearner.set(cluster.members.find((m) => Number(m.id) === this.id)?.isLearner ? 1 : 0);
-    const ids = new Set(cluster.members.map((m) => Number(m.id)));
-    for (const peer of this.transport.peerIds()) if (!ids.has(peer) && cluster.removed.includes(String(peer))) this.transport.removePeer(peer);
+    this.metrics.isLearner.set(this.isLearner ? 1 : 0);
+    const ids = new Set(cluster.members.map((m) => m.raftId));
+    for (const peer of this.transport.peerIds()) if (!ids.has(peer)) this.transport.removePeer(peer);
     for (const m of cluster.members) this.dialMember(m);
     // A leader's client URL may be known now.
     for (const wake of [...this.leaderWaiters]) wake();
@@ -407,21 +442,25 @@ export class Member implements StateMachine {
 
   private dialMember(m: MemberRecord): void {
     const url = m.peerUrls[0];
-    if (url && Number(m.id) !== this.id) this.transport.setPeer(Number(m.id), this.dialAddress(url));
+    if (url && m.raftId !== this.raftId) this.transport.setPeer(m.raftId, this.dialAddress(url));
   }
 
-  /** Where a peer URL is dialled: itself, or the test's fault proxy for it (by the initial cluster's name). */
+  /** Where a peer URL is dialled: itself, or the test's fault proxy for it (by its URL, or its name in the initial cluster). */
   private dialAddress(peerUrl: string): { host: string; port: number } {
     const name = this.opts.cluster.members.find((m) => m.peerUrl === peerUrl)?.name;
-    return (name !== undefined ? this.opts.peerDialOverrides?.get(name) : undefined) ?? hostPort(peerUrl);
+    return this.opts.peerDial?.(peerUrl, name) ?? hostPort(peerUrl);
   }
 
   /** Why a connecting peer is refused (etcd's peer handler: 412 for another cluster, 410 for a removed member). */
-  private admitPeer(clusterId: string, from: number): string | undefined {
+  private admitPeer(hello: PeerHello): string | undefined {
     const cluster = this.store.cluster();
     if (!cluster) return 'not ready';
-    if (clusterId !== cluster.id) return `cluster ID mismatch: ${BigInt(clusterId).toString(16)} is not ${BigInt(cluster.id).toString(16)}`;
-    if (cluster.removed.includes(String(from))) return 'removed';
+    if (hello.clusterId !== cluster.id) return `cluster ID mismatch: ${BigInt(hello.clusterId).toString(16)} is not ${BigInt(cluster.id).toString(16)}`;
+    if (cluster.removed.includes(hello.memberId)) return 'removed';
+    // Its raft id must be the one the membership gave it (a member this one has not learned of yet is let in: its messages are Raft's to judge).
+    const known = cluster.members.find((m) => m.id === hello.memberId || m.raftId === hello.from);
+    if (known && (known.id !== hello.memberId || known.raftId !== hello.from))
+      return `member ${BigInt(hello.memberId).toString(16)} is not raft node ${hello.from} here`;
     return undefined;
   }
 
@@ -510,7 +549,7 @@ export class Member implements StateMachine {
     // Peers stream the store from LevelDB: it must hold everything up to the snapshot's index;
     // and the Raft log drops entries behind it, so that much must survive a power loss too.
     await this.store.durable();
-    const marker: SnapshotMarker = { memberId: this.id };
+    const marker: SnapshotMarker = { raftId: this.raftId };
     return Buffer.from(JSON.stringify(marker));
   }
 
@@ -532,10 +571,10 @@ export class Member implements StateMachine {
     // Every member the store knows of (a joiner knows those it was told of too), at its peer port.
     const known = new Map<number, { id: number; name: string; peerUrl: string }>();
     for (const m of [...(this.opts.join?.members ?? []), ...this.cluster().members]) {
-      if (Number(m.id) !== this.id && m.peerUrls[0]) known.set(Number(m.id), { id: Number(m.id), name: m.name, peerUrl: m.peerUrls[0] });
+      if (m.raftId !== this.raftId && m.peerUrls[0]) known.set(m.raftId, { id: m.raftId, name: m.name, peerUrl: m.peerUrls[0] });
     }
     const others = [...known.values()];
-    const order = [marker.memberId, this.raft.leader];
+    const order = [marker.raftId, this.raft.leader];
     const candidates = [...others].sort((a, b) => {
       const ra = order.indexOf(a.id);
       const rb = order.indexOf(b.id);
@@ -588,7 +627,8 @@ export class Member implements StateMachine {
     } else if (role !== StateRole.Leader && wasLeader) {
       this.lessor.demote();
     }
-    this.log.info({ leader, role, term: this.raft.status().term }, 'raft state changed');
+    const leaderId = this.memberIdOfRaft(leader);
+    this.log.info({ leader: leaderId === undefined ? leader : BigInt(leaderId).toString(16), role, term: this.raft.status().term }, 'raft state changed');
     if (leader !== 0) for (const wake of [...this.leaderWaiters]) wake();
   }
 
@@ -649,7 +689,7 @@ export class Member implements StateMachine {
       const leader = await this.waitForLeader(deadline);
       if (this.raft.isLeader) return undefined;
       // A new leader's client URL is known once its published attributes are applied here.
-      const url = this.cluster().members.find((m) => Number(m.id) === leader)?.clientUrls[0];
+      const url = this.cluster().members.find((m) => m.raftId === leader)?.clientUrls[0];
       if (url) return url;
       const remaining = deadline - performance.now();
       if (remaining <= 0) throw new NoLeaderError();
@@ -836,7 +876,7 @@ export class Member implements StateMachine {
       header: this.header(),
       version: ETCD_SERVER_VERSION,
       dbSize,
-      leader: String(st.leader),
+      leader: this.memberIdOfRaft(st.leader) ?? '0',
       raftIndex: st.lastIndex,
       raftTerm: st.term,
       raftAppliedIndex: this.store.appliedIndex,
@@ -846,6 +886,7 @@ export class Member implements StateMachine {
       // tables' bytes over the whole key range plus the write-ahead log (the newest data, not in
       // a table yet), which leaves out its bookkeeping files; never above dbSize, as etcd's.
       dbSizeInUse: Math.min(dbSize, (await this.store.approximateSize()) + files.writeAheadLog),
+      isLearner: this.isLearner,
     };
   }
 
@@ -898,8 +939,10 @@ export class Member implements StateMachine {
     return { health: true };
   }
 
-  transferLeadership(to: number): void {
-    this.raft.transferLeadership(to);
+  /** To the member `to` (etcd's id, decimal); a member not in the membership is ignored. */
+  transferLeadership(to: string): void {
+    const raftId = this.raftIdOf(to);
+    if (raftId !== undefined) this.raft.transferLeadership(raftId);
   }
 
   async stop(): Promise<void> {

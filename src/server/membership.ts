@@ -66,7 +66,7 @@ async function proposeChange(member: Member, check: (c: ClusterRecord) => { type
   for (;;) {
     const { type, change } = check(member.cluster());
     try {
-      const at = member.raft.proposeConfChange({ type, nodeId: Number(change.member.id), context: Buffer.from(JSON.stringify(change)) });
+      const at = member.raft.proposeConfChange({ type, nodeId: change.member.raftId, context: Buffer.from(JSON.stringify(change)) });
       const r = (await at.result) as { status: string; response?: { membership?: MembershipResponse }; error?: Error };
       if (r.status === 'error' && r.error) throw r.error;
       if (!r.response?.membership) throw new Error('qkv: a conf change applied without a membership result');
@@ -99,9 +99,9 @@ export async function memberAdd(member: Member, peerUrls: readonly string[], isL
     if (!isLearner) checkStartedAfterAddingVoter(c, false);
     // etcd's id for a runtime addition (peer URLs, token, time); another salt if it was ever taken.
     let id = memberIdOf(urls, c.token, addedAt);
-    for (let salt = 1; c.members.some((m) => m.id === String(id)) || c.removed.includes(String(id)); salt++)
-      id = memberIdOf(urls, `${c.token}#${salt}`, addedAt);
-    const record: MemberRecord = { id: String(id), name: '', peerUrls: urls, clientUrls: [], isLearner };
+    for (let salt = 1; c.members.some((m) => m.id === id) || c.removed.includes(id); salt++) id = memberIdOf(urls, `${c.token}#${salt}`, addedAt);
+    // Its name in the Raft core: the next raft id, which no member ever had.
+    const record: MemberRecord = { id, raftId: c.nextRaftId, name: '', peerUrls: urls, clientUrls: [], isLearner };
     return { type: isLearner ? ConfChangeType.AddLearnerNode : ConfChangeType.AddNode, change: { change: 'add', member: record } };
   });
   const added = r.members.find((m) => m.peerUrls.some((u) => urls.includes(u)))!;
@@ -119,8 +119,8 @@ export async function memberRemove(member: Member, id: string): Promise<MemberCh
       // etcd's mayRemoveMember: a member that is down may go; otherwise the voters left that the
       // leader hears from must be a quorum of them.
       const progress = member.raft.status().progress ?? {};
-      const isActive = (m: MemberRecord): boolean => Number(m.id) === member.id || progress[Number(m.id)]?.recentActive === true;
-      if (Number(target.id) === member.id || isActive(target)) {
+      const isActive = (m: MemberRecord): boolean => m.raftId === member.raftId || progress[m.raftId]?.recentActive === true;
+      if (target.raftId === member.raftId || isActive(target)) {
         const active = voters.filter((m) => m.id !== target.id && isActive(m)).length;
         if (active < quorum(voters.length - 1)) throw new UnhealthyClusterError();
       }
@@ -146,8 +146,8 @@ export async function memberPromote(member: Member, id: string): Promise<MemberC
     if (!target.isLearner) throw new MemberNotLearnerError();
     // etcd's isLearnerReady: the leader's progress of the learner is at 90% of its own.
     const st = member.raft.status();
-    const learnerMatch = st.progress?.[Number(target.id)]?.match ?? 0;
-    const leaderMatch = st.progress?.[member.id]?.match ?? st.lastIndex;
+    const learnerMatch = st.progress?.[target.raftId]?.match ?? 0;
+    const leaderMatch = st.progress?.[member.raftId]?.match ?? st.lastIndex;
     if (learnerMatch < leaderMatch * LEARNER_READY_FRACTION) throw new LearnerNotReadyError();
     checkStartedAfterAddingVoter(c, true);
     return { type: ConfChangeType.AddNode, change: { change: 'promote', member: { ...target, isLearner: false } } };

@@ -203,8 +203,8 @@ class ScrapedGauge extends ScrapedMetric<'gauge'> {
   }
 }
 
-/** A peer id as etcd writes it in labels (types.ID.String(): hex, no padding). */
-const hexId = (id: number): string => id.toString(16);
+/** A member id (decimal uint64) as etcd writes it in labels (types.ID.String(): hex, no padding). */
+const hexId = (id: string): string => BigInt(id).toString(16);
 
 /** The per-peer counters of the peer transport. */
 interface PeerChildren {
@@ -229,8 +229,9 @@ export class PeerMetrics {
   };
 
   constructor(
-    private readonly self: number,
-    peers: readonly number[],
+    private readonly self: string,
+    /** A peer's label: its member id in hex, from the raft id the transport knows it by. */
+    private readonly labelOf: (raftId: number) => string,
     registry: Registry,
   ) {
     this.vecs = {
@@ -241,23 +242,22 @@ export class PeerMetrics {
       disconnected: new FastCounterVec('etcd_network_disconnected_peers_total', 'The total number of disconnected peers.', 'counter', registry),
       rtt: new LatencyHistogramVec('etcd_network_peer_round_trip_time_seconds', 'Round-Trip-Time histogram between peers', RTT_BUCKETS, registry),
     };
-    for (const id of peers) this.of(id);
   }
 
-  /** A peer's series, made the first time it is seen (members join at runtime). */
-  private of(peer: number): PeerChildren | undefined {
-    if (peer === this.self) return undefined;
+  /** A peer's series (by its raft id), made the first time it is seen or dialled (members join at runtime). */
+  of(peer: number): PeerChildren {
     let p = this.peers.get(peer);
     if (!p) {
       const v = this.vecs;
-      const link = { Local: hexId(this.self), Remote: hexId(peer) };
+      const remote = this.labelOf(peer);
+      const link = { Local: hexId(this.self), Remote: remote };
       p = {
-        sent: v.sent.child({ To: hexId(peer) }),
-        received: v.received.child({ From: hexId(peer) }),
-        sendFailures: v.failures.child({ To: hexId(peer) }),
+        sent: v.sent.child({ To: remote }),
+        received: v.received.child({ From: remote }),
+        sendFailures: v.failures.child({ To: remote }),
         active: v.active.child(link),
         disconnected: v.disconnected.child(link),
-        rtt: v.rtt.child({ To: hexId(peer) }),
+        rtt: v.rtt.child({ To: remote }),
       };
       this.peers.set(peer, p);
     }
@@ -397,9 +397,10 @@ export interface MetricsSource {
 }
 
 export interface MetricsOptions {
-  /** This member's id, and every member's (the peers get labelled children). */
-  id: number;
-  members: readonly number[];
+  /** This member's id (etcd's, decimal). */
+  id: string;
+  /** A peer's label (its member id in hex) from its raft id. */
+  peerLabel: (raftId: number) => string;
   /** etcd_server_version's and etcd_cluster_version's labels. */
   serverVersion: string;
   clusterVersion: string;
@@ -531,7 +532,7 @@ export class Metrics {
     new ScrapedGauge('etcd_debugging_mvcc_compact_revision', 'The revision of the last compaction in store.', r, () => src()?.compactRevision() ?? 0);
     new ScrapedGauge('etcd_debugging_mvcc_watcher_total', 'Total number of watchers.', r, () => src()?.watchers() ?? 0);
     new ScrapedGauge('etcd_debugging_mvcc_slow_watcher_total', 'Total number of unsynced slow watchers.', r, () => src()?.slowWatchers() ?? 0);
-    this.peers = new PeerMetrics(opts.id, opts.members, r);
+    this.peers = new PeerMetrics(opts.id, opts.peerLabel, r);
     this.grpc = new GrpcServerMetrics(r);
     collectDefaultMetrics({ register: r });
   }

@@ -13,7 +13,14 @@ import * as S from '../api/schemas.js';
 import type { AlarmRequest, CompactionRequest, DeleteRangeRequest, PutRequest, RangeRequest, TxnRequest } from '../api/kv.js';
 import * as C from './concurrency.js';
 import * as M from './membership.js';
-import { AuthNotEnabledError, BadLeaderTransfereeError, BadRequestError, LeaderTransferTimeoutError, RequestTooLargeError } from './errors.js';
+import {
+  AuthNotEnabledError,
+  BadLeaderTransfereeError,
+  BadRequestError,
+  LeaderTransferTimeoutError,
+  LearnerNotSupportedError,
+  RequestTooLargeError,
+} from './errors.js';
 import type { Member } from './member.js';
 import { requestBytes } from './requests.js';
 
@@ -95,6 +102,20 @@ function clusterHeader(member: Member): ReturnType<Member['header']> {
   return member.header(0);
 }
 
+/**
+ * etcd 3.4's learner interceptors: a learner answers only Status and a serializable Range; every
+ * other call, unary or stream (Watch, LeaseKeepAlive, Snapshot, Observe), and every method qkv
+ * does not implement, is refused with "rpc not supported for learner" (Unavailable: clients try
+ * another endpoint). `req` is the decoded request (a stream has none). Both APIs ask this, and so
+ * does /v1 for its equivalents; a member serves everything again once promoted.
+ */
+export function checkLearner(member: Member, call: { service: ServiceName; method: string }, req?: { serializable?: boolean }): void {
+  if (!member.isLearner) return;
+  if (call.service === 'Maintenance' && call.method === 'Status') return;
+  if (call.service === 'KV' && call.method === 'Range' && req?.serializable === true) return;
+  throw new LearnerNotSupportedError();
+}
+
 /** What either API checks of a decoded request before it runs: a write's size (RequestTooLargeError). */
 export function checkRequest(method: UnaryMethod, req: object, maxRequestBytes: number): void {
   if (method.checkSize && requestBytes(req) > maxRequestBytes) throw new RequestTooLargeError();
@@ -105,11 +126,11 @@ function entry<Req extends object>(m: UnaryMethod<Req>): UnaryMethod {
 }
 
 /** etcd's MoveLeader returns once the target leads (or times out after an election's worth of tries). */
-async function waitForLeader(member: Member, target: number): Promise<void> {
+async function waitForLeader(member: Member, target: string): Promise<void> {
   const cfg = member.opts.cluster;
   // The monotonic clock: a step of the wall clock must not end (or stretch) the wait.
   const deadline = performance.now() + Math.max(5_000, 3 * cfg.tickMs * cfg.electionTicks);
-  while (member.raft.leader !== target) {
+  while (member.memberIdOfRaft(member.raft.leader) !== target) {
     if (performance.now() > deadline) throw new LeaderTransferTimeoutError();
     await new Promise((r) => setTimeout(r, 20));
   }
@@ -310,7 +331,7 @@ export const UNARY_METHODS: readonly UnaryMethod[] = [
     request: MOVE_LEADER_REQUEST,
     response: S.HeaderOnlyResponse,
     handler: async (m, req) => {
-      m.transferLeadership(Number(req.targetID));
+      m.transferLeadership(req.targetID);
       return { header: m.header() };
     },
     leaderOnly: { idempotent: true },
@@ -319,7 +340,7 @@ export const UNARY_METHODS: readonly UnaryMethod[] = [
         if (!m.members().some((x) => x.id === req.targetID)) throw new BadLeaderTransfereeError();
       },
       async after(m, req) {
-        await waitForLeader(m, Number(req.targetID));
+        await waitForLeader(m, req.targetID);
         return { header: m.header() };
       },
     },

@@ -6,8 +6,9 @@
  * format of peer_codec.ts. A broken connection is redialled with backoff. Raft tolerates loss,
  * so a full queue drops messages instead of growing: memory stays bounded whatever a peer does.
  *
- * A connection opens with one hello line, `QKV-PEER 1 <cluster id> <member id> <peer URL>\n`:
- * the receiver admits the sender (same cluster, not removed) or answers
+ * A connection opens with one hello line, `QKV-PEER 2 <cluster id> <member id> <raft id> <peer URL>\n`
+ * (etcd's 64-bit member id, and the raft id the membership gave it, which frames name it by):
+ * the receiver admits the sender (same cluster, not removed, the pair as its table has it) or answers
  * `QKV-REJECT <reason>\n` and closes, as etcd's peer handler answers a removed member 410 and
  * another cluster's 412; an admitted sender it has no link to yet (a member added since) is
  * dialled back at the URL it gave. A connection that starts with `GET ` is HTTP instead
@@ -34,9 +35,10 @@ interface PeerAddress {
   port: number;
 }
 
-/** What a connection's hello says of its sender. */
-interface PeerHello {
+/** What a connection's hello says of its sender: its cluster, etcd's 64-bit member id (decimal), its raft id, its peer URL. */
+export interface PeerHello {
   clusterId: string;
+  memberId: string;
   from: NodeId;
   peerUrl: string;
 }
@@ -46,8 +48,8 @@ export interface TransportOptions {
   listen: PeerAddress;
   peers: Map<NodeId, PeerAddress>;
   onMessage: (m: Message) => void;
-  /** What this member's hello says: its cluster and the peer URL it is dialled back at. */
-  hello: { clusterId: string; peerUrl: string };
+  /** What this member's hello says: its cluster, its member id and the peer URL it is dialled back at. */
+  hello: { clusterId: string; memberId: string; peerUrl: string };
   /** Why a sender is refused (another cluster, removed), or undefined to admit it. */
   admit?: (hello: PeerHello) => string | undefined;
   /** A peer refused this member with `reason`. */
@@ -90,7 +92,7 @@ export interface PeerStats {
 const NO_STATS: PeerStats = { sent() {}, received() {}, sendFailed() {}, roundTrip() {}, connection() {} };
 
 const DEFAULT_MAX_FRAME = 256 * 1024 * 1024;
-const HELLO = 'QKV-PEER 1';
+const HELLO = 'QKV-PEER 2';
 const REJECT = 'QKV-REJECT ';
 /** Longest hello or rejection line read before giving up on a connection. */
 const MAX_LINE_BYTES = 1024;
@@ -261,11 +263,11 @@ class PeerLink {
 }
 
 function parseHello(line: string): PeerHello | undefined {
-  const m = /^QKV-PEER 1 (\d+) (\d+) (\S+)$/.exec(line);
-  if (!m) return undefined;
-  const from = Number(m[2]);
+  const m = /^QKV-PEER 2 (\d{1,20}) ([1-9]\d{0,19}) (\d+) (\S+)$/.exec(line);
+  if (!m || BigInt(m[2]!) > 0xffffffffffffffffn) return undefined;
+  const from = Number(m[3]);
   if (!Number.isSafeInteger(from) || from <= 0) return undefined;
-  return { clusterId: m[1]!, from, peerUrl: m[3]! };
+  return { clusterId: m[1]!, memberId: m[2]!, from, peerUrl: m[4]! };
 }
 
 function urlAddress(url: string): PeerAddress | undefined {
@@ -326,7 +328,7 @@ export class PeerTransport {
     const link = this.links.get(peer);
     if (link && link.address.host === address.host && link.address.port === address.port) return;
     link?.close();
-    const hello = `${HELLO} ${this.opts.hello.clusterId} ${this.opts.id} ${this.opts.hello.peerUrl}\n`;
+    const hello = `${HELLO} ${this.opts.hello.clusterId} ${this.opts.hello.memberId} ${this.opts.id} ${this.opts.hello.peerUrl}\n`;
     this.links.set(
       peer,
       new PeerLink(

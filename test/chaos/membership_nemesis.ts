@@ -7,8 +7,8 @@
  * that short runs see removals too). The state is read from the leader's member
  * list at each step, so a change whose outcome was unknown is seen as it happened.
  *
- * New members' peer links are not proxied (only the initial members dial through
- * ProxiedCluster's FaultProxies): partitions only ever cut links between initial members.
+ * New members are made by `addJoiner` (ProxiedCluster's: their peer links go through fault
+ * proxies as the initial members' do, so partitions cut them too).
  */
 import type { Member } from '../../src/api/types.js';
 import { Client } from '../../src/client/client.js';
@@ -53,6 +53,8 @@ export class MembershipNemesis {
     private readonly log: (line: string) => void,
     /** Whether a member is down (killed, not restarted yet, or paused) by another fault. */
     private readonly isDown: (name: string) => boolean,
+    /** Makes a new member known to the harness (not started): its URLs. */
+    private readonly addJoiner: (name: string) => Promise<{ peerUrl: string }> = (name) => cluster.addJoiner(name),
   ) {
     this.nextNumber = cluster.names.length + 1;
   }
@@ -118,7 +120,7 @@ export class MembershipNemesis {
 
   private async addLearner(leader: string, members: Member[]): Promise<void> {
     const name = `n${this.nextNumber++}`;
-    const joiner = await this.cluster.addJoiner(name);
+    const joiner = await this.addJoiner(name);
     const client = this.cluster.client();
     try {
       await client.memberAdd([joiner.peerUrl], true);

@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { LocalCluster } from '../server/cluster_harness.js';
 import { ProxiedCluster } from './proxied_cluster.js';
+import { etcdctl } from '../grpc/helpers.js';
 
 describe('partitions through per-link fault proxies', () => {
   let pc: ProxiedCluster;
@@ -46,5 +47,35 @@ describe('partitions through per-link fault proxies', () => {
     await cluster.client(others).put('p/asym', '3');
     pc.heal();
     await LocalCluster.until(async () => (await cluster.client([leader]).get('p/asym', { serializable: true })).count === 1, 'catch-up');
+  });
+
+  test('a member added at runtime gets its links through proxies too: cut off, it misses writes; healed, it catches up', async () => {
+    const leader = await cluster.waitForLeader();
+    const n4 = await pc.addJoiner('n4');
+    const added = await etcdctl(cluster.url(leader), ['member', 'add', 'n4', `--peer-urls=${n4.peerUrl}`, '--learner']);
+    expect(added.code, added.stderr).toBe(0);
+    cluster.setJoinCluster('n4', [...cluster.names.filter((n) => n !== 'n4'), 'n4']);
+    cluster.start('n4');
+    const client = cluster.client(cluster.names.filter((n) => n !== 'n4'));
+    await client.put('p/joined', '4');
+    const onN4 = async (key: string): Promise<number> =>
+      (
+        await cluster
+          .client(['n4'])
+          .get(key, { serializable: true })
+          .catch(() => ({ count: 0 }))
+      ).count;
+    await LocalCluster.until(async () => (await onN4('p/joined')) === 1, 'n4 to catch up');
+    // Its traffic went through the proxies of both directions (dialled directly, these would carry nothing).
+    expect(pc.link(leader, 'n4').forwarded).toBeGreaterThan(0);
+    expect(pc.link('n4', leader).forwarded).toBeGreaterThan(0);
+    // Cut off: a write the others commit does not reach it until the links heal.
+    pc.split(['n4']);
+    await client.put('p/cut', '5');
+    const leaderNow = await cluster.waitForLeader(cluster.names.filter((n) => n !== 'n4'));
+    await LocalCluster.until(async () => (await cluster.client([leaderNow]).get('p/cut', { serializable: true })).count === 1, 'the write on the leader');
+    expect(await onN4('p/cut')).toBe(0);
+    pc.heal();
+    await LocalCluster.until(async () => (await onN4('p/cut')) === 1, 'n4 to catch up after the heal');
   });
 });

@@ -1,9 +1,13 @@
 /**
  * A LocalCluster whose every directed peer link goes through a FaultProxy, so link faults can
- * be injected per direction: partitions, asymmetric cuts, bridges, delays. Only the members of
- * the initial configuration are proxied: a member added at runtime (LocalCluster.addJoiner)
- * dials and is dialled directly, so link faults never cut its links.
+ * be injected per direction: partitions, asymmetric cuts, bridges, delays. Each member dials
+ * its peers where its dial file says (`qkv serve --peer-dial @file`, read again on each dial),
+ * by peer URL: a member added at runtime (addJoiner) gets a proxy per direction to and from
+ * every member there, written into every dial file before the member is added, so link faults
+ * cut its links as they cut the initial members'.
  */
+import { appendFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { LocalCluster, type HarnessOptions } from '../server/cluster_harness.js';
 import { FaultProxy } from './proxy.js';
 import { freePorts } from '../server/ports.js';
@@ -15,25 +19,48 @@ export class ProxiedCluster {
 
   private constructor(readonly cluster: LocalCluster) {}
 
+  /** Member `name`'s dial file: `peerURL=host:port` lines. */
+  private dialFile(name: string): string {
+    return path.join(this.cluster.dir, `${name}.peer-dial`);
+  }
+
+  /** A proxy for the link `from` -> `to`, and its line in `from`'s dial file. */
+  private async proxy(from: string, to: { name: string; peerUrl: string }): Promise<string> {
+    const [port] = await freePorts(1);
+    const proxy = new FaultProxy(port!, hostPort(to.peerUrl));
+    await proxy.start();
+    this.links.set(`${from}>${to.name}`, proxy);
+    return `${to.peerUrl}=127.0.0.1:${port}\n`;
+  }
+
   static async create(opts: HarnessOptions = {}): Promise<ProxiedCluster> {
     const cluster = await LocalCluster.create(opts);
     const pc = new ProxiedCluster(cluster);
     const members = cluster.config.members;
-    const ports = await freePorts(members.length * (members.length - 1));
-    let i = 0;
     for (const from of members) {
-      const dial: string[] = [];
-      for (const to of members) {
-        if (from.id === to.id) continue;
-        const port = ports[i++]!;
-        const proxy = new FaultProxy(port, hostPort(to.peerUrl));
-        await proxy.start();
-        pc.links.set(`${from.name}>${to.name}`, proxy);
-        dial.push(`${to.name}=127.0.0.1:${port}`);
-      }
-      cluster.extraArgs.set(from.name, ['--peer-dial', dial.join(',')]);
+      let lines = '';
+      for (const to of members) if (to.name !== from.name) lines += await pc.proxy(from.name, to);
+      await writeFile(pc.dialFile(from.name), lines);
+      cluster.extraArgs.set(from.name, ['--peer-dial', `@${pc.dialFile(from.name)}`]);
     }
     return pc;
+  }
+
+  /**
+   * LocalCluster.addJoiner, with its links through proxies: to it from every member the harness
+   * knows (their dial files get its peer URL first), and from it to each of them.
+   */
+  async addJoiner(name: string): Promise<{ clientUrl: string; peerUrl: string; dataDir: string }> {
+    const others = this.cluster.config.members.filter((m) => m.name !== name);
+    const joiner = await this.cluster.addJoiner(name);
+    let lines = '';
+    for (const m of others) {
+      await appendFile(this.dialFile(m.name), await this.proxy(m.name, { name, peerUrl: joiner.peerUrl }));
+      lines += await this.proxy(name, m);
+    }
+    await writeFile(this.dialFile(name), lines);
+    this.cluster.extraArgs.set(name, ['--peer-dial', `@${this.dialFile(name)}`]);
+    return joiner;
   }
 
   link(from: string, to: string): FaultProxy {

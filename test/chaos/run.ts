@@ -73,7 +73,7 @@ export interface ChaosReport {
  * - restart-all: every member stopped with SIGTERM (restarted at heal);
  * - membership: one step of MembershipNemesis's cycle (add a learner, promote it, remove a
  *   member, between 3 and 5 voters); not healed: the membership stays as it was changed.
- * Link faults only act on the initial members' links (ProxiedCluster): new members dial directly.
+ * Link faults act on every member's links, those added at runtime too (ProxiedCluster.addJoiner).
  */
 const FAULTS = [
   'partition-leader',
@@ -141,7 +141,13 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   const watcher = watchPrefix(cluster, 'r/', 4);
   const locker = fencedLock(cluster, 3);
   const kinds = opts.faults ?? DEFAULT_FAULTS;
-  const membership = new MembershipNemesis(cluster, rand, log, (n) => !cluster.procs.has(n) || paused.has(n));
+  const membership = new MembershipNemesis(
+    cluster,
+    rand,
+    log,
+    (n) => !cluster.procs.has(n) || paused.has(n),
+    (n) => pc.addJoiner(n),
+  );
 
   // ---- faults ---------------------------------------------------------------------------
   // Only the current members: a removed one is never restarted (it would be refused anyway).

@@ -114,7 +114,7 @@ describe('drop-in fixes found by etcd tools, beside a real etcd', () => {
 
     // move-leader dials the leader's URL itself.
     const target = cluster.config.members.find((m) => m.name !== leaderName)!;
-    const moved = await etcdctl(cluster.endpoints.join(','), ['move-leader', target.id.toString(16)]);
+    const moved = await etcdctl(cluster.endpoints.join(','), ['move-leader', BigInt(target.id).toString(16)]);
     expect({ code: moved.code, out: moved.stdout.trim() }).toEqual({
       code: 0,
       out: expect.stringMatching(/^Leadership transferred from [0-9a-f]+ to [0-9a-f]+$/),

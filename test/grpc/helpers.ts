@@ -115,22 +115,41 @@ export class RealEtcd {
 
   /** `flags`: more etcd flags, e.g. --quota-backend-bytes. `tls`: https:// URLs with the same TLS flags as a qkv member's (cluster_harness). */
   static async start(flags: string[] = [], tls?: HarnessTls): Promise<RealEtcd> {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'qkv-real-etcd-'));
     const [client, peer] = await freePorts(2);
-    const scheme = tls ? 'https' : 'http';
-    const clientUrl = `${scheme}://127.0.0.1:${client}`;
-    const peerUrl = `${scheme}://127.0.0.1:${peer}`;
+    const peerUrl = `${tls ? 'https' : 'http'}://127.0.0.1:${peer}`;
+    return RealEtcd.spawn('e1', client!, peerUrl, [`--initial-cluster=e1=${peerUrl}`, ...flags], tls);
+  }
+
+  /**
+   * A second member of `existing`'s cluster, as etcd's runbook adds one: `member add --learner`
+   * on `existing`, then etcd started with --initial-cluster-state existing. It stays a learner.
+   */
+  static async startLearner(existing: RealEtcd, name = 'e2'): Promise<RealEtcd> {
+    const listed = await etcdctl(existing.endpoint, ['member', 'list', '-w', 'json']);
+    const first = (JSON.parse(listed.stdout.replace(/"ID":(\d+)/g, '"ID":"$1"')) as { members: { name: string; peerURLs: string[] }[] }).members[0]!;
+    const [client, peer] = await freePorts(2);
+    const peerUrl = `http://127.0.0.1:${peer}`;
+    const added = await etcdctl(existing.endpoint, ['member', 'add', name, `--peer-urls=${peerUrl}`, '--learner']);
+    if (added.code !== 0) throw new Error(`etcdctl member add: ${added.stderr}`);
+    return RealEtcd.spawn(name, client!, peerUrl, [
+      `--initial-cluster=${first.name}=${first.peerURLs[0]},${name}=${peerUrl}`,
+      '--initial-cluster-state=existing',
+    ]);
+  }
+
+  private static async spawn(name: string, clientPort: number, peerUrl: string, flags: string[], tls?: HarnessTls): Promise<RealEtcd> {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'qkv-real-etcd-'));
+    const clientUrl = `${tls ? 'https' : 'http'}://127.0.0.1:${clientPort}`;
     const credentials = tls ? new TlsCredentials(clientTlsFiles(tls)) : undefined;
     const child = spawn(
       'etcd',
       [
-        '--name=e1',
+        `--name=${name}`,
         `--data-dir=${path.join(dir, 'data')}`,
         `--listen-client-urls=${clientUrl}`,
         `--advertise-client-urls=${clientUrl}`,
         `--listen-peer-urls=${peerUrl}`,
         `--initial-advertise-peer-urls=${peerUrl}`,
-        `--initial-cluster=e1=${peerUrl}`,
         '--log-level=error',
         ...(tls ? memberTlsArgs(tls) : []),
         ...flags,

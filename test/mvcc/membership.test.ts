@@ -8,8 +8,12 @@ import { MvccStore } from '../../src/mvcc/index.js';
 import type { ClusterRecord, MemberRecord, MvccRequest } from '../../src/mvcc/types.js';
 import { Applier, removeTempDirs, tempDir } from './helpers.js';
 
+/** Each test member's raft id, in order of addition. */
+const RAFT_IDS: Record<string, number> = { '10': 1, '20': 2, '15': 3, '30': 4, '40': 5 };
+
 const member = (id: string, over: Partial<MemberRecord> = {}): MemberRecord => ({
   id,
+  raftId: RAFT_IDS[id] ?? 9,
   name: '',
   peerUrls: [`http://127.0.0.1:${id}`],
   clientUrls: [],
@@ -17,7 +21,14 @@ const member = (id: string, over: Partial<MemberRecord> = {}): MemberRecord => (
   ...over,
 });
 
-const seed = (): ClusterRecord => ({ id: '99', token: 't', bootstrap: [member('10'), member('20')], members: [member('10'), member('20')], removed: [] });
+const seed = (): ClusterRecord => ({
+  id: '99',
+  token: 't',
+  bootstrap: [member('10'), member('20')],
+  members: [member('10'), member('20')],
+  removed: [],
+  nextRaftId: 3,
+});
 
 const change = (c: 'add' | 'promote' | 'remove' | 'update', m: MemberRecord): MvccRequest => ({ memberChange: { change: c, member: m } });
 
@@ -55,6 +66,8 @@ describe('membership in the store', () => {
       });
       const c = store.cluster()!;
       expect(c.removed).toEqual(['10']);
+      // The next member added gets a raft id none ever had.
+      expect(c.nextRaftId).toBe(4);
       // The bootstrap membership is what the cluster started from, whatever happened since.
       expect(c.bootstrap).toEqual(seed().bootstrap);
       // No revision: membership is not keys.
@@ -94,6 +107,8 @@ describe('membership in the store', () => {
         { memberChange: { change: 'demote', member: member('10') } },
         { memberChange: { change: 'add', member: { ...member('10'), id: '0' } } },
         { memberChange: { change: 'add', member: { ...member('10'), peerUrls: 'x' } } },
+        { memberChange: { change: 'add', member: { ...member('30'), raftId: 0 } } },
+        { memberChange: { change: 'add', member: { ...member('30'), raftId: 1.5 } } },
         { memberAttributes: { id: 'x', name: 'n', clientUrls: [] } },
       ] as unknown as MvccRequest[];
       for (const req of bad) expect(await ap.err(req)).toBe('ERR_INVALID_ARGUMENT');

@@ -145,7 +145,7 @@ export class LocalCluster {
     const [clientPort, peerPort] = await freePorts(2);
     const scheme = this.tls ? 'https' : 'http';
     const m = {
-      id: 0,
+      id: '0',
       name,
       clientUrl: `${scheme}://127.0.0.1:${clientPort}`,
       peerUrl: `${scheme}://127.0.0.1:${peerPort}`,

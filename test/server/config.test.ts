@@ -48,7 +48,7 @@ describe('cluster config', () => {
     expect(a.members[0]!.id).not.toBe(a.members[1]!.id);
     expect(a.members[0]!.id).not.toBe(b.members[0]!.id);
     for (const m of [...a.members, ...b.members]) {
-      expect(Number.isSafeInteger(m.id) && m.id > 2 ** 32).toBe(true);
+      expect(BigInt(m.id) > 2n ** 32n && BigInt(m.id) < 2n ** 64n).toBe(true);
     }
     // A runtime addition's id also takes the time.
     expect(memberIdOf([member(1).peerUrl], 'one', 5_000)).not.toBe(a.members[0]!.id);
@@ -56,8 +56,17 @@ describe('cluster config', () => {
 
   test("the cluster id is etcd's hash of the sorted member ids", () => {
     // etcd's genID over member ids 1 and 2 (big-endian uint64s): sha1 → first 8 bytes.
-    expect(clusterIdOf([2, 1])).toBe(clusterIdOf([1, 2]));
-    expect(BigInt(clusterIdOf([1, 2])) > 0n).toBe(true);
+    expect(clusterIdOf(['2', '1'])).toBe(clusterIdOf(['1', '2']));
+    expect(BigInt(clusterIdOf(['1', '2'])) > 0n).toBe(true);
+  });
+
+  test('the ids are all 64 bits of what etcd 3.4.23 derives for the same flags', () => {
+    // etcd --name e1 --initial-advertise-peer-urls http://127.0.0.1:20902
+    //   --initial-cluster e1=http://127.0.0.1:20902 --initial-cluster-token tok:
+    // member b3383b9b282aa052 (Status's leader 12914137469064749138), cluster d27a6b5ef86bbec8.
+    const id = memberIdOf(['http://127.0.0.1:20902'], 'tok');
+    expect(id).toBe('12914137469064749138');
+    expect(BigInt(clusterIdOf([id])).toString(16)).toBe('d27a6b5ef86bbec8');
   });
 
   test("etcd's member flags resolve to a configuration, with etcd's defaults", () => {

@@ -309,7 +309,7 @@ describe("a member's /metrics: etcd's names, types, labels and buckets", () => {
       (scrapes.get(n)!.get(name) ?? scrapes.get(n)!.get(name.replace(/_(bucket|sum|count)$/, '')))?.samples.find(
         (s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v),
       )?.value;
-    const ids = new Map(cluster.config.members.map((m) => [m.name, m.id.toString(16)]));
+    const ids = new Map(cluster.config.members.map((m) => [m.name, BigInt(m.id).toString(16)]));
     for (const n of cluster.names) {
       expect(value(n, 'etcd_server_has_leader'), n).toBe(1);
       expect(value(n, 'etcd_server_is_leader'), n).toBe(n === leader ? 1 : 0);

@@ -21,14 +21,14 @@ async function pair(): Promise<{ a: PeerTransport; b: PeerTransport; gotA: Messa
   const gotB: Message[] = [];
   const a = new PeerTransport({
     id: 1,
-    hello: { clusterId: '7', peerUrl: 'http://127.0.0.1:1' },
+    hello: { clusterId: '7', memberId: '18446744073709551557', peerUrl: 'http://127.0.0.1:1' },
     listen: peers.get(1)!,
     peers,
     onMessage: (m) => gotA.push(m),
   });
   const b = new PeerTransport({
     id: 2,
-    hello: { clusterId: '7', peerUrl: 'http://127.0.0.1:1' },
+    hello: { clusterId: '7', memberId: '18446744073709551557', peerUrl: 'http://127.0.0.1:1' },
     listen: peers.get(2)!,
     peers,
     onMessage: (m) => gotB.push(m),
@@ -97,7 +97,7 @@ describe('PeerTransport', () => {
     ]);
     const b2 = new PeerTransport({
       id: 2,
-      hello: { clusterId: '7', peerUrl: 'http://127.0.0.1:1' },
+      hello: { clusterId: '7', memberId: '18446744073709551557', peerUrl: 'http://127.0.0.1:1' },
       listen: peers.get(2)!,
       peers,
       onMessage: (m) => gotB2.push(m),
@@ -119,7 +119,7 @@ describe('PeerTransport', () => {
     const listen = { host: '127.0.0.1', port: port! };
     const t = new PeerTransport({
       id: 1,
-      hello: { clusterId: '7', peerUrl: 'http://127.0.0.1:1' },
+      hello: { clusterId: '7', memberId: '18446744073709551557', peerUrl: 'http://127.0.0.1:1' },
       listen,
       peers: new Map([[1, listen]]),
       onMessage: (m) => got.push(m),
@@ -133,7 +133,7 @@ describe('PeerTransport', () => {
     const good = encodeFrame([app(1)]);
     const bad = Buffer.from(good);
     bad[4] = 0xee; // the body's format version
-    socket.write(`QKV-PEER 1 7 ${app(1).from} http://127.0.0.1:9\n`);
+    socket.write(`QKV-PEER 2 7 18446744073709551557 ${app(1).from} http://127.0.0.1:9\n`);
     socket.write(good);
     await until(() => got.length === 1, 'the good frame');
     socket.write(bad);
@@ -152,7 +152,7 @@ describe('PeerTransport', () => {
     ]);
     const a = new PeerTransport({
       id: 1,
-      hello: { clusterId: '7', peerUrl: 'http://127.0.0.1:1' },
+      hello: { clusterId: '7', memberId: '18446744073709551557', peerUrl: 'http://127.0.0.1:1' },
       listen: peers.get(1)!,
       peers,
       onMessage: () => {},
@@ -188,7 +188,7 @@ describe('PeerTransport stats', () => {
     let b: PeerTransport;
     const a = new PeerTransport({
       id: 1,
-      hello: { clusterId: '7', peerUrl: 'http://127.0.0.1:1' },
+      hello: { clusterId: '7', memberId: '18446744073709551557', peerUrl: 'http://127.0.0.1:1' },
       listen: peers.get(1)!,
       peers,
       onMessage: () => {},
@@ -196,7 +196,7 @@ describe('PeerTransport stats', () => {
     });
     b = new PeerTransport({
       id: 2,
-      hello: { clusterId: '7', peerUrl: 'http://127.0.0.1:1' },
+      hello: { clusterId: '7', memberId: '18446744073709551557', peerUrl: 'http://127.0.0.1:1' },
       listen: peers.get(2)!,
       peers,
       // The follower answers the heartbeat, as Raft does.
@@ -234,7 +234,7 @@ describe('PeerTransport stats', () => {
     const make = (id: number, clusterId: string, peers: Map<number, { host: string; port: number }>, onMessage: (m: Message) => void = () => {}) => {
       const t = new PeerTransport({
         id,
-        hello: { clusterId, peerUrl: `http://127.0.0.1:${ports[id - 1]}` },
+        hello: { clusterId, memberId: String(1000n + BigInt(id)), peerUrl: `http://127.0.0.1:${ports[id - 1]}` },
         listen: addr(id - 1),
         peers,
         onMessage,
@@ -274,7 +274,7 @@ describe('PeerTransport stats', () => {
     const listen = { host: '127.0.0.1', port: port! };
     const t = new PeerTransport({
       id: 1,
-      hello: { clusterId: '7', peerUrl: `http://127.0.0.1:${port}` },
+      hello: { clusterId: '7', memberId: '18446744073709551557', peerUrl: `http://127.0.0.1:${port}` },
       listen,
       peers: new Map(),
       onMessage: () => {},

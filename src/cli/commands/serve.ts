@@ -74,7 +74,11 @@ export function register(program: Command): void {
     .option('--client-url <url>', "override the member's client URL (config file)")
     .option('--peer-url <url>', "override the member's peer URL (config file)")
     .option('--log-level <level>', 'pino log level', process.env['QKV_LOG_LEVEL'] ?? 'info')
-    .option('--peer-dial <list>', 'dial initial members elsewhere: name=host:port,... (fault-injection proxies)', process.env['QKV_PEER_DIAL'])
+    .option(
+      '--peer-dial <list>',
+      'dial peers elsewhere: name=host:port or peerURL=host:port,..., or @file of such lines, re-read on each dial (fault-injection proxies)',
+      process.env['QKV_PEER_DIAL'],
+    )
     .option(
       '--quota-backend-bytes <bytes>',
       "raise the NOSPACE alarm when the member's store would exceed this size (0: etcd's default 2 GiB; negative: no quota)",
