@@ -21,9 +21,9 @@ import type { Event } from '../api/kv.js';
 import type { WatchResponse } from '../watch/types.js';
 import type { Watcher } from '../watch/hub.js';
 import { GRPC_OVERHEAD_BYTES } from '../server/requests.js';
-import { toHubRequest, watchResponseMessage } from '../server/watch_responses.js';
+import { toHubRequest, watchRefusal, watchResponseMessage } from '../server/watch_responses.js';
 import { ServerStoppedError } from '../server/errors.js';
-import type { GrpcContext } from './context.js';
+import { tokenOf, type GrpcContext } from './context.js';
 import { fromProto, toProto } from './convert.js';
 import type { ProtoMessage } from './proto.js';
 import { toServiceError } from './status.js';
@@ -135,6 +135,11 @@ class WatchStream {
     if (id === 0) {
       while (this.watches.has(this.nextAutoId)) this.nextAutoId++;
       id = this.nextAutoId++;
+    }
+    const refused = watchRefusal(member, () => member.authn.callerOf(tokenOf(this.call.metadata)), c);
+    if (refused) {
+      this.writeRaw(refused);
+      return;
     }
     let watcher: Watcher;
     try {

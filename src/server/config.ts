@@ -53,6 +53,8 @@ export interface ClusterConfig {
    * DEFAULT_QUOTA_BYTES; a negative value turns the quota off, as in etcd.
    */
   quotaBackendBytes: number;
+  /** Seconds a simple auth token lives unused (etcd's --auth-token-ttl, default 300). */
+  authTokenTtl: number;
   members: MemberConfig[];
 }
 
@@ -73,6 +75,7 @@ export const CLUSTER_DEFAULTS: Omit<ClusterConfig, 'members'> = {
   snapshotCatchUpEntries: RAFT_NODE_DEFAULTS.snapshotCatchUpEntries,
   maxRequestBytes: 1.5 * 1024 * 1024,
   quotaBackendBytes: 2 * 1024 * 1024 * 1024,
+  authTokenTtl: 300,
 };
 
 /**
@@ -147,6 +150,7 @@ export function parseClusterConfig(raw: Json, baseDir: string, source = 'cluster
     snapshotCatchUpEntries: positiveInt(raw, 'snapshotCatchUpEntries', source, CLUSTER_DEFAULTS.snapshotCatchUpEntries),
     maxRequestBytes: positiveInt(raw, 'maxRequestBytes', source, CLUSTER_DEFAULTS.maxRequestBytes),
     quotaBackendBytes: resolveQuotaBackendBytes(raw['quotaBackendBytes'], `${source}.quotaBackendBytes`),
+    authTokenTtl: positiveInt(raw, 'authTokenTtl', source, CLUSTER_DEFAULTS.authTokenTtl),
     members: members.map((m, i) => {
       const where = `${source}.members[${i}]`;
       if (!isObject(m)) throw new ConfigError(`${where}: expected an object`);
@@ -213,6 +217,8 @@ export interface MemberFlags {
   electionTimeout?: string;
   snapshotCount?: string;
   maxRequestBytes?: string;
+  /** Seconds (etcd's --auth-token-ttl, default 300). */
+  authTokenTtl?: string;
 }
 
 const ETCD_FLAG_DEFAULTS = {
@@ -294,6 +300,7 @@ export function resolveMemberFlags(f: MemberFlags): { cluster: ClusterConfig; se
     electionTicks,
     ...(f.snapshotCount === undefined ? {} : { snapshotEvery: flagInt('snapshot-count', f.snapshotCount) }),
     ...(f.maxRequestBytes === undefined ? {} : { maxRequestBytes: flagInt('max-request-bytes', f.maxRequestBytes) }),
+    ...(f.authTokenTtl === undefined ? {} : { authTokenTtl: flagInt('auth-token-ttl', f.authTokenTtl) }),
     members: initial.map((m) =>
       m.name === name ? self : { id: memberIdOf([m.peerUrl], token), name: m.name, clientUrl: '', peerUrl: m.peerUrl, dataDir: '' },
     ),

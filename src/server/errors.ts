@@ -119,6 +119,14 @@ export class AuthNotEnabledError extends CodedError {
   }
 }
 
+/** Authenticate beyond the guessing bound (src/server/auth.ts): qkv's own, etcd has no such limit. */
+export class TooManyAuthAttemptsError extends CodedError {
+  static override readonly grpcCode = GrpcCode.ResourceExhausted;
+  constructor() {
+    super('ERR_TOO_MANY_AUTH_ATTEMPTS', 'etcdserver: too many authentication attempts, retry later');
+  }
+}
+
 // etcd's membership errors (rpctypes' ErrGRPCMember*, as v3rpc maps membership's errors).
 
 export class MemberNotFoundError extends CodedError {

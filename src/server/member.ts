@@ -11,7 +11,22 @@ import path from 'node:path';
 import type http from 'node:http';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { MvccStore, decodeRequest, encodeRequest, InvalidArgumentError, isTxnReadonly, NoSpaceError, validateTxn } from '../mvcc/index.js';
+import {
+  AdminPermissionDeniedError,
+  AdminUserEmptyError,
+  AuthUserEmptyError,
+  checkAccess,
+  checkAdmin,
+  decodeEntryRequest,
+  encodeRequest,
+  InvalidArgumentError,
+  isTxnReadonly,
+  MvccStore,
+  NoSpaceError,
+  PermissionDeniedError,
+  txnNeeds,
+  validateTxn,
+} from '../mvcc/index.js';
 import type {
   AlarmMember,
   AlarmRequest,
@@ -29,6 +44,9 @@ import type {
 import type {
   ApplyEntry,
   ApplyResult,
+  AuthRecord,
+  AuthRequest,
+  Caller,
   ClusterRecord,
   HashKVResult,
   MemberChangeRequest,
@@ -58,7 +76,11 @@ import { requestTimeoutMs, Retry } from './leader.js';
 import { ProposalDroppedError, ReadIndexDroppedError } from '../raft/errors.js';
 import { fetchSnapshot } from './snapshot_client.js';
 import { ETCD_SERVER_VERSION } from '../version.js';
+import { Authenticator } from './auth.js';
 import { BackendQuota, MAX_RECOMMENDED_QUOTA_BYTES, quotaCost, storeFileBytes, type QuotaRequest } from './quota.js';
+
+/** The member's own proposals (its lease expiry): never refused by permissions. */
+const MEMBER_CALLER: Caller = { member: true };
 
 /** etcd's default --max-txn-ops. */
 const MAX_TXN_OPS = 128;
@@ -162,6 +184,8 @@ export class Member implements StateMachine {
   private removal: Error | undefined;
   /** This member's space quota over its own store (etcd's --quota-backend-bytes). */
   private readonly quota: BackendQuota;
+  /** Tokens, password checks and the guessing bound (auth.ts); the users and roles are the store's. */
+  readonly authn: Authenticator;
 
   private constructor(
     readonly opts: MemberOptions,
@@ -181,6 +205,7 @@ export class Member implements StateMachine {
     this.lessor = new Lessor({ minTtlSeconds: Math.ceil((1.5 * electionMs) / 1000) });
     this.source = new StoreWatchSource();
     this.hub = new WatchHub(this.source);
+    this.authn = new Authenticator({ auth: () => this.authState(), tokenTtlSeconds: opts.cluster.authTokenTtl });
     this.quota = new BackendQuota({ quotaBytes: opts.cluster.quotaBackendBytes, measure: () => dirBytes(this.kvDir) });
     if (!this.quota.enabled) this.log.info('backend quota disabled');
     else if (this.quota.quotaBytes > MAX_RECOMMENDED_QUOTA_BYTES)
@@ -352,9 +377,9 @@ export class Member implements StateMachine {
           membershipChanged = true;
           return { index: e.index, request: { memberChange: memberChangeOf(decodeConfChange(e.data)) } };
         }
-        const request = decodeRequest(e.data);
+        const { request, caller } = decodeEntryRequest(e.data);
         if ('memberAttributes' in request) membershipChanged = true;
-        return { index: e.index, request };
+        return caller ? { index: e.index, request, caller } : { index: e.index, request };
       } catch {
         // Not a request we can read: applied as a no-op on every member alike.
         return { index: e.index };
@@ -468,7 +493,8 @@ export class Member implements StateMachine {
   /** Mirrors applied lease changes into the lessor (which only adds expiry on top). */
   private afterApply(e: ApplyEntry, r: ApplyResult): void {
     if (r.status !== 'ok' || !e.request) return;
-    if ('leaseGrant' in e.request) {
+    if ('auth' in e.request) this.authn.applied(e.request.auth, e.index);
+    else if ('leaseGrant' in e.request) {
       this.lessor.grant(e.request.leaseGrant.id, e.request.leaseGrant.ttl);
       this.metrics.leaseGranted.inc();
     } else if ('leaseRevoke' in e.request && this.lessor.has(e.request.leaseRevoke.id)) {
@@ -570,7 +596,7 @@ export class Member implements StateMachine {
       if (this.revoking.has(id)) continue;
       this.revoking.add(id);
       this.metrics.leaseExpired.inc();
-      this.propose({ leaseRevoke: { id } })
+      this.propose({ leaseRevoke: { id } }, MEMBER_CALLER)
         .catch((err: Error) => this.log.debug({ id, err: err.message }, 'lease revoke failed; retrying'))
         .finally(() => this.revoking.delete(id));
     }
@@ -636,8 +662,9 @@ export class Member implements StateMachine {
     }
   }
 
-  private async propose(req: MvccRequest): Promise<MvccResponse> {
-    const data = encodeRequest(req);
+  /** Proposes `req`, made by `caller` (undefined while auth is disabled), and answers its applied result. */
+  private async propose(req: MvccRequest, caller?: Caller): Promise<MvccResponse> {
+    const data = encodeRequest(req, caller);
     const retry = new Retry(this.requestDeadline());
     let result: unknown;
     this.metrics.pendingProposals++;
@@ -684,8 +711,53 @@ export class Member implements StateMachine {
     }
   }
 
-  async range(req: RangeRequest): Promise<RangeResponse> {
+  /** The applied auth state (undefined before any auth change); the store may be briefly swapped out by a restore. */
+  private authState(): AuthRecord | undefined {
+    try {
+      return this.store?.auth();
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Refuses a read `caller` may not make (auth enabled): reads are checked where they are
+   * served, against the applied auth state, as etcd checks them before reading.
+   */
+  checkRead(caller: Caller | undefined, needs: Parameters<typeof checkAccess>[2]): void {
+    checkAccess(this.authState(), caller, needs);
+  }
+
+  /**
+   * Refuses a Maintenance call (Hash, HashKV, Defragment, Snapshot, MoveLeader) by a caller
+   * without the root role, with the errors etcd 3.4's maintenance server leaves unmapped.
+   */
+  checkMaintenanceAdmin(caller: Caller | undefined): void {
+    try {
+      checkAdmin(this.authState(), caller);
+    } catch (err) {
+      if (err instanceof AuthUserEmptyError) throw new AdminUserEmptyError();
+      if (err instanceof PermissionDeniedError) throw new AdminPermissionDeniedError();
+      throw err;
+    }
+  }
+
+  /** An auth change through Raft (who may make it is checked at apply). */
+  async authChange(r: AuthRequest, caller: Caller | undefined): Promise<{ revision: number }> {
+    const resp = await this.propose({ auth: r }, caller);
+    if (!('auth' in resp)) throw unexpectedResult('auth');
+    return resp.auth.header;
+  }
+
+  /** The applied auth state after a ReadIndex barrier (UserGet, RoleGet and the lists: etcd sends them through Raft). */
+  async authRead(): Promise<AuthRecord | undefined> {
+    await this.linearizableBarrier();
+    return this.authState();
+  }
+
+  async range(req: RangeRequest, caller?: Caller): Promise<RangeResponse> {
     if (!req.serializable) await this.linearizableBarrier();
+    this.checkRead(caller, [{ access: 'READ', range: req }]);
     return this.store.range(req);
   }
 
@@ -703,35 +775,36 @@ export class Member implements StateMachine {
     throw new NoSpaceError();
   }
 
-  async put(req: PutRequest): Promise<PutResponse> {
+  async put(req: PutRequest, caller?: Caller): Promise<PutResponse> {
     await this.checkQuota({ put: req });
-    const r = await this.propose({ put: req });
+    const r = await this.propose({ put: req }, caller);
     if (!('put' in r)) throw unexpectedResult('put');
     return r.put;
   }
 
-  async deleteRange(req: DeleteRangeRequest): Promise<DeleteRangeResponse> {
-    const r = await this.propose({ deleteRange: req });
+  async deleteRange(req: DeleteRangeRequest, caller?: Caller): Promise<DeleteRangeResponse> {
+    const r = await this.propose({ deleteRange: req }, caller);
     if (!('deleteRange' in r)) throw unexpectedResult('deleteRange');
     return r.deleteRange;
   }
 
-  async txn(req: TxnRequest): Promise<TxnResponse> {
+  async txn(req: TxnRequest, caller?: Caller): Promise<TxnResponse> {
     // etcd's --max-txn-ops: refused before it reaches the log.
     validateTxn(req, MAX_TXN_OPS);
     if (isTxnReadonly(req)) {
       // A read-only txn is a read: no proposal, as in etcd.
       await this.linearizableBarrier();
+      this.checkRead(caller, txnNeeds(req));
       return this.store.readTxn(req);
     }
     await this.checkQuota({ txn: req });
-    const r = await this.propose({ txn: req });
+    const r = await this.propose({ txn: req }, caller);
     if (!('txn' in r)) throw unexpectedResult('txn');
     return r.txn;
   }
 
-  async compact(req: CompactionRequest): Promise<{ revision: number }> {
-    const r = await this.propose({ compaction: { revision: req.revision } });
+  async compact(req: CompactionRequest, caller?: Caller): Promise<{ revision: number }> {
+    const r = await this.propose({ compaction: { revision: req.revision } }, caller);
     if (!('compaction' in r)) throw unexpectedResult('compaction');
     if (req.physical) await this.store.compactionDone();
     return r.compaction.header;
@@ -753,8 +826,8 @@ export class Member implements StateMachine {
     return { header: this.header(r.leaseGrant.header.revision), id, ttl: effective };
   }
 
-  async leaseRevoke(id: number): Promise<{ revision: number }> {
-    const r = await this.propose({ leaseRevoke: { id } });
+  async leaseRevoke(id: number, caller?: Caller): Promise<{ revision: number }> {
+    const r = await this.propose({ leaseRevoke: { id } }, caller);
     if (!('leaseRevoke' in r)) throw unexpectedResult('leaseRevoke');
     return r.leaseRevoke.header;
   }

@@ -23,6 +23,8 @@ export interface HarnessOptions {
   maxRequestBytes?: number;
   /** The members' space quota (etcd's --quota-backend-bytes; default 2 GiB). */
   quotaBackendBytes?: number;
+  /** Seconds a simple auth token lives unused (etcd's --auth-token-ttl; default 300). */
+  authTokenTtl?: number;
   /** Options for the member processes' node (e.g. --cpu-prof). */
   nodeArgs?: string[];
 }
@@ -57,6 +59,7 @@ export class LocalCluster {
       snapshotCatchUpEntries: opts.snapshotCatchUpEntries ?? 5_000,
       maxRequestBytes: opts.maxRequestBytes ?? 1.5 * 1024 * 1024,
       quotaBackendBytes: opts.quotaBackendBytes ?? 2 * 1024 * 1024 * 1024,
+      authTokenTtl: opts.authTokenTtl ?? 300,
       members: Array.from({ length: n }, (_, i) => {
         const peerUrl = `http://127.0.0.1:${ports[2 * i + 1]}`;
         return {

@@ -29,6 +29,7 @@ const ETCD_FLAGS: readonly { flag: string; key: keyof MemberFlags; help: string 
   { flag: 'election-timeout', key: 'electionTimeout', help: 'ms before an election (default 1000)' },
   { flag: 'snapshot-count', key: 'snapshotCount', help: 'applied entries between snapshots' },
   { flag: 'max-request-bytes', key: 'maxRequestBytes', help: 'largest client request (default 1.5 MiB)' },
+  { flag: 'auth-token-ttl', key: 'authTokenTtl', help: 'seconds a simple auth token lives unused (default 300)' },
 ];
 
 const envName = (flag: string): string => `QKV_${flag.toUpperCase().replaceAll('-', '_')}`;
