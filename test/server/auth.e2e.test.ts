@@ -266,4 +266,63 @@ describe('auth through the gateway, qkv against etcd', () => {
     const after = await both(snapshot);
     expect(after).toEqual({ ...before, b: `outside@${Number(before['b']!.split('@')[1]) + 1}` });
   }, 120_000);
+
+  test('/v1 takes the token as the gateway does, and basic auth as a convenience', async () => {
+    const url = qkv.at(1);
+    const alice = await token(qkv, 0, 'alice', 'alicepw');
+    const basic = (user: string, password: string): string => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+    const v1 = async (method: string, path: string, authorization?: string, body?: string): Promise<Answer> => {
+      const res = await fetch(url + path, { method, ...(body !== undefined ? { body } : {}), headers: authorization !== undefined ? { authorization } : {} });
+      const text = await res.text();
+      return { status: res.status, body: text.startsWith('{') ? (JSON.parse(text) as unknown) : text };
+    };
+    const denied = { status: 403, body: { error: 'etcdserver: permission denied', message: 'etcdserver: permission denied', code: 7 } };
+    expect(await v1('PUT', '/v1/kv/a7', alice, 'token')).toMatchObject({ status: 200 });
+    expect(await v1('PUT', '/v1/kv/a8', `Bearer ${alice}`, 'bearer')).toMatchObject({ status: 200 });
+    expect(await v1('PUT', '/v1/kv/a9', basic('alice', 'alicepw'), 'basic')).toMatchObject({ status: 200 });
+    expect(await v1('GET', '/v1/kv/a9?raw', basic('alice', 'alicepw'))).toEqual({ status: 200, body: 'basic' });
+    expect(await v1('PUT', '/v1/kv/b', alice, 'nope')).toEqual(denied);
+    expect(await v1('GET', '/v1/kv/a?prefix', alice)).toMatchObject({ status: 200 });
+    expect(await v1('GET', '/v1/kv/?prefix', alice)).toEqual(denied);
+    expect(await v1('GET', '/v1/watch/?prefix', alice)).toEqual(denied);
+    expect(await v1('DELETE', '/v1/kv/a?prefix', basic('alice', 'wrong'))).toEqual({
+      status: 400,
+      body: {
+        error: 'etcdserver: authentication failed, invalid user ID or password',
+        message: 'etcdserver: authentication failed, invalid user ID or password',
+        code: 3,
+      },
+    });
+    expect(await v1('GET', '/v1/kv/a9')).toEqual({
+      status: 400,
+      body: { error: 'etcdserver: user name is empty', message: 'etcdserver: user name is empty', code: 3 },
+    });
+    expect(await v1('GET', '/v1/kv/a9', 'forged')).toMatchObject({ status: 401 });
+    // Nothing of the refused calls happened.
+    expect(await v1('GET', '/v1/kv/a9?raw', alice)).toEqual({ status: 200, body: 'basic' });
+  });
+
+  test('password guessing is bounded per user and per connection', async () => {
+    const url = qkv.at(2);
+    const attempts = await Promise.all(Array.from({ length: 40 }, () => post(url, '/v3/auth/authenticate', { name: 'alice', password: 'guess' })));
+    const limited = attempts.filter((a) => a.status === 429);
+    expect(limited.length).toBeGreaterThan(0);
+    expect(limited[0]!.body).toEqual({
+      error: 'etcdserver: too many authentication attempts, retry later',
+      message: 'etcdserver: too many authentication attempts, retry later',
+      code: 8,
+    });
+    // Every attempt not refused for the bound was refused for the password.
+    expect(attempts.filter((a) => a.status !== 429).every((a) => a.status === 400)).toBe(true);
+    // The right password is refused too while the bucket is empty; the bucket refills.
+    const right = await post(url, '/v3/auth/authenticate', { name: 'alice', password: 'alicepw' });
+    expect(right.status).toBe(429);
+    for (let i = 0; ; i++) {
+      await sleep(1000);
+      const again = await post(url, '/v3/auth/authenticate', { name: 'alice', password: 'alicepw' });
+      if (again.status === 200) break;
+      expect(again.status).toBe(429);
+      expect(i).toBeLessThan(30);
+    }
+  }, 60_000);
 });
