@@ -381,3 +381,6 @@ export const AuthUserGetResponse = authResponse('AuthUserGetResponse', field.lis
 export const AuthRoleGetResponse = authResponse('AuthRoleGetResponse', field.list('perm', { message: () => Permission }));
 export const AuthRoleListResponse = authResponse('AuthRoleListResponse', field.list('roles', 'string'));
 export const AuthUserListResponse = authResponse('AuthUserListResponse', field.list('users', 'string'));
+
+/** A request without fields (etcd's AuthEnableRequest, AuthUserListRequest, StatusRequest...). */
+export const Empty: Schema = { type: 'etcdserverpb.Empty', fields: [] };

@@ -15,6 +15,7 @@ import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { Command, Option } from 'commander';
 import { Client } from '../client/client.js';
+import { LoginError } from '../client/errors.js';
 import type { CliContext, GlobalOptions } from './commands/global.js';
 import { newPrinter, OUTPUT_FORMATS, type OutputFormat, type Printer } from './printer/index.js';
 import * as put from './commands/put.js';
@@ -28,6 +29,7 @@ import * as lock from './commands/lock.js';
 import * as elect from './commands/elect.js';
 import * as member from './commands/member.js';
 import * as endpoint from './commands/endpoint.js';
+import * as auth from './commands/auth.js';
 import * as serve from './commands/serve.js';
 import * as cluster from './commands/cluster.js';
 
@@ -39,6 +41,8 @@ interface GlobalFlags {
   writeOut: OutputFormat;
   hex?: boolean;
   commandTimeout: string;
+  user?: string;
+  password?: string;
 }
 
 /** The global flags, resolved and validated (a bad --command-timeout throws). */
@@ -52,7 +56,20 @@ export function resolveGlobalOptions(f: GlobalFlags): GlobalOptions {
     commandTimeoutMs: parseDuration(f.commandTimeout),
     writeOut: f.writeOut,
     hex: !!f.hex,
+    ...userOf(f),
   };
+}
+
+/** --user name:password, or --user name with --password (etcdctl would prompt: qkv asks for it). */
+function userOf(f: GlobalFlags): { user?: { name: string; password: string } } {
+  if (f.user === undefined) return {};
+  const colon = f.user.indexOf(':');
+  if (colon >= 0) {
+    if (f.password !== undefined) throw new BadArgsError('--user with a password and --password cannot be given together');
+    return { user: { name: f.user.slice(0, colon), password: f.user.slice(colon + 1) } };
+  }
+  if (f.password === undefined) throw new BadArgsError('--user without a password needs --password');
+  return { user: { name: f.user, password: f.password } };
 }
 
 /** The commands' context: the global flags resolved once, on first use, and the client and printer made from them. */
@@ -64,7 +81,7 @@ function contextOf(program: Command): CliContext {
     options: () => (options ??= resolveGlobalOptions(program.opts<GlobalFlags>())),
     client: () => {
       const o = ctx.options();
-      return (client ??= new Client({ endpoints: o.endpoints, timeoutMs: o.commandTimeoutMs }));
+      return (client ??= new Client({ endpoints: o.endpoints, timeoutMs: o.commandTimeoutMs, ...(o.user ? { user: o.user } : {}) }));
     },
     printer: () => {
       const o = ctx.options();
@@ -85,10 +102,12 @@ export function buildProgram(): Command {
     .addOption(new Option('-w, --write-out <format>', 'output format').choices(OUTPUT_FORMATS).default('simple'))
     .option('--hex', 'print byte strings as hex')
     .option('--command-timeout <duration>', 'timeout for short commands', '5s')
+    .option('--user <username[:password]>', 'username[:password] for authentication')
+    .option('--password <password>', 'password for authentication (with --user)')
     .showHelpAfterError();
 
   const ctx = contextOf(program);
-  for (const group of [put, get, del, txn, compaction, watch, lease, lock, elect, member, endpoint]) group.register(program, ctx);
+  for (const group of [put, get, del, txn, compaction, watch, lease, lock, elect, member, endpoint, auth]) group.register(program, ctx);
   serve.register(program);
   cluster.register(program);
   return program;
@@ -107,7 +126,8 @@ export async function main(argv: string[]): Promise<void> {
     await program.parseAsync(argv);
   } catch (err) {
     process.stderr.write(`Error: ${(err as Error).message}\n`);
-    process.exitCode = err instanceof BadArgsError ? err.exitCode : 1;
+    // etcdctl: bad arguments 128; a client that cannot be made (its --user refused) ExitBadConnection, 2.
+    process.exitCode = err instanceof BadArgsError ? err.exitCode : err instanceof LoginError ? 2 : 1;
   }
 }
 

@@ -9,6 +9,8 @@ export interface HttpOptions {
   endpoints: string[];
   /** Per-request timeout in milliseconds. */
   timeoutMs?: number;
+  /** The Authorization header of each request (an auth token), if any. */
+  authorization?: (path: string) => Promise<string | undefined>;
 }
 
 /** Server errors that mean "try another member": no leader, or the member is stopping. */
@@ -22,8 +24,10 @@ export class HttpTransport {
   readonly endpoints: string[];
   private preferred = 0;
   private readonly timeoutMs: number;
+  private readonly authorization: NonNullable<HttpOptions['authorization']>;
 
   constructor(opts: HttpOptions) {
+    this.authorization = opts.authorization ?? (async () => undefined);
     if (opts.endpoints.length === 0) throw new Error('at least one endpoint is required');
     this.endpoints = opts.endpoints.map((e) => e.replace(/\/+$/, ''));
     this.timeoutMs = opts.timeoutMs ?? 10_000;
@@ -32,13 +36,15 @@ export class HttpTransport {
   /** POSTs JSON to `path` on the preferred endpoint, failing over in order. */
   async post<T>(path: string, body: unknown): Promise<T> {
     const causes: Error[] = [];
+    // Outside the failover: a refused login is the caller's, not an endpoint's.
+    const auth = await this.authorization(path);
     for (let i = 0; i < this.endpoints.length; i++) {
       const at = (this.preferred + i) % this.endpoints.length;
       const endpoint = this.endpoints[at]!;
       try {
         const res = await fetch(endpoint + path, {
           method: 'POST',
-          headers: { 'content-type': 'application/json' },
+          headers: { 'content-type': 'application/json', ...(auth !== undefined ? { authorization: auth } : {}) },
           body: JSON.stringify(body),
           signal: AbortSignal.timeout(this.timeoutMs),
         });
@@ -68,6 +74,7 @@ export class HttpTransport {
    */
   async *stream<T>(path: string, body: unknown, signal: AbortSignal): AsyncGenerator<T> {
     const causes: Error[] = [];
+    const auth = await this.authorization(path);
     let res: Response | undefined;
     let endpoint = '';
     for (let i = 0; i < this.endpoints.length && !res; i++) {
@@ -76,7 +83,7 @@ export class HttpTransport {
       try {
         const r = await fetch(endpoint + path, {
           method: 'POST',
-          headers: { 'content-type': 'application/json' },
+          headers: { 'content-type': 'application/json', ...(auth !== undefined ? { authorization: auth } : {}) },
           body: JSON.stringify(body),
           signal,
         });

@@ -108,7 +108,7 @@ export const STREAMING_METHODS: readonly { service: ServiceName; method: string 
 /** Methods qkv does not implement: "not supported" (what) over gRPC, no gateway route. */
 export const UNSUPPORTED_METHODS: readonly { service: ServiceName; method: string; what: string }[] = [];
 
-export const EMPTY: Schema = { type: 'etcdserverpb.Empty', fields: [] };
+export const EMPTY: Schema = S.Empty;
 const MOVE_LEADER_REQUEST: Schema = { type: 'etcdserverpb.MoveLeaderRequest', fields: [{ name: 'targetID', json: 'targetID', kind: 'uint64' }] };
 
 /** `r` with this member's full response header at its revision (cluster_id, member_id, revision, raft_term). */

@@ -11,6 +11,8 @@ export interface GlobalOptions {
   commandTimeoutMs: number;
   writeOut: OutputFormat;
   hex: boolean;
+  /** --user (and --password): who the client acts as. */
+  user?: { name: string; password: string };
 }
 
 export interface CliContext {

@@ -12,6 +12,8 @@ import {
   memberAddedLine,
   memberListRows,
   paddedHexId,
+  roleLines,
+  type AuthPermission,
   type MemberChange,
   type EndpointHealth,
   type EndpointStatus,
@@ -156,5 +158,29 @@ export class SimplePrinter implements Printer {
 
   endpointHashKV(endpoint: string, r: api.HashKVResponse): void {
     this.out(`${hostOf(endpoint)}, ${r.hash}`);
+  }
+
+  authChanged(sentence: string): void {
+    this.out(sentence);
+  }
+
+  userGet(name: string, roles: string[], detail?: Array<{ role: string; perm: AuthPermission[] }>): void {
+    this.out(`User: ${name}`);
+    if (!detail) {
+      this.out(`Roles:${roles.map((r) => ` ${r}`).join('')}`);
+      return;
+    }
+    for (const d of detail) {
+      this.out('');
+      for (const line of roleLines(d.role, d.perm)) this.out(line);
+    }
+  }
+
+  names(names: string[]): void {
+    for (const n of names) this.out(n);
+  }
+
+  roleGet(role: string, perm: AuthPermission[]): void {
+    for (const line of roleLines(role, perm)) this.out(line);
   }
 }
