@@ -711,13 +711,12 @@ export class Member implements StateMachine {
     }
   }
 
-  /** The applied auth state (undefined before any auth change); the store may be briefly swapped out by a restore. */
+  /**
+   * The applied auth state (undefined before any auth change). A store being swapped by a
+   * restore throws (the request fails): never taken for "auth disabled".
+   */
   private authState(): AuthRecord | undefined {
-    try {
-      return this.store?.auth();
-    } catch {
-      return undefined;
-    }
+    return this.store.auth();
   }
 
   /**

@@ -65,7 +65,7 @@ async function watchFirst(base: string, create: unknown, token?: string): Promis
   return rest;
 }
 
-/** What both sides are driven through: a base URL per call (qkv spreads them over its members). */
+/** What both sides are driven through: a base URL per call (qkv spreads them over its members: 0 the leader, 1 and 2 followers). */
 interface Side {
   name: string;
   at(i: number): string;
@@ -80,8 +80,10 @@ describe('auth through the gateway, qkv against etcd', () => {
   beforeAll(async () => {
     cluster = await LocalCluster.create({ nodes: 3, authTokenTtl: TOKEN_TTL });
     cluster.startAll();
-    [, etcd] = await Promise.all([cluster.waitForLeader(), RealEtcd.start([`--auth-token-ttl=${TOKEN_TTL}`])]);
-    const urls = cluster.names.map((n) => cluster.url(n));
+    let leader: string;
+    [leader, etcd] = await Promise.all([cluster.waitForLeader(), RealEtcd.start([`--auth-token-ttl=${TOKEN_TTL}`])]);
+    // The leader first: at(1) and at(2) are followers (watches there, lease calls relayed to the leader).
+    const urls = [leader, ...cluster.names.filter((n) => n !== leader)].map((n) => cluster.url(n));
     qkv = { name: 'qkv', at: (i) => urls[i % urls.length]! };
     real = { name: 'etcd', at: () => etcd.endpoint };
   }, 60_000);
