@@ -76,13 +76,13 @@ export class GrpcContext {
     const { member } = this;
     const run = async (req: object, call: grpc.ServerUnaryCall<ProtoMessage, ProtoMessage>): Promise<object> => {
       const token = tokenOf(call.metadata);
-      const context = (signal: AbortSignal): CallContext => callContext(member, token, call.getPeer(), signal);
-      if (method.waits) return whileCallOpen(this, call, (signal) => method.handler(member, req, context(signal)));
-      if (!method.leaderOnly) return method.handler(member, req, context(NEVER_ABORTED));
+      const context = (signal: AbortSignal): Promise<CallContext> => callContext(member, token, call.getPeer(), signal);
+      if (method.waits) return whileCallOpen(this, call, async (signal) => method.handler(member, req, await context(signal)));
+      if (!method.leaderOnly) return method.handler(member, req, await context(NEVER_ABORTED));
       const { idempotent } = method.leaderOnly;
       await method.beforeLeader?.(member, req);
       const r = await this.onLeader(
-        () => method.handler(member, req, context(NEVER_ABORTED)),
+        async () => method.handler(member, req, await context(NEVER_ABORTED)),
         (t) => forwardUnary<object, { header: { revision: number } }>({ ...t, token }, method.path, req, method.request, method.response, { idempotent }),
       );
       return method.grpc?.after ? method.grpc.after(member, req) : this.withHeader(r as { header: { revision: number } });

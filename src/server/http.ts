@@ -91,7 +91,7 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
         if (method.leaderOnly) await method.beforeLeader?.(member, req);
         if (method.leaderOnly && (await relayToLeader(member, request, reply, method.leaderOnly))) return reply;
         const token = request.headers.authorization;
-        const call = callContext(member, token, connectionOf(request), method.waits ? closedSignal(reply) : NEVER_ABORTED);
+        const call = await callContext(member, token, connectionOf(request), method.waits ? closedSignal(reply) : NEVER_ABORTED);
         const resp = await method.handler(member, req, call);
         return reply.header('content-type', 'application/json').send(JSON.stringify(encodeMessage(resp, method.response)));
       });
@@ -238,6 +238,7 @@ async function serveWatchStream(member: Member, reqs: WatchRequestMessage[], rep
   res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
   const watchers: { watcher: Watcher; streamId: number }[] = [];
   let nextStreamId = 0;
+  await member.tokenApplied(token);
   for (const r of reqs) {
     if (r.createRequest) {
       const refused = watchRefusal(member, () => member.authn.callerOf(token), r.createRequest);

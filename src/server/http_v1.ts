@@ -73,7 +73,9 @@ async function callerOf(member: Member, request: FastifyRequest): Promise<Caller
     return member.authn.callerOf((await authenticate(member, { name, password }, connectionOf(request))).token);
   }
   const bearer = h === undefined ? null : /^Bearer\s+(\S+)$/i.exec(h);
-  return member.authn.callerOf(bearer ? bearer[1] : h);
+  const token = bearer ? bearer[1] : h;
+  await member.tokenApplied(token);
+  return member.authn.callerOf(token);
 }
 
 function flag(q: Query, name: string): boolean {

@@ -18,6 +18,8 @@ import {
   checkAccess,
   checkAdmin,
   decodeEntryRequest,
+  findUser,
+  InvalidAuthTokenError,
   encodeRequest,
   InvalidArgumentError,
   isTxnReadonly,
@@ -724,7 +726,11 @@ export class Member implements StateMachine {
    * served, against the applied auth state, as etcd checks them before reading.
    */
   checkRead(caller: Caller | undefined, needs: Parameters<typeof checkAccess>[2]): void {
-    checkAccess(this.authState(), caller, needs);
+    const a = this.authState();
+    // The caller's token was good when the call came; a linearizable read checks after its
+    // barrier, and a user deleted meanwhile has no tokens any more (as etcd answers then).
+    if (a?.enabled && caller && 'user' in caller && caller.user !== '' && !findUser(a, caller.user)) throw new InvalidAuthTokenError();
+    checkAccess(a, caller, needs);
   }
 
   /**
@@ -739,6 +745,32 @@ export class Member implements StateMachine {
       if (err instanceof PermissionDeniedError) throw new AdminPermissionDeniedError();
       throw err;
     }
+  }
+
+  /**
+   * Waits (within the request timeout) until this member has applied the Authenticate entry a
+   * simple token names (`<letters>.<index>`), if that entry is committed but not yet applied
+   * here: a token issued through another member works here at once. A token naming an index
+   * not committed (forged, or of another cluster) is not waited for.
+   */
+  async tokenApplied(token: string | undefined): Promise<void> {
+    const m = token === undefined ? null : /\.(\d{1,15})$/.exec(token);
+    if (!m) return;
+    const index = Number(m[1]);
+    if (index <= this.store.appliedIndex || index > this.raft.status().commit) return;
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.raft.off('applied', onApplied);
+        resolve();
+      };
+      const onApplied = (): void => {
+        if (this.store.appliedIndex >= index) done();
+      };
+      const timer = setTimeout(done, this.requestTimeoutMs);
+      this.raft.on('applied', onApplied);
+      onApplied();
+    });
   }
 
   /** An auth change through Raft (who may make it is checked at apply). */

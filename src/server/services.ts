@@ -69,8 +69,13 @@ export interface CallContext {
   connection: string;
 }
 
-/** A call's context from its credentials as they came (a token, or none) and its connection; the caller is resolved once, when first asked. */
-export function callContext(member: Member, token: string | undefined, connection: string, signal: AbortSignal): CallContext {
+/**
+ * A call's context from its credentials as they came (a token, or none) and its connection; the
+ * caller is resolved once, when first asked (a token issued through another member, once this
+ * member has applied its entry).
+ */
+export async function callContext(member: Member, token: string | undefined, connection: string, signal: AbortSignal): Promise<CallContext> {
+  await member.tokenApplied(token);
   let resolved: { caller: Caller | undefined } | undefined;
   return {
     signal,

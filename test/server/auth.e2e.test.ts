@@ -304,6 +304,16 @@ describe('auth through the gateway, qkv against etcd', () => {
     expect(await v1('GET', '/v1/kv/a9?raw', alice)).toEqual({ status: 200, body: 'basic' });
   });
 
+  test('a token issued through the leader works at once on the followers (they wait for its entry)', async () => {
+    for (let i = 0; i < 10; i++) {
+      const t = await token(qkv, 0, 'alice', 'alicepw');
+      const [a, b] = await Promise.all([1, 2].map((at) => post(qkv.at(at), '/v3/kv/range', { key: b64('a1'), count_only: true }, t)));
+      expect([a!.status, b!.status]).toEqual([200, 200]);
+    }
+    // A forged token naming an index not committed is not waited for: refused at once.
+    expect(await post(qkv.at(1), '/v3/kv/range', { key: b64('a1') }, 'abcdefghijklmnop.999999999')).toMatchObject({ status: 401 });
+  });
+
   test('password guessing is bounded per user and per connection', async () => {
     const url = qkv.at(2);
     const attempts = await Promise.all(Array.from({ length: 40 }, () => post(url, '/v3/auth/authenticate', { name: 'alice', password: 'guess' })));

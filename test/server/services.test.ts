@@ -17,6 +17,7 @@ const member = {
   defragment: async () => ({ beforeBytes: 0, afterBytes: 0 }),
   // Auth disabled: no caller, nothing refused.
   authn: { callerOf: () => undefined },
+  tokenApplied: async () => undefined,
   checkMaintenanceAdmin: () => undefined,
 } as unknown as Member;
 const logger = pino({ level: 'silent' });
