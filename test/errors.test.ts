@@ -118,6 +118,7 @@ const SAMPLES: Record<string, unknown[]> = {
   ClusterMismatchError: ['{why}'],
   AuthNotEnabledError: [],
   TooManyAuthAttemptsError: [],
+  JwtVerifyOnlyError: [],
   UnsupportedError: ['authentication'],
   ServerStoppedError: [],
   ForwardedError: [GrpcCode.Unavailable, 'etcdserver: no leader'],

@@ -68,7 +68,7 @@ export interface RoleRecord {
 
 export interface AuthRecord {
   enabled: boolean;
-  /** etcd's auth revision: bumped by every change; a caller checked at an older one is refused at apply. */
+  /** etcd's auth revision: 1 at first, bumped by every change but enabling; a caller checked at an older one is refused at apply. */
   revision: number;
   /** Sorted by name. */
   users: UserRecord[];
@@ -145,7 +145,9 @@ export function withAuthChange(a: AuthRecord, r: AuthRequest): AuthRecord {
       if (!root) throw new RootUserNotExistError();
       if (!root.roles.includes(ROOT)) throw new RootRoleNotExistError();
       next.enabled = true;
-      break;
+      // etcd 3.4 keeps the revision when enabling (and bumps it when disabling): a JWT's
+      // revision claim means the same on both.
+      return next;
     }
     case 'disable':
       if (!a.enabled) return a;

@@ -25,10 +25,11 @@
  * authentication attempts". The buckets are bounded in number, the oldest dropped first.
  */
 import { Buffer } from 'node:buffer';
-import { randomBytes, randomInt, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import { constants, randomBytes, randomInt, scrypt as scryptCb, sign, timingSafeEqual, verify, type KeyObject, type ScryptOptions } from 'node:crypto';
 import { findUser, InvalidAuthTokenError } from '../mvcc/index.js';
 import type { AuthRecord, AuthRequest, Caller } from '../mvcc/types.js';
-import { TooManyAuthAttemptsError } from './errors.js';
+import { JwtVerifyOnlyError, TooManyAuthAttemptsError } from './errors.js';
+import type { JwtSignMethod } from './config.js';
 
 /** Failed (or in-flight) Authenticate attempts a user name or a connection may have at once. */
 const AUTH_ATTEMPTS_BURST = 10;
@@ -108,6 +109,56 @@ class AttemptBuckets {
   }
 }
 
+// ---- JWT (etcd's --auth-token jwt,...) ---------------------------------------------------
+
+/** A signed token's keys and method: etcd's jwt token provider. */
+export interface JwtKeys {
+  publicKey: KeyObject;
+  /** Absent: this member verifies tokens but cannot issue them (etcd's verify-only). */
+  privateKey?: KeyObject;
+  signMethod: JwtSignMethod;
+  ttlSeconds: number;
+}
+
+/** node:crypto's options for a JWS algorithm: the digest, and RSA-PSS padding or ECDSA's r||s form. */
+function jwsOptions(
+  method: JwtSignMethod,
+  key: KeyObject,
+): { hash: string; key: { key: KeyObject; padding?: number; saltLength?: number; dsaEncoding?: 'ieee-p1363' } } {
+  const hash = `sha${method.slice(2)}`;
+  if (method.startsWith('PS')) return { hash, key: { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_DIGEST } };
+  if (method.startsWith('ES')) return { hash, key: { key, dsaEncoding: 'ieee-p1363' } };
+  return { hash, key: { key } };
+}
+
+const b64url = (b: Buffer): string => b.toString('base64url');
+
+/** etcd 3.4's JWT: claims username, revision (the auth revision it was issued at) and exp. */
+function signJwt(k: JwtKeys, user: string, revision: number, nowSeconds: number): string {
+  if (!k.privateKey) throw new JwtVerifyOnlyError();
+  const header = b64url(Buffer.from(JSON.stringify({ alg: k.signMethod, typ: 'JWT' })));
+  const claims = b64url(Buffer.from(JSON.stringify({ exp: nowSeconds + k.ttlSeconds, revision, username: user })));
+  const o = jwsOptions(k.signMethod, k.privateKey);
+  return `${header}.${claims}.${b64url(sign(o.hash, Buffer.from(`${header}.${claims}`), o.key))}`;
+}
+
+/** The user and revision of a JWT this cluster's key signed and that has not expired; undefined else. */
+function verifyJwt(k: JwtKeys, token: string, nowSeconds: number): { user: string; revision: number } | undefined {
+  const parts = token.split('.');
+  if (parts.length !== 3) return undefined;
+  try {
+    const header = JSON.parse(Buffer.from(parts[0]!, 'base64url').toString()) as { alg?: unknown };
+    if (header.alg !== k.signMethod) return undefined;
+    const o = jwsOptions(k.signMethod, k.publicKey);
+    if (!verify(o.hash, Buffer.from(`${parts[0]}.${parts[1]}`), o.key, Buffer.from(parts[2]!, 'base64url'))) return undefined;
+    const c = JSON.parse(Buffer.from(parts[1]!, 'base64url').toString()) as { username?: unknown; revision?: unknown; exp?: unknown };
+    if (typeof c.username !== 'string' || !Number.isSafeInteger(c.revision) || typeof c.exp !== 'number' || c.exp <= nowSeconds) return undefined;
+    return { user: c.username, revision: c.revision as number };
+  } catch {
+    return undefined;
+  }
+}
+
 // ---- tokens ------------------------------------------------------------------------------
 
 const LETTERS = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ';
@@ -116,6 +167,8 @@ export interface AuthenticatorOptions {
   /** The applied auth state (the member's store). */
   auth: () => AuthRecord | undefined;
   tokenTtlSeconds: number;
+  /** Signed tokens instead of simple ones (etcd's --auth-token jwt,...). */
+  jwt?: JwtKeys;
   /** Milliseconds, monotonic (tests may drive it). */
   now?: () => number;
 }
@@ -147,6 +200,12 @@ export class Authenticator {
     const a = this.opts.auth();
     if (!a?.enabled) return undefined;
     if (token === undefined || token === '') return { user: '', authRevision: a.revision };
+    if (this.opts.jwt) {
+      // The revision it was issued at: checks against a newer auth state are refused as etcd's ("revision of auth store is old").
+      const claims = verifyJwt(this.opts.jwt, token, Math.floor(Date.now() / 1000));
+      if (!claims || !findUser(a, claims.user)) throw new InvalidAuthTokenError();
+      return { user: claims.user, authRevision: claims.revision };
+    }
     const t = this.tokens.get(token);
     const now = this.now();
     if (!t || t.expiresAt <= now || !findUser(a, t.user)) {
@@ -170,8 +229,16 @@ export class Authenticator {
     return s;
   }
 
-  /** The token an applied Authenticate entry issued with `prefix`, once (the proposer's answer). */
-  takeIssued(prefix: string): string | undefined {
+  /**
+   * The token of an applied Authenticate entry, for its proposer: a JWT signed now (at the auth
+   * revision `revision`), else the simple token the entry issued with `prefix`, once.
+   */
+  tokenFor(prefix: string, user: string, revision: number): string | undefined {
+    if (this.opts.jwt) return signJwt(this.opts.jwt, user, revision, Math.floor(Date.now() / 1000));
+    return this.takeIssued(prefix);
+  }
+
+  private takeIssued(prefix: string): string | undefined {
     const t = this.issued.get(prefix);
     this.issued.delete(prefix);
     return t;
@@ -181,6 +248,7 @@ export class Authenticator {
   applied(r: AuthRequest, index: number): void {
     switch (r.op) {
       case 'authenticate': {
+        if (this.opts.jwt) return; // signed tokens need no table
         const token = `${r.prefix}.${index}`;
         this.makeRoom();
         this.tokens.set(token, { user: r.name, expiresAt: this.now() + this.ttlMs });

@@ -56,7 +56,7 @@ export async function authenticate(m: Member, req: { name: string; password: str
   });
   const prefix = m.authn.newTokenPrefix();
   const { revision } = await m.authChange({ op: 'authenticate', name: req.name, prefix }, undefined);
-  const token = m.authn.takeIssued(prefix);
+  const token = m.authn.tokenFor(prefix, req.name, m.store.auth()?.revision ?? 0);
   if (token === undefined) throw new AuthFailedError();
   return { header: m.header(revision), token };
 }

@@ -127,6 +127,13 @@ export class TooManyAuthAttemptsError extends CodedError {
   }
 }
 
+/** Authenticate on a member whose --auth-token jwt has no priv-key (etcd's auth.ErrVerifyOnly, unmapped: Unknown). */
+export class JwtVerifyOnlyError extends CodedError {
+  constructor() {
+    super('ERR_JWT_VERIFY_ONLY', 'auth: token signing attempted with verify-only key');
+  }
+}
+
 // etcd's membership errors (rpctypes' ErrGRPCMember*, as v3rpc maps membership's errors).
 
 export class MemberNotFoundError extends CodedError {

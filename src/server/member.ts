@@ -5,11 +5,11 @@
  * serializable reads are served from local applied state.
  */
 import { Buffer } from 'node:buffer';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, open as openFile, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type http from 'node:http';
-import { randomBytes } from 'node:crypto';
+import { createPrivateKey, createPublicKey, randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import {
   AdminPermissionDeniedError,
@@ -69,7 +69,7 @@ import { decodeConfChange } from '../raft/confchange.js';
 import type { ApiHeader, LeaseGrantResponse, LeaseKeepAliveResponse, LeaseTimeToLiveResponse, Member as MemberInfo, StatusResponse } from '../api/types.js';
 import { RaftNode, type StateMachine } from './raft_node.js';
 import { PeerTransport } from './transport.js';
-import { hostPort, type ClusterConfig, type MemberConfig } from './config.js';
+import { ConfigError, hostPort, type ClusterConfig, type MemberConfig } from './config.js';
 import { Metrics } from './metrics.js';
 import { ClusterMismatchError, MemberRemovedError, NoLeaderError, RequestTimedOutError, ServerStoppedError } from './errors.js';
 import { clusterIdOf } from './member_id.js';
@@ -78,8 +78,28 @@ import { requestTimeoutMs, Retry } from './leader.js';
 import { ProposalDroppedError, ReadIndexDroppedError } from '../raft/errors.js';
 import { fetchSnapshot } from './snapshot_client.js';
 import { ETCD_SERVER_VERSION } from '../version.js';
-import { Authenticator } from './auth.js';
+import { Authenticator, type JwtKeys } from './auth.js';
 import { BackendQuota, MAX_RECOMMENDED_QUOTA_BYTES, quotaCost, storeFileBytes, type QuotaRequest } from './quota.js';
+
+/** The keys of --auth-token jwt, read once at start (a bad file stops the member there). */
+function jwtKeysOf(t: ClusterConfig['authToken']): { jwt?: JwtKeys } {
+  if (t.kind !== 'jwt') return {};
+  const read = (file: string): Buffer => {
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      throw new ConfigError(`--auth-token: cannot read ${file}: ${(err as Error).message}`);
+    }
+  };
+  return {
+    jwt: {
+      publicKey: createPublicKey(read(t.publicKeyFile)),
+      ...(t.privateKeyFile ? { privateKey: createPrivateKey(read(t.privateKeyFile)) } : {}),
+      signMethod: t.signMethod,
+      ttlSeconds: t.ttlSeconds,
+    },
+  };
+}
 
 /** The member's own proposals (its lease expiry): never refused by permissions. */
 const MEMBER_CALLER: Caller = { member: true };
@@ -207,7 +227,7 @@ export class Member implements StateMachine {
     this.lessor = new Lessor({ minTtlSeconds: Math.ceil((1.5 * electionMs) / 1000) });
     this.source = new StoreWatchSource();
     this.hub = new WatchHub(this.source);
-    this.authn = new Authenticator({ auth: () => this.authState(), tokenTtlSeconds: opts.cluster.authTokenTtl });
+    this.authn = new Authenticator({ auth: () => this.authState(), tokenTtlSeconds: opts.cluster.authTokenTtl, ...jwtKeysOf(opts.cluster.authToken) });
     this.quota = new BackendQuota({ quotaBytes: opts.cluster.quotaBackendBytes, measure: () => dirBytes(this.kvDir) });
     if (!this.quota.enabled) this.log.info('backend quota disabled');
     else if (this.quota.quotaBytes > MAX_RECOMMENDED_QUOTA_BYTES)
