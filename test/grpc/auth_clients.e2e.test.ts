@@ -63,6 +63,8 @@ describe('etcdctl and etcd3 with auth, qkv against etcd', () => {
       await as('alice:alicepw', 'get', '/other');
       await as('alice:alicepw', 'del', '/app/', '--prefix');
       await as('alice:alicepw', 'user', 'list');
+      // A watch partly outside her range: canceled by the member serving it (a follower on qkv).
+      await as('alice:alicepw', 'watch', '/app/', '/b');
       await as('alice:alicepw', 'auth', 'disable');
       await as('alice:wrong', 'get', '/app/x');
       await as(undefined, 'get', '/app/x');
@@ -83,6 +85,7 @@ describe('etcdctl and etcd3 with auth, qkv against etcd', () => {
     // Spot checks of what the comparison covers.
     expect(JSON.stringify(q)).toContain('etcdserver: permission denied');
     expect(JSON.stringify(q)).toContain('Authentication Enabled');
+    expect(JSON.stringify(q)).toContain('watch was canceled (rpc error: code = PermissionDenied desc = etcdserver: permission denied)');
     expect(q).toContainEqual(['get /app/ --prefix', { code: 0, stdout: '/app/x\n1\n', error: '' }]);
   }, 180_000);
 
