@@ -101,6 +101,22 @@ class WatchStream {
     this.untrack = this.ctx.track({ abort: (err) => this.abort(err) });
     // Every watcher of the stream may wait for 'drain' at once.
     this.call.setMaxListeners(0);
+    // A token issued through another member: its requests wait (buffered by the stream) until
+    // this member has applied its Authenticate entry (Member.tokenApplied, bounded).
+    const token = tokenOf(this.call.metadata);
+    if (token === undefined) this.listen();
+    else
+      void this.ctx.member.tokenApplied(token).then(
+        () => this.listen(),
+        () => this.listen(),
+      );
+  }
+
+  private listen(): void {
+    if (this.call.cancelled) {
+      this.close();
+      return;
+    }
     this.call.on('data', (msg: ProtoMessage) => {
       try {
         this.onRequest(fromProto<WatchRequestMessage>(msg, S.WatchRequest));

@@ -7,7 +7,9 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Etcd3, Range } from 'etcd3';
 import type { LocalCluster } from '../server/cluster_harness.js';
+import * as grpc from '@grpc/grpc-js';
 import { etcdctl, type RealEtcd, startBesideEtcd } from './helpers.js';
+import { RawClient } from './raw_client.js';
 
 /** etcdctl's answer without its retry warnings (they name a random client id and the time). */
 const ctl = async (endpoint: string, args: string[]): Promise<{ code: number | null; stdout: string; error: string }> => {
@@ -20,12 +22,17 @@ describe('etcdctl and etcd3 with auth, qkv against etcd', () => {
   let cluster: LocalCluster;
   let etcd: RealEtcd;
   let qUrl: string;
+  let leaderUrl: string;
+  let followerUrls: string[];
   const clients: Etcd3[] = [];
 
   beforeAll(async () => {
     let follower: string;
-    ({ cluster, etcd, follower } = await startBesideEtcd());
+    let leader: string;
+    ({ cluster, etcd, follower, leader } = await startBesideEtcd());
     qUrl = cluster.url(follower);
+    leaderUrl = cluster.url(leader);
+    followerUrls = cluster.names.filter((n) => n !== leader).map((n) => cluster.url(n));
   }, 60_000);
 
   afterAll(async () => {
@@ -149,4 +156,32 @@ describe('etcdctl and etcd3 with auth, qkv against etcd', () => {
     expect(q).toContainEqual(['bob get', 'ok', '1']);
     expect(q).toContainEqual(['users', 'ok', ['bob', 'root']]);
   }, 180_000);
+
+  test('a gRPC watch on a follower with a token just issued by the leader is served, not refused', async () => {
+    // Auth is enabled again here with root (the tests above end with it disabled).
+    const admin = new Etcd3({ hosts: leaderUrl, dialTimeout: 5_000 });
+    clients.push(admin);
+    await admin.auth.authEnable();
+    const watchers = followerUrls.map((u) => new RawClient(u));
+    try {
+      for (let i = 0; i < 5; i++) {
+        const res = await fetch(`${leaderUrl}/v3/auth/authenticate`, { method: 'POST', body: JSON.stringify({ name: 'root', password: 'rootpw' }) });
+        const { token } = (await res.json()) as { token: string };
+        const md = new grpc.Metadata();
+        md.set('token', token);
+        const streams = watchers.map((w) => w.stream('Watch', 'Watch', md));
+        for (const st of streams) st.send({ create_request: { key: Buffer.from('svc/'), range_end: Buffer.from('svc0') } });
+        for (const st of streams) {
+          const [created] = await st.count(1);
+          expect(created).toMatchObject({ created: true, canceled: false });
+          st.cancel();
+        }
+      }
+    } finally {
+      for (const w of watchers) w.close();
+      const root = new Etcd3({ hosts: leaderUrl, dialTimeout: 5_000, auth: { username: 'root', password: 'rootpw' } });
+      clients.push(root);
+      await root.auth.authDisable();
+    }
+  }, 60_000);
 });
