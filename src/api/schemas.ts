@@ -337,3 +337,50 @@ export const SnapshotResponse: Schema = {
   type: 'etcdserverpb.SnapshotResponse',
   fields: [header, field.uint64('remainingBytes'), field.bytes('blob')],
 };
+
+// ---- Auth (etcdserverpb's Auth* messages, authpb's Permission and UserAddOptions)
+
+const PERMISSION_TYPE = ['READ', 'WRITE', 'READWRITE'] as const;
+
+export const Permission: Schema = {
+  type: 'authpb.Permission',
+  fields: [field.enum('permType', PERMISSION_TYPE, 'permType', 'authpb.Permission_Type'), field.bytes('key'), field.bytes('rangeEnd')],
+};
+
+const UserAddOptions: Schema = { type: 'authpb.UserAddOptions', fields: [field.bool('noPassword')] };
+
+const authMessage = (name: string, ...fields: Schema['fields']): Schema => ({ type: `etcdserverpb.${name}`, fields });
+const authResponse = (name: string, ...fields: Schema['fields']): Schema => authMessage(name, header, ...fields);
+
+export const AuthenticateRequest = authMessage('AuthenticateRequest', field.string('name'), field.string('password'));
+export const AuthenticateResponse = authResponse('AuthenticateResponse', field.string('token'));
+export const AuthUserAddRequest = authMessage(
+  'AuthUserAddRequest',
+  field.string('name'),
+  field.string('password'),
+  field.message('options', () => UserAddOptions),
+);
+export const AuthUserNameRequest = authMessage('AuthUserGetRequest', field.string('name'));
+export const AuthUserChangePasswordRequest = authMessage('AuthUserChangePasswordRequest', field.string('name'), field.string('password'));
+export const AuthUserGrantRoleRequest = authMessage('AuthUserGrantRoleRequest', field.string('user'), field.string('role'));
+export const AuthUserRevokeRoleRequest = authMessage('AuthUserRevokeRoleRequest', field.string('name'), field.string('role'));
+export const AuthRoleAddRequest = authMessage('AuthRoleAddRequest', field.string('name'));
+export const AuthRoleNameRequest = authMessage('AuthRoleGetRequest', field.string('role'));
+export const AuthRoleGrantPermissionRequest = authMessage(
+  'AuthRoleGrantPermissionRequest',
+  field.string('name'),
+  field.message('perm', () => Permission),
+);
+export const AuthRoleRevokePermissionRequest = authMessage(
+  'AuthRoleRevokePermissionRequest',
+  field.string('role'),
+  field.bytes('key'),
+  field.bytes('rangeEnd'),
+);
+export const AuthUserGetResponse = authResponse('AuthUserGetResponse', field.list('roles', 'string'));
+export const AuthRoleGetResponse = authResponse('AuthRoleGetResponse', field.list('perm', { message: () => Permission }));
+export const AuthRoleListResponse = authResponse('AuthRoleListResponse', field.list('roles', 'string'));
+export const AuthUserListResponse = authResponse('AuthUserListResponse', field.list('users', 'string'));
+
+/** A request without fields (etcd's AuthEnableRequest, AuthUserListRequest, StatusRequest...). */
+export const Empty: Schema = { type: 'etcdserverpb.Empty', fields: [] };

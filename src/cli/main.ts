@@ -15,6 +15,7 @@ import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { Command, Option } from 'commander';
 import { Client } from '../client/client.js';
+import { LoginError } from '../client/errors.js';
 import type { CliContext, GlobalOptions } from './commands/global.js';
 import { newPrinter, OUTPUT_FORMATS, type OutputFormat, type Printer } from './printer/index.js';
 import * as put from './commands/put.js';
@@ -28,6 +29,7 @@ import * as lock from './commands/lock.js';
 import * as elect from './commands/elect.js';
 import * as member from './commands/member.js';
 import * as endpoint from './commands/endpoint.js';
+import * as auth from './commands/auth.js';
 import * as serve from './commands/serve.js';
 import * as cluster from './commands/cluster.js';
 import * as snapshot from './commands/snapshot.js';
@@ -43,6 +45,8 @@ interface GlobalFlags {
   cacert?: string;
   cert?: string;
   key?: string;
+  user?: string;
+  password?: string;
 }
 
 /** The global flags, resolved and validated (a bad --command-timeout throws). */
@@ -64,7 +68,20 @@ export function resolveGlobalOptions(f: GlobalFlags): GlobalOptions {
       ...(f.cert !== undefined ? { certFile: f.cert } : {}),
       ...(f.key !== undefined ? { keyFile: f.key } : {}),
     },
+    ...userOf(f),
   };
+}
+
+/** --user name:password, or --user name with --password (etcdctl would prompt: qkv asks for it). */
+function userOf(f: GlobalFlags): { user?: { name: string; password: string } } {
+  if (f.user === undefined) return {};
+  const colon = f.user.indexOf(':');
+  if (colon >= 0) {
+    if (f.password !== undefined) throw new BadArgsError('--user with a password and --password cannot be given together');
+    return { user: { name: f.user.slice(0, colon), password: f.user.slice(colon + 1) } };
+  }
+  if (f.password === undefined) throw new BadArgsError('--user without a password needs --password');
+  return { user: { name: f.user, password: f.password } };
 }
 
 /** The commands' context: the global flags resolved once, on first use, and the client and printer made from them. */
@@ -76,7 +93,7 @@ function contextOf(program: Command): CliContext {
     options: () => (options ??= resolveGlobalOptions(program.opts<GlobalFlags>())),
     client: () => {
       const o = ctx.options();
-      return (client ??= new Client({ endpoints: o.endpoints, timeoutMs: o.commandTimeoutMs, tls: o.tls }));
+      return (client ??= new Client({ endpoints: o.endpoints, timeoutMs: o.commandTimeoutMs, tls: o.tls, ...(o.user ? { user: o.user } : {}) }));
     },
     printer: () => {
       const o = ctx.options();
@@ -100,10 +117,12 @@ export function buildProgram(): Command {
     .option('--cacert <file>', 'verify the members of https:// endpoints with this CA bundle', process.env['QKV_CACERT'])
     .option('--cert <file>', 'identify this client with this certificate (https://)', process.env['QKV_CERT'])
     .option('--key <file>', "the client certificate's key", process.env['QKV_KEY'])
+    .option('--user <username[:password]>', 'username[:password] for authentication')
+    .option('--password <password>', 'password for authentication (with --user)')
     .showHelpAfterError();
 
   const ctx = contextOf(program);
-  for (const group of [put, get, del, txn, compaction, watch, lease, lock, elect, member, endpoint, snapshot]) group.register(program, ctx);
+  for (const group of [put, get, del, txn, compaction, watch, lease, lock, elect, member, endpoint, snapshot, auth]) group.register(program, ctx);
   serve.register(program);
   cluster.register(program);
   return program;
@@ -122,7 +141,8 @@ export async function main(argv: string[]): Promise<void> {
     await program.parseAsync(argv);
   } catch (err) {
     process.stderr.write(`Error: ${(err as Error).message}\n`);
-    process.exitCode = err instanceof ExitCodeError ? err.exitCode : 1;
+    // etcdctl: bad arguments 128; a client that cannot be made (its --user refused) ExitBadConnection, 2.
+    process.exitCode = err instanceof ExitCodeError ? err.exitCode : err instanceof LoginError ? 2 : 1;
   }
 }
 

@@ -34,6 +34,7 @@ import type {
 } from '../api/kv.js';
 import { HttpTransport } from './http.js';
 import type { TlsFiles } from '../tls.js';
+import { LoginError } from './errors.js';
 import { keyRange } from '../api/keys.js';
 
 export type Bytes = string | Buffer | Uint8Array;
@@ -47,6 +48,18 @@ export interface ClientOptions {
   timeoutMs?: number;
   /** For https:// endpoints: etcdctl's --cacert, --cert and --key (see HttpOptions). */
   tls?: TlsFiles;
+  /**
+   * A user to act as (etcdctl's --user): the client authenticates on its first call and sends
+   * the token with every call after; against a cluster without auth it goes on without one.
+   */
+  user?: { name: string; password: string };
+}
+
+/** A permission as the Auth service takes and answers it. */
+export interface AuthPermission {
+  permType: 'READ' | 'WRITE' | 'READWRITE';
+  key: Buffer;
+  rangeEnd?: Buffer;
 }
 
 export interface GetOptions {
@@ -98,8 +111,91 @@ const IDEMPOTENT_PATHS = new Set(['/v3/kv/range', '/v3/lease/timetolive', '/v3/l
 export class Client {
   readonly http: HttpTransport;
 
+  private token: Promise<string | undefined> | undefined;
+
   constructor(opts: ClientOptions) {
-    this.http = new HttpTransport(opts);
+    const user = opts.user;
+    this.http = new HttpTransport({
+      ...opts,
+      ...(user ? { authorization: (path: string) => (path === '/v3/auth/authenticate' ? Promise.resolve(undefined) : (this.token ??= this.login(user))) } : {}),
+    });
+  }
+
+  /** The token of `user`, or none if the cluster has auth disabled (as clientv3 goes on). */
+  private async login(user: { name: string; password: string }): Promise<string | undefined> {
+    try {
+      return (await this.authenticate(user.name, user.password)).token;
+    } catch (err) {
+      if (err instanceof Error && /authentication is not enabled/.test(err.message)) return undefined;
+      this.token = undefined;
+      throw new LoginError(err as Error);
+    }
+  }
+
+  // ---- Auth ----
+
+  authenticate(name: string, password: string): Promise<{ header: ApiHeader; token: string }> {
+    return this.call('/v3/auth/authenticate', { name, password }, S.AuthenticateRequest, S.AuthenticateResponse);
+  }
+
+  authEnable(): Promise<{ header: ApiHeader }> {
+    return this.call('/v3/auth/enable', {}, S.Empty, S.HeaderOnlyResponse);
+  }
+
+  authDisable(): Promise<{ header: ApiHeader }> {
+    return this.call('/v3/auth/disable', {}, S.Empty, S.HeaderOnlyResponse);
+  }
+
+  userAdd(name: string, password: string, noPassword = false): Promise<{ header: ApiHeader }> {
+    return this.call('/v3/auth/user/add', { name, password, ...(noPassword ? { options: { noPassword } } : {}) }, S.AuthUserAddRequest, S.HeaderOnlyResponse);
+  }
+
+  userGet(name: string): Promise<{ header: ApiHeader; roles: string[] }> {
+    return this.call('/v3/auth/user/get', { name }, S.AuthUserNameRequest, S.AuthUserGetResponse);
+  }
+
+  userList(): Promise<{ header: ApiHeader; users: string[] }> {
+    return this.call('/v3/auth/user/list', {}, S.Empty, S.AuthUserListResponse);
+  }
+
+  userDelete(name: string): Promise<{ header: ApiHeader }> {
+    return this.call('/v3/auth/user/delete', { name }, S.AuthUserNameRequest, S.HeaderOnlyResponse);
+  }
+
+  userChangePassword(name: string, password: string): Promise<{ header: ApiHeader }> {
+    return this.call('/v3/auth/user/changepw', { name, password }, S.AuthUserChangePasswordRequest, S.HeaderOnlyResponse);
+  }
+
+  userGrantRole(user: string, role: string): Promise<{ header: ApiHeader }> {
+    return this.call('/v3/auth/user/grant', { user, role }, S.AuthUserGrantRoleRequest, S.HeaderOnlyResponse);
+  }
+
+  userRevokeRole(name: string, role: string): Promise<{ header: ApiHeader }> {
+    return this.call('/v3/auth/user/revoke', { name, role }, S.AuthUserRevokeRoleRequest, S.HeaderOnlyResponse);
+  }
+
+  roleAdd(name: string): Promise<{ header: ApiHeader }> {
+    return this.call('/v3/auth/role/add', { name }, S.AuthRoleAddRequest, S.HeaderOnlyResponse);
+  }
+
+  roleGet(role: string): Promise<{ header: ApiHeader; perm: AuthPermission[] }> {
+    return this.call('/v3/auth/role/get', { role }, S.AuthRoleNameRequest, S.AuthRoleGetResponse);
+  }
+
+  roleList(): Promise<{ header: ApiHeader; roles: string[] }> {
+    return this.call('/v3/auth/role/list', {}, S.Empty, S.AuthRoleListResponse);
+  }
+
+  roleDelete(role: string): Promise<{ header: ApiHeader }> {
+    return this.call('/v3/auth/role/delete', { role }, S.AuthRoleNameRequest, S.HeaderOnlyResponse);
+  }
+
+  roleGrantPermission(name: string, perm: AuthPermission): Promise<{ header: ApiHeader }> {
+    return this.call('/v3/auth/role/grant', { name, perm }, S.AuthRoleGrantPermissionRequest, S.HeaderOnlyResponse);
+  }
+
+  roleRevokePermission(role: string, key: Buffer, rangeEnd?: Buffer): Promise<{ header: ApiHeader }> {
+    return this.call('/v3/auth/role/revoke', { role, key, ...(rangeEnd ? { rangeEnd } : {}) }, S.AuthRoleRevokePermissionRequest, S.HeaderOnlyResponse);
   }
 
   private async call<T>(path: string, req: object, reqSchema: Schema, respSchema: Schema): Promise<T> {

@@ -39,3 +39,11 @@ export class NoEndpointError extends Error {
     this.name = 'NoEndpointError';
   }
 }
+
+/** The client's user could not authenticate (a wrong password, auth refused): no call was made. */
+export class LoginError extends Error {
+  constructor(cause: Error) {
+    super(cause.message, { cause });
+    this.name = 'LoginError';
+  }
+}

@@ -20,6 +20,8 @@ export interface HttpOptions {
    * --client-cert-auth). The files are re-read when they change.
    */
   tls?: TlsFiles;
+  /** The Authorization header of each request (an auth token), if any. */
+  authorization?: (path: string) => Promise<string | undefined>;
 }
 
 /** Server errors that mean "try another member": no leader, the member is stopping, or it is a learner. */
@@ -37,8 +39,10 @@ export class HttpTransport {
   private readonly timeoutMs: number;
   /** The https:// endpoints' credentials (the CA alone when no client certificate is given). */
   private readonly credentials: TlsCredentials;
+  private readonly authorization: NonNullable<HttpOptions['authorization']>;
 
   constructor(opts: HttpOptions) {
+    this.authorization = opts.authorization ?? (async () => undefined);
     if (opts.endpoints.length === 0) throw new Error('at least one endpoint is required');
     this.endpoints = opts.endpoints.map((e) => e.replace(/\/+$/, ''));
     this.timeoutMs = opts.timeoutMs ?? 10_000;
@@ -56,13 +60,20 @@ export class HttpTransport {
    */
   async post<T>(path: string, body: unknown, idempotent = false): Promise<T> {
     const causes: Error[] = [];
+    // Outside the failover: a refused login is the caller's, not an endpoint's.
+    const auth = await this.authorization(path);
     for (let i = 0; i < this.endpoints.length; i++) {
       const at = (this.preferred + i) % this.endpoints.length;
       const endpoint = this.endpoints[at]!;
       try {
         const res = await fetchOver(
           endpoint + path,
-          { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(this.timeoutMs) },
+          {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', ...(auth !== undefined ? { authorization: auth } : {}) },
+            body: JSON.stringify(body),
+            signal: AbortSignal.timeout(this.timeoutMs),
+          },
           this.credentials,
         );
         const text = await res.text();
@@ -92,6 +103,7 @@ export class HttpTransport {
    */
   async *stream<T>(path: string, body: unknown, signal: AbortSignal): AsyncGenerator<T> {
     const causes: Error[] = [];
+    const auth = await this.authorization(path);
     let res: Response | undefined;
     let endpoint = '';
     for (let i = 0; i < this.endpoints.length && !res; i++) {
@@ -100,7 +112,12 @@ export class HttpTransport {
       try {
         const r = await fetchOver(
           endpoint + path,
-          { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal },
+          {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', ...(auth !== undefined ? { authorization: auth } : {}) },
+            body: JSON.stringify(body),
+            signal,
+          },
           this.credentials,
         );
         if (!r.ok) {

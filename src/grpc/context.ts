@@ -7,7 +7,16 @@ import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { Member } from '../server/member.js';
 import { ServerStoppedError, UnsupportedError } from '../server/errors.js';
-import { checkRequest, unaryMethodsOf, UNSUPPORTED_METHODS, withHeader, type ServiceName, type UnaryMethod } from '../server/services.js';
+import {
+  callContext,
+  checkRequest,
+  unaryMethodsOf,
+  UNSUPPORTED_METHODS,
+  withHeader,
+  type CallContext,
+  type ServiceName,
+  type UnaryMethod,
+} from '../server/services.js';
 import { fromProto, toProto } from './convert.js';
 import type { ProtoMessage } from './proto.js';
 import { toServiceError } from './status.js';
@@ -66,13 +75,15 @@ export class GrpcContext {
   private unaryHandler(method: UnaryMethod): UnaryHandler {
     const { member } = this;
     const run = async (req: object, call: grpc.ServerUnaryCall<ProtoMessage, ProtoMessage>): Promise<object> => {
-      if (method.waits) return whileCallOpen(this, call, (signal) => method.handler(member, req, signal));
-      if (!method.leaderOnly) return method.handler(member, req, NEVER_ABORTED);
+      const token = tokenOf(call.metadata);
+      const context = (signal: AbortSignal): Promise<CallContext> => callContext(member, token, call.getPeer(), signal);
+      if (method.waits) return whileCallOpen(this, call, async (signal) => method.handler(member, req, await context(signal)));
+      if (!method.leaderOnly) return method.handler(member, req, await context(NEVER_ABORTED));
       const { idempotent } = method.leaderOnly;
       await method.beforeLeader?.(member, req);
       const r = await this.onLeader(
-        () => method.handler(member, req, NEVER_ABORTED),
-        (t) => forwardUnary<object, { header: { revision: number } }>(t, method.path, req, method.request, method.response, { idempotent }),
+        async () => method.handler(member, req, await context(NEVER_ABORTED)),
+        (t) => forwardUnary<object, { header: { revision: number } }>({ ...t, token }, method.path, req, method.request, method.response, { idempotent }),
       );
       return method.grpc?.after ? method.grpc.after(member, req) : this.withHeader(r as { header: { revision: number } });
     };
@@ -99,6 +110,12 @@ export class GrpcContext {
 }
 
 const NEVER_ABORTED = new AbortController().signal;
+
+/** The auth token a call carries: etcd's gRPC metadata `token` (clientv3, etcdctl), or `authorization` (as etcd also reads). */
+export function tokenOf(md: grpc.Metadata): string | undefined {
+  const v = md.get('token')[0] ?? md.get('authorization')[0];
+  return v === undefined ? undefined : String(v);
+}
 
 /**
  * An AbortSignal for a waiting call: aborted when the client cancels it or the server stops;

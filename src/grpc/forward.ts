@@ -23,12 +23,21 @@ export interface ForwardTarget {
   member: Member;
   /** The call's deadline (performance.now() clock): etcd's request timeout from its start. */
   deadline: number;
+  /** The caller's auth token, relayed: tokens are known to every member (server/auth.ts). */
+  token?: string | undefined;
 }
 
 async function post(target: ForwardTarget, path: string, body: string, idempotent: boolean): Promise<string | typeof LEADS_HERE> {
   const answer = await forwardToLeader(
     target.member,
-    { path, method: 'POST', contentType: 'application/json', body: Buffer.from(body), idempotent },
+    {
+      path,
+      method: 'POST',
+      contentType: 'application/json',
+      body: Buffer.from(body),
+      idempotent,
+      ...(target.token !== undefined ? { authorization: target.token } : {}),
+    },
     target.deadline,
   );
   if (!answer) return LEADS_HERE;

@@ -21,9 +21,9 @@ import type { Event } from '../api/kv.js';
 import type { WatchResponse } from '../watch/types.js';
 import type { Watcher } from '../watch/hub.js';
 import { GRPC_OVERHEAD_BYTES } from '../server/requests.js';
-import { toHubRequest, watchResponseMessage } from '../server/watch_responses.js';
+import { toHubRequest, watchRefusal, watchResponseMessage } from '../server/watch_responses.js';
 import { ServerStoppedError } from '../server/errors.js';
-import type { GrpcContext } from './context.js';
+import { tokenOf, type GrpcContext } from './context.js';
 import { fromProto, toProto } from './convert.js';
 import type { ProtoMessage } from './proto.js';
 import { toServiceError } from './status.js';
@@ -101,6 +101,22 @@ class WatchStream {
     this.untrack = this.ctx.track({ abort: (err) => this.abort(err) });
     // Every watcher of the stream may wait for 'drain' at once.
     this.call.setMaxListeners(0);
+    // A token issued through another member: its requests wait (buffered by the stream) until
+    // this member has applied its Authenticate entry (Member.tokenApplied, bounded).
+    const token = tokenOf(this.call.metadata);
+    if (token === undefined) this.listen();
+    else
+      void this.ctx.member.tokenApplied(token).then(
+        () => this.listen(),
+        () => this.listen(),
+      );
+  }
+
+  private listen(): void {
+    if (this.call.cancelled) {
+      this.close();
+      return;
+    }
     this.call.on('data', (msg: ProtoMessage) => {
       try {
         this.onRequest(fromProto<WatchRequestMessage>(msg, S.WatchRequest));
@@ -135,6 +151,11 @@ class WatchStream {
     if (id === 0) {
       while (this.watches.has(this.nextAutoId)) this.nextAutoId++;
       id = this.nextAutoId++;
+    }
+    const refused = watchRefusal(member, () => member.authn.callerOf(tokenOf(this.call.metadata)), c);
+    if (refused) {
+      this.writeRaw(refused);
+      return;
     }
     let watcher: Watcher;
     try {

@@ -62,8 +62,8 @@ const hasPut = (ops: readonly RequestOp[] | undefined): boolean => (ops ?? []).s
 
 /** The error the active alarms make of applying `req`, if they refuse it. */
 export function alarmRefusal(alarms: readonly AlarmMember[], req: MvccRequest): MvccError | undefined {
-  // Alarms and membership are the cluster's, not the keyspace's: never refused.
-  if ('alarm' in req || 'memberChange' in req || 'memberAttributes' in req) return undefined;
+  // Alarms, membership and auth are the cluster's, not the keyspace's: never refused.
+  if ('alarm' in req || 'memberChange' in req || 'memberAttributes' in req || 'auth' in req) return undefined;
   if (alarms.some((a) => a.alarm === 'CORRUPT')) return new ClusterCorruptError();
   if (!alarms.some((a) => a.alarm === 'NOSPACE')) return undefined;
   if ('put' in req || 'leaseGrant' in req) return new NoSpaceError();

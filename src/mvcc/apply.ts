@@ -9,7 +9,8 @@ import { copyMember, withMemberAttributes, withMemberChange, type ClusterRecord,
 import { alarmRefusal, applyAlarm } from './alarm.js';
 import { LeaseError } from '../lease/errors.js';
 import { CompactedError, CorruptError, FutureRevisionError, MvccError } from './errors.js';
-import { applyLeaseGrant, applyLeaseRevoke } from './lease.js';
+import { applyLeaseGrant, applyLeaseRevoke, leaseKeys } from './lease.js';
+import { checkAccess, checkAdmin, EMPTY_AUTH, txnNeeds, withAuthChange, type Caller, type Need } from './auth.js';
 import { range } from './range.js';
 import { checkPath, checkPut, compareToPath, doDeleteRange, doPut, execTxn, fillTxnHeaders, isTxnReadonly, type LeaseCheck } from './txn.js';
 import type { CompactionRequest, PutRequest, PutResponse, TxnRequest, TxnResponse } from '../api/kv.js';
@@ -21,7 +22,7 @@ import { RevisionWriter, type Batch } from './write.js';
  * A put, what most entries are, is applied synchronously; anything else may read ranges, which
  * is async. (Two async calls and their awaits per entry were about a fifth of applying a put.)
  */
-export function applyRequest(b: Batch, req: MvccRequest | undefined): ApplyResult | Promise<ApplyResult> {
+export function applyRequest(b: Batch, req: MvccRequest | undefined, caller?: Caller): ApplyResult | Promise<ApplyResult> {
   if (req === undefined) return { status: 'ok', response: { noop: { header: { revision: b.meta.rev } } } };
   const writesBefore = b.overlay.writes;
   try {
@@ -31,14 +32,47 @@ export function applyRequest(b: Batch, req: MvccRequest | undefined): ApplyResul
       const refused = alarmRefusal(b.meta.alarms, req);
       if (refused) throw refused;
     }
-    if (!('range' in req) && 'put' in req) return { status: 'ok', response: { put: applyPut(b, req.put) } };
-    return dispatch(b, req).then(
-      (response) => ({ status: 'ok', response }),
-      (err: unknown) => rejected(b, err, writesBefore),
-    );
+    const checked = b.meta.auth?.enabled ? checkCaller(b, req, caller) : undefined;
+    if (checked === undefined && !('range' in req) && 'put' in req) return { status: 'ok', response: { put: applyPut(b, req.put) } };
+    return (checked ?? Promise.resolve())
+      .then(() => dispatch(b, req))
+      .then(
+        (response) => ({ status: 'ok', response }),
+        (err: unknown) => rejected(b, err, writesBefore),
+      );
   } catch (err) {
     return rejected(b, err, writesBefore);
   }
+}
+
+/**
+ * With auth enabled, refuses a caller that may not make `req` (etcd's authApplierV3): auth
+ * management needs the root role, keys the caller's permissions on every range the request
+ * touches (a lease revoke, or a put attaching a lease, every key of the lease). Compaction, lease
+ * grants, alarms and membership are not checked, as in etcd 3.4.
+ */
+async function checkCaller(b: Batch, req: MvccRequest, caller: Caller | undefined): Promise<void> {
+  const a = b.meta.auth;
+  if ('auth' in req) {
+    if (req.auth.op !== 'authenticate') checkAdmin(a, caller);
+    return;
+  }
+  const needs: Need[] = [];
+  const leaseKeysOf = async (lease: number | undefined): Promise<void> => {
+    if (lease === undefined || lease === 0 || (caller !== undefined && 'member' in caller)) return;
+    for (const key of await leaseKeys(b.src, lease)) needs.push({ access: 'WRITE', range: { key } });
+  };
+  if ('range' in req) needs.push({ access: 'READ', range: req.range });
+  else if ('put' in req) {
+    needs.push({ access: 'WRITE', range: { key: req.put.key } });
+    if (req.put.prevKv) needs.push({ access: 'READ', range: { key: req.put.key } });
+    await leaseKeysOf(req.put.lease);
+  } else if ('deleteRange' in req) {
+    needs.push({ access: 'WRITE', range: req.deleteRange });
+    if (req.deleteRange.prevKv) needs.push({ access: 'READ', range: req.deleteRange });
+  } else if ('txn' in req) needs.push(...txnNeeds(req.txn));
+  else if ('leaseRevoke' in req) await leaseKeysOf(req.leaseRevoke.id);
+  checkAccess(a, caller, needs);
 }
 
 /** The result of a request that threw; rethrows what must abort the batch. */
@@ -78,6 +112,13 @@ async function dispatch(b: Batch, req: MvccRequest): Promise<MvccResponse> {
   if ('alarm' in req) return { alarm: applyAlarm(b, req.alarm) };
   if ('memberChange' in req) return { membership: applyMembership(b, (c) => withMemberChange(c, req.memberChange)) };
   if ('memberAttributes' in req) return { membership: applyMembership(b, (c) => withMemberAttributes(c, req.memberAttributes)) };
+  if ('auth' in req) {
+    // Replaced only when it changed (a store that never had auth keeps no record).
+    const before = b.meta.auth ?? EMPTY_AUTH;
+    const after = withAuthChange(before, req.auth);
+    if (after !== before) b.meta.auth = after;
+    return { auth: { header: { revision: b.meta.rev } } };
+  }
   return { compaction: compact(b, req.compaction) };
 }
 

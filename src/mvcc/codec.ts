@@ -13,7 +13,7 @@ import { Buffer } from 'node:buffer';
 import { InvalidArgumentError } from './errors.js';
 import { packValue, unpackValue } from './records.js';
 import type { PutRequest } from '../api/kv.js';
-import type { MvccRequest } from './types.js';
+import type { Caller, MvccRequest } from './types.js';
 
 /** First byte of the binary forms: "never used" in msgpack. */
 const BINARY_TAG = 0xc1;
@@ -101,7 +101,12 @@ function clean(v: unknown): unknown {
   return v;
 }
 
-export function encodeRequest(req: MvccRequest): Buffer {
+/**
+ * A request's entry data; with its caller (proposed while auth is enabled), msgpack of
+ * { caller: [user, authRevision] or [], req }, which no request is (a request has one key).
+ */
+export function encodeRequest(req: MvccRequest, caller?: Caller): Buffer {
+  if (caller !== undefined) return packValue({ caller: 'member' in caller ? [] : [caller.user, caller.authRevision], req: clean(req) });
   if ('put' in req && Object.keys(req).length === 1) {
     const binary = encodePut(req.put);
     if (binary) return binary;
@@ -109,10 +114,22 @@ export function encodeRequest(req: MvccRequest): Buffer {
   return packValue(clean(req));
 }
 
-const KINDS = ['range', 'put', 'deleteRange', 'txn', 'compaction', 'leaseGrant', 'leaseRevoke', 'alarm', 'memberChange', 'memberAttributes'];
+const KINDS = ['range', 'put', 'deleteRange', 'txn', 'compaction', 'leaseGrant', 'leaseRevoke', 'alarm', 'memberChange', 'memberAttributes', 'auth'];
 
-export function decodeRequest(data: Uint8Array): MvccRequest {
-  if (data[0] === BINARY_TAG) return decodePut(data);
+/** An entry's request and, if it came with one, its caller (see encodeRequest). */
+export function decodeEntryRequest(data: Uint8Array): { request: MvccRequest; caller?: Caller } {
+  if (data[0] === BINARY_TAG) return { request: decodePut(data) };
+  const v = unpack(data);
+  if (!('caller' in v)) return { request: oneKind(v) };
+  const c = v['caller'];
+  if (Object.keys(v).length !== 2 || !Array.isArray(c) || (c.length !== 0 && (c.length !== 2 || typeof c[0] !== 'string' || !Number.isSafeInteger(c[1])))) {
+    throw new InvalidArgumentError('request has a bad caller');
+  }
+  const request = oneKind(typeof v['req'] === 'object' && v['req'] !== null ? (v['req'] as Record<string, unknown>) : {});
+  return { request, caller: c.length === 0 ? { member: true } : { user: c[0] as string, authRevision: c[1] as number } };
+}
+
+function unpack(data: Uint8Array): Record<string, unknown> {
   let v: unknown;
   try {
     v = unpackValue(data);
@@ -120,7 +137,15 @@ export function decodeRequest(data: Uint8Array): MvccRequest {
     throw new InvalidArgumentError('request is not msgpack');
   }
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new InvalidArgumentError('request must be an object');
+  return v as Record<string, unknown>;
+}
+
+function oneKind(v: Record<string, unknown>): MvccRequest {
   const keys = Object.keys(v);
   if (keys.length !== 1 || !KINDS.includes(keys[0]!)) throw new InvalidArgumentError('request must have exactly one kind');
   return v as MvccRequest;
+}
+
+export function decodeRequest(data: Uint8Array): MvccRequest {
+  return decodeEntryRequest(data).request;
 }

@@ -128,3 +128,141 @@ export class CorruptError extends MvccError {
     super('ERR_CORRUPT', `mvcc: corrupt data: ${detail}`);
   }
 }
+
+// ---- authentication and permissions (etcd's auth errors as rpctypes words them). Raised where
+// etcd raises them: at apply (the entry carries its caller, so every member answers alike), or on
+// the member that receives the request (tokens, passwords, reads).
+
+/** No caller where one is needed: auth is enabled and the request came without a token. */
+export class AuthUserEmptyError extends MvccError {
+  static override readonly grpcCode = GrpcCode.InvalidArgument;
+  constructor() {
+    super('ERR_AUTH_USER_EMPTY', 'etcdserver: user name is empty');
+  }
+}
+
+/** Authenticate with a wrong password or an unknown (or empty) user name: the two are not told apart. */
+export class AuthFailedError extends MvccError {
+  static override readonly grpcCode = GrpcCode.InvalidArgument;
+  constructor() {
+    super('ERR_AUTH_FAILED', 'etcdserver: authentication failed, invalid user ID or password');
+  }
+}
+
+/** Authenticate with a password for a user added with no_password (etcd leaves auth.ErrNoPasswordUser unmapped: Unknown). */
+export class NoPasswordUserError extends MvccError {
+  constructor() {
+    super('ERR_AUTH_NO_PASSWORD_USER', 'auth: authentication failed, password was given for no password user');
+  }
+}
+
+export class PermissionDeniedError extends MvccError {
+  static override readonly grpcCode = GrpcCode.PermissionDenied;
+  constructor() {
+    super('ERR_PERMISSION_DENIED', 'etcdserver: permission denied');
+  }
+}
+
+/**
+ * A Maintenance call (Hash, HashKV, Defragment, Snapshot, MoveLeader) by a user without the root
+ * role: etcd 3.4's maintenance server returns the auth store's error unmapped (Unknown, "auth: ").
+ */
+export class AdminPermissionDeniedError extends MvccError {
+  constructor() {
+    super('ERR_ADMIN_PERMISSION_DENIED', 'auth: permission denied');
+  }
+}
+
+/** The same Maintenance calls without a token: unmapped too. */
+export class AdminUserEmptyError extends MvccError {
+  constructor() {
+    super('ERR_ADMIN_USER_EMPTY', 'auth: user name is empty');
+  }
+}
+
+/** A token this member does not know (never issued, expired, its user deleted or its password changed, auth disabled since). */
+export class InvalidAuthTokenError extends MvccError {
+  static override readonly grpcCode = GrpcCode.Unauthenticated;
+  constructor() {
+    super('ERR_INVALID_AUTH_TOKEN', 'etcdserver: invalid auth token');
+  }
+}
+
+/** The entry was checked against an older auth state than the one it is applied to (etcd's ErrAuthOldRevision). */
+export class AuthOldRevisionError extends MvccError {
+  static override readonly grpcCode = GrpcCode.InvalidArgument;
+  constructor() {
+    super('ERR_AUTH_OLD_REVISION', 'etcdserver: revision of auth store is old');
+  }
+}
+
+export class RootUserNotExistError extends MvccError {
+  static override readonly grpcCode = GrpcCode.FailedPrecondition;
+  constructor() {
+    super('ERR_ROOT_USER_NOT_EXIST', 'etcdserver: root user does not exist');
+  }
+}
+
+export class RootRoleNotExistError extends MvccError {
+  static override readonly grpcCode = GrpcCode.FailedPrecondition;
+  constructor() {
+    super('ERR_ROOT_ROLE_NOT_EXIST', 'etcdserver: root user does not have root role');
+  }
+}
+
+export class UserAlreadyExistError extends MvccError {
+  static override readonly grpcCode = GrpcCode.FailedPrecondition;
+  constructor() {
+    super('ERR_USER_ALREADY_EXIST', 'etcdserver: user name already exists');
+  }
+}
+
+export class UserNotFoundError extends MvccError {
+  static override readonly grpcCode = GrpcCode.FailedPrecondition;
+  constructor() {
+    super('ERR_USER_NOT_FOUND', 'etcdserver: user name not found');
+  }
+}
+
+export class RoleAlreadyExistError extends MvccError {
+  static override readonly grpcCode = GrpcCode.FailedPrecondition;
+  constructor() {
+    super('ERR_ROLE_ALREADY_EXIST', 'etcdserver: role name already exists');
+  }
+}
+
+export class RoleNotFoundError extends MvccError {
+  static override readonly grpcCode = GrpcCode.FailedPrecondition;
+  constructor() {
+    super('ERR_ROLE_NOT_FOUND', 'etcdserver: role name not found');
+  }
+}
+
+export class RoleEmptyError extends MvccError {
+  static override readonly grpcCode = GrpcCode.InvalidArgument;
+  constructor() {
+    super('ERR_ROLE_EMPTY', 'etcdserver: role name is empty');
+  }
+}
+
+export class RoleNotGrantedError extends MvccError {
+  static override readonly grpcCode = GrpcCode.FailedPrecondition;
+  constructor() {
+    super('ERR_ROLE_NOT_GRANTED', 'etcdserver: role is not granted to the user');
+  }
+}
+
+export class PermissionNotGrantedError extends MvccError {
+  static override readonly grpcCode = GrpcCode.FailedPrecondition;
+  constructor() {
+    super('ERR_PERMISSION_NOT_GRANTED', 'etcdserver: permission is not granted to the role');
+  }
+}
+
+/** Deleting the root user or role, or revoking root's root role, while auth is enabled. */
+export class InvalidAuthManagementError extends MvccError {
+  static override readonly grpcCode = GrpcCode.InvalidArgument;
+  constructor() {
+    super('ERR_INVALID_AUTH_MGMT', 'etcdserver: invalid auth management');
+  }
+}

@@ -11,8 +11,10 @@
  *   META     { v, rev, compactRev, appliedIndex, physRev, physTarget, cursor, alarms? }
  *            alarms: [[memberId (decimal string), type], ...], only while some are active, so
  *            a store that never had one writes the meta of version 1 as before
+ *            cluster: membership.ts's record; auth: auth.ts's blob, once an auth change was applied
  */
 import { decodeCluster, encodeCluster, type ClusterRecord } from './membership.js';
+import { decodeAuth, encodeAuth, type AuthRecord } from './auth.js';
 import { Buffer } from 'node:buffer';
 import { Packr } from 'msgpackr';
 import { CorruptError } from './errors.js';
@@ -265,6 +267,8 @@ export interface Meta {
   alarms: readonly AlarmMember[];
   /** The membership (replicated state, see membership.ts); undefined until seeded. Replaced, never mutated. */
   cluster?: ClusterRecord;
+  /** Users, roles, permissions (replicated state, see auth.ts); undefined until the first auth change. Replaced, never mutated. */
+  auth?: AuthRecord;
 }
 
 const META_VERSION = 1;
@@ -281,6 +285,7 @@ export function encodeMeta(m: Meta): Buffer {
   };
   if (m.alarms.length > 0) o['alarms'] = encodeAlarms(m.alarms);
   if (m.cluster) o['cluster'] = encodeCluster(m.cluster);
+  if (m.auth) o['auth'] = encodeAuth(m.auth);
   return packr.pack(o);
 }
 
@@ -317,7 +322,13 @@ export function decodeMeta(raw: Buffer): Meta {
     cursor: o['cursor'] === null || o['cursor'] === undefined ? null : buf(o['cursor']),
     alarms: decodeAlarms(o['alarms']),
     ...withCluster(decodeCluster(o['cluster'])),
+    ...withAuth(decodeAuth(o['auth'])),
   };
+}
+
+/** `{ auth }` when there is one. */
+export function withAuth(auth: AuthRecord | undefined): { auth?: AuthRecord } {
+  return auth ? { auth } : {};
 }
 
 /** `{ cluster }` when there is one (exactOptionalPropertyTypes: never an undefined field). */

@@ -7,7 +7,7 @@
  * the compaction point, and GRANTS; CURRENT and LEASES are derived from HISTORY on restore.
  *
  * Chunks, each one msgpack value:
- *   { kind: 'qkv-mvcc-snapshot', version, rev, compactRev, appliedIndex, alarms?, cluster? }   alarms: [[memberId, type], ...], only if any; cluster: membership.ts's record
+ *   { kind: 'qkv-mvcc-snapshot', version, rev, compactRev, appliedIndex, alarms?, cluster?, auth? }   alarms: [[memberId, type], ...], only if any; cluster: membership.ts's record; auth: auth.ts's blob
  *   { kind: 'hist' | 'evt' | 'grant', kv: [key, value, ...] }        (tables in this order)
  *   { kind: 'end', records, crc }                                    crc32 of every key and value
  */
@@ -43,9 +43,11 @@ import {
   encodeMeta,
   packValue,
   unpackValue,
+  withAuth,
   withCluster,
   type Meta,
 } from './records.js';
+import { decodeAuth, encodeAuth } from './auth.js';
 import { writeBatch, type BatchOp } from '../level_batch.js';
 import { MergedIterator, type Db, type DbSnapshot } from './view.js';
 import { exportRevisions, revisionStream } from './revisions.js';
@@ -98,6 +100,7 @@ export class StoreSnapshot implements AsyncIterable<Uint8Array> {
     // Only while some are active: a stream without alarms is what members before them read.
     if (m.alarms.length > 0) header['alarms'] = encodeAlarms(m.alarms);
     if (m.cluster) header['cluster'] = encodeCluster(m.cluster);
+    if (m.auth) header['auth'] = encodeAuth(m.auth);
     yield packValue(header);
     let crc = 0;
     let records = 0;
@@ -122,7 +125,7 @@ export class StoreSnapshot implements AsyncIterable<Uint8Array> {
 
   /**
    * Maintenance.Hash: a CRC-32 (IEEE, as HashKV's) of the whole store at this snapshot's point:
-   * first the msgpack of [revision, compaction point, alarms], then every key and value the
+   * first the msgpack of [revision, compaction point, alarms, auth state (once there is one)], then every key and value the
    * stream carries, in stream order (HISTORY as a completed compaction leaves it, with the values
    * of current versions; EVENTS from the compaction point; GRANTS). CURRENT and LEASES are
    * indexes derived from HISTORY, and the applied index is left out as etcd leaves out its
@@ -133,7 +136,8 @@ export class StoreSnapshot implements AsyncIterable<Uint8Array> {
     if (this.used) throw new Error('mvcc: a snapshot stream can be read once');
     this.used = true;
     const m = this.meta;
-    let crc = crcUpdate(0, packValue([m.rev, m.compactRev, encodeAlarms(m.alarms)]));
+    // The auth state only once there is one: the hash of a store without stays what it was.
+    let crc = crcUpdate(0, packValue([m.rev, m.compactRev, encodeAlarms(m.alarms), ...(m.auth ? [encodeAuth(m.auth)] : [])]));
     for await (const c of this.records()) {
       for (const x of c.kv) crc = crcUpdate(crc, x);
     }
@@ -294,6 +298,7 @@ export async function restoreInto(db: Db, chunks: AsyncIterable<Uint8Array> | It
     cursor: null,
     alarms: decodeAlarms(header['alarms']),
     ...withCluster(decodeCluster(header['cluster'])),
+    ...withAuth(decodeAuth(header['auth'])),
   };
   await db.put(META_KEY, encodeMeta(meta), { sync: true });
   return meta;

@@ -39,6 +39,7 @@ import { resolveReadRev, type ReadCtx } from './scan.js';
 import { importStream, openSnapshot, restoreInto, type StoreSnapshot } from './snapshot.js';
 import { checkPath, compareToPath, execTxn, fillTxnHeaders, isTxnReadonly } from './txn.js';
 import { alarmsOf } from './alarm.js';
+import type { AuthRecord } from './auth.js';
 import type { AlarmMember, AlarmType, Event, RangeRequest, RangeResponse, TxnRequest, TxnResponse } from '../api/kv.js';
 import type {
   ApplyEntry,
@@ -300,7 +301,7 @@ export class MvccStore {
         results.push({ status: 'skipped' });
         continue;
       }
-      const r = applyRequest(b, e.request); // a put's result comes back synchronously
+      const r = applyRequest(b, e.request, e.caller); // a put's result comes back synchronously
       results.push(r instanceof Promise ? await r : r);
       b.meta.appliedIndex = e.index;
     }
@@ -478,6 +479,12 @@ export class MvccStore {
       await this.db.put(META_KEY, encodeMeta(meta), { sync: true });
       this.meta = meta;
     });
+  }
+
+  /** The auth state as applied (auth.ts), undefined while no auth change was ever applied. Never mutated: read it, do not change it. */
+  auth(): AuthRecord | undefined {
+    this.assertOpen();
+    return this.visibleMeta.auth;
   }
 
   /** Active alarms of `type` (NONE: all), in order (by type, then member id): etcd's AlarmStore.Get. */

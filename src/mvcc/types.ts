@@ -25,8 +25,10 @@ import type {
 } from '../api/kv.js';
 import type { LeaseError } from '../lease/errors.js';
 import type { ClusterRecord, MemberAttributesRequest, MemberChangeRequest, MembershipResponse } from './membership.js';
+import type { AuthRequest, AuthResponse, Caller } from './auth.js';
 
 export type { ClusterRecord, MemberChangeRequest, MemberRecord, MembershipResponse } from './membership.js';
+export type { AuthRecord, AuthRequest, Caller, Permission, PermissionType } from './auth.js';
 
 /** etcd LeaseGrantRequest as applied: the id is chosen before proposing (never 0 here). */
 export interface LeaseGrantRequest {
@@ -65,7 +67,8 @@ export type MvccRequest =
   | { leaseRevoke: LeaseRevokeRequest }
   | { alarm: AlarmRequest }
   | { memberChange: MemberChangeRequest }
-  | { memberAttributes: MemberAttributesRequest };
+  | { memberAttributes: MemberAttributesRequest }
+  | { auth: AuthRequest };
 
 export type MvccResponse =
   | { range: RangeResponse }
@@ -77,6 +80,7 @@ export type MvccResponse =
   | { leaseRevoke: LeaseRevokeResponse }
   | { alarm: AlarmResponse }
   | { membership: MembershipResponse }
+  | { auth: AuthResponse }
   /** An entry without a request (e.g. a new leader's empty entry): only the applied index moves. */
   | { noop: { header: ResponseHeader } };
 
@@ -85,6 +89,8 @@ export interface ApplyEntry {
   index: number;
   /** Undefined for an entry that carries no KV request; the applied index still advances. */
   request?: MvccRequest;
+  /** Who made the request, once auth is enabled (auth.ts): what applying it checks. */
+  caller?: Caller;
 }
 
 export type ApplyResult =

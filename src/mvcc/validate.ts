@@ -11,6 +11,7 @@ import { Buffer } from 'node:buffer';
 import { DuplicateKeyError, EmptyKeyError, InvalidArgumentError, KeyNotFoundError, LeaseProvidedError, TooManyOpsError, ValueProvidedError } from './errors.js';
 import type { AlarmRequest, Compare, CompactionRequest, DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest } from '../api/kv.js';
 import type { LeaseGrantRequest, LeaseRevokeRequest, MvccRequest } from './types.js';
+import { PERMISSION_TYPES } from './auth.js';
 
 const SORT_ORDERS = ['NONE', 'ASCEND', 'DESCEND'];
 const SORT_TARGETS = ['KEY', 'VERSION', 'CREATE', 'MOD', 'VALUE'];
@@ -233,7 +234,41 @@ export function validateRequest(req: MvccRequest, maxTxnOps = Infinity): void {
   if (o['alarm'] !== undefined) return validateAlarm(o['alarm'] as AlarmRequest);
   if (o['memberChange'] !== undefined) return validateMemberChange(o['memberChange']);
   if (o['memberAttributes'] !== undefined) return validateMemberAttributes(o['memberAttributes']);
+  if (o['auth'] !== undefined) return validateAuth(o['auth']);
   throw new InvalidArgumentError('unknown request kind');
+}
+
+/** The fields of each auth change: strings, except a permission's and a revoke's bytes. */
+const AUTH_FIELDS: Record<string, readonly string[]> = {
+  enable: [],
+  disable: [],
+  authenticate: ['name', 'prefix'],
+  userAdd: ['name', 'password'],
+  userDelete: ['name'],
+  userChangePassword: ['name', 'password'],
+  userGrantRole: ['user', 'role'],
+  userRevokeRole: ['name', 'role'],
+  roleAdd: ['name'],
+  roleDelete: ['role'],
+  roleGrantPermission: ['name'],
+  roleRevokePermission: ['role'],
+};
+
+function validateAuth(r: unknown): void {
+  const o = obj(r, 'auth request');
+  const fields = typeof o['op'] === 'string' ? AUTH_FIELDS[o['op']] : undefined;
+  if (fields === undefined) throw new InvalidArgumentError('auth request has an unknown op');
+  for (const f of fields) if (typeof o[f] !== 'string') throw new InvalidArgumentError(`auth request ${f} must be a string`);
+  if (o['op'] === 'userAdd') optBool(o, 'noPassword');
+  if (o['op'] === 'roleGrantPermission') {
+    const p = obj(o['perm'], 'permission');
+    optEnum(p, 'permType', PERMISSION_TYPES);
+    if (p['permType'] === undefined || !Buffer.isBuffer(p['key']) || !Buffer.isBuffer(p['rangeEnd']))
+      throw new InvalidArgumentError('permission needs a type, a key and a range end');
+  }
+  if (o['op'] === 'roleRevokePermission' && (!Buffer.isBuffer(o['key']) || !Buffer.isBuffer(o['rangeEnd']))) {
+    throw new InvalidArgumentError('permission revoke needs a key and a range end');
+  }
 }
 
 // ---- duplicate keys ----

@@ -59,6 +59,10 @@ export interface ClusterConfig {
    * NOSPACE for itself until space is freed (disk_space.ts). 0 turns the guard off.
    */
   diskReserveBytes: number;
+  /** Seconds a simple auth token lives unused (etcd's --auth-token-ttl, default 300). */
+  authTokenTtl: number;
+  /** etcd's --auth-token: simple tokens, or signed JWTs (resolveAuthToken). */
+  authToken: AuthTokenConfig;
   members: MemberConfig[];
 }
 
@@ -81,7 +85,41 @@ export const CLUSTER_DEFAULTS: Omit<ClusterConfig, 'members'> = {
   quotaBackendBytes: 2 * 1024 * 1024 * 1024,
   // Four WAL segments (16 MiB each): room for what is in flight when writes stop.
   diskReserveBytes: 64 * 1024 * 1024,
+  authTokenTtl: 300,
+  authToken: { kind: 'simple' },
 };
+
+/** etcd's --auth-token resolved: `simple`, or `jwt` with its key files, signing method and TTL. */
+export type AuthTokenConfig =
+  | { kind: 'simple' }
+  | { kind: 'jwt'; publicKeyFile: string; privateKeyFile?: string; signMethod: JwtSignMethod; ttlSeconds: number };
+
+export const JWT_SIGN_METHODS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512'] as const;
+export type JwtSignMethod = (typeof JWT_SIGN_METHODS)[number];
+
+/**
+ * etcd's --auth-token as given: `simple`, or `jwt,pub-key=<file>,priv-key=<file>,sign-method=RS256,ttl=5m`
+ * (a member without priv-key verifies tokens but cannot issue them; ttl in s, m or h, default 5m).
+ */
+export function resolveAuthToken(v: string | undefined, where = '--auth-token'): AuthTokenConfig {
+  if (v === undefined || v === '' || v === 'simple') return { kind: 'simple' };
+  const [kind, ...opts] = v.split(',');
+  if (kind !== 'jwt') throw new ConfigError(`${where}: unknown token type ${JSON.stringify(kind)} (simple or jwt)`);
+  const o: Record<string, string> = {};
+  for (const kv of opts) {
+    const eq = kv.indexOf('=');
+    if (eq <= 0) throw new ConfigError(`${where}: expected key=value, got ${JSON.stringify(kv)}`);
+    o[kv.slice(0, eq)] = kv.slice(eq + 1);
+  }
+  for (const k of Object.keys(o)) if (!['pub-key', 'priv-key', 'sign-method', 'ttl'].includes(k)) throw new ConfigError(`${where}: unknown option ${k}`);
+  const signMethod = (o['sign-method'] ?? 'RS256') as JwtSignMethod;
+  if (!JWT_SIGN_METHODS.includes(signMethod)) throw new ConfigError(`${where}: sign-method must be one of ${JWT_SIGN_METHODS.join(', ')}`);
+  if (!o['pub-key']) throw new ConfigError(`${where}: jwt needs pub-key=<file>`);
+  const ttl = /^(\d+)(s|m|h)$/.exec(o['ttl'] ?? '5m');
+  if (!ttl || Number(ttl[1]) <= 0) throw new ConfigError(`${where}: ttl must be a duration such as 30s, 5m or 1h`);
+  const ttlSeconds = Number(ttl[1]) * (ttl[2] === 'h' ? 3600 : ttl[2] === 'm' ? 60 : 1);
+  return { kind: 'jwt', publicKeyFile: o['pub-key'], ...(o['priv-key'] ? { privateKeyFile: o['priv-key'] } : {}), signMethod, ttlSeconds };
+}
 
 /**
  * etcd's --quota-backend-bytes as given (a JSON number, or the flag's decimal text): any safe
@@ -104,6 +142,23 @@ export function resolveDiskReserveBytes(v: Json | undefined, where: string): num
 }
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+
+/** The config file's authToken: etcd's flag text, or (as the harness writes it back) the resolved object. */
+function authTokenOf(v: Json | undefined, where: string): AuthTokenConfig {
+  if (v === undefined || typeof v === 'string') return resolveAuthToken(v, where);
+  if (isObject(v) && v['kind'] === 'simple') return { kind: 'simple' };
+  if (
+    isObject(v) &&
+    v['kind'] === 'jwt' &&
+    typeof v['publicKeyFile'] === 'string' &&
+    typeof v['signMethod'] === 'string' &&
+    typeof v['ttlSeconds'] === 'number'
+  ) {
+    const spec = `jwt,pub-key=${v['publicKeyFile']},${typeof v['privateKeyFile'] === 'string' ? `priv-key=${v['privateKeyFile']},` : ''}sign-method=${v['signMethod']},ttl=${v['ttlSeconds']}s`;
+    return resolveAuthToken(spec, where);
+  }
+  throw new ConfigError(`${where}: expected etcd's --auth-token text (simple, or jwt,pub-key=...)`);
+}
 
 function isObject(v: Json | undefined): v is { [k: string]: Json } {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -165,6 +220,8 @@ export function parseClusterConfig(raw: Json, baseDir: string, source = 'cluster
     maxRequestBytes: positiveInt(raw, 'maxRequestBytes', source, CLUSTER_DEFAULTS.maxRequestBytes),
     quotaBackendBytes: resolveQuotaBackendBytes(raw['quotaBackendBytes'], `${source}.quotaBackendBytes`),
     diskReserveBytes: resolveDiskReserveBytes(raw['diskReserveBytes'], `${source}.diskReserveBytes`),
+    authTokenTtl: positiveInt(raw, 'authTokenTtl', source, CLUSTER_DEFAULTS.authTokenTtl),
+    authToken: authTokenOf(raw['authToken'], `${source}.authToken`),
     members: members.map((m, i) => {
       const where = `${source}.members[${i}]`;
       if (!isObject(m)) throw new ConfigError(`${where}: expected an object`);
@@ -231,6 +288,10 @@ export interface MemberFlags {
   electionTimeout?: string;
   snapshotCount?: string;
   maxRequestBytes?: string;
+  /** Seconds (etcd's --auth-token-ttl, default 300). */
+  authTokenTtl?: string;
+  /** etcd's --auth-token: simple (default) or jwt,pub-key=...,priv-key=...,sign-method=...,ttl=... */
+  authToken?: string;
 }
 
 const ETCD_FLAG_DEFAULTS = {
@@ -312,6 +373,8 @@ export function resolveMemberFlags(f: MemberFlags): { cluster: ClusterConfig; se
     electionTicks,
     ...(f.snapshotCount === undefined ? {} : { snapshotEvery: flagInt('snapshot-count', f.snapshotCount) }),
     ...(f.maxRequestBytes === undefined ? {} : { maxRequestBytes: flagInt('max-request-bytes', f.maxRequestBytes) }),
+    ...(f.authTokenTtl === undefined ? {} : { authTokenTtl: flagInt('auth-token-ttl', f.authTokenTtl) }),
+    ...(f.authToken === undefined ? {} : { authToken: resolveAuthToken(f.authToken) }),
     members: initial.map((m) =>
       m.name === name ? self : { id: memberIdOf([m.peerUrl], token), name: m.name, clientUrl: '', peerUrl: m.peerUrl, dataDir: '' },
     ),

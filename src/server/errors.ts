@@ -119,6 +119,21 @@ export class AuthNotEnabledError extends CodedError {
   }
 }
 
+/** Authenticate beyond the guessing bound (src/server/auth.ts): qkv's own, etcd has no such limit. */
+export class TooManyAuthAttemptsError extends CodedError {
+  static override readonly grpcCode = GrpcCode.ResourceExhausted;
+  constructor() {
+    super('ERR_TOO_MANY_AUTH_ATTEMPTS', 'etcdserver: too many authentication attempts, retry later');
+  }
+}
+
+/** Authenticate on a member whose --auth-token jwt has no priv-key (etcd's auth.ErrVerifyOnly, unmapped: Unknown). */
+export class JwtVerifyOnlyError extends CodedError {
+  constructor() {
+    super('ERR_JWT_VERIFY_ONLY', 'auth: token signing attempted with verify-only key');
+  }
+}
+
 // etcd's membership errors (rpctypes' ErrGRPCMember*, as v3rpc maps membership's errors).
 
 export class MemberNotFoundError extends CodedError {

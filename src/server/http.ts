@@ -19,10 +19,10 @@ import { httpStatusOf, MessageTooLargeError, toGrpcStatus, toHttpError } from '.
 import { snapshotBlobs } from './snapshot_client.js';
 import { registerV1 } from './http_v1.js';
 import * as C from './concurrency.js';
-import { relayToLeader, sendError } from './http_shared.js';
+import { connectionOf, relayToLeader, sendError } from './http_shared.js';
 import { checkMessageSize, GRPC_OVERHEAD_BYTES, parseJsonBody, parseJsonStream } from './requests.js';
-import { checkLearner, checkRequest, EMPTY, UNARY_METHODS, withHeader, type ServiceName } from './services.js';
-import { toHubRequest, watchResponseMessage } from './watch_responses.js';
+import { asCaller, callContext, checkLearner, checkRequest, EMPTY, UNARY_METHODS, withHeader, type ServiceName } from './services.js';
+import { toHubRequest, watchRefusal, watchResponseMessage } from './watch_responses.js';
 
 export interface HttpServerOptions {
   member: Member;
@@ -90,7 +90,9 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
         checkLearner(member, method, req);
         if (method.leaderOnly) await method.beforeLeader?.(member, req);
         if (method.leaderOnly && (await relayToLeader(member, request, reply, method.leaderOnly))) return reply;
-        const resp = await method.handler(member, req, method.waits ? closedSignal(reply) : NEVER_ABORTED);
+        const token = request.headers.authorization;
+        const call = await callContext(member, token, connectionOf(request), method.waits ? closedSignal(reply) : NEVER_ABORTED);
+        const resp = await method.handler(member, req, call);
         return reply.header('content-type', 'application/json').send(JSON.stringify(encodeMessage(resp, method.response)));
       });
     }
@@ -100,6 +102,7 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
   app.post('/v3/maintenance/snapshot', async (request, reply) => {
     decodeMessage(parseJsonBody(request.body), EMPTY);
     if (refusedOnLearner(member, reply, 'Maintenance', 'Snapshot')) return reply;
+    member.checkMaintenanceAdmin(member.authn.callerOf(request.headers.authorization));
     await serveSnapshotStream(member, reply);
     return reply;
   });
@@ -115,7 +118,7 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
   app.post('/v3/watch', async (request, reply) => {
     const reqs = parseJsonStream(request.body).map((j) => decodeMessage<WatchRequestMessage>(j, S.WatchRequest));
     if (refusedOnLearner(member, reply, 'Watch', 'Watch')) return reply;
-    await serveWatchStream(member, reqs, reply);
+    await serveWatchStream(member, reqs, reply, request.headers.authorization);
     return reply;
   });
 
@@ -148,7 +151,7 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
         res.writeHead(status, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
       };
       try {
-        for await (const resp of C.observe(member, req, signal)) {
+        for await (const resp of C.observe(asCaller(member, member.authn.callerOf(request.headers.authorization)), req, signal)) {
           if (!started) start(200);
           const line = JSON.stringify({ result: encodeMessage(withHeader(member, resp), S.LeaderResponse) }) + '\n';
           if (!res.write(line)) await new Promise<void>((resolve) => res.once('drain', () => resolve()).once('close', () => resolve()));
@@ -246,14 +249,20 @@ async function serveSnapshotStream(member: Member, reply: FastifyReply): Promise
 }
 
 /** Streams watch responses as newline-delimited {"result": ...} objects until the client leaves. */
-async function serveWatchStream(member: Member, reqs: WatchRequestMessage[], reply: FastifyReply): Promise<void> {
+async function serveWatchStream(member: Member, reqs: WatchRequestMessage[], reply: FastifyReply, token: string | undefined): Promise<void> {
   const res = reply.raw;
   reply.hijack();
   res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
   const watchers: { watcher: Watcher; streamId: number }[] = [];
   let nextStreamId = 0;
+  await member.tokenApplied(token);
   for (const r of reqs) {
     if (r.createRequest) {
+      const refused = watchRefusal(member, () => member.authn.callerOf(token), r.createRequest);
+      if (refused) {
+        res.write(JSON.stringify({ result: encodeMessage(refused, S.WatchResponse) }) + '\n');
+        continue;
+      }
       const streamId = r.createRequest.watchId || nextStreamId++;
       try {
         watchers.push({ watcher: member.hub.watch(toHubRequest(r.createRequest)), streamId });

@@ -9,6 +9,11 @@ import type { Member } from './member.js';
 import { LeaderChangedError, toHttpError } from './errors.js';
 import { FORWARDED_HEADER, forwardToLeader, NOT_LEADER_HEADER } from './leader.js';
 
+/** The client's connection as address:port, for the bound on password guessing. */
+export function connectionOf(request: FastifyRequest): string {
+  return `${request.socket.remoteAddress ?? ''}:${request.socket.remotePort ?? 0}`;
+}
+
 export function sendError(reply: FastifyReply, err: unknown): FastifyReply {
   const e = toHttpError(err);
   return reply.status(e.status).header('content-type', 'application/json').send(JSON.stringify(e.body));
@@ -32,6 +37,7 @@ export async function relayToLeader(member: Member, request: FastifyRequest, rep
     method: request.method,
     contentType: String(request.headers['content-type'] ?? 'application/json'),
     ...(Buffer.isBuffer(request.body) ? { body: request.body } : {}),
+    ...(typeof request.headers.authorization === 'string' ? { authorization: request.headers.authorization } : {}),
     idempotent: opts.idempotent,
   });
   if (!answer) return false;

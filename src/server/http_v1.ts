@@ -8,6 +8,11 @@
  *   curl localhost:2379/v1/kv/greeting?raw
  *   curl 'localhost:2379/v1/kv/app/?prefix'
  *   curl -N 'localhost:2379/v1/watch/app/?prefix'
+ *
+ * With auth enabled, the caller is `Authorization: <token>` (or `Bearer <token>`), a token from
+ * /v3/auth/authenticate, as the gateway takes it; or, as a convenience, basic auth
+ * (`curl -u alice:secret`), which each request exchanges for a token (a password check, under
+ * the guessing bound, and an Authenticate through Raft: slow, for humans, not for programs).
  */
 import { Buffer } from 'node:buffer';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -17,7 +22,9 @@ import { WatchFilter } from '../watch/types.js';
 import type { Member } from './member.js';
 import { BadRequestError, RequestTooLargeError } from './errors.js';
 import { LeaseNotFoundError } from '../lease/errors.js';
-import { relayToLeader } from './http_shared.js';
+import { connectionOf, relayToLeader } from './http_shared.js';
+import { authenticate } from './auth_service.js';
+import type { Caller } from '../mvcc/types.js';
 import { parseJsonBody } from './requests.js';
 import { checkLearner } from './services.js';
 
@@ -49,6 +56,28 @@ function keyOf(request: FastifyRequest, prefix: string): Buffer {
 }
 
 type Query = Record<string, string | undefined>;
+
+/**
+ * The caller of a /v1 request (undefined while auth is disabled, whatever it sends): its token
+ * (`Authorization: <token>` or `Bearer <token>`), or basic auth's user and password exchanged
+ * for a token.
+ */
+async function callerOf(member: Member, request: FastifyRequest): Promise<Caller | undefined> {
+  if (!member.authn.enabled) return undefined;
+  const h = request.headers.authorization;
+  const basic = h === undefined ? null : /^Basic\s+(\S+)$/i.exec(h);
+  if (basic) {
+    const text = Buffer.from(basic[1]!, 'base64').toString('utf8');
+    const colon = text.indexOf(':');
+    const name = colon < 0 ? text : text.slice(0, colon);
+    const password = colon < 0 ? '' : text.slice(colon + 1);
+    return member.authn.callerOf((await authenticate(member, { name, password }, connectionOf(request))).token);
+  }
+  const bearer = h === undefined ? null : /^Bearer\s+(\S+)$/i.exec(h);
+  const token = bearer ? bearer[1] : h;
+  await member.tokenApplied(token);
+  return member.authn.callerOf(token);
+}
 
 function flag(q: Query, name: string): boolean {
   const v = q[name];
@@ -189,7 +218,7 @@ export function registerV1(app: FastifyInstance, member: Member, maxRequestBytes
     if (key.length + value.length > maxRequestBytes) throw new RequestTooLargeError();
     const q = request.query as Query;
     const lease = leaseParam(q['lease']);
-    const r = await member.put({ key, value, ...(lease ? { lease } : {}), ...(flag(q, 'prev_kv') ? { prevKv: true } : {}) });
+    const r = await member.put({ key, value, ...(lease ? { lease } : {}), ...(flag(q, 'prev_kv') ? { prevKv: true } : {}) }, await callerOf(member, request));
     return { revision: r.header.revision, ...(r.prevKv ? { prev_kv: kvJson(r.prevKv) } : {}) };
   });
 
@@ -201,15 +230,19 @@ export function registerV1(app: FastifyInstance, member: Member, maxRequestBytes
     if (order !== undefined && order !== 'ASCEND' && order !== 'DESCEND') throw new BadRequestError('order must be ascend or descend');
     const rev = intParam(q, 'rev');
     const limit = intParam(q, 'limit');
-    const r = await member.range({
-      ...rangeOf(keyOf(request, '/v1/kv/'), q),
-      ...(rev ? { revision: rev } : {}),
-      ...(limit ? { limit } : {}),
-      ...(flag(q, 'keys_only') ? { keysOnly: true } : {}),
-      ...(flag(q, 'count_only') ? { countOnly: true } : {}),
-      ...(flag(q, 'serializable') ? { serializable: true } : {}),
-      ...(sortBy ? { sortTarget: SORT_TARGETS[sortBy]!, sortOrder: (order ?? 'ASCEND') as SortOrder } : order ? { sortOrder: order as SortOrder } : {}),
-    });
+    const caller = await callerOf(member, request);
+    const r = await member.range(
+      {
+        ...rangeOf(keyOf(request, '/v1/kv/'), q),
+        ...(rev ? { revision: rev } : {}),
+        ...(limit ? { limit } : {}),
+        ...(flag(q, 'keys_only') ? { keysOnly: true } : {}),
+        ...(flag(q, 'count_only') ? { countOnly: true } : {}),
+        ...(flag(q, 'serializable') ? { serializable: true } : {}),
+        ...(sortBy ? { sortTarget: SORT_TARGETS[sortBy]!, sortOrder: (order ?? 'ASCEND') as SortOrder } : order ? { sortOrder: order as SortOrder } : {}),
+      },
+      caller,
+    );
     if (flag(q, 'raw')) {
       const kv = r.kvs[0];
       if (!kv) return reply.status(404).type('text/plain').send('key not found\n');
@@ -221,13 +254,13 @@ export function registerV1(app: FastifyInstance, member: Member, maxRequestBytes
   app.delete('/v1/kv/*', async (request) => {
     const q = request.query as Query;
     const range = rangeOf(keyOf(request, '/v1/kv/'), q);
-    const r = await member.deleteRange({ ...range, ...(flag(q, 'prev_kv') ? { prevKv: true } : {}) });
+    const r = await member.deleteRange({ ...range, ...(flag(q, 'prev_kv') ? { prevKv: true } : {}) }, await callerOf(member, request));
     return { revision: r.header.revision, deleted: r.deleted, ...(r.prevKvs.length ? { prev_kvs: r.prevKvs.map(kvJson) } : {}) };
   });
 
   app.post('/v1/txn', async (request) => {
     const req = v1TxnRequest(parseJsonBody(request.body));
-    const r = await member.txn(req);
+    const r = await member.txn(req, await callerOf(member, request));
     return { revision: r.header.revision, succeeded: r.succeeded, responses: r.responses.map(responseOpJson) };
   });
 
@@ -253,7 +286,7 @@ export function registerV1(app: FastifyInstance, member: Member, maxRequestBytes
   app.delete('/v1/lease/:id', async (request, reply) => {
     const id = leaseParam((request.params as { id: string }).id, 'id')!;
     if (await atLeader(request, reply, false)) return reply;
-    const r = await member.leaseRevoke(id);
+    const r = await member.leaseRevoke(id, await callerOf(member, request));
     return { revision: r.revision };
   });
 
@@ -294,6 +327,7 @@ export function registerV1(app: FastifyInstance, member: Member, maxRequestBytes
     if (flag(q, 'no_put')) filters.push(WatchFilter.NoPut);
     if (flag(q, 'no_delete')) filters.push(WatchFilter.NoDelete);
     const range = rangeOf(keyOf(request, '/v1/watch/'), q);
+    member.checkRead(await callerOf(member, request), [{ access: 'READ', range }]);
     const watcher = member.hub.watch({
       ...range,
       ...(start ? { startRevision: start } : {}),

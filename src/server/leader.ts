@@ -67,6 +67,8 @@ export interface ForwardRequest {
    * timed out, possibly due to previous leader failure".
    */
   idempotent: boolean;
+  /** The caller's Authorization header (its auth token), relayed as it came. */
+  authorization?: string;
 }
 
 /**
@@ -106,7 +108,11 @@ export async function forwardToLeader(member: ForwardingMember, req: ForwardRequ
     try {
       const init: FetchInit = {
         method: req.method,
-        headers: { 'content-type': req.contentType, [FORWARDED_HEADER]: String(member.id) },
+        headers: {
+          'content-type': req.contentType,
+          [FORWARDED_HEADER]: String(member.id),
+          ...(req.authorization !== undefined ? { authorization: req.authorization } : {}),
+        },
         signal: AbortSignal.timeout(Math.max(1, Math.ceil(retry.remainingMs))),
       };
       if (req.body && req.method !== 'GET' && req.method !== 'HEAD') init.body = req.body;

@@ -5,14 +5,31 @@
  * serializable reads are served from local applied state.
  */
 import { Buffer } from 'node:buffer';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import type http from 'node:http';
-import { randomBytes } from 'node:crypto';
+import { createPrivateKey, createPublicKey, randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { MvccStore, decodeRequest, encodeRequest, InvalidArgumentError, isTxnReadonly, NoSpaceError, validateTxn } from '../mvcc/index.js';
+import {
+  AdminPermissionDeniedError,
+  AdminUserEmptyError,
+  AuthUserEmptyError,
+  checkAccess,
+  checkAdmin,
+  decodeEntryRequest,
+  findUser,
+  InvalidAuthTokenError,
+  encodeRequest,
+  InvalidArgumentError,
+  isTxnReadonly,
+  MvccStore,
+  NoSpaceError,
+  PermissionDeniedError,
+  txnNeeds,
+  validateTxn,
+} from '../mvcc/index.js';
 import type {
   AlarmMember,
   AlarmRequest,
@@ -30,6 +47,9 @@ import type {
 import type {
   ApplyEntry,
   ApplyResult,
+  AuthRecord,
+  AuthRequest,
+  Caller,
   ClusterRecord,
   HashKVResult,
   MemberChangeRequest,
@@ -50,7 +70,7 @@ import { decodeConfChange } from '../raft/confchange.js';
 import type { ApiHeader, LeaseGrantResponse, LeaseKeepAliveResponse, LeaseTimeToLiveResponse, Member as MemberInfo, StatusResponse } from '../api/types.js';
 import { RaftNode, type StateMachine } from './raft_node.js';
 import { PeerTransport, type PeerHello } from './transport.js';
-import { hostPort, type ClusterConfig, type MemberConfig } from './config.js';
+import { ConfigError, hostPort, type ClusterConfig, type MemberConfig } from './config.js';
 import { Metrics } from './metrics.js';
 import { ClusterMismatchError, MemberRemovedError, NoLeaderError, RequestTimedOutError, ServerStoppedError } from './errors.js';
 import { clusterIdOf } from './member_id.js';
@@ -60,9 +80,33 @@ import { ProposalDroppedError, ReadIndexDroppedError } from '../raft/errors.js';
 import { fetchSnapshot, SNAPSHOT_PATH, snapshotFrames } from './snapshot_client.js';
 import type { PortTls, TlsCredentials } from '../tls.js';
 import { ETCD_SERVER_VERSION } from '../version.js';
+import { Authenticator, type JwtKeys } from './auth.js';
 import { BackendQuota, MAX_RECOMMENDED_QUOTA_BYTES, quotaCost, storeFileBytes, type QuotaRequest } from './quota.js';
 import { DiskSpaceGuard } from './disk_space.js';
 import { bootstrapCluster, IDENTITY_FILE, writeIdentityFile, type MemberIdentity } from './identity.js';
+
+/** The keys of --auth-token jwt, read once at start (a bad file stops the member there). */
+function jwtKeysOf(t: ClusterConfig['authToken']): { jwt?: JwtKeys } {
+  if (t.kind !== 'jwt') return {};
+  const read = (file: string): Buffer => {
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      throw new ConfigError(`--auth-token: cannot read ${file}: ${(err as Error).message}`);
+    }
+  };
+  return {
+    jwt: {
+      publicKey: createPublicKey(read(t.publicKeyFile)),
+      ...(t.privateKeyFile ? { privateKey: createPrivateKey(read(t.privateKeyFile)) } : {}),
+      signMethod: t.signMethod,
+      ttlSeconds: t.ttlSeconds,
+    },
+  };
+}
+
+/** The member's own proposals (its lease expiry): never refused by permissions. */
+const MEMBER_CALLER: Caller = { member: true };
 
 /** etcd's default --max-txn-ops. */
 const MAX_TXN_OPS = 128;
@@ -158,6 +202,8 @@ export class Member implements StateMachine {
   private readonly quota: BackendQuota;
   /** The free space of the data dir's filesystem (--disk-reserve-bytes). */
   private readonly diskSpace: DiskSpaceGuard;
+  /** Tokens, password checks and the guessing bound (auth.ts); the users and roles are the store's. */
+  readonly authn: Authenticator;
 
   private constructor(
     readonly opts: MemberOptions,
@@ -180,6 +226,7 @@ export class Member implements StateMachine {
     this.lessor = new Lessor({ minTtlSeconds: Math.ceil((1.5 * electionMs) / 1000) });
     this.source = new StoreWatchSource();
     this.hub = new WatchHub(this.source);
+    this.authn = new Authenticator({ auth: () => this.authState(), tokenTtlSeconds: opts.cluster.authTokenTtl, ...jwtKeysOf(opts.cluster.authToken) });
     this.quota = new BackendQuota({ quotaBytes: opts.cluster.quotaBackendBytes, measure: () => dirBytes(this.kvDir) });
     this.diskSpace = new DiskSpaceGuard({
       dir: opts.self.dataDir,
@@ -399,9 +446,9 @@ export class Member implements StateMachine {
           membershipChanged = true;
           return { index: e.index, request: { memberChange: memberChangeOf(decodeConfChange(e.data)) } };
         }
-        const request = decodeRequest(e.data);
+        const { request, caller } = decodeEntryRequest(e.data);
         if ('memberAttributes' in request) membershipChanged = true;
-        return { index: e.index, request };
+        return caller ? { index: e.index, request, caller } : { index: e.index, request };
       } catch {
         // Not a request we can read: applied as a no-op on every member alike.
         return { index: e.index };
@@ -536,7 +583,8 @@ export class Member implements StateMachine {
   /** Mirrors applied lease changes into the lessor (which only adds expiry on top). */
   private afterApply(e: ApplyEntry, r: ApplyResult): void {
     if (r.status !== 'ok' || !e.request) return;
-    if ('leaseGrant' in e.request) {
+    if ('auth' in e.request) this.authn.applied(e.request.auth, e.index);
+    else if ('leaseGrant' in e.request) {
       this.lessor.grant(e.request.leaseGrant.id, e.request.leaseGrant.ttl);
       this.metrics.leaseGranted.inc();
     } else if ('leaseRevoke' in e.request && this.lessor.has(e.request.leaseRevoke.id)) {
@@ -639,7 +687,7 @@ export class Member implements StateMachine {
       if (this.revoking.has(id)) continue;
       this.revoking.add(id);
       this.metrics.leaseExpired.inc();
-      this.propose({ leaseRevoke: { id } })
+      this.propose({ leaseRevoke: { id } }, MEMBER_CALLER)
         .catch((err: Error) => this.log.debug({ id, err: err.message }, 'lease revoke failed; retrying'))
         .finally(() => this.revoking.delete(id));
     }
@@ -705,8 +753,9 @@ export class Member implements StateMachine {
     }
   }
 
-  private async propose(req: MvccRequest): Promise<MvccResponse> {
-    const data = encodeRequest(req);
+  /** Proposes `req`, made by `caller` (undefined while auth is disabled), and answers its applied result. */
+  private async propose(req: MvccRequest, caller?: Caller): Promise<MvccResponse> {
+    const data = encodeRequest(req, caller);
     const retry = new Retry(this.requestDeadline());
     let result: unknown;
     this.metrics.pendingProposals++;
@@ -753,8 +802,82 @@ export class Member implements StateMachine {
     }
   }
 
-  async range(req: RangeRequest): Promise<RangeResponse> {
+  /**
+   * The applied auth state (undefined before any auth change). A store being swapped by a
+   * restore throws (the request fails): never taken for "auth disabled".
+   */
+  private authState(): AuthRecord | undefined {
+    return this.store.auth();
+  }
+
+  /**
+   * Refuses a read `caller` may not make (auth enabled): reads are checked where they are
+   * served, against the applied auth state, as etcd checks them before reading.
+   */
+  checkRead(caller: Caller | undefined, needs: Parameters<typeof checkAccess>[2]): void {
+    const a = this.authState();
+    // The caller's token was good when the call came; a linearizable read checks after its
+    // barrier, and a user deleted meanwhile has no tokens any more (as etcd answers then).
+    if (a?.enabled && caller && 'user' in caller && caller.user !== '' && !findUser(a, caller.user)) throw new InvalidAuthTokenError();
+    checkAccess(a, caller, needs);
+  }
+
+  /**
+   * Refuses a Maintenance call (Hash, HashKV, Defragment, Snapshot, MoveLeader) by a caller
+   * without the root role, with the errors etcd 3.4's maintenance server leaves unmapped.
+   */
+  checkMaintenanceAdmin(caller: Caller | undefined): void {
+    try {
+      checkAdmin(this.authState(), caller);
+    } catch (err) {
+      if (err instanceof AuthUserEmptyError) throw new AdminUserEmptyError();
+      if (err instanceof PermissionDeniedError) throw new AdminPermissionDeniedError();
+      throw err;
+    }
+  }
+
+  /**
+   * Waits (within the request timeout) until this member has applied the Authenticate entry a
+   * simple token names (`<letters>.<index>`), if that entry is committed but not yet applied
+   * here: a token issued through another member works here at once. A token naming an index
+   * not committed (forged, or of another cluster) is not waited for.
+   */
+  async tokenApplied(token: string | undefined): Promise<void> {
+    const m = token === undefined ? null : /\.(\d{1,15})$/.exec(token);
+    if (!m) return;
+    const index = Number(m[1]);
+    if (index <= this.store.appliedIndex || index > this.raft.status().commit) return;
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.raft.off('applied', onApplied);
+        resolve();
+      };
+      const onApplied = (): void => {
+        if (this.store.appliedIndex >= index) done();
+      };
+      const timer = setTimeout(done, this.requestTimeoutMs);
+      this.raft.on('applied', onApplied);
+      onApplied();
+    });
+  }
+
+  /** An auth change through Raft (who may make it is checked at apply). */
+  async authChange(r: AuthRequest, caller: Caller | undefined): Promise<{ revision: number }> {
+    const resp = await this.propose({ auth: r }, caller);
+    if (!('auth' in resp)) throw unexpectedResult('auth');
+    return resp.auth.header;
+  }
+
+  /** The applied auth state after a ReadIndex barrier (UserGet, RoleGet and the lists: etcd sends them through Raft). */
+  async authRead(): Promise<AuthRecord | undefined> {
+    await this.linearizableBarrier();
+    return this.authState();
+  }
+
+  async range(req: RangeRequest, caller?: Caller): Promise<RangeResponse> {
     if (!req.serializable) await this.linearizableBarrier();
+    this.checkRead(caller, [{ access: 'READ', range: req }]);
     return this.store.range(req);
   }
 
@@ -784,35 +907,36 @@ export class Member implements StateMachine {
     );
   }
 
-  async put(req: PutRequest): Promise<PutResponse> {
+  async put(req: PutRequest, caller?: Caller): Promise<PutResponse> {
     await this.checkQuota({ put: req });
-    const r = await this.propose({ put: req });
+    const r = await this.propose({ put: req }, caller);
     if (!('put' in r)) throw unexpectedResult('put');
     return r.put;
   }
 
-  async deleteRange(req: DeleteRangeRequest): Promise<DeleteRangeResponse> {
-    const r = await this.propose({ deleteRange: req });
+  async deleteRange(req: DeleteRangeRequest, caller?: Caller): Promise<DeleteRangeResponse> {
+    const r = await this.propose({ deleteRange: req }, caller);
     if (!('deleteRange' in r)) throw unexpectedResult('deleteRange');
     return r.deleteRange;
   }
 
-  async txn(req: TxnRequest): Promise<TxnResponse> {
+  async txn(req: TxnRequest, caller?: Caller): Promise<TxnResponse> {
     // etcd's --max-txn-ops: refused before it reaches the log.
     validateTxn(req, MAX_TXN_OPS);
     if (isTxnReadonly(req)) {
       // A read-only txn is a read: no proposal, as in etcd.
       await this.linearizableBarrier();
+      this.checkRead(caller, txnNeeds(req));
       return this.store.readTxn(req);
     }
     await this.checkQuota({ txn: req });
-    const r = await this.propose({ txn: req });
+    const r = await this.propose({ txn: req }, caller);
     if (!('txn' in r)) throw unexpectedResult('txn');
     return r.txn;
   }
 
-  async compact(req: CompactionRequest): Promise<{ revision: number }> {
-    const r = await this.propose({ compaction: { revision: req.revision } });
+  async compact(req: CompactionRequest, caller?: Caller): Promise<{ revision: number }> {
+    const r = await this.propose({ compaction: { revision: req.revision } }, caller);
     if (!('compaction' in r)) throw unexpectedResult('compaction');
     if (req.physical) await this.store.compactionDone();
     return r.compaction.header;
@@ -834,8 +958,8 @@ export class Member implements StateMachine {
     return { header: this.header(r.leaseGrant.header.revision), id, ttl: effective };
   }
 
-  async leaseRevoke(id: number): Promise<{ revision: number }> {
-    const r = await this.propose({ leaseRevoke: { id } });
+  async leaseRevoke(id: number, caller?: Caller): Promise<{ revision: number }> {
+    const r = await this.propose({ leaseRevoke: { id } }, caller);
     if (!('leaseRevoke' in r)) throw unexpectedResult('leaseRevoke');
     return r.leaseRevoke.header;
   }

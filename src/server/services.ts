@@ -13,16 +13,11 @@ import * as S from '../api/schemas.js';
 import type { AlarmRequest, CompactionRequest, DeleteRangeRequest, PutRequest, RangeRequest, TxnRequest } from '../api/kv.js';
 import * as C from './concurrency.js';
 import * as M from './membership.js';
-import {
-  AuthNotEnabledError,
-  BadLeaderTransfereeError,
-  BadRequestError,
-  LeaderTransferTimeoutError,
-  LearnerNotSupportedError,
-  RequestTooLargeError,
-} from './errors.js';
+import { BadLeaderTransfereeError, BadRequestError, LeaderTransferTimeoutError, LearnerNotSupportedError, RequestTooLargeError } from './errors.js';
 import type { Member } from './member.js';
 import { requestBytes } from './requests.js';
+import type { Caller } from '../mvcc/types.js';
+import * as A from './auth_service.js';
 
 /** The services of etcd's proto files (etcdserverpb, v3lockpb, v3electionpb). */
 export type ServiceName = 'KV' | 'Watch' | 'Lease' | 'Cluster' | 'Maintenance' | 'Auth' | 'Lock' | 'Election';
@@ -37,8 +32,8 @@ export interface UnaryMethod<Req extends object = object> {
   aliases?: readonly string[];
   request: Schema;
   response: Schema;
-  /** The answer, in the internal shape. `signal` is aborted when the caller goes away (only for `waits`). */
-  handler(member: Member, req: Req, signal: AbortSignal): Promise<object>;
+  /** The answer, in the internal shape. */
+  handler(member: Member, req: Req, call: CallContext): Promise<object>;
   /**
    * Only the leader answers (it holds the lease clock): elsewhere the call goes to the leader's
    * gateway; `idempotent` ones may be sent twice (leader.ts).
@@ -60,6 +55,53 @@ export interface UnaryMethod<Req extends object = object> {
   };
 }
 
+/** What a handler knows of its call besides the request (the same for both APIs). */
+export interface CallContext {
+  /** Aborted when the caller goes away (only for `waits`). */
+  signal: AbortSignal;
+  /**
+   * Who calls: undefined while auth is disabled. Resolved from the call's token when asked
+   * (only the calls etcd checks ask, so a stale token does not fail the others); throws
+   * "invalid auth token".
+   */
+  caller(): Caller | undefined;
+  /** The client's connection (address and port), for the bound on password guessing. */
+  connection: string;
+}
+
+/**
+ * A call's context from its credentials as they came (a token, or none) and its connection; the
+ * caller is resolved once, when first asked (a token issued through another member, once this
+ * member has applied its entry).
+ */
+export async function callContext(member: Member, token: string | undefined, connection: string, signal: AbortSignal): Promise<CallContext> {
+  await member.tokenApplied(token);
+  let resolved: { caller: Caller | undefined } | undefined;
+  return {
+    signal,
+    connection,
+    caller: () => {
+      resolved ??= { caller: member.authn.callerOf(token) };
+      return resolved.caller;
+    },
+  };
+}
+
+/**
+ * The member as Lock and Election's recipes see it, acting for `caller`: their reads and writes
+ * are checked against the caller's permissions, as etcd's v3lock and v3election act through a
+ * client with the caller's token.
+ */
+export function asCaller(m: Member, caller: Caller | undefined): C.ConcurrencyMember {
+  return {
+    hub: m.hub,
+    range: (r) => m.range(r, caller),
+    txn: (r) => m.txn(r, caller),
+    deleteRange: (r) => m.deleteRange(r, caller),
+    leaseGrant: (ttl, id) => m.leaseGrant(ttl, id),
+  };
+}
+
 /** A method served as a stream, hand-written in the gateway (http.ts) and in src/grpc. */
 export const STREAMING_METHODS: readonly { service: ServiceName; method: string }[] = [
   { service: 'Watch', method: 'Watch' },
@@ -69,27 +111,9 @@ export const STREAMING_METHODS: readonly { service: ServiceName; method: string 
 ];
 
 /** Methods qkv does not implement: "not supported" (what) over gRPC, no gateway route. */
-export const UNSUPPORTED_METHODS: readonly { service: ServiceName; method: string; what: string }[] = [
-  // qkv has no users yet: authentication is never enabled, users and roles are not managed.
-  ...[
-    'AuthEnable',
-    'UserAdd',
-    'UserGet',
-    'UserList',
-    'UserDelete',
-    'UserChangePassword',
-    'UserGrantRole',
-    'UserRevokeRole',
-    'RoleAdd',
-    'RoleGet',
-    'RoleList',
-    'RoleDelete',
-    'RoleGrantPermission',
-    'RoleRevokePermission',
-  ].map((method) => ({ service: 'Auth' as const, method, what: 'authentication' })),
-];
+export const UNSUPPORTED_METHODS: readonly { service: ServiceName; method: string; what: string }[] = [];
 
-export const EMPTY: Schema = { type: 'etcdserverpb.Empty', fields: [] };
+export const EMPTY: Schema = S.Empty;
 const MOVE_LEADER_REQUEST: Schema = { type: 'etcdserverpb.MoveLeaderRequest', fields: [{ name: 'targetID', json: 'targetID', kind: 'uint64' }] };
 
 /** `r` with this member's full response header at its revision (cluster_id, member_id, revision, raft_term). */
@@ -145,7 +169,7 @@ export const UNARY_METHODS: readonly UnaryMethod[] = [
     path: '/v3/kv/range',
     request: S.RangeRequest,
     response: S.RangeResponse,
-    handler: async (m, req) => withHeader(m, await m.range(req)),
+    handler: async (m, req, call) => withHeader(m, await m.range(req, call.caller())),
   }),
   entry<PutRequest>({
     service: 'KV',
@@ -153,7 +177,7 @@ export const UNARY_METHODS: readonly UnaryMethod[] = [
     path: '/v3/kv/put',
     request: S.PutRequest,
     response: S.PutResponse,
-    handler: async (m, req) => withHeader(m, await m.put(req)),
+    handler: async (m, req, call) => withHeader(m, await m.put(req, call.caller())),
     checkSize: true,
   }),
   entry<DeleteRangeRequest>({
@@ -162,7 +186,7 @@ export const UNARY_METHODS: readonly UnaryMethod[] = [
     path: '/v3/kv/deleterange',
     request: S.DeleteRangeRequest,
     response: S.DeleteRangeResponse,
-    handler: async (m, req) => withHeader(m, await m.deleteRange(req)),
+    handler: async (m, req, call) => withHeader(m, await m.deleteRange(req, call.caller())),
   }),
   entry<TxnRequest>({
     service: 'KV',
@@ -170,7 +194,7 @@ export const UNARY_METHODS: readonly UnaryMethod[] = [
     path: '/v3/kv/txn',
     request: S.TxnRequest,
     response: S.TxnResponse,
-    handler: async (m, req) => withHeader(m, await m.txn(req)),
+    handler: async (m, req, call) => withHeader(m, await m.txn(req, call.caller())),
     checkSize: true,
   }),
   entry<CompactionRequest>({
@@ -207,7 +231,7 @@ export const UNARY_METHODS: readonly UnaryMethod[] = [
     aliases: ['/v3/kv/lease/revoke'],
     request: S.LeaseIdRequest,
     response: S.HeaderOnlyResponse,
-    handler: async (m, req) => ({ header: m.header((await m.leaseRevoke(req.id)).revision) }),
+    handler: async (m, req, call) => ({ header: m.header((await m.leaseRevoke(req.id, call.caller())).revision) }),
     leaderOnly: { idempotent: false },
   }),
   entry<{ id: number; keys: boolean }>({
@@ -287,7 +311,8 @@ export const UNARY_METHODS: readonly UnaryMethod[] = [
     path: '/v3/maintenance/hash',
     request: EMPTY,
     response: S.HashResponse,
-    handler: async (m) => {
+    handler: async (m, _req, call) => {
+      m.checkMaintenanceAdmin(call.caller());
       const h = await m.hash();
       return { header: m.header(h.revision), hash: h.hash };
     },
@@ -298,7 +323,8 @@ export const UNARY_METHODS: readonly UnaryMethod[] = [
     path: '/v3/maintenance/hashkv',
     request: S.HashKVRequest,
     response: S.HashKVResponse,
-    handler: async (m, req) => {
+    handler: async (m, req, call) => {
+      m.checkMaintenanceAdmin(call.caller());
       const h = await m.hashKV(req.revision);
       return { header: m.header(h.header.revision), hash: h.hash, compactRevision: h.compactRevision };
     },
@@ -319,7 +345,8 @@ export const UNARY_METHODS: readonly UnaryMethod[] = [
     path: '/v3/maintenance/defragment',
     request: EMPTY,
     response: S.HeaderOnlyResponse,
-    handler: async (m) => {
+    handler: async (m, _req, call) => {
+      m.checkMaintenanceAdmin(call.caller());
       await m.defragment();
       return { header: m.header() };
     },
@@ -330,7 +357,8 @@ export const UNARY_METHODS: readonly UnaryMethod[] = [
     path: '/v3/maintenance/transfer-leadership',
     request: MOVE_LEADER_REQUEST,
     response: S.HeaderOnlyResponse,
-    handler: async (m, req) => {
+    handler: async (m, req, call) => {
+      m.checkMaintenanceAdmin(call.caller());
       m.transferLeadership(req.targetID);
       return { header: m.header() };
     },
@@ -346,26 +374,134 @@ export const UNARY_METHODS: readonly UnaryMethod[] = [
     },
   }),
 
-  // ---- Auth: never enabled (qkv has no users yet), answered as etcd does in that state:
-  // Authenticate fails with "authentication is not enabled" (clientv3 then goes on without a
-  // token, so `etcdctl --user` works), disabling succeeds as a no-op.
-  entry({
+  // ---- Auth (auth_service.ts): changes through Raft, checked at apply; reads after a ReadIndex.
+  entry<object>({
     service: 'Auth',
-    method: 'Authenticate',
-    path: '/v3/auth/authenticate',
+    method: 'AuthEnable',
+    path: '/v3/auth/enable',
     request: EMPTY,
-    response: EMPTY,
-    handler: async () => {
-      throw new AuthNotEnabledError();
-    },
+    response: S.HeaderOnlyResponse,
+    handler: (m, _req, call) => A.authEnable(m, call.caller()),
   }),
-  entry({
+  entry<object>({
     service: 'Auth',
     method: 'AuthDisable',
     path: '/v3/auth/disable',
     request: EMPTY,
     response: S.HeaderOnlyResponse,
-    handler: async (m) => ({ header: m.header() }),
+    handler: (m, _req, call) => A.authDisable(m, call.caller()),
+  }),
+  entry<{ name: string; password: string }>({
+    service: 'Auth',
+    method: 'Authenticate',
+    path: '/v3/auth/authenticate',
+    request: S.AuthenticateRequest,
+    response: S.AuthenticateResponse,
+    handler: (m, req, call) => A.authenticate(m, req, call.connection),
+  }),
+  entry<{ name: string; password: string; options?: { noPassword?: boolean } }>({
+    service: 'Auth',
+    method: 'UserAdd',
+    path: '/v3/auth/user/add',
+    request: S.AuthUserAddRequest,
+    response: S.HeaderOnlyResponse,
+    handler: (m, req, call) => A.userAdd(m, req, call.caller()),
+  }),
+  entry<{ name: string }>({
+    service: 'Auth',
+    method: 'UserGet',
+    path: '/v3/auth/user/get',
+    request: S.AuthUserNameRequest,
+    response: S.AuthUserGetResponse,
+    handler: (m, req, call) => A.userGet(m, req.name, call.caller()),
+  }),
+  entry<object>({
+    service: 'Auth',
+    method: 'UserList',
+    path: '/v3/auth/user/list',
+    request: EMPTY,
+    response: S.AuthUserListResponse,
+    handler: (m, _req, call) => A.userList(m, call.caller()),
+  }),
+  entry<{ name: string }>({
+    service: 'Auth',
+    method: 'UserDelete',
+    path: '/v3/auth/user/delete',
+    request: S.AuthUserNameRequest,
+    response: S.HeaderOnlyResponse,
+    handler: (m, req, call) => A.userDelete(m, req.name, call.caller()),
+  }),
+  entry<{ name: string; password: string }>({
+    service: 'Auth',
+    method: 'UserChangePassword',
+    path: '/v3/auth/user/changepw',
+    request: S.AuthUserChangePasswordRequest,
+    response: S.HeaderOnlyResponse,
+    handler: (m, req, call) => A.userChangePassword(m, req, call.caller()),
+  }),
+  entry<{ user: string; role: string }>({
+    service: 'Auth',
+    method: 'UserGrantRole',
+    path: '/v3/auth/user/grant',
+    request: S.AuthUserGrantRoleRequest,
+    response: S.HeaderOnlyResponse,
+    handler: (m, req, call) => A.userGrantRole(m, req, call.caller()),
+  }),
+  entry<{ name: string; role: string }>({
+    service: 'Auth',
+    method: 'UserRevokeRole',
+    path: '/v3/auth/user/revoke',
+    request: S.AuthUserRevokeRoleRequest,
+    response: S.HeaderOnlyResponse,
+    handler: (m, req, call) => A.userRevokeRole(m, req, call.caller()),
+  }),
+  entry<{ name: string }>({
+    service: 'Auth',
+    method: 'RoleAdd',
+    path: '/v3/auth/role/add',
+    request: S.AuthRoleAddRequest,
+    response: S.HeaderOnlyResponse,
+    handler: (m, req, call) => A.roleAdd(m, req.name, call.caller()),
+  }),
+  entry<{ role: string }>({
+    service: 'Auth',
+    method: 'RoleGet',
+    path: '/v3/auth/role/get',
+    request: S.AuthRoleNameRequest,
+    response: S.AuthRoleGetResponse,
+    handler: (m, req, call) => A.roleGet(m, req.role, call.caller()),
+  }),
+  entry<object>({
+    service: 'Auth',
+    method: 'RoleList',
+    path: '/v3/auth/role/list',
+    request: EMPTY,
+    response: S.AuthRoleListResponse,
+    handler: (m, _req, call) => A.roleList(m, call.caller()),
+  }),
+  entry<{ role: string }>({
+    service: 'Auth',
+    method: 'RoleDelete',
+    path: '/v3/auth/role/delete',
+    request: S.AuthRoleNameRequest,
+    response: S.HeaderOnlyResponse,
+    handler: (m, req, call) => A.roleDelete(m, req.role, call.caller()),
+  }),
+  entry<Parameters<typeof A.roleGrantPermission>[1]>({
+    service: 'Auth',
+    method: 'RoleGrantPermission',
+    path: '/v3/auth/role/grant',
+    request: S.AuthRoleGrantPermissionRequest,
+    response: S.HeaderOnlyResponse,
+    handler: (m, req, call) => A.roleGrantPermission(m, req, call.caller()),
+  }),
+  entry<Parameters<typeof A.roleRevokePermission>[1]>({
+    service: 'Auth',
+    method: 'RoleRevokePermission',
+    path: '/v3/auth/role/revoke',
+    request: S.AuthRoleRevokePermissionRequest,
+    response: S.HeaderOnlyResponse,
+    handler: (m, req, call) => A.roleRevokePermission(m, req, call.caller()),
   }),
 
   // ---- Lock and Election: etcd's recipes in concurrency.ts (Observe is a stream). A waiting
@@ -376,7 +512,7 @@ export const UNARY_METHODS: readonly UnaryMethod[] = [
     path: '/v3/lock/lock',
     request: S.LockRequest,
     response: S.LockResponse,
-    handler: async (m, req, signal) => withHeader(m, await C.lock(m, req, signal)),
+    handler: async (m, req, call) => withHeader(m, await C.lock(asCaller(m, call.caller()), req, call.signal)),
     waits: true,
   }),
   entry<C.UnlockRequest>({
@@ -385,7 +521,7 @@ export const UNARY_METHODS: readonly UnaryMethod[] = [
     path: '/v3/lock/unlock',
     request: S.UnlockRequest,
     response: S.HeaderOnlyResponse,
-    handler: async (m, req) => withHeader(m, await C.unlock(m, req)),
+    handler: async (m, req, call) => withHeader(m, await C.unlock(asCaller(m, call.caller()), req)),
   }),
   entry<C.CampaignRequest>({
     service: 'Election',
@@ -393,7 +529,7 @@ export const UNARY_METHODS: readonly UnaryMethod[] = [
     path: '/v3/election/campaign',
     request: S.CampaignRequest,
     response: S.CampaignResponse,
-    handler: async (m, req, signal) => withHeader(m, await C.campaign(m, req, signal)),
+    handler: async (m, req, call) => withHeader(m, await C.campaign(asCaller(m, call.caller()), req, call.signal)),
     waits: true,
   }),
   entry<C.ProclaimRequest>({
@@ -402,7 +538,7 @@ export const UNARY_METHODS: readonly UnaryMethod[] = [
     path: '/v3/election/proclaim',
     request: S.ProclaimRequest,
     response: S.HeaderOnlyResponse,
-    handler: async (m, req) => withHeader(m, await C.proclaim(m, req)),
+    handler: async (m, req, call) => withHeader(m, await C.proclaim(asCaller(m, call.caller()), req)),
   }),
   entry<C.LeaderRequest>({
     service: 'Election',
@@ -410,7 +546,7 @@ export const UNARY_METHODS: readonly UnaryMethod[] = [
     path: '/v3/election/leader',
     request: S.LeaderRequest,
     response: S.LeaderResponse,
-    handler: async (m, req) => withHeader(m, await C.leader(m, req)),
+    handler: async (m, req, call) => withHeader(m, await C.leader(asCaller(m, call.caller()), req)),
   }),
   entry<C.ResignRequest>({
     service: 'Election',
@@ -418,7 +554,7 @@ export const UNARY_METHODS: readonly UnaryMethod[] = [
     path: '/v3/election/resign',
     request: S.ResignRequest,
     response: S.HeaderOnlyResponse,
-    handler: async (m, req) => withHeader(m, await C.resign(m, req)),
+    handler: async (m, req, call) => withHeader(m, await C.resign(asCaller(m, call.caller()), req)),
   }),
 ];
 

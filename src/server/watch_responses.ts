@@ -7,6 +7,7 @@ import { Buffer } from 'node:buffer';
 import type { WatchCreateRequest, WatchResponseMessage } from '../api/types.js';
 import { WatchFilter, type WatchResponse } from '../watch/types.js';
 import type { Member } from './member.js';
+import type { Caller } from '../mvcc/types.js';
 
 /**
  * A hub response as etcd's watch server sends it (gRPC and gateway alike). The header carries
@@ -24,6 +25,24 @@ export function watchResponseMessage(member: Member, resp: WatchResponse, watchI
     ...(resp.compactRevision ? { compactRevision: resp.compactRevision } : {}),
     ...(resp.cancelReason && !resp.compactRevision ? { cancelReason: resp.cancelReason } : {}),
   };
+}
+
+/** etcd 3.4's cancel reason for a watch its caller may not read (the gRPC status as Go prints it). */
+const PERMISSION_DENIED_REASON = 'rpc error: code = PermissionDenied desc = etcdserver: permission denied';
+
+/**
+ * etcd's answer to a watch create its caller may not read, checked on the member that serves
+ * the watch (any member, followers too): created and canceled at once, for watch id -1. Any
+ * failure to authorize it (no token, a stale one, a range not covered) is that answer, as etcd's
+ * isWatchPermitted makes it.
+ */
+export function watchRefusal(member: Member, caller: () => Caller | undefined, c: WatchCreateRequest): WatchResponseMessage | undefined {
+  try {
+    member.checkRead(caller(), [{ access: 'READ', range: { key: c.key.length === 0 ? Buffer.from([0]) : c.key, rangeEnd: c.rangeEnd } }]);
+    return undefined;
+  } catch {
+    return { header: member.header(), watchId: -1, created: true, canceled: true, cancelReason: PERMISSION_DENIED_REASON, events: [] };
+  }
 }
 
 export function toHubRequest(c: WatchCreateRequest): Parameters<Member['hub']['watch']>[0] {

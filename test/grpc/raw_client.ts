@@ -59,9 +59,10 @@ export class RawClient {
     throw new Error(`${service}.${name} succeeded`);
   }
 
-  stream(service: ServiceName, name: string): Stream {
+  /** A bidi stream; `metadata` sent with it (e.g. an auth `token`). */
+  stream(service: ServiceName, name: string, metadata: grpc.Metadata = new grpc.Metadata()): Stream {
     const m = this.method(service, name);
-    return new Stream(this.client.makeBidiStreamRequest(m.path, m.requestSerialize, m.responseDeserialize));
+    return new Stream(this.client.makeBidiStreamRequest(m.path, m.requestSerialize, m.responseDeserialize, metadata));
   }
 
   serverStream(service: ServiceName, name: string, req: ProtoMessage = {}): Stream {

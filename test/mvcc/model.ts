@@ -162,6 +162,7 @@ export class Model {
       }
       if ('alarm' in req) throw new Error('model: alarms are not modelled (test/mvcc/alarm.test.ts covers them)');
       if ('memberChange' in req || 'memberAttributes' in req) throw new Error('model: membership is not modelled (test/mvcc/membership.test.ts covers it)');
+      if ('auth' in req) throw new Error('model: auth is not modelled (test/mvcc/auth.test.ts covers it)');
       const c = req.compaction.revision;
       if (c <= this.compactRev) throw new ModelError('ERR_COMPACTED');
       if (c > this.rev) throw new ModelError('ERR_FUTURE_REVISION');

@@ -84,7 +84,11 @@ describe('restoring a member data dir from a snapshot file', () => {
       // A new Raft log: the original's applied index is not kept.
       expect(store.appliedIndex).toBe(0);
       const ids = [memberIdOf(['http://127.0.0.1:7001'], 'tok'), memberIdOf(['http://127.0.0.1:7002'], 'tok')];
-      expect(store.cluster()).toMatchObject({ id: clusterIdOf(ids), token: 'tok', members: [...ids].sort((x, y) => (BigInt(x) < BigInt(y) ? -1 : 1)).map((id, i) => ({ id, raftId: i + 1 })) });
+      expect(store.cluster()).toMatchObject({
+        id: clusterIdOf(ids),
+        token: 'tok',
+        members: [...ids].sort((x, y) => (BigInt(x) < BigInt(y) ? -1 : 1)).map((id, i) => ({ id, raftId: i + 1 })),
+      });
       const identity = JSON.parse(await readFile(path.join(dir, 'a', 'member.json'), 'utf8')) as unknown;
       expect(identity).toEqual({ id: ids[0], clusterId: clusterIdOf(ids) });
       expect(summary).toMatchObject({ memberId: ids[0], clusterId: clusterIdOf(ids), revision: 5, leases: 3 });

@@ -8,7 +8,7 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { freePorts } from './ports.js';
-import type { ClusterConfig } from '../../src/server/config.js';
+import { resolveAuthToken, type ClusterConfig } from '../../src/server/config.js';
 import { Client } from '../../src/client/client.js';
 import { memberIdOf } from '../../src/server/member_id.js';
 import { fetchOver, TlsCredentials, type TlsFiles } from '../../src/tls.js';
@@ -27,6 +27,10 @@ export interface HarnessOptions {
   quotaBackendBytes?: number;
   /** Free bytes each member keeps on its data dir's filesystem (--disk-reserve-bytes; default 64 MiB). */
   diskReserveBytes?: number;
+  /** Seconds a simple auth token lives unused (etcd's --auth-token-ttl; default 300). */
+  authTokenTtl?: number;
+  /** etcd's --auth-token text (default simple). */
+  authToken?: string;
   /** Options for the member processes' node (e.g. --cpu-prof). */
   nodeArgs?: string[];
   /** https:// URLs and etcd's TLS flags (mutual TLS between the members always). */
@@ -95,6 +99,8 @@ export class LocalCluster {
       maxRequestBytes: opts.maxRequestBytes ?? 1.5 * 1024 * 1024,
       quotaBackendBytes: opts.quotaBackendBytes ?? 2 * 1024 * 1024 * 1024,
       diskReserveBytes: opts.diskReserveBytes ?? 64 * 1024 * 1024,
+      authTokenTtl: opts.authTokenTtl ?? 300,
+      authToken: resolveAuthToken(opts.authToken),
       members: Array.from({ length: n }, (_, i) => {
         const peerUrl = `${scheme}://127.0.0.1:${ports[2 * i + 1]}`;
         return {

@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import path from 'node:path';
-import { ConfigError, loadClusterConfig, parseClusterConfig, resolveMemberFlags, resolveMemberTls } from '../../src/server/config.js';
+import { ConfigError, loadClusterConfig, parseClusterConfig, resolveAuthToken, resolveMemberFlags, resolveMemberTls } from '../../src/server/config.js';
 import { clusterIdOf, memberIdOf } from '../../src/server/member_id.js';
 
 const member = (i: number) => ({
@@ -169,5 +169,31 @@ describe("etcd's TLS flags (resolveMemberTls)", () => {
   test.each(bad)("refuses $name with etcd's message", ({ flags, message }) => {
     expect(() => resolveMemberTls(flags, secure)).toThrow(ConfigError);
     expect(() => resolveMemberTls(flags, secure)).toThrow(message);
+  });
+});
+
+describe("etcd's --auth-token", () => {
+  test('simple by default; jwt with its key files, sign method and TTL', () => {
+    expect(resolveAuthToken(undefined)).toEqual({ kind: 'simple' });
+    expect(resolveAuthToken('simple')).toEqual({ kind: 'simple' });
+    expect(resolveAuthToken('jwt,pub-key=/k.pub,priv-key=/k.pem,sign-method=ES256,ttl=10m')).toEqual({
+      kind: 'jwt',
+      publicKeyFile: '/k.pub',
+      privateKeyFile: '/k.pem',
+      signMethod: 'ES256',
+      ttlSeconds: 600,
+    });
+    expect(resolveAuthToken('jwt,pub-key=/k.pub')).toEqual({ kind: 'jwt', publicKeyFile: '/k.pub', signMethod: 'RS256', ttlSeconds: 300 });
+  });
+
+  test.each([
+    ['paseto', 'unknown token type'],
+    ['jwt,priv-key=/k', 'needs pub-key'],
+    ['jwt,pub-key=/k,sign-method=HS999', 'sign-method must be one of'],
+    ['jwt,pub-key=/k,ttl=soon', 'ttl must be a duration'],
+    ['jwt,pub-key=/k,colour=blue', 'unknown option colour'],
+  ])('%s is refused', (spec, why) => {
+    expect(() => resolveAuthToken(spec)).toThrow(ConfigError);
+    expect(() => resolveAuthToken(spec)).toThrow(why);
   });
 });

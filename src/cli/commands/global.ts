@@ -14,6 +14,8 @@ export interface GlobalOptions {
   hex: boolean;
   /** etcdctl's --cacert, --cert, --key (files), for https:// endpoints. */
   tls: TlsFiles;
+  /** --user (and --password): who the client acts as. */
+  user?: { name: string; password: string };
 }
 
 export interface CliContext {

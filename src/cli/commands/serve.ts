@@ -34,6 +34,8 @@ const ETCD_FLAGS: readonly { flag: string; key: keyof MemberFlags; help: string 
   { flag: 'election-timeout', key: 'electionTimeout', help: 'ms before an election (default 1000)' },
   { flag: 'snapshot-count', key: 'snapshotCount', help: 'applied entries between snapshots' },
   { flag: 'max-request-bytes', key: 'maxRequestBytes', help: 'largest client request (default 1.5 MiB)' },
+  { flag: 'auth-token-ttl', key: 'authTokenTtl', help: 'seconds a simple auth token lives unused (default 300)' },
+  { flag: 'auth-token', key: 'authToken', help: 'simple (default) or jwt,pub-key=<file>,priv-key=<file>,sign-method=RS256,ttl=5m' },
 ];
 
 /** etcd's TLS flags: with either way of giving the member (they select neither). */

@@ -4,7 +4,7 @@
  * the one selected, never looking at the format themselves. A format without its own form of a
  * response prints it as `simple` does.
  */
-import type { Buffer } from 'node:buffer';
+import { Buffer } from 'node:buffer';
 import type * as api from '../../api/types.js';
 import type * as kv from '../../api/kv.js';
 
@@ -75,6 +75,47 @@ export interface Printer {
   snapshotStatus(s: SnapshotStatusFigures): void;
   /** A data dir built by `snapshot restore` (etcdctl only logs; qkv says what it built, and each lease id it changed). */
   snapshotRestored(r: RestoredDataDir): void;
+  /** An auth change as etcdctl words it: `User alice created`, `Role r updated`, `Authentication Enabled`... */
+  authChanged(sentence: string): void;
+  /** A user's roles; with `detail`, each role's permissions (`roles` given then). */
+  userGet(name: string, roles: string[], detail?: Array<{ role: string; perm: AuthPermission[] }>): void;
+  /** User or role names, one a line. */
+  names(names: string[]): void;
+  roleGet(role: string, perm: AuthPermission[]): void;
+}
+
+/** A role's permission, as the printer takes it. */
+export interface AuthPermission {
+  permType: 'READ' | 'WRITE' | 'READWRITE';
+  key: Buffer;
+  rangeEnd?: Buffer;
+}
+
+/** The range end of the prefix `key` (etcd's GetPrefixRangeEnd): the last byte below 0xff bumped, "\0" for all 0xff. */
+function prefixEnd(key: Buffer): Buffer {
+  for (let i = key.length - 1; i >= 0; i--) {
+    if (key[i]! < 0xff) {
+      const end = Buffer.from(key.subarray(0, i + 1));
+      end[i]! += 1;
+      return end;
+    }
+  }
+  return Buffer.from([0]);
+}
+
+/** etcdctl's lines of a role's permissions (printer_simple.go RoleGet): `KV Read:` then `KV Write:`, a range a line. */
+export function roleLines(role: string, perm: AuthPermission[]): string[] {
+  const lines = [`Role ${role}`];
+  const range = (p: AuthPermission): string => {
+    const key = p.key.toString();
+    const end = p.rangeEnd ?? Buffer.alloc(0);
+    let line = end.length === 0 ? `\t${key}` : end.length === 1 && end[0] === 0 ? `\t[${key}, <open ended>` : `\t[${key}, ${end.toString()})`;
+    if (prefixEnd(p.key).equals(end)) line += ` (prefix ${key})`;
+    return line;
+  };
+  lines.push('KV Read:', ...perm.filter((p) => p.permType !== 'WRITE').map(range));
+  lines.push('KV Write:', ...perm.filter((p) => p.permType !== 'READ').map(range));
+  return lines;
 }
 
 /** An endpoint as etcdctl prints it: without the scheme. */

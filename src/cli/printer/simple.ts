@@ -15,6 +15,8 @@ import {
   snapshotStatusRow,
   type RestoredDataDir,
   type SnapshotStatusFigures,
+  roleLines,
+  type AuthPermission,
   type MemberChange,
   type EndpointHealth,
   type EndpointStatus,
@@ -175,5 +177,29 @@ export class SimplePrinter implements Printer {
       `Restored member ${r.name} (${hex(r.memberId)}) of cluster ${hex(r.clusterId)} into ${r.dataDir}: revision ${r.revision}, compacted at ${r.compactRevision}, ${r.leases} leases`,
     );
     for (const l of r.remappedLeases) this.out(`lease ${hex(l.from)} restored as ${hex(l.to)} (beyond 2^53)`);
+  }
+
+  authChanged(sentence: string): void {
+    this.out(sentence);
+  }
+
+  userGet(name: string, roles: string[], detail?: Array<{ role: string; perm: AuthPermission[] }>): void {
+    this.out(`User: ${name}`);
+    if (!detail) {
+      this.out(`Roles:${roles.map((r) => ` ${r}`).join('')}`);
+      return;
+    }
+    for (const d of detail) {
+      this.out('');
+      for (const line of roleLines(d.role, d.perm)) this.out(line);
+    }
+  }
+
+  names(names: string[]): void {
+    for (const n of names) this.out(n);
+  }
+
+  roleGet(role: string, perm: AuthPermission[]): void {
+    for (const line of roleLines(role, perm)) this.out(line);
   }
 }
