@@ -28,6 +28,7 @@ import * as lock from './commands/lock.js';
 import * as elect from './commands/elect.js';
 import * as member from './commands/member.js';
 import * as endpoint from './commands/endpoint.js';
+import * as ui from './commands/ui.js';
 import * as serve from './commands/serve.js';
 import * as cluster from './commands/cluster.js';
 
@@ -102,7 +103,7 @@ export function buildProgram(): Command {
     .showHelpAfterError();
 
   const ctx = contextOf(program);
-  for (const group of [put, get, del, txn, compaction, watch, lease, lock, elect, member, endpoint]) group.register(program, ctx);
+  for (const group of [put, get, del, txn, compaction, watch, lease, lock, elect, member, endpoint, ui]) group.register(program, ctx);
   serve.register(program);
   cluster.register(program);
   return program;
