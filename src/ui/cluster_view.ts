@@ -2,15 +2,64 @@
 /**
  * The cluster view: the member list (from the serving member) and each member's own
  * /v1/status, polled every second. A member that does not answer within REQUEST_TIMEOUT_MS is
- * shown down; the others' lag is the leader's commit index minus their applied index.
+ * shown down; the others' lag is the leader's commit index minus their applied index. Every
+ * METRICS_EVERY polls each member's /metrics gives its WAL fsync and apply latency sparklines
+ * (the mean per interval); the leader changes this page has seen are listed below the table.
  */
 import type { V1Member, V1MembersResponse, V1StatusResponse } from '../api/v1.js';
 import { formatBytes } from './bytes.js';
 import { byId, errorText, getJson, h } from './dom.js';
+import { MeanSeries, SERIES_POINTS } from './prometheus.js';
 
 const POLL_MS = 1000;
 /** The member list changes rarely: read again every this many polls. */
 const MEMBERS_EVERY = 5;
+/** Scrape each member's /metrics every this many polls. */
+const METRICS_EVERY = 2;
+/** Leader changes listed at most (the latest). */
+const LEADER_CHANGES = 20;
+
+interface Latencies {
+  fsync: MeanSeries;
+  apply: MeanSeries;
+}
+
+const SVG = 'http://www.w3.org/2000/svg';
+
+/** A sparkline of a series (a gap for an interval without observations), its latest mean as a label. */
+function sparkline(series: MeanSeries, name: string): HTMLTableCellElement {
+  const w = 120;
+  const ht = 22;
+  const values = series.points;
+  const max = Math.max(1e-9, ...values.map((v) => v ?? 0));
+  const svg = document.createElementNS(SVG, 'svg');
+  svg.setAttribute('width', String(w));
+  svg.setAttribute('height', String(ht));
+  svg.setAttribute('viewBox', `0 0 ${w} ${ht}`);
+  let d = '';
+  // One slot per interval kept, the newest at the right edge; an isolated point is a short dash.
+  const step = w / (SERIES_POINTS - 1);
+  values.forEach((v, i) => {
+    if (v === null) return;
+    const x = w - (values.length - 1 - i) * step;
+    const y = ht - 1 - (v / max) * (ht - 2);
+    d += i > 0 && values[i - 1] !== null && values[i - 1] !== undefined ? `L${x.toFixed(1)},${y.toFixed(1)}` : `M${(x - 1).toFixed(1)},${y.toFixed(1)}h1`;
+  });
+  const path = document.createElementNS(SVG, 'path');
+  path.setAttribute('d', d);
+  path.setAttribute('fill', 'none');
+  path.setAttribute('stroke', '#2f5fd0');
+  path.setAttribute('stroke-width', '1.5');
+  svg.append(path);
+  const latest = series.latest();
+  const points = values.filter((v) => v !== null).length;
+  return h(
+    'td',
+    { 'data-spark': name, 'data-points': String(points), title: `${name}: mean per ${METRICS_EVERY} s interval, last ${values.length} intervals` },
+    svg,
+    h('span', { class: 'count' }, latest === null ? '' : `${(latest * 1000).toFixed(2)} ms`),
+  );
+}
 
 type Answer = { ok: true; status: V1StatusResponse } | { ok: false; error: string };
 
@@ -20,7 +69,7 @@ function cell(text: string | number, cls = ''): HTMLTableCellElement {
   return h('td', cls ? { class: cls } : {}, String(text));
 }
 
-function render(members: V1Member[], answers: Map<string, Answer>): void {
+function render(members: V1Member[], answers: Map<string, Answer>, latencies: Map<string, Latencies>, changes: LeaderChange[]): void {
   const up = [...answers.values()].flatMap((a) => (a.ok ? [a.status] : []));
   // The leader as the members that answer see it, in the highest term any reports.
   const withLeader = up.filter((s) => s.leader !== null).sort((a, b) => b.term - a.term)[0];
@@ -51,9 +100,46 @@ function render(members: V1Member[], answers: Map<string, Answer>): void {
       cell(lag, 'num'),
       cell(s?.revision ?? '', 'num'),
       cell(s ? formatBytes(s.db_size) : '', 'num'),
+      sparkline(latencies.get(m.id)?.fsync ?? new MeanSeries(''), 'fsync'),
+      sparkline(latencies.get(m.id)?.apply ?? new MeanSeries(''), 'apply'),
     );
   });
   byId('members').replaceChildren(...rows);
+  byId('leader-changes').replaceChildren(
+    ...changes.map((c) =>
+      h('li', { 'data-term': String(c.term) }, `${c.at.toISOString().slice(11, 19)} · term ${c.term} · ${c.leader ? `leader ${c.leader}` : 'no leader'}`),
+    ),
+  );
+}
+
+interface LeaderChange {
+  at: Date;
+  term: number;
+  leader: string | null;
+}
+
+/** A change of leader or term as the members' answers show it, or undefined when they show none. */
+function leaderChange(answers: Map<string, Answer>, last: LeaderChange | undefined): LeaderChange | undefined {
+  const up = [...answers.values()].flatMap((a) => (a.ok ? [a.status] : []));
+  const newest = up.sort((a, b) => b.term - a.term)[0];
+  if (!newest) return undefined;
+  const leader = newest.leader ? newest.leader.name || hexId(newest.leader.id) : null;
+  if (last && last.term === newest.term && last.leader === leader) return undefined;
+  return { at: new Date(), term: newest.term, leader };
+}
+
+async function scrape(m: V1Member, l: Latencies): Promise<void> {
+  const url = m.client_urls[0];
+  if (!url) return;
+  try {
+    const res = await fetch(`${url.replace(/\/$/, '')}/metrics`, { signal: AbortSignal.timeout(1500), cache: 'no-store' });
+    if (!res.ok) return;
+    const text = await res.text();
+    l.fsync.add(text);
+    l.apply.add(text);
+  } catch {
+    // down: the status poll shows it
+  }
 }
 
 async function statusOf(m: V1Member): Promise<Answer> {
@@ -69,6 +155,8 @@ async function statusOf(m: V1Member): Promise<Answer> {
 export function startClusterView(): void {
   let members: V1Member[] = [];
   let polls = 0;
+  const latencies = new Map<string, Latencies>();
+  const changes: LeaderChange[] = [];
   const poll = async (): Promise<void> => {
     if (polls++ % MEMBERS_EVERY === 0 || members.length === 0) {
       try {
@@ -78,8 +166,26 @@ export function startClusterView(): void {
       }
     }
     const answers = new Map<string, Answer>();
-    await Promise.all(members.map(async (m) => answers.set(m.id, await statusOf(m))));
-    render(members, answers);
+    const scraping = polls % METRICS_EVERY === 0;
+    await Promise.all(
+      members.map(async (m) => {
+        answers.set(m.id, await statusOf(m));
+        if (!scraping) return;
+        let l = latencies.get(m.id);
+        if (!l)
+          latencies.set(
+            m.id,
+            (l = { fsync: new MeanSeries('etcd_disk_wal_fsync_duration_seconds'), apply: new MeanSeries('qkv_server_apply_duration_seconds') }),
+          );
+        await scrape(m, l);
+      }),
+    );
+    const change = leaderChange(answers, changes[0]);
+    if (change) {
+      changes.unshift(change);
+      if (changes.length > LEADER_CHANGES) changes.pop();
+    }
+    render(members, answers, latencies, changes);
     setTimeout(() => void poll(), POLL_MS);
   };
   void poll();

@@ -22,7 +22,9 @@ export const CONSOLE_HTML = `<!doctype html>
   table { border-collapse: collapse; background: #fff; width: 100%; }
   th, td { text-align: left; padding: 6px 10px; border-bottom: 1px solid var(--line); vertical-align: top; }
   th { font-weight: 600; color: var(--muted); font-size: 12px; text-transform: uppercase; }
-  td.num { font-variant-numeric: tabular-nums; }
+  td.num { font-variant-numeric: tabular-nums; white-space: nowrap; }
+  td[data-spark] { white-space: nowrap; }
+  td[data-spark] svg { vertical-align: middle; background: #f3f4f7; }
   .up { color: var(--ok); font-weight: 600; }
   .down { color: var(--bad); font-weight: 600; }
   .muted { color: var(--muted); }
@@ -60,10 +62,12 @@ export const CONSOLE_HTML = `<!doctype html>
 <main>
   <section id="cluster" data-testid="cluster">
     <table>
-      <thead><tr><th>Name</th><th>ID</th><th>State</th><th>Role</th><th>Client URLs</th><th>Peer URLs</th><th>Term</th><th>Commit</th><th>Applied</th><th>Lag</th><th>Revision</th><th>DB size</th></tr></thead>
+      <thead><tr><th>Name</th><th>ID</th><th>State</th><th>Role</th><th>Client URLs</th><th>Peer URLs</th><th>Term</th><th>Commit</th><th>Applied</th><th>Lag</th><th>Revision</th><th>DB size</th><th>WAL fsync</th><th>Apply</th></tr></thead>
       <tbody id="members"></tbody>
     </table>
-    <p class="muted">Each member's own <code>/v1/status</code>, polled every second; a member that does not answer within 1.5 s is shown down. Lag: the leader's commit index minus the member's applied index.</p>
+    <p class="muted">Each member's own <code>/v1/status</code>, polled every second; a member that does not answer within 1.5 s is shown down. Lag: the leader's commit index minus the member's applied index. WAL fsync and apply: the mean latency per 2 s interval (from each member's <code>/metrics</code>), the last 60 intervals.</p>
+    <h3>Leader changes seen by this page</h3>
+    <ul id="leader-changes" data-testid="leader-changes"></ul>
   </section>
   <section id="keys" hidden>
     <div class="panel" id="tree" data-testid="tree"></div>

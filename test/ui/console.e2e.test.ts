@@ -4,7 +4,8 @@
  * every member's own /v1/status across origins; it shows the leader, browses the key tree
  * down to keys written here (JSON, binary, 1 MiB), pages a prefix of a few thousand keys (not
  * 100,000: npm test stays quick; the paging is the same), tails a watch live across a pause,
- * lists leases, and marks a killed member down. Screenshots go to .qkv-tmp/ui/ (git-ignored).
+ * lists leases, draws fsync/apply latency sparklines from each member's /metrics, marks a
+ * stopped and a killed member down, and shows the leader change that follows. Screenshots go to .qkv-tmp/ui/ (git-ignored).
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { execFileSync } from 'node:child_process';
@@ -131,6 +132,7 @@ describe('web console on a 3-member cluster', () => {
     await expect.poll(() => page.locator('#members tr[data-role="leader"]').getAttribute('data-member'), WAIT).toBe(leader);
     const term = (await cluster.status(leader))!.term;
     await expect.poll(() => page.getByTestId('summary').textContent(), WAIT).toContain(`leader ${leader} · term ${term}`);
+    await expect.poll(() => page.locator('#leader-changes li').first().textContent(), WAIT).toContain(`term ${term} · leader ${leader}`);
     for (const name of cluster.names) {
       const row = page.locator(`#members tr[data-member="${name}"]`);
       await expect.poll(() => row.textContent(), WAIT).toContain(cluster.url(name));
@@ -250,20 +252,37 @@ describe('web console on a 3-member cluster', () => {
     await page.screenshot({ path: path.join(SHOTS, 'leases.png') });
   });
 
-  test('a stopped member is marked down and up again when it answers; a killed one down; the others stay up', async () => {
+  test('latency sparklines fill; a stopped member is marked down and up again; a killed leader is down and its successor shown', async () => {
     await page.getByRole('button', { name: 'Cluster' }).click();
+    const leaderRow = page.locator(`#members tr[data-member="${leader}"]`);
+    // Writes between two scrapes give an interval a mean fsync and apply latency.
+    for (const spark of ['fsync', 'apply']) {
+      await expect
+        .poll(async () => {
+          await client.put('tick', String(Date.now()));
+          return Number(await leaderRow.locator(`[data-spark="${spark}"]`).getAttribute('data-points'));
+        }, WAIT)
+        .toBeGreaterThan(0);
+    }
     const victim = cluster.names.find((n) => n !== serving && n !== leader)!;
-    const state = () => page.locator(`#members tr[data-member="${victim}"]`).getAttribute('data-state');
+    const state = (name: string) => page.locator(`#members tr[data-member="${name}"]`).getAttribute('data-state');
     // Stopped (SIGSTOP): its connections are accepted but never answered, until the console's timeout.
     cluster.pause(victim);
-    await expect.poll(state, WAIT).toBe('down');
+    await expect.poll(() => state(victim), WAIT).toBe('down');
     cluster.resume(victim);
-    await expect.poll(state, WAIT).toBe('up');
-    // Killed: refused at once.
-    await cluster.kill(victim);
-    await expect.poll(state, WAIT).toBe('down');
+    await expect.poll(() => state(victim), WAIT).toBe('up');
+    // Killed: refused at once. The two others elect a new leader, which the page shows.
+    const oldTerm = (await cluster.status(leader))!.term;
+    await cluster.kill(leader);
+    await expect.poll(() => state(leader), WAIT).toBe('down');
+    const successor = await cluster.waitForLeader([serving, victim]);
+    const newTerm = (await cluster.status(successor))!.term;
+    expect(newTerm).toBeGreaterThan(oldTerm);
+    await expect.poll(() => page.locator('#members tr[data-role="leader"]').getAttribute('data-member'), WAIT).toBe(successor);
     await expect.poll(() => page.locator('#members tr[data-state="up"]').count(), WAIT).toBe(2);
-    await expect.poll(() => page.getByTestId('summary').textContent(), WAIT).toContain('2/3 members up');
+    await expect.poll(() => page.getByTestId('summary').textContent(), WAIT).toContain(`leader ${successor} · term ${newTerm} · 2/3 members up`);
+    await expect.poll(() => page.locator('#leader-changes li').first().textContent(), WAIT).toContain(`term ${newTerm} · leader ${successor}`);
+    expect(await page.locator('#leader-changes li').last().textContent()).toContain(`term ${oldTerm} · leader ${leader}`);
     // Only the chosen tab's view is shown.
     expect(await page.locator('#cluster').isVisible()).toBe(true);
     for (const other of ['#keys', '#watch', '#leases']) expect(await page.locator(other).isVisible(), other).toBe(false);
