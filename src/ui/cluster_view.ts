@@ -28,7 +28,7 @@ const SVG = 'http://www.w3.org/2000/svg';
 
 /** A sparkline of a series (a gap for an interval without observations), its latest mean as a label. */
 function sparkline(series: MeanSeries, name: string): HTMLTableCellElement {
-  const w = 120;
+  const w = 90;
   const ht = 22;
   const values = series.points;
   const max = Math.max(1e-9, ...values.map((v) => v ?? 0));
