@@ -14,6 +14,10 @@ const PAGE = 200;
 /** Children shown per "load more" at most, and range requests made for them at most. */
 const CHILDREN_PER_LOAD = 100;
 const REQUESTS_PER_LOAD = 20;
+/** Earlier versions of a key shown at most. */
+const HISTORY = 10;
+/** Characters of each version's value shown in the history. */
+const HISTORY_PREVIEW = 120;
 /** Reading a large value may take longer than a status poll. */
 const VALUE_TIMEOUT_MS = 15_000;
 
@@ -159,7 +163,53 @@ async function showKey(key: Uint8Array): Promise<void> {
     ),
     v.note ? h('p', { class: 'note', 'data-testid': 'value-note' }, v.note) : '',
     h('pre', { 'data-testid': 'value', 'data-kind': v.kind }, v.text),
+    historyPanel(key, kv),
   );
+}
+
+/**
+ * The key's versions since it was (last) created, newest first: each read at the revision
+ * before the previous one's mod revision (a version > 1 means the key held a value then), at
+ * most HISTORY, until the history is compacted.
+ */
+function historyPanel(key: Uint8Array, current: V1KeyValue): HTMLElement {
+  const panel = h('div', { 'data-testid': 'history' });
+  const rows = h('tbody');
+  const load = async (): Promise<void> => {
+    panel.replaceChildren(
+      h('h4', {}, 'History'),
+      h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'mod revision'), h('th', {}, 'version'), h('th', {}, 'value'))), rows),
+    );
+    const row = (kv: V1KeyValue): void => {
+      const v = valueView(kv);
+      const text =
+        v.kind === 'hex' ? `(binary, ${v.size} bytes)` : v.text.length > HISTORY_PREVIEW ? `${v.text.slice(0, HISTORY_PREVIEW)}… (${v.size} bytes)` : v.text;
+      rows.append(
+        h('tr', { 'data-revision': String(kv.mod_revision) }, h('td', {}, String(kv.mod_revision)), h('td', {}, String(kv.version)), h('td', {}, text)),
+      );
+    };
+    row(current);
+    let last = current;
+    try {
+      for (let shown = 1; shown < HISTORY && last.version > 1; shown++) {
+        const prev = (await getJson<V1RangeResponse>(`/v1/kv/${pathOf(key)}?rev=${last.mod_revision - 1}`, VALUE_TIMEOUT_MS)).kvs[0];
+        if (!prev) break;
+        row(prev);
+        last = prev;
+      }
+      if (last.version > 1) panel.append(h('p', { class: 'muted' }, `${last.version - 1} earlier versions not shown`));
+    } catch (err) {
+      panel.append(h('p', { class: 'note' }, `earlier versions: ${errorText(err)}`));
+    }
+  };
+  panel.append(
+    h(
+      'button',
+      { 'data-testid': 'show-history', onclick: () => void load() },
+      `history (${current.version} version${current.version === 1 ? '' : 's'} since created)`,
+    ),
+  );
+  return panel;
 }
 
 export function startKeysView(): void {

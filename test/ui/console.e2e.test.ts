@@ -142,11 +142,11 @@ describe('web console on a 3-member cluster', () => {
 
   test('keys: the tree leads to a written key; JSON is pretty-printed, binary is hex, 1 MiB is truncated', async () => {
     const config = { replicas: 3, tags: ['a', 'b'] };
-    await client.put('app/config', JSON.stringify(config));
+    const first = await client.put('app/config', JSON.stringify({ replicas: 1 }));
     await client.put(Buffer.from('app/bin\xff', 'latin1'), Buffer.from([0x00, 0x01, 0xfe, 0xff, 0x41]));
     const big = 'x'.repeat(1024 * 1024);
     const wrote = await client.put('app/big', big);
-    await client.put('app/config', JSON.stringify(config)); // version 2
+    const second = await client.put('app/config', JSON.stringify(config)); // version 2
 
     await page.getByRole('button', { name: 'Keys' }).click();
     await page.locator('li[data-folder="app/"] > button').click();
@@ -159,6 +159,14 @@ describe('web console on a 3-member cluster', () => {
     expect(await value.textContent()).toBe(JSON.stringify(config, null, 2));
     expect(await page.locator('[data-field="version"]').textContent()).toBe('2');
     expect(await page.locator('[data-field="lease"]').textContent()).toBe('none');
+    // Its history: both versions, newest first.
+    await page.getByTestId('show-history').click();
+    const history = page.locator('[data-testid="history"] tbody tr');
+    await expect.poll(() => history.count(), WAIT).toBe(2);
+    expect(await history.evaluateAll((rows) => rows.map((r) => r.textContent))).toEqual([
+      `${second.header.revision}2${JSON.stringify(config, null, 2)}`,
+      `${first.header.revision}1${JSON.stringify({ replicas: 1 }, null, 2)}`,
+    ]);
     await page.screenshot({ path: path.join(SHOTS, 'keys-json.png') });
 
     await page.locator('button[data-key="app/bin\\\\xff"]').click();
