@@ -30,6 +30,7 @@ import * as elect from './commands/elect.js';
 import * as member from './commands/member.js';
 import * as endpoint from './commands/endpoint.js';
 import * as auth from './commands/auth.js';
+import * as ui from './commands/ui.js';
 import * as serve from './commands/serve.js';
 import * as cluster from './commands/cluster.js';
 import * as snapshot from './commands/snapshot.js';
@@ -122,7 +123,7 @@ export function buildProgram(): Command {
     .showHelpAfterError();
 
   const ctx = contextOf(program);
-  for (const group of [put, get, del, txn, compaction, watch, lease, lock, elect, member, endpoint, snapshot, auth]) group.register(program, ctx);
+  for (const group of [put, get, del, txn, compaction, watch, lease, lock, elect, member, endpoint, snapshot, auth, ui]) group.register(program, ctx);
   serve.register(program);
   cluster.register(program);
   return program;

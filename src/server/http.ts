@@ -1,7 +1,7 @@
 /**
  * The client HTTP server of a member (fastify): etcd v3's JSON gateway under /v3, the
- * curl-friendly API under /v1 (http_v1.ts), /health, /metrics, /version, and the internal
- * snapshot stream. Every member serves every request: writes (and the leader-only lease
+ * curl-friendly API under /v1 (http_v1.ts), the web console under /ui (http_ui.ts), /health,
+ * /metrics, /version, and the internal snapshot stream. Every member serves every request: writes (and the leader-only lease
  * calls) that reach a follower are forwarded to the leader; reads are answered locally after a
  * ReadIndex barrier, or at once when serializable.
  */
@@ -18,6 +18,7 @@ import { ETCD_CLUSTER_VERSION, ETCD_SERVER_VERSION, QKV_VERSION } from '../versi
 import { httpStatusOf, MessageTooLargeError, toGrpcStatus, toHttpError } from './errors.js';
 import { snapshotBlobs } from './snapshot_client.js';
 import { registerV1 } from './http_v1.js';
+import { registerUi } from './http_ui.js';
 import * as C from './concurrency.js';
 import { connectionOf, relayToLeader, sendError } from './http_shared.js';
 import { checkMessageSize, GRPC_OVERHEAD_BYTES, parseJsonBody, parseJsonStream } from './requests.js';
@@ -131,7 +132,11 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
   });
   app.get('/version', async () => ({ etcdserver: ETCD_SERVER_VERSION, etcdcluster: ETCD_CLUSTER_VERSION, qkv: QKV_VERSION }));
   app.get('/metrics', async (_request, reply) => {
-    return reply.header('content-type', member.metrics.contentType).send(await member.metrics.text());
+    // Readable cross-origin: the web console served by one member reads every member's metrics.
+    return reply
+      .header('access-control-allow-origin', '*')
+      .header('content-type', member.metrics.contentType)
+      .send(await member.metrics.text());
   });
 
   // ---- Election.Observe: /v3/election/observe (the other lock and election calls are in the table)
@@ -174,6 +179,7 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
   }
 
   registerV1(app, member, opts.maxRequestBytes);
+  registerUi(app);
   return app;
 }
 

@@ -27,6 +27,7 @@ import { authenticate } from './auth_service.js';
 import type { Caller } from '../mvcc/types.js';
 import { parseJsonBody } from './requests.js';
 import { checkLearner } from './services.js';
+import type { V1MembersResponse, V1StatusResponse } from '../api/v1.js';
 
 /** Decodes a percent-encoded path segment into bytes (not UTF-8 text: keys may be any bytes). */
 function percentDecodeBytes(s: string): Buffer {
@@ -300,11 +301,17 @@ export function registerV1(app: FastifyInstance, member: Member, maxRequestBytes
 
   app.get('/v1/leases', async () => ({ leases: member.leaseLeases().map((l) => ({ id: l.id, id_hex: l.id.toString(16) })) }));
 
-  app.get('/v1/members', async () => ({
-    members: member.members().map((m) => ({ id: m.id, name: m.name, peer_urls: m.peerUrls, client_urls: m.clientUrls })),
-  }));
+  app.get(
+    '/v1/members',
+    async (): Promise<V1MembersResponse> => ({
+      members: member.members().map((m) => ({ id: m.id, name: m.name, peer_urls: m.peerUrls, client_urls: m.clientUrls, is_learner: m.isLearner === true })),
+    }),
+  );
 
-  app.get('/v1/status', async () => {
+  app.get('/v1/status', async (_request, reply): Promise<V1StatusResponse> => {
+    // Readable cross-origin (GET only, no credentials): the web console served by one member
+    // polls every member's own status, so that a member that stops answering shows as down.
+    reply.header('access-control-allow-origin', '*');
     const s = await member.status();
     const leader = member.members().find((m) => m.id === s.leader);
     return {
