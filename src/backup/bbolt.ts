@@ -27,25 +27,25 @@
 import { Buffer } from 'node:buffer';
 import { BboltCorruptError } from './errors.js';
 
-const PAGE_HEADER_SIZE = 16;
+export const PAGE_HEADER_SIZE = 16;
 /** Branch and leaf elements are both 16 bytes. */
-const ELEMENT_SIZE = 16;
+export const ELEMENT_SIZE = 16;
 const META_SIZE = 64;
 /** The checksum covers the meta up to the checksum itself. */
 const META_CHECKSUMMED_SIZE = 56;
-const BUCKET_HEADER_SIZE = 16;
+export const BUCKET_HEADER_SIZE = 16;
 
-const MAGIC = 0xed0cdaed;
-const VERSION = 2;
+export const MAGIC = 0xed0cdaed;
+export const VERSION = 2;
 
-const BRANCH_PAGE = 0x01;
-const LEAF_PAGE = 0x02;
-const META_PAGE = 0x04;
+export const BRANCH_PAGE = 0x01;
+export const LEAF_PAGE = 0x02;
+export const META_PAGE = 0x04;
 const FREELIST_PAGE = 0x10;
-const BUCKET_LEAF_FLAG = 0x01;
+export const BUCKET_LEAF_FLAG = 0x01;
 
 /** The freelist page id that says no freelist is stored (etcd 3.4+ sets bbolt's NoFreelistSync). */
-const NO_FREELIST = 0xffff_ffff_ffff_ffffn;
+export const NO_FREELIST = 0xffff_ffff_ffff_ffffn;
 
 /**
  * The page sizes accepted: powers of two in this range. bbolt looks for the second meta page at

@@ -14,18 +14,20 @@
 import { Buffer } from 'node:buffer';
 import { open, type FileHandle } from 'node:fs/promises';
 import { InternalError } from '../errors.js';
-import { fnv1a64 } from './bbolt.js';
-
-const PAGE_HEADER_SIZE = 16;
-const ELEMENT_SIZE = 16;
-const BUCKET_HEADER_SIZE = 16;
-const MAGIC = 0xed0cdaed;
-const VERSION = 2;
-const BRANCH_PAGE = 0x01;
-const LEAF_PAGE = 0x02;
-const META_PAGE = 0x04;
-const BUCKET_LEAF_FLAG = 0x01;
-const NO_FREELIST = 0xffff_ffff_ffff_ffffn;
+// The page format's constants are the reader's: one definition of bbolt's layout.
+import {
+  BRANCH_PAGE,
+  BUCKET_HEADER_SIZE,
+  BUCKET_LEAF_FLAG,
+  ELEMENT_SIZE,
+  fnv1a64,
+  LEAF_PAGE,
+  MAGIC,
+  META_PAGE,
+  NO_FREELIST,
+  PAGE_HEADER_SIZE,
+  VERSION,
+} from './bbolt.js';
 /** A page's element count is a u16. */
 const MAX_ELEMENTS = 0xffff;
 /** Written pages are gathered up to this size before each write. */
