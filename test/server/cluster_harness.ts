@@ -185,22 +185,13 @@ export class LocalCluster {
     const m = this.config.members.find((x) => x.name === name)!;
     const initial = members.map((n) => `${n}=${this.config.members.find((x) => x.name === n)!.peerUrl}`).join(',');
     this.flagArgs.set(name, [
-      '--data-dir',
-      m.dataDir,
-      '--listen-client-urls',
-      m.clientUrl,
-      '--listen-peer-urls',
-      m.peerUrl,
+      ...this.ownFlags(m),
       '--initial-cluster',
       initial,
       '--initial-cluster-state',
       'existing',
       '--initial-cluster-token',
       this.config.name,
-      '--heartbeat-interval',
-      String(this.config.tickMs * this.config.heartbeatTicks),
-      '--election-timeout',
-      String(this.config.tickMs * this.config.electionTicks),
       '--snapshot-count',
       String(this.config.snapshotEvery),
     ]);
@@ -214,23 +205,30 @@ export class LocalCluster {
   setNewClusterFlags(name: string, token: string): void {
     const m = this.config.members.find((x) => x.name === name)!;
     this.flagArgs.set(name, [
-      '--data-dir',
-      m.dataDir,
-      '--listen-client-urls',
-      m.clientUrl,
-      '--listen-peer-urls',
-      m.peerUrl,
+      ...this.ownFlags(m),
       '--initial-advertise-peer-urls',
       m.peerUrl,
       '--initial-cluster',
       this.config.members.map((x) => `${x.name}=${x.peerUrl}`).join(','),
       '--initial-cluster-token',
       token,
+    ]);
+  }
+
+  /** A member's own etcd flags, as both ways of starting it with etcd's flags give them: its data dir, URLs and the cluster's timing. */
+  private ownFlags(m: ClusterConfig['members'][number]): string[] {
+    return [
+      '--data-dir',
+      m.dataDir,
+      '--listen-client-urls',
+      m.clientUrl,
+      '--listen-peer-urls',
+      m.peerUrl,
       '--heartbeat-interval',
       String(this.config.tickMs * this.config.heartbeatTicks),
       '--election-timeout',
       String(this.config.tickMs * this.config.electionTicks),
-    ]);
+    ];
   }
 
   start(name: string): void {
