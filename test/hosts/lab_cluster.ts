@@ -14,6 +14,11 @@ const BIN = path.resolve(import.meta.dirname, '../../bin/qkv.mjs');
 const CLIENT_PORT = 2379;
 const PEER_PORT = 2380;
 
+/** One endpoint's answer in `etcdctl endpoint status -w json`, as far as the tests read it. */
+export interface EndpointStatus {
+  Status: { header: { member_id: string; revision: number }; leader: string; raft_term: number };
+}
+
 export interface LabClusterOptions {
   members: number;
   /** Hosts joined by the user-space WAN switch (delays, loss) instead of a bridge. */
@@ -120,28 +125,29 @@ export class LabCluster {
     return this.lab.run('client', process.execPath, [BIN, '--endpoints', endpoints.join(','), ...args], 30_000);
   }
 
+  /**
+   * `etcdctl endpoint status -w json` on `endpoints`, or undefined if etcdctl failed. Its 64-bit
+   * ids come as strings: a JS number would round them.
+   */
+  async endpointStatuses(endpoints: string[] = this.endpoints): Promise<EndpointStatus[] | undefined> {
+    const r = await this.etcdctl(['endpoint', 'status', '-w', 'json'], endpoints);
+    if (r.code !== 0) return undefined;
+    return JSON.parse(r.stdout.replace(/"(member_id|leader|cluster_id)":(\d+)/g, '"$1":"$2"')) as EndpointStatus[];
+  }
+
   /** Each member's Raft term, as `etcdctl endpoint status` reports it. */
   async terms(): Promise<number[]> {
-    const r = await this.etcdctl(['endpoint', 'status', '-w', 'json']);
-    if (r.code !== 0) throw new Error(`endpoint status: ${r.stderr}`);
-    return (JSON.parse(r.stdout.replace(/"(member_id|leader|cluster_id)":(\d+)/g, '"$1":"$2"')) as { Status: { raft_term: number } }[]).map(
-      (s) => s.Status.raft_term,
-    );
+    const statuses = await this.endpointStatuses();
+    if (!statuses) throw new Error('endpoint status failed');
+    return statuses.map((s) => s.Status.raft_term);
   }
 
   /** The leader's name as `etcdctl endpoint status` on `among` sees it, once they all agree. */
   async waitForLeader(among: string[] = this.names, limitMs = 30_000): Promise<string> {
     const deadline = performance.now() + limitMs;
     while (performance.now() < deadline) {
-      const r = await this.etcdctl(
-        ['endpoint', 'status', '-w', 'json'],
-        among.map((n) => this.clientUrl(n)),
-      );
-      if (r.code === 0) {
-        // 64-bit ids as strings: a JS number would round them.
-        const statuses = JSON.parse(r.stdout.replace(/"(member_id|leader)":(\d+)/g, '"$1":"$2"')) as {
-          Status: { header: { member_id: string }; leader: string };
-        }[];
+      const statuses = await this.endpointStatuses(among.map((n) => this.clientUrl(n)));
+      if (statuses) {
         const leaders = new Set(statuses.map((s) => s.Status.leader));
         if (statuses.length === among.length && leaders.size === 1) {
           const leaderId = [...leaders][0]!;

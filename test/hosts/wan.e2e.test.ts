@@ -43,11 +43,9 @@ async function putLoad(prefix: string, count: number): Promise<{ ok: number; fai
 async function agreedRevision(): Promise<number> {
   const deadline = performance.now() + 30_000;
   while (performance.now() < deadline) {
-    const r = await cluster.etcdctl(['endpoint', 'status', '-w', 'json']);
-    if (r.code === 0) {
-      const revs = (JSON.parse(r.stdout.replace(/"(member_id|leader|cluster_id)":(\d+)/g, '"$1":"$2"')) as { Status: { header: { revision: number } } }[]).map(
-        (s) => s.Status.header.revision,
-      );
+    const statuses = await cluster.endpointStatuses();
+    if (statuses) {
+      const revs = statuses.map((s) => s.Status.header.revision);
       if (revs.length === 3 && new Set(revs).size === 1) return revs[0]!;
     }
     await new Promise((resolve) => setTimeout(resolve, 200));
