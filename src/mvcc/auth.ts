@@ -7,7 +7,7 @@
  * and counted in the whole-store Hash, as alarms and the membership are.
  *
  * Passwords never reach the log: the member that receives UserAdd or UserChangePassword hashes
- * the password (scrypt, with a salt of its own) before proposing, so the entry carries only the
+ * the password (bcrypt, as etcd, with a salt of its own) before proposing, so the entry carries only the
  * hash and every member applies the same bytes.
  *
  * Permission checks are here too, pure over the record, so that the apply path (writes, whose

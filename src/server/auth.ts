@@ -14,9 +14,9 @@
  * (what the TLS listener must pass once it verifies the certificate), the token being preferred
  * when both come, as in etcd.
  *
- * Passwords are hashed with scrypt (Node's own; etcd uses bcrypt), with a random salt, on the
- * member that receives UserAdd or UserChangePassword, before proposing: neither the log nor the
- * store nor a log line ever holds a password.
+ * Passwords are hashed (src/server/password.ts: bcrypt, as etcd) on the member that receives
+ * UserAdd or UserChangePassword, before proposing: neither the log nor the store nor a log line
+ * ever holds a password.
  *
  * Guessing is bounded: every Authenticate takes one attempt from a bucket of its user name and
  * one from a bucket of its connection (each holding AUTH_ATTEMPTS_BURST, refilled at
@@ -25,7 +25,7 @@
  * authentication attempts". The buckets are bounded in number, the oldest dropped first.
  */
 import { Buffer } from 'node:buffer';
-import { constants, randomBytes, randomInt, scrypt as scryptCb, sign, timingSafeEqual, verify, type KeyObject, type ScryptOptions } from 'node:crypto';
+import { constants, randomInt, sign, verify, type KeyObject } from 'node:crypto';
 import { findUser, InvalidAuthTokenError } from '../mvcc/index.js';
 import type { AuthRecord, AuthRequest, Caller } from '../mvcc/types.js';
 import { JwtVerifyOnlyError, TooManyAuthAttemptsError } from './errors.js';
@@ -39,34 +39,6 @@ const AUTH_ATTEMPTS_PER_SECOND = 1;
 const MAX_BUCKETS = 10_000;
 /** Tokens a member keeps: beyond, expired ones are dropped, then the oldest. */
 const MAX_TOKENS = 100_000;
-
-// ---- passwords ---------------------------------------------------------------------------
-
-const SCRYPT = { N: 16_384, r: 8, p: 1 } as const;
-const KEY_BYTES = 32;
-
-function scrypt(password: string, salt: Buffer, opts: ScryptOptions): Promise<Buffer> {
-  return new Promise((resolve, reject) => scryptCb(password, salt, KEY_BYTES, opts, (err, key) => (err ? reject(err) : resolve(key))));
-}
-
-/** `scrypt$N$r$p$salt$hash` (base64): the salted hash the store keeps. */
-export async function hashPassword(password: string): Promise<string> {
-  const salt = randomBytes(16);
-  const key = await scrypt(password, salt, SCRYPT);
-  return `scrypt$${SCRYPT.N}$${SCRYPT.r}$${SCRYPT.p}$${salt.toString('base64')}$${key.toString('base64')}`;
-}
-
-/** Whether `password` is the one `stored` was made from (a stored value of another form never matches). */
-export async function verifyPassword(password: string, stored: string): Promise<boolean> {
-  const parts = stored.split('$');
-  if (parts.length !== 6 || parts[0] !== 'scrypt') return false;
-  const [N, r, p] = parts.slice(1, 4).map(Number) as [number, number, number];
-  if (![N, r, p].every((x) => Number.isSafeInteger(x) && x > 0) || N > 1 << 20 || r > 32 || p > 16) return false;
-  const want = Buffer.from(parts[5]!, 'base64');
-  if (want.length !== KEY_BYTES) return false;
-  const got = await scrypt(password, Buffer.from(parts[4]!, 'base64'), { N, r, p, maxmem: 256 * N * r + (1 << 20) });
-  return timingSafeEqual(got, want);
-}
 
 // ---- guessing bound ----------------------------------------------------------------------
 

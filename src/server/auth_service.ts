@@ -20,7 +20,7 @@ import {
   AuthUserEmptyError,
 } from '../mvcc/index.js';
 import type { AuthRecord, Caller, Permission, PermissionType } from '../mvcc/types.js';
-import { hashPassword, verifyPassword } from './auth.js';
+import { hashPassword, verifyPassword } from './password.js';
 import { AuthNotEnabledError } from './errors.js';
 import type { Member } from './member.js';
 import type { ApiHeader } from '../api/types.js';
