@@ -14,17 +14,20 @@
  * - `lease`: key the lease id (8 bytes big-endian), value a leasepb.Lease.
  * - `members`, `members_removed` (when present): key the member id in hex, value the member as
  *   JSON (`removed` for a removed one).
+ * - `auth` (`authEnabled`: one byte, 1 or 0; `authRevision`: u64 big-endian), `authUsers` (key
+ *   the name, value an authpb.User: its bcrypt hash, roles, no_password) and `authRoles` (key the
+ *   name, value an authpb.Role: its key permissions), when present.
  *
  * Numbers: revisions, versions, TTLs and the consistent index are JS numbers as in src/api/kv.ts
  * (a file with one beyond 2^53 is refused); lease and member ids are bigint, since etcd draws lease
  * ids from the whole int64 range and member ids from uint64, well past 2^53.
  */
-import type { Buffer } from 'node:buffer';
+import { Buffer } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { BboltDb, type BboltBucket, type BboltMeta } from './bbolt.js';
 import { SnapshotContentError, SnapshotIntegrityError } from './errors.js';
-import { bytesField, decodeMessage, int64Field, safeIntField } from './protobuf.js';
+import { bytesField, decodeFieldList, decodeMessage, int64Field, repeatedBytesField, safeIntField } from './protobuf.js';
 
 /** The sha256 etcd appends to a snapshot. */
 export const SHA256_SIZE = 32;
@@ -75,6 +78,42 @@ export interface EtcdLease {
   readonly remainingTtl: number;
 }
 
+/** authpb.User's, authpb.UserAddOptions', authpb.Role's and authpb.Permission's field numbers. */
+export const UserField = { name: 1, password: 2, roles: 3, options: 4 } as const;
+export const UserOptionsField = { noPassword: 1 } as const;
+export const RoleField = { name: 1, keyPermission: 2 } as const;
+export const PermissionField = { permType: 1, key: 2, rangeEnd: 3 } as const;
+
+/** A user of etcd's auth store, as authpb.User. @public */
+export interface EtcdUser {
+  readonly name: string;
+  /** The password's hash as stored (etcd's bcrypt), empty for a user without a password. */
+  readonly password: string;
+  readonly roles: readonly string[];
+  readonly noPassword: boolean;
+}
+
+/** A key permission: authpb.Permission.Type's number (READ 0, WRITE 1, READWRITE 2) and its range. @public */
+export interface EtcdPermission {
+  readonly permType: 0 | 1 | 2;
+  readonly key: Buffer;
+  readonly rangeEnd: Buffer;
+}
+
+/** A role of etcd's auth store, as authpb.Role. @public */
+export interface EtcdRole {
+  readonly name: string;
+  readonly permissions: readonly EtcdPermission[];
+}
+
+/** etcd's auth store: whether auth is on, its revision, users and roles (each in name order, as the buckets hold them). @public */
+export interface EtcdAuth {
+  readonly enabled: boolean;
+  readonly revision: number;
+  readonly users: readonly EtcdUser[];
+  readonly roles: readonly EtcdRole[];
+}
+
 /** A member of the cluster the snapshot was taken from, as etcd's membership JSON. @public */
 export interface EtcdMember {
   readonly id: bigint;
@@ -109,6 +148,8 @@ export interface EtcdSnapshot {
   readonly members: readonly EtcdMember[];
   /** The ids of removed members (`members_removed` bucket). */
   readonly removedMemberIds: readonly bigint[];
+  /** The auth store, undefined when the database has no `auth` bucket. */
+  readonly auth: EtcdAuth | undefined;
 }
 
 /**
@@ -158,6 +199,7 @@ export function readEtcdSnapshot(file: Buffer): EtcdSnapshot {
     leases: readLeases(db.bucket('lease')),
     members: readMembers(db.bucket('members')),
     removedMemberIds: [...(db.bucket('members_removed')?.pairs() ?? [])].map((p) => memberId(p.key, 'members_removed')),
+    auth: readAuth(db),
   };
 }
 
@@ -223,13 +265,13 @@ function readRevisions(bucket: BboltBucket): EtcdRevisionRecord[] {
   return out;
 }
 
-/** A u64 big-endian value of the meta bucket, as a safe number; undefined when absent. */
-function metaUint(meta: BboltBucket, name: string): number | undefined {
+/** A u64 big-endian value of the meta bucket (or of `bucketName`'s), as a safe number; undefined when absent. */
+function metaUint(meta: BboltBucket, name: string, bucketName = 'meta'): number | undefined {
   const v = meta.get(name);
   if (v === undefined) return undefined;
-  if (v.length !== 8) throw new SnapshotContentError(`meta bucket: ${name} is ${v.length} bytes, not 8`);
+  if (v.length !== 8) throw new SnapshotContentError(`${bucketName} bucket: ${name} is ${v.length} bytes, not 8`);
   const n = v.readBigUInt64BE(0);
-  if (n > BigInt(Number.MAX_SAFE_INTEGER)) throw new SnapshotContentError(`meta bucket: ${name} ${n} is beyond 2^53`);
+  if (n > BigInt(Number.MAX_SAFE_INTEGER)) throw new SnapshotContentError(`${bucketName} bucket: ${name} ${n} is beyond 2^53`);
   return Number(n);
 }
 
@@ -289,4 +331,48 @@ function readMembers(bucket: BboltBucket | undefined): EtcdMember[] {
     out.push({ id, name, peerUrls: peerURLs, clientUrls: clientURLs, isLearner });
   }
   return out;
+}
+
+/** A name (of a user, a role) as UTF-8 text, refused if its bytes are not. */
+function utf8Name(b: Buffer, what: string): string {
+  const text = b.toString('utf8');
+  if (!Buffer.from(text, 'utf8').equals(b)) throw new SnapshotContentError(`${what}: name ${b.toString('hex')} is not UTF-8`);
+  return text;
+}
+
+function readAuth(db: BboltDb): EtcdAuth | undefined {
+  const bucket = db.bucket('auth');
+  if (bucket === undefined) return undefined;
+  const flag = bucket.get('authEnabled');
+  if (flag !== undefined && (flag.length !== 1 || flag[0]! > 1)) throw new SnapshotContentError(`auth bucket: authEnabled is ${flag.toString('hex')}, not 00 or 01`);
+  const users: EtcdUser[] = [];
+  for (const { key, value } of db.bucket('authUsers')?.pairs() ?? []) {
+    const name = utf8Name(key, 'authUsers bucket');
+    const what = `authUsers bucket, user ${JSON.stringify(name)}`;
+    const fields = decodeFieldList(value, what);
+    const msg = new Map(fields);
+    if (utf8Name(bytesField(msg, UserField.name, what), what) !== name) throw new SnapshotContentError(`${what}: the user says it is another`);
+    const options = decodeMessage(bytesField(msg, UserField.options, what), `${what}, options`);
+    users.push({
+      name,
+      password: bytesField(msg, UserField.password, what).toString('latin1'),
+      roles: repeatedBytesField(fields, UserField.roles, what).map((r) => utf8Name(r, `${what}, role`)),
+      noPassword: int64Field(options, UserOptionsField.noPassword, `${what}, options`) !== 0n,
+    });
+  }
+  const roles: EtcdRole[] = [];
+  for (const { key, value } of db.bucket('authRoles')?.pairs() ?? []) {
+    const name = utf8Name(key, 'authRoles bucket');
+    const what = `authRoles bucket, role ${JSON.stringify(name)}`;
+    const fields = decodeFieldList(value, what);
+    if (utf8Name(bytesField(new Map(fields), RoleField.name, what), what) !== name) throw new SnapshotContentError(`${what}: the role says it is another`);
+    const permissions = repeatedBytesField(fields, RoleField.keyPermission, what).map((p): EtcdPermission => {
+      const perm = decodeMessage(p, `${what}, permission`);
+      const permType = int64Field(perm, PermissionField.permType, `${what}, permission`);
+      if (permType < 0n || permType > 2n) throw new SnapshotContentError(`${what}: permission type ${permType} is not READ, WRITE or READWRITE`);
+      return { permType: Number(permType) as 0 | 1 | 2, key: bytesField(perm, PermissionField.key, what), rangeEnd: bytesField(perm, PermissionField.rangeEnd, what) };
+    });
+    roles.push({ name, permissions });
+  }
+  return { enabled: flag?.[0] === 1, revision: metaUint(bucket, 'authRevision', 'auth') ?? 0, users, roles };
 }

@@ -5,7 +5,10 @@
  * - `meta`: `consistent_index`, and `scheduledCompactRev` and `finishedCompactRev` once compacted;
  * - `lease`: each lease id (8 bytes big-endian) -> leasepb.Lease;
  * - `members` (hex id -> the member's JSON), `members_removed` (hex id -> "removed"),
- *   `cluster` (`clusterVersion` 3.4.0), `alarm` (an etcdserverpb.AlarmMember -> empty).
+ *   `cluster` (`clusterVersion` 3.4.0), `alarm` (an etcdserverpb.AlarmMember -> empty);
+ * - `auth` (`authEnabled`, `authRevision`), `authUsers` (name -> authpb.User), `authRoles`
+ *   (name -> authpb.Role): always, as etcd's auth store creates them (disabled, revision 1, when
+ *   there is no auth state).
  * So etcdctl's `snapshot status` and `snapshot restore` read it as one of etcd's, and qkv's
  * restore reads both alike. The revisions are streamed (bbolt_writer.ts): memory stays bounded.
  */
@@ -14,15 +17,20 @@ import { BboltFileWriter, type BboltWritten } from './bbolt_writer.js';
 import {
   KeyValueField,
   LeaseField,
+  PermissionField,
+  RoleField,
+  UserField,
+  UserOptionsField,
   REVISION_KEY_SIZE,
   REVISION_SEPARATOR,
   TOMBSTONE_MARK,
+  type EtcdAuth,
   type EtcdLease,
   type EtcdMember,
   type EtcdRevision,
   type EtcdRevisionRecord,
 } from './etcd_snapshot.js';
-import { encodeMessage } from './protobuf.js';
+import { encodeMessage, type ProtoField } from './protobuf.js';
 
 /** An active alarm: the member it is raised for and etcdserverpb.AlarmType's number (NOSPACE 1, CORRUPT 2). */
 interface EtcdAlarm {
@@ -43,6 +51,8 @@ export interface EtcdDatabaseContent {
   readonly members: readonly EtcdMember[];
   readonly removedMemberIds: readonly bigint[];
   readonly alarms: readonly EtcdAlarm[];
+  /** The auth store; undefined writes etcd's initial one (disabled, revision 1, no users or roles). */
+  readonly auth?: EtcdAuth;
 }
 
 /** etcd's ClusterVersion as its backend records it. */
@@ -92,6 +102,37 @@ function memberJson(m: EtcdMember): Buffer {
   return Buffer.from(`{"id":${m.id},"peerURLs":${urls(m.peerUrls)}${learner},"name":${JSON.stringify(m.name)},"clientURLs":${urls(m.clientUrls)}}`);
 }
 
+/** etcd's auth store when nothing was ever changed: what NewAuthStore writes. */
+const INITIAL_AUTH: EtcdAuth = { enabled: false, revision: 1, users: [], roles: [] };
+
+function userPairs(auth: EtcdAuth): (readonly [Buffer, Buffer])[] {
+  return auth.users.map((u) => {
+    const fields: ProtoField[] = [
+      [UserField.name, Buffer.from(u.name)],
+      [UserField.password, Buffer.from(u.password, 'latin1')],
+      ...u.roles.map((r): ProtoField => [UserField.roles, Buffer.from(r)]),
+    ];
+    if (u.noPassword) fields.push([UserField.options, encodeMessage([[UserOptionsField.noPassword, 1]])]);
+    return [Buffer.from(u.name), encodeMessage(fields)] as const;
+  });
+}
+
+function rolePairs(auth: EtcdAuth): (readonly [Buffer, Buffer])[] {
+  return auth.roles.map((r) => {
+    const permissions = r.permissions.map(
+      (p): ProtoField => [
+        RoleField.keyPermission,
+        encodeMessage([
+          [PermissionField.permType, p.permType],
+          [PermissionField.key, p.key],
+          [PermissionField.rangeEnd, p.rangeEnd],
+        ]),
+      ],
+    );
+    return [Buffer.from(r.name), encodeMessage([[RoleField.name, Buffer.from(r.name)], ...permissions])] as const;
+  });
+}
+
 const byKey = (a: readonly [Buffer, Buffer], b: readonly [Buffer, Buffer]): number => Buffer.compare(a[0], b[0]);
 
 /** Writes `content` as an etcd backend database at `file` (created or truncated). */
@@ -113,6 +154,13 @@ export async function writeEtcdDatabase(file: string, content: EtcdDatabaseConte
         )
         .sort(byKey),
     );
+    const auth = content.auth ?? INITIAL_AUTH;
+    await w.bucket('auth', [
+      [Buffer.from('authEnabled'), Buffer.from([auth.enabled ? 1 : 0])],
+      [Buffer.from('authRevision'), u64(auth.revision)],
+    ]);
+    await w.bucket('authRoles', rolePairs(auth).sort(byKey));
+    await w.bucket('authUsers', userPairs(auth).sort(byKey));
     await w.bucket('cluster', [[Buffer.from('clusterVersion'), Buffer.from(CLUSTER_VERSION)]]);
     await w.bucket('key', keyPairs(content.revisions));
     await w.bucket(

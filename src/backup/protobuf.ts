@@ -1,6 +1,6 @@
 /**
  * The protobuf wire format, read only as far as etcd's stored messages need (mvccpb.KeyValue,
- * leasepb.Lease): varint and length-delimited fields, fixed-width ones skipped. src/api's codec is
+ * leasepb.Lease, authpb.User and Role): varint and length-delimited fields, fixed-width ones skipped. src/api's codec is
  * the JSON gateway's and src/grpc decodes through @grpc/proto-loader from a stream; neither reads
  * a message out of a Buffer, so this is the one place that does.
  *
@@ -36,9 +36,12 @@ function readVarint(buf: Buffer, pos: number, what: string): [bigint, number] {
   throw new SnapshotContentError(`${what}: varint longer than ${MAX_VARINT_BYTES} bytes`);
 }
 
-/** Decodes the fields of the message `buf`; `what` names it in errors. */
-export function decodeMessage(buf: Buffer, what: string): ProtoMessage {
-  const fields = new Map<number, ProtoValue>();
+/**
+ * Every field of the message `buf` in wire order, a repeated one as often as it comes (etcd's
+ * authpb.User roles, authpb.Role permissions); `what` names the message in errors.
+ */
+export function decodeFieldList(buf: Buffer, what: string): Array<readonly [field: number, value: ProtoValue]> {
+  const fields: Array<readonly [number, ProtoValue]> = [];
   let pos = 0;
   while (pos < buf.length) {
     const [tag, afterTag] = readVarint(buf, pos, what);
@@ -48,12 +51,12 @@ export function decodeMessage(buf: Buffer, what: string): ProtoMessage {
     const wireType = Number(tag & 7n);
     if (wireType === VARINT) {
       const [v, next] = readVarint(buf, pos, what);
-      fields.set(field, v);
+      fields.push([field, v]);
       pos = next;
     } else if (wireType === LENGTH_DELIMITED) {
       const [len, next] = readVarint(buf, pos, what);
       if (len > BigInt(buf.length - next)) throw new SnapshotContentError(`${what}: field ${field} of ${len} bytes runs past the end of the message`);
-      fields.set(field, buf.subarray(next, next + Number(len)));
+      fields.push([field, buf.subarray(next, next + Number(len))]);
       pos = next + Number(len);
     } else if (wireType === FIXED64 || wireType === FIXED32) {
       pos += wireType === FIXED64 ? 8 : 4;
@@ -63,6 +66,21 @@ export function decodeMessage(buf: Buffer, what: string): ProtoMessage {
     }
   }
   return fields;
+}
+
+/** Decodes the fields of the message `buf` by number, the last of a repeated one; `what` names it in errors. */
+export function decodeMessage(buf: Buffer, what: string): ProtoMessage {
+  return new Map(decodeFieldList(buf, what));
+}
+
+/** Every value of the repeated bytes (or string, or message) field `field`, in order. */
+export function repeatedBytesField(fields: ReturnType<typeof decodeFieldList>, field: number, what: string): Buffer[] {
+  return fields
+    .filter(([f]) => f === field)
+    .map(([, v]) => {
+      if (typeof v === 'bigint') throw new SnapshotContentError(`${what}: field ${field} is a varint, expected bytes`);
+      return v;
+    });
 }
 
 /** An int64 field (two's complement in a varint), 0 when absent; exact. */

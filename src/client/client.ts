@@ -298,7 +298,7 @@ export class Client {
    * database in blobs, then its sha256 in a message of its own. Ends early when `signal` aborts.
    */
   async *snapshot(endpoint: string, signal: AbortSignal = new AbortController().signal): AsyncGenerator<SnapshotResponse> {
-    const single = new HttpTransport({ endpoints: [endpoint] });
+    const single = this.http.single(endpoint);
     for await (const raw of single.stream<Record<string, never>>('/v3/maintenance/snapshot', {}, signal)) {
       yield decodeMessage<SnapshotResponse>(raw, S.SnapshotResponse);
     }

@@ -49,9 +49,9 @@ export class HttpTransport {
     this.credentials = new TlsCredentials(opts.tls ?? {});
   }
 
-  /** A transport to one of the endpoints, with the same timeout and TLS. */
+  /** A transport to one of the endpoints, with the same timeout, TLS and credentials (auth token). */
   single(endpoint: string): HttpTransport {
-    return new HttpTransport({ endpoints: [endpoint], timeoutMs: this.timeoutMs, tls: this.credentials.files });
+    return new HttpTransport({ endpoints: [endpoint], timeoutMs: this.timeoutMs, tls: this.credentials.files, authorization: this.authorization });
   }
 
   /**

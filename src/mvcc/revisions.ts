@@ -20,6 +20,7 @@ import { survivesCompaction } from './compaction.js';
 import { CorruptError } from './errors.js';
 import { FullHistoryReader } from './history.js';
 import { leaseRecords } from './lease.js';
+import { encodeAuth } from './auth.js';
 import { encodeCluster } from './membership.js';
 import { evtKey, grantKey, histKey, parseHistKey, REC_DEL, REC_PUT, tableEnd, tableStart, T_HIST, userKeyOfHist } from './keys.js';
 import { decodeHistPut, EMPTY, encodeEvt, encodeGrant, encodeHistFull, packValue, unpackValue, type Meta } from './records.js';
@@ -93,6 +94,7 @@ export async function exportRevisions(db: Db, snap: DbSnapshot, meta: Meta, sort
     appliedIndex: meta.appliedIndex,
     alarms: meta.alarms,
     cluster: meta.cluster,
+    auth: meta.auth,
     leases,
     revisions: sortedRevisions(sorted),
     // An iteration that never started never runs the generator's finally: close it here too (closing twice is nothing).
@@ -151,6 +153,7 @@ export function revisionStream(input: RevisionImport, kind: string, version: num
   const grants = [...input.leases].sort((a, b) => a.id - b.id).map((l) => [grantKey(l.id), encodeGrant(l.ttl)] as [Buffer, Buffer]);
   const header: Record<string, unknown> = { kind, version, rev: input.revision, compactRev: input.compactRevision, appliedIndex: 0 };
   if (input.cluster) header['cluster'] = encodeCluster(input.cluster);
+  if (input.auth) header['auth'] = encodeAuth(input.auth);
   const out = [packValue(header)];
   let crc = 0;
   let records = 0;

@@ -25,7 +25,7 @@ import type {
 } from '../api/kv.js';
 import type { LeaseError } from '../lease/errors.js';
 import type { ClusterRecord, MemberAttributesRequest, MemberChangeRequest, MembershipResponse } from './membership.js';
-import type { AuthRequest, AuthResponse, Caller } from './auth.js';
+import type { AuthRecord, AuthRequest, AuthResponse, Caller } from './auth.js';
 
 export type { ClusterRecord, MemberChangeRequest, MemberRecord, MembershipResponse } from './membership.js';
 export type { AuthRecord, AuthRequest, Caller, Permission, PermissionType } from './auth.js';
@@ -148,6 +148,8 @@ export interface StoreExport {
   readonly alarms: readonly AlarmMember[];
   /** The membership as applied; undefined if never seeded. */
   readonly cluster: ClusterRecord | undefined;
+  /** Users, roles and permissions; undefined until the first auth change. */
+  readonly auth: AuthRecord | undefined;
   readonly leases: readonly LeaseRecord[];
   /** Every revision a completed compaction keeps, in revision order; read once. */
   readonly revisions: AsyncIterable<StoreRevision>;
@@ -166,4 +168,6 @@ export interface RevisionImport {
   readonly leases: readonly LeaseRecord[];
   /** The membership to seed, if known. */
   readonly cluster?: ClusterRecord;
+  /** Users, roles and permissions, if any. */
+  readonly auth?: AuthRecord;
 }

@@ -15,17 +15,22 @@
  * A lease id beyond 2^53 - 1 is restored under a new id: its low 52 bits, or the next id up that
  * no other lease has; every revision attached to it follows, and the restore reports each change.
  */
+import { Buffer } from 'node:buffer';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { AlarmType } from '../api/kv.js';
-import { readEtcdSnapshotFile, type EtcdRevisionRecord, type EtcdSnapshot } from '../backup/etcd_snapshot.js';
+import { readEtcdSnapshotFile, type EtcdAuth, type EtcdRevisionRecord, type EtcdSnapshot } from '../backup/etcd_snapshot.js';
 import { RestoreTargetExistsError } from '../backup/errors.js';
 import type { BboltWritten } from '../backup/bbolt_writer.js';
 import { writeEtcdDatabase } from '../backup/etcd_snapshot_writer.js';
-import { MvccStore, type StoreRevision } from '../mvcc/index.js';
+import { MvccStore, PERMISSION_TYPES, type StoreRevision } from '../mvcc/index.js';
+import type { AuthRecord, PermissionType } from '../mvcc/types.js';
 import { resolveMemberFlags, type MemberFlags } from './config.js';
 import { bootstrapCluster, writeIdentityFile } from './identity.js';
+
+/** authpb.Permission.Type's numbers. */
+const PERMISSION_NUMBERS: Record<PermissionType, 0 | 1 | 2> = { READ: 0, WRITE: 1, READWRITE: 2 };
 
 /** etcdserverpb.AlarmType's numbers. */
 const ALARM_NUMBERS: Record<Exclude<AlarmType, 'NONE'>, number> = { NOSPACE: 1, CORRUPT: 2 };
@@ -63,11 +68,42 @@ export async function saveEtcdDatabase(store: MvccStore, file: string, scratchDi
       })),
       removedMemberIds: (cluster?.removed ?? []).map((id) => BigInt(id)),
       alarms: exported.alarms.flatMap((a) => (a.alarm === 'NONE' ? [] : [{ memberId: BigInt(a.memberId), alarm: ALARM_NUMBERS[a.alarm] }])),
+      ...(exported.auth ? { auth: etcdAuth(exported.auth) } : {}),
     });
   } finally {
     await exported.close();
   }
   return { ...written, revision: exported.revision };
+}
+
+/** qkv's auth state as etcd's auth store (the same hashes: both are bcrypt, src/server/password.ts). */
+function etcdAuth(a: AuthRecord): EtcdAuth {
+  return {
+    enabled: a.enabled,
+    revision: a.revision,
+    users: a.users.map((u) => ({ name: u.name, password: u.password, roles: u.roles, noPassword: u.noPassword })),
+    roles: a.roles.map((r) => ({
+      name: r.name,
+      permissions: r.permissions.map((p) => ({ permType: PERMISSION_NUMBERS[p.permType], key: p.key, rangeEnd: p.rangeEnd })),
+    })),
+  };
+}
+
+/**
+ * etcd's auth store as qkv's auth state; undefined for the store etcd starts with and never
+ * changed (disabled, revision at most 1, no user, no role), which qkv holds as no auth state.
+ */
+function authRecord(a: EtcdAuth | undefined): AuthRecord | undefined {
+  if (a === undefined || (!a.enabled && a.revision <= 1 && a.users.length === 0 && a.roles.length === 0)) return undefined;
+  const byName = (x: { name: string }, y: { name: string }): number => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0);
+  return {
+    enabled: a.enabled,
+    revision: Math.max(1, a.revision),
+    users: a.users.map((u) => ({ name: u.name, password: u.password, roles: [...u.roles].sort(), noPassword: u.noPassword })).sort(byName),
+    roles: a.roles
+      .map((r) => ({ name: r.name, permissions: r.permissions.map((p) => ({ permType: PERMISSION_TYPES[p.permType]!, key: Buffer.from(p.key), rangeEnd: Buffer.from(p.rangeEnd) })) }))
+      .sort(byName),
+  };
 }
 
 async function* etcdRevisions(revisions: AsyncIterable<StoreRevision>): AsyncGenerator<EtcdRevisionRecord> {
@@ -133,6 +169,7 @@ export async function restoreDataDir(file: string, flags: RestoreFlags): Promise
       : { main: r.revision.main, sub: r.revision.sub, tombstone: false, kv: { ...r.kv, lease: leaseOf(r.kv.lease) } },
   );
   const cluster = bootstrapCluster(config);
+  const auth = authRecord(snap.auth);
   const parent = path.dirname(dataDir);
   await mkdir(parent, { recursive: true });
   const staging = await mkdtemp(path.join(parent, `.${path.basename(dataDir)}.restoring-`));
@@ -144,6 +181,7 @@ export async function restoreDataDir(file: string, flags: RestoreFlags): Promise
       revisions,
       leases: snap.leases.map((l) => ({ id: leaseOf(l.id), ttl: l.ttl })),
       cluster,
+      ...(auth ? { auth } : {}),
     });
     const revision = store.revision;
     const compactRevision = store.compactRevision;
