@@ -344,7 +344,8 @@ function readAuth(db: BboltDb): EtcdAuth | undefined {
   const bucket = db.bucket('auth');
   if (bucket === undefined) return undefined;
   const flag = bucket.get('authEnabled');
-  if (flag !== undefined && (flag.length !== 1 || flag[0]! > 1)) throw new SnapshotContentError(`auth bucket: authEnabled is ${flag.toString('hex')}, not 00 or 01`);
+  if (flag !== undefined && (flag.length !== 1 || flag[0]! > 1))
+    throw new SnapshotContentError(`auth bucket: authEnabled is ${flag.toString('hex')}, not 00 or 01`);
   const users: EtcdUser[] = [];
   for (const { key, value } of db.bucket('authUsers')?.pairs() ?? []) {
     const name = utf8Name(key, 'authUsers bucket');
@@ -370,7 +371,11 @@ function readAuth(db: BboltDb): EtcdAuth | undefined {
       const perm = decodeMessage(p, `${what}, permission`);
       const permType = int64Field(perm, PermissionField.permType, `${what}, permission`);
       if (permType < 0n || permType > 2n) throw new SnapshotContentError(`${what}: permission type ${permType} is not READ, WRITE or READWRITE`);
-      return { permType: Number(permType) as 0 | 1 | 2, key: bytesField(perm, PermissionField.key, what), rangeEnd: bytesField(perm, PermissionField.rangeEnd, what) };
+      return {
+        permType: Number(permType) as 0 | 1 | 2,
+        key: bytesField(perm, PermissionField.key, what),
+        rangeEnd: bytesField(perm, PermissionField.rangeEnd, what),
+      };
     });
     roles.push({ name, permissions });
   }

@@ -101,7 +101,10 @@ function authRecord(a: EtcdAuth | undefined): AuthRecord | undefined {
     revision: Math.max(1, a.revision),
     users: a.users.map((u) => ({ name: u.name, password: u.password, roles: [...u.roles].sort(), noPassword: u.noPassword })).sort(byName),
     roles: a.roles
-      .map((r) => ({ name: r.name, permissions: r.permissions.map((p) => ({ permType: PERMISSION_TYPES[p.permType]!, key: Buffer.from(p.key), rangeEnd: Buffer.from(p.rangeEnd) })) }))
+      .map((r) => ({
+        name: r.name,
+        permissions: r.permissions.map((p) => ({ permType: PERMISSION_TYPES[p.permType]!, key: Buffer.from(p.key), rangeEnd: Buffer.from(p.rangeEnd) })),
+      }))
       .sort(byName),
   };
 }

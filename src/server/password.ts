@@ -20,7 +20,7 @@ export const BCRYPT_COST = 10;
 /** Hashes and checks waiting for the worker: beyond, "too many requests". */
 const MAX_PENDING = 256;
 
-/** The worker's code: CommonJS (an eval'd worker), loading bcryptjs's CommonJS build by its resolved path. */
+/** The worker's code: CommonJS (an eval'd worker), loading bcryptjs's CommonJS build by its resolved path (so knip.json names the dependency: no import shows it). */
 function workerSource(bcryptPath: string): string {
   return `
 const { parentPort } = require('node:worker_threads');

@@ -401,7 +401,10 @@ describe('users, roles and permissions survive a backup, from etcd to qkv and fr
   test('the probes mean something: alice reads app/ only, a wrong password and no user are refused', () => {
     expect(etcdProbes['--user=alice:alicepw get app/x']).toMatchObject({ code: 0, stdout: 'app/x\nsecret\n' });
     expect(etcdProbes['--user=alice:alicepw get other']).toMatchObject({ code: 1, error: 'Error: etcdserver: permission denied' });
-    expect(etcdProbes['--user=alice:wrong get app/x']).toMatchObject({ code: 2, error: 'Error: etcdserver: authentication failed, invalid user ID or password' });
+    expect(etcdProbes['--user=alice:wrong get app/x']).toMatchObject({
+      code: 2,
+      error: 'Error: etcdserver: authentication failed, invalid user ID or password',
+    });
     expect(etcdProbes['get app/x']).toMatchObject({ code: 1, error: 'Error: etcdserver: user name is empty' });
   });
 

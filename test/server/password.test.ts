@@ -30,7 +30,14 @@ describe('password hashes', () => {
   });
 
   it('never matches a stored value of another form, nor a malformed hash', async () => {
-    for (const stored of ['', 'plain', '$2a$10$short', '$2a$99$ABJlHE.5yfydCPq9.mzO0eQSYiC8eGfnxZyjJtjH57BlpRmvcv7Wq', 'scrypt$0$8$1$x$y', 'scrypt$16384$8$1$AAAA$AAAA']) {
+    for (const stored of [
+      '',
+      'plain',
+      '$2a$10$short',
+      '$2a$99$ABJlHE.5yfydCPq9.mzO0eQSYiC8eGfnxZyjJtjH57BlpRmvcv7Wq',
+      'scrypt$0$8$1$x$y',
+      'scrypt$16384$8$1$AAAA$AAAA',
+    ]) {
       expect(await verifyPassword('plain', stored)).toBe(false);
     }
   });
