@@ -89,7 +89,16 @@ const KEYS: Tree = [
   [revKey(4, 0, true), message([[1, 'b']])],
 ];
 
-function snapshotOf(buckets: { key?: Tree; meta?: Tree; lease?: Tree; members?: Tree; members_removed?: Tree }): Buffer {
+function snapshotOf(buckets: {
+  auth?: Tree;
+  authRoles?: Tree;
+  authUsers?: Tree;
+  key?: Tree;
+  meta?: Tree;
+  lease?: Tree;
+  members?: Tree;
+  members_removed?: Tree;
+}): Buffer {
   const tree: Tree = Object.entries(buckets).map(([name, b]) => [name, { bucket: b, inline: b.length < 3 }] as const);
   const db = writeBbolt(tree).data;
   return Buffer.concat([db, createHash('sha256').update(db).digest()]);
@@ -269,12 +278,117 @@ describe('reading a crafted etcd snapshot', () => {
       [{ members: [['zz', '{}']] }, /members bucket: key "zz" is not a member id/],
       [{ members: [['2a', '{']] }, /member 2a: not JSON/],
       [{ members: [['2a', '{"name":3}']] }, /of the wrong type/],
+      [{ auth: [['authEnabled', Buffer.from([2])]] }, /auth bucket: authEnabled is 02, not 00 or 01/],
+      [{ auth: [['authRevision', Buffer.from([1])]] }, /auth bucket: authRevision is 1 bytes, not 8/],
+      [{ auth: [], authUsers: [['alice', message([[1, 'bob']])]] }, /user "alice": the user says it is another/],
+      [{ auth: [], authUsers: [[Buffer.from([0xff]), message([[1, Buffer.from([0xff])]])]] }, /authUsers bucket: name ff is not UTF-8/],
+      [
+        {
+          auth: [],
+          authUsers: [
+            [
+              'alice',
+              message([
+                [1, 'alice'],
+                [3, 7n],
+              ]),
+            ],
+          ],
+        },
+        /user "alice": field 3 is a varint, expected bytes/,
+      ],
+      [
+        {
+          auth: [],
+          authRoles: [
+            [
+              'r',
+              message([
+                [1, 'r'],
+                [2, message([[1, 3n]])],
+              ]),
+            ],
+          ],
+        },
+        /role "r": permission type 3 is not READ, WRITE or READWRITE/,
+      ],
     ];
     for (const [over, text] of cases) {
       const buckets = { key: KEYS, meta: META, ...over };
       const defined = Object.fromEntries(Object.entries(buckets).filter(([, v]) => v !== undefined));
       expect(refusal(snapshotOf(defined)), String(text)).toMatchObject({ code: 'ERR_SNAPSHOT_CONTENT', message: expect.stringMatching(text) });
     }
+  });
+});
+
+describe('reading the auth buckets', () => {
+  it('reads users (roles repeated, no_password) and roles (permissions repeated, READ as the absent zero), in bucket order', () => {
+    const snap = readEtcdSnapshot(
+      good({
+        auth: [
+          ['authEnabled', Buffer.from([1])],
+          ['authRevision', u64be(9n)],
+        ],
+        authRoles: [
+          [
+            'r',
+            message([
+              [1, 'r'],
+              [
+                2,
+                message([
+                  [2, 'a'],
+                  [3, 'b'],
+                ]),
+              ],
+              [
+                2,
+                message([
+                  [1, 2n],
+                  [2, 'k'],
+                ]),
+              ],
+            ]),
+          ],
+        ],
+        authUsers: [
+          [
+            'alice',
+            message([
+              [1, 'alice'],
+              [2, '$2a$10$hash'],
+              [3, 'r'],
+              [3, 'root'],
+            ]),
+          ],
+          [
+            'carl',
+            message([
+              [1, 'carl'],
+              [4, message([[1, 1n]])],
+            ]),
+          ],
+        ],
+      }),
+    );
+    expect(snap.auth).toEqual({
+      enabled: true,
+      revision: 9,
+      users: [
+        { name: 'alice', password: '$2a$10$hash', roles: ['r', 'root'], noPassword: false },
+        { name: 'carl', password: '', roles: [], noPassword: true },
+      ],
+      roles: [
+        {
+          name: 'r',
+          permissions: [
+            { permType: 0, key: Buffer.from('a'), rangeEnd: Buffer.from('b') },
+            { permType: 2, key: Buffer.from('k'), rangeEnd: Buffer.alloc(0) },
+          ],
+        },
+      ],
+    });
+    expect(readEtcdSnapshot(good()).auth).toBeUndefined();
   });
 });
 

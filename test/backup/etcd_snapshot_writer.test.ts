@@ -1,7 +1,8 @@
 /**
  * The etcd backend writer read back by the etcd snapshot reader: every revision (puts with
  * every field, tombstones, sub-revisions), leases with ids across the whole int64 range, the meta
- * bucket's index and compaction point, members and removed ids; and snapshot status's figures.
+ * bucket's index and compaction point, members and removed ids, users and roles (repeated
+ * fields, a READ permission's zero type, a no_password user); and snapshot status's figures.
  */
 import { Buffer } from 'node:buffer';
 import { createHash } from 'node:crypto';
@@ -43,6 +44,27 @@ const members = [
   { id: 0xffff_ffff_ffff_fff0n, name: 'm2', peerUrls: ['http://127.0.0.1:2480'], clientUrls: [], isLearner: true },
 ];
 
+const auth = {
+  enabled: true,
+  revision: 17,
+  users: [
+    { name: 'alice', password: '$2a$04$ifjy9GUXU1X.L2QQzwDtvuxoty/kApklGPV66tHd69XHkhHl2vW1O', roles: ['reader', 'writer'], noPassword: false },
+    { name: 'carl', password: '', roles: [], noPassword: true },
+    { name: 'root', password: '$2a$04$ifjy9GUXU1X.L2QQzwDtvuxoty/kApklGPV66tHd69XHkhHl2vW1O', roles: ['root'], noPassword: false },
+  ],
+  roles: [
+    {
+      name: 'reader',
+      permissions: [
+        { permType: 0 as const, key: Buffer.from('app/'), rangeEnd: Buffer.from('app0') },
+        { permType: 2 as const, key: Buffer.from('app/w'), rangeEnd: Buffer.alloc(0) },
+      ],
+    },
+    { name: 'root', permissions: [] },
+    { name: 'writer', permissions: [{ permType: 1 as const, key: Buffer.from('z'), rangeEnd: Buffer.from([0]) }] },
+  ],
+};
+
 describe("writing etcd's backend database", () => {
   let dir: string;
   let file: Buffer;
@@ -57,6 +79,7 @@ describe("writing etcd's backend database", () => {
       members,
       removedMemberIds: [3n],
       alarms: [{ memberId: 5n, alarm: 1 }],
+      auth,
     });
     const bytes = await readFile(db);
     file = Buffer.concat([bytes, createHash('sha256').update(bytes).digest()]);
@@ -72,11 +95,12 @@ describe("writing etcd's backend database", () => {
     expect(snap).toMatchObject({ consistentIndex: 1234, compactRevision: 50, scheduledCompactRevision: 50, currentRevision: 399, term: undefined });
     expect(snap.members).toEqual(members);
     expect(snap.removedMemberIds).toEqual([3n]);
+    expect(snap.auth).toEqual(auth);
   });
 
   it("has etcd 3.4's buckets, the cluster version and the alarm", () => {
     const db = BboltDb.open(file.subarray(0, file.length - 32));
-    expect(db.bucketNames().map(String)).toEqual(['alarm', 'cluster', 'key', 'lease', 'members', 'members_removed', 'meta']);
+    expect(db.bucketNames().map(String)).toEqual(['alarm', 'auth', 'authRoles', 'authUsers', 'cluster', 'key', 'lease', 'members', 'members_removed', 'meta']);
     expect(db.bucket('cluster')!.get('clusterVersion')!.toString()).toBe('3.4.0');
     // etcdserverpb.AlarmMember{MemberID: 5, Alarm: NOSPACE} as the key, as etcd's alarm store writes it.
     expect([...db.bucket('alarm')!.pairs()].map((p) => p.key.toString('hex'))).toEqual(['08051001']);
@@ -85,7 +109,8 @@ describe("writing etcd's backend database", () => {
 
   it("gives snapshot status's figures: the last revision, every pair counted, the pages' size", () => {
     const status = snapshotStatus(file);
-    const pairs = revisions.length + leases.length + members.length + 1 + 1 + 1 + 3; // + removed, cluster version, alarm, meta's three
+    // + removed, cluster version, alarm, meta's three, auth's two, the users and the roles
+    const pairs = revisions.length + leases.length + members.length + 1 + 1 + 1 + 3 + 2 + auth.users.length + auth.roles.length;
     expect(status).toMatchObject({ revision: 399, totalKey: pairs, totalSize: file.length - 32 });
     // The hash covers every pair: one value byte changed (and the file re-hashed) changes it.
     const db = Buffer.from(file.subarray(0, file.length - 32));
