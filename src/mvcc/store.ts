@@ -23,6 +23,7 @@ import { Buffer } from 'node:buffer';
 import { mkdir, readdir } from 'node:fs/promises';
 import { Level } from 'level';
 import { applyRequest } from './apply.js';
+import { checkpointLevelDb } from './checkpoint.js';
 import { Compactor, type CompactorHost } from './compaction.js';
 import { Lock } from '../lock.js';
 import { InternalError } from '../errors.js';
@@ -500,6 +501,16 @@ export class MvccStore {
   snapshot(): StoreSnapshot {
     this.assertOpen();
     return openSnapshot(this.db);
+  }
+
+  /**
+   * A consistent copy of the store's LevelDB files in `target` (a directory on the same file
+   * system, removed first), taken while writes go on: see checkpoint.ts. Its applied index is at
+   * least the one written when it was called.
+   */
+  async checkpoint(target: string): Promise<void> {
+    this.assertOpen();
+    await checkpointLevelDb(this.db.location, target);
   }
 
   /** Live keys attached to `lease`. */
