@@ -10,8 +10,8 @@
  * --grpc-only skips the gateway rows and the loaded store (the gateway warm-up puts still run,
  * and the gRPC rows have a warm-up of their own);
  * --gateway-only skips the gRPC rows.
- * --backup-only loads the keys and runs only the backup rows: catch-up of a wiped member, snapshot
- * save, file size, restore.
+ * --backup-only loads the keys and runs only the backup rows: catch-up of a new member replacing
+ * one that lost its disk, snapshot save, file size, restore.
  *
  * Writes bench/results/<stamp>.md, .json and -latency.svg, and prints the table.
  */
@@ -225,10 +225,13 @@ async function runAll(sys: SystemUnderTest): Promise<void> {
     const label = `${KEYS.toLocaleString('en')} keys`;
     single(label, 'load time', 's', 'lower', sys, await loadKeys(sys, KEYS));
     const leaderUrl = await leaderOf(sys);
-    // A follower (stopping the leader would add an election to the figure).
-    const m = sys.member(sys.endpoints.findIndex((ep) => ep !== leaderUrl));
-    await m.kill();
-    single(label, 'catch-up of a wiped member (data dir removed, restarted)', 's', 'lower', sys, await catchUpSeconds(m, await revisionOf(leaderUrl), true));
+    // A follower loses its disk (stopping the leader would add an election to the figure), and
+    // a new member replaces it: it catches up from nothing.
+    const i = sys.endpoints.findIndex((ep) => ep !== leaderUrl);
+    await sys.member(i).kill();
+    const target = await revisionOf(leaderUrl);
+    const replacement = await sys.replace(i, leaderUrl);
+    single(label, 'catch-up of a member replacing one that lost its disk', 's', 'lower', sys, await catchUpSeconds(replacement, target));
     snapshotRows(sys, label, leaderUrl);
     return;
   }
@@ -334,7 +337,7 @@ async function loadedStore(sys: SystemUnderTest): Promise<void> {
   const eps = sys.endpoints;
 
   // A large store: memory, disk, catch-up of a member that missed the whole load, restart.
-  // (--backup-only catches up a member whose data dir was wiped instead.)
+  // (--backup-only catches up a new member that replaces one that lost its disk instead.)
   const label = `${KEYS.toLocaleString('en')} keys`;
   // A follower misses the load (stopping the leader would add an election to the figures).
   const leaderUrl = await leaderOf(sys);
@@ -345,7 +348,7 @@ async function loadedStore(sys: SystemUnderTest): Promise<void> {
   await new Promise((r) => setTimeout(r, 2000));
   single(label, 'max member RSS', 'MB', 'lower', sys, Math.max(...sys.rss()) / 2 ** 20);
   single(label, 'max member disk', 'MB', 'lower', sys, Math.max(...sys.diskBytes()) / 2 ** 20);
-  single(label, 'catch-up of a member that missed the load', 's', 'lower', sys, await catchUpSeconds(m, await revisionOf(leaderUrl), false));
+  single(label, 'catch-up of a member that missed the load', 's', 'lower', sys, await catchUpSeconds(m, await revisionOf(leaderUrl)));
   await m.kill();
   const t = performance.now();
   m.start();
@@ -354,13 +357,10 @@ async function loadedStore(sys: SystemUnderTest): Promise<void> {
   snapshotRows(sys, label, leaderUrl);
 }
 
-/**
- * Starts the stopped member `m` (its data dir removed first if `wipe`: it rejoins under the same
- * identity and needs the whole store) and returns the seconds until it serves revision `target`.
- */
-async function catchUpSeconds(m: ReturnType<SystemUnderTest['member']>, target: number, wipe: boolean): Promise<number> {
+/** Starts the stopped member `m` and returns the seconds until it serves revision `target`. */
+async function catchUpSeconds(m: { url: string; start(): void }, target: number): Promise<number> {
   const t = performance.now();
-  m.start({ wipe });
+  m.start();
   const deadline = Date.now() + 600_000;
   for (;;) {
     try {

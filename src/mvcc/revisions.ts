@@ -102,18 +102,26 @@ export async function exportRevisions(db: Db, snap: DbSnapshot, meta: Meta, sort
 
 /** The scratch database's records in revision order; closes it at the end (or when abandoned). */
 async function* sortedRevisions(sorted: Level<Buffer, Buffer>): AsyncGenerator<StoreRevision> {
+  const it = sorted.iterator<Buffer, Buffer>({ highWaterMarkBytes: 1 << 20 });
   try {
-    for await (const [k, v] of sorted.iterator<Buffer, Buffer>({})) {
-      const main = k.readUInt32BE(0) * 0x1_0000_0000 + k.readUInt32BE(4);
-      const sub = k.readUInt32BE(8);
-      const [key, tombstone, value, createRevision, version, lease] = unpackValue(v) as SortedRecord;
-      if (tombstone) yield { main, sub, tombstone, key: Buffer.from(key) };
-      else yield { main, sub, tombstone, kv: { key: Buffer.from(key), value: Buffer.from(value), createRevision, modRevision: main, version, lease } };
+    // In chunks: one LevelDB call (and one promise) per SORT_BATCH records, not per record.
+    for (let chunk = await it.nextv(SORT_BATCH); chunk.length > 0; chunk = await it.nextv(SORT_BATCH)) {
+      for (const [k, v] of chunk) {
+        const main = k.readUInt32BE(0) * 0x1_0000_0000 + k.readUInt32BE(4);
+        const sub = k.readUInt32BE(8);
+        const [key, tombstone, value, createRevision, version, lease] = unpackValue(v) as SortedRecord;
+        if (tombstone) yield { main, sub, tombstone, key: asBuffer(key) };
+        else yield { main, sub, tombstone, kv: { key: asBuffer(key), value: asBuffer(value), createRevision, modRevision: main, version, lease } };
+      }
     }
   } finally {
+    await it.close();
     await sorted.close();
   }
 }
+
+/** msgpack's bytes as a Buffer (a view, not a copy: each unpacked record has bytes of its own). */
+const asBuffer = (b: Uint8Array): Buffer => (Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength));
 
 const keyOf = (r: StoreRevision): Buffer => (r.tombstone ? r.key : r.kv.key);
 
