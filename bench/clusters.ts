@@ -221,7 +221,12 @@ export async function startEtcd(version: string): Promise<SystemUnderTest> {
     replace: async (i, via) => {
       removeMember(via, members[i]!.name);
       const [client, peer] = await freePorts(2);
-      const m = { name: `${members[i]!.name}r`, client: `http://127.0.0.1:${client}`, peer: `http://127.0.0.1:${peer}`, dataDir: path.join(dir, `${members[i]!.name}r`) };
+      const m = {
+        name: `${members[i]!.name}r`,
+        client: `http://127.0.0.1:${client}`,
+        peer: `http://127.0.0.1:${peer}`,
+        dataDir: path.join(dir, `${members[i]!.name}r`),
+      };
       etcdctl(via, ['member', 'add', m.name, `--peer-urls=${m.peer}`]);
       members[i] = m;
       return { url: m.client, start: () => start(i, 'existing', members.map((x) => `${x.name}=${x.peer}`).join(',')) };

@@ -25,6 +25,7 @@
  * files"): the copied MANIFEST is read (liveTables) and the copy taken again if one is missing;
  * the tables it does not name (obsolete, or being written) are left out.
  */
+import { Buffer } from 'node:buffer';
 import { copyFile, link, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { CorruptError } from './errors.js';
@@ -57,7 +58,7 @@ async function linkTables(dir: string, target: string, linked: Set<string>): Pro
 /** LevelDB's log format (the MANIFEST's): 32 KiB blocks of records, each a 7-byte header (crc, length, type) and data. */
 const BLOCK = 32768;
 const RECORD_HEADER = 7;
-const enum RecordType {
+enum RecordType {
   Full = 1,
   First = 2,
   Middle = 3,
@@ -121,14 +122,16 @@ class EditReader {
  * The table files (number to size) of the version a LevelDB MANIFEST leads to: the files its
  * edits add and do not delete.
  */
-export function liveTables(manifest: Buffer): Map<number, number> {
+function liveTables(manifest: Buffer): Map<number, number> {
   const live = new Map<number, number>();
   for (const record of logRecords(manifest)) {
     const r = new EditReader(record);
     while (!r.done) {
       const tag = r.varint();
-      if (tag === 1) r.slice(); // comparator
-      else if (tag === 2 || tag === 3 || tag === 4 || tag === 9) r.varint(); // log, next file, last sequence, previous log
+      if (tag === 1)
+        r.slice(); // comparator
+      else if (tag === 2 || tag === 3 || tag === 4 || tag === 9)
+        r.varint(); // log, next file, last sequence, previous log
       else if (tag === 5) {
         r.varint(); // compact pointer: level, key
         r.slice();
@@ -174,7 +177,8 @@ export async function checkpointLevelDb(dir: string, target: string): Promise<vo
   for (let attempt = 1; ; attempt++) {
     const missing = await copyOnce(dir, target);
     if (missing.length === 0) return;
-    if (attempt === ATTEMPTS) throw new CorruptError(`no consistent copy of the store in ${dir}: tables ${missing.join(', ')} missing after ${ATTEMPTS} attempts`);
+    if (attempt === ATTEMPTS)
+      throw new CorruptError(`no consistent copy of the store in ${dir}: tables ${missing.join(', ')} missing after ${ATTEMPTS} attempts`);
   }
 }
 

@@ -29,7 +29,7 @@ const FORMAT = 'qkv-store-files';
 export const CHECKPOINT_PREFIX = 'kv.checkpoint-';
 const FORMAT_VERSION = 1;
 /** A frame's first byte: what it holds. */
-const enum Frame {
+enum Frame {
   /** JSON: { format, version, files: [{ name, size }] }, the files in the order they come. */
   Header = 0x48,
   /** The next bytes of the files' contents, one file after the other. */
@@ -102,7 +102,8 @@ function parseHeader(body: Buffer): StoreFile[] {
   const seen = new Set<string>();
   const files = header.files.map((f: unknown): StoreFile => {
     const { name, size } = (f ?? {}) as { name?: unknown; size?: unknown };
-    if (typeof name !== 'string' || !STORE_FILE_NAME.test(name) || seen.has(name)) throw new CorruptError(`store snapshot file name ${JSON.stringify(name)} is not a LevelDB file's`);
+    if (typeof name !== 'string' || !STORE_FILE_NAME.test(name) || seen.has(name))
+      throw new CorruptError(`store snapshot file name ${JSON.stringify(name)} is not a LevelDB file's`);
     if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) throw new CorruptError(`store snapshot file ${name} has a bad size`);
     seen.add(name);
     return { name, size };

@@ -57,7 +57,10 @@ describe('store snapshot between members', () => {
         const entries: ApplyEntry[] = [];
         for (let j = 0; j < 20; j++) {
           const i = batch * 20 + j;
-          entries.push({ index: ++index, request: i % 97 === 0 ? { deleteRange: { key: b(`k${(i * 7) % 300}`) } } : { put: { key: b(`k${i % 300}`), value: value(i) } } });
+          entries.push({
+            index: ++index,
+            request: i % 97 === 0 ? { deleteRange: { key: b(`k${(i * 7) % 300}`) } } : { put: { key: b(`k${i % 300}`), value: value(i) } },
+          });
         }
         if (batch % 40 === 39) entries.push({ index: ++index, request: { compaction: { revision: Math.max(1, batch * 20 - 200) } } });
         await src.applyBatch(entries);
@@ -90,7 +93,7 @@ describe('store snapshot between members', () => {
     await src.close();
   });
 
-  it('holds the writes still only in LevelDB\'s log', async () => {
+  it("holds the writes still only in LevelDB's log", async () => {
     const dir = await tempDir();
     const src = await MvccStore.open(path.join(dir, 'src'));
     for (let i = 1; i <= 30; i++) await src.apply(i, { put: { key: b(`k${i % 7}`), value: b(`v${i}`) } });
@@ -113,7 +116,8 @@ describe('store snapshot between members', () => {
       await src.close();
       return { frames, dir };
     }
-    const header = (files: unknown): Buffer => Buffer.concat([Buffer.from([0x48]), Buffer.from(JSON.stringify({ format: 'qkv-store-files', version: 1, files }))]);
+    const header = (files: unknown): Buffer =>
+      Buffer.concat([Buffer.from([0x48]), Buffer.from(JSON.stringify({ format: 'qkv-store-files', version: 1, files }))]);
 
     it('the undamaged stream opens', async () => {
       const { frames, dir } = await streamOfSmallStore();
@@ -125,16 +129,44 @@ describe('store snapshot between members', () => {
     });
 
     it.each([
-      ['a flipped byte', (f: Buffer[]) => f.map((x, i) => (i === 1 ? Buffer.concat([x.subarray(0, 10), Buffer.from([x[10]! ^ 1]), x.subarray(11)]) : x)), /sha256 mismatch/],
+      [
+        'a flipped byte',
+        (f: Buffer[]) => f.map((x, i) => (i === 1 ? Buffer.concat([x.subarray(0, 10), Buffer.from([x[10]! ^ 1]), x.subarray(11)]) : x)),
+        /sha256 mismatch/,
+      ],
       ['the end missing', (f: Buffer[]) => f.slice(0, -1), /ended early/],
       ['a data frame missing', (f: Buffer[]) => [f[0]!, ...f.slice(2)], /ended before all its files|sha256/],
       ['a frame after the end', (f: Buffer[]) => [...f, f[1]!], /after its end/],
       ['more bytes than its files', (f: Buffer[]) => [f[0]!, ...f.slice(1, -1), Buffer.from([0x44, 1, 2, 3]), f[f.length - 1]!], /more bytes than its files/],
       ['no header', (f: Buffer[]) => f.slice(1), /does not start with its header/],
       ['an unknown frame', (f: Buffer[]) => [f[0]!, Buffer.from([0x58, 0]), ...f.slice(1)], /unknown kind/],
-      ['another format', (f: Buffer[]) => [Buffer.from([0x48, ...Buffer.from('{"format":"x","version":1,"files":[]}')]), ...f.slice(1)], /not a qkv-store-files stream/],
-      ['a file outside its directory', (f: Buffer[]) => [header([{ name: '../CURRENT', size: 3 }, { name: 'CURRENT', size: 0 }]), ...f.slice(1)], /is not a LevelDB file's/],
-      ['a name twice', (f: Buffer[]) => [header([{ name: 'CURRENT', size: 1 }, { name: 'CURRENT', size: 1 }]), ...f.slice(1)], /is not a LevelDB file's/],
+      [
+        'another format',
+        (f: Buffer[]) => [Buffer.from([0x48, ...Buffer.from('{"format":"x","version":1,"files":[]}')]), ...f.slice(1)],
+        /not a qkv-store-files stream/,
+      ],
+      [
+        'a file outside its directory',
+        (f: Buffer[]) => [
+          header([
+            { name: '../CURRENT', size: 3 },
+            { name: 'CURRENT', size: 0 },
+          ]),
+          ...f.slice(1),
+        ],
+        /is not a LevelDB file's/,
+      ],
+      [
+        'a name twice',
+        (f: Buffer[]) => [
+          header([
+            { name: 'CURRENT', size: 1 },
+            { name: 'CURRENT', size: 1 },
+          ]),
+          ...f.slice(1),
+        ],
+        /is not a LevelDB file's/,
+      ],
       ['a bad size', (f: Buffer[]) => [header([{ name: 'CURRENT', size: -1 }]), ...f.slice(1)], /bad size/],
       ['no CURRENT', (f: Buffer[]) => [header([{ name: '000001.log', size: 1 }]), ...f.slice(1)], /no CURRENT/],
     ])('%s', async (_what, damage, message) => {
