@@ -548,7 +548,11 @@ export class Member implements StateMachine {
       // A store snapshot for a member that installs a Raft snapshot: on the peer port, so over
       // the peers' (mutual) TLS, as etcd sends its snapshots over rafthttp.
       res.writeHead(200, { 'content-type': 'application/octet-stream' });
-      Readable.from(snapshotFrames(this.store, this.opts.self.dataDir))
+      const frames = Readable.from(snapshotFrames(this.store, this.opts.self.dataDir));
+      // A receiver that goes away ends the stream, which removes the copy (its hard links hold
+      // tables the store may have deleted since).
+      res.once('close', () => frames.destroy());
+      frames
         .on('error', (err) => {
           this.log.warn({ err: err.message }, 'store snapshot stream failed');
           res.destroy(err);
