@@ -107,6 +107,18 @@ describe('store snapshot between members', () => {
     await copy.close();
   });
 
+  it('removes its copy when the receiver stops reading midway', async () => {
+    const dir = await tempDir();
+    const src = await MvccStore.open(path.join(dir, 'src'));
+    for (let i = 1; i <= 30; i++) await src.apply(i, { put: { key: b(`k${i}`), value: Buffer.alloc(100_000, i) } });
+    const frames = snapshotFrames(src, dir);
+    await frames.next();
+    expect((await readdir(dir)).filter((n) => n.startsWith('kv.checkpoint-'))).toHaveLength(1);
+    await frames.return(undefined);
+    expect((await readdir(dir)).filter((n) => n.startsWith('kv.checkpoint-'))).toEqual([]);
+    await src.close();
+  });
+
   describe('a damaged stream is refused', () => {
     async function streamOfSmallStore(): Promise<{ frames: Buffer[]; dir: string }> {
       const dir = await tempDir();
