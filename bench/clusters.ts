@@ -22,8 +22,30 @@ export interface SystemUnderTest {
   /** Process id of each member (in endpoint order), undefined while it is down. */
   pids(): (number | undefined)[];
   /** Kills one member (SIGKILL) and returns a function that restarts it. */
-  member(i: number): { kill(): Promise<void>; start(opts?: { wipe?: boolean }): void; url: string };
+  member(i: number): { kill(): Promise<void>; start(): void; url: string };
+  /**
+   * Replaces the stopped member `i` as etcd's runbook replaces a member that lost its disk:
+   * `member remove` it, `member add` a new one (new name, ports, empty data dir), through a live
+   * member at `via`. Returns the new member's client URL and a function that starts it
+   * (--initial-cluster-state existing).
+   */
+  replace(i: number, via: string): Promise<{ url: string; start(): void }>;
   stop(): Promise<void>;
+}
+
+function etcdctl(endpoint: string, args: string[]): string {
+  const r = spawnSync('etcdctl', [`--endpoints=${endpoint}`, ...args], { env: { ...process.env, ETCDCTL_API: '3' } });
+  if (r.status !== 0) throw new Error(`etcdctl ${args.join(' ')} exited ${r.status}: ${r.stderr.toString()}`);
+  return r.stdout.toString();
+}
+
+/** `member remove` of the member named `name`, found in `member list`'s lines (id, status, name, ...). */
+function removeMember(via: string, name: string): void {
+  const line = etcdctl(via, ['member', 'list'])
+    .split('\n')
+    .find((l) => l.split(', ')[2] === name);
+  if (!line) throw new Error(`no member ${name} in the member list of ${via}`);
+  etcdctl(via, ['member', 'remove', line.split(', ')[0]!]);
 }
 
 function rssOf(pid: number | undefined): number {
@@ -98,11 +120,20 @@ export async function startQkv(): Promise<SystemUnderTest> {
       return {
         url: cluster.url(name),
         kill: () => cluster.kill(name, 'SIGKILL'),
-        start: (opts) => {
-          if (opts?.wipe) spawnSync('rm', ['-rf', cluster.config.members[i]!.dataDir]);
-          cluster.start(name);
-        },
+        start: () => cluster.start(name),
       };
+    },
+    replace: async (i, via) => {
+      const old = cluster.names[i]!;
+      removeMember(via, old);
+      cluster.forget(old);
+      const name = `${old}r`;
+      const m = await cluster.addJoiner(name);
+      etcdctl(via, ['member', 'add', name, `--peer-urls=${m.peerUrl}`]);
+      // addJoiner appends the new member; keep the endpoint order (member i is the new one).
+      cluster.config.members.splice(i, 0, cluster.config.members.pop()!);
+      cluster.setJoinCluster(name, cluster.names);
+      return { url: m.clientUrl, start: () => cluster.start(name) };
     },
     stop: () => cluster.destroy(),
   };
@@ -119,7 +150,7 @@ export async function startEtcd(version: string): Promise<SystemUnderTest> {
   }));
   const initialCluster = members.map((m) => `${m.name}=${m.peer}`).join(',');
   const procs: (ChildProcess | undefined)[] = [];
-  const start = (i: number, state: 'new' | 'existing'): void => {
+  const start = (i: number, state: 'new' | 'existing', cluster = initialCluster): void => {
     const m = members[i]!;
     const log = createWriteStream(path.join(dir, `${m.name}.log`), { flags: 'a' });
     const child = spawn(
@@ -138,7 +169,7 @@ export async function startEtcd(version: string): Promise<SystemUnderTest> {
         '--initial-advertise-peer-urls',
         m.peer,
         '--initial-cluster',
-        initialCluster,
+        cluster,
         '--initial-cluster-state',
         state,
         '--initial-cluster-token',
@@ -185,13 +216,21 @@ export async function startEtcd(version: string): Promise<SystemUnderTest> {
     member: (i) => ({
       url: members[i]!.client,
       kill: () => kill(i, 'SIGKILL'),
-      start: (opts) => {
-        // A wiped member rejoins under the same identity (its id derives from its peer URL and
-        // the cluster token) and is caught up by a snapshot from the leader.
-        if (opts?.wipe) spawnSync('rm', ['-rf', members[i]!.dataDir]);
-        start(i, 'existing');
-      },
+      start: () => start(i, 'existing'),
     }),
+    replace: async (i, via) => {
+      removeMember(via, members[i]!.name);
+      const [client, peer] = await freePorts(2);
+      const m = {
+        name: `${members[i]!.name}r`,
+        client: `http://127.0.0.1:${client}`,
+        peer: `http://127.0.0.1:${peer}`,
+        dataDir: path.join(dir, `${members[i]!.name}r`),
+      };
+      etcdctl(via, ['member', 'add', m.name, `--peer-urls=${m.peer}`]);
+      members[i] = m;
+      return { url: m.client, start: () => start(i, 'existing', members.map((x) => `${x.name}=${x.peer}`).join(',')) };
+    },
     stop: async () => {
       await Promise.all(members.map((_, i) => kill(i, 'SIGTERM')));
       await rm(dir, { recursive: true, force: true });

@@ -109,33 +109,60 @@ export function bytesField(msg: ProtoMessage, field: number, what: string): Buff
 /** A field to encode: an integer (a varint; negative ones as int64's two's complement) or bytes. */
 export type ProtoField = readonly [field: number, value: bigint | number | Buffer];
 
-/** The bytes of a varint of the 64 bits of `v`. */
-function varintBytes(v: bigint): number[] {
-  let u = BigInt.asUintN(64, v);
-  const out: number[] = [];
-  while (u >= 0x80n) {
-    out.push(Number(u & 0x7fn) | 0x80);
-    u >>= 7n;
+/** The unsigned 64 bits of an integer field: a number while that is exact, else a bigint. */
+function unsigned64(v: bigint | number): bigint | number {
+  if (typeof v === 'number' && v >= 0 && Number.isSafeInteger(v)) return v;
+  return BigInt.asUintN(64, BigInt(v));
+}
+
+function varintSize(u: bigint | number): number {
+  let n = 1;
+  if (typeof u === 'number') {
+    for (; u >= 0x80; u = Math.floor(u / 0x80)) n++;
+  } else {
+    for (; u >= 0x80n; u >>= 7n) n++;
   }
-  out.push(Number(u));
-  return out;
+  return n;
+}
+
+/** Writes the varint of `u` (unsigned64's) at `pos`; returns the position after it. */
+function writeVarint(buf: Buffer, pos: number, u: bigint | number): number {
+  if (typeof u === 'number') {
+    for (; u >= 0x80; u = Math.floor(u / 0x80)) buf[pos++] = (u % 0x80) | 0x80;
+    buf[pos++] = u;
+    return pos;
+  }
+  for (; u >= 0x80n; u >>= 7n) buf[pos++] = Number(u & 0x7fn) | 0x80;
+  buf[pos++] = Number(u);
+  return pos;
 }
 
 /**
  * Encodes a message of varint and bytes fields, in the order given, leaving out zeros and empty
- * bytes (proto3's rule, as gogo/protobuf marshals etcd's messages).
+ * bytes (proto3's rule, as gogo/protobuf marshals etcd's messages). Sized first, then written
+ * into one buffer: a backup encodes one message per revision.
  */
 export function encodeMessage(fields: readonly ProtoField[]): Buffer {
-  const parts: Buffer[] = [];
+  let size = 0;
+  for (const [field, value] of fields) {
+    if (Buffer.isBuffer(value)) {
+      if (value.length > 0) size += varintSize((field << 3) | LENGTH_DELIMITED) + varintSize(value.length) + value.length;
+    } else if (value !== 0 && value !== 0n) {
+      size += varintSize((field << 3) | VARINT) + varintSize(unsigned64(value));
+    }
+  }
+  const out = Buffer.allocUnsafe(size);
+  let pos = 0;
   for (const [field, value] of fields) {
     if (Buffer.isBuffer(value)) {
       if (value.length === 0) continue;
-      parts.push(Buffer.from([...varintBytes(BigInt((field << 3) | LENGTH_DELIMITED)), ...varintBytes(BigInt(value.length))]), value);
-    } else {
-      const v = BigInt(value);
-      if (v === 0n) continue;
-      parts.push(Buffer.from([...varintBytes(BigInt((field << 3) | VARINT)), ...varintBytes(v)]));
+      pos = writeVarint(out, pos, (field << 3) | LENGTH_DELIMITED);
+      pos = writeVarint(out, pos, value.length);
+      pos += value.copy(out, pos);
+    } else if (value !== 0 && value !== 0n) {
+      pos = writeVarint(out, pos, (field << 3) | VARINT);
+      pos = writeVarint(out, pos, unsigned64(value));
     }
   }
-  return Buffer.concat(parts);
+  return out;
 }

@@ -8,7 +8,7 @@ import { CorruptError } from './errors.js';
 import { curKey, REC_PUT, tableEnd, tableStart, T_CUR, userKeyOfHist, type HistKeyParts } from './keys.js';
 import { decodeCur, decodeHistPut, encodeHistFull, type HistPut } from './records.js';
 import type { KeyValue } from '../api/kv.js';
-import { ForwardLookup, getRaw, MergedIterator, type ReadSource } from './view.js';
+import { ForwardLookup, getRaw, MergedIterator, NOT_IN_CHUNK, type ReadSource } from './view.js';
 
 /** The key-value a HISTORY put record stands for, its value fetched from CURRENT if need be. */
 export function histKv(src: ReadSource, key: Buffer, modRevision: number, raw: Buffer): KeyValue {
@@ -34,7 +34,9 @@ export class FullHistoryReader {
     const h = decodeHistPut(raw);
     if (h.value !== undefined) return raw;
     const key = userKeyOfHist(k);
-    return this.current.find(curKey(key)).then((cur) => encodeHistFull(kvWithCurrent(key, p.main, h, () => cur)));
+    const full = (cur: Buffer | undefined): Buffer => encodeHistFull(kvWithCurrent(key, p.main, h, () => cur));
+    const known = this.current.findInChunk(curKey(key));
+    return known === NOT_IN_CHUNK ? this.current.find(curKey(key)).then(full) : full(known);
   }
 
   close(): Promise<void> {

@@ -10,7 +10,7 @@
  *
  * Import: the records are laid out as the snapshot stream carries them (HISTORY in key order
  * with every value, EVENTS from the compaction point with the put each change superseded,
- * GRANTS) and restored through restoreInto, the one way a store is built from outside. The
+ * GRANTS) and written through StoreBuilder, the one way a store is built from outside. The
  * records are sorted in memory: the caller holds them already (etcd's restore likewise holds its
  * whole key index in memory).
  */
@@ -20,17 +20,15 @@ import { survivesCompaction } from './compaction.js';
 import { CorruptError } from './errors.js';
 import { FullHistoryReader } from './history.js';
 import { leaseRecords } from './lease.js';
-import { encodeAuth } from './auth.js';
-import { encodeCluster } from './membership.js';
 import { evtKey, grantKey, histKey, parseHistKey, REC_DEL, REC_PUT, tableEnd, tableStart, T_HIST, userKeyOfHist } from './keys.js';
-import { decodeHistPut, EMPTY, encodeEvt, encodeGrant, encodeHistFull, packValue, unpackValue, type Meta } from './records.js';
-import { crcUpdate } from './hash.js';
+import { decodeHistPut, EMPTY, encodeEvt, encodeGrant, encodeHistFull, packValue, unpackValue, withAuth, withCluster, type Meta } from './records.js';
+import { builtMeta, StoreBuilder } from './builder.js';
 import type { LeaseRecord, RevisionImport, StoreExport, StoreRevision } from './types.js';
 import { MergedIterator, type Db, type DbSnapshot } from './view.js';
 
 /** Scratch records are written in batches of this many. */
 const SORT_BATCH = 1024;
-/** Approximate payload bytes per chunk of the stream built for restoreInto (as the snapshot stream's). */
+/** Approximate bytes of records per batch of an import (as a snapshot stream's chunks). */
 const CHUNK_BYTES = 1 << 20;
 
 /** A scratch key: main (8 bytes) and sub (4 bytes) big-endian, so byte order is revision order. */
@@ -104,29 +102,40 @@ export async function exportRevisions(db: Db, snap: DbSnapshot, meta: Meta, sort
 
 /** The scratch database's records in revision order; closes it at the end (or when abandoned). */
 async function* sortedRevisions(sorted: Level<Buffer, Buffer>): AsyncGenerator<StoreRevision> {
+  const it = sorted.iterator<Buffer, Buffer>({ highWaterMarkBytes: 1 << 20 });
   try {
-    for await (const [k, v] of sorted.iterator<Buffer, Buffer>({})) {
-      const main = k.readUInt32BE(0) * 0x1_0000_0000 + k.readUInt32BE(4);
-      const sub = k.readUInt32BE(8);
-      const [key, tombstone, value, createRevision, version, lease] = unpackValue(v) as SortedRecord;
-      if (tombstone) yield { main, sub, tombstone, key: Buffer.from(key) };
-      else yield { main, sub, tombstone, kv: { key: Buffer.from(key), value: Buffer.from(value), createRevision, modRevision: main, version, lease } };
+    // In chunks: one LevelDB call (and one promise) per SORT_BATCH records, not per record.
+    for (let chunk = await it.nextv(SORT_BATCH); chunk.length > 0; chunk = await it.nextv(SORT_BATCH)) {
+      for (const [k, v] of chunk) {
+        const main = k.readUInt32BE(0) * 0x1_0000_0000 + k.readUInt32BE(4);
+        const sub = k.readUInt32BE(8);
+        const [key, tombstone, value, createRevision, version, lease] = unpackValue(v) as SortedRecord;
+        if (tombstone) yield { main, sub, tombstone, key: asBuffer(key) };
+        else yield { main, sub, tombstone, kv: { key: asBuffer(key), value: asBuffer(value), createRevision, modRevision: main, version, lease } };
+      }
     }
   } finally {
+    await it.close();
     await sorted.close();
   }
 }
 
+/** msgpack's bytes as a Buffer (a view, not a copy: each unpacked record has bytes of its own). */
+const asBuffer = (b: Uint8Array): Buffer => (Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+
 const keyOf = (r: StoreRevision): Buffer => (r.tombstone ? r.key : r.kv.key);
 
 /**
- * The chunks of a snapshot stream (snapshot.ts's format) holding `input`, for restoreInto. The
- * applied index is 0: the store starts a new Raft log. Throws CorruptError for input no store
- * could hold (a revision given twice, one past the store's revision).
+ * Builds a store in the empty database `db` holding `input` (through StoreBuilder, the records
+ * laid out as a snapshot stream carries them) and returns its meta. The applied index is 0: the
+ * store starts a new Raft log. Throws CorruptError for input no store could hold (a revision
+ * given twice, one past the store's revision).
  */
-export function revisionStream(input: RevisionImport, kind: string, version: number): Buffer[] {
-  const byRevision = [...input.revisions].sort((a, b) => a.main - b.main || a.sub - b.sub);
-  const events: Buffer[] = [];
+export async function importRevisions(db: Db, input: RevisionImport): Promise<Meta> {
+  // Most often in revision order already (a backup's key bucket): then no sort.
+  const given = input.revisions;
+  const inOrder = given.every((r, i) => i === 0 || given[i - 1]!.main < r.main || (given[i - 1]!.main === r.main && given[i - 1]!.sub <= r.sub));
+  const byRevision = inOrder ? given : [...given].sort((a, b) => a.main - b.main || a.sub - b.sub);
   /** Per key, the put that is its live version, as the revisions are replayed in order. */
   const live = new Map<string, { main: number; sub: number }>();
   const hist: Array<[Buffer, Buffer]> = [];
@@ -135,49 +144,52 @@ export function revisionStream(input: RevisionImport, kind: string, version: num
     if (previous !== undefined && previous.main === r.main && previous.sub === r.sub) throw new CorruptError(`revision ${r.main}_${r.sub} given twice`);
     if (r.main > input.revision) throw new CorruptError(`revision ${r.main} is past the store's revision ${input.revision}`);
     previous = r;
-    const key = keyOf(r);
-    const name = key.toString('latin1');
-    const prev = live.get(name);
-    if (r.main >= input.compactRevision) events.push(evtKey(r.main, r.sub), encodeEvt(key, r.tombstone ? REC_DEL : REC_PUT, prev?.main ?? 0, prev?.sub ?? 0));
-    if (r.tombstone) {
-      live.delete(name);
-      hist.push([histKey(key, r.main, r.sub, REC_DEL), EMPTY]);
-    } else {
-      live.set(name, { main: r.main, sub: r.sub });
-      hist.push([histKey(key, r.main, r.sub, REC_PUT), encodeHistFull(r.kv)]);
-    }
+    if (r.tombstone) hist.push([histKey(r.key, r.main, r.sub, REC_DEL), EMPTY]);
+    else hist.push([histKey(r.kv.key, r.main, r.sub, REC_PUT), encodeHistFull(r.kv)]);
   }
   hist.sort((a, b) => Buffer.compare(a[0], b[0]));
   const keep = survivesCompaction(input.compactRevision);
-  const kept = hist.filter(([k]) => keep(k, parseHistKey(k)));
-  const grants = [...input.leases].sort((a, b) => a.id - b.id).map((l) => [grantKey(l.id), encodeGrant(l.ttl)] as [Buffer, Buffer]);
-  const header: Record<string, unknown> = { kind, version, rev: input.revision, compactRev: input.compactRevision, appliedIndex: 0 };
-  if (input.cluster) header['cluster'] = encodeCluster(input.cluster);
-  if (input.auth) header['auth'] = encodeAuth(input.auth);
-  const out = [packValue(header)];
-  let crc = 0;
-  let records = 0;
-  const section = (name: string, pairs: Array<[Buffer, Buffer]>): void => {
+  const builder = new StoreBuilder(db);
+  /** Adds `pairs` in batches of about CHUNK_BYTES. */
+  const section = async (kind: string, pairs: Iterable<readonly [Buffer, Buffer]>): Promise<void> => {
     let kv: Buffer[] = [];
     let bytes = 0;
     for (const [k, v] of pairs) {
       kv.push(k, v);
-      crc = crcUpdate(crcUpdate(crc, k), v);
-      records++;
       bytes += k.length + v.length;
       if (bytes >= CHUNK_BYTES) {
-        out.push(packValue({ kind: name, kv }));
+        await builder.add(kind, kv);
         kv = [];
         bytes = 0;
       }
     }
-    if (kv.length > 0) out.push(packValue({ kind: name, kv }));
+    if (kv.length > 0) await builder.add(kind, kv);
   };
-  section('hist', kept);
-  const evtPairs: Array<[Buffer, Buffer]> = [];
-  for (let i = 0; i < events.length; i += 2) evtPairs.push([events[i]!, events[i + 1]!]);
-  section('evt', evtPairs);
-  section('grant', grants);
-  out.push(packValue({ kind: 'end', records, crc }));
-  return out;
+  await section(
+    'hist',
+    (function* () {
+      for (const pair of hist) if (keep(pair[0], parseHistKey(pair[0]))) yield pair;
+    })(),
+  );
+  hist.length = 0;
+  // EVENTS from the compaction point: each change with the put it superseded.
+  await section(
+    'evt',
+    (function* () {
+      for (const r of byRevision) {
+        const key = keyOf(r);
+        const name = key.toString('latin1');
+        const prev = live.get(name);
+        if (r.tombstone) live.delete(name);
+        else live.set(name, { main: r.main, sub: r.sub });
+        if (r.main >= input.compactRevision)
+          yield [evtKey(r.main, r.sub), encodeEvt(key, r.tombstone ? REC_DEL : REC_PUT, prev?.main ?? 0, prev?.sub ?? 0)] as const;
+      }
+    })(),
+  );
+  await section(
+    'grant',
+    [...input.leases].sort((a, b) => a.id - b.id).map((l) => [grantKey(l.id), encodeGrant(l.ttl)] as const),
+  );
+  return builder.finish(builtMeta(input.revision, input.compactRevision, 0, { alarms: [], ...withCluster(input.cluster), ...withAuth(input.auth) }));
 }

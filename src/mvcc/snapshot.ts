@@ -16,50 +16,16 @@ import { Buffer } from 'node:buffer';
 import { survivesCompaction } from './compaction.js';
 import { CorruptError } from './errors.js';
 import { crcUpdate } from './hash.js';
-import {
-  curKey,
-  evtKey,
-  leaseKey,
-  META_KEY,
-  parseHistKey,
-  REC_PUT,
-  sameHistUserKey,
-  tableEnd,
-  tableStart,
-  T_EVT,
-  T_GRANT,
-  T_HIST,
-  userKeyOfHist,
-} from './keys.js';
+import { evtKey, META_KEY, parseHistKey, tableEnd, tableStart, T_EVT, T_GRANT, T_HIST } from './keys.js';
 import { FullHistoryReader } from './history.js';
-import {
-  decodeAlarms,
-  decodeHistPut,
-  decodeMeta,
-  EMPTY,
-  encodeAlarms,
-  encodeCur,
-  encodeHistMarker,
-  encodeMeta,
-  packValue,
-  unpackValue,
-  withAuth,
-  withCluster,
-  type Meta,
-} from './records.js';
+import { decodeAlarms, decodeMeta, encodeAlarms, packValue, unpackValue, withAuth, withCluster, type Meta } from './records.js';
 import { decodeAuth, encodeAuth } from './auth.js';
-import { writeBatch, type BatchOp } from '../level_batch.js';
+import { builtMeta, StoreBuilder } from './builder.js';
 import { MergedIterator, type Db, type DbSnapshot } from './view.js';
-import { exportRevisions, revisionStream } from './revisions.js';
-import type { RevisionImport, StoreExport } from './types.js';
+import { exportRevisions } from './revisions.js';
+import type { StoreExport } from './types.js';
 
 const KIND = 'qkv-mvcc-snapshot';
-/** The tables a stream carries, in stream order. */
-const SECTIONS = [
-  { kind: 'hist', table: T_HIST },
-  { kind: 'evt', table: T_EVT },
-  { kind: 'grant', table: T_GRANT },
-];
 const VERSION = 1;
 /** Approximate payload bytes per chunk. */
 const CHUNK_BYTES = 1 << 20;
@@ -192,11 +158,6 @@ export class StoreSnapshot implements AsyncIterable<Uint8Array> {
   }
 }
 
-/** A snapshot stream holding `input` (etcd's view of a store), for restoreInto: see revisions.ts. */
-export function importStream(input: RevisionImport): Buffer[] {
-  return revisionStream(input, KIND, VERSION);
-}
-
 export function openSnapshot(db: Db): StoreSnapshot {
   const snap = db.snapshot();
   const raw = db.getSync(META_KEY, { snapshot: snap });
@@ -215,18 +176,13 @@ function asBuf(v: unknown): Buffer {
   throw new CorruptError('snapshot record is not bytes');
 }
 
-/**
- * Writes a snapshot stream into an empty database and returns the meta it leads to. The meta
- * record is written last: a database left without one by a crash is recognised as unfinished.
- */
+/** Writes a snapshot stream into an empty database (through StoreBuilder) and returns the meta it leads to. */
 export async function restoreInto(db: Db, chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<Meta> {
+  const builder = new StoreBuilder(db);
   let header: Record<string, unknown> | undefined;
   let crc = 0;
   let records = 0;
   let ended = false;
-  let phase = 0; // index in SECTIONS of the table being restored
-  let prev: Buffer | undefined; // previous key written, to check the order
-  let prevHist: Buffer | undefined; // previous HISTORY key: a new user key starts its newest record
   for await (const raw of chunks) {
     if (ended) throw new CorruptError('data after the end of the snapshot');
     let c: Record<string, unknown>;
@@ -246,42 +202,12 @@ export async function restoreInto(db: Db, chunks: AsyncIterable<Uint8Array> | It
       ended = true;
       continue;
     }
-    const section = SECTIONS.findIndex((x) => x.kind === c['kind']);
-    if (section < 0) throw new CorruptError(`unknown snapshot chunk ${String(c['kind'])}`);
-    if (section < phase) throw new CorruptError('snapshot tables out of order');
-    if (section !== phase) prev = undefined; // a new table: order restarts
-    phase = section;
-    const table = SECTIONS[section]!.table;
     const kv = c['kv'];
     if (!Array.isArray(kv) || kv.length % 2 !== 0) throw new CorruptError('bad snapshot chunk');
-    const ops: BatchOp[] = [];
-    for (let i = 0; i < kv.length; i += 2) {
-      const k = asBuf(kv[i]);
-      const v = asBuf(kv[i + 1]);
-      if (k[0] !== table || (prev !== undefined && Buffer.compare(prev, k) >= 0)) throw new CorruptError('snapshot records out of order');
-      prev = k;
-      crc = crcUpdate(crcUpdate(crc, k), v);
-      records++;
-      let stored = v;
-      if (table === T_HIST) {
-        const first = prevHist === undefined || !sameHistUserKey(prevHist, k);
-        prevHist = k;
-        const p = parseHistKey(k);
-        if (first && p.type === REC_PUT) {
-          // The key's newest record is a put: the key is live with this value, which goes to
-          // CURRENT, and the record becomes a current-version marker (see history.ts).
-          const key = userKeyOfHist(k);
-          const h = decodeHistPut(v);
-          if (h.value === undefined) throw new CorruptError('snapshot history record without its value');
-          const cur = { key, value: h.value, createRevision: h.createRevision, modRevision: p.main, version: h.version, lease: h.lease };
-          ops.push({ type: 'put', key: curKey(key), value: encodeCur(cur, p.sub) });
-          if (cur.lease !== 0) ops.push({ type: 'put', key: leaseKey(cur.lease, key), value: EMPTY });
-          stored = encodeHistMarker(cur);
-        }
-      }
-      ops.push({ type: 'put', key: k, value: stored });
-    }
-    await writeBatch(db, ops, false);
+    const bufs = kv.map(asBuf);
+    for (const x of bufs) crc = crcUpdate(crc, x);
+    records += bufs.length / 2;
+    await builder.add(String(c['kind']), bufs);
   }
   if (header === undefined || !ended) throw new CorruptError('snapshot stream ended early');
   const num = (f: string): number => {
@@ -289,17 +215,11 @@ export async function restoreInto(db: Db, chunks: AsyncIterable<Uint8Array> | It
     if (typeof v !== 'number' || !Number.isSafeInteger(v)) throw new CorruptError(`bad snapshot header ${f}`);
     return v;
   };
-  const meta: Meta = {
-    rev: num('rev'),
-    compactRev: num('compactRev'),
-    appliedIndex: num('appliedIndex'),
-    physRev: num('compactRev'),
-    physTarget: num('compactRev'),
-    cursor: null,
-    alarms: decodeAlarms(header['alarms']),
-    ...withCluster(decodeCluster(header['cluster'])),
-    ...withAuth(decodeAuth(header['auth'])),
-  };
-  await db.put(META_KEY, encodeMeta(meta), { sync: true });
-  return meta;
+  return builder.finish(
+    builtMeta(num('rev'), num('compactRev'), num('appliedIndex'), {
+      alarms: decodeAlarms(header['alarms']),
+      ...withCluster(decodeCluster(header['cluster'])),
+      ...withAuth(decodeAuth(header['auth'])),
+    }),
+  );
 }

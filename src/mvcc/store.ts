@@ -23,6 +23,7 @@ import { Buffer } from 'node:buffer';
 import { mkdir, readdir } from 'node:fs/promises';
 import { Level } from 'level';
 import { applyRequest } from './apply.js';
+import { checkpointLevelDb } from './checkpoint.js';
 import { Compactor, type CompactorHost } from './compaction.js';
 import { Lock } from '../lock.js';
 import { InternalError } from '../errors.js';
@@ -36,7 +37,8 @@ import type { Overlay } from './overlay.js';
 import { pointGet, range } from './range.js';
 import { decodeMeta, encodeMeta, type Meta } from './records.js';
 import { resolveReadRev, type ReadCtx } from './scan.js';
-import { importStream, openSnapshot, restoreInto, type StoreSnapshot } from './snapshot.js';
+import { openSnapshot, restoreInto, type StoreSnapshot } from './snapshot.js';
+import { importRevisions } from './revisions.js';
 import { checkPath, compareToPath, execTxn, fillTxnHeaders, isTxnReadonly } from './txn.js';
 import { alarmsOf } from './alarm.js';
 import type { AuthRecord } from './auth.js';
@@ -189,11 +191,16 @@ export class MvccStore {
    * store, restore next to it, close it, and swap the directories.
    */
   static async restore(dir: string, chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, opts: MvccStoreOptions = {}): Promise<MvccStore> {
+    return MvccStore.build(dir, opts, (db) => restoreInto(db, chunks));
+  }
+
+  /** A store built in `dir` (missing or empty) by `fill`, which returns its meta. */
+  private static async build(dir: string, opts: MvccStoreOptions, fill: (db: Db) => Promise<Meta>): Promise<MvccStore> {
     await mkdir(dir, { recursive: true });
     if ((await readdir(dir)).length > 0) throw new InternalError(`mvcc: restore target ${dir} is not empty`);
     const db = await MvccStore.openDb(dir, opts);
     try {
-      return new MvccStore(db, await restoreInto(db, chunks), opts);
+      return new MvccStore(db, await fill(db), opts);
     } catch (err) {
       await db.close();
       throw err;
@@ -205,7 +212,7 @@ export class MvccStore {
    * leases, a membership: a restore from a backup in etcd's format), at applied index 0.
    */
   static async importRevisions(dir: string, input: RevisionImport, opts: MvccStoreOptions = {}): Promise<MvccStore> {
-    return MvccStore.restore(dir, importStream(input), opts);
+    return MvccStore.build(dir, opts, (db) => importRevisions(db, input));
   }
 
   /** Waits for queued batches and the current compaction step, then closes LevelDB. */
@@ -500,6 +507,16 @@ export class MvccStore {
   snapshot(): StoreSnapshot {
     this.assertOpen();
     return openSnapshot(this.db);
+  }
+
+  /**
+   * A consistent copy of the store's LevelDB files in `target` (a directory on the same file
+   * system, removed first), taken while writes go on: see checkpoint.ts. Its applied index is at
+   * least the one written when it was called.
+   */
+  async checkpoint(target: string): Promise<void> {
+    this.assertOpen();
+    await checkpointLevelDb(this.db.location, target);
   }
 
   /** Live keys attached to `lease`. */

@@ -136,13 +136,8 @@ export class ForwardLookup {
 
   async find(key: Buffer): Promise<Buffer | undefined> {
     for (;;) {
-      while (this.pos < this.chunk.length) {
-        const e = this.chunk[this.pos]!;
-        const c = e.key.compare(key);
-        if (c === 0) return e.value;
-        if (c > 0) return undefined;
-        this.pos++;
-      }
+      const known = this.findInChunk(key);
+      if (known !== NOT_IN_CHUNK) return known;
       if (this.done) return undefined;
       const next = await this.it.nextChunk();
       if (next === undefined) this.done = true;
@@ -153,10 +148,27 @@ export class ForwardLookup {
     }
   }
 
+  /**
+   * find's answer if the entries in hand settle it, without a LevelDB call (NOT_IN_CHUNK if
+   * not): a walk over a large table then costs no promise per key.
+   */
+  findInChunk(key: Buffer): Buffer | undefined | typeof NOT_IN_CHUNK {
+    while (this.pos < this.chunk.length) {
+      const e = this.chunk[this.pos]!;
+      const c = e.key.compare(key);
+      if (c === 0) return e.value;
+      if (c > 0) return undefined;
+      this.pos++;
+    }
+    return this.done ? undefined : NOT_IN_CHUNK;
+  }
+
   close(): Promise<void> {
     return this.it.close();
   }
 }
+
+export const NOT_IN_CHUNK: unique symbol = Symbol('not in chunk');
 
 const EMPTY = Buffer.alloc(0);
 

@@ -6,7 +6,7 @@
  */
 import { Buffer } from 'node:buffer';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import type http from 'node:http';
@@ -77,7 +77,8 @@ import { clusterIdOf } from './member_id.js';
 import { InternalError } from '../errors.js';
 import { requestTimeoutMs, Retry } from './leader.js';
 import { ProposalDroppedError, ReadIndexDroppedError } from '../raft/errors.js';
-import { fetchSnapshot, SNAPSHOT_PATH, snapshotFrames } from './snapshot_client.js';
+import { CHECKPOINT_PREFIX, fetchSnapshot, receiveStoreFiles, SNAPSHOT_PATH, snapshotFrames } from './snapshot_client.js';
+import { syncDir } from '../sync_dir.js';
 import type { PortTls, TlsCredentials } from '../tls.js';
 import { ETCD_SERVER_VERSION } from '../version.js';
 import { Authenticator, type JwtKeys } from './auth.js';
@@ -343,6 +344,10 @@ export class Member implements StateMachine {
     // A restore that did not finish leaves a staging directory: it is worthless. A crash in the
     // middle of the directory swap leaves the previous store as kv.old: put it back.
     await rm(path.join(dataDir, 'kv.staging'), { recursive: true, force: true });
+    // Copies of the store being sent to a peer when the process stopped: worthless too.
+    if (existsSync(dataDir)) {
+      for (const name of await readdir(dataDir)) if (name.startsWith(CHECKPOINT_PREFIX)) await rm(path.join(dataDir, name), { recursive: true, force: true });
+    }
     if (!existsSync(this.kvDir) && existsSync(path.join(dataDir, 'kv.old'))) await rename(path.join(dataDir, 'kv.old'), this.kvDir);
     this.logStore = await openRaftLog(dataDir);
     await this.openStore();
@@ -543,7 +548,11 @@ export class Member implements StateMachine {
       // A store snapshot for a member that installs a Raft snapshot: on the peer port, so over
       // the peers' (mutual) TLS, as etcd sends its snapshots over rafthttp.
       res.writeHead(200, { 'content-type': 'application/octet-stream' });
-      Readable.from(snapshotFrames(this.store))
+      const frames = Readable.from(snapshotFrames(this.store, this.opts.self.dataDir));
+      // A receiver that goes away ends the stream, which removes the copy (its hard links hold
+      // tables the store may have deleted since).
+      res.once('close', () => frames.destroy());
+      frames
         .on('error', (err) => {
           this.log.warn({ err: err.message }, 'store snapshot stream failed');
           res.destroy(err);
@@ -636,8 +645,11 @@ export class Member implements StateMachine {
     for (const m of candidates) {
       await rm(staging, { recursive: true, force: true });
       try {
-        const restored = await MvccStore.restore(staging, fetchSnapshot(m.peerUrl, this.opts.tls?.peer?.credentials));
+        await receiveStoreFiles(fetchSnapshot(m.peerUrl, this.opts.tls?.peer?.credentials), staging);
+        const restored = await MvccStore.open(staging);
         applied = restored.appliedIndex;
+        // LevelDB's open may have rewritten its MANIFEST and tables (synced); the meta record too.
+        await restored.durable();
         await restored.close();
       } catch (err) {
         failures.push(`${m.name}: ${(err as Error).message}`);
@@ -656,6 +668,7 @@ export class Member implements StateMachine {
     await rm(old, { recursive: true, force: true });
     await rename(this.kvDir, old);
     await rename(staging, this.kvDir);
+    await syncDir(this.opts.self.dataDir);
     await rm(old, { recursive: true, force: true });
     await this.openStore();
     // Watchers replay from the new store's history (or are canceled if it was compacted).

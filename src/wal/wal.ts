@@ -38,6 +38,7 @@ import { crc32 } from 'node:zlib';
 import type { Entry, HardState, PersistentState, Snapshot, SnapshotMetadata } from '../raft/types.js';
 import { LogCompactError, LogCorruptError, LogUnsupportedError, checkAppend, type LogStore, type LogStoreUpdate } from './log_store.js';
 import { Lock } from '../lock.js';
+import { syncDir } from '../sync_dir.js';
 
 const HEADER_BYTES = 8;
 const DEFAULT_SEGMENT_BYTES = 16 * 1024 * 1024;
@@ -124,16 +125,6 @@ async function zeroFill(fh: FileHandle, from: number, to: number): Promise<void>
 
 function datasync(fd: number): Promise<void> {
   return new Promise((resolve, reject) => fdatasync(fd, (err) => (err ? reject(err) : resolve())));
-}
-
-/** fsync of a directory, so that a file created, renamed or deleted in it stays so. */
-async function syncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
 }
 
 /**
