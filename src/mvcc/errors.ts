@@ -137,8 +137,8 @@ export class StoreFileCorruptError extends MvccError {
   static override readonly grpcCode = GrpcCode.DataLoss;
   constructor(
     readonly file: string,
-    offset: number,
-    detail: string,
+    readonly offset: number,
+    readonly detail: string,
   ) {
     super('ERR_STORE_FILE_CORRUPT', `mvcc: corrupt store file ${file} at byte ${offset}: ${detail}`);
   }

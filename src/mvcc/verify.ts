@@ -233,17 +233,26 @@ function snappyDecompress(src: Buffer): Buffer | undefined {
   }
 }
 
-/** One table file: the footer, then every block the index and the metaindex point to. */
-function verifyTable(file: string, buf: Buffer): void {
+/** A block's place in a table file: its stored bytes, without the 5-byte trailer after them. */
+export interface BlockHandle {
+  offset: number;
+  size: number;
+}
+
+/**
+ * Checks one table file (`buf`, read from `file`): the footer, then every block the index and the
+ * metaindex point to. Returns the data blocks (the index's), in key order.
+ */
+export function checkTable(file: string, buf: Buffer): BlockHandle[] {
   const bad = (offset: number, detail: string): never => {
     throw new StoreFileCorruptError(file, offset, detail);
   };
   if (buf.length < FOOTER_BYTES) bad(0, `${buf.length} bytes, too short for a table`);
   const footer = buf.length - FOOTER_BYTES;
   if (!buf.subarray(buf.length - TABLE_MAGIC.length).equals(TABLE_MAGIC)) bad(buf.length - TABLE_MAGIC.length, 'bad table magic');
-  const handle = (c: Cursor): { offset: number; size: number } => ({ offset: c.varint(), size: c.varint() });
+  const handle = (c: Cursor): BlockHandle => ({ offset: c.varint(), size: c.varint() });
   /** A block's stored bytes checked; its contents (decompressed) if `contents`. */
-  const block = (h: { offset: number; size: number }, contents: boolean): Buffer | undefined => {
+  const block = (h: BlockHandle, contents: boolean): Buffer | undefined => {
     if (h.offset + h.size + BLOCK_TRAILER > footer) return bad(h.offset, `block of ${h.size} bytes past the table's end`);
     const stored = buf.subarray(h.offset, h.offset + h.size + 1);
     if (maskedCrc(stored) !== buf.readUInt32LE(h.offset + h.size + 1)) bad(h.offset, 'block checksum mismatch');
@@ -273,11 +282,14 @@ function verifyTable(file: string, buf: Buffer): void {
   const f = new Cursor(buf, footer, buf.length - TABLE_MAGIC.length, bad);
   const metaindex = handle(f);
   const index = handle(f);
-  for (const top of [index, metaindex]) {
-    for (const v of values(top.offset, block(top, true)!)) {
-      block(handle(new Cursor(v, 0, v.length, (_o, d) => bad(top.offset, `bad block handle: ${d}`))), false);
-    }
-  }
+  const blocks = [index, metaindex].map((top) =>
+    values(top.offset, block(top, true)!).map((v) => {
+      const h = handle(new Cursor(v, 0, v.length, (_o, d) => bad(top.offset, `bad block handle: ${d}`)));
+      block(h, false);
+      return h;
+    }),
+  );
+  return blocks[0]!;
 }
 
 const TABLE_FILE = /^(\d+)\.(ldb|sst)$/;
@@ -316,7 +328,7 @@ export async function verifyStoreFiles(dir: string): Promise<void> {
     const file = path.join(dir, name);
     const buf = await readFile(file);
     if (buf.length !== size) throw new StoreFileCorruptError(file, Math.min(buf.length, size), `${buf.length} bytes, ${manifestName} says ${size}`);
-    verifyTable(file, buf);
+    checkTable(file, buf);
   }
   const logs = names
     .map((n) => ({ n, number: Number(LOG_FILE.exec(n)?.[1] ?? -1) }))
