@@ -28,7 +28,7 @@ import { StoreFileCorruptError } from './errors.js';
 /** LevelDB's log format (db/log_format.h): 32 KiB blocks, records with a 7-byte header. */
 const LOG_BLOCK = 32 * 1024;
 const LOG_HEADER = 7;
-const enum RecordType {
+enum RecordType {
   Zero = 0,
   Full = 1,
   First = 2,
@@ -142,7 +142,7 @@ interface LiveFiles {
 }
 
 /** db/version_edit.cc's tags. */
-const enum Tag {
+enum Tag {
   Comparator = 1,
   LogNumber = 2,
   NextFileNumber = 3,

@@ -480,7 +480,11 @@ export class Member implements StateMachine {
         }
       }
       if (performance.now() > deadline) {
-        throw new StoreFileCorruptError(corrupt.file, corrupt.offset, `${corrupt.detail}; no peer could send its store: ${failures.slice(-peers.length).join('; ')}`);
+        throw new StoreFileCorruptError(
+          corrupt.file,
+          corrupt.offset,
+          `${corrupt.detail}; no peer could send its store: ${failures.slice(-peers.length).join('; ')}`,
+        );
       }
       await new Promise((r) => setTimeout(r, 1000));
     }
