@@ -33,7 +33,7 @@ import { Member, type MemberOptions } from './server/member.js';
 import type { ClusterRecord } from './mvcc/index.js';
 import { ClusterMismatchError, MemberRemovedError } from './server/errors.js';
 import { LogCorruptError } from './wal/log_store.js';
-import { CorruptError } from './mvcc/index.js';
+import { CorruptError, StoreFileCorruptError } from './mvcc/index.js';
 import { buildHttpServer } from './server/http.js';
 import { EtcdGrpcServer } from './grpc/server.js';
 import { ClientPortMux } from './grpc/mux.js';
@@ -255,7 +255,7 @@ export async function serveUntilSignalled(opts: ServeOptions): Promise<void> {
       process.stderr.write(`qkv: configuration error: ${err.message}\n`);
       process.exit(2);
     }
-    if (err instanceof LogCorruptError || err instanceof CorruptError) {
+    if (err instanceof LogCorruptError || err instanceof CorruptError || err instanceof StoreFileCorruptError) {
       // Damage at rest: serving from it could answer wrong data; the operator decides (restore
       // the file, or replace the member with a new data dir as etcd's runbook says).
       process.stderr.write(`qkv: ${err.message}; refusing to start\n`);

@@ -74,6 +74,7 @@ const SAMPLES: Record<string, unknown[]> = {
   StoreClosedError: [],
   StoreFailedError: [new Error('disk full')],
   CorruptError: ['bad record'],
+  StoreFileCorruptError: ['/var/lib/qkv/kv/000012.ldb', 41498, 'block checksum mismatch'],
   // src/lease
   LeaseNotFoundError: [],
   LeaseExistsError: [],

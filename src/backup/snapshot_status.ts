@@ -9,6 +9,7 @@
  */
 import type { Buffer } from 'node:buffer';
 import { BboltDb } from './bbolt.js';
+import { crc32cUpdate } from './crc32c.js';
 import { readEtcdSnapshot, SHA256_SIZE } from './etcd_snapshot.js';
 
 /** etcdctl's snapshot.Status (its JSON field names). */
@@ -17,26 +18,6 @@ export interface SnapshotStatus {
   readonly revision: number;
   readonly totalKey: number;
   readonly totalSize: number;
-}
-
-/** The reflected CRC-32C polynomial. */
-const CASTAGNOLI = 0x82f63b78;
-
-const CRC32C_TABLE = (() => {
-  const t = new Uint32Array(256);
-  for (let i = 0; i < 256; i++) {
-    let c = i;
-    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ CASTAGNOLI : c >>> 1;
-    t[i] = c >>> 0;
-  }
-  return t;
-})();
-
-/** Extends a running CRC-32C (Go's crc32.Update with the Castagnoli table) with `bytes`. */
-function crc32cUpdate(crc: number, bytes: Uint8Array): number {
-  let c = ~crc >>> 0;
-  for (const b of bytes) c = CRC32C_TABLE[(c ^ b) & 0xff]! ^ (c >>> 8);
-  return ~c >>> 0;
 }
 
 /** The status of the snapshot file held in `file`; throws the reader's errors for a file that does not check out. */

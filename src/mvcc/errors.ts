@@ -129,6 +129,21 @@ export class CorruptError extends MvccError {
   }
 }
 
+/**
+ * A file of the store's LevelDB fails its check at open (verify.ts): a bad checksum, a missing or
+ * truncated table. The member moves the store aside and recovers it from a peer.
+ */
+export class StoreFileCorruptError extends MvccError {
+  static override readonly grpcCode = GrpcCode.DataLoss;
+  constructor(
+    readonly file: string,
+    readonly offset: number,
+    readonly detail: string,
+  ) {
+    super('ERR_STORE_FILE_CORRUPT', `mvcc: corrupt store file ${file} at byte ${offset}: ${detail}`);
+  }
+}
+
 // ---- authentication and permissions (etcd's auth errors as rpctypes words them). Raised where
 // etcd raises them: at apply (the entry carries its caller, so every member answers alike), or on
 // the member that receives the request (tokens, passwords, reads).

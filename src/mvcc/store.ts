@@ -58,6 +58,7 @@ import { isPlainPointGet, validateRange, validateTxn } from './validate.js';
 import { writeBatch, type BatchOp } from '../level_batch.js';
 import type { Db } from './view.js';
 import { Batch } from './write.js';
+import { verifyStoreFiles } from './verify.js';
 
 export interface MvccStoreOptions {
   /** fsync every batch. Default false: the Raft log is the durable record, the store replays it. */
@@ -90,9 +91,17 @@ export interface MvccStoreOptions {
   onListenerError?: (err: unknown) => void;
   /** Told how long each batch's LevelDB write took (ms), for etcd_disk_backend_commit_duration_seconds. */
   onBatchWritten?: (ms: number) => void;
+  /** Told once the store has failed (a write failed after its batch was visible, or LevelDB reported corruption on a read). */
+  onFailure?: (err: StoreFailedError) => void;
 }
 
 const noop = async (): Promise<void> => undefined;
+
+/** classic-level's code for LevelDB's Status::Corruption, on the error or its cause. */
+function isLevelCorruption(err: unknown): boolean {
+  for (let e = err; e instanceof Error; e = e.cause) if ((e as { code?: unknown }).code === 'LEVEL_CORRUPTION') return true;
+  return false;
+}
 
 /** Bounds around every key of the layout (keys.ts: each starts with a table byte between them). */
 const WHOLE_RANGE = { start: Buffer.from([0x00]), end: Buffer.from([0xff]) };
@@ -165,8 +174,12 @@ export class MvccStore {
     return db;
   }
 
-  /** Opens (or creates) the store in `dir`. */
+  /**
+   * Opens (or creates) the store in `dir`, after checking its files (verify.ts): a store with a bad
+   * file fails with StoreFileCorruptError naming it, before LevelDB reads or rewrites anything.
+   */
   static async open(dir: string, opts: MvccStoreOptions = {}): Promise<MvccStore> {
+    await verifyStoreFiles(dir);
     const db = await MvccStore.openDb(dir, opts);
     try {
       const raw = db.getSync(META_KEY);
@@ -327,8 +340,7 @@ export class MvccStore {
     } catch (err) {
       // Reads and listeners have seen this batch: falling back to the state before it would
       // show them history going backwards.
-      this.failure = new StoreFailedError(err as Error);
-      throw this.failure;
+      throw this.fail(err as Error);
     } finally {
       this.inflight = undefined;
     }
@@ -336,6 +348,26 @@ export class MvccStore {
     if (this.opts.deferPhysicalCompaction !== true) this.compactor.kick();
     this.liveKeys.kick(); // a rebuild if the filter is over capacity
     return results;
+  }
+
+  /** The store fails once: every read and write refused from now on, the owner told. */
+  private fail(cause: Error): StoreFailedError {
+    if (this.failure) return this.failure;
+    this.failure = new StoreFailedError(cause);
+    this.opts.onFailure?.(this.failure);
+    return this.failure;
+  }
+
+  /**
+   * Runs a read; LevelDB reporting corruption (a block it cannot decode: damage since the check
+   * at open, or what that check cannot see) fails the store instead of answering anything more.
+   */
+  private async guarded<T>(f: () => Promise<T> | T): Promise<T> {
+    try {
+      return await f();
+    } catch (err) {
+      throw isLevelCorruption(err) ? this.fail(err as Error) : err;
+    }
   }
 
   /** Registers a listener of applied revisions; returns its removal. */
@@ -394,25 +426,29 @@ export class MvccStore {
     };
   }
 
-  private async read<T>(snapshot: boolean, f: (ctx: ReadCtx) => Promise<T>): Promise<T> {
-    const { ctx, end } = this.beginRead(snapshot);
-    try {
-      return await f(ctx);
-    } finally {
-      await end();
-    }
+  private read<T>(snapshot: boolean, f: (ctx: ReadCtx) => Promise<T>): Promise<T> {
+    return this.guarded(async () => {
+      const { ctx, end } = this.beginRead(snapshot);
+      try {
+        return await f(ctx);
+      } finally {
+        await end();
+      }
+    });
   }
 
   /** etcd Range (serializable: on this replica's applied state). */
   async range(req: RangeRequest): Promise<RangeResponse> {
     if (isPlainPointGet(req)) {
-      const { ctx } = this.beginRead(false);
-      return pointGet(ctx.src, ctx.rev, req);
+      return this.guarded(() => {
+        const { ctx } = this.beginRead(false);
+        return pointGet(ctx.src, ctx.rev, req);
+      });
     }
     validateRange(req);
     // One key at the current revision is a single LevelDB get: no snapshot needed.
     const point = (req.rangeEnd === undefined || req.rangeEnd.length === 0) && (req.revision ?? 0) <= 0;
-    if (point) return range(this.beginRead(false).ctx, req);
+    if (point) return this.guarded(() => range(this.beginRead(false).ctx, req));
     return this.read(true, (ctx) => range(ctx, req));
   }
 
@@ -462,8 +498,10 @@ export class MvccStore {
    * alarms) at the latest written batch; see StoreSnapshot.hash.
    */
   async hash(): Promise<StoreHashResult> {
-    const snap = this.snapshot();
-    return { revision: snap.revision, hash: await snap.hash() };
+    return this.guarded(async () => {
+      const snap = this.snapshot();
+      return { revision: snap.revision, hash: await snap.hash() };
+    });
   }
 
   /** The membership as applied (membership.ts), a copy; undefined before seedCluster. */

@@ -27,6 +27,7 @@ import {
   MvccStore,
   NoSpaceError,
   PermissionDeniedError,
+  StoreFileCorruptError,
   txnNeeds,
   validateTxn,
 } from '../mvcc/index.js';
@@ -111,6 +112,9 @@ const MEMBER_CALLER: Caller = { member: true };
 
 /** etcd's default --max-txn-ops. */
 const MAX_TXN_OPS = 128;
+
+/** How long a member whose store is corrupt tries its peers for a copy before refusing to start (the others may be starting too). */
+const RECOVERY_DEADLINE_MS = 60_000;
 
 export interface MemberOptions {
   cluster: ClusterConfig;
@@ -350,7 +354,7 @@ export class Member implements StateMachine {
     }
     if (!existsSync(this.kvDir) && existsSync(path.join(dataDir, 'kv.old'))) await rename(path.join(dataDir, 'kv.old'), this.kvDir);
     this.logStore = await openRaftLog(dataDir);
-    await this.openStore();
+    await this.openOrRecoverStore();
     const cfg = this.opts.cluster;
     await this.store.seedCluster(this.opts.join ?? bootstrapCluster(cfg));
     await this.recordIdentity();
@@ -431,9 +435,76 @@ export class Member implements StateMachine {
 
   private async openStore(): Promise<void> {
     // The store checks a put's lease against its own replicated lease table (same batch, same answer everywhere).
-    this.store = await MvccStore.open(this.kvDir, { onBatchWritten: (ms) => this.metrics.backendCommitSeconds.observe(ms / 1000) });
+    this.store = await MvccStore.open(this.kvDir, {
+      onBatchWritten: (ms) => this.metrics.backendCommitSeconds.observe(ms / 1000),
+      // A store that can no longer tell what it holds answers nothing more: the member stops
+      // (the process exits 1); at the next start the check of its files finds what is wrong.
+      onFailure: (err) => {
+        this.log.fatal({ err: err.message }, 'store failed');
+        this.removed(err);
+      },
+    });
     this.lessor.load(await this.store.leases());
     this.source.attach(this.store);
+  }
+
+  /**
+   * Opens the store; one whose files fail their check at open (a bit flipped at rest: never
+   * served) is fetched whole from a peer into a staging directory, then moved aside as
+   * kv.corrupt-<ms since epoch> (kept for the operator) and replaced. The fetched store's applied
+   * index need not match the one lost: Raft replays this member's log after it (its entries at or
+   * below it are skipped), and a store older than the log's snapshot is restored again at start
+   * (RaftNode.start). With no peer able to send one within RECOVERY_DEADLINE_MS, or no peer at all,
+   * the member refuses to start, naming the file, and the data dir stays as it was.
+   */
+  private async openOrRecoverStore(): Promise<void> {
+    let corrupt: StoreFileCorruptError;
+    try {
+      return await this.openStore();
+    } catch (err) {
+      if (!(err instanceof StoreFileCorruptError)) throw err;
+      corrupt = err;
+    }
+    const peers = this.opts.cluster.members.filter((m) => m.id !== this.id && m.peerUrl !== '');
+    if (peers.length === 0) throw corrupt;
+    this.log.error({ err: corrupt.message, file: corrupt.file }, 'store is corrupt: recovering it from a peer');
+    const staging = path.join(this.opts.self.dataDir, 'kv.staging');
+    const deadline = performance.now() + RECOVERY_DEADLINE_MS;
+    const failures: string[] = [];
+    for (;;) {
+      for (const m of peers) {
+        try {
+          const applied = await this.fetchStore(staging, m.peerUrl);
+          const aside = path.join(this.opts.self.dataDir, `kv.corrupt-${Date.now()}`);
+          await rename(this.kvDir, aside);
+          await rename(staging, this.kvDir);
+          this.log.warn({ from: m.name, applied, corrupt: aside }, 'recovered the store from a peer; the corrupt one is kept aside');
+          return await this.openStore();
+        } catch (err) {
+          failures.push(`${m.name}: ${(err as Error).message}`);
+        }
+      }
+      if (performance.now() > deadline) {
+        throw new StoreFileCorruptError(
+          corrupt.file,
+          corrupt.offset,
+          `${corrupt.detail}; no peer could send its store: ${failures.slice(-peers.length).join('; ')}`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+
+  /** A peer's whole store (its LevelDB files, checked as they come and at open) received into `staging` (emptied first); its applied index. */
+  private async fetchStore(staging: string, peerUrl: string): Promise<number> {
+    await rm(staging, { recursive: true, force: true });
+    await receiveStoreFiles(fetchSnapshot(peerUrl, this.opts.tls?.peer?.credentials), staging);
+    const restored = await MvccStore.open(staging);
+    const applied = restored.appliedIndex;
+    // LevelDB's open may have rewritten its MANIFEST and tables (synced); the meta record too.
+    await restored.durable();
+    await restored.close();
+    return applied;
   }
 
   // ---- StateMachine (called by the Raft node's Ready loop) -------------------------------
@@ -643,14 +714,8 @@ export class Member implements StateMachine {
     let from = '';
     const failures: string[] = [];
     for (const m of candidates) {
-      await rm(staging, { recursive: true, force: true });
       try {
-        await receiveStoreFiles(fetchSnapshot(m.peerUrl, this.opts.tls?.peer?.credentials), staging);
-        const restored = await MvccStore.open(staging);
-        applied = restored.appliedIndex;
-        // LevelDB's open may have rewritten its MANIFEST and tables (synced); the meta record too.
-        await restored.durable();
-        await restored.close();
+        applied = await this.fetchStore(staging, m.peerUrl);
       } catch (err) {
         failures.push(`${m.name}: ${(err as Error).message}`);
         continue;

@@ -42,6 +42,14 @@ export class LabCluster {
     this.names = Array.from({ length: opts.members }, (_, i) => `n${i + 1}`);
   }
 
+  /** A new cluster, its members started and a leader agreed on. */
+  static async started(opts: LabClusterOptions): Promise<LabCluster> {
+    const cluster = await LabCluster.create(opts);
+    cluster.startAll();
+    await cluster.waitForLeader();
+    return cluster;
+  }
+
   static async create(opts: LabClusterOptions): Promise<LabCluster> {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'qkv-hosts-'));
     const names = Array.from({ length: opts.members }, (_, i) => `n${i + 1}`);
@@ -158,6 +166,20 @@ export class LabCluster {
       await new Promise((r) => setTimeout(r, 200));
     }
     throw new Error(`no agreed leader among ${among.join(', ')} within ${limitMs} ms`);
+  }
+
+  /**
+   * The value member `name` serves for `key` (serializable: its own store), once it is `value`, or
+   * what it last served after `limitMs`.
+   */
+  async servedValue(name: string, key: string, value: string, limitMs = 30_000): Promise<string> {
+    const deadline = performance.now() + limitMs;
+    let got = '';
+    while (performance.now() < deadline && got !== `${value}\n`) {
+      got = (await this.etcdctl(['get', key, '--print-value-only', '--consistency=s'], [this.clientUrl(name)])).stdout;
+      if (got !== `${value}\n`) await new Promise((r) => setTimeout(r, 200));
+    }
+    return got.replace(/\n$/, '');
   }
 
   /** Process id of each running member. */

@@ -1,5 +1,5 @@
 /** Test helpers: temp stores, byte helpers, an index-assigning applier, normalisation for deep equality. */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, open, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { MvccStore, type MvccStoreOptions } from '../../src/mvcc/index.js';
@@ -147,4 +147,17 @@ export async function rawTables(dir: string): Promise<Record<string, number>> {
     await db.close();
   }
   return out;
+}
+
+/** Flips one bit (0x10) of the byte at `offset` in `file`: corruption at rest; flipping again restores it. */
+export async function flipBit(file: string, offset: number): Promise<void> {
+  const fh = await open(file, 'r+');
+  try {
+    const one = Buffer.alloc(1);
+    await fh.read(one, 0, 1, offset);
+    one[0] = one[0]! ^ 0x10;
+    await fh.write(one, 0, 1, offset);
+  } finally {
+    await fh.close();
+  }
 }
