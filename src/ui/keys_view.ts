@@ -9,7 +9,7 @@
  * roots; an answer of permission denied is said as such where it happens.
  */
 import type { V1KeyValue, V1RangeResponse } from '../api/v1.js';
-import { childOf, displayBytes, equalBytes, formatBytes, keyAfter, keyBytes, pathOf, prefixEnd, startsWith, textBytes, valueView } from './bytes.js';
+import { childOf, displayBytes, equalBytes, formatBytes, keyAfter, keyBytes, pathOf, prefixEnd, startsWith, textBytes, utf8Text, valueView } from './bytes.js';
 import { byId, errorText, getJson, h, isPermissionDenied, send } from './dom.js';
 import { readableRanges, type Session } from './session.js';
 
@@ -41,8 +41,15 @@ function failure(what: string, err: unknown): string {
   return isPermissionDenied(err) ? `${what}: not permitted for user ${session.user ?? ''}` : `${what} failed: ${errorText(err)}`;
 }
 
-function rangeUrl(start: Uint8Array): string {
-  return `/v1/kv/${pathOf(start)}?from_key&keys_only&limit=${PAGE}`;
+/**
+ * A page of the folder's keys from `start`: bounded by the folder's end (a user granted only
+ * the folder may read no further), given as /v1's range_end, which is text; an end that is not
+ * UTF-8 (a prefix ending in a byte of a multi-byte character) reads on from `start` instead.
+ */
+function rangeUrl(prefix: Uint8Array, start: Uint8Array): string {
+  const end = prefixEnd(prefix);
+  const text = end && utf8Text(end);
+  return `/v1/kv/${pathOf(start)}?${text ? `range_end=${encodeURIComponent(text)}` : 'from_key'}&keys_only&limit=${PAGE}`;
 }
 
 async function countOf(prefix: Uint8Array): Promise<number> {
@@ -102,7 +109,7 @@ async function loadMore(f: Folder): Promise<void> {
   let lastFolder: Uint8Array | undefined;
   try {
     for (let requests = 0; f.next && added < CHILDREN_PER_LOAD && requests < REQUESTS_PER_LOAD; requests++) {
-      const r = await getJson<V1RangeResponse>(rangeUrl(f.next));
+      const r = await getJson<V1RangeResponse>(rangeUrl(f.prefix, f.next));
       let next: Uint8Array | null = null;
       let left = false;
       let stoppedEarly = false;

@@ -54,7 +54,7 @@ describe('web console: writable, and logged in under auth', () => {
   });
 
   const openKey = async (key: string): Promise<void> => {
-    await page.locator(`button[data-key="${key}"]`).click();
+    await page.locator(`button[data-key="${key.replaceAll('\\', '\\\\')}"]`).click();
     await expect.poll(() => page.getByTestId('key-name').textContent(), WAIT).toBe(key);
   };
 
@@ -130,7 +130,7 @@ describe('web console: writable, and logged in under auth', () => {
     await page.fill('#login-name', 'alice');
     await page.fill('#login-password', 'wrong');
     await page.getByRole('button', { name: 'Log in' }).click();
-    await expect.poll(() => page.getByTestId('login-error').textContent(), WAIT).toBe('login failed: 401: etcdserver: authentication failed, invalid user ID or password');
+    await expect.poll(() => page.getByTestId('login-error').textContent(), WAIT).toBe('login failed: 400: etcdserver: authentication failed, invalid user ID or password');
     await page.fill('#login-password', 'alicepw');
     await page.getByRole('button', { name: 'Log in' }).click();
     await expect.poll(() => page.getByTestId('user').textContent(), WAIT).toBe('user alice');
