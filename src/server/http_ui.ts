@@ -61,13 +61,10 @@ export interface UiOptions {
 
 export function registerUi(app: FastifyInstance, member: Member, opts: UiOptions): void {
   const files = loadFiles();
-  app.get(
-    '/ui/config.json',
-    async (_request, reply): Promise<V1ConsoleConfig> => {
-      secured(reply);
-      return { writable: opts.writable, auth_enabled: member.authn.enabled };
-    },
-  );
+  app.get('/ui/config.json', async (_request, reply): Promise<V1ConsoleConfig> => {
+    secured(reply);
+    return { writable: opts.writable, auth_enabled: member.authn.enabled };
+  });
   app.get('/ui', async (_request, reply) => reply.redirect('/ui/'));
   app.get('/ui/', async (_request, reply) => secured(reply).type('text/html; charset=utf-8').send(CONSOLE_HTML));
   app.get('/ui/*', async (request, reply) => {

@@ -36,7 +36,7 @@ export function setToken(t: string | undefined): void {
 }
 
 /** An answer that is not 2xx: its HTTP status and the server's message. */
-export class ApiError extends Error {
+class ApiError extends Error {
   constructor(
     readonly status: number,
     message: string,

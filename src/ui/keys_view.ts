@@ -11,7 +11,7 @@
 import type { V1KeyValue, V1RangeResponse } from '../api/v1.js';
 import { childOf, displayBytes, equalBytes, formatBytes, keyAfter, keyBytes, pathOf, prefixEnd, startsWith, textBytes, utf8Text, valueView } from './bytes.js';
 import { byId, errorText, getJson, h, isPermissionDenied, send } from './dom.js';
-import { readableRanges, type Session } from './session.js';
+import { type ReadableRange, readableRanges, type Session } from './session.js';
 
 /** Keys per range request. */
 const PAGE = 200;
@@ -191,7 +191,22 @@ function confirmStep(controls: HTMLElement, question: string, confirmLabel: stri
   const result = h('p', { 'data-testid': 'write-result' });
   const back = (): void => box.replaceWith(controls);
   box.append(
-    h('button', { class: 'danger', 'data-testid': 'confirm-yes', onclick: () => void confirmed().then((text) => result.replaceChildren(text), (err: unknown) => (result.className = 'error', result.replaceChildren(failure(confirmLabel.toLowerCase(), err)))) }, confirmLabel),
+    h(
+      'button',
+      {
+        class: 'danger',
+        'data-testid': 'confirm-yes',
+        onclick: () =>
+          void confirmed().then(
+            (text) => result.replaceChildren(text),
+            (err: unknown) => {
+              result.className = 'error';
+              result.replaceChildren(failure(confirmLabel.toLowerCase(), err));
+            },
+          ),
+      },
+      confirmLabel,
+    ),
     ' ',
     h('button', { 'data-testid': 'confirm-cancel', onclick: back }, 'Cancel'),
     result,
@@ -240,7 +255,11 @@ function newKeyForm(): void {
   const name = h('input', { type: 'text', 'data-testid': 'new-key', 'aria-label': 'new key', placeholder: 'key' });
   const value = h('textarea', { 'data-testid': 'put-value', 'aria-label': 'value' });
   const controls = h('div', { class: 'write', 'data-testid': 'write-controls' });
-  controls.append(name, value, h('button', { 'data-testid': 'put', onclick: () => confirmPut(controls, textBytes(name.value), value.value, undefined) }, 'Put…'));
+  controls.append(
+    name,
+    value,
+    h('button', { 'data-testid': 'put', onclick: () => confirmPut(controls, textBytes(name.value), value.value, undefined) }, 'Put…'),
+  );
   detail.replaceChildren(h('h3', {}, 'New key'), controls);
 }
 
@@ -317,7 +336,7 @@ async function showPermitted(tree: HTMLElement, list: HTMLUListElement, user: st
   const heading = tree.querySelector('strong')!;
   heading.textContent = `keys user ${user} may read`;
   tree.querySelector('.count')!.textContent = '';
-  let ranges;
+  let ranges: ReadableRange[];
   try {
     ranges = await readableRanges(user);
   } catch (err) {

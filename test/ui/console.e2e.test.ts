@@ -105,9 +105,13 @@ describe('web console on a 3-member cluster', () => {
   });
 
   test('qkv ui --no-open prints the console URL of each endpoint', async () => {
-    const out = execFileSync(process.execPath, [path.resolve('bin/qkv.mjs'), '--endpoints', `${cluster.url(serving)}/,${cluster.url(leader)}`, 'ui', '--no-open'], {
-      encoding: 'utf8',
-    });
+    const out = execFileSync(
+      process.execPath,
+      [path.resolve('bin/qkv.mjs'), '--endpoints', `${cluster.url(serving)}/,${cluster.url(leader)}`, 'ui', '--no-open'],
+      {
+        encoding: 'utf8',
+      },
+    );
     expect(out).toBe(`${cluster.url(serving)}/ui/\n${cluster.url(leader)}/ui/\n`);
     for (const url of out.trim().split('\n')) expect((await fetch(url)).status).toBe(200);
   });

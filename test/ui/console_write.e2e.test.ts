@@ -130,7 +130,9 @@ describe('web console: writable, and logged in under auth', () => {
     await page.fill('#login-name', 'alice');
     await page.fill('#login-password', 'wrong');
     await page.getByRole('button', { name: 'Log in' }).click();
-    await expect.poll(() => page.getByTestId('login-error').textContent(), WAIT).toBe('login failed: 400: etcdserver: authentication failed, invalid user ID or password');
+    await expect
+      .poll(() => page.getByTestId('login-error').textContent(), WAIT)
+      .toBe('login failed: 400: etcdserver: authentication failed, invalid user ID or password');
     await page.fill('#login-password', 'alicepw');
     await page.getByRole('button', { name: 'Log in' }).click();
     await expect.poll(() => page.getByTestId('user').textContent(), WAIT).toBe('user alice');
@@ -206,7 +208,9 @@ describe('web console over https on a TLS member', () => {
     await cluster.waitForLeader();
     // Chromium trusts the test CA's key (and nothing else it would not trust anyway).
     const ca = new X509Certificate(readFileSync(path.join(certs, 'ca.pem')));
-    const spki = createHash('sha256').update(ca.publicKey.export({ type: 'spki', format: 'der' })).digest('base64');
+    const spki = createHash('sha256')
+      .update(ca.publicKey.export({ type: 'spki', format: 'der' }))
+      .digest('base64');
     browser = await launchChromium([`--ignore-certificate-errors-spki-list=${spki}`]);
   });
 
