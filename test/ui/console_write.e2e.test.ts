@@ -236,5 +236,13 @@ describe('web console over https on a TLS member', () => {
     await expect.poll(() => page.getByTestId('value').textContent(), WAIT).toBe('over https');
     await page.screenshot({ path: path.join(SHOTS, 'tls.png') });
     expect(errors).toEqual([]);
+    // Without the CA's key trusted, the same browser refuses the member's certificate.
+    const untrusting = await launchChromium();
+    try {
+      const other = await untrusting.newPage();
+      await expect(other.goto(`${url}/ui/`)).rejects.toThrow(/ERR_CERT_AUTHORITY_INVALID/);
+    } finally {
+      await untrusting.close();
+    }
   });
 });
