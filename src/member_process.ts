@@ -57,6 +57,8 @@ export interface ServeOptions {
   diskReserveBytes?: string;
   /** etcd's TLS flags (--cert-file and the rest), with either way of giving the member. */
   tls?: TlsFlags;
+  /** --ui-writable: the web console offers put and delete (read-only when absent). */
+  uiWritable?: boolean;
 }
 
 type PeerAddress = { host: string; port: number };
@@ -199,7 +201,7 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
     ...(join ? { join } : {}),
     tls: { ...(clientTls ? { client: clientTls } : {}), ...(peerTls ? { peer: peerTls } : {}) },
   });
-  const http = buildHttpServer({ member, logger, maxRequestBytes: cluster.maxRequestBytes });
+  const http = buildHttpServer({ member, logger, maxRequestBytes: cluster.maxRequestBytes, uiWritable: opts.uiWritable === true });
   const grpc = new EtcdGrpcServer({ member, logger, maxRequestBytes: cluster.maxRequestBytes });
   // fastify does not listen itself: the client port's multiplexer feeds it the HTTP/1
   // connections and gives the HTTP/2 ones (gRPC) to the gRPC server.

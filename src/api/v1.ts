@@ -65,3 +65,11 @@ export interface V1WatchEvent {
   kv: V1KeyValue;
   prev_kv?: V1KeyValue;
 }
+
+/** GET /ui/config.json: what the console offers on this member (src/server/http_ui.ts). */
+export interface V1ConsoleConfig {
+  /** Put and delete offered (the member's --ui-writable); otherwise the console only reads. */
+  writable: boolean;
+  /** Auth is enabled on the cluster now: the console asks for a user and password first. */
+  auth_enabled: boolean;
+}

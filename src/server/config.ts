@@ -303,6 +303,14 @@ const ETCD_FLAG_DEFAULTS = {
   electionTimeout: '1000',
 } as const;
 
+/** A bool flag's value as etcd reads it (Go's strconv.ParseBool). */
+export function boolFlag(flag: string, v: boolean | string | undefined): boolean | undefined {
+  if (v === undefined || typeof v === 'boolean') return v;
+  if (['1', 't', 'T', 'true', 'TRUE', 'True'].includes(v)) return true;
+  if (['0', 'f', 'F', 'false', 'FALSE', 'False'].includes(v)) return false;
+  throw new ConfigError(`invalid boolean value ${JSON.stringify(v)} for --${flag}`);
+}
+
 /** One URL of a flag that etcd lets list several: qkv serves one of each. */
 function oneUrl(flag: string, v: string): string {
   const urls = v

@@ -30,6 +30,8 @@ export interface HttpServerOptions {
   logger: Logger;
   /** Largest decoded request (keys and values), as etcd's --max-request-bytes. */
   maxRequestBytes: number;
+  /** The console at /ui offers put and delete (--ui-writable). */
+  uiWritable: boolean;
 }
 
 const KEY_PATH = /^(\/v1\/(?:kv|watch)\/)[^?]*/;
@@ -179,7 +181,7 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
   }
 
   registerV1(app, member, opts.maxRequestBytes);
-  registerUi(app);
+  registerUi(app, member, { writable: opts.uiWritable });
   return app;
 }
 

@@ -3,12 +3,16 @@
  * from src/ui/ (dist/ui/*.js beside this module's folder). The files are listed once, at
  * start; a request is answered only when its path, as sent and undecoded, is one of those
  * names, so no path (`..`, encoded slashes, absolute paths) can reach any other file.
- * The console talks to the /v1 API; writes are not offered (read-only console).
+ * The console talks to the /v1 API (and /v3/auth/authenticate to log in). /ui/config.json says
+ * whether this member offers put and delete in it (--ui-writable; read-only by default) and
+ * whether auth is on; the API itself takes what it always takes from any client.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { CONSOLE_HTML } from '../ui/page.js';
+import type { V1ConsoleConfig } from '../api/v1.js';
+import type { Member } from './member.js';
 
 /** The compiled console modules' folder: dist/ui, beside dist/server. */
 const UI_DIR = path.join(import.meta.dirname, '..', 'ui');
@@ -50,8 +54,17 @@ function secured(reply: FastifyReply): FastifyReply {
   return reply.header('content-security-policy', CSP).header('x-content-type-options', 'nosniff').header('cache-control', 'no-cache');
 }
 
-export function registerUi(app: FastifyInstance): void {
+export interface UiOptions {
+  /** The member's --ui-writable: the console offers put and delete. */
+  writable: boolean;
+}
+
+export function registerUi(app: FastifyInstance, member: Member, opts: UiOptions): void {
   const files = loadFiles();
+  app.get('/ui/config.json', async (_request, reply): Promise<V1ConsoleConfig> => {
+    secured(reply);
+    return { writable: opts.writable, auth_enabled: member.authn.enabled };
+  });
   app.get('/ui', async (_request, reply) => reply.redirect('/ui/'));
   app.get('/ui/', async (_request, reply) => secured(reply).type('text/html; charset=utf-8').send(CONSOLE_HTML));
   app.get('/ui/*', async (request, reply) => {

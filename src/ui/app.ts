@@ -1,13 +1,16 @@
 /// <reference lib="dom" />
-/** The web console's entry (loaded by the page at /ui/): the tabs and their views. */
+/** The web console's entry (loaded by the page at /ui/): the session (login with auth on), the tabs and their views. */
 import { startClusterView } from './cluster_view.js';
 import { startKeysView } from './keys_view.js';
 import { startLeasesView } from './leases_view.js';
+import { startSession } from './session.js';
 import { startWatchView } from './watch_view.js';
 
 const tabs = [...document.querySelectorAll<HTMLButtonElement>('nav button[data-tab]')];
 let current = 'cluster';
 let keysStarted = false;
+
+const session = await startSession();
 
 function show(tab: string): void {
   current = tab;
@@ -18,11 +21,12 @@ function show(tab: string): void {
   }
   if (tab === 'keys' && !keysStarted) {
     keysStarted = true;
-    startKeysView();
+    startKeysView(session);
   }
 }
 
 for (const b of tabs) b.addEventListener('click', () => show(b.dataset['tab']!));
+show(current);
 startClusterView();
 startWatchView();
 startLeasesView(() => current === 'leases');

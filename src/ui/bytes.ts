@@ -31,14 +31,18 @@ export function keyBytes(kv: Pick<V1KeyValue, 'key' | 'key_base64'>): Uint8Array
   return kv.key !== undefined ? textBytes(kv.key) : base64Bytes(kv.key_base64 ?? '');
 }
 
+/** The bytes as text when they are valid UTF-8, else undefined. */
+export function utf8Text(b: Uint8Array): string | undefined {
+  try {
+    return strictUtf8.decode(b);
+  } catch {
+    return undefined;
+  }
+}
+
 /** Bytes for display: UTF-8 text as is (control characters escaped), other bytes as \xNN. */
 export function displayBytes(b: Uint8Array): string {
-  let text: string | undefined;
-  try {
-    text = strictUtf8.decode(b);
-  } catch {
-    text = undefined;
-  }
+  const text = utf8Text(b);
   const escaped = (x: number): string => `\\x${x.toString(16).padStart(2, '0')}`;
   let out = '';
   if (text !== undefined) {

@@ -28,21 +28,58 @@ export function byId<T extends HTMLElement = HTMLElement>(id: string): T {
 /** How long one request to a member may take before the console counts it as not answering. */
 const REQUEST_TIMEOUT_MS = 1500;
 
+/** The logged-in user's token (auth enabled), sent with every request to this member. */
+let token: string | undefined;
+
+export function setToken(t: string | undefined): void {
+  token = t;
+}
+
+/** An answer that is not 2xx: its HTTP status and the server's message. */
+class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(`${status}: ${message}`);
+  }
+}
+
+/** The request's headers: the token, for this member's own API only (other members' /v1/status needs none). */
+function headersFor(url: string, extra: Record<string, string> = {}): Record<string, string> {
+  return token && url.startsWith('/') ? { ...extra, authorization: token } : extra;
+}
+
+/** A request to the API; a non-2xx answer throws an ApiError with the server's message. */
+export async function send(url: string, init: { method?: string; body?: string; json?: unknown; timeoutMs?: number } = {}): Promise<Response> {
+  const body = init.json !== undefined ? JSON.stringify(init.json) : init.body;
+  const res = await fetch(url, {
+    method: init.method ?? 'GET',
+    headers: headersFor(url, init.json !== undefined ? { 'content-type': 'application/json' } : {}),
+    ...(body !== undefined ? { body } : {}),
+    signal: AbortSignal.timeout(init.timeoutMs ?? REQUEST_TIMEOUT_MS),
+    cache: 'no-store',
+  });
+  if (res.ok) return res;
+  const text = await res.text();
+  let message = text.trim();
+  try {
+    const parsed = JSON.parse(text) as { message?: string; error?: string };
+    message = parsed.message ?? parsed.error ?? message;
+  } catch {
+    // not JSON: the text itself
+  }
+  throw new ApiError(res.status, message);
+}
+
 /** GET a JSON answer; a non-2xx answer throws its error message. */
 export async function getJson<T>(url: string, timeoutMs = REQUEST_TIMEOUT_MS): Promise<T> {
-  const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), cache: 'no-store' });
-  const text = await res.text();
-  if (!res.ok) {
-    let message = text.trim();
-    try {
-      const body = JSON.parse(text) as { message?: string; error?: string };
-      message = body.message ?? body.error ?? message;
-    } catch {
-      // not JSON: the text itself
-    }
-    throw new Error(`${res.status}: ${message}`);
-  }
-  return JSON.parse(text) as T;
+  return (await (await send(url, { timeoutMs })).json()) as T;
+}
+
+/** The server refused the request for the logged-in user's permissions. */
+export function isPermissionDenied(err: unknown): boolean {
+  return err instanceof ApiError && err.status === 403;
 }
 
 export function errorText(err: unknown): string {

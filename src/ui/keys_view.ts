@@ -3,11 +3,15 @@
  * The keys view: a tree of the keys by their `/` segments, loaded lazily folder by folder and
  * page by page (keys_only ranges of PAGE keys from where the last page ended, skipping past a
  * sub-folder once it is seen), each folder with its key count (count_only); and a key's value
- * and revisions. Read-only.
+ * and revisions. On a member started with --ui-writable: put (a new key or a new value) and
+ * delete, each shown first and done only once confirmed; otherwise no such controls. With auth
+ * on, a user who may not read every key sees the ranges it may read (session.ts) as the tree's
+ * roots; an answer of permission denied is said as such where it happens.
  */
 import type { V1KeyValue, V1RangeResponse } from '../api/v1.js';
-import { childOf, displayBytes, equalBytes, formatBytes, keyAfter, keyBytes, pathOf, prefixEnd, startsWith, valueView } from './bytes.js';
-import { byId, errorText, getJson, h } from './dom.js';
+import { childOf, displayBytes, equalBytes, formatBytes, keyAfter, keyBytes, pathOf, prefixEnd, startsWith, textBytes, utf8Text, valueView } from './bytes.js';
+import { byId, errorText, getJson, h, isPermissionDenied, send } from './dom.js';
+import { type ReadableRange, readableRanges, type Session } from './session.js';
 
 /** Keys per range request. */
 const PAGE = 200;
@@ -30,9 +34,22 @@ interface Folder {
 }
 
 let selected: HTMLButtonElement | undefined;
+let session: Session = { writable: false };
 
-function rangeUrl(start: Uint8Array): string {
-  return `/v1/kv/${pathOf(start)}?from_key&keys_only&limit=${PAGE}`;
+/** A failed request as the page says it: permission denied plainly, anything else with the server's words. */
+function failure(what: string, err: unknown): string {
+  return isPermissionDenied(err) ? `${what}: not permitted for user ${session.user ?? ''}` : `${what} failed: ${errorText(err)}`;
+}
+
+/**
+ * A page of the folder's keys from `start`: bounded by the folder's end (a user granted only
+ * the folder may read no further), given as /v1's range_end, which is text; an end that is not
+ * UTF-8 (a prefix ending in a byte of a multi-byte character) reads on from `start` instead.
+ */
+function rangeUrl(prefix: Uint8Array, start: Uint8Array): string {
+  const end = prefixEnd(prefix);
+  const text = end && utf8Text(end);
+  return `/v1/kv/${pathOf(start)}?${text ? `range_end=${encodeURIComponent(text)}` : 'from_key'}&keys_only&limit=${PAGE}`;
 }
 
 async function countOf(prefix: Uint8Array): Promise<number> {
@@ -61,7 +78,7 @@ function folderNode(parent: Uint8Array, prefix: Uint8Array): HTMLLIElement {
   li.append(toggle, countEl);
   countOf(prefix).then(
     (n) => (countEl.textContent = `${n.toLocaleString('en-US')} keys`),
-    (err: unknown) => (countEl.textContent = `count failed: ${errorText(err)}`),
+    (err: unknown) => (countEl.textContent = failure('count', err)),
   );
   return li;
 }
@@ -92,7 +109,7 @@ async function loadMore(f: Folder): Promise<void> {
   let lastFolder: Uint8Array | undefined;
   try {
     for (let requests = 0; f.next && added < CHILDREN_PER_LOAD && requests < REQUESTS_PER_LOAD; requests++) {
-      const r = await getJson<V1RangeResponse>(rangeUrl(f.next));
+      const r = await getJson<V1RangeResponse>(rangeUrl(f.prefix, f.next));
       let next: Uint8Array | null = null;
       let left = false;
       let stoppedEarly = false;
@@ -123,7 +140,7 @@ async function loadMore(f: Folder): Promise<void> {
       if (lastFolder && f.next && startsWith(f.next, lastFolder)) f.next = prefixEnd(lastFolder);
     }
   } catch (err) {
-    f.more.replaceChildren(h('span', { class: 'error' }, `listing failed: ${errorText(err)}`), ' ', retryButton(f));
+    f.more.replaceChildren(h('span', { class: 'error', 'data-testid': 'listing-error' }, failure('listing', err)), ' ', retryButton(f));
     return;
   }
   if (f.next) f.more.replaceChildren(h('button', { 'data-testid': 'load-more', onclick: () => void loadMore(f) }, 'load more…'));
@@ -141,7 +158,7 @@ async function showKey(key: Uint8Array): Promise<void> {
   try {
     kv = (await getJson<V1RangeResponse>(`/v1/kv/${pathOf(key)}`, VALUE_TIMEOUT_MS)).kvs[0];
   } catch (err) {
-    detail.replaceChildren(h('p', { class: 'error' }, `reading the key failed: ${errorText(err)}`));
+    detail.replaceChildren(h('p', { class: 'error', 'data-testid': 'key-error' }, failure('reading the key', err)));
     return;
   }
   if (!kv) {
@@ -163,8 +180,87 @@ async function showKey(key: Uint8Array): Promise<void> {
     ),
     v.note ? h('p', { class: 'note', 'data-testid': 'value-note' }, v.note) : '',
     h('pre', { 'data-testid': 'value', 'data-kind': v.kind }, v.text),
+    session.writable ? writeControls(key, kv) : '',
     historyPanel(key, kv),
   );
+}
+
+/** A confirmation step: `question` with a confirm and a cancel button, in place of `controls` until answered. */
+function confirmStep(controls: HTMLElement, question: string, confirmLabel: string, confirmed: () => Promise<string>): void {
+  const box = h('div', { class: 'confirm', 'data-testid': 'confirm' }, h('p', {}, question));
+  const result = h('p', { 'data-testid': 'write-result' });
+  const back = (): void => box.replaceWith(controls);
+  box.append(
+    h(
+      'button',
+      {
+        class: 'danger',
+        'data-testid': 'confirm-yes',
+        onclick: () =>
+          void confirmed().then(
+            (text) => result.replaceChildren(text),
+            (err: unknown) => {
+              result.className = 'error';
+              result.replaceChildren(failure(confirmLabel.toLowerCase(), err));
+            },
+          ),
+      },
+      confirmLabel,
+    ),
+    ' ',
+    h('button', { 'data-testid': 'confirm-cancel', onclick: back }, 'Cancel'),
+    result,
+  );
+  controls.replaceWith(box);
+}
+
+/** Put a new value (text) to `key`, or delete it: each asks first. */
+function writeControls(key: Uint8Array, kv: V1KeyValue): HTMLElement {
+  const controls = h('div', { class: 'write', 'data-testid': 'write-controls' });
+  const value = h('textarea', { 'data-testid': 'put-value', 'aria-label': 'new value' });
+  controls.append(
+    h('h4', {}, 'Change'),
+    value,
+    h('button', { 'data-testid': 'put', onclick: () => confirmPut(controls, key, value.value, kv) }, 'Put…'),
+    ' ',
+    h('button', { class: 'danger', 'data-testid': 'delete', onclick: () => confirmDelete(controls, key, kv) }, 'Delete…'),
+  );
+  return controls;
+}
+
+function confirmPut(controls: HTMLElement, key: Uint8Array, value: string, kv: V1KeyValue | undefined): void {
+  const size = formatBytes(textBytes(value).length);
+  const question = kv
+    ? `Put ${size} to ${displayBytes(key)}, replacing version ${kv.version} (mod revision ${kv.mod_revision})?`
+    : `Put ${size} to ${displayBytes(key)} (a new key)?`;
+  confirmStep(controls, question, 'Put', async () => {
+    const res = await send(`/v1/kv/${pathOf(key)}`, { method: 'PUT', body: value, timeoutMs: 10_000 });
+    const { revision } = (await res.json()) as { revision: number };
+    setTimeout(() => void showKey(key), 0);
+    return `put at revision ${revision}`;
+  });
+}
+
+function confirmDelete(controls: HTMLElement, key: Uint8Array, kv: V1KeyValue): void {
+  confirmStep(controls, `Delete ${displayBytes(key)} (version ${kv.version}, mod revision ${kv.mod_revision})?`, 'Delete', async () => {
+    const res = await send(`/v1/kv/${pathOf(key)}`, { method: 'DELETE', timeoutMs: 10_000 });
+    const { revision, deleted } = (await res.json()) as { revision: number; deleted: number };
+    return deleted ? `deleted at revision ${revision}` : `not deleted: already gone (revision ${revision})`;
+  });
+}
+
+/** The form for a new key: its name and value, then the put's confirmation. */
+function newKeyForm(): void {
+  const detail = byId('key-detail');
+  const name = h('input', { type: 'text', 'data-testid': 'new-key', 'aria-label': 'new key', placeholder: 'key' });
+  const value = h('textarea', { 'data-testid': 'put-value', 'aria-label': 'value' });
+  const controls = h('div', { class: 'write', 'data-testid': 'write-controls' });
+  controls.append(
+    name,
+    value,
+    h('button', { 'data-testid': 'put', onclick: () => confirmPut(controls, textBytes(name.value), value.value, undefined) }, 'Put…'),
+  );
+  detail.replaceChildren(h('h3', {}, 'New key'), controls);
 }
 
 /**
@@ -212,14 +308,47 @@ function historyPanel(key: Uint8Array, current: V1KeyValue): HTMLElement {
   return panel;
 }
 
-export function startKeysView(): void {
+export function startKeysView(s: Session): void {
+  session = s;
   const root = newFolder(new Uint8Array(0));
   const total = h('span', { class: 'count' });
-  const reload = h('button', { onclick: () => startKeysView() }, 'reload');
-  byId('tree').replaceChildren(h('div', {}, h('strong', {}, 'all keys'), total, ' ', reload), root.list);
+  const reload = h('button', { onclick: () => startKeysView(session) }, 'reload');
+  const add = session.writable ? h('button', { 'data-testid': 'new-key-button', onclick: newKeyForm }, 'new key…') : '';
+  const tree = byId('tree');
+  tree.replaceChildren(h('div', {}, h('strong', {}, 'all keys'), total, ' ', reload, ' ', add), root.list);
   countOf(root.prefix).then(
-    (n) => (total.textContent = `${n.toLocaleString('en-US')} keys`),
-    (err: unknown) => (total.textContent = `count failed: ${errorText(err)}`),
+    (n) => {
+      total.textContent = `${n.toLocaleString('en-US')} keys`;
+      void loadMore(root);
+    },
+    (err: unknown) => {
+      if (isPermissionDenied(err) && session.user) void showPermitted(tree, root.list, session.user);
+      else total.textContent = failure('count', err);
+    },
   );
-  void loadMore(root);
+}
+
+/**
+ * The tree of a user who may not read every key: its readable ranges as roots (a prefix as a
+ * folder, a single key as a key); any other range is named, listed as the keys it holds.
+ */
+async function showPermitted(tree: HTMLElement, list: HTMLUListElement, user: string): Promise<void> {
+  const heading = tree.querySelector('strong')!;
+  heading.textContent = `keys user ${user} may read`;
+  tree.querySelector('.count')!.textContent = '';
+  let ranges: ReadableRange[];
+  try {
+    ranges = await readableRanges(user);
+  } catch (err) {
+    list.replaceChildren(h('li', { class: 'error' }, failure("reading the user's permissions", err)));
+    return;
+  }
+  const empty = new Uint8Array(0);
+  const nodes = ranges.map((r) => {
+    if (r.end !== null && r.end.length === 0) return keyNode(empty, r.key);
+    const end = prefixEnd(r.key);
+    if (r.key.length > 0 && (r.end === null ? end === null : end !== null && equalBytes(end, r.end))) return folderNode(empty, r.key);
+    return h('li', { class: 'muted' }, `range [${displayBytes(r.key)}, ${r.end ? displayBytes(r.end) : 'end'}): readable, not shown as a tree`);
+  });
+  list.replaceChildren(...(nodes.length ? nodes : [h('li', { class: 'muted' }, `user ${user} may read no keys`)]));
 }

@@ -45,6 +45,12 @@ export const CONSOLE_HTML = `<!doctype html>
   .controls { display: flex; gap: 8px; align-items: center; margin-bottom: 10px; }
   .controls input[type=text] { font: 13px ui-monospace, monospace; padding: 4px 6px; width: 320px; }
   #watch-events td { font-family: ui-monospace, monospace; font-size: 12px; }
+  #login form { display: grid; grid-template-columns: max-content 240px; gap: 8px 12px; background: #fff; border: 1px solid var(--line); border-radius: 6px; padding: 16px; width: max-content; }
+  #user { color: var(--muted); }
+  .confirm { background: #fff6e0; border: 1px solid #e8c670; border-radius: 6px; padding: 8px; margin: 8px 0; }
+  .confirm button.danger, button.danger { color: #fff; background: var(--bad); border: 0; border-radius: 4px; padding: 4px 10px; }
+  .write textarea { width: 100%; min-height: 80px; font: 12px ui-monospace, monospace; }
+  .write input[type=text] { font: 13px ui-monospace, monospace; padding: 4px 6px; width: 100%; }
 </style>
 <script type="module" src="/ui/app.js"></script>
 </head>
@@ -58,9 +64,20 @@ export const CONSOLE_HTML = `<!doctype html>
     <button data-tab="leases">Leases</button>
   </nav>
   <div id="summary" data-testid="summary">connecting…</div>
+  <span id="user" data-testid="user"></span>
 </header>
 <main>
-  <section id="cluster" data-testid="cluster">
+  <section id="login" data-testid="login" hidden>
+    <h3>Log in</h3>
+    <p class="muted">Auth is enabled on this cluster: the console reads and writes as this user, and shows only what the user may read.</p>
+    <form id="login-form">
+      <label for="login-name">User</label><input id="login-name" autocomplete="username" required>
+      <label for="login-password">Password</label><input id="login-password" type="password" autocomplete="current-password">
+      <span></span><button type="submit">Log in</button>
+    </form>
+    <p id="login-error" class="error" data-testid="login-error"></p>
+  </section>
+  <section id="cluster" data-testid="cluster" hidden>
     <table>
       <thead><tr><th>Name</th><th>ID</th><th>State</th><th>Role</th><th>Client URLs</th><th>Peer URLs</th><th>Term</th><th>Commit</th><th>Applied</th><th>Lag</th><th>Revision</th><th>DB size</th><th>WAL fsync</th><th>Apply</th></tr></thead>
       <tbody id="members"></tbody>

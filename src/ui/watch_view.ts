@@ -3,15 +3,42 @@
  * The watch view: tails a key or prefix over /v1/watch's Server-Sent Events. Pause closes the
  * stream; resume (and a reconnect after an error) watches again from the revision after the
  * last one seen, so no change in between is missed (unless compacted, which the server says).
- * At most MAX_ROWS events are kept on the page.
+ * At most MAX_ROWS events are kept on the page. The stream is read with fetch, not
+ * EventSource, so that it carries the logged-in user's token.
  */
 import type { V1WatchEvent } from '../api/v1.js';
 import { displayBytes, keyBytes, pathOf, textBytes, valueView } from './bytes.js';
-import { byId, h } from './dom.js';
+import { byId, errorText, h, isPermissionDenied, send } from './dom.js';
 
 const MAX_ROWS = 500;
 const VALUE_PREVIEW = 200;
 const RECONNECT_MS = 1000;
+/** The stream has no deadline of its own: it ends when closed. */
+const STREAM_TIMEOUT_MS = 2 ** 31 - 1;
+
+/** Reads a Server-Sent Events answer, one call per event, until it ends or `signal` aborts. */
+async function readEvents(res: Response, signal: AbortSignal, onEvent: (type: string, data: string) => void): Promise<void> {
+  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+  signal.addEventListener('abort', () => void reader.cancel());
+  let buffered = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffered += value;
+    let end: number;
+    while ((end = buffered.indexOf('\n\n')) >= 0) {
+      const block = buffered.slice(0, end);
+      buffered = buffered.slice(end + 2);
+      let type = 'message';
+      const data: string[] = [];
+      for (const line of block.split('\n')) {
+        if (line.startsWith('event: ')) type = line.slice(7);
+        else if (line.startsWith('data: ')) data.push(line.slice(6));
+      }
+      if (!signal.aborted) onEvent(type, data.join('\n'));
+    }
+  }
+}
 
 export function startWatchView(): void {
   const keyInput = byId<HTMLInputElement>('watch-key');
@@ -20,7 +47,7 @@ export function startWatchView(): void {
   const pauseButton = byId<HTMLButtonElement>('watch-pause');
   const stateEl = byId('watch-state');
   const rows = byId('watch-events');
-  let source: EventSource | undefined;
+  let source: AbortController | undefined;
   let watched: { key: Uint8Array; prefix: boolean } | undefined;
   /** The last revision the stream is known to be complete up to. */
   let lastRevision = 0;
@@ -33,7 +60,7 @@ export function startWatchView(): void {
   };
 
   const close = (): void => {
-    source?.close();
+    source?.abort();
     source = undefined;
     clearTimeout(reconnect);
   };
@@ -64,35 +91,50 @@ export function startWatchView(): void {
     if (!watched) return;
     close();
     const q = [watched.prefix ? 'prefix' : '', lastRevision ? `start_revision=${lastRevision + 1}` : ''].filter(Boolean).join('&');
-    const es = new EventSource(`/v1/watch/${pathOf(watched.key)}${q ? `?${q}` : ''}`);
-    source = es;
+    const stream = new AbortController();
+    source = stream;
     const label = `${displayBytes(watched.key)}${watched.prefix ? '*' : ''}`;
-    es.addEventListener('created', (m) => {
-      const { revision } = JSON.parse((m as MessageEvent<string>).data) as { revision: number };
-      if (!lastRevision) lastRevision = revision;
-      state(`watching ${label} from revision ${lastRevision + 1}`, 'watching');
-    });
-    for (const type of ['put', 'delete']) {
-      es.addEventListener(type, (m) => {
-        const e = JSON.parse((m as MessageEvent<string>).data) as V1WatchEvent;
+    const onEvent = (type: string, data: string): void => {
+      if (type === 'created') {
+        const { revision } = JSON.parse(data) as { revision: number };
+        if (!lastRevision) lastRevision = revision;
+        state(`watching ${label} from revision ${lastRevision + 1}`, 'watching');
+      } else if (type === 'put' || type === 'delete') {
+        const e = JSON.parse(data) as V1WatchEvent;
         addEvent(e);
         lastRevision = Math.max(lastRevision, e.revision);
-      });
-    }
-    es.addEventListener('canceled', (m) => {
-      const c = JSON.parse((m as MessageEvent<string>).data) as { compact_revision: number; reason: string };
-      close();
-      state(
-        c.compact_revision ? `canceled: revision ${lastRevision + 1} is compacted (oldest kept ${c.compact_revision})` : `canceled: ${c.reason}`,
-        'canceled',
-      );
-    });
-    es.onerror = () => {
-      // EventSource would reconnect on its own, without a start revision: do it here instead.
-      close();
-      state(`disconnected; reconnecting from revision ${lastRevision + 1}…`, 'reconnecting');
-      reconnect = setTimeout(open, RECONNECT_MS);
+      } else if (type === 'canceled') {
+        const c = JSON.parse(data) as { compact_revision: number; reason: string };
+        close();
+        state(
+          c.compact_revision ? `canceled: revision ${lastRevision + 1} is compacted (oldest kept ${c.compact_revision})` : `canceled: ${c.reason}`,
+          'canceled',
+        );
+      }
     };
+    const url = `/v1/watch/${pathOf(watched.key)}${q ? `?${q}` : ''}`;
+    send(url, { timeoutMs: STREAM_TIMEOUT_MS })
+      .then((res) => readEvents(res, stream.signal, onEvent))
+      .then(
+        () => {
+          if (!stream.signal.aborted) throw new Error('the stream ended');
+        },
+        (err: unknown) => {
+          if (stream.signal.aborted) return;
+          if (isPermissionDenied(err)) {
+            close();
+            state(`not permitted: you may not watch ${label}`, 'denied');
+            return;
+          }
+          throw err;
+        },
+      )
+      .catch((err: unknown) => {
+        if (stream.signal.aborted) return;
+        close();
+        state(`disconnected (${errorText(err)}); reconnecting from revision ${lastRevision + 1}…`, 'reconnecting');
+        reconnect = setTimeout(open, RECONNECT_MS);
+      });
   };
 
   startButton.addEventListener('click', () => {

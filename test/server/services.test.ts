@@ -50,7 +50,7 @@ describe('the service table', () => {
   });
 
   it('is served by a gateway route per path', async () => {
-    const app = buildHttpServer({ member, logger, maxRequestBytes: 1024 });
+    const app = buildHttpServer({ member, logger, maxRequestBytes: 1024, uiWritable: false });
     await app.ready();
     try {
       for (const m of UNARY_METHODS) {

@@ -9,16 +9,14 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium, SHOTS, WAIT } from './browser.js';
 import { LocalCluster } from '../server/cluster_harness.js';
 import type { Client } from '../../src/client/client.js';
 
-const SHOTS = path.resolve('.qkv-tmp/ui');
 const MANY = 3000;
-const WAIT = { timeout: 20_000, interval: 100 };
 
 /** A GET with the path sent exactly as given (fetch would normalize `..` away). */
 function rawGet(base: string, rawPath: string): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
@@ -45,27 +43,13 @@ describe('web console on a 3-member cluster', () => {
   const pageErrors: string[] = [];
 
   beforeAll(async () => {
-    execFileSync('bash', [path.resolve('test/ui/install-chromium.sh')], { stdio: 'inherit' });
-    mkdirSync(SHOTS, { recursive: true });
     cluster = await LocalCluster.create({ nodes: 3 });
     cluster.startAll();
     leader = await cluster.waitForLeader();
     // Served by a follower: the leader's status comes from another origin.
     serving = cluster.names.find((n) => n !== leader)!;
     client = cluster.client();
-    browser = await chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1500, height: 900 } });
     page.setDefaultTimeout(10_000);
     page.on('pageerror', (err) => pageErrors.push(err.message));
@@ -108,6 +92,8 @@ describe('web console on a 3-member cluster', () => {
       expect(r.body, p).not.toContain('"name": "qkv"');
       expect(r.body, p).not.toContain('root:');
     }
+    // Read-only by default, auth off: what the page is told.
+    expect(await (await fetch(`${base}/ui/config.json`)).json()).toEqual({ writable: false, auth_enabled: false });
     for (const p of ['/v1/status', '/metrics']) {
       const res = await fetch(cluster.url(leader) + p, { headers: { origin: base } });
       expect(res.status).toBe(200);
@@ -118,10 +104,14 @@ describe('web console on a 3-member cluster', () => {
     expect(kv.headers.get('access-control-allow-origin')).toBeNull();
   });
 
-  test('qkv ui prints the console URL of each endpoint', async () => {
-    const out = execFileSync(process.execPath, [path.resolve('bin/qkv.mjs'), '--endpoints', `${cluster.url(serving)}/,${cluster.url(leader)}`, 'ui'], {
-      encoding: 'utf8',
-    });
+  test('qkv ui --no-open prints the console URL of each endpoint', async () => {
+    const out = execFileSync(
+      process.execPath,
+      [path.resolve('bin/qkv.mjs'), '--endpoints', `${cluster.url(serving)}/,${cluster.url(leader)}`, 'ui', '--no-open'],
+      {
+        encoding: 'utf8',
+      },
+    );
     expect(out).toBe(`${cluster.url(serving)}/ui/\n${cluster.url(leader)}/ui/\n`);
     for (const url of out.trim().split('\n')) expect((await fetch(url)).status).toBe(200);
   });
@@ -159,6 +149,9 @@ describe('web console on a 3-member cluster', () => {
     expect(await value.textContent()).toBe(JSON.stringify(config, null, 2));
     expect(await page.locator('[data-field="version"]').textContent()).toBe('2');
     expect(await page.locator('[data-field="lease"]').textContent()).toBe('none');
+    // A read-only console: no put or delete anywhere.
+    expect(await page.getByTestId('write-controls').count()).toBe(0);
+    expect(await page.getByTestId('new-key-button').count()).toBe(0);
     // Its history: both versions, newest first.
     await page.getByTestId('show-history').click();
     const history = page.locator('[data-testid="history"] tbody tr');

@@ -6,7 +6,7 @@
  * and the rest) go with either.
  */
 import type { Command } from 'commander';
-import type { MemberFlags, TlsFlags } from '../../server/config.js';
+import { boolFlag, type MemberFlags, type TlsFlags } from '../../server/config.js';
 
 interface ServeFlags extends MemberFlags, Omit<TlsFlags, 'clientCertAuth' | 'peerClientCertAuth'> {
   /** A bool flag as etcd's: alone, or =true / =false (or the variable's text). */
@@ -19,6 +19,7 @@ interface ServeFlags extends MemberFlags, Omit<TlsFlags, 'clientCertAuth' | 'pee
   peerDial?: string;
   quotaBackendBytes?: string;
   diskReserveBytes?: string;
+  uiWritable?: boolean | string;
 }
 
 /** etcd's member flags: the option, its QKV_* variable, and what it is. */
@@ -56,14 +57,6 @@ const TLS_BOOL_FLAGS: readonly { flag: string; key: 'clientCertAuth' | 'peerClie
   { flag: 'peer-client-cert-auth', key: 'peerClientCertAuth', help: 'peers must show a certificate the peer trusted CA signed' },
 ];
 
-/** A bool flag's value as etcd reads it (Go's strconv.ParseBool). */
-function boolFlag(flag: string, v: boolean | string | undefined): boolean | undefined {
-  if (v === undefined || typeof v === 'boolean') return v;
-  if (['1', 't', 'T', 'true', 'TRUE', 'True'].includes(v)) return true;
-  if (['0', 'f', 'F', 'false', 'FALSE', 'False'].includes(v)) return false;
-  throw new Error(`invalid boolean value ${JSON.stringify(v)} for --${flag}`);
-}
-
 const envName = (flag: string): string => `QKV_${flag.toUpperCase().replaceAll('-', '_')}`;
 
 export function register(program: Command): void {
@@ -90,7 +83,8 @@ export function register(program: Command): void {
       '--disk-reserve-bytes <bytes>',
       "free bytes to keep on the data dir's filesystem: below, writes stop (NOSPACE) until space is freed (default 64 MiB; 0: off)",
       process.env['QKV_DISK_RESERVE_BYTES'],
-    );
+    )
+    .option('--ui-writable [bool]', 'the web console (/ui) offers put and delete (default: read-only) [QKV_UI_WRITABLE]', process.env['QKV_UI_WRITABLE']);
   for (const f of ETCD_FLAGS) serve.option(`--${f.flag} <value>`, `${f.help} [${envName(f.flag)}]`, process.env[envName(f.flag)]);
   for (const f of TLS_FILE_FLAGS) serve.option(`--${f.flag} <file>`, `${f.help} [${envName(f.flag)}]`, process.env[envName(f.flag)]);
   for (const f of TLS_BOOL_FLAGS) serve.option(`--${f.flag} [bool]`, `${f.help} [${envName(f.flag)}]`, process.env[envName(f.flag)]);
@@ -116,6 +110,7 @@ export function register(program: Command): void {
       ...(etcdStyle ? { flags } : {}),
       ...(o.quotaBackendBytes !== undefined ? { quotaBackendBytes: o.quotaBackendBytes } : {}),
       ...(o.diskReserveBytes !== undefined ? { diskReserveBytes: o.diskReserveBytes } : {}),
+      uiWritable: boolFlag('ui-writable', o.uiWritable) === true,
       tls,
     });
   });
