@@ -524,7 +524,7 @@ async function main(): Promise<void> {
     etcd: etcdVersion,
     'gRPC load generator': GRPC ? `bench/grpc-load (etcd clientv3 3.4, ${goVersion})` : 'not run',
     'load average (1, 5, 15 min)': `${fmtLoad(loadBefore)} at the start, ${fmtLoad(os.loadavg())} at the end`,
-    settings: `${BACKUP_ONLY ? 'snapshot rows only, ' : ''}${AUTH_ONLY ? 'auth cost rows only (gateway, simple token), ' : ''}${GATEWAY || BACKUP_ONLY ? '' : 'gRPC rows only, '}${GRPC || BACKUP_ONLY ? '' : 'gateway rows only, '}${SECONDS} s per workload after warm-up puts (${WARMUP_SECONDS} s at 64 in flight, ${WARMUP_SECONDS} s sequential), 256-byte values, ${KEYSPACE} keys for puts/gets, ${WATCHERS} watchers, ${KEYS} keys loaded${QUICK ? ', quick' : ''}`,
+    settings: `${BACKUP_ONLY ? 'snapshot rows only, ' : ''}${AUTH_ONLY ? 'auth cost rows only (gateway, simple token), ' : ''}${GATEWAY || BACKUP_ONLY || AUTH_ONLY ? '' : 'gRPC rows only, '}${GRPC || BACKUP_ONLY || AUTH_ONLY ? '' : 'gateway rows only, '}${SECONDS} s per workload after warm-up puts (${WARMUP_SECONDS} s at 64 in flight, ${WARMUP_SECONDS} s sequential), 256-byte values, ${KEYSPACE} keys for puts/gets, ${WATCHERS} watchers, ${KEYS} keys loaded${QUICK ? ', quick' : ''}`,
   };
   const dir = path.resolve('bench/results');
   mkdirSync(dir, { recursive: true });

@@ -124,7 +124,7 @@ type CallWithCertificate = { metadata: grpc.Metadata } & Parameters<typeof callC
  * What a call says of its caller: its token, and the CN of its verified client certificate when
  * the client port requires one (etcd reads the CN only with --client-cert-auth).
  */
-export function credentialsOf(member: Member, call: CallWithCertificate): CallCredentials {
+function credentialsOf(member: Member, call: CallWithCertificate): CallCredentials {
   return { token: tokenOf(call.metadata), commonName: member.clientCertAuth ? callCommonName(call) : undefined };
 }
 

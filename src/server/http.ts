@@ -107,7 +107,12 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
         if (method.leaderOnly) await method.beforeLeader?.(member, req);
         if (method.leaderOnly && (await relayToLeader(member, request, reply, method.leaderOnly))) return reply;
         // etcd's gateway never takes the client certificate's CN as the user (AuthInfoFromTLS's grpcgateway-accept check).
-        const call = await callContext(member, { token: request.headers.authorization }, connectionOf(request), method.waits ? closedSignal(reply) : NEVER_ABORTED);
+        const call = await callContext(
+          member,
+          { token: request.headers.authorization },
+          connectionOf(request),
+          method.waits ? closedSignal(reply) : NEVER_ABORTED,
+        );
         const resp = await method.handler(member, req, call);
         return reply.header('content-type', 'application/json').send(JSON.stringify(encodeMessage(resp, method.response)));
       });

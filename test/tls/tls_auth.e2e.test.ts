@@ -42,9 +42,11 @@ describe('TLS + auth: qkv beside the real etcd, same certificates and users', ()
   const clients: Etcd3[] = [];
   const file = (name: string): string => path.join(certs, name);
 
+  /** etcdctl's flags to show certificate `cert` (client: CN=root; alice: CN=alice). */
+  const certFlags = (cert: string): string[] => [`--cacert=${file('ca.pem')}`, `--cert=${file(`${cert}.pem`)}`, `--key=${file(`${cert}-key.pem`)}`];
   /** etcdctl at `endpoint` showing certificate `cert` (client: CN=root; alice: CN=alice), its answer with lease ids made stable. */
   const ctl = async (endpoint: string, cert: string, args: string[], input?: string): Promise<Answer> => {
-    const r = await etcdctl(endpoint, [`--cacert=${file('ca.pem')}`, `--cert=${file(`${cert}.pem`)}`, `--key=${file(`${cert}-key.pem`)}`, ...args], {
+    const r = await etcdctl(endpoint, [...certFlags(cert), ...args], {
       ...(input !== undefined ? { input } : {}),
     });
     const error = r.stderr
@@ -58,7 +60,7 @@ describe('TLS + auth: qkv beside the real etcd, same certificates and users', ()
     Promise.all([ctl(cluster.url(member), cert, args, input), ctl(etcd.endpoint, cert, args, input)]);
   /** A lease granted at `endpoint` by `cert`'s user, its id in hex. */
   const grant = async (endpoint: string, cert: string): Promise<string> => {
-    const r = await etcdctl(endpoint, [`--cacert=${file('ca.pem')}`, `--cert=${file(`${cert}.pem`)}`, `--key=${file(`${cert}-key.pem`)}`, 'lease', 'grant', '60']);
+    const r = await etcdctl(endpoint, [...certFlags(cert), 'lease', 'grant', '60']);
     const id = /lease ([0-9a-f]+) granted/.exec(r.stdout)?.[1];
     if (!id) throw new Error(`lease grant: ${r.stdout} ${r.stderr}`);
     return id;
@@ -166,7 +168,7 @@ describe('TLS + auth: qkv beside the real etcd, same certificates and users', ()
       expect(observe[0]).toEqual(observe[1]);
       expect(observe[0].code).not.toBe(0);
       // A campaign inside her prefix wins, and she observes it.
-      const flags = [`--cacert=${file('ca.pem')}`, `--cert=${file('alice.pem')}`, `--key=${file('alice-key.pem')}`];
+      const flags = certFlags('alice');
       const leaders = [cluster.url(member), etcd.endpoint].map((ep) => new CtlChild(ep, [...flags, 'elect', `/alice/election-${member}`, 'p1']));
       const observers = [cluster.url(member), etcd.endpoint].map((ep) => new CtlChild(ep, [...flags, 'elect', '-l', `/alice/election-${member}`]));
       try {
@@ -271,7 +273,7 @@ describe('TLS + auth: qkv beside the real etcd, same certificates and users', ()
       ['wrong password', ['--user=alice:wrong', 'put', '/alice/bad', 'x']],
       ['one byte outside the prefix', ['put', '/alice0', 'x']],
       ['a range one byte past the prefix', ['del', '/alice/', '/alice1']],
-      ["a txn whose else branch writes outside", ['txn'], 'value("/alice/none") = "z"\n\nput /alice/then x\n\nput /bob/else x\n\n'],
+      ['a txn whose else branch writes outside', ['txn'], 'value("/alice/none") = "z"\n\nput /alice/then x\n\nput /bob/else x\n\n'],
     ];
     for (const member of [leader, follower]) {
       for (const [name, args, input] of cases) {
