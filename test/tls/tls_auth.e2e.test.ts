@@ -22,7 +22,7 @@ import path from 'node:path';
 import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { LocalCluster, makeTestCerts, type HarnessTls } from '../server/cluster_harness.js';
-import { CtlChild, etcdctl, RealEtcd } from '../grpc/helpers.js';
+import { CtlChild, etcdctl, outcomeRecorder, RealEtcd } from '../grpc/helpers.js';
 
 /** etcdctl's answer without its retry warnings (they name a random client id and the time). */
 interface Answer {
@@ -190,14 +190,7 @@ describe('TLS + auth: qkv beside the real etcd, same certificates and users', ()
       privateKey: readFileSync(file(`${cert}-key.pem`)),
     });
     const runEtcd3 = async (host: string): Promise<unknown[]> => {
-      const out: unknown[] = [];
-      const outcome = async (what: string, f: () => Promise<unknown>): Promise<void> => {
-        try {
-          out.push([what, 'ok', await f()]);
-        } catch (err) {
-          out.push([what, (err as Error).constructor.name, (err as Error).message]);
-        }
-      };
+      const { out, outcome } = outcomeRecorder();
       const alice = new Etcd3({ hosts: host, dialTimeout: 5_000, credentials: credentials('alice') });
       const aliceAsRoot = new Etcd3({ hosts: host, dialTimeout: 5_000, credentials: credentials('alice'), auth: { username: 'root', password: 'rootpw' } });
       const wrong = new Etcd3({ hosts: host, dialTimeout: 5_000, credentials: credentials('alice'), auth: { username: 'alice', password: 'nope' } });
