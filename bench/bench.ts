@@ -5,13 +5,15 @@
  * 3.4 (bench/grpc-load, built by bench/install-grpc-load.sh), with each member's CPU per op.
  *
  *   npm run bench -- [--quick] [--seconds 10] [--warmup 5] [--keys 1000000] [--only qkv|etcd]
- *                    [--grpc-only | --gateway-only | --backup-only]
+ *                    [--grpc-only | --gateway-only | --backup-only | --auth-only]
  *
  * --grpc-only skips the gateway rows and the loaded store (the gateway warm-up puts still run,
  * and the gRPC rows have a warm-up of their own);
  * --gateway-only skips the gRPC rows.
  * --backup-only loads the keys and runs only the backup rows: catch-up of a new member replacing
  * one that lost its disk, snapshot save, file size, restore.
+ * --auth-only runs only what auth costs per request: gateway put and linearizable range with
+ *   auth off, then on (simple token, as root), on the same cluster, with the on/off ratios.
  *
  * Writes bench/results/<stamp>.md, .json and -latency.svg, and prints the table.
  */
@@ -44,9 +46,10 @@ const KEYS = num('keys', QUICK ? 20_000 : 1_000_000);
 const WATCHERS = num('watchers', QUICK ? 200 : 1000);
 const ONLY = argv.includes('--only') ? argv[argv.indexOf('--only') + 1] : undefined;
 const BACKUP_ONLY = argv.includes('--backup-only');
-const GRPC = !argv.includes('--gateway-only') && !BACKUP_ONLY;
-const GATEWAY = !argv.includes('--grpc-only') && !BACKUP_ONLY;
-if (!GRPC && !GATEWAY && !BACKUP_ONLY) throw new Error('--grpc-only and --gateway-only exclude each other');
+const AUTH_ONLY = argv.includes('--auth-only');
+const GRPC = !argv.includes('--gateway-only') && !BACKUP_ONLY && !AUTH_ONLY;
+const GATEWAY = !argv.includes('--grpc-only') && !BACKUP_ONLY && !AUTH_ONLY;
+if (!GRPC && !GATEWAY && !BACKUP_ONLY && !AUTH_ONLY) throw new Error('--grpc-only and --gateway-only exclude each other');
 const VALUE = b64(Buffer.alloc(256, 'v'));
 const KEYSPACE = 10_000;
 
@@ -241,6 +244,7 @@ async function runAll(sys: SystemUnderTest): Promise<void> {
   // Seed the key space so gets find values, and warm the servers up.
   await closedLoop(64, WARMUP_SECONDS, putOp);
   await closedLoop(1, WARMUP_SECONDS, putOp);
+  if (AUTH_ONLY) await authRows(sys);
   if (GATEWAY) await gatewayRows(sys);
   if (GRPC) await grpcRows(sys);
   if (GATEWAY) await loadedStore(sys);
@@ -298,6 +302,42 @@ async function grpcRows(sys: SystemUnderTest): Promise<void> {
     single(row, 'load generator CPU', per, 'lower', sys, r.clientCpuPerOpUs);
     if (r.first_error) progress(`${sys.name} ${row}: first error: ${r.first_error}`);
     if (w.workload === 'put' && r.percentiles_ms) (grpcPutLatencies[String(w.clients)] ??= {})[sys.name] = r.percentiles_ms;
+  }
+}
+
+/**
+ * What auth costs per request: gateway put (sequential, 64 in flight) and linearizable range (64
+ * in flight) with auth off, then the same once auth is on, as root with a simple token (etcd's
+ * default), on the same cluster; then each figure's on/off ratio as a row of its own.
+ */
+async function authRows(sys: SystemUnderTest): Promise<void> {
+  const eps = sys.endpoints;
+  const rr = (i: number): string => eps[i % eps.length]!;
+  const workloads: { name: string; inFlight: number; op: (i: number, token?: string) => Promise<unknown> }[] = [
+    { name: 'put, sequential (1 client)', inFlight: 1, op: (i, t) => post(`${rr(i)}/v3/kv/put`, JSON.stringify({ key: key(i), value: VALUE }), t) },
+    { name: 'put, 64 in flight', inFlight: 64, op: (i, t) => post(`${rr(i)}/v3/kv/put`, JSON.stringify({ key: key(i), value: VALUE }), t) },
+    { name: 'get linearizable, 64 in flight', inFlight: 64, op: (i, t) => post(`${rr(i)}/v3/kv/range`, JSON.stringify({ key: key(i * 7919) }), t) },
+  ];
+  const measured: Record<string, Record<'off' | 'on', Stats>> = {};
+  for (const w of workloads) {
+    const s = await closedLoop(w.inFlight, SECONDS, (i) => w.op(i));
+    record(`auth off: ${w.name}`, sys, s);
+    measured[w.name] = { off: s, on: s };
+  }
+  const leader = await leaderOf(sys);
+  await post(`${leader}/v3/auth/user/add`, JSON.stringify({ name: 'root', password: 'rootpw' }));
+  await post(`${leader}/v3/auth/user/grant`, JSON.stringify({ user: 'root', role: 'root' }));
+  await post(`${leader}/v3/auth/enable`, '{}');
+  const { token } = (await post(`${leader}/v3/auth/authenticate`, JSON.stringify({ name: 'root', password: 'rootpw' }))) as { token: string };
+  for (const w of workloads) {
+    const s = await closedLoop(w.inFlight, SECONDS, (i) => w.op(i, token));
+    record(`auth on (simple token): ${w.name}`, sys, s);
+    measured[w.name]!.on = s;
+  }
+  for (const w of workloads) {
+    const { off, on } = measured[w.name]!;
+    single(`auth on/off: ${w.name}`, 'ops/s ratio', '×', 'higher', sys, on.opsPerSec / off.opsPerSec);
+    single(`auth on/off: ${w.name}`, 'p50 ratio', '×', 'lower', sys, on.p50 / off.p50);
   }
 }
 
@@ -489,7 +529,7 @@ async function main(): Promise<void> {
     etcd: etcdVersion,
     'gRPC load generator': GRPC ? `bench/grpc-load (etcd clientv3 3.4, ${goVersion})` : 'not run',
     'load average (1, 5, 15 min)': `${fmtLoad(loadBefore)} at the start, ${fmtLoad(os.loadavg())} at the end`,
-    settings: `${BACKUP_ONLY ? 'snapshot rows only, ' : ''}${GATEWAY || BACKUP_ONLY ? '' : 'gRPC rows only, '}${GRPC || BACKUP_ONLY ? '' : 'gateway rows only, '}${SECONDS} s per workload after warm-up puts (${WARMUP_SECONDS} s at 64 in flight, ${WARMUP_SECONDS} s sequential), 256-byte values, ${KEYSPACE} keys for puts/gets, ${WATCHERS} watchers, ${KEYS} keys loaded${QUICK ? ', quick' : ''}`,
+    settings: `${BACKUP_ONLY ? 'snapshot rows only, ' : ''}${AUTH_ONLY ? 'auth cost rows only (gateway, simple token), ' : ''}${GATEWAY || BACKUP_ONLY || AUTH_ONLY ? '' : 'gRPC rows only, '}${GRPC || BACKUP_ONLY || AUTH_ONLY ? '' : 'gateway rows only, '}${SECONDS} s per workload after warm-up puts (${WARMUP_SECONDS} s at 64 in flight, ${WARMUP_SECONDS} s sequential), 256-byte values, ${KEYSPACE} keys for puts/gets, ${WATCHERS} watchers, ${KEYS} keys loaded${QUICK ? ', quick' : ''}`,
   };
   const dir = path.resolve('bench/results');
   mkdirSync(dir, { recursive: true });

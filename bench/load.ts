@@ -11,8 +11,8 @@ export interface LoadTarget {
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 512 });
 
-/** POSTs JSON and resolves with the parsed answer; rejects on a non-2xx status. */
-export function post(url: string, body: string): Promise<Record<string, unknown>> {
+/** POSTs JSON (with `token` as etcd's Authorization header, if given) and resolves with the parsed answer; rejects on a non-2xx status. */
+export function post(url: string, body: string, token?: string): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
     const u = new URL(url);
     const req = http.request(
@@ -22,7 +22,7 @@ export function post(url: string, body: string): Promise<Record<string, unknown>
         path: u.pathname,
         method: 'POST',
         agent,
-        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...(token !== undefined ? { authorization: token } : {}) },
       },
       (res) => {
         const chunks: Buffer[] = [];

@@ -6,6 +6,8 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { Member } from '../server/member.js';
+import type { Caller } from '../mvcc/types.js';
+import { callCommonName } from '../tls.js';
 import { ServerStoppedError, UnsupportedError } from '../server/errors.js';
 import {
   callContext,
@@ -14,6 +16,7 @@ import {
   UNSUPPORTED_METHODS,
   withHeader,
   type CallContext,
+  type CallCredentials,
   type ServiceName,
   type UnaryMethod,
 } from '../server/services.js';
@@ -75,15 +78,18 @@ export class GrpcContext {
   private unaryHandler(method: UnaryMethod): UnaryHandler {
     const { member } = this;
     const run = async (req: object, call: grpc.ServerUnaryCall<ProtoMessage, ProtoMessage>): Promise<object> => {
-      const token = tokenOf(call.metadata);
-      const context = (signal: AbortSignal): Promise<CallContext> => callContext(member, token, call.getPeer(), signal);
+      const context = (signal: AbortSignal): Promise<CallContext> => callContext(member, credentialsOf(member, call), call.getPeer(), signal);
       if (method.waits) return whileCallOpen(this, call, async (signal) => method.handler(member, req, await context(signal)));
       if (!method.leaderOnly) return method.handler(member, req, await context(NEVER_ABORTED));
       const { idempotent } = method.leaderOnly;
       await method.beforeLeader?.(member, req);
       const r = await this.onLeader(
         async () => method.handler(member, req, await context(NEVER_ABORTED)),
-        (t) => forwardUnary<object, { header: { revision: number } }>({ ...t, token }, method.path, req, method.request, method.response, { idempotent }),
+        async (t) => {
+          // The caller goes to the leader as a token: the leader sees this member's certificate, not the client's.
+          const token = await (await context(NEVER_ABORTED)).forwardToken();
+          return forwardUnary<object, { header: { revision: number } }>({ ...t, token }, method.path, req, method.request, method.response, { idempotent });
+        },
       );
       return method.grpc?.after ? method.grpc.after(member, req) : this.withHeader(r as { header: { revision: number } });
     };
@@ -110,6 +116,23 @@ export class GrpcContext {
 }
 
 const NEVER_ABORTED = new AbortController().signal;
+
+/** What a gRPC call (unary or streaming) shows of itself: its metadata and its connection's TLS. */
+type CallWithCertificate = { metadata: grpc.Metadata } & Parameters<typeof callCommonName>[0];
+
+/**
+ * What a call says of its caller: its token, and the CN of its verified client certificate when
+ * the client port requires one (etcd reads the CN only with --client-cert-auth).
+ */
+function credentialsOf(member: Member, call: CallWithCertificate): CallCredentials {
+  return { token: tokenOf(call.metadata), commonName: member.clientCertAuth ? callCommonName(call) : undefined };
+}
+
+/** The caller of a streaming call (the unary ones resolve it through their CallContext). */
+export function callerOfCall(member: Member, call: CallWithCertificate): Caller | undefined {
+  const c = credentialsOf(member, call);
+  return member.authn.callerOf(c.token, c.commonName);
+}
 
 /** The auth token a call carries: etcd's gRPC metadata `token` (clientv3, etcdctl), or `authorization` (as etcd also reads). */
 export function tokenOf(md: grpc.Metadata): string | undefined {

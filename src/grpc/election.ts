@@ -7,7 +7,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import * as S from '../api/schemas.js';
 import * as C from '../server/concurrency.js';
-import { tokenOf, whileCallOpen, type GrpcContext, type UnaryHandler } from './context.js';
+import { callerOfCall, whileCallOpen, type GrpcContext, type UnaryHandler } from './context.js';
 import { asCaller } from '../server/services.js';
 import { fromProto, toProto } from './convert.js';
 import type { ProtoMessage } from './proto.js';
@@ -28,7 +28,7 @@ async function serveObserve(ctx: GrpcContext, call: ObserveCall): Promise<void> 
   try {
     const req = fromProto<C.LeaderRequest>(call.request, S.LeaderRequest);
     await whileCallOpen(ctx, call, async (signal) => {
-      for await (const resp of C.observe(asCaller(ctx.member, ctx.member.authn.callerOf(tokenOf(call.metadata))), req, signal)) {
+      for await (const resp of C.observe(asCaller(ctx.member, callerOfCall(ctx.member, call)), req, signal)) {
         if (!call.write(toProto(ctx.withHeader(resp), S.LeaderResponse))) {
           await new Promise<void>((resolve) => {
             const done = (): void => {

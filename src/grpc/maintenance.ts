@@ -5,7 +5,7 @@
  */
 import type * as grpc from '@grpc/grpc-js';
 import { snapshotBlobs } from '../server/snapshot_client.js';
-import { tokenOf } from './context.js';
+import { callerOfCall } from './context.js';
 import type { GrpcContext, UnaryHandler } from './context.js';
 import type { ProtoMessage } from './proto.js';
 import { toServiceError } from './status.js';
@@ -30,7 +30,7 @@ async function serveSnapshot(ctx: GrpcContext, call: grpc.ServerWritableStream<P
     },
   });
   try {
-    ctx.member.checkMaintenanceAdmin(ctx.member.authn.callerOf(tokenOf(call.metadata)));
+    ctx.member.checkMaintenanceAdmin(callerOfCall(ctx.member, call));
     for await (const { remainingBytes, blob } of snapshotBlobs(ctx.member.store)) {
       if (aborted || call.cancelled) return;
       if (!call.write({ header: toHeader(ctx), remaining_bytes: String(remainingBytes), blob })) await writable(call);

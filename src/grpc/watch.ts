@@ -23,7 +23,7 @@ import type { Watcher } from '../watch/hub.js';
 import { GRPC_OVERHEAD_BYTES } from '../server/requests.js';
 import { toHubRequest, watchRefusal, watchResponseMessage } from '../server/watch_responses.js';
 import { ServerStoppedError } from '../server/errors.js';
-import { tokenOf, type GrpcContext } from './context.js';
+import { callerOfCall, tokenOf, type GrpcContext } from './context.js';
 import { fromProto, toProto } from './convert.js';
 import type { ProtoMessage } from './proto.js';
 import { toServiceError } from './status.js';
@@ -152,7 +152,7 @@ class WatchStream {
       while (this.watches.has(this.nextAutoId)) this.nextAutoId++;
       id = this.nextAutoId++;
     }
-    const refused = watchRefusal(member, () => member.authn.callerOf(tokenOf(this.call.metadata)), c);
+    const refused = watchRefusal(member, () => callerOfCall(member, this.call), c);
     if (refused) {
       this.writeRaw(refused);
       return;

@@ -9,10 +9,13 @@
  * only, each with a TTL (etcd's --auth-token-ttl, 300 s) renewed by every use; deleting a user
  * or changing its password drops its tokens, disabling auth drops them all.
  *
- * The caller of a request is resolved from its credentials: a token for now. With client
- * certificate authentication the certificate's CN is the user: `callerOfUser` takes that name
- * (what the TLS listener must pass once it verifies the certificate), the token being preferred
- * when both come, as in etcd.
+ * The caller of a request is resolved from its credentials, in etcd 3.4's order
+ * (EtcdServer.AuthInfoFromCtx): a token when one comes (a bad one is refused, never replaced by
+ * the certificate), else, on a client port with --client-cert-auth, the CN of the client's
+ * verified certificate (AuthInfoFromTLS), else the empty user. Only gRPC calls pass a CN: etcd's
+ * gateway ignores the certificate (its "grpcgateway-accept" check), and a call a follower
+ * forwards to the leader carries its caller as a token (services.ts), never as the follower's
+ * own certificate.
  *
  * Passwords are hashed (src/server/password.ts: bcrypt, as etcd) on the member that receives
  * UserAdd or UserChangePassword, before proposing: neither the log nor the store nor a log line
@@ -164,14 +167,16 @@ export class Authenticator {
   }
 
   /**
-   * The caller a request's token names: undefined while auth is disabled (then nothing is
-   * checked), the empty user without a token, the token's user else; a token this member does
-   * not hold (or whose user is gone) is "invalid auth token". Each use renews the token's TTL.
+   * The caller a request's credentials name: undefined while auth is disabled (then nothing is
+   * checked); the token's user when a token comes (one this member does not hold, or whose user
+   * is gone, is "invalid auth token"; each use renews its TTL); else the user `commonName`
+   * names (a verified client certificate's CN, given only with --client-cert-auth); else the
+   * empty user.
    */
-  callerOf(token: string | undefined): Caller | undefined {
+  callerOf(token: string | undefined, commonName?: string): Caller | undefined {
     const a = this.opts.auth();
     if (!a?.enabled) return undefined;
-    if (token === undefined || token === '') return { user: '', authRevision: a.revision };
+    if (token === undefined || token === '') return { user: commonName ?? '', authRevision: a.revision };
     if (this.opts.jwt) {
       // The revision it was issued at: checks against a newer auth state are refused as etcd's ("revision of auth store is old").
       const claims = verifyJwt(this.opts.jwt, token, Math.floor(Date.now() / 1000));
@@ -186,12 +191,6 @@ export class Authenticator {
     }
     t.expiresAt = now + this.ttlMs;
     return { user: t.user, authRevision: a.revision };
-  }
-
-  /** A caller known by name (a verified client certificate's CN); undefined while auth is disabled. */
-  callerOfUser(user: string): Caller | undefined {
-    const a = this.opts.auth();
-    return a?.enabled ? { user, authRevision: a.revision } : undefined;
   }
 
   /** The letters of a new token (the Authenticate entry carries them). */

@@ -54,9 +54,17 @@ export async function authenticate(m: Member, req: { name: string; password: str
     if (user.noPassword) throw new NoPasswordUserError();
     if (!(await verifyPassword(req.password, user.password))) throw new AuthFailedError();
   });
+  return issueToken(m, req.name);
+}
+
+/**
+ * A token for `name`, whose credentials were checked already (a password, or the client
+ * certificate of a call forwarded to the leader): its Authenticate entry proposed and applied.
+ */
+export async function issueToken(m: Member, name: string): Promise<Header & { token: string }> {
   const prefix = m.authn.newTokenPrefix();
-  const { revision } = await m.authChange({ op: 'authenticate', name: req.name, prefix }, undefined);
-  const token = m.authn.tokenFor(prefix, req.name, m.store.auth()?.revision ?? 0);
+  const { revision } = await m.authChange({ op: 'authenticate', name, prefix }, undefined);
+  const token = m.authn.tokenFor(prefix, name, m.store.auth()?.revision ?? 0);
   if (token === undefined) throw new AuthFailedError();
   return { header: m.header(revision), token };
 }

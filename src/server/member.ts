@@ -634,6 +634,11 @@ export class Member implements StateMachine {
     res.writeHead(404).end();
   }
 
+  /** Whether the client port requires a verified client certificate (etcd's --client-cert-auth): then its CN names the caller of a gRPC call without a token. */
+  get clientCertAuth(): boolean {
+    return this.opts.tls?.client?.clientCertAuth === true;
+  }
+
   /** The credentials this member shows as a client of another member's client port (its own client certificate), if TLS. */
   get clientTls(): TlsCredentials | undefined {
     return this.opts.tls?.client?.credentials;

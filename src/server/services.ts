@@ -60,29 +60,49 @@ export interface CallContext {
   /** Aborted when the caller goes away (only for `waits`). */
   signal: AbortSignal;
   /**
-   * Who calls: undefined while auth is disabled. Resolved from the call's token when asked
+   * Who calls: undefined while auth is disabled. Resolved from the call's credentials when asked
    * (only the calls etcd checks ask, so a stale token does not fail the others); throws
    * "invalid auth token".
    */
   caller(): Caller | undefined;
+  /**
+   * The token a leader-only call carries to the leader: the call's own, else (a caller known by
+   * its client certificate's CN) one issued here for that user, since the leader sees only
+   * this member's certificate; none while auth is disabled or for the empty user.
+   */
+  forwardToken(): Promise<string | undefined>;
   /** The client's connection (address and port), for the bound on password guessing. */
   connection: string;
 }
 
+/** What a call came with to say who makes it. */
+export interface CallCredentials {
+  token: string | undefined;
+  /** The CN of the client's verified certificate, given only on a client port with --client-cert-auth (gRPC). */
+  commonName?: string | undefined;
+}
+
 /**
- * A call's context from its credentials as they came (a token, or none) and its connection; the
- * caller is resolved once, when first asked (a token issued through another member, once this
- * member has applied its entry).
+ * A call's context from its credentials as they came and its connection; the caller is resolved
+ * once, when first asked (a token issued through another member, once this member has applied
+ * its entry).
  */
-export async function callContext(member: Member, token: string | undefined, connection: string, signal: AbortSignal): Promise<CallContext> {
+export async function callContext(member: Member, credentials: CallCredentials, connection: string, signal: AbortSignal): Promise<CallContext> {
+  const { token, commonName } = credentials;
   await member.tokenApplied(token);
   let resolved: { caller: Caller | undefined } | undefined;
+  const caller = (): Caller | undefined => {
+    resolved ??= { caller: member.authn.callerOf(token, commonName) };
+    return resolved.caller;
+  };
   return {
     signal,
     connection,
-    caller: () => {
-      resolved ??= { caller: member.authn.callerOf(token) };
-      return resolved.caller;
+    caller,
+    forwardToken: async () => {
+      if (token !== undefined && token !== '') return token;
+      const c = caller();
+      return c && 'user' in c && c.user !== '' ? (await A.issueToken(member, c.user)).token : undefined;
     },
   };
 }

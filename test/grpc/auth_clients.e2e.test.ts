@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Etcd3, Range } from 'etcd3';
 import type { LocalCluster } from '../server/cluster_harness.js';
 import * as grpc from '@grpc/grpc-js';
-import { etcdctl, type RealEtcd, startBesideEtcd } from './helpers.js';
+import { etcdctl, outcomeRecorder, type RealEtcd, startBesideEtcd } from './helpers.js';
 import { RawClient } from './raw_client.js';
 
 /** etcdctl's answer without its retry warnings (they name a random client id and the time). */
@@ -98,14 +98,7 @@ describe('etcdctl and etcd3 with auth, qkv against etcd', () => {
 
   test('etcd3: users and roles through its API, and its auth option with its error classes', async () => {
     const run = async (host: string): Promise<unknown[]> => {
-      const out: unknown[] = [];
-      const outcome = async (what: string, f: () => Promise<unknown>): Promise<void> => {
-        try {
-          out.push([what, 'ok', await f()]);
-        } catch (err) {
-          out.push([what, (err as Error).constructor.name, (err as Error).message]);
-        }
-      };
+      const { out, outcome } = outcomeRecorder();
       const admin = new Etcd3({ hosts: host, dialTimeout: 5_000 });
       clients.push(admin);
       // root and its role are there from the etcdctl test (which ends with auth disabled).

@@ -102,6 +102,24 @@ export class CtlChild {
   }
 }
 
+/**
+ * A recorder of a client's outcomes, for comparing two systems: `outcome(what, f)` appends
+ * [what, 'ok', result] or [what, the error's class name, its message] to `out`.
+ */
+export function outcomeRecorder(): { out: unknown[]; outcome: (what: string, f: () => Promise<unknown>) => Promise<void> } {
+  const out: unknown[] = [];
+  return {
+    out,
+    outcome: async (what, f) => {
+      try {
+        out.push([what, 'ok', await f()]);
+      } catch (err) {
+        out.push([what, (err as Error).constructor.name, (err as Error).message]);
+      }
+    },
+  };
+}
+
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** A real etcd 3.4 member on loopback, in a temporary data directory. */

@@ -7,6 +7,7 @@
 #   ca.pem            the trusted CA          other-ca.pem          a CA the cluster does not trust
 #   member.pem/-key   signed by ca            other-member.pem/-key signed by other-ca
 #   client.pem/-key   CN=root, signed by ca   other-client.pem/-key CN=root, signed by other-ca
+#   alice.pem/-key    CN=alice, signed by ca  (a limited user under --client-cert-auth)
 #
 # `make-certs.sh DIR renew` issues a new member.pem/member-key.pem from DIR's existing CA (a
 # certificate renewed on disk, which members pick up without a restart).
@@ -53,6 +54,7 @@ ca ca 'qkv test CA'
 ca other-ca 'another CA'
 cert member member ca serverAuth,clientAuth 'IP:127.0.0.1,DNS:localhost'
 cert client root ca clientAuth
+cert alice alice ca clientAuth
 cert other-member member other-ca serverAuth,clientAuth 'IP:127.0.0.1,DNS:localhost'
 cert other-client root other-ca clientAuth
 rm -f ./*.srl
