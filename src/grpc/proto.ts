@@ -5,6 +5,7 @@
  * field names (keepCase), 64-bit integers as decimal strings (longs: String, so nothing is
  * rounded on the way in), enums as names, bytes as Buffers and proto3 defaults filled in.
  */
+import { Buffer } from 'node:buffer';
 import { fileURLToPath } from 'node:url';
 import * as protoLoader from '@grpc/proto-loader';
 import type * as grpc from '@grpc/grpc-js';

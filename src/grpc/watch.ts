@@ -14,6 +14,7 @@
  * A client's half-close leaves the stream open (etcd keeps delivering); a shutdown ends it with
  * "etcdserver: server stopped" so clients reconnect elsewhere.
  */
+import { Buffer } from 'node:buffer';
 import type * as grpc from '@grpc/grpc-js';
 import * as S from '../api/schemas.js';
 import type { WatchRequestMessage, WatchResponseMessage } from '../api/types.js';
