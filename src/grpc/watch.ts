@@ -52,7 +52,7 @@ interface StreamWatch {
  * its header (shared by a stream's responses of one revision), its watch_id and its events, each
  * event encoded once for all the watchers it goes to (the hub hands them all the same object).
  */
-const encodeWatchFields = (m: ProtoMessage): Buffer => etcdServices().Watch['Watch']!.responseSerialize(m);
+export const encodeWatchFields = (m: ProtoMessage): Buffer => etcdServices().Watch['Watch']!.responseSerialize(m);
 const encodedEvents = new WeakMap<Event, Buffer>();
 
 function encodedEvent(e: Event): Buffer {
@@ -63,6 +63,10 @@ function encodedEvent(e: Event): Buffer {
   }
   return bytes;
 }
+
+/** A response of only events, from its encoded header and watch_id: what encoding the whole message gives. */
+export const encodeEventResponse = (header: Buffer, watchId: Buffer, events: readonly Event[]): Buffer =>
+  Buffer.concat([header, watchId, ...events.map(encodedEvent)]);
 
 /** Only a header, a watch_id and events: encoded from its parts (the other fields are zero). */
 const isPlainEvents = (m: WatchResponseMessage): boolean =>
@@ -283,9 +287,7 @@ class WatchStream {
   private writeRaw(msg: WatchResponseMessage, w?: StreamWatch): void {
     if (this.closed || this.call.cancelled) return;
     const out =
-      w?.id === msg.watchId && isPlainEvents(msg)
-        ? Buffer.concat([this.headerBytes(msg.header), w.encodedId, ...msg.events.map(encodedEvent)])
-        : toProto(msg, S.WatchResponse);
+      w?.id === msg.watchId && isPlainEvents(msg) ? encodeEventResponse(this.headerBytes(msg.header), w.encodedId, msg.events) : toProto(msg, S.WatchResponse);
     if (!this.call.write(out)) this.needsDrain = true;
   }
 
