@@ -5,6 +5,7 @@
  * field names (keepCase), 64-bit integers as decimal strings (longs: String, so nothing is
  * rounded on the way in), enums as names, bytes as Buffers and proto3 defaults filled in.
  */
+import { Buffer } from 'node:buffer';
 import { fileURLToPath } from 'node:url';
 import * as protoLoader from '@grpc/proto-loader';
 import type * as grpc from '@grpc/grpc-js';
@@ -42,6 +43,15 @@ const PACKAGE_OF: Record<ServiceName, string> = {
   Election: 'v3electionpb',
 };
 
+/**
+ * A response serializer that sends a Buffer as it is: a response already encoded (the watch
+ * stream's, whose events are encoded once for all the watchers they go to), a message otherwise.
+ */
+const passEncoded =
+  (serialize: grpc.serialize<ProtoMessage>): grpc.serialize<ProtoMessage | Buffer> =>
+  (value) =>
+    Buffer.isBuffer(value) ? value : serialize(value);
+
 let cached: Record<ServiceName, grpc.ServiceDefinition> | undefined;
 
 /** The services' definitions (loaded once per process). */
@@ -53,7 +63,9 @@ export function etcdServices(): Record<ServiceName, grpc.ServiceDefinition> {
     const svc = def[full];
     // A service entry is a map of method definitions; a message entry has a `format` field.
     if (!svc || 'format' in svc) throw new Error(`proto: service ${full} not found in ${PROTO_DIR}`);
-    return svc as grpc.ServiceDefinition;
+    return Object.fromEntries(
+      Object.entries(svc as grpc.ServiceDefinition).map(([method, m]) => [method, { ...m, responseSerialize: passEncoded(m.responseSerialize) }]),
+    ) as grpc.ServiceDefinition;
   };
   const names = Object.keys(PACKAGE_OF) as ServiceName[];
   cached = Object.fromEntries(names.map((n) => [n, pick(n)])) as Record<ServiceName, grpc.ServiceDefinition>;

@@ -14,6 +14,7 @@
  * A client's half-close leaves the stream open (etcd keeps delivering); a shutdown ends it with
  * "etcdserver: server stopped" so clients reconnect elsewhere.
  */
+import { Buffer } from 'node:buffer';
 import type * as grpc from '@grpc/grpc-js';
 import * as S from '../api/schemas.js';
 import type { WatchRequestMessage, WatchResponseMessage } from '../api/types.js';
@@ -25,10 +26,11 @@ import { toHubRequest, watchRefusal, watchResponseMessage } from '../server/watc
 import { ServerStoppedError } from '../server/errors.js';
 import { callerOfCall, tokenOf, type GrpcContext } from './context.js';
 import { fromProto, toProto } from './convert.js';
-import type { ProtoMessage } from './proto.js';
+import { etcdServices, type ProtoMessage } from './proto.js';
 import { toServiceError } from './status.js';
 
-type WatchCall = grpc.ServerDuplexStream<ProtoMessage, ProtoMessage>;
+/** Responses are messages, or already encoded (proto.ts sends a Buffer as it is). */
+type WatchCall = grpc.ServerDuplexStream<ProtoMessage, ProtoMessage | Buffer>;
 
 /** mvcc.ErrWatcherDuplicateID's message. */
 const DUPLICATE_ID = 'mvcc: duplicate watch ID provided on the WatchStream';
@@ -40,9 +42,37 @@ interface StreamWatch {
   id: number;
   watcher: Watcher;
   fragment: boolean;
+  /** Its watch_id field, encoded (each of its event responses has it). */
+  encodedId: Buffer;
 }
 
-export function watchService(ctx: GrpcContext): Record<string, grpc.handleBidiStreamingCall<ProtoMessage, ProtoMessage>> {
+/**
+ * A WatchResponse's fields encoded (proto-loader's encoder). Fields of one message encoded apart
+ * and concatenated in field order are that message's encoding, byte for byte: so a response is
+ * its header (shared by a stream's responses of one revision), its watch_id and its events, each
+ * event encoded once for all the watchers it goes to (the hub hands them all the same object).
+ */
+export const encodeWatchFields = (m: ProtoMessage): Buffer => etcdServices().Watch['Watch']!.responseSerialize(m);
+const encodedEvents = new WeakMap<Event, Buffer>();
+
+function encodedEvent(e: Event): Buffer {
+  let bytes = encodedEvents.get(e);
+  if (bytes === undefined) {
+    bytes = encodeWatchFields({ events: [toProto(e, S.Event)] });
+    encodedEvents.set(e, bytes);
+  }
+  return bytes;
+}
+
+/** A response of only events, from its encoded header and watch_id: what encoding the whole message gives. */
+export const encodeEventResponse = (header: Buffer, watchId: Buffer, events: readonly Event[]): Buffer =>
+  Buffer.concat([header, watchId, ...events.map(encodedEvent)]);
+
+/** Only a header, a watch_id and events: encoded from its parts (the other fields are zero). */
+const isPlainEvents = (m: WatchResponseMessage): boolean =>
+  !m.created && !m.canceled && !m.compactRevision && !m.cancelReason && !m.fragment && m.events.length > 0;
+
+export function watchService(ctx: GrpcContext): Record<string, grpc.handleBidiStreamingCall<ProtoMessage, ProtoMessage | Buffer>> {
   return { Watch: (call: WatchCall) => new WatchStream(ctx, call).start() };
 }
 
@@ -164,7 +194,7 @@ class WatchStream {
       this.writeRaw({ header: member.header(), watchId: -1, created: true, canceled: true, cancelReason: toServiceError(err).details, events: [] });
       return;
     }
-    const w: StreamWatch = { id, watcher, fragment: !!c.fragment };
+    const w: StreamWatch = { id, watcher, fragment: !!c.fragment, encodedId: encodeWatchFields({ watch_id: id }) };
     this.watches.set(id, w);
     // The created response (and a compaction cancel) now, before any later request is handled.
     for (const resp of watcher.drain()) if (!this.deliver(w, resp)) return;
@@ -210,8 +240,8 @@ class WatchStream {
       return true;
     }
     const msg = watchResponseMessage(this.ctx.member, resp, w.id);
-    if (w.fragment) for (const part of this.fragments(msg)) this.writeRaw(part);
-    else this.writeRaw(msg);
+    if (w.fragment) for (const part of this.fragments(msg)) this.writeRaw(part, w);
+    else this.writeRaw(msg, w);
     if (resp.canceled) {
       this.watches.delete(w.id);
       if (this.progress?.waiting.has(w)) this.progressReached(w);
@@ -243,9 +273,22 @@ class WatchStream {
     return parts;
   }
 
-  private writeRaw(msg: WatchResponseMessage): void {
+  /** The last header this stream encoded: a revision's responses to all its watchers share it. */
+  private encodedHeader: { revision: number; raftTerm: number; bytes: Buffer } | undefined;
+
+  private headerBytes(h: WatchResponseMessage['header']): Buffer {
+    const last = this.encodedHeader;
+    if (last?.revision === h.revision && last.raftTerm === h.raftTerm) return last.bytes;
+    const bytes = encodeWatchFields({ header: toProto(h, S.ResponseHeader) });
+    this.encodedHeader = { revision: h.revision, raftTerm: h.raftTerm, bytes };
+    return bytes;
+  }
+
+  private writeRaw(msg: WatchResponseMessage, w?: StreamWatch): void {
     if (this.closed || this.call.cancelled) return;
-    if (!this.call.write(toProto(msg, S.WatchResponse))) this.needsDrain = true;
+    const out =
+      w?.id === msg.watchId && isPlainEvents(msg) ? encodeEventResponse(this.headerBytes(msg.header), w.encodedId, msg.events) : toProto(msg, S.WatchResponse);
+    if (!this.call.write(out)) this.needsDrain = true;
   }
 
   // ---- progress requests -------------------------------------------------------------------

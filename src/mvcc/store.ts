@@ -18,7 +18,7 @@
  * Nothing is kept on the JS heap beyond the batch in progress and a Bloom filter of the live keys
  * (a few bytes per key, see livekeys.ts): LevelDB holds the data and its own bounded caches.
  */
-import { copyCluster, type ClusterRecord } from './membership.js';
+import { copyCluster, type ClusterRecord, type MemberRecord } from './membership.js';
 import { Buffer } from 'node:buffer';
 import { mkdir, readdir } from 'node:fs/promises';
 import { Level } from 'level';
@@ -509,6 +509,22 @@ export class MvccStore {
     this.assertOpen();
     const c = this.visibleMeta.cluster;
     return c ? copyCluster(c) : undefined;
+  }
+
+  /**
+   * One member of the applied membership, in place (no copy of the table, unlike cluster(): the
+   * per-request learner check and response headers ask it). A membership change replaces the
+   * table, never changes it, so what this returns is never changed under its caller.
+   */
+  clusterMember(match: (m: Readonly<MemberRecord>) => boolean): Readonly<MemberRecord> | undefined {
+    this.assertOpen();
+    return this.visibleMeta.cluster?.members.find(match);
+  }
+
+  /** The applied membership's cluster id, without copying the table; undefined before seedCluster. */
+  get clusterId(): string | undefined {
+    this.assertOpen();
+    return this.visibleMeta.cluster?.id;
   }
 
   /**

@@ -101,6 +101,11 @@ export class RawNode {
     return this.raft.id;
   }
 
+  /** The current term, as status() has it, without building a Status (every response header carries it). */
+  get term(): number {
+    return this.raft.term;
+  }
+
   tick(): void {
     this.raft.tick();
   }

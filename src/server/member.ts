@@ -326,21 +326,23 @@ export class Member implements StateMachine {
 
   /** The member id (decimal) of a raft id, in the applied membership (undefined: none, or not known yet). */
   memberIdOfRaft(raftId: number): string | undefined {
-    return this.store?.cluster()?.members.find((m) => m.raftId === raftId)?.id;
+    return this.store?.clusterMember((m) => m.raftId === raftId)?.id;
   }
 
   /** The raft id of a member id (decimal), in the applied membership. */
   raftIdOf(memberId: string): number | undefined {
-    return this.store?.cluster()?.members.find((m) => m.id === memberId)?.raftId;
+    return this.store?.clusterMember((m) => m.id === memberId)?.raftId;
   }
 
   /** This member is a learner in its applied membership (one not yet in it, still catching up, is not: etcd's IsMemberExist && IsLearner). */
   get isLearner(): boolean {
-    return this.store.cluster()?.members.find((m) => m.id === this.id)?.isLearner === true;
+    return this.store.clusterMember((m) => m.id === this.id)?.isLearner === true;
   }
 
   get clusterId(): string {
-    return this.cluster().id;
+    const id = this.store.clusterId;
+    if (id === undefined) throw new InternalError('qkv: the membership was not seeded');
+    return id;
   }
 
   private async open(): Promise<void> {
@@ -651,7 +653,7 @@ export class Member implements StateMachine {
   private async publish(): Promise<void> {
     const want = { id: String(this.id), name: this.opts.self.name, clientUrls: [this.opts.self.clientUrl] };
     while (!this.stopped && !this.removal) {
-      const mine = this.store.cluster()?.members.find((m) => m.id === want.id);
+      const mine = this.store.clusterMember((m) => m.id === want.id);
       if (mine && mine.name === want.name && sameStrings(mine.clientUrls, want.clientUrls)) return;
       if (mine) {
         try {
@@ -779,7 +781,7 @@ export class Member implements StateMachine {
   // ---- operations ------------------------------------------------------------------------
 
   header(revision = this.store.revision): ApiHeader {
-    return { clusterId: this.clusterId, memberId: String(this.id), revision, raftTerm: this.raft.status().term };
+    return { clusterId: this.clusterId, memberId: String(this.id), revision, raftTerm: this.raft.term };
   }
 
   /** The deadline (performance.now() clock) of a request that starts now. */

@@ -10,7 +10,7 @@
  * disk actually holds, write-ahead log and not yet compacted tables included, and it only falls
  * when the space is really given back (LevelDB's compactions, a defragment).
  */
-import { readdir, stat } from 'node:fs/promises';
+import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { PutRequest, RequestOp, TxnRequest } from '../api/kv.js';
 
@@ -50,16 +50,18 @@ export interface StoreFileBytes {
   writeAheadLog: number;
 }
 
-/** The bytes of the files in a store's LevelDB directory, as `du` would count them. */
+/**
+ * The bytes of the files in a store's LevelDB directory, as `du` would count them. Read with the
+ * synchronous calls: a readdir and a stat per file of a directory of a few dozen files (its
+ * metadata in the kernel's cache) take about 0.1 ms of CPU, where the promise versions (a thread
+ * pool round trip each) took ten times that, every MEASURE_EVERY_MS while writes come in.
+ */
 export async function storeFileBytes(dir: string): Promise<StoreFileBytes> {
   const out: StoreFileBytes = { total: 0, writeAheadLog: 0 };
-  for (const name of await readdir(dir)) {
-    let size: number;
-    try {
-      size = (await stat(path.join(dir, name))).size;
-    } catch {
-      continue; // a compaction removed it meanwhile
-    }
+  for (const name of readdirSync(dir)) {
+    // undefined: a compaction removed it meanwhile.
+    const size = statSync(path.join(dir, name), { throwIfNoEntry: false })?.size;
+    if (size === undefined) continue;
     out.total += size;
     // LevelDB's write-ahead log is NNNNNN.log; its info log is LOG (and LOG.old).
     if (name.endsWith('.log')) out.writeAheadLog += size;

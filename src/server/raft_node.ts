@@ -404,6 +404,11 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     return this.raw.status();
   }
 
+  /** The current term (status().term without the rest of the status). */
+  get term(): number {
+    return this.raw.term;
+  }
+
   get leader(): NodeId {
     return this.softState.leader;
   }

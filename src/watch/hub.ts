@@ -75,7 +75,12 @@ export class Watcher implements AsyncIterable<WatchResponse> {
   }
 
   /** Events of one revision that this watcher wants, after filters and prevKv. */
-  select(events: Event[]): Event[] {
+  /**
+   * The events of a revision this watcher gets. Those stripped of their prevKv are taken from (or
+   * added to) `stripped`, shared by every watcher of the revision: all its watchers then hold the
+   * same event objects, which the gRPC stream encodes once (src/grpc/watch.ts).
+   */
+  select(events: Event[], stripped: Map<Event, Event> = new Map()): Event[] {
     const filters = this.request.filters ?? [];
     const out: Event[] = [];
     for (const e of events) {
@@ -83,7 +88,12 @@ export class Watcher implements AsyncIterable<WatchResponse> {
       if (e.type === 'PUT' && filters.includes(WatchFilter.NoPut)) continue;
       if (e.type === 'DELETE' && filters.includes(WatchFilter.NoDelete)) continue;
       if (!this.request.prevKv && e.prevKv) {
-        const { prevKv: _drop, ...rest } = e;
+        let rest = stripped.get(e);
+        if (rest === undefined) {
+          const { prevKv: _drop, ...kept } = e;
+          rest = kept;
+          stripped.set(e, rest);
+        }
         out.push(rest);
       } else {
         out.push(e);
@@ -266,10 +276,11 @@ export class WatchHub {
       if (exact) for (const w of exact) touched.add(w);
     }
     for (const w of this.syncedRanges) touched.add(w);
+    const stripped = new Map<Event, Event>();
     for (const w of touched) {
       // A watch that starts at a future revision ignores everything before it.
       if (revision < w.nextRevision) continue;
-      const selected = w.select(events);
+      const selected = w.select(events, stripped);
       w.nextRevision = revision + 1;
       if (selected.length === 0) continue;
       if (w.hasRoom(selected.length)) {
