@@ -22,13 +22,13 @@
  * file number) gives the store as of the end of the copied logs, or as of a later flush (then it
  * ignores those logs): a state a crash could have left, at a batch boundary. A table the MANIFEST
  * names but that a compaction deleted between steps 3 and 4 would make that open fail ("missing
- * files"): the copied MANIFEST is read (liveTables) and the copy taken again if one is missing;
- * the tables it does not name (obsolete, or being written) are left out.
+ * files"): the copied MANIFEST is read (verify.ts's manifestLiveFiles, its records' checksums
+ * checked) and the copy taken again if one is missing; the tables it does not name (obsolete, or being written) are left out.
  */
-import { Buffer } from 'node:buffer';
 import { copyFile, link, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { CorruptError } from './errors.js';
+import { manifestLiveFiles } from './verify.js';
 
 const TABLE = /^\d+\.(ldb|sst)$/;
 const LOG = /^(\d+)\.log$/;
@@ -55,104 +55,11 @@ async function linkTables(dir: string, target: string, linked: Set<string>): Pro
   }
 }
 
-/** LevelDB's log format (the MANIFEST's): 32 KiB blocks of records, each a 7-byte header (crc, length, type) and data. */
-const BLOCK = 32768;
-const RECORD_HEADER = 7;
-enum RecordType {
-  Full = 1,
-  First = 2,
-  Middle = 3,
-  Last = 4,
-}
-
-/**
- * The records of a LevelDB log file (fragments joined). A torn last record, which a copy of a
- * file being appended to may end with, is left out, as LevelDB's recovery leaves it out.
- */
-function logRecords(file: Buffer): Buffer[] {
-  const out: Buffer[] = [];
-  let parts: Buffer[] = [];
-  for (let pos = 0; pos + RECORD_HEADER <= file.length; ) {
-    const left = BLOCK - (pos % BLOCK);
-    if (left < RECORD_HEADER) {
-      pos += left; // a block's trailer
-      continue;
-    }
-    const length = file.readUInt16LE(pos + 4);
-    const type = file[pos + 6]!;
-    if (pos + RECORD_HEADER + length > file.length) break; // torn
-    const data = file.subarray(pos + RECORD_HEADER, pos + RECORD_HEADER + length);
-    pos += RECORD_HEADER + length;
-    if (type === 0 && length === 0) continue; // preallocated zeros
-    if (type === RecordType.Full) out.push(data);
-    else if (type === RecordType.First) parts = [data];
-    else if (type === RecordType.Middle) parts.push(data);
-    else if (type === RecordType.Last) {
-      parts.push(data);
-      out.push(Buffer.concat(parts));
-      parts = [];
-    } else throw new CorruptError(`LevelDB MANIFEST record of unknown type ${type}`);
-  }
-  return out;
-}
-
-/** A VersionEdit's fields, read in order (LevelDB's version_edit.cc). */
-class EditReader {
-  private pos = 0;
-  constructor(private readonly b: Buffer) {}
-  get done(): boolean {
-    return this.pos >= this.b.length;
-  }
-  varint(): number {
-    let v = 0;
-    for (let scale = 1; ; scale *= 128) {
-      if (this.pos >= this.b.length) throw new CorruptError('LevelDB MANIFEST record ends inside a number');
-      const byte = this.b[this.pos++]!;
-      v += (byte & 0x7f) * scale;
-      if (byte < 0x80) return v;
-    }
-  }
-  slice(): void {
-    const length = this.varint();
-    this.pos += length;
-  }
-}
-
-/**
- * The table files (number to size) of the version a LevelDB MANIFEST leads to: the files its
- * edits add and do not delete.
- */
-function liveTables(manifest: Buffer): Map<number, number> {
-  const live = new Map<number, number>();
-  for (const record of logRecords(manifest)) {
-    const r = new EditReader(record);
-    while (!r.done) {
-      const tag = r.varint();
-      if (tag === 1)
-        r.slice(); // comparator
-      else if (tag === 2 || tag === 3 || tag === 4 || tag === 9)
-        r.varint(); // log, next file, last sequence, previous log
-      else if (tag === 5) {
-        r.varint(); // compact pointer: level, key
-        r.slice();
-      } else if (tag === 6) {
-        r.varint(); // deleted file: level, number
-        live.delete(r.varint());
-      } else if (tag === 7) {
-        r.varint(); // new file: level, number, size, smallest and largest keys
-        const number = r.varint();
-        live.set(number, r.varint());
-        r.slice();
-        r.slice();
-      } else throw new CorruptError(`LevelDB MANIFEST edit with unknown tag ${tag}`);
-    }
-  }
-  return live;
-}
-
 /** The tables `target`'s MANIFEST names that are not there whole; unnamed tables are removed. */
 async function missingTables(target: string, manifest: string): Promise<number[]> {
-  const live = liveTables(await readFile(path.join(target, manifest)));
+  const file = path.join(target, manifest);
+  // A copy of a MANIFEST being appended to may end in a torn record, as a crash leaves one.
+  const live = manifestLiveFiles(file, await readFile(file), true).tables;
   const present = new Map<number, string>();
   for (const name of await readdir(target)) {
     if (!TABLE.test(name)) continue;

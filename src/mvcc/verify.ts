@@ -135,7 +135,7 @@ function logRecords(file: string, buf: Buffer, tornTailAllowed: boolean, collect
 }
 
 /** What the MANIFEST says is live: table files (number → size) and the log numbers LevelDB recovers from. */
-interface LiveFiles {
+export interface LiveFiles {
   tables: Map<number, number>;
   logNumber: number;
   prevLogNumber: number;
@@ -153,13 +153,18 @@ enum Tag {
   PrevLogNumber = 9,
 }
 
-function manifestLiveFiles(file: string, buf: Buffer): LiveFiles {
+/**
+ * The live files of the version the MANIFEST `buf` (named `file` in errors) leads to: the tables
+ * its edits add and do not delete, and the log numbers. `tornTailAllowed`: a bad last record is a
+ * torn write (a copy of a MANIFEST being appended to, checkpoint.ts), not corruption.
+ */
+export function manifestLiveFiles(file: string, buf: Buffer, tornTailAllowed = false): LiveFiles {
   const bad = (offset: number, detail: string): never => {
     throw new StoreFileCorruptError(file, offset, `bad version edit: ${detail}`);
   };
   const byLevel = new Map<string, { number: number; size: number }>();
   const live: LiveFiles = { tables: new Map(), logNumber: 0, prevLogNumber: 0 };
-  for (const record of logRecords(file, buf, false, true)) {
+  for (const record of logRecords(file, buf, tornTailAllowed, true)) {
     // Offsets inside a record are reported from the record's start: it may span blocks.
     const c = new Cursor(record, 0, record.length, bad);
     while (!c.done) {
