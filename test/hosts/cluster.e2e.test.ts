@@ -89,8 +89,11 @@ describe('five members on five hosts', () => {
     for (const name of cluster.names) {
       expect(await cluster.servedValue(name, 'three-of-five', 'ok')).toBe('ok');
     }
-    // The refused put was never acknowledged; whether it lands later is the store's to decide,
-    // but all five answer the same.
+    // The refused put was never acknowledged; whether it lands later is the store's to decide
+    // (it may still commit, under the next leader), but all five answer the same once it is
+    // decided: a write acknowledged after the reconnection commits or discards every entry of an
+    // earlier term first, and the linearizable reads come after it.
+    expect((await cluster.etcdctl(['put', 'after-reconnect', 'fence'])).stdout).toBe('OK\n');
     const answers = await Promise.all(
       cluster.names.map(async (n) => (await cluster.etcdctl(['get', 'two-of-five', '--print-value-only'], [cluster.clientUrl(n)])).stdout),
     );
