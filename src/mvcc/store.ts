@@ -61,6 +61,12 @@ import { Batch } from './write.js';
 import { verifyStoreFiles } from './verify.js';
 
 export interface MvccStoreOptions {
+  /**
+   * Check the store's files before LevelDB opens them (verify.ts). Default true; false only for a
+   * directory this process checked and opened itself a moment ago (a fetched copy moved into
+   * place), whose files were checked or written by LevelDB since.
+   */
+  checkFiles?: boolean;
   /** fsync every batch. Default false: the Raft log is the durable record, the store replays it. */
   sync?: boolean;
   /**
@@ -179,7 +185,7 @@ export class MvccStore {
    * file fails with StoreFileCorruptError naming it, before LevelDB reads or rewrites anything.
    */
   static async open(dir: string, opts: MvccStoreOptions = {}): Promise<MvccStore> {
-    await verifyStoreFiles(dir);
+    if (opts.checkFiles ?? true) await verifyStoreFiles(dir);
     const db = await MvccStore.openDb(dir, opts);
     try {
       const raw = db.getSync(META_KEY);

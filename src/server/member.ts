@@ -435,9 +435,11 @@ export class Member implements StateMachine {
     this.log.info({ member: this.opts.self.name, id: this.id, applied: this.store.appliedIndex, revision: this.store.revision }, 'member started');
   }
 
-  private async openStore(): Promise<void> {
+  /** `checkedCopy`: the store was fetched and opened (its files checked) by fetchStore just before. */
+  private async openStore(checkedCopy = false): Promise<void> {
     // The store checks a put's lease against its own replicated lease table (same batch, same answer everywhere).
     this.store = await MvccStore.open(this.kvDir, {
+      checkFiles: !checkedCopy,
       onBatchWritten: (ms) => this.metrics.backendCommitSeconds.observe(ms / 1000),
       // A store that can no longer tell what it holds answers nothing more: the member stops
       // (the process exits 1); at the next start the check of its files finds what is wrong.
@@ -481,7 +483,7 @@ export class Member implements StateMachine {
           await rename(this.kvDir, aside);
           await rename(staging, this.kvDir);
           this.log.warn({ from: m.name, applied, corrupt: aside }, 'recovered the store from a peer; the corrupt one is kept aside');
-          return await this.openStore();
+          return await this.openStore(true);
         } catch (err) {
           failures.push(`${m.name}: ${(err as Error).message}`);
         }
@@ -742,7 +744,7 @@ export class Member implements StateMachine {
     await rename(staging, this.kvDir);
     await syncDir(this.opts.self.dataDir);
     await rm(old, { recursive: true, force: true });
-    await this.openStore();
+    await this.openStore(true);
     // Watchers replay from the new store's history (or are canceled if it was compacted).
     this.hub.resyncAll();
     this.log.info({ from, applied, ms: Math.round(performance.now() - started) }, 'restored store from snapshot');
