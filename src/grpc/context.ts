@@ -83,11 +83,14 @@ export class GrpcContext {
       if (!method.leaderOnly) return method.handler(member, req, await context(NEVER_ABORTED));
       const { idempotent } = method.leaderOnly;
       await method.beforeLeader?.(member, req);
+      // Resolved once: a forward that finds this member leading meanwhile runs here with the same caller.
+      let resolved: Promise<CallContext> | undefined;
+      const once = (): Promise<CallContext> => (resolved ??= context(NEVER_ABORTED));
       const r = await this.onLeader(
-        async () => method.handler(member, req, await context(NEVER_ABORTED)),
+        async () => method.handler(member, req, await once()),
         async (t) => {
           // The caller goes to the leader as a token: the leader sees this member's certificate, not the client's.
-          const token = await (await context(NEVER_ABORTED)).forwardToken();
+          const token = await (await once()).forwardToken();
           return forwardUnary<object, { header: { revision: number } }>({ ...t, token }, method.path, req, method.request, method.response, { idempotent });
         },
       );

@@ -115,6 +115,8 @@ const MAX_TXN_OPS = 128;
 
 /** How long a member whose store is corrupt tries its peers for a copy before refusing to start (the others may be starting too). */
 const RECOVERY_DEADLINE_MS = 60_000;
+/** A store that failed its check, moved aside as kv.corrupt-<ms since epoch> (the newest one kept). */
+const CORRUPT_PREFIX = 'kv.corrupt-';
 
 export interface MemberOptions {
   cluster: ClusterConfig;
@@ -438,7 +440,7 @@ export class Member implements StateMachine {
   /** `checkedCopy`: the store was fetched and opened (its files checked) by fetchStore just before. */
   private async openStore(checkedCopy = false): Promise<void> {
     // The store checks a put's lease against its own replicated lease table (same batch, same answer everywhere).
-    this.store = await MvccStore.open(this.kvDir, {
+    const store = await MvccStore.open(this.kvDir, {
       checkFiles: !checkedCopy,
       onBatchWritten: (ms) => this.metrics.backendCommitSeconds.observe(ms / 1000),
       // A store that can no longer tell what it holds answers nothing more: the member stops
@@ -448,14 +450,16 @@ export class Member implements StateMachine {
         this.removed(err);
       },
     });
-    this.lessor.load(await this.store.leases());
-    this.source.attach(this.store);
+    // Served only once its lease table is loaded: no request sees the new store with the old leases.
+    this.lessor.load(await store.leases());
+    this.store = store;
+    this.source.attach(store);
   }
 
   /**
    * Opens the store; one whose files fail their check at open (a bit flipped at rest: never
    * served) is fetched whole from a peer into a staging directory, then moved aside as
-   * kv.corrupt-<ms since epoch> (kept for the operator) and replaced. The fetched store's applied
+   * kv.corrupt-<ms since epoch> (kept for the operator, only the newest) and replaced. The fetched store's applied
    * index need not match the one lost: Raft replays this member's log after it (its entries at or
    * below it are skipped), and a store older than the log's snapshot is restored again at start
    * (RaftNode.start). With no peer able to send one within RECOVERY_DEADLINE_MS, or no peer at all,
@@ -479,9 +483,13 @@ export class Member implements StateMachine {
       for (const m of peers) {
         try {
           const applied = await this.fetchStore(staging, m.peerUrl);
-          const aside = path.join(this.opts.self.dataDir, `kv.corrupt-${Date.now()}`);
+          // One corrupt copy kept, the newest: a disk that keeps corrupting must not fill up with them.
+          const dataDir = this.opts.self.dataDir;
+          for (const name of await readdir(dataDir)) if (name.startsWith(CORRUPT_PREFIX)) await rm(path.join(dataDir, name), { recursive: true, force: true });
+          const aside = path.join(dataDir, `${CORRUPT_PREFIX}${Date.now()}`);
           await rename(this.kvDir, aside);
           await rename(staging, this.kvDir);
+          await syncDir(dataDir);
           this.log.warn({ from: m.name, applied, corrupt: aside }, 'recovered the store from a peer; the corrupt one is kept aside');
           return await this.openStore(true);
         } catch (err) {

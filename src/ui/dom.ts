@@ -35,6 +35,18 @@ export function setToken(t: string | undefined): void {
   token = t;
 }
 
+/**
+ * Logs the user in again when this member refuses the token (it expired unused, or the user's
+ * password changed): set by the session once logged in; resolves when a fresh token is set.
+ */
+let relogin: (() => Promise<void>) | undefined;
+/** The login under way: every request refused meanwhile waits for the same one. */
+let reloggingIn: Promise<void> | undefined;
+
+export function onTokenRefused(f: () => Promise<void>): void {
+  relogin = f;
+}
+
 /** An answer that is not 2xx: its HTTP status and the server's message. */
 class ApiError extends Error {
   constructor(
@@ -53,13 +65,20 @@ function headersFor(url: string, extra: Record<string, string> = {}): Record<str
 /** A request to the API; a non-2xx answer throws an ApiError with the server's message. */
 export async function send(url: string, init: { method?: string; body?: string; json?: unknown; timeoutMs?: number } = {}): Promise<Response> {
   const body = init.json !== undefined ? JSON.stringify(init.json) : init.body;
-  const res = await fetch(url, {
-    method: init.method ?? 'GET',
-    headers: headersFor(url, init.json !== undefined ? { 'content-type': 'application/json' } : {}),
-    ...(body !== undefined ? { body } : {}),
-    signal: AbortSignal.timeout(init.timeoutMs ?? REQUEST_TIMEOUT_MS),
-    cache: 'no-store',
-  });
+  const request = (): Promise<Response> =>
+    fetch(url, {
+      method: init.method ?? 'GET',
+      headers: headersFor(url, init.json !== undefined ? { 'content-type': 'application/json' } : {}),
+      ...(body !== undefined ? { body } : {}),
+      signal: AbortSignal.timeout(init.timeoutMs ?? REQUEST_TIMEOUT_MS),
+      cache: 'no-store',
+    });
+  let res = await request();
+  // 401 is etcd's "invalid auth token": log in again, then send the request once more.
+  if (res.status === 401 && token && relogin && url.startsWith('/')) {
+    await (reloggingIn ??= relogin().finally(() => (reloggingIn = undefined)));
+    res = await request();
+  }
   if (res.ok) return res;
   const text = await res.text();
   let message = text.trim();

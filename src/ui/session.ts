@@ -6,7 +6,7 @@
  * those): the keys view shows those ranges only, not the keys outside them.
  */
 import type { V1ConsoleConfig } from '../api/v1.js';
-import { byId, errorText, getJson, send, setToken } from './dom.js';
+import { byId, errorText, getJson, onTokenRefused, send, setToken } from './dom.js';
 
 export interface Session {
   writable: boolean;
@@ -35,30 +35,46 @@ export async function startSession(): Promise<Session> {
   }
   if (!config.auth_enabled) return { writable: config.writable };
   const user = await login();
+  // The same user again: the views were built for its permissions (another user: reload the page).
+  onTokenRefused(async () => {
+    await login({ user, why: 'the session expired (or the password changed): log in again' });
+  });
   return { writable: config.writable, user };
 }
 
-function login(): Promise<string> {
+/** Shows the login form until a login succeeds; `again` fixes the user of a session that expired. */
+function login(again?: { user: string; why: string }): Promise<string> {
   const section = byId('login');
   const form = byId<HTMLFormElement>('login-form');
   const error = byId('login-error');
+  const nameInput = byId<HTMLInputElement>('login-name');
+  const passwordInput = byId<HTMLInputElement>('login-password');
+  if (again) {
+    nameInput.value = again.user;
+    nameInput.readOnly = true;
+    passwordInput.value = '';
+  }
+  error.textContent = again?.why ?? '';
   section.hidden = false;
   return new Promise((resolve) => {
-    form.addEventListener('submit', (e) => {
+    const onSubmit = (e: SubmitEvent): void => {
       e.preventDefault();
-      const name = byId<HTMLInputElement>('login-name').value;
-      const password = byId<HTMLInputElement>('login-password').value;
+      const name = nameInput.value;
       error.textContent = '';
-      send('/v3/auth/authenticate', { method: 'POST', json: { name, password }, timeoutMs: 10_000 })
+      // The old token must not go with the login (a refused token would refuse it too).
+      setToken(undefined);
+      send('/v3/auth/authenticate', { method: 'POST', json: { name, password: passwordInput.value }, timeoutMs: 10_000 })
         .then(async (res) => {
           const { token } = (await res.json()) as { token: string };
           setToken(token);
+          form.removeEventListener('submit', onSubmit);
           section.hidden = true;
           byId('user').textContent = `user ${name}`;
           resolve(name);
         })
         .catch((err: unknown) => (error.textContent = `login failed: ${errorText(err)}`));
-    });
+    };
+    form.addEventListener('submit', onSubmit);
   });
 }
 

@@ -15,7 +15,7 @@
  * flipped value, and the read-time test's restart too.)
  */
 import { randomBytes } from 'node:crypto';
-import { readdir, readFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { checkTable } from '../../src/mvcc/verify.js';
@@ -199,9 +199,14 @@ test('a block LevelDB cannot read, met by a read of a running member: the read f
   expect(await exited).toBe(1);
   expect(await readFile(cluster.logPath(victim), 'utf8')).toMatch(/store failed.*Corruption: bad block type/);
 
+  // A corrupt store kept aside from an earlier recovery: only the newest one is kept.
+  await mkdir(path.join(dataDirOf(victim), 'kv.corrupt-1'), { recursive: true });
   cluster.start(victim);
   const served = watchServed(victim, 'key-450');
   await sameAsLeader(victim);
   expect(await served.stop()).toEqual([]);
   expect(await readFile(cluster.logPath(victim), 'utf8')).toContain(`mvcc: corrupt store file ${file} at byte ${block.offset}: block checksum mismatch`);
+  const aside = (await readdir(dataDirOf(victim))).filter((n) => n.startsWith('kv.corrupt-'));
+  expect(aside).toHaveLength(1);
+  expect(aside[0]).not.toBe('kv.corrupt-1');
 }, 120_000);

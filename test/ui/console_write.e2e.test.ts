@@ -2,7 +2,8 @@
  * The web console (/ui) in a real headless browser, the parts beyond reading: a member started
  * with --ui-writable offers put and delete, each done only once confirmed (cancel changes
  * nothing), checked with the real etcdctl; with auth enabled the console logs in and shows only
- * the prefix the user was granted, and the server's permission denied answers are said plainly;
+ * the prefix the user was granted, the server's permission denied answers are said plainly, and a
+ * token refused later (the password changed) brings the login back and the request through after;
  * `qkv ui` opens the URL with xdg-open (a stand-in on the PATH that records it); and the console
  * over https on a TLS member, with chromium trusting the test CA's key (no certificate errors
  * ignored wholesale).
@@ -175,6 +176,37 @@ describe('web console: writable, and logged in under auth', () => {
     const revision = (JSON.parse(r) as { header: { revision: number } }).header.revision;
     await expect.poll(() => page.locator(`#watch-events tr[data-revision="${revision}"]`).textContent(), WAIT).toBe(`${revision}PUTapp/liveseen`);
     await page.screenshot({ path: path.join(SHOTS, 'auth-watch.png') });
+
+    // alice's password changes under the open page: her token is refused (401), the login form
+    // asks her again (her name fixed), and the put she was making goes through once she has.
+    await page.getByRole('button', { name: 'Keys' }).click();
+    await openKey('app/new');
+    const rootToken = (
+      (await (await fetch(`${endpoint}/v3/auth/authenticate`, { method: 'POST', body: JSON.stringify({ name: 'root', password: 'rootpw' }) })).json()) as {
+        token: string;
+      }
+    ).token;
+    const changed = await fetch(`${endpoint}/v3/auth/user/changepw`, {
+      method: 'POST',
+      headers: { authorization: rootToken },
+      body: JSON.stringify({ name: 'alice', password: 'alicepw2' }),
+    });
+    expect(changed.status).toBe(200);
+    await page.getByTestId('put-value').fill('after the new password');
+    await page.getByTestId('put').click();
+    await page.getByTestId('confirm-yes').click();
+    await expect.poll(() => page.getByTestId('login').isVisible(), WAIT).toBe(true);
+    expect(await page.getByTestId('login-error').textContent()).toBe('the session expired (or the password changed): log in again');
+    expect(await page.inputValue('#login-name')).toBe('alice');
+    await page.fill('#login-password', 'alicepw');
+    await page.getByRole('button', { name: 'Log in' }).click();
+    await expect.poll(() => page.getByTestId('login-error').textContent(), WAIT).toMatch(/^login failed: 400: etcdserver: authentication failed/);
+    await page.fill('#login-password', 'alicepw2');
+    await page.getByRole('button', { name: 'Log in' }).click();
+    // (A put done shows the key again, its new value.)
+    await expect.poll(() => page.getByTestId('value').textContent(), WAIT).toBe('after the new password');
+    expect(await page.getByTestId('login').isVisible()).toBe(false);
+    expect(await ctl(['--user', 'root:rootpw', 'get', 'app/new', '--print-value-only'])).toBe('after the new password\n');
     expect(pageErrors).toEqual([]);
   });
 });
