@@ -80,10 +80,12 @@ const ROOT = 'root';
 
 /**
  * Who made a request, as the entry carries it: a user (checked at `authRevision`; the empty name
- * when the request came without a token), or the member itself (its lease expiry), which is
- * never refused. An entry without one was proposed while auth was disabled: an empty user.
+ * when the request came without a token; `certificate` when a verified client certificate's CN
+ * named it rather than a token: such a user missing from the store is refused as etcd refuses
+ * it, permission denied, not as an invalid token), or the member itself (its lease expiry),
+ * which is never refused. An entry without one was proposed while auth was disabled: an empty user.
  */
-export type Caller = { user: string; authRevision: number } | { member: true };
+export type Caller = { user: string; authRevision: number; certificate?: true } | { member: true };
 
 /** An auth change as applied (the Auth service's writes; Authenticate only checks the user is still there). */
 export type AuthRequest =

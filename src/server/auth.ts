@@ -176,7 +176,8 @@ export class Authenticator {
   callerOf(token: string | undefined, commonName?: string): Caller | undefined {
     const a = this.opts.auth();
     if (!a?.enabled) return undefined;
-    if (token === undefined || token === '') return { user: commonName ?? '', authRevision: a.revision };
+    if (token === undefined || token === '')
+      return commonName ? { user: commonName, authRevision: a.revision, certificate: true } : { user: '', authRevision: a.revision };
     if (this.opts.jwt) {
       // The revision it was issued at: checks against a newer auth state are refused as etcd's ("revision of auth store is old").
       const claims = verifyJwt(this.opts.jwt, token, Math.floor(Date.now() / 1000));

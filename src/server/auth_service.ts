@@ -18,6 +18,7 @@ import {
   UserAlreadyExistError,
   UserNotFoundError,
   AuthUserEmptyError,
+  PermissionDeniedError,
 } from '../mvcc/index.js';
 import type { AuthRecord, Caller, Permission, PermissionType } from '../mvcc/types.js';
 import { hashPassword, verifyPassword } from './password.js';
@@ -67,6 +68,16 @@ export async function issueToken(m: Member, name: string): Promise<Header & { to
   const token = m.authn.tokenFor(prefix, name, m.store.auth()?.revision ?? 0);
   if (token === undefined) throw new AuthFailedError();
   return { header: m.header(revision), token };
+}
+
+/**
+ * The token a follower sends a leader-only call (LeaseRevoke, MoveLeader) with, for a caller it
+ * knows by its certificate's CN: a CN that names no user is refused as etcd refuses it (it finds
+ * no such user at the permission check: permission denied), not as a failed login.
+ */
+export async function tokenToForward(m: Member, user: string): Promise<string> {
+  if (!findUser(m.store.auth() ?? EMPTY_RECORD, user)) throw new PermissionDeniedError();
+  return (await issueToken(m, user)).token;
 }
 
 export async function userAdd(

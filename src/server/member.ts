@@ -912,8 +912,9 @@ export class Member implements StateMachine {
   checkRead(caller: Caller | undefined, needs: Parameters<typeof checkAccess>[2]): void {
     const a = this.authState();
     // The caller's token was good when the call came; a linearizable read checks after its
-    // barrier, and a user deleted meanwhile has no tokens any more (as etcd answers then).
-    if (a?.enabled && caller && 'user' in caller && caller.user !== '' && !findUser(a, caller.user)) throw new InvalidAuthTokenError();
+    // barrier, and a user deleted meanwhile has no tokens any more (as etcd answers then). A
+    // certificate's user that is missing is refused by checkAccess (permission denied).
+    if (a?.enabled && caller && 'user' in caller && caller.user !== '' && !caller.certificate && !findUser(a, caller.user)) throw new InvalidAuthTokenError();
     checkAccess(a, caller, needs);
   }
 

@@ -102,7 +102,7 @@ export async function callContext(member: Member, credentials: CallCredentials, 
     forwardToken: async () => {
       if (token !== undefined && token !== '') return token;
       const c = caller();
-      return c && 'user' in c && c.user !== '' ? (await A.issueToken(member, c.user)).token : undefined;
+      return c && 'user' in c && c.user !== '' ? A.tokenToForward(member, c.user) : undefined;
     },
   };
 }

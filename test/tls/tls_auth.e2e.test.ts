@@ -281,4 +281,35 @@ describe('TLS + auth: qkv beside the real etcd, same certificates and users', ()
     expect(q).toEqual(e);
     expect(q.stdout).not.toMatch(/\/bad|\/alice0|\/then|\/else/);
   }, 120_000);
+
+  // Last: it deletes alice.
+  test('a certificate whose CN names no user (alice deleted): permission denied on the leader and through a follower, as on etcd', async () => {
+    // A lease with a key under /alice/: revoking it needs write permission there (a leader-only call, forwarded by the follower).
+    const leases: string[] = [];
+    for (const endpoint of [cluster.url(follower), etcd.endpoint]) {
+      const id = await grant(endpoint, 'client');
+      expect((await ctl(endpoint, 'client', ['put', '/alice/leased-by-root', 'x', `--lease=${id}`])).code).toBe(0);
+      expect((await ctl(endpoint, 'client', ['user', 'delete', 'alice'])).code).toBe(0);
+      leases.push(id);
+    }
+    for (const member of [leader, follower]) {
+      for (const args of [
+        ['put', '/alice/gone', 'x'],
+        ['get', '/alice/', '--prefix'],
+      ]) {
+        const [q, e] = await both(member, 'alice', args);
+        expect([args, q]).toEqual([args, e]);
+        expect(q.error).toContain('etcdserver: permission denied');
+      }
+    }
+    const revoked = [
+      await ctl(cluster.url(follower), 'alice', ['lease', 'revoke', leases[0]!]),
+      await ctl(etcd.endpoint, 'alice', ['lease', 'revoke', leases[1]!]),
+    ];
+    expect(revoked[0]).toEqual(revoked[1]);
+    expect(revoked[0]!.error).toContain('etcdserver: permission denied');
+    const [kq, ke] = await both(follower, 'client', ['get', '/alice/leased-by-root', '--print-value-only']);
+    expect(kq).toEqual(ke);
+    expect(kq.stdout).toBe('x\n');
+  }, 120_000);
 });
