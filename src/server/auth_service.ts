@@ -62,7 +62,7 @@ export async function authenticate(m: Member, req: { name: string; password: str
  * A token for `name`, whose credentials were checked already (a password, or the client
  * certificate of a call forwarded to the leader): its Authenticate entry proposed and applied.
  */
-export async function issueToken(m: Member, name: string): Promise<Header & { token: string }> {
+async function issueToken(m: Member, name: string): Promise<Header & { token: string }> {
   const prefix = m.authn.newTokenPrefix();
   const { revision } = await m.authChange({ op: 'authenticate', name, prefix }, undefined);
   const token = m.authn.tokenFor(prefix, name, m.store.auth()?.revision ?? 0);
