@@ -78,7 +78,7 @@ import { clusterIdOf } from './member_id.js';
 import { InternalError } from '../errors.js';
 import { requestTimeoutMs, Retry } from './leader.js';
 import { ProposalDroppedError, ReadIndexDroppedError } from '../raft/errors.js';
-import { CHECKPOINT_PREFIX, fetchSnapshot, receiveStoreFiles, SNAPSHOT_PATH, snapshotFrames } from './snapshot_client.js';
+import { CHECKPOINT_PREFIX, fetchStoreInto, recordStreamFrames, SNAPSHOT_PATH, snapshotFrames, STREAM_HEADER } from './snapshot_client.js';
 import { syncDir } from '../sync_dir.js';
 import type { PortTls, TlsCredentials } from '../tls.js';
 import { ETCD_SERVER_VERSION } from '../version.js';
@@ -507,16 +507,9 @@ export class Member implements StateMachine {
     }
   }
 
-  /** A peer's whole store (its LevelDB files, checked as they come and at open) received into `staging` (emptied first); its applied index. */
-  private async fetchStore(staging: string, peerUrl: string): Promise<number> {
-    await rm(staging, { recursive: true, force: true });
-    await receiveStoreFiles(fetchSnapshot(peerUrl, this.opts.tls?.peer?.credentials), staging);
-    const restored = await MvccStore.open(staging);
-    const applied = restored.appliedIndex;
-    // LevelDB's open may have rewritten its MANIFEST and tables (synced); the meta record too.
-    await restored.durable();
-    await restored.close();
-    return applied;
+  /** A peer's whole store received into `staging` (emptied first), checked, synced: its applied index (snapshot_client.ts). */
+  private fetchStore(staging: string, peerUrl: string): Promise<number> {
+    return fetchStoreInto(staging, peerUrl, this.opts.tls?.peer?.credentials);
   }
 
   // ---- StateMachine (called by the Raft node's Ready loop) -------------------------------
@@ -629,9 +622,11 @@ export class Member implements StateMachine {
     }
     if (req.method === 'GET' && req.url === SNAPSHOT_PATH) {
       // A store snapshot for a member that installs a Raft snapshot: on the peer port, so over
-      // the peers' (mutual) TLS, as etcd sends its snapshots over rafthttp.
-      res.writeHead(200, { 'content-type': 'application/octet-stream' });
-      const frames = Readable.from(snapshotFrames(this.store, this.opts.self.dataDir));
+      // the peers' (mutual) TLS, as etcd sends its snapshots over rafthttp. Its LevelDB files;
+      // the record stream to a member of an earlier version (it asks without the header).
+      const files = req.headers[STREAM_HEADER] === 'files';
+      res.writeHead(200, { 'content-type': 'application/octet-stream', ...(files ? { [STREAM_HEADER]: 'files' } : {}) });
+      const frames = Readable.from(files ? snapshotFrames(this.store, this.opts.self.dataDir) : recordStreamFrames(this.store));
       // A receiver that goes away ends the stream, which removes the copy (its hard links hold
       // tables the store may have deleted since).
       res.once('close', () => frames.destroy());

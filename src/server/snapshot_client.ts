@@ -13,7 +13,7 @@ import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, open, readdir, rm, stat, type FileHandle } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { CorruptError, STORE_FILE_NAME, type MvccStore } from '../mvcc/index.js';
+import { CorruptError, MvccStore, STORE_FILE_NAME } from '../mvcc/index.js';
 import { syncDir } from '../sync_dir.js';
 import { saveEtcdDatabase } from './backup.js';
 import { FRAME_HEADER_BYTES, LengthPrefixedFrames } from './frames.js';
@@ -177,16 +177,63 @@ export async function receiveStoreFiles(frames: AsyncIterable<Buffer>, dir: stri
   await syncDir(dir);
 }
 
-/** Pulls a store snapshot from the member whose peer port is `peerUrl` (with the peer credentials, if TLS), yielding its frames. */
-export async function* fetchSnapshot(peerUrl: string, peerTls: TlsCredentials | undefined): AsyncGenerator<Buffer> {
-  const res = await fetchOver(peerUrl + SNAPSHOT_PATH, {}, peerTls);
-  if (!res.ok || !res.body) throw new Error(`snapshot fetch from ${peerUrl} failed: HTTP ${res.status}`);
-  const frames = new LengthPrefixedFrames(MAX_CHUNK, (len) => new Error(`snapshot chunk of ${len} bytes from ${peerUrl} is too large`));
-  // The body's parts are fresh buffers (one per socket read), so frames may keep views of them.
-  for await (const part of res.body as unknown as AsyncIterable<Uint8Array>) {
-    yield* frames.push(Buffer.from(part.buffer, part.byteOffset, part.byteLength));
+/**
+ * The header (value `files`) of a request to a peer's SNAPSHOT_PATH for the files stream, and of
+ * the answer that is one. Members of versions before the files stream ask without it and are sent
+ * the record stream they read (recordStreamFrames); they answer without it, with the record
+ * stream, read here too: members of both versions catch each other up during a rolling upgrade.
+ */
+export const STREAM_HEADER = 'qkv-store-stream';
+
+/**
+ * The record stream of earlier versions: the store's MVCC snapshot (MvccStore.snapshot, one
+ * LevelDB snapshot read record by record), its chunks length-prefixed. Sent to a member that
+ * asks without STREAM_HEADER; stopping the iteration releases the LevelDB snapshot.
+ */
+export async function* recordStreamFrames(store: MvccStore): AsyncGenerator<Buffer> {
+  for await (const chunk of store.snapshot()) {
+    const head = Buffer.allocUnsafe(FRAME_HEADER_BYTES);
+    head.writeUInt32BE(chunk.byteLength, 0);
+    yield head;
+    yield Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
   }
-  if (frames.pending > 0) throw new Error(`snapshot stream from ${peerUrl} ended mid-chunk`);
+}
+
+/** Pulls a store snapshot from the member whose peer port is `peerUrl` (with the peer credentials, if TLS): which stream it sent, and its frames. */
+async function fetchSnapshot(peerUrl: string, peerTls: TlsCredentials | undefined): Promise<{ files: boolean; frames: AsyncGenerator<Buffer> }> {
+  const res = await fetchOver(peerUrl + SNAPSHOT_PATH, { headers: { [STREAM_HEADER]: 'files' } }, peerTls);
+  if (!res.ok || !res.body) throw new Error(`snapshot fetch from ${peerUrl} failed: HTTP ${res.status}`);
+  const body = res.body as unknown as AsyncIterable<Uint8Array>;
+  async function* frames(): AsyncGenerator<Buffer> {
+    const split = new LengthPrefixedFrames(MAX_CHUNK, (len) => new Error(`snapshot chunk of ${len} bytes from ${peerUrl} is too large`));
+    // The body's parts are fresh buffers (one per socket read), so frames may keep views of them.
+    for await (const part of body) yield* split.push(Buffer.from(part.buffer, part.byteOffset, part.byteLength));
+    if (split.pending > 0) throw new Error(`snapshot stream from ${peerUrl} ended mid-chunk`);
+  }
+  return { files: res.headers.get(STREAM_HEADER) === 'files', frames: frames() };
+}
+
+/**
+ * A peer's whole store received into `staging` (emptied first): the files stream checked as it
+ * comes (receiveStoreFiles) and opened (its files checked), or, from a member of an earlier
+ * version, its record stream rebuilt into a new store (checked record by record); synced and
+ * closed. Its applied index.
+ */
+export async function fetchStoreInto(staging: string, peerUrl: string, peerTls: TlsCredentials | undefined): Promise<number> {
+  await rm(staging, { recursive: true, force: true });
+  const { files, frames } = await fetchSnapshot(peerUrl, peerTls);
+  let restored: MvccStore;
+  if (files) {
+    await receiveStoreFiles(frames, staging);
+    restored = await MvccStore.open(staging);
+  } else {
+    restored = await MvccStore.restore(staging, frames);
+  }
+  const applied = restored.appliedIndex;
+  // LevelDB's open may have rewritten its MANIFEST and tables (synced); the meta record too.
+  await restored.durable();
+  await restored.close();
+  return applied;
 }
 
 /** etcd sends its snapshot in blobs of 32 KiB. */
