@@ -38,7 +38,7 @@ export interface GrpcResult {
 
 export async function runGrpcLoad(
   bin: string,
-  sys: SystemUnderTest,
+  sys: Pick<SystemUnderTest, 'name' | 'endpoints' | 'pids'>,
   w: GrpcWorkload,
   opts: { seconds: number; keys: number; valueSize: number },
 ): Promise<GrpcResult> {

@@ -3,7 +3,10 @@
  * drives the load, stops the members cleanly (so the profiles are written) and prints the
  * functions with the most self time in each member.
  *
- *   npm run bench:profile -- [--workload put|get] [--in-flight 64] [--seconds 10] [--target leader|all] [--no-prof]
+ *   npm run bench:profile -- [--workload put|get|get-serializable] [--in-flight 64] [--seconds 10] [--target leader|all] [--no-prof] [--grpc]
+ *
+ * --grpc drives the load through gRPC with etcd's Go client (bench/grpc-load, the bench's gRPC
+ * rows) instead of the gateway: --in-flight clients on --in-flight / 8 connections (at least 1).
  *
  * Also prints each member's CPU time per operation (user + system, from /proc), a figure that
  * holds even when other work shares the machine, unlike throughput.
@@ -14,7 +17,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { LocalCluster } from '../test/server/cluster_harness.js';
 import { b64, closedLoop, post } from './load.js';
-import { cpuMs } from './clusters.js';
+import { cpuMs, ensureGrpcLoad } from './clusters.js';
+import { runGrpcLoad } from './grpc.js';
 
 const argv = process.argv.slice(2);
 const opt = (name: string, fallback: string): string => {
@@ -27,6 +31,7 @@ const SECONDS = Number(opt('seconds', '10'));
 const TARGET = opt('target', 'all');
 /** --no-prof: only the CPU accounting (profiling itself costs CPU). */
 const PROFILE = !argv.includes('--no-prof');
+const GRPC = argv.includes('--grpc');
 const VALUE = b64(Buffer.alloc(256, 'v'));
 
 interface ProfileNode {
@@ -63,22 +68,37 @@ async function main(): Promise<void> {
   cluster.startAll();
   const leader = await cluster.waitForLeader();
   const endpoints = TARGET === 'leader' ? [cluster.url(leader)] : cluster.endpoints;
-  const key = (i: number): string => b64(`bench/${String(i % 10_000).padStart(6, '0')}`);
-  const op =
-    WORKLOAD === 'get'
-      ? (i: number) => post(`${endpoints[i % endpoints.length]}/v3/kv/range`, `{"key":"${key(i)}"}`)
-      : (i: number) => post(`${endpoints[i % endpoints.length]}/v3/kv/put`, `{"key":"${key(i)}","value":"${VALUE}"}`);
-  const cpuBefore = cluster.names.map((n) => cpuMs(cluster.procs.get(n)!.child.pid!));
-  const s = await closedLoop(IN_FLIGHT, SECONDS, op);
-  const cpuAfter = cluster.names.map((n) => cpuMs(cluster.procs.get(n)!.child.pid!));
-  process.stdout.write(
-    `${WORKLOAD} x${IN_FLIGHT} -> ${TARGET}: ${s.opsPerSec.toFixed(0)} ops/s, p50 ${s.p50.toFixed(2)} ms, p99 ${s.p99.toFixed(2)} ms, errors ${s.errors}\n`,
-  );
-  // closedLoop's warm-up is not in s.ops: count every op the members served in the window.
-  const served = s.ops + s.warmupOps;
-  cluster.names.forEach((name, i) => {
-    process.stdout.write(`${name}${name === leader ? ' (leader)' : ''}: ${(((cpuAfter[i]! - cpuBefore[i]!) / served) * 1000).toFixed(0)} µs CPU per op\n`);
-  });
+  const pids = (): number[] => cluster.names.map((n) => cluster.procs.get(n)!.child.pid!);
+  if (GRPC) {
+    // The generator samples no CPU itself: runGrpcLoad reads /proc over its measured window.
+    const conns = Math.max(1, Math.floor(IN_FLIGHT / 8));
+    const workload = WORKLOAD === 'get' ? 'range-linearizable' : WORKLOAD === 'get-serializable' ? 'range-serializable' : 'put';
+    const w = { workload, clients: IN_FLIGHT, conns } as const;
+    const r = await runGrpcLoad(ensureGrpcLoad().bin, { name: 'qkv', endpoints, pids }, w, { seconds: SECONDS, keys: 10_000, valueSize: 256 });
+    process.stdout.write(
+      `gRPC ${w.workload} x${IN_FLIGHT} on ${conns} connections -> ${TARGET}: ${r.ops_per_sec.toFixed(0)} ops/s, p50 ${r.p50_ms.toFixed(2)} ms, p99 ${r.p99_ms.toFixed(2)} ms, errors ${r.errors}\n`,
+    );
+    cluster.names.forEach((name, i) => {
+      process.stdout.write(`${name}${name === leader ? ' (leader)' : ''}: ${r.cpuPerOpUs[i]!.toFixed(0)} µs CPU per op\n`);
+    });
+  } else {
+    const key = (i: number): string => b64(`bench/${String(i % 10_000).padStart(6, '0')}`);
+    const op =
+      WORKLOAD === 'get'
+        ? (i: number) => post(`${endpoints[i % endpoints.length]}/v3/kv/range`, `{"key":"${key(i)}"}`)
+        : (i: number) => post(`${endpoints[i % endpoints.length]}/v3/kv/put`, `{"key":"${key(i)}","value":"${VALUE}"}`);
+    const cpuBefore = pids().map(cpuMs);
+    const s = await closedLoop(IN_FLIGHT, SECONDS, op);
+    const cpuAfter = pids().map(cpuMs);
+    process.stdout.write(
+      `${WORKLOAD} x${IN_FLIGHT} -> ${TARGET}: ${s.opsPerSec.toFixed(0)} ops/s, p50 ${s.p50.toFixed(2)} ms, p99 ${s.p99.toFixed(2)} ms, errors ${s.errors}\n`,
+    );
+    // closedLoop's warm-up is not in s.ops: count every op the members served in the window.
+    const served = s.ops + s.warmupOps;
+    cluster.names.forEach((name, i) => {
+      process.stdout.write(`${name}${name === leader ? ' (leader)' : ''}: ${(((cpuAfter[i]! - cpuBefore[i]!) / served) * 1000).toFixed(0)} µs CPU per op\n`);
+    });
+  }
   for (const name of cluster.names) {
     const text = await (await fetch(`${cluster.url(name)}/metrics`)).text();
     const metric = (m: string): number => Number(new RegExp(`^${m}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
@@ -87,14 +107,14 @@ async function main(): Promise<void> {
       `${name}: fsync ${mean('etcd_disk_wal_fsync_duration_seconds')}, apply ${mean('qkv_server_apply_duration_seconds')}, committed ${metric('etcd_server_proposals_committed_total')}\n`,
     );
   }
-  const pids = new Map(cluster.names.map((n) => [cluster.procs.get(n)!.child.pid!, n]));
+  const names = new Map(cluster.names.map((n) => [cluster.procs.get(n)!.child.pid!, n]));
   await Promise.all(cluster.names.map((n) => cluster.kill(n, 'SIGTERM')));
   for (const file of PROFILE ? await readdir(profDir) : []) {
     // CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile; thread 0 is the main thread (the only
     // one that runs qkv's code).
     const m = /^CPU\.\d+\.\d+\.(\d+)\.(\d+)\.\d+\.cpuprofile$/.exec(file);
     if (m?.[2] !== '0') continue;
-    const name = pids.get(Number(m[1])) ?? file;
+    const name = names.get(Number(m[1])) ?? file;
     const profile = JSON.parse(await readFile(path.join(profDir, file), 'utf8')) as CpuProfile;
     process.stdout.write(`\n${name}${name === leader ? ' (leader)' : ''}: ${file}\n`);
     for (const { fn, share } of topSelf(profile, 25)) process.stdout.write(`  ${(share * 100).toFixed(1).padStart(5)}%  ${fn}\n`);

@@ -56,6 +56,9 @@ export class EtcdGrpcServer {
       // A larger message is refused by grpc-js (RESOURCE_EXHAUSTED) before it is decoded, as in etcd.
       'grpc.max_receive_message_length': opts.maxRequestBytes + GRPC_OVERHEAD_BYTES,
       'grpc.max_send_message_length': -1,
+      // channelz (grpc-js's introspection service, which qkv does not serve) costs every call
+      // its bookkeeping: counters, timestamps and closures.
+      'grpc.enable_channelz': 0,
     });
     const services = etcdServices();
     // Every call is counted as go-grpc-prometheus counts etcd's (src/grpc/instrument.ts).
