@@ -8,7 +8,7 @@ import { Buffer } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import { open, rename, rm } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { readSnapshotBytes } from '../../backup/etcd_snapshot.js';
+import { openEtcdSnapshotFile } from '../../backup/etcd_snapshot.js';
 import { snapshotStatus } from '../../backup/snapshot_status.js';
 import { hostOf } from '../printer/printer.js';
 import type { CliContext } from './global.js';
@@ -83,7 +83,12 @@ export function register(program: Command, ctx: CliContext): void {
     .description('gets backend snapshot status of a given file')
     .action(async (file: string | undefined) => {
       if (!file) throw new BadArgsError('snapshot status requires exactly one argument');
-      ctx.printer().snapshotStatus(snapshotStatus(await readSnapshotBytes(file, 'stat')));
+      const snap = await openEtcdSnapshotFile(file, 'stat');
+      try {
+        ctx.printer().snapshotStatus(snapshotStatus(snap));
+      } finally {
+        await snap.close();
+      }
     });
   snapshot
     .command('restore [filename]')
