@@ -126,14 +126,13 @@ export class ExternalSorter {
     this.used += size;
   }
 
-  /** The run buffer's pairs in key order (start offsets). */
-  private sortedStarts(): Uint32Array {
+  /** The run buffer's pairs in key order (start offsets): Array's sort (TimSort) takes input in order, or nearly, in about one pass. */
+  private sortedStarts(): number[] {
     const b = this.buf;
-    const keyAt = (s: number): [number, number] => [s + PAIR_HEADER, s + PAIR_HEADER + b.readUInt32LE(s)];
-    return Uint32Array.from(this.starts).sort((x, y) => {
-      const [xs, xe] = keyAt(x);
-      const [ys, ye] = keyAt(y);
-      return b.compare(b, ys, ye, xs, xe);
+    return this.starts.sort((x, y) => {
+      const xs = x + PAIR_HEADER;
+      const ys = y + PAIR_HEADER;
+      return b.compare(b, ys, ys + b.readUInt32LE(y), xs, xs + b.readUInt32LE(x));
     });
   }
 

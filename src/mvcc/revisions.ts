@@ -25,7 +25,20 @@ import { CorruptError } from './errors.js';
 import { ExternalSorter } from './external_sort.js';
 import { FullHistoryReader } from './history.js';
 import { leaseRecords } from './lease.js';
-import { evtKey, grantKey, histKey, parseHistKey, REC_DEL, REC_PUT, sameHistUserKey, tableEnd, tableStart, T_HIST, userKeyOfHist, type HistKeyParts } from './keys.js';
+import {
+  evtKey,
+  grantKey,
+  histKey,
+  parseHistKey,
+  REC_DEL,
+  REC_PUT,
+  sameHistUserKey,
+  tableEnd,
+  tableStart,
+  T_HIST,
+  userKeyOfHist,
+  type HistKeyParts,
+} from './keys.js';
 import { decodeHistPut, EMPTY, encodeEvt, encodeGrant, encodeHistFull, withAuth, withCluster, type Meta } from './records.js';
 import { builtMeta, StoreBuilder } from './builder.js';
 import type { LeaseRecord, RevisionImport, StoreExport, StoreRevision } from './types.js';
@@ -199,7 +212,14 @@ async function* sortedRevisions(fh: FileHandle, index: RevisionIndex, close: () 
         const key = buf.subarray(at + FLAT_HEADER, keyEnd);
         if (buf[at] === 1) yield { main: main[i]!, sub: sub[i]!, tombstone: true, key };
         else {
-          const kv = { key, value: buf.subarray(keyEnd, end), createRevision: buf.readDoubleLE(at + 1), modRevision: main[i]!, version: buf.readDoubleLE(at + 9), lease: buf.readDoubleLE(at + 17) };
+          const kv = {
+            key,
+            value: buf.subarray(keyEnd, end),
+            createRevision: buf.readDoubleLE(at + 1),
+            modRevision: main[i]!,
+            version: buf.readDoubleLE(at + 9),
+            lease: buf.readDoubleLE(at + 17),
+          };
           yield { main: main[i]!, sub: sub[i]!, tombstone: false, kv };
         }
       }
@@ -224,7 +244,9 @@ export async function importRevisions(db: Db, input: RevisionImport, sortDir: st
     for await (const r of input.revisions) {
       if (previous !== undefined && (previous.main > r.main || (previous.main === r.main && previous.sub >= r.sub))) {
         throw new CorruptError(
-          previous.main === r.main && previous.sub === r.sub ? `revision ${r.main}_${r.sub} given twice` : `revision ${r.main}_${r.sub} after ${previous.main}_${previous.sub}`,
+          previous.main === r.main && previous.sub === r.sub
+            ? `revision ${r.main}_${r.sub} given twice`
+            : `revision ${r.main}_${r.sub} after ${previous.main}_${previous.sub}`,
         );
       }
       if (r.main > input.revision) throw new CorruptError(`revision ${r.main} is past the store's revision ${input.revision}`);
@@ -253,7 +275,10 @@ export async function importRevisions(db: Db, input: RevisionImport, sortDir: st
     /** The event of a change from the compaction point on: its key, and the put it superseded (the key's record before it, if a put). */
     const event = (k: Buffer, p: HistKeyParts, older: HistKeyParts | undefined): Promise<void> | undefined =>
       p.main >= input.compactRevision
-        ? events.add(evtKey(p.main, p.sub), encodeEvt(userKeyOfHist(k), p.type, older?.type === REC_PUT ? older.main : 0, older?.type === REC_PUT ? older.sub : 0))
+        ? events.add(
+            evtKey(p.main, p.sub),
+            encodeEvt(userKeyOfHist(k), p.type, older?.type === REC_PUT ? older.main : 0, older?.type === REC_PUT ? older.sub : 0),
+          )
         : undefined;
     // HISTORY in key order, each key's newest record first: a record's event is known once the next (older) one is seen.
     await section(

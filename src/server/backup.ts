@@ -172,12 +172,7 @@ export async function restoreDataDir(file: string, flags: RestoreFlags): Promise
 }
 
 /** The rest of restoreDataDir, once the file is open and checked. */
-async function restoreChecked(
-  snap: EtcdSnapshot,
-  dataDir: string,
-  config: ClusterConfig,
-  self: MemberConfig,
-): Promise<RestoreSummary> {
+async function restoreChecked(snap: EtcdSnapshot, dataDir: string, config: ClusterConfig, self: MemberConfig): Promise<RestoreSummary> {
   const remap = leaseRemapping(snap);
   const leaseOf = (id: bigint): number => remap.get(id) ?? Number(id);
   function* revisions(): Generator<StoreRevision> {
