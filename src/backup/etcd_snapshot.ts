@@ -33,7 +33,7 @@ import { SnapshotContentError, SnapshotIntegrityError } from './errors.js';
 import { bytesField, decodeFieldList, decodeMessage, int64Field, repeatedBytesField, safeIntField } from './protobuf.js';
 
 /** The sha256 etcd appends to a snapshot. */
-const SHA256_SIZE = 32;
+export const SHA256_SIZE = 32;
 /**
  * etcd's snapshot restore tells a file with a hash by its size: `size % 512 == 32` (every bbolt
  * page size is a multiple of 512).

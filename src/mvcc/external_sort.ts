@@ -98,7 +98,7 @@ function siftDown(heap: RunReader[], i: number): void {
 
 /** Pairs added in any order, read back in key order once (see the module comment). */
 export class ExternalSorter {
-  private buf = Buffer.allocUnsafe(RUN_BYTES);
+  private buf: Buffer;
   private used = 0;
   private starts: number[] = [];
   private readonly runs: string[] = [];
@@ -107,7 +107,10 @@ export class ExternalSorter {
   constructor(
     private readonly dir: string,
     private readonly name: string,
-  ) {}
+    runBytes = RUN_BYTES,
+  ) {
+    this.buf = Buffer.allocUnsafe(runBytes);
+  }
 
   /** Copies `key` and `value` in (the caller may reuse its buffers). */
   async add(key: Buffer, value: Buffer): Promise<void> {

@@ -39,7 +39,7 @@ import {
   userKeyOfHist,
   type HistKeyParts,
 } from './keys.js';
-import { decodeHistPut, EMPTY, encodeEvt, encodeGrant, encodeHistFull, withAuth, withCluster, type Meta } from './records.js';
+import { EMPTY, encodeEvt, encodeGrant, encodeHistFull, withAuth, withCluster, type Meta } from './records.js';
 import { builtMeta, StoreBuilder } from './builder.js';
 import type { LeaseRecord, RevisionImport, StoreExport, StoreRevision } from './types.js';
 import { MergedIterator, type Db, type DbSnapshot } from './view.js';
@@ -141,13 +141,12 @@ export async function exportRevisions(db: Db, snap: DbSnapshot, meta: Meta, sort
           const p = parseHistKey(e.key);
           if (!keep(e.key, p)) continue;
           index.push(p.main, p.sub, flat.size);
-          const key = userKeyOfHist(e.key);
           if (p.type === REC_PUT) {
-            const got = history.bytes(e.key, p, e.value);
-            const h = decodeHistPut(got instanceof Promise ? await got : got);
-            await flat.append(false, key, h.value ?? EMPTY, h.createRevision, h.version, h.lease);
+            const got = history.put(e.key, p, e.value);
+            const kv = got instanceof Promise ? await got : got;
+            await flat.append(false, kv.key, kv.value, kv.createRevision, kv.version, kv.lease);
           } else {
-            await flat.append(true, key, EMPTY, 0, 0, 0);
+            await flat.append(true, userKeyOfHist(e.key), EMPTY, 0, 0, 0);
           }
         }
       }
