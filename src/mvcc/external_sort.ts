@@ -3,17 +3,19 @@
  * bounded memory, for an import of etcd's revisions (revisions.ts), whose order (revision) is not
  * the store's (key). Pairs are copied into a run buffer; a full run is sorted (an index of record
  * offsets, the keys compared in place) and written to a file of its own in the sorter's
- * directory; reading the result merges the runs through one read buffer each. Memory: twice
- * RUN_BYTES while a run is written, then READ_BYTES per run while they are merged (a 2 GiB
+ * directory; reading the result merges the runs through one read buffer each. Memory: RUN_BYTES
+ * and WRITE_BYTES while runs are written, then READ_BYTES per run while they are merged (a 2 GiB
  * import: 128 runs, 8 MiB). A run that never fills is sorted in memory and never written.
  */
 import { Buffer } from 'node:buffer';
-import { open, rm, writeFile, type FileHandle } from 'node:fs/promises';
+import { open, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { InternalError } from '../errors.js';
 
 /** The run buffer's size: pairs gathered before a run is sorted and written. */
 const RUN_BYTES = 16 << 20;
+/** Runs are written in writes of this size. */
+const WRITE_BYTES = 1 << 20;
 /** Each run is read back in reads of this size. */
 const READ_BYTES = 64 << 10;
 /** A pair is stored as key length, value length (u32 each), key, value. */
@@ -101,6 +103,7 @@ export class ExternalSorter {
   private buf: Buffer;
   private used = 0;
   private starts: number[] = [];
+  private writeBuf: Buffer | undefined;
   private readonly runs: string[] = [];
 
   /** `dir` exists and is the sorter's alone (the caller removes it); `name` prefixes its run files. */
@@ -139,17 +142,32 @@ export class ExternalSorter {
     });
   }
 
-  /** Writes the run buffer's pairs, sorted, as a run file, and empties the buffer. */
+  /**
+   * Writes the run buffer's pairs, sorted, as a run file, and empties the buffer. Through one
+   * write buffer of the sorter's, reused: not a second run-sized buffer per run (memory freed that
+   * large and that often is kept by the allocator rather than given back).
+   */
   private async spill(): Promise<void> {
     if (this.starts.length === 0) return;
-    const out = Buffer.allocUnsafe(this.used);
-    let at = 0;
-    for (const s of this.sortedStarts()) {
-      const size = PAIR_HEADER + this.buf.readUInt32LE(s) + this.buf.readUInt32LE(s + 4);
-      at += this.buf.copy(out, at, s, s + size);
-    }
     const file = path.join(this.dir, `${this.name}-${this.runs.length}`);
-    await writeFile(file, out);
+    const fh = await open(file, 'w');
+    try {
+      const out = (this.writeBuf ??= Buffer.allocUnsafe(WRITE_BYTES));
+      let at = 0;
+      for (const s of this.sortedStarts()) {
+        const end = s + PAIR_HEADER + this.buf.readUInt32LE(s) + this.buf.readUInt32LE(s + 4);
+        if (at > 0 && at + (end - s) > out.length) {
+          await fh.write(out, 0, at);
+          at = 0;
+        }
+        // A pair larger than the write buffer goes straight from the run buffer.
+        if (end - s > out.length) await fh.write(this.buf, s, end - s);
+        else at += this.buf.copy(out, at, s, end);
+      }
+      if (at > 0) await fh.write(out, 0, at);
+    } finally {
+      await fh.close();
+    }
     this.runs.push(file);
     this.starts = [];
     this.used = 0;
@@ -198,6 +216,7 @@ export class ExternalSorter {
 
   private release(): void {
     this.buf = Buffer.alloc(0);
+    this.writeBuf = undefined;
     this.starts = [];
     this.used = 0;
   }

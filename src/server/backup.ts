@@ -25,7 +25,7 @@ import { openEtcdSnapshotFile, type EtcdAuth, type EtcdRevisionRecord, type Etcd
 import { RestoreTargetExistsError } from '../backup/errors.js';
 import type { BboltWritten } from '../backup/bbolt_writer.js';
 import { writeEtcdDatabase } from '../backup/etcd_snapshot_writer.js';
-import { MvccStore, PERMISSION_TYPES, type StoreRevision } from '../mvcc/index.js';
+import { MvccStore, PERMISSION_TYPES, type MvccStoreOptions, type StoreRevision } from '../mvcc/index.js';
 import type { AuthRecord, PermissionType } from '../mvcc/types.js';
 import { resolveMemberFlags, type ClusterConfig, type MemberConfig, type MemberFlags } from './config.js';
 import { bootstrapCluster, writeIdentityFile } from './identity.js';
@@ -40,6 +40,13 @@ const ALARM_NUMBERS: Record<Exclude<AlarmType, 'NONE'>, number> = { NOSPACE: 1, 
 const MAX_LEASE_ID = BigInt(Number.MAX_SAFE_INTEGER);
 /** A remapped lease id keeps this many low bits (qkv grants its own ids below 2^52). */
 const REMAP_MASK = (1n << 52n) - 1n;
+
+/**
+ * The store a restore builds is written and closed, never read: no live-key filter (its build
+ * would read CURRENT whole) and LevelDB's own small block cache, so the restore's memory stays
+ * fixed (the member opens the store with its own options).
+ */
+const RESTORE_STORE_OPTIONS: MvccStoreOptions = { liveKeyFilterKeys: 0, cacheSize: 8 << 20 };
 
 /** What a save wrote. */
 export interface SavedDatabase extends BboltWritten {
@@ -187,15 +194,19 @@ async function restoreChecked(snap: EtcdSnapshot, dataDir: string, config: Clust
   await mkdir(parent, { recursive: true });
   const staging = await mkdtemp(path.join(parent, `.${path.basename(dataDir)}.restoring-`));
   try {
-    const store = await MvccStore.importRevisions(path.join(staging, 'kv'), {
-      revision: snap.currentRevision,
-      // etcd finishes a compaction that was scheduled but not done when it restores.
-      compactRevision: Math.max(snap.compactRevision, snap.scheduledCompactRevision),
-      revisions: revisions(),
-      leases: snap.leases.map((l) => ({ id: leaseOf(l.id), ttl: l.ttl })),
-      cluster,
-      ...(auth ? { auth } : {}),
-    });
+    const store = await MvccStore.importRevisions(
+      path.join(staging, 'kv'),
+      {
+        revision: snap.currentRevision,
+        // etcd finishes a compaction that was scheduled but not done when it restores.
+        compactRevision: Math.max(snap.compactRevision, snap.scheduledCompactRevision),
+        revisions: revisions(),
+        leases: snap.leases.map((l) => ({ id: leaseOf(l.id), ttl: l.ttl })),
+        cluster,
+        ...(auth ? { auth } : {}),
+      },
+      RESTORE_STORE_OPTIONS,
+    );
     const revision = store.revision;
     const compactRevision = store.compactRevision;
     await store.close();
