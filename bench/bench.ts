@@ -11,7 +11,8 @@
  * and the gRPC rows have a warm-up of their own);
  * --gateway-only skips the gRPC rows.
  * --backup-only loads the keys and runs only the backup rows: catch-up of a new member replacing
- * one that lost its disk, snapshot save, file size, restore.
+ * one that lost its disk, snapshot save, file size, restore (its time and the restoring process's
+ * peak resident memory).
  * --auth-only runs only what auth costs per request: gateway put and linearizable range with
  *   auth off, then on (simple token, as root), on the same cluster, with the on/off ratios.
  *
@@ -25,6 +26,7 @@ import path from 'node:path';
 import { ensureEtcd, ensureGrpcLoad, startEtcd, startQkv, type SystemUnderTest } from './clusters.js';
 import { runGrpcLoad, type GrpcResult, type GrpcWorkload } from './grpc.js';
 import { b64, closedLoop, post, summarize, type Stats } from './load.js';
+import { runMeasuringPeakRss } from '../test/cli/peak_rss.js';
 
 const argv = process.argv.slice(2);
 const QUICK = argv.includes('--quick');
@@ -235,7 +237,7 @@ async function runAll(sys: SystemUnderTest): Promise<void> {
     const target = await revisionOf(leaderUrl);
     const replacement = await sys.replace(i, leaderUrl);
     single(label, 'catch-up of a member replacing one that lost its disk', 's', 'lower', sys, await catchUpSeconds(replacement, target));
-    snapshotRows(sys, label, leaderUrl);
+    await snapshotRows(sys, label, leaderUrl);
     return;
   }
   const eps = sys.endpoints;
@@ -394,7 +396,7 @@ async function loadedStore(sys: SystemUnderTest): Promise<void> {
   m.start();
   await waitHealthy(m.url, 300_000);
   single(label, 'restart to healthy', 's', 'lower', sys, (performance.now() - t) / 1000);
-  snapshotRows(sys, label, leaderUrl);
+  await snapshotRows(sys, label, leaderUrl);
 }
 
 /** Starts the stopped member `m` and returns the seconds until it serves revision `target`. */
@@ -422,9 +424,10 @@ function runOrThrow(cmd: string, args: string[]): void {
 /**
  * Backups of the loaded store: `etcdctl snapshot save` from the leader (the same client for
  * both: both stream etcd's bbolt format), the file's size, and one member's data dir restored
- * from it by the system's own restore (`etcdctl snapshot restore`, `qkv snapshot restore`).
+ * from it by the system's own restore (`etcdctl snapshot restore`, `qkv snapshot restore`), with
+ * that process's peak resident memory (its VmHWM, test/cli/peak_rss.ts).
  */
-function snapshotRows(sys: SystemUnderTest, label: string, leaderUrl: string): void {
+async function snapshotRows(sys: SystemUnderTest, label: string, leaderUrl: string): Promise<void> {
   const dir = mkdtempSync(path.join(os.tmpdir(), `qkv-bench-${sys.name}-snapshot-`));
   try {
     const file = path.join(dir, 'snapshot.db');
@@ -435,9 +438,14 @@ function snapshotRows(sys: SystemUnderTest, label: string, leaderUrl: string): v
     const restoreTo = ['--data-dir', path.join(dir, 'restored'), '--name', 'r1', '--initial-cluster', 'r1=http://127.0.0.1:2380'];
     restoreTo.push('--initial-advertise-peer-urls', 'http://127.0.0.1:2380');
     t = performance.now();
-    if (sys.name === 'etcd') runOrThrow('etcdctl', ['snapshot', 'restore', file, ...restoreTo]);
-    else runOrThrow(process.execPath, [path.resolve('bin/qkv.mjs'), 'snapshot', 'restore', file, ...restoreTo]);
+    const [cmd, args] =
+      sys.name === 'etcd'
+        ? ['etcdctl', ['snapshot', 'restore', file, ...restoreTo]]
+        : [process.execPath, [path.resolve('bin/qkv.mjs'), 'snapshot', 'restore', file, ...restoreTo]];
+    const r = await runMeasuringPeakRss(cmd, args, { ...process.env, ETCDCTL_API: '3' });
+    if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.code}: ${r.stderr.slice(-2000)}`);
     single(label, 'snapshot restore (one member, its own tool)', 's', 'lower', sys, (performance.now() - t) / 1000);
+    single(label, 'snapshot restore peak RSS (VmHWM)', 'MB', 'lower', sys, r.peakRssBytes / 2 ** 20);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -1,6 +1,8 @@
 /**
  * A read-only reader of a bbolt database (go.etcd.io/bbolt, formerly boltdb), the file format of
- * etcd's backend and of `etcdctl snapshot save`, held whole in a Buffer.
+ * etcd's backend and of `etcdctl snapshot save`, read from a Buffer or from a file through
+ * positional reads (a page at a time, through a small cache of aligned windows: memory does not
+ * grow with the file).
  *
  * The format, little-endian throughout:
  * - The file is a sequence of pages of one size (the creating OS's page size, usually 4096).
@@ -25,6 +27,7 @@
  * BboltCorruptError naming what is wrong, never reads out of range and never loops.
  */
 import { Buffer } from 'node:buffer';
+import { readSync } from 'node:fs';
 import { BboltCorruptError } from './errors.js';
 
 export const PAGE_HEADER_SIZE = 16;
@@ -73,6 +76,65 @@ export function fnv1a64(bytes: Uint8Array): bigint {
   return h;
 }
 
+/**
+ * Where a database's bytes come from. `read` returns `length` bytes at `offset` (inside `size`);
+ * the bytes are never overwritten afterwards, so views of them (pairs) stay valid.
+ */
+export interface PageSource {
+  readonly size: number;
+  read(offset: number, length: number): Buffer;
+}
+
+/** A database held in a Buffer: reads are views of it. */
+export function bufferSource(data: Buffer): PageSource {
+  return { size: data.length, read: (offset, length) => data.subarray(offset, offset + length) };
+}
+
+/** A file is read in windows of this size (aligned to it); a page larger than a window, or across two, is read on its own. */
+const WINDOW_BYTES = 1 << 20;
+/** The windows kept: a tree walk needs one leaf window and the branch pages above it, a few MiB in all. */
+const CACHED_WINDOWS = 8;
+
+/**
+ * The first `size` bytes of the open file `fd`, read with positional reads through a cache of
+ * the last CACHED_WINDOWS windows used (each a fresh Buffer, never reused: views handed out stay
+ * valid for as long as their holder keeps them). Bounded memory whatever the file's size.
+ */
+export class FileSource implements PageSource {
+  private readonly windows = new Map<number, Buffer>();
+
+  constructor(
+    private readonly fd: number,
+    readonly size: number,
+  ) {}
+
+  read(offset: number, length: number): Buffer {
+    const index = Math.floor(offset / WINDOW_BYTES);
+    if (offset + length > (index + 1) * WINDOW_BYTES) return this.readAt(offset, length);
+    let window = this.windows.get(index);
+    if (window === undefined) {
+      const start = index * WINDOW_BYTES;
+      window = this.readAt(start, Math.min(WINDOW_BYTES, this.size - start));
+      if (this.windows.size >= CACHED_WINDOWS) this.windows.delete(this.windows.keys().next().value!);
+    } else {
+      this.windows.delete(index); // re-inserted below: the Map's order is the order of last use
+    }
+    this.windows.set(index, window);
+    const at = offset - index * WINDOW_BYTES;
+    return window.subarray(at, at + length);
+  }
+
+  private readAt(offset: number, length: number): Buffer {
+    const out = Buffer.allocUnsafe(Math.max(0, Math.min(length, this.size - offset)));
+    for (let done = 0; done < out.length; ) {
+      const n = readSync(this.fd, out, done, out.length - done, offset + done);
+      if (n === 0) throw new BboltCorruptError(`the file ended at ${offset + done} bytes, before the ${this.size} it had when opened`);
+      done += n;
+    }
+    return out;
+  }
+}
+
 /** The current meta page of a database, as read. */
 export interface BboltMeta {
   /** Which meta page it was read from (0 or 1). */
@@ -88,21 +150,19 @@ export interface BboltMeta {
   readonly txid: bigint;
 }
 
-/** A key and its value in a bucket; both are views into the database's Buffer, not copies. */
+/** A key and its value in a bucket; both are views into the bytes read, not copies. */
 export interface BboltPair {
   readonly key: Buffer;
   readonly value: Buffer;
 }
 
-/** A page's header and the bytes it spans (for an inline page, the bytes of its bucket value). */
+/** A page's header and the bytes it spans (for an inline page, the bytes of its bucket value after the bucket header). */
 interface PageView {
   readonly id: number;
   readonly flags: number;
   readonly count: number;
-  /** Offset of the page header in the database Buffer. */
-  readonly start: number;
-  /** End (exclusive) of the bytes the page may use. */
-  readonly end: number;
+  /** The page's bytes, from its header on: everything it may use. */
+  readonly buf: Buffer;
 }
 
 /** A leaf element, resolved and checked. */
@@ -127,11 +187,12 @@ interface ValidMeta {
 }
 
 /** Checks a meta page where `index` says (as bbolt's Meta.Validate, and the page size); returns it, or why it is not a valid meta. */
-function readMetaAt(buf: Buffer, offset: number, index: number): ValidMeta | string {
-  if (offset + PAGE_HEADER_SIZE + META_SIZE > buf.length) return `meta page ${index} lies beyond the end of the file (${buf.length} bytes)`;
-  const flags = buf.readUInt16LE(offset + 8);
+function readMetaAt(src: PageSource, offset: number, index: number): ValidMeta | string {
+  if (offset + PAGE_HEADER_SIZE + META_SIZE > src.size) return `meta page ${index} lies beyond the end of the file (${src.size} bytes)`;
+  const buf = src.read(offset, PAGE_HEADER_SIZE + META_SIZE);
+  const flags = buf.readUInt16LE(8);
   if (flags !== META_PAGE) return `meta page ${index} has page flags ${hex(flags)}, not a meta page's`;
-  const m = offset + PAGE_HEADER_SIZE;
+  const m = PAGE_HEADER_SIZE;
   const magic = buf.readUInt32LE(m);
   if (magic !== MAGIC) return `meta page ${index} has magic 0x${magic.toString(16)}, not 0x${MAGIC.toString(16)}: not a bbolt database`;
   const version = buf.readUInt32LE(m + 4);
@@ -139,7 +200,7 @@ function readMetaAt(buf: Buffer, offset: number, index: number): ValidMeta | str
   const checksum = buf.readBigUInt64LE(m + 56);
   const computed = fnv1a64(buf.subarray(m, m + META_CHECKSUMMED_SIZE));
   if (checksum !== computed) return `meta page ${index} checksum mismatch (stored ${checksum.toString(16)}, computed ${computed.toString(16)})`;
-  const id = buf.readBigUInt64LE(offset);
+  const id = buf.readBigUInt64LE(0);
   if (id !== BigInt(index)) return `meta page ${index} says it is page ${id}`;
   const pageSize = buf.readUInt32LE(m + 8);
   if (pageSize < MIN_PAGE_SIZE || pageSize > MAX_PAGE_SIZE || (pageSize & (pageSize - 1)) !== 0) {
@@ -158,21 +219,21 @@ function readMetaAt(buf: Buffer, offset: number, index: number): ValidMeta | str
 }
 
 /** The page size, from meta page 0 or (as bbolt does when page 0 is damaged) from meta page 1 at each possible size. */
-function findPageSize(buf: Buffer): number {
-  const first = readMetaAt(buf, 0, 0);
+function findPageSize(src: PageSource): number {
+  const first = readMetaAt(src, 0, 0);
   if (typeof first !== 'string') return first.pageSize;
   for (let i = 0; i < SECOND_META_CANDIDATES; i++) {
     const size = 1024 << i;
-    const second = readMetaAt(buf, size, 1);
+    const second = readMetaAt(src, size, 1);
     if (typeof second !== 'string' && second.pageSize === size) return size;
   }
   throw new BboltCorruptError(`no valid meta page: ${first}; no valid meta page 1 at any page size`);
 }
 
-/** A bbolt database read from a Buffer. Nothing is copied: pairs are views into `data`. */
+/** A bbolt database read from a PageSource (or a Buffer). Nothing is copied: pairs are views of the bytes read. */
 export class BboltDb {
   private constructor(
-    private readonly data: Buffer,
+    private readonly src: PageSource,
     readonly meta: BboltMeta,
   ) {}
 
@@ -182,8 +243,9 @@ export class BboltDb {
    * shorter than the pages the meta says are in use, or when the meta names pages out of range.
    * The trees are checked as they are read.
    */
-  static open(data: Buffer): BboltDb {
-    if (data.length < 2 * MIN_PAGE_SIZE) throw new BboltCorruptError(`a file of ${data.length} bytes is too short for the two meta pages`);
+  static open(source: PageSource | Buffer): BboltDb {
+    const data = Buffer.isBuffer(source) ? bufferSource(source) : source;
+    if (data.size < 2 * MIN_PAGE_SIZE) throw new BboltCorruptError(`a file of ${data.size} bytes is too short for the two meta pages`);
     const pageSize = findPageSize(data);
     const metas = [readMetaAt(data, 0, 0), readMetaAt(data, pageSize, 1)].map((m) =>
       typeof m !== 'string' && m.pageSize !== pageSize ? `meta page ${m.metaPage} has page size ${m.pageSize}, not the file's ${pageSize}` : m,
@@ -193,17 +255,17 @@ export class BboltDb {
     const m = valid.reduce((a, b) => (b.txid > a.txid ? b : a));
     const which = `meta page ${m.metaPage}`;
     const needed = m.pageCount * BigInt(pageSize);
-    if (needed > BigInt(data.length)) {
-      throw new BboltCorruptError(`truncated file: ${which} says ${m.pageCount} pages of ${pageSize} bytes (${needed} bytes), the file has ${data.length}`);
+    if (needed > BigInt(data.size)) {
+      throw new BboltCorruptError(`truncated file: ${which} says ${m.pageCount} pages of ${pageSize} bytes (${needed} bytes), the file has ${data.size}`);
     }
-    // From here the page count times the page size fits in the Buffer, so every page id below it is an exact number.
+    // From here the page count times the page size fits in the file, so every page id below it is an exact number.
     const pageCount = Number(m.pageCount);
     if (pageCount < 3) throw new BboltCorruptError(`${which} says ${pageCount} pages: there must be two meta pages and a root`);
     const inRange = (id: bigint): boolean => id >= 2n && id < m.pageCount;
     if (!inRange(m.root)) throw new BboltCorruptError(`${which}: root bucket page ${m.root} out of range (pages 2 to ${pageCount - 1})`);
     if (m.freelist !== NO_FREELIST) {
       if (!inRange(m.freelist)) throw new BboltCorruptError(`${which}: freelist page ${m.freelist} out of range (pages 2 to ${pageCount - 1})`);
-      const flags = data.readUInt16LE(Number(m.freelist) * pageSize + 8);
+      const flags = data.read(Number(m.freelist) * pageSize + 8, 2).readUInt16LE(0);
       if (flags !== FREELIST_PAGE) throw new BboltCorruptError(`${which}: freelist page ${m.freelist} has page flags ${hex(flags)}, not a freelist page's`);
     }
     const meta: BboltMeta = {
@@ -240,25 +302,26 @@ export class BboltDb {
     if (id < 2 || id >= pageCount) throw new BboltCorruptError(`${where}: page ${id} out of range (pages 2 to ${pageCount - 1})`);
     const n = Number(id);
     const start = n * pageSize;
-    const own = this.data.readBigUInt64LE(start);
+    const header = this.src.read(start, PAGE_HEADER_SIZE);
+    const own = header.readBigUInt64LE(0);
     if (own !== BigInt(n)) throw new BboltCorruptError(`${where}: page ${n} says it is page ${own}`);
-    const flags = this.data.readUInt16LE(start + 8);
+    const flags = header.readUInt16LE(8);
     if (flags !== BRANCH_PAGE && flags !== LEAF_PAGE)
       throw new BboltCorruptError(`${where}: page ${n} has page flags ${hex(flags)}, not a branch or leaf page's`);
-    const overflow = this.data.readUInt32LE(start + 12);
+    const overflow = header.readUInt32LE(12);
     if (n + overflow >= pageCount) throw new BboltCorruptError(`${where}: page ${n} overflows ${overflow} pages, past the last page ${pageCount - 1}`);
-    return checkedView({ id: n, flags, count: this.data.readUInt16LE(start + 10), start, end: start + (overflow + 1) * pageSize }, where);
+    return checkedView({ id: n, flags, count: header.readUInt16LE(10), buf: this.src.read(start, (overflow + 1) * pageSize) }, where);
   }
 
   /** The inline page inside a bucket value (the bytes after its 16-byte header), checked. */
   inlinePage(value: Buffer, where: string): PageView {
     if (value.length < BUCKET_HEADER_SIZE + PAGE_HEADER_SIZE)
       throw new BboltCorruptError(`${where}: inline bucket value of ${value.length} bytes is too short for its page`);
-    const start = value.byteOffset - this.data.byteOffset + BUCKET_HEADER_SIZE;
-    const flags = this.data.readUInt16LE(start + 8);
+    const buf = value.subarray(BUCKET_HEADER_SIZE);
+    const flags = buf.readUInt16LE(8);
     // An inline bucket is small by definition: one leaf, never a branch.
     if (flags !== LEAF_PAGE) throw new BboltCorruptError(`${where}: inline page has page flags ${hex(flags)}, not a leaf page's`);
-    return checkedView({ id: 0, flags, count: this.data.readUInt16LE(start + 10), start, end: value.byteOffset - this.data.byteOffset + value.length }, where);
+    return checkedView({ id: 0, flags, count: buf.readUInt16LE(10), buf }, where);
   }
 
   /** Every leaf element under `page`, in tree order; `visited` holds the pages of this walk, so that none is read twice. */
@@ -268,13 +331,13 @@ export class BboltDb {
       if (visited.has(page.id)) throw new BboltCorruptError(`${where}: page ${page.id} is reached twice (a loop or a shared page)`);
       visited.add(page.id);
     }
-    const d = this.data;
+    const d = page.buf;
     for (let i = 0; i < page.count; i++) {
-      const e = page.start + PAGE_HEADER_SIZE + i * ELEMENT_SIZE;
+      const e = PAGE_HEADER_SIZE + i * ELEMENT_SIZE;
       if (page.flags === BRANCH_PAGE) {
         const keyStart = e + d.readUInt32LE(e);
         const keyEnd = keyStart + d.readUInt32LE(e + 4);
-        if (keyEnd > page.end) throw new BboltCorruptError(`${where}: page ${page.id} element ${i}: key runs past the end of the page`);
+        if (keyEnd > d.length) throw new BboltCorruptError(`${where}: page ${page.id} element ${i}: key runs past the end of the page`);
         yield* this.leafElements(this.page(d.readBigUInt64LE(e + 8), `${where} (child ${i} of page ${page.id})`), where, visited, depth + 1);
       } else {
         const flags = d.readUInt32LE(e);
@@ -282,7 +345,7 @@ export class BboltDb {
         const keyStart = e + d.readUInt32LE(e + 4);
         const keyEnd = keyStart + d.readUInt32LE(e + 8);
         const valueEnd = keyEnd + d.readUInt32LE(e + 12);
-        if (valueEnd > page.end) throw new BboltCorruptError(`${where}: page ${page.id} element ${i}: key or value runs past the end of the page`);
+        if (valueEnd > d.length) throw new BboltCorruptError(`${where}: page ${page.id} element ${i}: key or value runs past the end of the page`);
         yield { isBucket: flags === BUCKET_LEAF_FLAG, key: d.subarray(keyStart, keyEnd), value: d.subarray(keyEnd, valueEnd) };
       }
     }
@@ -292,7 +355,7 @@ export class BboltDb {
 /** A page whose element array fits in it; a branch page must have elements (an empty bucket is an empty leaf). */
 function checkedView(page: PageView, where: string): PageView {
   const name = page.id === 0 ? 'inline page' : `page ${page.id}`;
-  if (page.start + PAGE_HEADER_SIZE + page.count * ELEMENT_SIZE > page.end)
+  if (PAGE_HEADER_SIZE + page.count * ELEMENT_SIZE > page.buf.length)
     throw new BboltCorruptError(`${where}: ${name} has ${page.count} elements, more than fit in it`);
   if (page.flags === BRANCH_PAGE && page.count === 0) throw new BboltCorruptError(`${where}: branch ${name} has no elements`);
   return page;

@@ -2,8 +2,11 @@
  * Reads an etcd v3 snapshot file, as `etcdctl snapshot save` (etcd 3.4, 3.5) writes it: the
  * member's bbolt database (src/backup/bbolt.ts) followed by the 32-byte sha256 of the database
  * bytes, which etcd's server appends to the Snapshot stream. Read-only: the whole file is checked
- * and decoded into a typed result before anything uses it, so a restore built on this refuses a
- * damaged file before it writes anything.
+ * (its size and sha256, then every page and record) before anything uses it, so a restore built on
+ * this refuses a damaged file before it writes anything. A file is read with positional reads
+ * (bbolt.ts's FileSource) and its revisions are not kept: `revisions()` walks the `key` bucket
+ * again, so memory does not grow with the file (the small buckets, leases, members and auth, are
+ * held).
  *
  * The buckets read (etcd's mvcc and lease backends):
  * - `key`: one pair per revision. The key is the revision: main (8 bytes big-endian), '_', sub
@@ -24,8 +27,8 @@
  */
 import { Buffer } from 'node:buffer';
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
-import { BboltDb, type BboltBucket, type BboltMeta } from './bbolt.js';
+import { open, type FileHandle } from 'node:fs/promises';
+import { BboltDb, bufferSource, FileSource, type BboltBucket, type BboltMeta, type PageSource } from './bbolt.js';
 import { SnapshotContentError, SnapshotIntegrityError } from './errors.js';
 import { bytesField, decodeFieldList, decodeMessage, int64Field, repeatedBytesField, safeIntField } from './protobuf.js';
 
@@ -123,12 +126,23 @@ export interface EtcdMember {
   readonly isLearner: boolean;
 }
 
-/** What an etcd snapshot file holds. Buffers are views into the file's Buffer, not copies. */
+/** What an etcd snapshot file holds, checked whole. Buffers are views of the bytes read, not copies. */
 export interface EtcdSnapshot {
   /** The bbolt meta the database was read at (page size, txid). */
   readonly db: BboltMeta;
-  /** Every revision the `key` bucket holds (those after the compaction, and the latest of each key at it), in revision order. */
-  readonly revisions: readonly EtcdRevisionRecord[];
+  /** The database itself, for a walk of every bucket (snapshot status). */
+  readonly database: BboltDb;
+  /**
+   * Every revision the `key` bucket holds (those after the compaction, and the latest of each key
+   * at it), in revision order: read (and checked) again on each call, not held.
+   */
+  revisions(): Generator<EtcdRevisionRecord>;
+  /** How many revisions there are. */
+  readonly revisionCount: number;
+  /** The main revision of the last one, 0 when there are none. */
+  readonly lastRevision: number;
+  /** The lease ids the revisions are attached to (0 left out). */
+  readonly revisionLeases: ReadonlySet<bigint>;
   /**
    * The store's revision, as etcd computes it on restore: the last revision in the `key` bucket,
    * or the compact revision if later (a compaction can remove the tombstone at the top), at least 1.
@@ -152,22 +166,50 @@ export interface EtcdSnapshot {
   readonly auth: EtcdAuth | undefined;
 }
 
+/** A snapshot read from a file: its descriptor stays open for `revisions()` until `close`. */
+export interface EtcdSnapshotFile extends EtcdSnapshot {
+  close(): Promise<void>;
+}
+
+/** The sha256 of the file's database is computed in reads of this size. */
+const HASH_READ_BYTES = 1 << 20;
+
 /**
- * The bytes of the file at `path`, whole; a missing file is reported as etcdctl's Go os error says
- * it: `open FILE: no such file or directory` (`op` 'stat' for `snapshot status`, which stats first).
+ * Opens and checks the etcd snapshot file at `path` (as readEtcdSnapshot checks a Buffer) without
+ * reading it into memory: its size, then its sha256 computed over one sequential read, then the
+ * database walked through positional reads. A missing file is reported as etcdctl's Go os error
+ * says it: `open FILE: no such file or directory` (`op` 'stat' for `snapshot status`, which stats first).
  */
-export async function readSnapshotBytes(path: string, op: 'open' | 'stat' = 'open'): Promise<Buffer> {
+export async function openEtcdSnapshotFile(path: string, op: 'open' | 'stat' = 'open'): Promise<EtcdSnapshotFile> {
+  let fh: FileHandle;
   try {
-    return await readFile(path);
+    fh = await open(path, 'r');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new Error(`${op} ${path}: no such file or directory`);
     throw err;
   }
-}
-
-/** Reads and checks the etcd snapshot file at `path` (see readEtcdSnapshot). */
-export async function readEtcdSnapshotFile(path: string): Promise<EtcdSnapshot> {
-  return readEtcdSnapshot(await readSnapshotBytes(path));
+  try {
+    const { size } = await fh.stat();
+    checkHashedSize(size);
+    const dbLength = size - SHA256_SIZE;
+    const hash = createHash('sha256');
+    const chunk = Buffer.allocUnsafe(HASH_READ_BYTES);
+    for (let at = 0; at < dbLength; ) {
+      const { bytesRead } = await fh.read(chunk, 0, Math.min(chunk.length, dbLength - at), at);
+      if (bytesRead === 0) throw new SnapshotIntegrityError(`the file ended at ${at} bytes while its sha256 was computed (it had ${size})`);
+      hash.update(chunk.subarray(0, bytesRead));
+      at += bytesRead;
+    }
+    const stored = Buffer.alloc(SHA256_SIZE);
+    const { bytesRead } = await fh.read(stored, 0, SHA256_SIZE, dbLength);
+    if (bytesRead !== SHA256_SIZE) throw new SnapshotIntegrityError(`the file ended before its sha256 (it had ${size} bytes)`);
+    checkHash(stored, hash.digest());
+    const snap = readDatabase(new FileSource(fh.fd, dbLength));
+    return { ...snap, close: () => fh.close() };
+  } catch (err) {
+    await fh.close();
+    throw err;
+  }
 }
 
 /**
@@ -176,22 +218,40 @@ export async function readEtcdSnapshotFile(path: string): Promise<EtcdSnapshot> 
  * (SnapshotContentError).
  */
 export function readEtcdSnapshot(file: Buffer): EtcdSnapshot {
-  const db = BboltDb.open(checkedDatabaseBytes(file));
+  checkHashedSize(file.length);
+  const db = file.subarray(0, file.length - SHA256_SIZE);
+  checkHash(file.subarray(file.length - SHA256_SIZE), createHash('sha256').update(db).digest());
+  return readDatabase(bufferSource(db));
+}
+
+/** Reads and checks the database (the file without its sha256) in `source`: every bucket read is walked whole. */
+function readDatabase(source: PageSource): EtcdSnapshot {
+  const db = BboltDb.open(source);
   const keys = db.bucket('key');
   const meta = db.bucket('meta');
   if (keys === undefined || meta === undefined) throw new SnapshotContentError(`no ${keys === undefined ? 'key' : 'meta'} bucket: not an etcd v3 database`);
   // bbolt's snapshot is the whole file of pages in use; anything beyond them would be data no meta accounts for.
-  const dbLength = file.length - SHA256_SIZE;
-  if (dbLength !== db.meta.pageCount * db.meta.pageSize) {
-    throw new SnapshotIntegrityError(`the database is ${dbLength} bytes, but its meta says ${db.meta.pageCount} pages of ${db.meta.pageSize} bytes`);
+  if (source.size !== db.meta.pageCount * db.meta.pageSize) {
+    throw new SnapshotIntegrityError(`the database is ${source.size} bytes, but its meta says ${db.meta.pageCount} pages of ${db.meta.pageSize} bytes`);
   }
-  const revisions = readRevisions(keys);
+  // One walk checks every revision; only their count, the last and the leases named are kept.
+  let revisionCount = 0;
+  let lastRevision = 0;
+  const revisionLeases = new Set<bigint>();
+  for (const r of readRevisions(keys)) {
+    revisionCount++;
+    lastRevision = r.revision.main;
+    if (!r.tombstone && r.kv.lease !== 0n) revisionLeases.add(r.kv.lease);
+  }
   const compactRevision = metaRevision(meta, 'finishedCompactRev');
-  const last = revisions.at(-1)?.revision.main ?? 0;
   return {
     db: db.meta,
-    revisions,
-    currentRevision: Math.max(1, last, compactRevision),
+    database: db,
+    revisions: () => readRevisions(keys),
+    revisionCount,
+    lastRevision,
+    revisionLeases,
+    currentRevision: Math.max(1, lastRevision, compactRevision),
     compactRevision,
     scheduledCompactRevision: metaRevision(meta, 'scheduledCompactRev'),
     consistentIndex: metaUint(meta, 'consistent_index') ?? 0,
@@ -203,22 +263,21 @@ export function readEtcdSnapshot(file: Buffer): EtcdSnapshot {
   };
 }
 
-/** The database bytes of a snapshot file, once its size and trailing sha256 check out. */
-function checkedDatabaseBytes(file: Buffer): Buffer {
-  if (file.length % HASH_SIZE_ALIGNMENT !== SHA256_SIZE) {
+/** A snapshot file is whole pages and a sha256 (etcd's test for a hash: see HASH_SIZE_ALIGNMENT). */
+function checkHashedSize(size: number): void {
+  if (size % HASH_SIZE_ALIGNMENT !== SHA256_SIZE) {
     throw new SnapshotIntegrityError(
-      `a file of ${file.length} bytes is not whole ${HASH_SIZE_ALIGNMENT}-byte pages and a ${SHA256_SIZE}-byte sha256: it is truncated or has no hash (not saved by etcdctl snapshot save)`,
+      `a file of ${size} bytes is not whole ${HASH_SIZE_ALIGNMENT}-byte pages and a ${SHA256_SIZE}-byte sha256: it is truncated or has no hash (not saved by etcdctl snapshot save)`,
     );
   }
-  const db = file.subarray(0, file.length - SHA256_SIZE);
-  const stored = file.subarray(file.length - SHA256_SIZE);
-  const computed = createHash('sha256').update(db).digest();
+}
+
+function checkHash(stored: Buffer, computed: Buffer): void {
   if (!computed.equals(stored)) {
     throw new SnapshotIntegrityError(
       `sha256 mismatch (stored ${stored.toString('hex')}, computed ${computed.toString('hex')}): the file is corrupted or truncated`,
     );
   }
-  return db;
 }
 
 /** A revision key (17 bytes, or 18 with a tombstone's 't'), checked. */
@@ -235,16 +294,21 @@ function parseRevisionKey(key: Buffer, what: string): { revision: EtcdRevision; 
   return { revision: { main: Number(main), sub: Number(sub) }, tombstone };
 }
 
-function readRevisions(bucket: BboltBucket): EtcdRevisionRecord[] {
-  const out: EtcdRevisionRecord[] = [];
+/** The `key` bucket's revisions, in revision order, each checked (a revision given twice, as a put and a delete, too). */
+function* readRevisions(bucket: BboltBucket): Generator<EtcdRevisionRecord> {
+  let previous: EtcdRevision | undefined;
   for (const { key, value } of bucket.pairs()) {
     const { revision, tombstone } = parseRevisionKey(key, 'key bucket');
     const what = `key bucket, revision ${revision.main}_${revision.sub}`;
+    // The keys are in byte order (bbolt.ts checks it), which is revision order; the same revision twice differs only in the 't'.
+    if (previous !== undefined && previous.main === revision.main && previous.sub === revision.sub)
+      throw new SnapshotContentError(`${what}: given twice (a put and a tombstone)`);
+    previous = revision;
     const msg = decodeMessage(value, what);
     const k = bytesField(msg, KeyValueField.key, what);
     if (k.length === 0) throw new SnapshotContentError(`${what}: empty key`);
     if (tombstone) {
-      out.push({ revision, tombstone, key: k });
+      yield { revision, tombstone, key: k };
       continue;
     }
     const kv: EtcdKeyValue = {
@@ -260,9 +324,8 @@ function readRevisions(bucket: BboltBucket): EtcdRevisionRecord[] {
     if (kv.createRevision < 1 || kv.createRevision > kv.modRevision || kv.version < 1) {
       throw new SnapshotContentError(`${what}: create_revision ${kv.createRevision} and version ${kv.version} do not fit mod_revision ${kv.modRevision}`);
     }
-    out.push({ revision, tombstone, kv });
+    yield { revision, tombstone, kv };
   }
-  return out;
 }
 
 /** A u64 big-endian value of the meta bucket (or of `bucketName`'s), as a safe number; undefined when absent. */

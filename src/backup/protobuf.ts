@@ -24,8 +24,21 @@ type ProtoValue = bigint | Buffer;
 /** The fields of a message by number; for a field given more than once, the last (proto3's rule for scalars). */
 export type ProtoMessage = ReadonlyMap<number, ProtoValue>;
 
+/** Varints of up to this many bytes (49 bits) are summed as a JS number, exact, before one conversion to bigint. */
+const NUMBER_VARINT_BYTES = 7;
+
 /** Reads a varint at `pos` of `buf`; returns its value and the position after it. */
 function readVarint(buf: Buffer, pos: number, what: string): [bigint, number] {
+  // Most varints (tags, lengths, revisions) are short: summed as a number, not a bigint per byte.
+  let n = 0;
+  let scale = 1;
+  for (let i = 0, p = pos; i < NUMBER_VARINT_BYTES; i++) {
+    if (p >= buf.length) throw new SnapshotContentError(`${what}: truncated varint`);
+    const b = buf[p++]!;
+    n += (b & 0x7f) * scale;
+    if ((b & 0x80) === 0) return [BigInt(n), p];
+    scale *= 0x80;
+  }
   let value = 0n;
   for (let i = 0; i < MAX_VARINT_BYTES; i++) {
     if (pos >= buf.length) throw new SnapshotContentError(`${what}: truncated varint`);

@@ -7,10 +7,8 @@
  * database, the buckets' contents: readEtcdSnapshot), so a status that prints means the file
  * restores.
  */
-import type { Buffer } from 'node:buffer';
-import { BboltDb } from './bbolt.js';
 import { crc32cUpdate } from './crc32c.js';
-import { readEtcdSnapshot, SHA256_SIZE } from './etcd_snapshot.js';
+import type { EtcdSnapshot } from './etcd_snapshot.js';
 
 /** etcdctl's snapshot.Status (its JSON field names). */
 export interface SnapshotStatus {
@@ -20,10 +18,9 @@ export interface SnapshotStatus {
   readonly totalSize: number;
 }
 
-/** The status of the snapshot file held in `file`; throws the reader's errors for a file that does not check out. */
-export function snapshotStatus(file: Buffer): SnapshotStatus {
-  const snap = readEtcdSnapshot(file);
-  const db = BboltDb.open(file.subarray(0, file.length - SHA256_SIZE));
+/** The status of a snapshot read and checked (readEtcdSnapshot, openEtcdSnapshotFile): one more walk of every bucket. */
+export function snapshotStatus(snap: EtcdSnapshot): SnapshotStatus {
+  const db = snap.database;
   let hash = 0;
   let totalKey = 0;
   for (const name of db.bucketNames()) {
@@ -33,5 +30,5 @@ export function snapshotStatus(file: Buffer): SnapshotStatus {
       totalKey++;
     }
   }
-  return { hash, revision: snap.revisions.at(-1)?.revision.main ?? 0, totalKey, totalSize: snap.db.pageCount * snap.db.pageSize };
+  return { hash, revision: snap.lastRevision, totalKey, totalSize: snap.db.pageCount * snap.db.pageSize };
 }

@@ -33,8 +33,21 @@ export class FullHistoryReader {
     if (p.type !== REC_PUT) return raw;
     const h = decodeHistPut(raw);
     if (h.value !== undefined) return raw;
+    const kv = this.withCurrent(k, p, h);
+    return kv instanceof Promise ? kv.then(encodeHistFull) : encodeHistFull(kv);
+  }
+
+  /** The key-value the put record `raw` at HISTORY key `k` (parsed: `p`) stands for, decoded (no record re-encoded); calls in key order. */
+  put(k: Buffer, p: HistKeyParts, raw: Buffer): KeyValue | Promise<KeyValue> {
+    const h = decodeHistPut(raw);
+    if (h.value === undefined) return this.withCurrent(k, p, h);
+    return { key: userKeyOfHist(k), value: h.value, createRevision: h.createRevision, modRevision: p.main, version: h.version, lease: h.lease };
+  }
+
+  /** A current-version marker's key-value, its value from CURRENT, walked alongside. */
+  private withCurrent(k: Buffer, p: HistKeyParts, h: HistPut): KeyValue | Promise<KeyValue> {
     const key = userKeyOfHist(k);
-    const full = (cur: Buffer | undefined): Buffer => encodeHistFull(kvWithCurrent(key, p.main, h, () => cur));
+    const full = (cur: Buffer | undefined): KeyValue => kvWithCurrent(key, p.main, h, () => cur);
     const known = this.current.findInChunk(curKey(key));
     return known === NOT_IN_CHUNK ? this.current.find(curKey(key)).then(full) : full(known);
   }

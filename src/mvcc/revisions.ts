@@ -5,42 +5,151 @@
  *
  * Export: HISTORY is in key order, etcd's bucket in revision order. The records a completed
  * compaction keeps (as the snapshot stream and HashKV keep them) are read once through the
- * snapshot and written, keyed by revision, into a scratch LevelDB in `sortDir`; reading that back
- * gives revision order. LevelDB sorts on disk: memory stays bounded whatever the store's size.
+ * snapshot and appended to a flat file in `sortDir`, while each one's revision and offset go
+ * into typed arrays (24 bytes a record: the one memory that grows with the store); the arrays are
+ * sorted into revision order and the file read back in that order with positional reads (runs of
+ * records that lie one after another, as a store loaded in key order has them, in one read).
  *
- * Import: the records are laid out as the snapshot stream carries them (HISTORY in key order
- * with every value, EVENTS from the compaction point with the put each change superseded,
- * GRANTS) and written through StoreBuilder, the one way a store is built from outside. The
- * records are sorted in memory: the caller holds them already (etcd's restore likewise holds its
- * whole key index in memory).
+ * Import: the revisions (in revision order, checked) are laid out as the snapshot stream carries
+ * them (HISTORY in key order with every value, EVENTS from the compaction point with the put each
+ * change superseded, GRANTS) and written through StoreBuilder, the one way a store is built from
+ * outside. HISTORY and then EVENTS are sorted through external_sort.ts in `sortDir`: memory stays
+ * bounded whatever the number of revisions.
  */
 import { Buffer } from 'node:buffer';
-import { Level } from 'level';
+import { readSync } from 'node:fs';
+import { mkdir, open, rm, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
 import { survivesCompaction } from './compaction.js';
 import { CorruptError } from './errors.js';
+import { ExternalSorter } from './external_sort.js';
 import { FullHistoryReader } from './history.js';
 import { leaseRecords } from './lease.js';
-import { evtKey, grantKey, histKey, parseHistKey, REC_DEL, REC_PUT, tableEnd, tableStart, T_HIST, userKeyOfHist } from './keys.js';
-import { decodeHistPut, EMPTY, encodeEvt, encodeGrant, encodeHistFull, packValue, unpackValue, withAuth, withCluster, type Meta } from './records.js';
+import {
+  evtKey,
+  grantKey,
+  histKey,
+  parseHistKey,
+  REC_DEL,
+  REC_PUT,
+  sameHistUserKey,
+  tableEnd,
+  tableStart,
+  T_HIST,
+  userKeyOfHist,
+  type HistKeyParts,
+} from './keys.js';
+import { EMPTY, encodeEvt, encodeGrant, encodeHistFull, withAuth, withCluster, type Meta } from './records.js';
 import { builtMeta, StoreBuilder } from './builder.js';
 import type { LeaseRecord, RevisionImport, StoreExport, StoreRevision } from './types.js';
 import { MergedIterator, type Db, type DbSnapshot } from './view.js';
 
-/** Scratch records are written in batches of this many. */
-const SORT_BATCH = 1024;
-/** Approximate bytes of records per batch of an import (as a snapshot stream's chunks). */
+/** HISTORY is read in chunks of this many records. */
+const READ_CHUNK = 1024;
+/** Approximate bytes of records per batch of an import (as a snapshot stream's chunks), and per write of the export's flat file. */
 const CHUNK_BYTES = 1 << 20;
+/** The export's flat file is read back in reads of at most this many bytes. */
+const READ_SPAN = 1 << 20;
+/** A radix sort digit's values (16 bits). */
+const DIGIT_VALUES = 1 << 16;
+/** A flat record: tombstone (u8), create revision, version, lease (f64 each), key length (u32), then key and value. */
+const FLAT_HEADER = 1 + 3 * 8 + 4;
 
-/** A scratch key: main (8 bytes) and sub (4 bytes) big-endian, so byte order is revision order. */
-function revisionSortKey(main: number, sub: number): Buffer {
-  const b = Buffer.allocUnsafe(12);
-  b.writeUIntBE(Math.floor(main / 0x1_0000_0000), 0, 4);
-  b.writeUInt32BE(main % 0x1_0000_0000, 4);
-  b.writeUInt32BE(sub, 8);
-  return b;
+/** The export's per-record arrays: main revision, sub revision, offset in the flat file (one more: the file's end). */
+class RevisionIndex {
+  main = new Float64Array(1 << 16);
+  sub = new Uint32Array(1 << 16);
+  offset = new Float64Array((1 << 16) + 1);
+  count = 0;
+
+  push(main: number, sub: number, offset: number): void {
+    if (this.count === this.main.length) {
+      const grow = <T extends Float64Array | Uint32Array>(a: T, make: (n: number) => T, n: number): T => {
+        const b = make(n);
+        b.set(a);
+        return b;
+      };
+      const n = this.main.length * 2;
+      this.main = grow(this.main, (x) => new Float64Array(x), n);
+      this.sub = grow(this.sub, (x) => new Uint32Array(x), n);
+      this.offset = grow(this.offset, (x) => new Float64Array(x), n + 1);
+    }
+    this.main[this.count] = main;
+    this.sub[this.count] = sub;
+    this.offset[this.count] = offset;
+    this.count++;
+  }
+
+  /**
+   * The records' indexes in revision order: an LSD radix sort on 16-bit digits (sub's two, then
+   * main's four), a digit all records share skipped. No comparator (TypedArray's sort with one
+   * takes seconds for a million records, and this runs on a member serving requests); each pass
+   * is one walk of the arrays, and the event loop gets a turn between passes.
+   */
+  async inRevisionOrder(): Promise<Uint32Array> {
+    const { main, sub, count } = this;
+    let order = new Uint32Array(count);
+    for (let i = 0; i < count; i++) order[i] = i;
+    let next = new Uint32Array(count);
+    const buckets = new Uint32Array(DIGIT_VALUES);
+    const digits: ((i: number) => number)[] = [
+      (i) => sub[i]! & 0xffff,
+      (i) => sub[i]! >>> 16,
+      (i) => main[i]! % 0x1_0000,
+      (i) => Math.floor(main[i]! / 0x1_0000) % 0x1_0000,
+      (i) => Math.floor(main[i]! / 0x1_0000_0000) % 0x1_0000,
+      (i) => Math.floor(main[i]! / 0x1_0000_0000_0000),
+    ];
+    for (const digit of digits) {
+      buckets.fill(0);
+      for (let j = 0; j < count; j++) buckets[digit(order[j]!)]!++;
+      if (count === 0 || buckets[digit(order[0]!)] === count) continue; // one value: the order stands
+      for (let d = 0, at = 0; d < DIGIT_VALUES; d++) {
+        const c = buckets[d]!;
+        buckets[d] = at;
+        at += c;
+      }
+      for (let j = 0; j < count; j++) {
+        const i = order[j]!;
+        next[buckets[digit(i)]!++] = i;
+      }
+      [order, next] = [next, order];
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    return order;
+  }
 }
 
-type SortedRecord = [key: Buffer, tombstone: boolean, value: Buffer, createRevision: number, version: number, lease: number];
+/** Appends flat records to a file, written in writes of about CHUNK_BYTES. */
+class FlatWriter {
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  size = 0;
+
+  constructor(private readonly fh: FileHandle) {}
+
+  async append(tombstone: boolean, key: Buffer, value: Buffer, createRevision: number, version: number, lease: number): Promise<void> {
+    const h = Buffer.allocUnsafe(FLAT_HEADER);
+    h[0] = tombstone ? 1 : 0;
+    h.writeDoubleLE(createRevision, 1);
+    h.writeDoubleLE(version, 9);
+    h.writeDoubleLE(lease, 17);
+    h.writeUInt32LE(key.length, 25);
+    this.pending.push(h, key, value);
+    const n = FLAT_HEADER + key.length + value.length;
+    this.pendingBytes += n;
+    this.size += n;
+    if (this.pendingBytes >= CHUNK_BYTES) await this.flush();
+  }
+
+  async flush(): Promise<void> {
+    if (this.pending.length === 0) return;
+    const data = Buffer.concat(this.pending, this.pendingBytes);
+    this.pending = [];
+    this.pendingBytes = 0;
+    await this.fh.write(data, 0, data.length, this.size - data.length);
+  }
+}
 
 /**
  * The export of the snapshot `snap` of `db` at `meta` (see the module comment). Reads HISTORY
@@ -48,44 +157,50 @@ type SortedRecord = [key: Buffer, tombstone: boolean, value: Buffer, createRevis
  * directory of the caller's, which it removes afterwards).
  */
 export async function exportRevisions(db: Db, snap: DbSnapshot, meta: Meta, sortDir: string): Promise<StoreExport> {
-  const sorted = new Level<Buffer, Buffer>(sortDir, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
-  await sorted.open();
+  await mkdir(sortDir, { recursive: true });
+  const fh = await open(path.join(sortDir, 'revisions'), 'w+');
+  const index = new RevisionIndex();
   let leases: LeaseRecord[];
   try {
     const src = { db, snapshot: snap };
     leases = await leaseRecords(src);
     const keep = survivesCompaction(meta.compactRev);
-    const it = new MergedIterator(src, tableStart(T_HIST), tableEnd(T_HIST), true, SORT_BATCH);
+    const it = new MergedIterator(src, tableStart(T_HIST), tableEnd(T_HIST), true, READ_CHUNK);
     const history = new FullHistoryReader(src);
+    const flat = new FlatWriter(fh);
     try {
       for (let chunk = await it.nextChunk(); chunk !== undefined; chunk = await it.nextChunk()) {
-        const batch = sorted.batch();
         for (const e of chunk) {
           const p = parseHistKey(e.key);
           if (!keep(e.key, p)) continue;
-          const key = userKeyOfHist(e.key);
-          let record: SortedRecord;
+          index.push(p.main, p.sub, flat.size);
           if (p.type === REC_PUT) {
-            const got = history.bytes(e.key, p, e.value);
-            const h = decodeHistPut(got instanceof Promise ? await got : got);
-            record = [key, false, h.value ?? EMPTY, h.createRevision, h.version, h.lease];
+            const got = history.put(e.key, p, e.value);
+            const kv = got instanceof Promise ? await got : got;
+            await flat.append(false, kv.key, kv.value, kv.createRevision, kv.version, kv.lease);
           } else {
-            record = [key, true, EMPTY, 0, 0, 0];
+            await flat.append(true, userKeyOfHist(e.key), EMPTY, 0, 0, 0);
           }
-          batch.put(revisionSortKey(p.main, p.sub), packValue(record));
         }
-        await batch.write();
       }
+      await flat.flush();
+      index.offset[index.count] = flat.size;
     } finally {
       await history.close();
       await it.close();
     }
   } catch (err) {
-    await sorted.close();
+    await fh.close();
     throw err;
   } finally {
     await snap.close();
   }
+  let closed = false;
+  const close = async (): Promise<void> => {
+    if (closed) return;
+    closed = true;
+    await fh.close();
+  };
   return {
     revision: meta.rev,
     compactRevision: meta.compactRev,
@@ -94,102 +209,130 @@ export async function exportRevisions(db: Db, snap: DbSnapshot, meta: Meta, sort
     cluster: meta.cluster,
     auth: meta.auth,
     leases,
-    revisions: sortedRevisions(sorted),
+    revisions: sortedRevisions(fh, index, close),
     // An iteration that never started never runs the generator's finally: close it here too (closing twice is nothing).
-    close: () => sorted.close(),
+    close,
   };
 }
 
-/** The scratch database's records in revision order; closes it at the end (or when abandoned). */
-async function* sortedRevisions(sorted: Level<Buffer, Buffer>): AsyncGenerator<StoreRevision> {
-  const it = sorted.iterator<Buffer, Buffer>({ highWaterMarkBytes: 1 << 20 });
+/**
+ * The flat file's records in revision order; closes it at the end (or when abandoned). Reads are
+ * synchronous (positional, from a file just written, so from the page cache): one per run of
+ * records lying one after another, at most READ_SPAN bytes, so no stretch without a turn of the
+ * event loop is long (the consumer writes as it goes).
+ */
+async function* sortedRevisions(fh: FileHandle, index: RevisionIndex, close: () => Promise<void>): AsyncGenerator<StoreRevision> {
   try {
-    // In chunks: one LevelDB call (and one promise) per SORT_BATCH records, not per record.
-    for (let chunk = await it.nextv(SORT_BATCH); chunk.length > 0; chunk = await it.nextv(SORT_BATCH)) {
-      for (const [k, v] of chunk) {
-        const main = k.readUInt32BE(0) * 0x1_0000_0000 + k.readUInt32BE(4);
-        const sub = k.readUInt32BE(8);
-        const [key, tombstone, value, createRevision, version, lease] = unpackValue(v) as SortedRecord;
-        if (tombstone) yield { main, sub, tombstone, key: asBuffer(key) };
-        else yield { main, sub, tombstone, kv: { key: asBuffer(key), value: asBuffer(value), createRevision, modRevision: main, version, lease } };
+    const order = await index.inRevisionOrder();
+    const { main, sub, offset } = index;
+    for (let j = 0; j < order.length; ) {
+      const first = order[j]!;
+      let k = j + 1;
+      while (k < order.length && order[k] === order[k - 1]! + 1 && offset[order[k]! + 1]! - offset[first]! <= READ_SPAN) k++;
+      const start = offset[first]!;
+      const buf = Buffer.allocUnsafe(offset[order[k - 1]! + 1]! - start);
+      for (let done = 0; done < buf.length; ) {
+        const n = readSync(fh.fd, buf, done, buf.length - done, start + done);
+        if (n === 0) throw new CorruptError('export: the revisions file ended early');
+        done += n;
+      }
+      for (; j < k; j++) {
+        const i = order[j]!;
+        const at = offset[i]! - start;
+        const end = offset[i + 1]! - start;
+        const keyEnd = at + FLAT_HEADER + buf.readUInt32LE(at + 25);
+        const key = buf.subarray(at + FLAT_HEADER, keyEnd);
+        if (buf[at] === 1) yield { main: main[i]!, sub: sub[i]!, tombstone: true, key };
+        else {
+          const kv = {
+            key,
+            value: buf.subarray(keyEnd, end),
+            createRevision: buf.readDoubleLE(at + 1),
+            modRevision: main[i]!,
+            version: buf.readDoubleLE(at + 9),
+            lease: buf.readDoubleLE(at + 17),
+          };
+          yield { main: main[i]!, sub: sub[i]!, tombstone: false, kv };
+        }
       }
     }
   } finally {
-    await it.close();
-    await sorted.close();
+    await close();
   }
 }
 
-/** msgpack's bytes as a Buffer (a view, not a copy: each unpacked record has bytes of its own). */
-const asBuffer = (b: Uint8Array): Buffer => (Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength));
-
-const keyOf = (r: StoreRevision): Buffer => (r.tombstone ? r.key : r.kv.key);
-
 /**
  * Builds a store in the empty database `db` holding `input` (through StoreBuilder, the records
- * laid out as a snapshot stream carries them) and returns its meta. The applied index is 0: the
- * store starts a new Raft log. Throws CorruptError for input no store could hold (a revision
- * given twice, one past the store's revision).
+ * laid out as a snapshot stream carries them) and returns its meta; `sortDir` (missing or empty,
+ * removed at the end) holds the sort's runs. The applied index is 0: the store starts a new Raft
+ * log. Throws CorruptError for input no store could hold (revisions out of order or given twice,
+ * one past the store's revision), and then before anything is written to `db`.
  */
-export async function importRevisions(db: Db, input: RevisionImport): Promise<Meta> {
-  // Most often in revision order already (a backup's key bucket): then no sort.
-  const given = input.revisions;
-  const inOrder = given.every((r, i) => i === 0 || given[i - 1]!.main < r.main || (given[i - 1]!.main === r.main && given[i - 1]!.sub <= r.sub));
-  const byRevision = inOrder ? given : [...given].sort((a, b) => a.main - b.main || a.sub - b.sub);
-  /** Per key, the put that is its live version, as the revisions are replayed in order. */
-  const live = new Map<string, { main: number; sub: number }>();
-  const hist: Array<[Buffer, Buffer]> = [];
-  let previous: StoreRevision | undefined;
-  for (const r of byRevision) {
-    if (previous !== undefined && previous.main === r.main && previous.sub === r.sub) throw new CorruptError(`revision ${r.main}_${r.sub} given twice`);
-    if (r.main > input.revision) throw new CorruptError(`revision ${r.main} is past the store's revision ${input.revision}`);
-    previous = r;
-    if (r.tombstone) hist.push([histKey(r.key, r.main, r.sub, REC_DEL), EMPTY]);
-    else hist.push([histKey(r.kv.key, r.main, r.sub, REC_PUT), encodeHistFull(r.kv)]);
-  }
-  hist.sort((a, b) => Buffer.compare(a[0], b[0]));
-  const keep = survivesCompaction(input.compactRevision);
-  const builder = new StoreBuilder(db);
-  /** Adds `pairs` in batches of about CHUNK_BYTES. */
-  const section = async (kind: string, pairs: Iterable<readonly [Buffer, Buffer]>): Promise<void> => {
-    let kv: Buffer[] = [];
-    let bytes = 0;
-    for (const [k, v] of pairs) {
-      kv.push(k, v);
-      bytes += k.length + v.length;
-      if (bytes >= CHUNK_BYTES) {
-        await builder.add(kind, kv);
-        kv = [];
-        bytes = 0;
+export async function importRevisions(db: Db, input: RevisionImport, sortDir: string): Promise<Meta> {
+  await mkdir(sortDir, { recursive: true });
+  try {
+    const history = new ExternalSorter(sortDir, 'history');
+    let previous: StoreRevision | undefined;
+    for await (const r of input.revisions) {
+      if (previous !== undefined && (previous.main > r.main || (previous.main === r.main && previous.sub >= r.sub))) {
+        throw new CorruptError(
+          previous.main === r.main && previous.sub === r.sub
+            ? `revision ${r.main}_${r.sub} given twice`
+            : `revision ${r.main}_${r.sub} after ${previous.main}_${previous.sub}`,
+        );
       }
+      if (r.main > input.revision) throw new CorruptError(`revision ${r.main} is past the store's revision ${input.revision}`);
+      previous = r;
+      if (r.tombstone) await history.add(histKey(r.key, r.main, r.sub, REC_DEL), EMPTY);
+      else await history.add(histKey(r.kv.key, r.main, r.sub, REC_PUT), encodeHistFull(r.kv));
     }
-    if (kv.length > 0) await builder.add(kind, kv);
-  };
-  await section(
-    'hist',
-    (function* () {
-      for (const pair of hist) if (keep(pair[0], parseHistKey(pair[0]))) yield pair;
-    })(),
-  );
-  hist.length = 0;
-  // EVENTS from the compaction point: each change with the put it superseded.
-  await section(
-    'evt',
-    (function* () {
-      for (const r of byRevision) {
-        const key = keyOf(r);
-        const name = key.toString('latin1');
-        const prev = live.get(name);
-        if (r.tombstone) live.delete(name);
-        else live.set(name, { main: r.main, sub: r.sub });
-        if (r.main >= input.compactRevision)
-          yield [evtKey(r.main, r.sub), encodeEvt(key, r.tombstone ? REC_DEL : REC_PUT, prev?.main ?? 0, prev?.sub ?? 0)] as const;
+    const builder = new StoreBuilder(db);
+    const events = new ExternalSorter(sortDir, 'events');
+    /** Adds `pairs` in batches of about CHUNK_BYTES. */
+    const section = async (kind: string, pairs: AsyncIterable<readonly [Buffer, Buffer]> | Iterable<readonly [Buffer, Buffer]>): Promise<void> => {
+      let kv: Buffer[] = [];
+      let bytes = 0;
+      for await (const [k, v] of pairs) {
+        kv.push(k, v);
+        bytes += k.length + v.length;
+        if (bytes >= CHUNK_BYTES) {
+          await builder.add(kind, kv);
+          kv = [];
+          bytes = 0;
+        }
       }
-    })(),
-  );
-  await section(
-    'grant',
-    [...input.leases].sort((a, b) => a.id - b.id).map((l) => [grantKey(l.id), encodeGrant(l.ttl)] as const),
-  );
-  return builder.finish(builtMeta(input.revision, input.compactRevision, 0, { alarms: [], ...withCluster(input.cluster), ...withAuth(input.auth) }));
+      if (kv.length > 0) await builder.add(kind, kv);
+    };
+    const keep = survivesCompaction(input.compactRevision);
+    /** The event of a change from the compaction point on: its key, and the put it superseded (the key's record before it, if a put). */
+    const event = (k: Buffer, p: HistKeyParts, older: HistKeyParts | undefined): Promise<void> | undefined =>
+      p.main >= input.compactRevision
+        ? events.add(
+            evtKey(p.main, p.sub),
+            encodeEvt(userKeyOfHist(k), p.type, older?.type === REC_PUT ? older.main : 0, older?.type === REC_PUT ? older.sub : 0),
+          )
+        : undefined;
+    // HISTORY in key order, each key's newest record first: a record's event is known once the next (older) one is seen.
+    await section(
+      'hist',
+      (async function* () {
+        let newer: { k: Buffer; p: HistKeyParts } | undefined;
+        for await (const [k, v] of history.sorted()) {
+          const p = parseHistKey(k);
+          if (newer !== undefined) await event(newer.k, newer.p, sameHistUserKey(newer.k, k) ? p : undefined);
+          newer = { k, p };
+          if (keep(k, p)) yield [k, v] as const;
+        }
+        if (newer !== undefined) await event(newer.k, newer.p, undefined);
+      })(),
+    );
+    await section('evt', events.sorted());
+    await section(
+      'grant',
+      [...input.leases].sort((a, b) => a.id - b.id).map((l) => [grantKey(l.id), encodeGrant(l.ttl)] as const),
+    );
+    return await builder.finish(builtMeta(input.revision, input.compactRevision, 0, { alarms: [], ...withCluster(input.cluster), ...withAuth(input.auth) }));
+  } finally {
+    await rm(sortDir, { recursive: true, force: true });
+  }
 }

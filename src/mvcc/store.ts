@@ -231,7 +231,7 @@ export class MvccStore {
    * leases, a membership: a restore from a backup in etcd's format), at applied index 0.
    */
   static async importRevisions(dir: string, input: RevisionImport, opts: MvccStoreOptions = {}): Promise<MvccStore> {
-    return MvccStore.build(dir, opts, (db) => importRevisions(db, input));
+    return MvccStore.build(dir, opts, (db) => importRevisions(db, input, `${dir}.sort`));
   }
 
   /** Waits for queued batches and the current compaction step, then closes LevelDB. */

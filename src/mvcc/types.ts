@@ -153,7 +153,7 @@ export interface StoreExport {
   readonly leases: readonly LeaseRecord[];
   /** Every revision a completed compaction keeps, in revision order; read once. */
   readonly revisions: AsyncIterable<StoreRevision>;
-  /** Releases the scratch database the revisions are read from (also done when they are read to the end). */
+  /** Releases the scratch file the revisions are read from (also done when they are read to the end). */
   close(): Promise<void>;
 }
 
@@ -163,8 +163,8 @@ export interface RevisionImport {
   readonly revision: number;
   /** The compaction point: of each key's revisions at or below it, only the newest is kept, and only a put. */
   readonly compactRevision: number;
-  /** Any order (they are sorted); each (main, sub) at most once. */
-  readonly revisions: readonly StoreRevision[];
+  /** In revision order (checked), each (main, sub) once; read once, as they come (not held). */
+  readonly revisions: AsyncIterable<StoreRevision> | Iterable<StoreRevision>;
   readonly leases: readonly LeaseRecord[];
   /** The membership to seed, if known. */
   readonly cluster?: ClusterRecord;

@@ -5,7 +5,8 @@
  *   membership and alarms), for Maintenance.Snapshot to stream with etcd's sha256 after it;
  * - restore: a new member's data dir from such a file, qkv's or one saved from a real etcd 3.4
  *   (src/backup/etcd_snapshot.ts reads and checks the whole file first: nothing is written for
- *   a damaged one), as `etcdctl snapshot restore` builds one: keys, revisions, compaction point
+ *   a damaged one; then its revisions are read again as the store is built, so memory stays
+ *   bounded whatever the file's size), as `etcdctl snapshot restore` builds one: keys, revisions, compaction point
  *   and leases kept; a new cluster whose members, ids and cluster id come from the flags, derived
  *   as `qkv serve` derives them (resolveMemberFlags, bootstrapCluster), so the restored member
  *   starts with `qkv serve` and the same flags.
@@ -20,13 +21,13 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { AlarmType } from '../api/kv.js';
-import { readEtcdSnapshotFile, type EtcdAuth, type EtcdRevisionRecord, type EtcdSnapshot } from '../backup/etcd_snapshot.js';
+import { openEtcdSnapshotFile, type EtcdAuth, type EtcdRevisionRecord, type EtcdSnapshot } from '../backup/etcd_snapshot.js';
 import { RestoreTargetExistsError } from '../backup/errors.js';
 import type { BboltWritten } from '../backup/bbolt_writer.js';
 import { writeEtcdDatabase } from '../backup/etcd_snapshot_writer.js';
-import { MvccStore, PERMISSION_TYPES, type StoreRevision } from '../mvcc/index.js';
+import { MvccStore, PERMISSION_TYPES, type MvccStoreOptions, type StoreRevision } from '../mvcc/index.js';
 import type { AuthRecord, PermissionType } from '../mvcc/types.js';
-import { resolveMemberFlags, type MemberFlags } from './config.js';
+import { resolveMemberFlags, type ClusterConfig, type MemberConfig, type MemberFlags } from './config.js';
 import { bootstrapCluster, writeIdentityFile } from './identity.js';
 
 /** authpb.Permission.Type's numbers. */
@@ -39,6 +40,13 @@ const ALARM_NUMBERS: Record<Exclude<AlarmType, 'NONE'>, number> = { NOSPACE: 1, 
 const MAX_LEASE_ID = BigInt(Number.MAX_SAFE_INTEGER);
 /** A remapped lease id keeps this many low bits (qkv grants its own ids below 2^52). */
 const REMAP_MASK = (1n << 52n) - 1n;
+
+/**
+ * The store a restore builds is written and closed, never read: no live-key filter (its build
+ * would read CURRENT whole) and LevelDB's own small block cache, so the restore's memory stays
+ * fixed (the member opens the store with its own options).
+ */
+const RESTORE_STORE_OPTIONS: MvccStoreOptions = { liveKeyFilterKeys: 0, cacheSize: 8 << 20 };
 
 /** What a save wrote. */
 export interface SavedDatabase extends BboltWritten {
@@ -140,8 +148,7 @@ export interface RestoreSummary {
  * revisions name, each in increasing order, so the same file always restores the same way).
  */
 function leaseRemapping(snap: EtcdSnapshot): Map<bigint, number> {
-  const ids = new Set<bigint>(snap.leases.map((l) => l.id));
-  for (const r of snap.revisions) if (!r.tombstone && r.kv.lease !== 0n) ids.add(r.kv.lease);
+  const ids = new Set<bigint>([...snap.leases.map((l) => l.id), ...snap.revisionLeases]);
   const taken = new Set<bigint>([...ids].filter((id) => id > 0n && id <= MAX_LEASE_ID));
   const remap = new Map<bigint, number>();
   const beyond = [...ids].filter((id) => id < 0n || id > MAX_LEASE_ID).sort((a, b) => (a < b ? -1 : 1));
@@ -163,29 +170,43 @@ export async function restoreDataDir(file: string, flags: RestoreFlags): Promise
   const { cluster: config, self } = resolveMemberFlags(flags);
   const dataDir = self.dataDir;
   if (existsSync(dataDir)) throw new RestoreTargetExistsError(flags.dataDir ?? dataDir);
-  const snap = await readEtcdSnapshotFile(file);
+  const snap = await openEtcdSnapshotFile(file);
+  try {
+    return await restoreChecked(snap, dataDir, config, self);
+  } finally {
+    await snap.close();
+  }
+}
+
+/** The rest of restoreDataDir, once the file is open and checked. */
+async function restoreChecked(snap: EtcdSnapshot, dataDir: string, config: ClusterConfig, self: MemberConfig): Promise<RestoreSummary> {
   const remap = leaseRemapping(snap);
   const leaseOf = (id: bigint): number => remap.get(id) ?? Number(id);
-  const revisions: StoreRevision[] = snap.revisions.map((r) =>
-    r.tombstone
-      ? { main: r.revision.main, sub: r.revision.sub, tombstone: true, key: r.key }
-      : { main: r.revision.main, sub: r.revision.sub, tombstone: false, kv: { ...r.kv, lease: leaseOf(r.kv.lease) } },
-  );
+  function* revisions(): Generator<StoreRevision> {
+    for (const r of snap.revisions())
+      yield r.tombstone
+        ? { main: r.revision.main, sub: r.revision.sub, tombstone: true, key: r.key }
+        : { main: r.revision.main, sub: r.revision.sub, tombstone: false, kv: { ...r.kv, lease: leaseOf(r.kv.lease) } };
+  }
   const cluster = bootstrapCluster(config);
   const auth = authRecord(snap.auth);
   const parent = path.dirname(dataDir);
   await mkdir(parent, { recursive: true });
   const staging = await mkdtemp(path.join(parent, `.${path.basename(dataDir)}.restoring-`));
   try {
-    const store = await MvccStore.importRevisions(path.join(staging, 'kv'), {
-      revision: snap.currentRevision,
-      // etcd finishes a compaction that was scheduled but not done when it restores.
-      compactRevision: Math.max(snap.compactRevision, snap.scheduledCompactRevision),
-      revisions,
-      leases: snap.leases.map((l) => ({ id: leaseOf(l.id), ttl: l.ttl })),
-      cluster,
-      ...(auth ? { auth } : {}),
-    });
+    const store = await MvccStore.importRevisions(
+      path.join(staging, 'kv'),
+      {
+        revision: snap.currentRevision,
+        // etcd finishes a compaction that was scheduled but not done when it restores.
+        compactRevision: Math.max(snap.compactRevision, snap.scheduledCompactRevision),
+        revisions: revisions(),
+        leases: snap.leases.map((l) => ({ id: leaseOf(l.id), ttl: l.ttl })),
+        cluster,
+        ...(auth ? { auth } : {}),
+      },
+      RESTORE_STORE_OPTIONS,
+    );
     const revision = store.revision;
     const compactRevision = store.compactRevision;
     await store.close();
@@ -198,7 +219,7 @@ export async function restoreDataDir(file: string, flags: RestoreFlags): Promise
       clusterId: cluster.id,
       revision,
       compactRevision,
-      revisions: revisions.length,
+      revisions: snap.revisionCount,
       leases: snap.leases.length,
       remappedLeases: [...remap].map(([from, to]) => ({ from: from.toString(), to: String(to) })),
     };

@@ -11,7 +11,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { readEtcdSnapshot, readEtcdSnapshotFile, type EtcdKeyValue, type EtcdSnapshot } from '../../src/backup/etcd_snapshot.js';
+import { openEtcdSnapshotFile, readEtcdSnapshot, type EtcdKeyValue, type EtcdSnapshot } from '../../src/backup/etcd_snapshot.js';
 import { etcdctl, hostOf, RealEtcd } from '../grpc/helpers.js';
 
 /** A KeyValue as etcdctl's JSON prints it (lease quoted before parsing, as it exceeds 2^53). */
@@ -42,7 +42,7 @@ const asCtl = (kv: EtcdKeyValue): CtlKeyValue => ({
 /** The latest KeyValue of every live key in a snapshot, in key order. */
 function liveKeys(snap: EtcdSnapshot): EtcdKeyValue[] {
   const latest = new Map<string, EtcdKeyValue | undefined>();
-  for (const r of snap.revisions) {
+  for (const r of snap.revisions()) {
     if (r.tombstone) latest.set(r.key.toString('latin1'), undefined);
     else latest.set(r.kv.key.toString('latin1'), r.kv);
   }
@@ -142,7 +142,7 @@ describe('reading snapshots saved from a real etcd 3.4', () => {
   test('the history after the compaction is every revision etcdctl reads there', async () => {
     expect(snap.compactRevision).toBe(compactedAt);
     expect(snap.scheduledCompactRevision).toBe(compactedAt);
-    const history = snap.revisions.filter((r) => r.revision.main > compactedAt);
+    const history = [...snap.revisions()].filter((r) => r.revision.main > compactedAt);
     expect(history.length).toBe(6);
     for (const r of history) {
       const at = await getAll([`--rev=${r.revision.main}`]);
@@ -152,7 +152,7 @@ describe('reading snapshots saved from a real etcd 3.4', () => {
       else expect(found).toEqual(asCtl(r.kv));
     }
     // The compacted past keeps the latest revision of each key at the compaction (and no tombstone at or before it).
-    const before = snap.revisions.filter((r) => r.revision.main <= compactedAt);
+    const before = [...snap.revisions()].filter((r) => r.revision.main <= compactedAt);
     expect(before.some((r) => r.tombstone)).toBe(false);
     expect(before.filter((r) => !r.tombstone && r.kv.key.toString() === 'hist/a').map((r) => (r.tombstone ? '' : r.kv.value.toString()))).toEqual(['a5']);
   });
@@ -182,11 +182,15 @@ describe('reading snapshots saved from a real etcd 3.4', () => {
     await del('hist/a');
     const rev = await revision();
     await ctl(['compact', String(rev), '--physical']);
-    const again = await readEtcdSnapshotFile(await save('snap2.db'));
-    expect(again.compactRevision).toBe(rev);
-    expect(again.currentRevision).toBe(rev);
-    expect(again.currentRevision).toBe((await getAll()).header.revision);
-    expect(liveKeys(again).some((kv) => kv.key.toString() === 'hist/a')).toBe(false);
+    const again = await openEtcdSnapshotFile(await save('snap2.db'));
+    try {
+      expect(again.compactRevision).toBe(rev);
+      expect(again.currentRevision).toBe(rev);
+      expect(again.currentRevision).toBe((await getAll()).header.revision);
+      expect(liveKeys(again).some((kv) => kv.key.toString() === 'hist/a')).toBe(false);
+    } finally {
+      await again.close();
+    }
   });
 
   test('a truncated file, a flipped byte and damage under a recomputed hash are refused', () => {

@@ -8,13 +8,11 @@ import { Buffer } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import { open, rename, rm } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { readSnapshotBytes } from '../../backup/etcd_snapshot.js';
+import { openEtcdSnapshotFile, SHA256_SIZE } from '../../backup/etcd_snapshot.js';
 import { snapshotStatus } from '../../backup/snapshot_status.js';
 import { hostOf } from '../printer/printer.js';
 import type { CliContext } from './global.js';
 import { BadArgsError, InterruptedError } from './util.js';
-
-const SHA256_SIZE = 32;
 
 /**
  * Streams Maintenance.Snapshot from `endpoint` into `file` (through `file.part`, renamed once
@@ -83,7 +81,12 @@ export function register(program: Command, ctx: CliContext): void {
     .description('gets backend snapshot status of a given file')
     .action(async (file: string | undefined) => {
       if (!file) throw new BadArgsError('snapshot status requires exactly one argument');
-      ctx.printer().snapshotStatus(snapshotStatus(await readSnapshotBytes(file, 'stat')));
+      const snap = await openEtcdSnapshotFile(file, 'stat');
+      try {
+        ctx.printer().snapshotStatus(snapshotStatus(snap));
+      } finally {
+        await snap.close();
+      }
     });
   snapshot
     .command('restore [filename]')
