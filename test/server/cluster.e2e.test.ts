@@ -4,7 +4,6 @@
  * another member, and forwarding from followers.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { readFile } from 'node:fs/promises';
 import { LocalCluster } from './cluster_harness.js';
 
 describe('a 3-member cluster of real processes', () => {
@@ -70,7 +69,7 @@ describe('a 3-member cluster of real processes', () => {
     expect(fromRestarted.kvs.find((kv) => kv.key.toString() === '/catchup/k49')!.value.toString()).toBe('round-399');
     // It was too far behind the leader's compacted log: it installed the leader's store snapshot.
     // (Logged a moment after the store is served.)
-    await LocalCluster.until(async () => (await readFile(cluster.logPath(leader), 'utf8')).includes('restored store from snapshot'), 'the restore in its log');
+    await cluster.untilLogged(leader, 'restored store from snapshot');
     const hashes = await Promise.all(cluster.names.map((n) => cluster.client([n]).hashKV(cluster.url(n))));
     expect(new Set(hashes.map((h) => h.hash)).size).toBe(1);
     // And it keeps serving writes made after the snapshot.

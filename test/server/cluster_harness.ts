@@ -3,7 +3,7 @@
  * loopback ports, in temp data directories, that tests can kill, pause and restart.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -316,6 +316,11 @@ export class LocalCluster {
       await new Promise((r) => setTimeout(r, 50));
     }
     throw new Error(`timed out waiting for ${what}`);
+  }
+
+  /** Waits until member `name` has logged `text` (its log goes through a pipe, so a moment late). */
+  async untilLogged(name: string, text: string, limitMs?: number): Promise<void> {
+    await LocalCluster.until(async () => (await readFile(this.logPath(name), 'utf8')).includes(text), `${name} to log "${text}"`, limitMs);
   }
 
   async destroy(): Promise<void> {

@@ -196,7 +196,7 @@ describe('membership changes with etcdctl', () => {
     expect(all.kvs).toHaveLength(50);
     expect((await n4Client.range({ key: Buffer.from('before/'), rangeEnd: Buffer.from('before0'), serializable: true })).kvs).toHaveLength(120);
     // (Logged a moment after the store is served.)
-    await LocalCluster.until(async () => (await readFile(c.logPath('n4'), 'utf8')).includes('restored store from snapshot'), 'the restore in n4 log');
+    await c.untilLogged('n4', 'restored store from snapshot');
     const rev = all.header.revision;
     const hashes = await Promise.all(['n1', 'n3', 'n4'].map((n) => client.hashKV(c.url(n), rev)));
     expect(new Set(hashes.map((h) => h.hash)).size).toBe(1);

@@ -97,8 +97,8 @@ describe('TLS: qkv beside the real etcd with the same certificates', () => {
     const own = cluster.client([behind]);
     // The store is served the moment it is swapped in, a moment before the member logs the
     // restore: wait for both (a catch-up from the log alone never logs it, and times out here).
+    await cluster.untilLogged(behind, 'restored store from snapshot');
     await LocalCluster.until(async () => {
-      if (!readFileSync(cluster.logPath(behind), 'utf8').includes('restored store from snapshot')) return false;
       try {
         const r = await own.range({ key: Buffer.from('/snap/399'), serializable: true });
         return r.kvs.length === 1;
@@ -241,7 +241,7 @@ describe('TLS: qkv beside the real etcd with the same certificates', () => {
         s.on('close', () => resolve('closed'));
       });
       expect(raw).not.toBe('answered');
-      await LocalCluster.until(() => readFileSync(cluster.logPath('n1'), 'utf8').includes('rejected peer connection'), 'n1 to log the refused peer');
+      await cluster.untilLogged('n1', 'rejected peer connection');
 
       // A member process with that certificate that tries to join each cluster, as etcd's runbook starts a joiner.
       const joinerOf = async (kind: 'qkv' | 'etcd', peerUrl: string): Promise<{ code: number | null; stderr: string }> => {
