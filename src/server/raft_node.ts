@@ -444,12 +444,11 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
         const newTermOrVote = rd.hardState !== undefined && (rd.hardState.term !== this.savedTerm || rd.hardState.vote !== this.savedVote);
         const leaderSendsFirst = this.isLeader && !newTermOrVote;
         if (leaderSendsFirst) this.opts.transport.send(rd.messages);
-        const started = performance.now();
         // The core decides whether this Ready needs an fsync (etcd's MustSync): new entries, a
         // snapshot, or a new term or vote do; a commit index alone does not, and is written
         // without one (the next synced save covers it; a restart re-learns it from the leader).
         if (rd.hardState || rd.entries.length > 0 || rd.snapshot) {
-          await this.opts.logStore.save({
+          const fsyncMs = await this.opts.logStore.save({
             ...(rd.hardState ? { hardState: rd.hardState } : {}),
             entries: rd.entries,
             ...(rd.snapshot ? { snapshot: rd.snapshot } : {}),
@@ -459,7 +458,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
             this.savedTerm = rd.hardState.term;
             this.savedVote = rd.hardState.vote;
           }
-          if (rd.mustSync) this.emit('fsync', performance.now() - started);
+          if (fsyncMs !== undefined) this.emit('fsync', fsyncMs);
         }
         if (!leaderSendsFirst) this.opts.transport.send(rd.messages);
         if (rd.snapshot) {

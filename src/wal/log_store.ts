@@ -73,8 +73,12 @@ export interface LogStore {
   lastIndex(): number;
   /** Everything a restarting node needs. */
   load(): Promise<PersistentState>;
-  /** Writes one Ready's persistent part (all of it or nothing); durable before it resolves unless `mustSync` is false. */
-  save(update: LogStoreUpdate): Promise<void>;
+  /**
+   * Writes one Ready's persistent part (all of it or nothing); durable before it resolves unless
+   * `mustSync` is false. Resolves with the log's fdatasync time in ms (etcd's WAL fsync
+   * duration: the syscall alone), undefined when it did not sync.
+   */
+  save(update: LogStoreUpdate): Promise<number | undefined>;
   /** Stores the application's snapshot and drops entries up to `compactIndex` (<= snapshot index). */
   saveSnapshot(snapshot: Snapshot, compactIndex: number): Promise<void>;
   close(): Promise<void>;

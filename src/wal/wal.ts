@@ -9,9 +9,10 @@
  * written into it and fdatasync flushes only the data blocks.
  *
  * Every save() is ONE record written at the end of the active segment (a plain write into the
- * page cache) and then fdatasync'd before it resolves (a batch of entries off the main thread, a
- * lone entry on it: see append), unless the Ready's `mustSync` is false (a commit index alone):
- * the hard state and entries of a Ready become durable together. An unsynced record is made
+ * page cache) and then fdatasync'd before it resolves (a batch of entries on the WAL's own
+ * thread, sync_thread.ts; a lone entry on the main thread: see append), unless the Ready's
+ * `mustSync` is false (a commit index alone): the hard state and entries of a Ready become
+ * durable together; save() resolves with the fdatasync's duration. An unsynced record is made
  * durable by the next fdatasync of its segment (the next synced save, or the rotation that closes
  * the segment). Saves are serialized in call order.
  *
@@ -32,13 +33,14 @@
  * compacted can be deleted whole.
  */
 import { Buffer } from 'node:buffer';
-import { existsSync, fdatasync, fdatasyncSync, writeSync } from 'node:fs';
+import { existsSync, fdatasyncSync, writeSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { Entry, HardState, PersistentState, Snapshot, SnapshotMetadata } from '../raft/types.js';
 import { LogCompactError, LogCorruptError, LogUnsupportedError, checkAppend, type LogStore, type LogStoreUpdate } from './log_store.js';
 import { Lock } from '../lock.js';
+import { SyncThread } from './sync_thread.js';
 import { syncDir } from '../sync_dir.js';
 
 const HEADER_BYTES = 8;
@@ -122,10 +124,6 @@ async function isEmptySegment(file: string): Promise<boolean> {
 /** Writes zeros over [from, to) of a file. */
 async function zeroFill(fh: FileHandle, from: number, to: number): Promise<void> {
   for (let off = from; off < to; off += ZERO_CHUNK.length) await fh.write(ZERO_CHUNK, 0, Math.min(ZERO_CHUNK.length, to - off), off);
-}
-
-function datasync(fd: number): Promise<void> {
-  return new Promise((resolve, reject) => fdatasync(fd, (err) => (err ? reject(err) : resolve())));
 }
 
 /**
@@ -241,6 +239,7 @@ export class WalLogStore implements LogStore {
   private first = 1;
   private last = 0;
   private readonly lock = new Lock();
+  private readonly syncThread = new SyncThread();
 
   private constructor(
     private readonly dir: string,
@@ -253,8 +252,13 @@ export class WalLogStore implements LogStore {
 
   static async open(dir: string, opts: WalLogStoreOptions = {}): Promise<WalLogStore> {
     const store = new WalLogStore(dir, opts);
-    await mkdir(store.walDir, { recursive: true });
-    await store.start();
+    try {
+      await mkdir(store.walDir, { recursive: true });
+      await store.start();
+    } catch (err) {
+      await store.syncThread.stop();
+      throw err;
+    }
     return store;
   }
 
@@ -277,7 +281,7 @@ export class WalLogStore implements LogStore {
     return { hardState, ...(snap ? { snapshot: { metadata: snap.metadata, data: snap.data } } : {}), entries };
   }
 
-  save(update: LogStoreUpdate): Promise<void> {
+  save(update: LogStoreUpdate): Promise<number | undefined> {
     return this.serialized(() => this.saveNow(update));
   }
 
@@ -305,17 +309,18 @@ export class WalLogStore implements LogStore {
     const next = await this.nextSegment?.catch(() => undefined);
     await next?.close();
     this.nextSegment = undefined;
+    await this.syncThread.stop();
   }
 
   // ---- writing ---------------------------------------------------------------------------
 
-  private serialized(fn: () => Promise<void>): Promise<void> {
+  private serialized<T>(fn: () => Promise<T>): Promise<T> {
     // What open() replayed no longer describes the log.
     this.replayed = undefined;
     return this.lock.run(fn);
   }
 
-  private async saveNow(update: LogStoreUpdate): Promise<void> {
+  private async saveNow(update: LogStoreUpdate): Promise<number | undefined> {
     const snapIndex = update.snapshot?.metadata.index;
     const first = snapIndex !== undefined ? snapIndex + 1 : this.first;
     const last = snapIndex !== undefined && this.last <= snapIndex ? snapIndex : this.last;
@@ -326,8 +331,9 @@ export class WalLogStore implements LogStore {
       this.first = first;
       this.last = last;
     }
+    let fsyncMs: number | undefined;
     if (update.entries.length > 0 || update.hardState) {
-      await this.append(encodeRecord(update.hardState, update.entries), update.mustSync ?? true, update.entries);
+      fsyncMs = await this.append(encodeRecord(update.hardState, update.entries), update.mustSync ?? true, update.entries);
       if (update.hardState) this.hardState = { term: update.hardState.term, vote: update.hardState.vote, commit: update.hardState.commit };
     }
     if (update.entries.length > 0) {
@@ -335,13 +341,17 @@ export class WalLogStore implements LogStore {
       this.last = update.entries[update.entries.length - 1]!.index;
     }
     if (update.snapshot) await this.deleteCompactedSegments(snapIndex!);
+    return fsyncMs;
   }
 
-  /** Writes one record at the end of the log, rotating to a new segment when it does not fit. */
-  private async append(record: Buffer, sync: boolean, entries: readonly Entry[]): Promise<void> {
+  /**
+   * Writes one record at the end of the log, rotating to a new segment when it does not fit;
+   * with `sync`, fdatasyncs it and returns how long the fdatasync took (ms).
+   */
+  private async append(record: Buffer, sync: boolean, entries: readonly Entry[]): Promise<number | undefined> {
     if (!this.fh || this.offset + record.length > this.segmentBytes) await this.rotate(record.length);
     const fh = this.fh!;
-    // A write into the page cache is short; the fdatasync is what takes time, and goes to the threadpool.
+    // A write into the page cache is short; the fdatasync is what takes time.
     writeSync(fh.fd, record, 0, record.length, this.offset);
     this.offset += record.length;
     if (entries.length > 0) {
@@ -349,16 +359,23 @@ export class WalLogStore implements LogStore {
       segment.maxIndex = Math.max(segment.maxIndex, entries[entries.length - 1]!.index);
     }
     // A lone entry (a sequential client, an idle cluster) is synced on this thread: handing the
-    // fdatasync to the threadpool and back costs two thread wake-ups, more than the wait blocks.
-    // A batch goes to the threadpool, so the loop keeps taking requests (the next batch) meanwhile.
-    if (sync && entries.length <= 1) fdatasyncSync(fh.fd);
-    else if (sync) await datasync(fh.fd);
+    // fdatasync to another thread and back costs two thread wake-ups, more than the wait blocks.
+    // A batch goes to the sync thread, so the loop keeps taking requests (the next batch) meanwhile.
+    let fsyncMs: number | undefined;
+    if (sync && entries.length <= 1) {
+      const started = performance.now();
+      fdatasyncSync(fh.fd);
+      fsyncMs = performance.now() - started;
+    } else if (sync) {
+      fsyncMs = await this.syncThread.sync(fh.fd);
+    }
     // Half full: zero-fill the next segment in the background.
     if (!this.nextSegment && this.offset > this.segmentBytes / 2) {
       const p = this.createSegmentFile(this.segments[this.segments.length - 1]!.seq + 1, this.segmentBytes);
       p.catch(() => undefined);
       this.nextSegment = p;
     }
+    return fsyncMs;
   }
 
   /** Makes the active segment durable and closed, and opens the next, starting with the hard state. */
