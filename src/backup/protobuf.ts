@@ -150,32 +150,36 @@ function writeVarint(buf: Buffer, pos: number, u: bigint | number): number {
   return pos;
 }
 
+/** The bytes encodeMessage gives the field `field` of `value`: none for a zero or empty one (proto3's rule). */
+export function fieldSize(field: number, value: bigint | number | Buffer): number {
+  if (Buffer.isBuffer(value)) return value.length > 0 ? varintSize((field << 3) | LENGTH_DELIMITED) + varintSize(value.length) + value.length : 0;
+  return value !== 0 && value !== 0n ? varintSize((field << 3) | VARINT) + varintSize(unsigned64(value)) : 0;
+}
+
+/** Writes the field `field` of `value` as encodeMessage does at `pos` of `out` (which has fieldSize's room); returns the position after it. */
+export function writeField(out: Buffer, pos: number, field: number, value: bigint | number | Buffer): number {
+  if (Buffer.isBuffer(value)) {
+    if (value.length === 0) return pos;
+    pos = writeVarint(out, pos, (field << 3) | LENGTH_DELIMITED);
+    pos = writeVarint(out, pos, value.length);
+    return pos + value.copy(out, pos);
+  }
+  if (value === 0 || value === 0n) return pos;
+  pos = writeVarint(out, pos, (field << 3) | VARINT);
+  return writeVarint(out, pos, unsigned64(value));
+}
+
 /**
  * Encodes a message of varint and bytes fields, in the order given, leaving out zeros and empty
  * bytes (proto3's rule, as gogo/protobuf marshals etcd's messages). Sized first, then written
- * into one buffer: a backup encodes one message per revision.
+ * into one buffer. (A backup's revisions, one message each, are written with fieldSize and
+ * writeField into a buffer reused: etcd_snapshot_writer.ts.)
  */
 export function encodeMessage(fields: readonly ProtoField[]): Buffer {
   let size = 0;
-  for (const [field, value] of fields) {
-    if (Buffer.isBuffer(value)) {
-      if (value.length > 0) size += varintSize((field << 3) | LENGTH_DELIMITED) + varintSize(value.length) + value.length;
-    } else if (value !== 0 && value !== 0n) {
-      size += varintSize((field << 3) | VARINT) + varintSize(unsigned64(value));
-    }
-  }
+  for (const [field, value] of fields) size += fieldSize(field, value);
   const out = Buffer.allocUnsafe(size);
   let pos = 0;
-  for (const [field, value] of fields) {
-    if (Buffer.isBuffer(value)) {
-      if (value.length === 0) continue;
-      pos = writeVarint(out, pos, (field << 3) | LENGTH_DELIMITED);
-      pos = writeVarint(out, pos, value.length);
-      pos += value.copy(out, pos);
-    } else if (value !== 0 && value !== 0n) {
-      pos = writeVarint(out, pos, (field << 3) | VARINT);
-      pos = writeVarint(out, pos, unsigned64(value));
-    }
-  }
+  for (const [field, value] of fields) pos = writeField(out, pos, field, value);
   return out;
 }

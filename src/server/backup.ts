@@ -117,12 +117,20 @@ function authRecord(a: EtcdAuth | undefined): AuthRecord | undefined {
   };
 }
 
-async function* etcdRevisions(revisions: AsyncIterable<StoreRevision>): AsyncGenerator<EtcdRevisionRecord> {
-  for await (const r of revisions) {
-    const revision = { main: r.main, sub: r.sub };
-    if (r.tombstone) yield { revision, tombstone: true, key: r.key };
-    else yield { revision, tombstone: false, kv: { ...r.kv, lease: BigInt(r.kv.lease) } };
-  }
+/** The export's chunks of revisions as etcd's, a chunk at a time. */
+async function* etcdRevisions(chunks: AsyncIterable<readonly StoreRevision[]>): AsyncGenerator<Iterable<EtcdRevisionRecord>> {
+  for await (const chunk of chunks) yield chunk.map(etcdRevision);
+}
+
+function etcdRevision(r: StoreRevision): EtcdRevisionRecord {
+  const revision = { main: r.main, sub: r.sub };
+  if (r.tombstone) return { revision, tombstone: true, key: r.key };
+  const kv = r.kv;
+  return {
+    revision,
+    tombstone: false,
+    kv: { key: kv.key, createRevision: kv.createRevision, modRevision: kv.modRevision, version: kv.version, value: kv.value, lease: BigInt(kv.lease) },
+  };
 }
 
 /** The flags of `snapshot restore`, etcd's. */
