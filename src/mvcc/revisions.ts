@@ -302,7 +302,8 @@ export async function importRevisions(db: Db, input: RevisionImport, sortDir: st
   try {
     const history = new ExternalSorter(sortDir, 'history');
     let previous: StoreRevision | undefined;
-    for await (const r of input.revisions) {
+    /** Checks `r` against the one before and adds its HISTORY record; a promise only when the sorter wrote a run. */
+    const take = (r: StoreRevision): Promise<void> | undefined => {
       if (previous !== undefined && (previous.main > r.main || (previous.main === r.main && previous.sub >= r.sub))) {
         throw new CorruptError(
           previous.main === r.main && previous.sub === r.sub
@@ -312,28 +313,58 @@ export async function importRevisions(db: Db, input: RevisionImport, sortDir: st
       }
       if (r.main > input.revision) throw new CorruptError(`revision ${r.main} is past the store's revision ${input.revision}`);
       previous = r;
-      if (r.tombstone) await history.add(histKey(r.key, r.main, r.sub, REC_DEL), EMPTY);
-      else await history.add(histKey(r.kv.key, r.main, r.sub, REC_PUT), encodeHistFull(r.kv));
+      return r.tombstone
+        ? history.add(histKey(r.key, r.main, r.sub, REC_DEL), EMPTY)
+        : history.add(histKey(r.kv.key, r.main, r.sub, REC_PUT), encodeHistFull(r.kv));
+    };
+    // A synchronous source (a restore's file walk) is read without a turn of the event loop per revision.
+    if (Symbol.iterator in input.revisions) {
+      for (const r of input.revisions) {
+        const written = take(r);
+        if (written !== undefined) await written;
+      }
+    } else {
+      for await (const r of input.revisions) {
+        const written = take(r);
+        if (written !== undefined) await written;
+      }
     }
     const builder = new StoreBuilder(db);
     const events = new ExternalSorter(sortDir, 'events');
-    /** Adds `pairs` in batches of about CHUNK_BYTES. */
-    const section = async (kind: string, pairs: AsyncIterable<readonly [Buffer, Buffer]> | Iterable<readonly [Buffer, Buffer]>): Promise<void> => {
+    /**
+     * Adds the pairs of `chunks` in batches of about CHUNK_BYTES. One batch is written while the
+     * next is gathered (LevelDB writes in its own thread): one write at a time, in order.
+     */
+    const section = async (kind: string, chunks: AsyncIterable<Iterable<readonly [Buffer, Buffer]>> | Iterable<readonly [Buffer, Buffer]>): Promise<void> => {
       let kv: Buffer[] = [];
       let bytes = 0;
-      for await (const [k, v] of pairs) {
-        kv.push(k, v);
-        bytes += k.length + v.length;
-        if (bytes >= CHUNK_BYTES) {
-          await builder.add(kind, kv);
-          kv = [];
-          bytes = 0;
+      let writing: Promise<void> = Promise.resolve();
+      const addAll = async (pairs: Iterable<readonly [Buffer, Buffer]>): Promise<void> => {
+        for (const [k, v] of pairs) {
+          kv.push(k, v);
+          bytes += k.length + v.length;
+          if (bytes >= CHUNK_BYTES) {
+            await writing;
+            writing = builder.add(kind, kv);
+            // Handled now (awaited before the next batch or at the end): a failed write is not an unhandled rejection meanwhile.
+            writing.catch(() => undefined);
+            kv = [];
+            bytes = 0;
+          }
         }
+      };
+      try {
+        if (Symbol.iterator in chunks) await addAll(chunks);
+        else for await (const chunk of chunks) await addAll(chunk);
+      } finally {
+        // Never left running, even when the input failed.
+        await writing.catch(() => undefined);
       }
+      await writing;
       if (kv.length > 0) await builder.add(kind, kv);
     };
     const keep = survivesCompaction(input.compactRevision);
-    /** The event of a change from the compaction point on: its key, and the put it superseded (the key's record before it, if a put). */
+    /** The event of a change from the compaction point on: its key, and the put it superseded (the key's record before it, if a put); a promise only when the sorter wrote a run. */
     const event = (k: Buffer, p: HistKeyParts, older: HistKeyParts | undefined): Promise<void> | undefined =>
       p.main >= input.compactRevision
         ? events.add(
@@ -346,11 +377,19 @@ export async function importRevisions(db: Db, input: RevisionImport, sortDir: st
       'hist',
       (async function* () {
         let newer: { k: Buffer; p: HistKeyParts } | undefined;
-        for await (const [k, v] of history.sorted()) {
-          const p = parseHistKey(k);
-          if (newer !== undefined) await event(newer.k, newer.p, sameHistUserKey(newer.k, k) ? p : undefined);
-          newer = { k, p };
-          if (keep(k, p)) yield [k, v] as const;
+        for await (const chunk of history.sorted()) {
+          const kept: (readonly [Buffer, Buffer])[] = [];
+          for (const pair of chunk) {
+            const k = pair[0];
+            const p = parseHistKey(k);
+            if (newer !== undefined) {
+              const written = event(newer.k, newer.p, sameHistUserKey(newer.k, k) ? p : undefined);
+              if (written !== undefined) await written;
+            }
+            newer = { k, p };
+            if (keep(k, p)) kept.push(pair);
+          }
+          yield kept;
         }
         if (newer !== undefined) await event(newer.k, newer.p, undefined);
       })(),

@@ -191,10 +191,19 @@ async function restoreChecked(snap: EtcdSnapshot, dataDir: string, config: Clust
   const remap = leaseRemapping(snap);
   const leaseOf = (id: bigint): number => remap.get(id) ?? Number(id);
   function* revisions(): Generator<StoreRevision> {
-    for (const r of snap.revisions())
-      yield r.tombstone
-        ? { main: r.revision.main, sub: r.revision.sub, tombstone: true, key: r.key }
-        : { main: r.revision.main, sub: r.revision.sub, tombstone: false, kv: { ...r.kv, lease: leaseOf(r.kv.lease) } };
+    for (const r of snap.revisions()) {
+      if (r.tombstone) yield { main: r.revision.main, sub: r.revision.sub, tombstone: true, key: r.key };
+      else {
+        const kv = r.kv;
+        const lease = kv.lease === 0n ? 0 : leaseOf(kv.lease);
+        yield {
+          main: r.revision.main,
+          sub: r.revision.sub,
+          tombstone: false,
+          kv: { key: kv.key, createRevision: kv.createRevision, modRevision: kv.modRevision, version: kv.version, value: kv.value, lease },
+        };
+      }
+    }
   }
   const cluster = bootstrapCluster(config);
   const auth = authRecord(snap.auth);
