@@ -102,7 +102,7 @@ class LeafInProgress {
 /** A bbolt database being written to a file: `bucket` for each top-level bucket, then `finish`. */
 export class BboltFileWriter {
   private nextPage = 2;
-  /** Pages gathered for the next write (page `writtenPages` first), zero-filled beyond what they hold. */
+  /** Pages gathered for the next write (the last of them just before page `nextPage`), zero-filled beyond what they hold. */
   private out: Buffer = Buffer.alloc(WRITE_BUFFER);
   private outUsed = 0;
   private readonly buckets: ChildRef[] = [];
