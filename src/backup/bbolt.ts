@@ -325,29 +325,42 @@ export class BboltDb {
   }
 
   /** Every leaf element under `page`, in tree order; `visited` holds the pages of this walk, so that none is read twice. */
-  *leafElements(page: PageView, where: string, visited: Set<number>, depth = 0): Generator<LeafElement> {
+  *leafElements(page: PageView, where: string, visited: Set<number>): Generator<LeafElement> {
+    // The tree is walked a page at a time (leafPages), each leaf's elements in a plain loop: an
+    // element passes through no generator per tree level.
+    for (const leaf of this.leafPages(page, where, visited, 0)) {
+      const d = leaf.buf;
+      for (let i = 0; i < leaf.count; i++) {
+        const e = PAGE_HEADER_SIZE + i * ELEMENT_SIZE;
+        const flags = d.readUInt32LE(e);
+        if ((flags & ~BUCKET_LEAF_FLAG) !== 0) throw new BboltCorruptError(`${where}: page ${leaf.id} element ${i} has unknown flags ${hex(flags)}`);
+        const keyStart = e + d.readUInt32LE(e + 4);
+        const keyEnd = keyStart + d.readUInt32LE(e + 8);
+        const valueEnd = keyEnd + d.readUInt32LE(e + 12);
+        if (valueEnd > d.length) throw new BboltCorruptError(`${where}: page ${leaf.id} element ${i}: key or value runs past the end of the page`);
+        yield { isBucket: flags === BUCKET_LEAF_FLAG, key: d.subarray(keyStart, keyEnd), value: d.subarray(keyEnd, valueEnd) };
+      }
+    }
+  }
+
+  /** The leaf pages under `page` (a leaf itself, or a branch), in tree order; each branch element checked before its child is read. */
+  private *leafPages(page: PageView, where: string, visited: Set<number>, depth: number): Generator<PageView> {
     if (depth > MAX_TREE_DEPTH) throw new BboltCorruptError(`${where}: tree deeper than ${MAX_TREE_DEPTH} levels at page ${page.id}`);
     if (page.id !== 0) {
       if (visited.has(page.id)) throw new BboltCorruptError(`${where}: page ${page.id} is reached twice (a loop or a shared page)`);
       visited.add(page.id);
     }
+    if (page.flags !== BRANCH_PAGE) {
+      yield page;
+      return;
+    }
     const d = page.buf;
     for (let i = 0; i < page.count; i++) {
       const e = PAGE_HEADER_SIZE + i * ELEMENT_SIZE;
-      if (page.flags === BRANCH_PAGE) {
-        const keyStart = e + d.readUInt32LE(e);
-        const keyEnd = keyStart + d.readUInt32LE(e + 4);
-        if (keyEnd > d.length) throw new BboltCorruptError(`${where}: page ${page.id} element ${i}: key runs past the end of the page`);
-        yield* this.leafElements(this.page(d.readBigUInt64LE(e + 8), `${where} (child ${i} of page ${page.id})`), where, visited, depth + 1);
-      } else {
-        const flags = d.readUInt32LE(e);
-        if ((flags & ~BUCKET_LEAF_FLAG) !== 0) throw new BboltCorruptError(`${where}: page ${page.id} element ${i} has unknown flags ${hex(flags)}`);
-        const keyStart = e + d.readUInt32LE(e + 4);
-        const keyEnd = keyStart + d.readUInt32LE(e + 8);
-        const valueEnd = keyEnd + d.readUInt32LE(e + 12);
-        if (valueEnd > d.length) throw new BboltCorruptError(`${where}: page ${page.id} element ${i}: key or value runs past the end of the page`);
-        yield { isBucket: flags === BUCKET_LEAF_FLAG, key: d.subarray(keyStart, keyEnd), value: d.subarray(keyEnd, valueEnd) };
-      }
+      const keyStart = e + d.readUInt32LE(e);
+      const keyEnd = keyStart + d.readUInt32LE(e + 4);
+      if (keyEnd > d.length) throw new BboltCorruptError(`${where}: page ${page.id} element ${i}: key runs past the end of the page`);
+      yield* this.leafPages(this.page(d.readBigUInt64LE(e + 8), `${where} (child ${i} of page ${page.id})`), where, visited, depth + 1);
     }
   }
 }
@@ -389,7 +402,7 @@ export class BboltBucket {
 
   /** The key/value pairs (not the nested buckets), in key order. */
   *pairs(): Generator<BboltPair> {
-    for (const e of this.elements()) if (!e.isBucket) yield { key: e.key, value: e.value };
+    for (const e of this.elements()) if (!e.isBucket) yield e;
   }
 
   /** The names of the nested buckets, in key order. */

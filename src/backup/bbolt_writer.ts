@@ -48,18 +48,76 @@ export interface BboltWritten {
   readonly pageSize: number;
 }
 
+/** A key/value pair to write. */
+export type BboltPairInput = readonly [key: Buffer, value: Buffer];
+
+/**
+ * A bucket's pairs: all at hand, or in chunks as they come (a chunk is written without a turn of
+ * the event loop per pair).
+ */
+export type BboltPairsInput = Iterable<BboltPairInput> | AsyncIterable<Iterable<BboltPairInput>>;
+
+/**
+ * The leaf page being filled: its pairs' bytes copied in as they come (so a caller may reuse its
+ * buffers for the next pair), their lengths, and the page's size so far with its header.
+ */
+class LeafInProgress {
+  data: Buffer;
+  dataUsed = 0;
+  readonly keyLengths: number[] = [];
+  readonly valueLengths: number[] = [];
+  bytes = PAGE_HEADER_SIZE;
+
+  constructor(pageSize: number) {
+    this.data = Buffer.allocUnsafe(pageSize);
+  }
+
+  get count(): number {
+    return this.keyLengths.length;
+  }
+
+  add(key: Buffer, value: Buffer): void {
+    const n = key.length + value.length;
+    if (this.dataUsed + n > this.data.length) {
+      const grown = Buffer.allocUnsafe(Math.max(2 * this.data.length, this.dataUsed + n));
+      this.data.copy(grown, 0, 0, this.dataUsed);
+      this.data = grown;
+    }
+    key.copy(this.data, this.dataUsed);
+    value.copy(this.data, this.dataUsed + key.length);
+    this.dataUsed += n;
+    this.keyLengths.push(key.length);
+    this.valueLengths.push(value.length);
+    this.bytes += ELEMENT_SIZE + n;
+  }
+
+  clear(): void {
+    this.dataUsed = 0;
+    this.keyLengths.length = 0;
+    this.valueLengths.length = 0;
+    this.bytes = PAGE_HEADER_SIZE;
+  }
+}
+
 /** A bbolt database being written to a file: `bucket` for each top-level bucket, then `finish`. */
 export class BboltFileWriter {
   private nextPage = 2;
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
+  /** Pages gathered for the next write (the last of them just before page `nextPage`), zero-filled beyond what they hold. */
+  private out: Buffer = Buffer.alloc(WRITE_BUFFER);
+  private outUsed = 0;
   private readonly buckets: ChildRef[] = [];
   private finished = false;
+  private readonly leafInProgress: LeafInProgress;
+  /** The last key of the bucket being written (a copy), for the order check. */
+  private previous = Buffer.allocUnsafe(256);
+  private previousLength = -1;
 
   private constructor(
     private readonly fh: FileHandle,
     readonly pageSize: number,
-  ) {}
+  ) {
+    this.leafInProgress = new LeafInProgress(pageSize);
+  }
 
   /** Creates (or truncates) `file`. */
   static async create(file: string, pageSize = 4096): Promise<BboltFileWriter> {
@@ -68,33 +126,72 @@ export class BboltFileWriter {
 
   /**
    * Writes the top-level bucket `name` with `pairs`, which must come in strictly increasing key
-   * order (anything else is the caller's bug: InternalError).
+   * order (anything else is the caller's bug: InternalError). Each pair is copied as it comes: the
+   * caller may reuse its buffers for the next one.
    */
-  async bucket(name: string, pairs: AsyncIterable<readonly [Buffer, Buffer]> | Iterable<readonly [Buffer, Buffer]>): Promise<void> {
+  async bucket(name: string, pairs: BboltPairsInput): Promise<void> {
     if (this.finished) throw new InternalError('bbolt writer: finished');
     if (this.buckets.some((b) => b.key.toString() === name)) throw new InternalError(`bbolt writer: bucket ${name} written twice`);
     const leaves: ChildRef[] = [];
-    let elements: (readonly [Buffer, Buffer])[] = [];
-    let bytes = PAGE_HEADER_SIZE;
-    let previous: Buffer | undefined;
-    for await (const pair of pairs) {
-      const [key, value] = pair;
-      if (previous !== undefined && Buffer.compare(previous, key) >= 0) {
-        throw new InternalError(`bbolt writer: bucket ${name}: key ${key.toString('hex')} after ${previous.toString('hex')}: not in increasing order`);
+    this.leafInProgress.clear();
+    this.previousLength = -1;
+    const addAll = async (chunk: Iterable<BboltPairInput>): Promise<void> => {
+      for (const [key, value] of chunk) {
+        const written = this.addPair(name, leaves, key, value);
+        if (written !== undefined) await written;
       }
-      previous = key;
-      const size = ELEMENT_SIZE + key.length + value.length;
-      if (elements.length > 0 && (bytes + size > this.pageSize || elements.length === MAX_ELEMENTS)) {
-        leaves.push(await this.leaf(elements, bytes));
-        elements = [];
-        bytes = PAGE_HEADER_SIZE;
-      }
-      elements.push(pair);
-      bytes += size;
-    }
+    };
+    if (Symbol.iterator in pairs) await addAll(pairs);
+    else for await (const chunk of pairs) await addAll(chunk);
     // An empty bucket is one empty leaf.
-    if (elements.length > 0 || leaves.length === 0) leaves.push(await this.leaf(elements, bytes));
+    if (this.leafInProgress.count > 0 || leaves.length === 0) {
+      const done = this.writeLeaf(leaves);
+      if (done !== undefined) await done;
+    }
     this.buckets.push({ key: Buffer.from(name), page: await this.branches(leaves) });
+  }
+
+  /** Adds one pair to the leaf in progress, writing that leaf first when the pair does not fit; a promise only when pages had to be written to the file. */
+  private addPair(name: string, leaves: ChildRef[], key: Buffer, value: Buffer): Promise<void> | undefined {
+    if (this.previousLength >= 0 && key.compare(this.previous, 0, this.previousLength) <= 0) {
+      const previous = this.previous.toString('hex', 0, this.previousLength);
+      throw new InternalError(`bbolt writer: bucket ${name}: key ${key.toString('hex')} after ${previous}: not in increasing order`);
+    }
+    if (key.length > this.previous.length) this.previous = Buffer.allocUnsafe(2 * key.length);
+    key.copy(this.previous, 0);
+    this.previousLength = key.length;
+    const leaf = this.leafInProgress;
+    const size = ELEMENT_SIZE + key.length + value.length;
+    let written: Promise<void> | undefined;
+    if (leaf.count > 0 && (leaf.bytes + size > this.pageSize || leaf.count === MAX_ELEMENTS)) written = this.writeLeaf(leaves);
+    if (written === undefined) {
+      leaf.add(key, value);
+      return undefined;
+    }
+    return written.then(() => leaf.add(key, value));
+  }
+
+  /** Writes the leaf in progress as one leaf page (spanning more pages if it must), and empties it; a promise only when pages had to be written to the file. */
+  private writeLeaf(leaves: ChildRef[], flags = 0): Promise<void> | undefined {
+    const leaf = this.leafInProgress;
+    const count = leaf.count;
+    const { buf, at: page, id } = this.pageAt(LEAF_PAGE, count, leaf.bytes);
+    let data = page + PAGE_HEADER_SIZE + count * ELEMENT_SIZE;
+    for (let i = 0; i < count; i++) {
+      const at = page + PAGE_HEADER_SIZE + i * ELEMENT_SIZE;
+      const k = leaf.keyLengths[i]!;
+      const v = leaf.valueLengths[i]!;
+      buf.writeUInt32LE(flags, at);
+      buf.writeUInt32LE(data - at, at + 4);
+      buf.writeUInt32LE(k, at + 8);
+      buf.writeUInt32LE(v, at + 12);
+      data += k + v;
+    }
+    leaf.data.copy(buf, page + PAGE_HEADER_SIZE + count * ELEMENT_SIZE, 0, leaf.dataUsed);
+    // The first key is copied: the leaf's data is reused.
+    leaves.push({ key: Buffer.from(leaf.data.subarray(0, leaf.keyLengths[0] ?? 0)), page: id });
+    leaf.clear();
+    return this.pageDone();
   }
 
   /** Writes the root bucket and the meta pages, and closes the file. */
@@ -103,17 +200,20 @@ export class BboltFileWriter {
     this.finished = true;
     try {
       const sorted = [...this.buckets].sort((a, b) => Buffer.compare(a.key, b.key));
-      const elements = sorted.map((b): readonly [Buffer, Buffer] => {
+      const roots: ChildRef[] = [];
+      const leaf = this.leafInProgress;
+      leaf.clear();
+      for (const b of sorted) {
         const header = Buffer.alloc(BUCKET_HEADER_SIZE);
         header.writeBigUInt64LE(BigInt(b.page), 0);
-        return [b.key, header];
-      });
-      const bytes = elements.reduce((n, [k, v]) => n + ELEMENT_SIZE + k.length + v.length, PAGE_HEADER_SIZE);
-      const root = await this.leaf(elements, bytes, BUCKET_LEAF_FLAG);
+        leaf.add(b.key, header);
+      }
+      const written = this.writeLeaf(roots, BUCKET_LEAF_FLAG);
+      if (written !== undefined) await written;
       await this.flush();
       const metas = Buffer.alloc(2 * this.pageSize);
-      this.writeMeta(metas, 0, root.page, TXID);
-      this.writeMeta(metas, 1, root.page, TXID - 1n);
+      this.writeMeta(metas, 0, roots[0]!.page, TXID);
+      this.writeMeta(metas, 1, roots[0]!.page, TXID - 1n);
       await this.fh.write(metas, 0, metas.length, 0);
       await this.fh.sync();
       return { size: this.nextPage * this.pageSize, pageCount: this.nextPage, pageSize: this.pageSize };
@@ -146,25 +246,6 @@ export class BboltFileWriter {
     out.writeBigUInt64LE(fnv1a64(out.subarray(m, m + 56)), m + 56);
   }
 
-  /** Writes one leaf page (spanning more pages if it must) of `elements`, `bytes` long with its header. */
-  private async leaf(elements: readonly (readonly [Buffer, Buffer])[], bytes: number, flags = 0): Promise<ChildRef> {
-    const page = this.pageBuffer(LEAF_PAGE, elements.length, bytes);
-    let data = PAGE_HEADER_SIZE + elements.length * ELEMENT_SIZE;
-    elements.forEach(([key, value], i) => {
-      const at = PAGE_HEADER_SIZE + i * ELEMENT_SIZE;
-      page.buf.writeUInt32LE(flags, at);
-      page.buf.writeUInt32LE(data - at, at + 4);
-      page.buf.writeUInt32LE(key.length, at + 8);
-      page.buf.writeUInt32LE(value.length, at + 12);
-      key.copy(page.buf, data);
-      value.copy(page.buf, data + key.length);
-      data += key.length + value.length;
-    });
-    await this.append(page.buf);
-    // The key is copied: the caller's may be a view into a buffer it reuses.
-    return { key: Buffer.from(elements[0]?.[0] ?? Buffer.alloc(0)), page: page.id };
-  }
-
   /** Writes the branch levels above `children` (if more than one); returns the bucket's root page. */
   private async branches(children: ChildRef[]): Promise<number> {
     let level = children;
@@ -189,46 +270,61 @@ export class BboltFileWriter {
   }
 
   private async branch(children: readonly ChildRef[], bytes: number): Promise<ChildRef> {
-    const page = this.pageBuffer(BRANCH_PAGE, children.length, bytes);
-    let data = PAGE_HEADER_SIZE + children.length * ELEMENT_SIZE;
+    const { buf, at: page, id } = this.pageAt(BRANCH_PAGE, children.length, bytes);
+    let data = page + PAGE_HEADER_SIZE + children.length * ELEMENT_SIZE;
     children.forEach((c, i) => {
-      const at = PAGE_HEADER_SIZE + i * ELEMENT_SIZE;
-      page.buf.writeUInt32LE(data - at, at);
-      page.buf.writeUInt32LE(c.key.length, at + 4);
-      page.buf.writeBigUInt64LE(BigInt(c.page), at + 8);
-      c.key.copy(page.buf, data);
+      const at = page + PAGE_HEADER_SIZE + i * ELEMENT_SIZE;
+      buf.writeUInt32LE(data - at, at);
+      buf.writeUInt32LE(c.key.length, at + 4);
+      buf.writeBigUInt64LE(BigInt(c.page), at + 8);
+      c.key.copy(buf, data);
       data += c.key.length;
     });
-    await this.append(page.buf);
-    return { key: children[0]!.key, page: page.id };
+    await this.pageDone();
+    return { key: children[0]!.key, page: id };
   }
 
-  /** A zeroed page buffer with its header, allocated the next page id(s). */
-  private pageBuffer(flags: number, count: number, bytes: number): { buf: Buffer; id: number } {
+  /**
+   * The next page (or pages, for `bytes` beyond one) at the end of the gathered ones, zeroed, with
+   * its header written, and its page id: `buf` (the write buffer) from offset `at`.
+   */
+  private pageAt(flags: number, count: number, bytes: number): { buf: Buffer; at: number; id: number } {
     const pages = Math.max(1, Math.ceil(bytes / this.pageSize));
-    const buf = Buffer.alloc(pages * this.pageSize);
+    const size = pages * this.pageSize;
+    if (this.outUsed + size > this.out.length) {
+      // Only a page larger than the write buffer's room (a large value's overflow) gets here.
+      const grown = Buffer.alloc(this.outUsed + size);
+      this.out.copy(grown, 0, 0, this.outUsed);
+      this.out = grown;
+    }
+    const buf = this.out;
+    const at = this.outUsed;
+    this.outUsed += size;
     const id = this.nextPage;
     this.nextPage += pages;
-    buf.writeBigUInt64LE(BigInt(id), 0);
-    buf.writeUInt16LE(flags, 8);
-    buf.writeUInt16LE(count, 10);
-    buf.writeUInt32LE(pages - 1, 12);
-    return { buf, id };
+    buf.writeBigUInt64LE(BigInt(id), at);
+    buf.writeUInt16LE(flags, at + 8);
+    buf.writeUInt16LE(count, at + 10);
+    buf.writeUInt32LE(pages - 1, at + 12);
+    return { buf, at, id };
   }
 
-  private async append(page: Buffer): Promise<void> {
-    this.pending.push(page);
-    this.pendingBytes += page.length;
-    if (this.pendingBytes >= WRITE_BUFFER) await this.flush();
+  /** After a page is written into the write buffer: the buffer written to the file if another page would not fit. */
+  private pageDone(): Promise<void> | undefined {
+    return this.outUsed + this.pageSize > this.out.length ? this.flush() : undefined;
   }
 
-  /** Writes the gathered pages after the ones already written (page 2 starts after the meta pages). */
+  /** Writes the gathered pages after the ones already written (page 2 starts after the meta pages), and empties the buffer (zeroed again). */
   private async flush(): Promise<void> {
-    if (this.pending.length === 0) return;
-    const data = Buffer.concat(this.pending);
-    const at = this.nextPage * this.pageSize - data.length;
-    this.pending = [];
-    this.pendingBytes = 0;
-    await this.fh.write(data, 0, data.length, at);
+    if (this.outUsed === 0) return;
+    const n = this.outUsed;
+    const at = this.nextPage * this.pageSize - n;
+    for (let done = 0; done < n; ) {
+      const { bytesWritten } = await this.fh.write(this.out, done, n - done, at + done);
+      done += bytesWritten;
+    }
+    if (this.out.length > WRITE_BUFFER) this.out = Buffer.alloc(WRITE_BUFFER);
+    else this.out.fill(0, 0, n);
+    this.outUsed = 0;
   }
 }

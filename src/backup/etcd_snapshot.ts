@@ -30,7 +30,19 @@ import { createHash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
 import { BboltDb, bufferSource, FileSource, type BboltBucket, type BboltMeta, type PageSource } from './bbolt.js';
 import { SnapshotContentError, SnapshotIntegrityError } from './errors.js';
-import { bytesField, decodeFieldList, decodeMessage, int64Field, repeatedBytesField, safeIntField } from './protobuf.js';
+import {
+  bytesField,
+  bytesValue,
+  decodeFieldList,
+  decodeMessage,
+  int64Field,
+  int64Value,
+  ProtoFieldReader,
+  repeatedBytesField,
+  safeIntField,
+  safeIntValue,
+  type FieldValue,
+} from './protobuf.js';
 
 /** The sha256 etcd appends to a snapshot. */
 export const SHA256_SIZE = 32;
@@ -280,18 +292,79 @@ function checkHash(stored: Buffer, computed: Buffer): void {
   }
 }
 
+const TWO32 = 0x1_0000_0000;
+/** The high 32 bits of a non-negative safe integer are at most this. */
+const MAX_SAFE_HIGH = Math.floor(Number.MAX_SAFE_INTEGER / TWO32);
+
 /** A revision key (17 bytes, or 18 with a tombstone's 't'), checked. */
 function parseRevisionKey(key: Buffer, what: string): { revision: EtcdRevision; tombstone: boolean } {
   const tombstone = key.length === REVISION_KEY_SIZE + 1 && key[REVISION_KEY_SIZE] === TOMBSTONE_MARK;
   if ((key.length !== REVISION_KEY_SIZE && !tombstone) || key[8] !== REVISION_SEPARATOR) {
     throw new SnapshotContentError(`${what}: ${key.toString('hex')} is not a revision key`);
   }
-  const main = key.readBigInt64BE(0);
-  const sub = key.readBigInt64BE(9);
-  const max = BigInt(Number.MAX_SAFE_INTEGER);
-  if (main < 0n || main > max || sub < 0n || sub > max)
-    throw new SnapshotContentError(`${what}: revision ${main}_${sub} is not a pair of non-negative safe integers`);
-  return { revision: { main: Number(main), sub: Number(sub) }, tombstone };
+  // Read as two 32-bit halves each (no bigint per revision): a high half up to MAX_SAFE_HIGH is a non-negative safe integer.
+  const mainHigh = key.readUInt32BE(0);
+  const subHigh = key.readUInt32BE(9);
+  if (mainHigh > MAX_SAFE_HIGH || subHigh > MAX_SAFE_HIGH) {
+    throw new SnapshotContentError(`${what}: revision ${key.readBigInt64BE(0)}_${key.readBigInt64BE(9)} is not a pair of non-negative safe integers`);
+  }
+  return { revision: { main: mainHigh * TWO32 + key.readUInt32BE(4), sub: subHigh * TWO32 + key.readUInt32BE(13) }, tombstone };
+}
+
+/** A put's mvccpb.KeyValue, its fields checked as safeIntField and bytesField check them (the last of a field given twice; the key not empty), read without a Map. */
+function readKeyValue(value: Buffer, what: () => string): EtcdKeyValue {
+  let key: FieldValue;
+  let createRevision: FieldValue;
+  let modRevision: FieldValue;
+  let version: FieldValue;
+  let v: FieldValue;
+  let lease: FieldValue;
+  const r = new ProtoFieldReader(value, what);
+  while (r.next()) {
+    const x = r.value();
+    if (x === undefined) continue;
+    switch (r.field) {
+      case KeyValueField.key:
+        key = x;
+        break;
+      case KeyValueField.createRevision:
+        createRevision = x;
+        break;
+      case KeyValueField.modRevision:
+        modRevision = x;
+        break;
+      case KeyValueField.version:
+        version = x;
+        break;
+      case KeyValueField.value:
+        v = x;
+        break;
+      case KeyValueField.lease:
+        lease = x;
+        break;
+    }
+  }
+  const k = bytesValue(key, KeyValueField.key, what);
+  if (k.length === 0) throw new SnapshotContentError(`${what()}: empty key`);
+  return {
+    key: k,
+    createRevision: safeIntValue(createRevision, KeyValueField.createRevision, what),
+    modRevision: safeIntValue(modRevision, KeyValueField.modRevision, what),
+    version: safeIntValue(version, KeyValueField.version, what),
+    value: bytesValue(v, KeyValueField.value, what),
+    lease: lease === 0 || lease === undefined ? 0n : int64Value(lease, KeyValueField.lease, what),
+  };
+}
+
+/** A tombstone's mvccpb.KeyValue: only its key is read (the last given), as bytesField reads it. */
+function readTombstoneKey(value: Buffer, what: () => string): Buffer {
+  let key: FieldValue;
+  const r = new ProtoFieldReader(value, what);
+  while (r.next()) {
+    const x = r.value();
+    if (x !== undefined && r.field === KeyValueField.key) key = x;
+  }
+  return bytesValue(key, KeyValueField.key, what);
 }
 
 /** The `key` bucket's revisions, in revision order, each checked (a revision given twice, as a put and a delete, too). */
@@ -299,30 +372,23 @@ function* readRevisions(bucket: BboltBucket): Generator<EtcdRevisionRecord> {
   let previous: EtcdRevision | undefined;
   for (const { key, value } of bucket.pairs()) {
     const { revision, tombstone } = parseRevisionKey(key, 'key bucket');
-    const what = `key bucket, revision ${revision.main}_${revision.sub}`;
+    // Made only for an error: a million revisions build no text.
+    const what = (): string => `key bucket, revision ${revision.main}_${revision.sub}`;
     // The keys are in byte order (bbolt.ts checks it), which is revision order; the same revision twice differs only in the 't'.
     if (previous !== undefined && previous.main === revision.main && previous.sub === revision.sub)
-      throw new SnapshotContentError(`${what}: given twice (a put and a tombstone)`);
+      throw new SnapshotContentError(`${what()}: given twice (a put and a tombstone)`);
     previous = revision;
-    const msg = decodeMessage(value, what);
-    const k = bytesField(msg, KeyValueField.key, what);
-    if (k.length === 0) throw new SnapshotContentError(`${what}: empty key`);
     if (tombstone) {
+      const k = readTombstoneKey(value, what);
+      if (k.length === 0) throw new SnapshotContentError(`${what()}: empty key`);
       yield { revision, tombstone, key: k };
       continue;
     }
-    const kv: EtcdKeyValue = {
-      key: k,
-      createRevision: safeIntField(msg, KeyValueField.createRevision, what),
-      modRevision: safeIntField(msg, KeyValueField.modRevision, what),
-      version: safeIntField(msg, KeyValueField.version, what),
-      value: bytesField(msg, KeyValueField.value, what),
-      lease: int64Field(msg, KeyValueField.lease, what),
-    };
+    const kv = readKeyValue(value, what);
     // etcd writes a put's KeyValue with its own revision: anything else is not etcd's data.
-    if (kv.modRevision !== revision.main) throw new SnapshotContentError(`${what}: mod_revision is ${kv.modRevision}`);
+    if (kv.modRevision !== revision.main) throw new SnapshotContentError(`${what()}: mod_revision is ${kv.modRevision}`);
     if (kv.createRevision < 1 || kv.createRevision > kv.modRevision || kv.version < 1) {
-      throw new SnapshotContentError(`${what}: create_revision ${kv.createRevision} and version ${kv.version} do not fit mod_revision ${kv.modRevision}`);
+      throw new SnapshotContentError(`${what()}: create_revision ${kv.createRevision} and version ${kv.version} do not fit mod_revision ${kv.modRevision}`);
     }
     yield { revision, tombstone, kv };
   }

@@ -13,7 +13,7 @@
  * restore reads both alike. The revisions are streamed (bbolt_writer.ts): memory stays bounded.
  */
 import { Buffer } from 'node:buffer';
-import { BboltFileWriter, type BboltWritten } from './bbolt_writer.js';
+import { BboltFileWriter, type BboltPairInput, type BboltPairsInput, type BboltWritten } from './bbolt_writer.js';
 import {
   KeyValueField,
   LeaseField,
@@ -30,7 +30,7 @@ import {
   type EtcdRevision,
   type EtcdRevisionRecord,
 } from './etcd_snapshot.js';
-import { encodeMessage, type ProtoField } from './protobuf.js';
+import { encodeMessage, fieldSize, writeField, type ProtoField } from './protobuf.js';
 
 /** An active alarm: the member it is raised for and etcdserverpb.AlarmType's number (NOSPACE 1, CORRUPT 2). */
 interface EtcdAlarm {
@@ -40,8 +40,11 @@ interface EtcdAlarm {
 
 /** What goes into the database. */
 export interface EtcdDatabaseContent {
-  /** Every revision kept, in revision order. */
-  readonly revisions: AsyncIterable<EtcdRevisionRecord> | Iterable<EtcdRevisionRecord>;
+  /**
+   * Every revision kept, in revision order: all at hand, or in chunks as they come (an export
+   * read from its scratch file; each chunk written without a turn of the event loop per revision).
+   */
+  readonly revisions: Iterable<EtcdRevisionRecord> | AsyncIterable<Iterable<EtcdRevisionRecord>>;
   /** The leases, in id order. */
   readonly leases: readonly EtcdLease[];
   /** The Raft index of the last entry applied. */
@@ -58,13 +61,22 @@ export interface EtcdDatabaseContent {
 /** etcd's ClusterVersion as its backend records it. */
 const CLUSTER_VERSION = '3.4.0';
 
-/** A revision key (etcd's revToBytes), with the tombstone mark if one. */
-function revisionKey(r: EtcdRevision, tombstone = false): Buffer {
-  const b = Buffer.alloc(REVISION_KEY_SIZE + (tombstone ? 1 : 0));
-  b.writeBigInt64BE(BigInt(r.main), 0);
+const TWO32 = 0x1_0000_0000;
+const EMPTY = Buffer.alloc(0);
+
+/** Writes the revision key (etcd's revToBytes) of `main` and `sub` (non-negative safe integers) at the start of `b`. */
+function writeRevisionKey(b: Buffer, main: number, sub: number): void {
+  b.writeUInt32BE(Math.floor(main / TWO32), 0);
+  b.writeUInt32BE(main % TWO32, 4);
   b[8] = REVISION_SEPARATOR;
-  b.writeBigInt64BE(BigInt(r.sub), 9);
-  if (tombstone) b[REVISION_KEY_SIZE] = TOMBSTONE_MARK;
+  b.writeUInt32BE(Math.floor(sub / TWO32), 9);
+  b.writeUInt32BE(sub % TWO32, 13);
+}
+
+/** A revision key (etcd's revToBytes). */
+function revisionKey(r: EtcdRevision): Buffer {
+  const b = Buffer.alloc(REVISION_KEY_SIZE);
+  writeRevisionKey(b, r.main, r.sub);
   return b;
 }
 
@@ -74,25 +86,55 @@ const u64 = (n: number | bigint): Buffer => {
   return b;
 };
 
-async function* keyPairs(revisions: EtcdDatabaseContent['revisions']): AsyncGenerator<readonly [Buffer, Buffer]> {
-  for await (const r of revisions) {
-    if (r.tombstone) {
-      yield [revisionKey(r.revision, true), encodeMessage([[KeyValueField.key, r.key]])];
-      continue;
-    }
+/**
+ * The `key` bucket's pairs, encoded into buffers reused from one revision to the next (the bbolt
+ * writer copies each pair as it comes): a million revisions cost no allocation each.
+ */
+class RevisionPairEncoder {
+  private readonly putKey = Buffer.alloc(REVISION_KEY_SIZE);
+  private readonly tombstoneKey = Buffer.alloc(REVISION_KEY_SIZE + 1, TOMBSTONE_MARK);
+  private value = Buffer.allocUnsafe(4096);
+
+  /** The pair of `r`: views of the encoder's buffers, valid until the next call. */
+  pair(r: EtcdRevisionRecord): BboltPairInput {
+    const key = r.tombstone ? this.tombstoneKey : this.putKey;
+    writeRevisionKey(key, r.revision.main, r.revision.sub);
+    // A tombstone's KeyValue holds only the key.
+    if (r.tombstone) return [key, this.encode(r.key, 0, 0, 0, EMPTY, 0n)];
     const kv = r.kv;
-    yield [
-      revisionKey(r.revision),
-      encodeMessage([
-        [KeyValueField.key, kv.key],
-        [KeyValueField.createRevision, kv.createRevision],
-        [KeyValueField.modRevision, kv.modRevision],
-        [KeyValueField.version, kv.version],
-        [KeyValueField.value, kv.value],
-        [KeyValueField.lease, kv.lease],
-      ]),
-    ];
+    return [key, this.encode(kv.key, kv.createRevision, kv.modRevision, kv.version, kv.value, kv.lease)];
   }
+
+  /** mvccpb.KeyValue, as encodeMessage writes it, in the reused buffer. */
+  private encode(key: Buffer, createRevision: number, modRevision: number, version: number, value: Buffer, lease: bigint): Buffer {
+    const size =
+      fieldSize(KeyValueField.key, key) +
+      fieldSize(KeyValueField.createRevision, createRevision) +
+      fieldSize(KeyValueField.modRevision, modRevision) +
+      fieldSize(KeyValueField.version, version) +
+      fieldSize(KeyValueField.value, value) +
+      fieldSize(KeyValueField.lease, lease);
+    if (size > this.value.length) this.value = Buffer.allocUnsafe(2 * size);
+    const b = this.value;
+    let pos = writeField(b, 0, KeyValueField.key, key);
+    pos = writeField(b, pos, KeyValueField.createRevision, createRevision);
+    pos = writeField(b, pos, KeyValueField.modRevision, modRevision);
+    pos = writeField(b, pos, KeyValueField.version, version);
+    pos = writeField(b, pos, KeyValueField.value, value);
+    pos = writeField(b, pos, KeyValueField.lease, lease);
+    return b.subarray(0, pos);
+  }
+}
+
+function keyPairs(revisions: EtcdDatabaseContent['revisions']): BboltPairsInput {
+  const encoder = new RevisionPairEncoder();
+  function* pairs(records: Iterable<EtcdRevisionRecord>): Generator<BboltPairInput> {
+    for (const r of records) yield encoder.pair(r);
+  }
+  if (Symbol.iterator in revisions) return pairs(revisions);
+  return (async function* () {
+    for await (const chunk of revisions) yield pairs(chunk);
+  })();
 }
 
 /** A member as etcd's membership JSON (the uint64 id written exactly, not through a double). */

@@ -27,26 +27,81 @@ export type ProtoMessage = ReadonlyMap<number, ProtoValue>;
 /** Varints of up to this many bytes (49 bits) are summed as a JS number, exact, before one conversion to bigint. */
 const NUMBER_VARINT_BYTES = 7;
 
-/** Reads a varint at `pos` of `buf`; returns its value and the position after it. */
-function readVarint(buf: Buffer, pos: number, what: string): [bigint, number] {
-  // Most varints (tags, lengths, revisions) are short: summed as a number, not a bigint per byte.
-  let n = 0;
-  let scale = 1;
-  for (let i = 0, p = pos; i < NUMBER_VARINT_BYTES; i++) {
-    if (p >= buf.length) throw new SnapshotContentError(`${what}: truncated varint`);
-    const b = buf[p++]!;
-    n += (b & 0x7f) * scale;
-    if ((b & 0x80) === 0) return [BigInt(n), p];
-    scale *= 0x80;
+/**
+ * A walk over the fields of one message: the one reader of the wire format. Allocates nothing per
+ * field but the views of length-delimited ones (a restore reads a message per revision, twice).
+ * `what` names the message in errors; it is called only to build one.
+ */
+export class ProtoFieldReader {
+  private pos = 0;
+  /** The current field's number and wire type (after `next`). */
+  field = 0;
+  wireType = 0;
+
+  constructor(
+    private readonly buf: Buffer,
+    private readonly what: () => string,
+  ) {}
+
+  /** Moves to the next field; false at the end of the message. */
+  next(): boolean {
+    if (this.pos >= this.buf.length) return false;
+    const tag = this.varint();
+    const field = typeof tag === 'number' ? Math.floor(tag / 8) : Number(tag >> 3n);
+    if (field === 0) throw new SnapshotContentError(`${this.what()}: field number 0`);
+    this.field = field;
+    this.wireType = typeof tag === 'number' ? tag % 8 : Number(tag & 7n);
+    return true;
   }
-  let value = 0n;
-  for (let i = 0; i < MAX_VARINT_BYTES; i++) {
-    if (pos >= buf.length) throw new SnapshotContentError(`${what}: truncated varint`);
-    const b = buf[pos++]!;
-    value |= BigInt(b & 0x7f) << BigInt(7 * i);
-    if ((b & 0x80) === 0) return [BigInt.asUintN(64, value), pos];
+
+  /**
+   * The current field's value (read once, after `next`): a varint's 64 bits, unsigned (a number
+   * when below 2^49, so exact; a bigint from there), a view of a length-delimited field's bytes,
+   * or undefined for a fixed-width one (skipped).
+   */
+  value(): number | bigint | Buffer | undefined {
+    const { wireType, field, buf } = this;
+    if (wireType === VARINT) return this.varint();
+    if (wireType === LENGTH_DELIMITED) {
+      const len = this.varint();
+      if (len > buf.length - this.pos) throw new SnapshotContentError(`${this.what()}: field ${field} of ${len} bytes runs past the end of the message`);
+      const start = this.pos;
+      this.pos += Number(len);
+      return buf.subarray(start, this.pos);
+    }
+    if (wireType === FIXED64 || wireType === FIXED32) {
+      this.pos += wireType === FIXED64 ? 8 : 4;
+      if (this.pos > buf.length) throw new SnapshotContentError(`${this.what()}: field ${field} runs past the end of the message`);
+      return undefined;
+    }
+    throw new SnapshotContentError(`${this.what()}: field ${field} has unsupported wire type ${wireType}`);
   }
-  throw new SnapshotContentError(`${what}: varint longer than ${MAX_VARINT_BYTES} bytes`);
+
+  /** The varint at the current position (see `value`), and moves past it. */
+  private varint(): number | bigint {
+    const buf = this.buf;
+    // Most varints (tags, lengths, revisions) are short: summed as a number, not a bigint per byte.
+    let n = 0;
+    let scale = 1;
+    for (let i = 0, p = this.pos; i < NUMBER_VARINT_BYTES; i++) {
+      if (p >= buf.length) throw new SnapshotContentError(`${this.what()}: truncated varint`);
+      const b = buf[p++]!;
+      n += (b & 0x7f) * scale;
+      if ((b & 0x80) === 0) {
+        this.pos = p;
+        return n;
+      }
+      scale *= 0x80;
+    }
+    let value = 0n;
+    for (let i = 0; i < MAX_VARINT_BYTES; i++) {
+      if (this.pos >= buf.length) throw new SnapshotContentError(`${this.what()}: truncated varint`);
+      const b = buf[this.pos++]!;
+      value |= BigInt(b & 0x7f) << BigInt(7 * i);
+      if ((b & 0x80) === 0) return BigInt.asUintN(64, value);
+    }
+    throw new SnapshotContentError(`${this.what()}: varint longer than ${MAX_VARINT_BYTES} bytes`);
+  }
 }
 
 /**
@@ -55,28 +110,10 @@ function readVarint(buf: Buffer, pos: number, what: string): [bigint, number] {
  */
 export function decodeFieldList(buf: Buffer, what: string): Array<readonly [field: number, value: ProtoValue]> {
   const fields: Array<readonly [number, ProtoValue]> = [];
-  let pos = 0;
-  while (pos < buf.length) {
-    const [tag, afterTag] = readVarint(buf, pos, what);
-    pos = afterTag;
-    const field = Number(tag >> 3n);
-    if (field === 0) throw new SnapshotContentError(`${what}: field number 0`);
-    const wireType = Number(tag & 7n);
-    if (wireType === VARINT) {
-      const [v, next] = readVarint(buf, pos, what);
-      fields.push([field, v]);
-      pos = next;
-    } else if (wireType === LENGTH_DELIMITED) {
-      const [len, next] = readVarint(buf, pos, what);
-      if (len > BigInt(buf.length - next)) throw new SnapshotContentError(`${what}: field ${field} of ${len} bytes runs past the end of the message`);
-      fields.push([field, buf.subarray(next, next + Number(len))]);
-      pos = next + Number(len);
-    } else if (wireType === FIXED64 || wireType === FIXED32) {
-      pos += wireType === FIXED64 ? 8 : 4;
-      if (pos > buf.length) throw new SnapshotContentError(`${what}: field ${field} runs past the end of the message`);
-    } else {
-      throw new SnapshotContentError(`${what}: field ${field} has unsupported wire type ${wireType}`);
-    }
+  const r = new ProtoFieldReader(buf, () => what);
+  while (r.next()) {
+    const v = r.value();
+    if (v !== undefined) fields.push([r.field, typeof v === 'number' ? BigInt(v) : v]);
   }
   return fields;
 }
@@ -96,27 +133,47 @@ export function repeatedBytesField(fields: ReturnType<typeof decodeFieldList>, f
     });
 }
 
+/** A field's value as ProtoFieldReader reads it, or as decodeMessage holds it; undefined when absent. */
+export type FieldValue = number | bigint | Buffer | undefined;
+
+/** An int64 field's value (two's complement in a varint), 0 when absent; exact. */
+export function int64Value(v: FieldValue, field: number, what: () => string): bigint {
+  if (v === undefined) return 0n;
+  if (Buffer.isBuffer(v)) throw new SnapshotContentError(`${what()}: field ${field} is length-delimited, expected an int64`);
+  return BigInt.asIntN(64, BigInt(v));
+}
+
+/** An int64 field's value that must be a non-negative safe JS number (a revision, a version, a TTL). */
+export function safeIntValue(v: FieldValue, field: number, what: () => string): number {
+  // A varint read as a number is below 2^49: non-negative and exact as an int64 too.
+  if (typeof v === 'number') return v;
+  const n = int64Value(v, field, what);
+  if (n < 0n || n > BigInt(Number.MAX_SAFE_INTEGER)) throw new SnapshotContentError(`${what()}: field ${field} is ${n}, not a non-negative safe integer`);
+  return Number(n);
+}
+
+/** A bytes field's value, empty when absent (a view into the message). */
+export function bytesValue(v: FieldValue, field: number, what: () => string): Buffer {
+  if (v === undefined) return EMPTY;
+  if (!Buffer.isBuffer(v)) throw new SnapshotContentError(`${what()}: field ${field} is a varint, expected bytes`);
+  return v;
+}
+
+const EMPTY = Buffer.alloc(0);
+
 /** An int64 field (two's complement in a varint), 0 when absent; exact. */
 export function int64Field(msg: ProtoMessage, field: number, what: string): bigint {
-  const v = msg.get(field);
-  if (v === undefined) return 0n;
-  if (typeof v !== 'bigint') throw new SnapshotContentError(`${what}: field ${field} is length-delimited, expected an int64`);
-  return BigInt.asIntN(64, v);
+  return int64Value(msg.get(field), field, () => what);
 }
 
 /** An int64 field that must be a non-negative safe JS number (a revision, a version, a TTL). */
 export function safeIntField(msg: ProtoMessage, field: number, what: string): number {
-  const v = int64Field(msg, field, what);
-  if (v < 0n || v > BigInt(Number.MAX_SAFE_INTEGER)) throw new SnapshotContentError(`${what}: field ${field} is ${v}, not a non-negative safe integer`);
-  return Number(v);
+  return safeIntValue(msg.get(field), field, () => what);
 }
 
 /** A bytes field, empty when absent (a view into the message). */
 export function bytesField(msg: ProtoMessage, field: number, what: string): Buffer {
-  const v = msg.get(field);
-  if (v === undefined) return Buffer.alloc(0);
-  if (typeof v === 'bigint') throw new SnapshotContentError(`${what}: field ${field} is a varint, expected bytes`);
-  return v;
+  return bytesValue(msg.get(field), field, () => what);
 }
 
 /** A field to encode: an integer (a varint; negative ones as int64's two's complement) or bytes. */
@@ -150,32 +207,36 @@ function writeVarint(buf: Buffer, pos: number, u: bigint | number): number {
   return pos;
 }
 
+/** The bytes encodeMessage gives the field `field` of `value`: none for a zero or empty one (proto3's rule). */
+export function fieldSize(field: number, value: bigint | number | Buffer): number {
+  if (Buffer.isBuffer(value)) return value.length > 0 ? varintSize((field << 3) | LENGTH_DELIMITED) + varintSize(value.length) + value.length : 0;
+  return value !== 0 && value !== 0n ? varintSize((field << 3) | VARINT) + varintSize(unsigned64(value)) : 0;
+}
+
+/** Writes the field `field` of `value` as encodeMessage does at `pos` of `out` (which has fieldSize's room); returns the position after it. */
+export function writeField(out: Buffer, pos: number, field: number, value: bigint | number | Buffer): number {
+  if (Buffer.isBuffer(value)) {
+    if (value.length === 0) return pos;
+    pos = writeVarint(out, pos, (field << 3) | LENGTH_DELIMITED);
+    pos = writeVarint(out, pos, value.length);
+    return pos + value.copy(out, pos);
+  }
+  if (value === 0 || value === 0n) return pos;
+  pos = writeVarint(out, pos, (field << 3) | VARINT);
+  return writeVarint(out, pos, unsigned64(value));
+}
+
 /**
  * Encodes a message of varint and bytes fields, in the order given, leaving out zeros and empty
  * bytes (proto3's rule, as gogo/protobuf marshals etcd's messages). Sized first, then written
- * into one buffer: a backup encodes one message per revision.
+ * into one buffer. (A backup's revisions, one message each, are written with fieldSize and
+ * writeField into a buffer reused: etcd_snapshot_writer.ts.)
  */
 export function encodeMessage(fields: readonly ProtoField[]): Buffer {
   let size = 0;
-  for (const [field, value] of fields) {
-    if (Buffer.isBuffer(value)) {
-      if (value.length > 0) size += varintSize((field << 3) | LENGTH_DELIMITED) + varintSize(value.length) + value.length;
-    } else if (value !== 0 && value !== 0n) {
-      size += varintSize((field << 3) | VARINT) + varintSize(unsigned64(value));
-    }
-  }
+  for (const [field, value] of fields) size += fieldSize(field, value);
   const out = Buffer.allocUnsafe(size);
   let pos = 0;
-  for (const [field, value] of fields) {
-    if (Buffer.isBuffer(value)) {
-      if (value.length === 0) continue;
-      pos = writeVarint(out, pos, (field << 3) | LENGTH_DELIMITED);
-      pos = writeVarint(out, pos, value.length);
-      pos += value.copy(out, pos);
-    } else if (value !== 0 && value !== 0n) {
-      pos = writeVarint(out, pos, (field << 3) | VARINT);
-      pos = writeVarint(out, pos, unsigned64(value));
-    }
-  }
+  for (const [field, value] of fields) pos = writeField(out, pos, field, value);
   return out;
 }

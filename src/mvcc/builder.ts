@@ -3,7 +3,7 @@
  * etcd's view of a store (revisions.ts's importRevisions).
  */
 import { Buffer } from 'node:buffer';
-import { writeBatch, type BatchOp } from '../level_batch.js';
+import { writeBatch } from '../level_batch.js';
 import { CorruptError } from './errors.js';
 import { curKey, leaseKey, META_KEY, parseHistKey, REC_PUT, sameHistUserKey, T_EVT, T_GRANT, T_HIST, userKeyOfHist } from './keys.js';
 import { decodeHistPut, EMPTY, encodeCur, encodeHistMarker, encodeMeta, type Meta } from './records.js';
@@ -38,7 +38,8 @@ export class StoreBuilder {
     if (section !== this.phase) this.prev = undefined; // a new table: order restarts
     this.phase = section;
     const table = SECTIONS[section]!.table;
-    const ops: BatchOp[] = [];
+    // Keys and values in turn, handed to the batch as they are (no op object per record).
+    const ops: Buffer[] = [];
     for (let i = 0; i < kv.length; i += 2) {
       const k = kv[i]!;
       const v = kv[i + 1]!;
@@ -56,14 +57,22 @@ export class StoreBuilder {
           const h = decodeHistPut(v);
           if (h.value === undefined) throw new CorruptError('snapshot history record without its value');
           const cur = { key, value: h.value, createRevision: h.createRevision, modRevision: p.main, version: h.version, lease: h.lease };
-          ops.push({ type: 'put', key: curKey(key), value: encodeCur(cur, p.sub) });
-          if (cur.lease !== 0) ops.push({ type: 'put', key: leaseKey(cur.lease, key), value: EMPTY });
+          ops.push(curKey(key), encodeCur(cur, p.sub));
+          if (cur.lease !== 0) ops.push(leaseKey(cur.lease, key), EMPTY);
           stored = encodeHistMarker(cur);
         }
       }
-      ops.push({ type: 'put', key: k, value: stored });
+      ops.push(k, stored);
     }
-    await writeBatch(this.db, ops, false);
+    await writeBatch(
+      this.db,
+      {
+        writeTo: (batch) => {
+          for (let i = 0; i < ops.length; i += 2) batch.put(ops[i]!, ops[i + 1]!);
+        },
+      },
+      false,
+    );
   }
 
   /** Writes the meta record, synced (LevelDB's log holds every batch before it): the store is whole. */

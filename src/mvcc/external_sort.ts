@@ -18,6 +18,8 @@ const RUN_BYTES = 16 << 20;
 const WRITE_BYTES = 1 << 20;
 /** Each run is read back in reads of this size. */
 const READ_BYTES = 64 << 10;
+/** The sorted pairs are handed out in chunks of this many. */
+const SORTED_CHUNK = 1024;
 /** A pair is stored as key length, value length (u32 each), key, value. */
 const PAIR_HEADER = 8;
 
@@ -115,14 +117,25 @@ export class ExternalSorter {
     this.buf = Buffer.allocUnsafe(runBytes);
   }
 
-  /** Copies `key` and `value` in (the caller may reuse its buffers). */
-  async add(key: Buffer, value: Buffer): Promise<void> {
+  /**
+   * Copies `key` and `value` in (the caller may reuse its buffers). A promise only when a full run
+   * had to be written first: await it before the next add.
+   */
+  add(key: Buffer, value: Buffer): Promise<void> | undefined {
     const size = PAIR_HEADER + key.length + value.length;
-    if (this.used + size > this.buf.length) {
-      await this.spill();
+    if (this.used + size <= this.buf.length) {
+      this.put(key, value);
+      return undefined;
+    }
+    return this.spill().then(() => {
       // A pair larger than the run buffer is a run of its own.
       if (size > this.buf.length) this.buf = Buffer.allocUnsafe(size);
-    }
+      this.put(key, value);
+    });
+  }
+
+  private put(key: Buffer, value: Buffer): void {
+    const size = PAIR_HEADER + key.length + value.length;
     const b = this.buf;
     this.starts.push(this.used);
     b.writeUInt32LE(key.length, this.used);
@@ -173,16 +186,26 @@ export class ExternalSorter {
     this.used = 0;
   }
 
-  /** Every pair added, in key order (equal keys in no particular order); read once. */
-  async *sorted(): AsyncGenerator<readonly [Buffer, Buffer]> {
+  /**
+   * Every pair added, in key order (equal keys in no particular order), in chunks of up to
+   * SORTED_CHUNK pairs (a consumer takes a chunk without a turn of the event loop per pair); read
+   * once. The pairs are views of buffers never reused: they stay valid.
+   */
+  async *sorted(): AsyncGenerator<Array<readonly [Buffer, Buffer]>> {
     if (this.runs.length === 0) {
       const b = this.buf;
+      let chunk: Array<readonly [Buffer, Buffer]> = [];
       for (const s of this.sortedStarts()) {
         const k = b.readUInt32LE(s);
         const start = s + PAIR_HEADER;
-        yield [b.subarray(start, start + k), b.subarray(start + k, start + k + b.readUInt32LE(s + 4))];
+        chunk.push([b.subarray(start, start + k), b.subarray(start + k, start + k + b.readUInt32LE(s + 4))]);
+        if (chunk.length === SORTED_CHUNK) {
+          yield chunk;
+          chunk = [];
+        }
       }
       this.release();
+      if (chunk.length > 0) yield chunk;
       return;
     }
     await this.spill();
@@ -197,9 +220,14 @@ export class ExternalSorter {
       const heap: RunReader[] = [];
       for (const r of readers) if (await r.next()) heap.push(r);
       for (let i = Math.floor(heap.length / 2) - 1; i >= 0; i--) siftDown(heap, i);
+      let chunk: Array<readonly [Buffer, Buffer]> = [];
       while (heap.length > 0) {
         const top = heap[0]!;
-        yield [top.key, top.value];
+        chunk.push([top.key, top.value]);
+        if (chunk.length === SORTED_CHUNK) {
+          yield chunk;
+          chunk = [];
+        }
         const more = top.next();
         if (more instanceof Promise ? await more : more) siftDown(heap, 0);
         else {
@@ -208,6 +236,7 @@ export class ExternalSorter {
           if (heap.length > 0) siftDown(heap, 0);
         }
       }
+      if (chunk.length > 0) yield chunk;
     } finally {
       await Promise.all(readers.map((r) => r.close()));
       await Promise.all(this.runs.map((f) => rm(f, { force: true })));

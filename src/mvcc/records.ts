@@ -216,7 +216,8 @@ export interface HistPut {
 }
 
 export function decodeHistPut(raw: Buffer): HistPut {
-  const v: unknown = packr.unpack(raw);
+  // packFlat's records without msgpackr (a backup or a restore decodes one per revision), else msgpackr.
+  const v: unknown = unpackFlat(raw, raw[0] === 0x93 ? 3 : 4) ?? packr.unpack(raw);
   if (Array.isArray(v) && v.length === 4) return { value: buf(v[0]), createRevision: num(v[1]), version: num(v[2]), lease: num(v[3]) };
   if (Array.isArray(v) && v.length === 3) return { value: undefined, createRevision: num(v[0]), version: num(v[1]), lease: num(v[2]) };
   throw new CorruptError('bad history record');

@@ -120,34 +120,55 @@ class RevisionIndex {
   }
 }
 
-/** Appends flat records to a file, written in writes of about CHUNK_BYTES. */
+/**
+ * Appends flat records to a file through one buffer of about CHUNK_BYTES, written when full and
+ * reused: no allocation per record.
+ */
 class FlatWriter {
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
+  private buf = Buffer.allocUnsafe(CHUNK_BYTES);
+  private used = 0;
   size = 0;
 
   constructor(private readonly fh: FileHandle) {}
 
-  async append(tombstone: boolean, key: Buffer, value: Buffer, createRevision: number, version: number, lease: number): Promise<void> {
-    const h = Buffer.allocUnsafe(FLAT_HEADER);
-    h[0] = tombstone ? 1 : 0;
-    h.writeDoubleLE(createRevision, 1);
-    h.writeDoubleLE(version, 9);
-    h.writeDoubleLE(lease, 17);
-    h.writeUInt32LE(key.length, 25);
-    this.pending.push(h, key, value);
+  /** Adds a record; a promise only when the buffer had to be written first (await it before the next). */
+  append(tombstone: boolean, key: Buffer, value: Buffer, createRevision: number, version: number, lease: number): Promise<void> | undefined {
     const n = FLAT_HEADER + key.length + value.length;
-    this.pendingBytes += n;
+    if (this.used + n > this.buf.length) return this.flush().then(() => this.appendAfterFlush(tombstone, key, value, createRevision, version, lease));
+    this.put(tombstone, key, value, createRevision, version, lease);
+    return undefined;
+  }
+
+  /** A record larger than the buffer gets a buffer of its own size. */
+  private appendAfterFlush(tombstone: boolean, key: Buffer, value: Buffer, createRevision: number, version: number, lease: number): void {
+    const n = FLAT_HEADER + key.length + value.length;
+    if (n > this.buf.length) this.buf = Buffer.allocUnsafe(n);
+    this.put(tombstone, key, value, createRevision, version, lease);
+  }
+
+  private put(tombstone: boolean, key: Buffer, value: Buffer, createRevision: number, version: number, lease: number): void {
+    const b = this.buf;
+    const at = this.used;
+    b[at] = tombstone ? 1 : 0;
+    b.writeDoubleLE(createRevision, at + 1);
+    b.writeDoubleLE(version, at + 9);
+    b.writeDoubleLE(lease, at + 17);
+    b.writeUInt32LE(key.length, at + 25);
+    key.copy(b, at + FLAT_HEADER);
+    value.copy(b, at + FLAT_HEADER + key.length);
+    const n = FLAT_HEADER + key.length + value.length;
+    this.used += n;
     this.size += n;
-    if (this.pendingBytes >= CHUNK_BYTES) await this.flush();
   }
 
   async flush(): Promise<void> {
-    if (this.pending.length === 0) return;
-    const data = Buffer.concat(this.pending, this.pendingBytes);
-    this.pending = [];
-    this.pendingBytes = 0;
-    await this.fh.write(data, 0, data.length, this.size - data.length);
+    if (this.used === 0) return;
+    const n = this.used;
+    this.used = 0;
+    for (let done = 0; done < n; ) {
+      const { bytesWritten } = await this.fh.write(this.buf, done, n - done, this.size - n + done);
+      done += bytesWritten;
+    }
   }
 }
 
@@ -174,13 +195,15 @@ export async function exportRevisions(db: Db, snap: DbSnapshot, meta: Meta, sort
           const p = parseHistKey(e.key);
           if (!keep(e.key, p)) continue;
           index.push(p.main, p.sub, flat.size);
+          let written: Promise<void> | undefined;
           if (p.type === REC_PUT) {
             const got = history.put(e.key, p, e.value);
             const kv = got instanceof Promise ? await got : got;
-            await flat.append(false, kv.key, kv.value, kv.createRevision, kv.version, kv.lease);
+            written = flat.append(false, kv.key, kv.value, kv.createRevision, kv.version, kv.lease);
           } else {
-            await flat.append(true, userKeyOfHist(e.key), EMPTY, 0, 0, 0);
+            written = flat.append(true, userKeyOfHist(e.key), EMPTY, 0, 0, 0);
           }
+          if (written !== undefined) await written;
         }
       }
       await flat.flush();
@@ -216,45 +239,51 @@ export async function exportRevisions(db: Db, snap: DbSnapshot, meta: Meta, sort
 }
 
 /**
- * The flat file's records in revision order; closes it at the end (or when abandoned). Reads are
- * synchronous (positional, from a file just written, so from the page cache): one per run of
- * records lying one after another, at most READ_SPAN bytes, so no stretch without a turn of the
- * event loop is long (the consumer writes as it goes).
+ * The flat file's records in revision order, in chunks of about READ_SPAN bytes; closes the file at
+ * the end (or when abandoned). Reads are synchronous (positional, from a file just written, so
+ * from the page cache): one per run of records lying one after another, so no stretch without a
+ * turn of the event loop is long (the consumer writes as it goes, a chunk at a time). A record's
+ * key and value are views of the read's buffer, never reused.
  */
-async function* sortedRevisions(fh: FileHandle, index: RevisionIndex, close: () => Promise<void>): AsyncGenerator<StoreRevision> {
+async function* sortedRevisions(fh: FileHandle, index: RevisionIndex, close: () => Promise<void>): AsyncGenerator<StoreRevision[]> {
   try {
     const order = await index.inRevisionOrder();
     const { main, sub, offset } = index;
     for (let j = 0; j < order.length; ) {
-      const first = order[j]!;
-      let k = j + 1;
-      while (k < order.length && order[k] === order[k - 1]! + 1 && offset[order[k]! + 1]! - offset[first]! <= READ_SPAN) k++;
-      const start = offset[first]!;
-      const buf = Buffer.allocUnsafe(offset[order[k - 1]! + 1]! - start);
-      for (let done = 0; done < buf.length; ) {
-        const n = readSync(fh.fd, buf, done, buf.length - done, start + done);
-        if (n === 0) throw new CorruptError('export: the revisions file ended early');
-        done += n;
-      }
-      for (; j < k; j++) {
-        const i = order[j]!;
-        const at = offset[i]! - start;
-        const end = offset[i + 1]! - start;
-        const keyEnd = at + FLAT_HEADER + buf.readUInt32LE(at + 25);
-        const key = buf.subarray(at + FLAT_HEADER, keyEnd);
-        if (buf[at] === 1) yield { main: main[i]!, sub: sub[i]!, tombstone: true, key };
-        else {
-          const kv = {
-            key,
-            value: buf.subarray(keyEnd, end),
-            createRevision: buf.readDoubleLE(at + 1),
-            modRevision: main[i]!,
-            version: buf.readDoubleLE(at + 9),
-            lease: buf.readDoubleLE(at + 17),
-          };
-          yield { main: main[i]!, sub: sub[i]!, tombstone: false, kv };
+      const chunk: StoreRevision[] = [];
+      for (let bytes = 0; j < order.length && bytes < READ_SPAN; ) {
+        const first = order[j]!;
+        let k = j + 1;
+        while (k < order.length && order[k] === order[k - 1]! + 1 && offset[order[k]! + 1]! - offset[first]! <= READ_SPAN) k++;
+        const start = offset[first]!;
+        const buf = Buffer.allocUnsafe(offset[order[k - 1]! + 1]! - start);
+        for (let done = 0; done < buf.length; ) {
+          const n = readSync(fh.fd, buf, done, buf.length - done, start + done);
+          if (n === 0) throw new CorruptError('export: the revisions file ended early');
+          done += n;
+        }
+        bytes += buf.length;
+        for (; j < k; j++) {
+          const i = order[j]!;
+          const at = offset[i]! - start;
+          const end = offset[i + 1]! - start;
+          const keyEnd = at + FLAT_HEADER + buf.readUInt32LE(at + 25);
+          const key = buf.subarray(at + FLAT_HEADER, keyEnd);
+          if (buf[at] === 1) chunk.push({ main: main[i]!, sub: sub[i]!, tombstone: true, key });
+          else {
+            const kv = {
+              key,
+              value: buf.subarray(keyEnd, end),
+              createRevision: buf.readDoubleLE(at + 1),
+              modRevision: main[i]!,
+              version: buf.readDoubleLE(at + 9),
+              lease: buf.readDoubleLE(at + 17),
+            };
+            chunk.push({ main: main[i]!, sub: sub[i]!, tombstone: false, kv });
+          }
         }
       }
+      yield chunk;
     }
   } finally {
     await close();
@@ -273,7 +302,8 @@ export async function importRevisions(db: Db, input: RevisionImport, sortDir: st
   try {
     const history = new ExternalSorter(sortDir, 'history');
     let previous: StoreRevision | undefined;
-    for await (const r of input.revisions) {
+    /** Checks `r` against the one before and adds its HISTORY record; a promise only when the sorter wrote a run. */
+    const take = (r: StoreRevision): Promise<void> | undefined => {
       if (previous !== undefined && (previous.main > r.main || (previous.main === r.main && previous.sub >= r.sub))) {
         throw new CorruptError(
           previous.main === r.main && previous.sub === r.sub
@@ -283,28 +313,58 @@ export async function importRevisions(db: Db, input: RevisionImport, sortDir: st
       }
       if (r.main > input.revision) throw new CorruptError(`revision ${r.main} is past the store's revision ${input.revision}`);
       previous = r;
-      if (r.tombstone) await history.add(histKey(r.key, r.main, r.sub, REC_DEL), EMPTY);
-      else await history.add(histKey(r.kv.key, r.main, r.sub, REC_PUT), encodeHistFull(r.kv));
+      return r.tombstone
+        ? history.add(histKey(r.key, r.main, r.sub, REC_DEL), EMPTY)
+        : history.add(histKey(r.kv.key, r.main, r.sub, REC_PUT), encodeHistFull(r.kv));
+    };
+    // A synchronous source (a restore's file walk) is read without a turn of the event loop per revision.
+    if (Symbol.iterator in input.revisions) {
+      for (const r of input.revisions) {
+        const written = take(r);
+        if (written !== undefined) await written;
+      }
+    } else {
+      for await (const r of input.revisions) {
+        const written = take(r);
+        if (written !== undefined) await written;
+      }
     }
     const builder = new StoreBuilder(db);
     const events = new ExternalSorter(sortDir, 'events');
-    /** Adds `pairs` in batches of about CHUNK_BYTES. */
-    const section = async (kind: string, pairs: AsyncIterable<readonly [Buffer, Buffer]> | Iterable<readonly [Buffer, Buffer]>): Promise<void> => {
+    /**
+     * Adds the pairs of `chunks` in batches of about CHUNK_BYTES. One batch is written while the
+     * next is gathered (LevelDB writes in its own thread): one write at a time, in order.
+     */
+    const section = async (kind: string, chunks: AsyncIterable<Iterable<readonly [Buffer, Buffer]>> | Iterable<readonly [Buffer, Buffer]>): Promise<void> => {
       let kv: Buffer[] = [];
       let bytes = 0;
-      for await (const [k, v] of pairs) {
-        kv.push(k, v);
-        bytes += k.length + v.length;
-        if (bytes >= CHUNK_BYTES) {
-          await builder.add(kind, kv);
-          kv = [];
-          bytes = 0;
+      let writing: Promise<void> = Promise.resolve();
+      const addAll = async (pairs: Iterable<readonly [Buffer, Buffer]>): Promise<void> => {
+        for (const [k, v] of pairs) {
+          kv.push(k, v);
+          bytes += k.length + v.length;
+          if (bytes >= CHUNK_BYTES) {
+            await writing;
+            writing = builder.add(kind, kv);
+            // Handled now (awaited before the next batch or at the end): a failed write is not an unhandled rejection meanwhile.
+            writing.catch(() => undefined);
+            kv = [];
+            bytes = 0;
+          }
         }
+      };
+      try {
+        if (Symbol.iterator in chunks) await addAll(chunks);
+        else for await (const chunk of chunks) await addAll(chunk);
+      } finally {
+        // Never left running, even when the input failed.
+        await writing.catch(() => undefined);
       }
+      await writing;
       if (kv.length > 0) await builder.add(kind, kv);
     };
     const keep = survivesCompaction(input.compactRevision);
-    /** The event of a change from the compaction point on: its key, and the put it superseded (the key's record before it, if a put). */
+    /** The event of a change from the compaction point on: its key, and the put it superseded (the key's record before it, if a put); a promise only when the sorter wrote a run. */
     const event = (k: Buffer, p: HistKeyParts, older: HistKeyParts | undefined): Promise<void> | undefined =>
       p.main >= input.compactRevision
         ? events.add(
@@ -317,11 +377,19 @@ export async function importRevisions(db: Db, input: RevisionImport, sortDir: st
       'hist',
       (async function* () {
         let newer: { k: Buffer; p: HistKeyParts } | undefined;
-        for await (const [k, v] of history.sorted()) {
-          const p = parseHistKey(k);
-          if (newer !== undefined) await event(newer.k, newer.p, sameHistUserKey(newer.k, k) ? p : undefined);
-          newer = { k, p };
-          if (keep(k, p)) yield [k, v] as const;
+        for await (const chunk of history.sorted()) {
+          const kept: (readonly [Buffer, Buffer])[] = [];
+          for (const pair of chunk) {
+            const k = pair[0];
+            const p = parseHistKey(k);
+            if (newer !== undefined) {
+              const written = event(newer.k, newer.p, sameHistUserKey(newer.k, k) ? p : undefined);
+              if (written !== undefined) await written;
+            }
+            newer = { k, p };
+            if (keep(k, p)) kept.push(pair);
+          }
+          yield kept;
         }
         if (newer !== undefined) await event(newer.k, newer.p, undefined);
       })(),

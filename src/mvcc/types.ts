@@ -151,8 +151,8 @@ export interface StoreExport {
   /** Users, roles and permissions; undefined until the first auth change. */
   readonly auth: AuthRecord | undefined;
   readonly leases: readonly LeaseRecord[];
-  /** Every revision a completed compaction keeps, in revision order; read once. */
-  readonly revisions: AsyncIterable<StoreRevision>;
+  /** Every revision a completed compaction keeps, in revision order, in chunks (each of about 1 MiB); read once. */
+  readonly revisions: AsyncIterable<readonly StoreRevision[]>;
   /** Releases the scratch file the revisions are read from (also done when they are read to the end). */
   close(): Promise<void>;
 }

@@ -117,12 +117,20 @@ function authRecord(a: EtcdAuth | undefined): AuthRecord | undefined {
   };
 }
 
-async function* etcdRevisions(revisions: AsyncIterable<StoreRevision>): AsyncGenerator<EtcdRevisionRecord> {
-  for await (const r of revisions) {
-    const revision = { main: r.main, sub: r.sub };
-    if (r.tombstone) yield { revision, tombstone: true, key: r.key };
-    else yield { revision, tombstone: false, kv: { ...r.kv, lease: BigInt(r.kv.lease) } };
-  }
+/** The export's chunks of revisions as etcd's, a chunk at a time. */
+async function* etcdRevisions(chunks: AsyncIterable<readonly StoreRevision[]>): AsyncGenerator<Iterable<EtcdRevisionRecord>> {
+  for await (const chunk of chunks) yield chunk.map(etcdRevision);
+}
+
+function etcdRevision(r: StoreRevision): EtcdRevisionRecord {
+  const revision = { main: r.main, sub: r.sub };
+  if (r.tombstone) return { revision, tombstone: true, key: r.key };
+  const kv = r.kv;
+  return {
+    revision,
+    tombstone: false,
+    kv: { key: kv.key, createRevision: kv.createRevision, modRevision: kv.modRevision, version: kv.version, value: kv.value, lease: BigInt(kv.lease) },
+  };
 }
 
 /** The flags of `snapshot restore`, etcd's. */
@@ -183,10 +191,19 @@ async function restoreChecked(snap: EtcdSnapshot, dataDir: string, config: Clust
   const remap = leaseRemapping(snap);
   const leaseOf = (id: bigint): number => remap.get(id) ?? Number(id);
   function* revisions(): Generator<StoreRevision> {
-    for (const r of snap.revisions())
-      yield r.tombstone
-        ? { main: r.revision.main, sub: r.revision.sub, tombstone: true, key: r.key }
-        : { main: r.revision.main, sub: r.revision.sub, tombstone: false, kv: { ...r.kv, lease: leaseOf(r.kv.lease) } };
+    for (const r of snap.revisions()) {
+      if (r.tombstone) yield { main: r.revision.main, sub: r.revision.sub, tombstone: true, key: r.key };
+      else {
+        const kv = r.kv;
+        const lease = kv.lease === 0n ? 0 : leaseOf(kv.lease);
+        yield {
+          main: r.revision.main,
+          sub: r.revision.sub,
+          tombstone: false,
+          kv: { key: kv.key, createRevision: kv.createRevision, modRevision: kv.modRevision, version: kv.version, value: kv.value, lease },
+        };
+      }
+    }
   }
   const cluster = bootstrapCluster(config);
   const auth = authRecord(snap.auth);

@@ -1,7 +1,8 @@
 /**
  * The streamed bbolt writer (src/backup/bbolt_writer.ts), read back by the reader: buckets of
- * thousands of keys (branch levels above the leaves), values larger than a page (overflow pages),
- * an empty bucket; the file is exactly its pages; keys out of order are refused.
+ * thousands of keys (branch levels above the leaves; given in chunks, from buffers reused pair
+ * after pair), values larger than a page (overflow pages), an empty bucket; the file is exactly
+ * its pages; keys out of order are refused.
  */
 import { Buffer } from 'node:buffer';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
@@ -16,8 +17,22 @@ import { PAGE, readMetaFields } from './bbolt_writer.js';
 const pairs = (n: number, prefix: string, size: (i: number) => number): [Buffer, Buffer][] =>
   Array.from({ length: n }, (_, i) => [Buffer.from(`${prefix}${String(i).padStart(6, '0')}`), Buffer.alloc(size(i), i % 251)]);
 
-async function* slowly(xs: [Buffer, Buffer][]): AsyncGenerator<[Buffer, Buffer]> {
-  for (const x of xs) yield x;
+/**
+ * The pairs in chunks of 7, as they come from an export; within a chunk every pair is written
+ * into the same two buffers, which the writer must copy as each pair comes.
+ */
+async function* inChunksReusingBuffers(xs: [Buffer, Buffer][]): AsyncGenerator<Iterable<readonly [Buffer, Buffer]>> {
+  const key = Buffer.alloc(1024);
+  const value = Buffer.alloc(64 << 10);
+  for (let i = 0; i < xs.length; i += 7) {
+    yield (function* () {
+      for (const [k, v] of xs.slice(i, i + 7)) {
+        k.copy(key);
+        v.copy(value);
+        yield [key.subarray(0, k.length), value.subarray(0, v.length)] as const;
+      }
+    })();
+  }
 }
 
 describe('writing a bbolt database', () => {
@@ -35,7 +50,7 @@ describe('writing a bbolt database', () => {
     const big = pairs(5, 'big', (i) => 9000 + i * 4096);
     const file = path.join(dir, 'a.db');
     const w = await BboltFileWriter.create(file);
-    await w.bucket('many', slowly(many));
+    await w.bucket('many', inChunksReusingBuffers(many));
     await w.bucket('empty', []);
     await w.bucket('big', big);
     const written = await w.finish();
@@ -68,6 +83,34 @@ describe('writing a bbolt database', () => {
     }
     expect(kinds[PAGE.branch]).toBeGreaterThanOrEqual(3);
     expect(overflowPages).toBeGreaterThanOrEqual(5 * 2);
+  });
+
+  it('zeroes every page beyond what it holds, across many writes of its buffer (the file is the same whatever was written before)', async () => {
+    // About 6 MB of leaves: the write buffer (1 MiB) is written and reused several times.
+    const many = pairs(20_000, 'k/', (i) => 200 + ((i * 37) % 150));
+    const file = path.join(dir, 'zeroed.db');
+    const w = await BboltFileWriter.create(file);
+    await w.bucket('many', inChunksReusingBuffers(many));
+    const written = await w.finish();
+    expect(written.size).toBeGreaterThan(4 << 20);
+    const data = await readFile(file);
+    let leaves = 0;
+    for (let id = 2; id < written.pageCount; ) {
+      const at = id * 4096;
+      const flags = data.readUInt16LE(at + 8);
+      const count = data.readUInt16LE(at + 10);
+      const pages = 1 + data.readUInt32LE(at + 12);
+      // The end of the last element's key (branch) or value (leaf): bytes after it are zero.
+      const e = at + 16 + (count - 1) * 16;
+      const end =
+        flags === PAGE.branch
+          ? e + data.readUInt32LE(e) + data.readUInt32LE(e + 4)
+          : e + data.readUInt32LE(e + 4) + data.readUInt32LE(e + 8) + data.readUInt32LE(e + 12);
+      expect(data.subarray(end, at + pages * 4096).every((b) => b === 0)).toBe(true);
+      if (flags === PAGE.leaf) leaves++;
+      id += pages;
+    }
+    expect(leaves).toBeGreaterThan(1000);
   });
 
   it('refuses keys out of order, which would make a database no reader can search', async () => {

@@ -191,6 +191,9 @@ describe('reading a crafted etcd snapshot', () => {
       [{ meta: undefined }, /no meta bucket/],
       [{ key: [[Buffer.from('short'), message([[1, 'a']])]] }, /key bucket: 73686f7274 is not a revision key/],
       [{ key: [[Buffer.concat([revKey(2, 0), Buffer.from('x')]), message([[1, 'a']])]] }, /is not a revision key/],
+      // Revisions read as two 32-bit halves: one just past 2^53 - 1, and a negative one, are refused.
+      [{ key: [[revKey(2 ** 53, 0), message([[1, 'a']])]] }, /revision 9007199254740992_0 is not a pair of non-negative safe integers/],
+      [{ key: [[revKey(2, -1), message([[1, 'a']])]] }, /revision 2_-1 is not a pair of non-negative safe integers/],
       [
         {
           key: [

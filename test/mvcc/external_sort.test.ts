@@ -29,7 +29,7 @@ async function sortThrough(dir: string, input: readonly [Buffer, Buffer][], runB
   for (const [k, v] of input) await sorter.add(k, v);
   const runs = (await readdir(dir)).length;
   const out: [string, string][] = [];
-  for await (const [k, v] of sorter.sorted()) out.push([k.toString('hex'), v.toString('hex')]);
+  for await (const chunk of sorter.sorted()) for (const [k, v] of chunk) out.push([k.toString('hex'), v.toString('hex')]);
   return { out, runs };
 }
 

@@ -150,7 +150,7 @@ describe('snapshot and restore', () => {
 /** Every revision of an export, read once. */
 async function revisionsOf(exported: StoreExport): Promise<StoreRevision[]> {
   const out: StoreRevision[] = [];
-  for await (const r of exported.revisions) out.push(r);
+  for await (const chunk of exported.revisions) out.push(...chunk);
   return out;
 }
 
