@@ -239,7 +239,8 @@ export class WalLogStore implements LogStore {
   private first = 1;
   private last = 0;
   private readonly lock = new Lock();
-  private readonly syncThread = new SyncThread();
+  /** Started at the first batch to sync: a store that never syncs one (a restore, a lone writer) needs no thread. */
+  private syncThread: SyncThread | undefined;
 
   private constructor(
     private readonly dir: string,
@@ -252,13 +253,8 @@ export class WalLogStore implements LogStore {
 
   static async open(dir: string, opts: WalLogStoreOptions = {}): Promise<WalLogStore> {
     const store = new WalLogStore(dir, opts);
-    try {
-      await mkdir(store.walDir, { recursive: true });
-      await store.start();
-    } catch (err) {
-      await store.syncThread.stop();
-      throw err;
-    }
+    await mkdir(store.walDir, { recursive: true });
+    await store.start();
     return store;
   }
 
@@ -309,7 +305,7 @@ export class WalLogStore implements LogStore {
     const next = await this.nextSegment?.catch(() => undefined);
     await next?.close();
     this.nextSegment = undefined;
-    await this.syncThread.stop();
+    await this.syncThread?.stop();
   }
 
   // ---- writing ---------------------------------------------------------------------------
@@ -367,6 +363,7 @@ export class WalLogStore implements LogStore {
       fdatasyncSync(fh.fd);
       fsyncMs = performance.now() - started;
     } else if (sync) {
+      this.syncThread ??= new SyncThread();
       fsyncMs = await this.syncThread.sync(fh.fd);
     }
     // Half full: zero-fill the next segment in the background.
