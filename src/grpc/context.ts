@@ -27,6 +27,13 @@ import { forwardUnary, LEADS_HERE, type ForwardTarget } from './forward.js';
 
 export type UnaryHandler = grpc.handleUnaryCall<ProtoMessage, ProtoMessage>;
 
+/** What a unary call shows of itself to its handler, whichever server took it. */
+export interface UnaryCallInfo {
+  credentials: CallCredentials;
+  /** The client's address, `host:port`. */
+  peer: string;
+}
+
 /** A long-lived call (watch, keep-alive, snapshot) that shutdown must end. */
 export interface OpenStream {
   /** Ends the call with an error status the client can fail over on. */
@@ -75,34 +82,53 @@ export class GrpcContext {
     return handlers;
   }
 
+  /**
+   * A unary call's request in the internal shape, checked as both servers check it (the direct
+   * server, direct_unary.ts, and grpc-js's): decoded with the entry's schema, its size, and the
+   * entry's gRPC-only check.
+   */
+  decodeRequest(method: UnaryMethod, raw: ProtoMessage): object {
+    const req = fromProto<object>(raw, method.request);
+    checkRequest(method, req, this.maxRequestBytes);
+    method.grpc?.check?.(this.member, req, raw);
+    return req;
+  }
+
+  /**
+   * The answer to a decoded request of a method that does not wait (`waits`), in the internal
+   * shape. A leader-only entry runs here on the leader, else goes to the leader's gateway at the
+   * entry's path, its answer with this member's header (or the entry's own `grpc.after`).
+   */
+  async answer(method: UnaryMethod, req: object, call: UnaryCallInfo): Promise<object> {
+    const { member } = this;
+    const context = (): Promise<CallContext> => callContext(member, call.credentials, call.peer, NEVER_ABORTED);
+    if (!method.leaderOnly) return method.handler(member, req, await context());
+    const { idempotent } = method.leaderOnly;
+    await method.beforeLeader?.(member, req);
+    // Resolved once: a forward that finds this member leading meanwhile runs here with the same caller.
+    let resolved: Promise<CallContext> | undefined;
+    const once = (): Promise<CallContext> => (resolved ??= context());
+    const r = await this.onLeader(
+      async () => method.handler(member, req, await once()),
+      async (t) => {
+        // The caller goes to the leader as a token: the leader sees this member's certificate, not the client's.
+        const token = await (await once()).forwardToken();
+        return forwardUnary<object, { header: { revision: number } }>({ ...t, token }, method.path, req, method.request, method.response, { idempotent });
+      },
+    );
+    return method.grpc?.after ? method.grpc.after(member, req) : this.withHeader(r as { header: { revision: number } });
+  }
+
+  /** The grpc-js handler of a unary method (a waiting one is aborted when the call is cancelled or the server stops). */
   private unaryHandler(method: UnaryMethod): UnaryHandler {
     const { member } = this;
     const run = async (req: object, call: grpc.ServerUnaryCall<ProtoMessage, ProtoMessage>): Promise<object> => {
-      const context = (signal: AbortSignal): Promise<CallContext> => callContext(member, credentialsOf(member, call), call.getPeer(), signal);
-      if (method.waits) return whileCallOpen(this, call, async (signal) => method.handler(member, req, await context(signal)));
-      if (!method.leaderOnly) return method.handler(member, req, await context(NEVER_ABORTED));
-      const { idempotent } = method.leaderOnly;
-      await method.beforeLeader?.(member, req);
-      // Resolved once: a forward that finds this member leading meanwhile runs here with the same caller.
-      let resolved: Promise<CallContext> | undefined;
-      const once = (): Promise<CallContext> => (resolved ??= context(NEVER_ABORTED));
-      const r = await this.onLeader(
-        async () => method.handler(member, req, await once()),
-        async (t) => {
-          // The caller goes to the leader as a token: the leader sees this member's certificate, not the client's.
-          const token = await (await once()).forwardToken();
-          return forwardUnary<object, { header: { revision: number } }>({ ...t, token }, method.path, req, method.request, method.response, { idempotent });
-        },
-      );
-      return method.grpc?.after ? method.grpc.after(member, req) : this.withHeader(r as { header: { revision: number } });
+      const credentials = credentialsOf(member, call);
+      if (!method.waits) return this.answer(method, req, { credentials, peer: call.getPeer() });
+      return whileCallOpen(this, call, async (signal) => method.handler(member, req, await callContext(member, credentials, call.getPeer(), signal)));
     };
     return (call, callback) => {
-      void (async () => {
-        const req = fromProto<object>(call.request, method.request);
-        checkRequest(method, req, this.maxRequestBytes);
-        method.grpc?.check?.(member, req, call.request);
-        return toProto(await run(req, call), method.response);
-      })().then(
+      void (async () => toProto(await run(this.decodeRequest(method, call.request), call), method.response))().then(
         (resp) => callback(null, resp),
         (err: unknown) => {
           this.log.debug({ err: (err as Error).message, path: call.getPath() }, 'grpc call failed');

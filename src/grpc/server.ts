@@ -19,6 +19,7 @@ import { electionService } from './election.js';
 import { etcdServices, type ServiceName } from './proto.js';
 import { instrumentService } from './instrument.js';
 import { learnerGate } from './learner.js';
+import { DirectUnaryServer } from './direct_unary.js';
 
 export interface GrpcServerOptions {
   member: Member;
@@ -52,9 +53,10 @@ export class EtcdGrpcServer {
 
   constructor(opts: GrpcServerOptions) {
     this.ctx = new GrpcContext(opts.member, opts.logger.child({ component: 'grpc' }), opts.maxRequestBytes);
+    // A larger message is refused (RESOURCE_EXHAUSTED) before it is decoded, as in etcd.
+    const maxReceiveBytes = opts.maxRequestBytes + GRPC_OVERHEAD_BYTES;
     this.server = new grpc.Server({
-      // A larger message is refused by grpc-js (RESOURCE_EXHAUSTED) before it is decoded, as in etcd.
-      'grpc.max_receive_message_length': opts.maxRequestBytes + GRPC_OVERHEAD_BYTES,
+      'grpc.max_receive_message_length': maxReceiveBytes,
       'grpc.max_send_message_length': -1,
       // channelz (grpc-js's introspection service, which qkv does not serve) costs every call
       // its bookkeeping: counters, timestamps and closures.
@@ -71,6 +73,8 @@ export class EtcdGrpcServer {
     for (const name of Object.keys(implementations) as ServiceName[])
       add(services[name], learnerGate(name, services[name], implementations[name], opts.member));
     this.injector = this.server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+    // Plain unary calls are answered on node:http2 directly (direct_unary.ts), the rest by grpc-js.
+    new DirectUnaryServer(this.ctx, opts.member.metrics.grpc, maxReceiveBytes).takeOver(this.server);
   }
 
   /** Serves an HTTP/2 connection (its bytes not yet consumed). */

@@ -1,0 +1,299 @@
+/**
+ * etcd's unary gRPC calls served on node:http2 directly, in front of grpc-js. grpc-js costs every
+ * call its interceptor chain, a Metadata object each way, a Readable of messages and several
+ * closures and events; a unary call needs none of them: its request is the stream's body, its
+ * answer one DATA frame and the trailers. Profiled under serializable ranges from 64 clients,
+ * grpc-js's own JavaScript was about a third of the leader's busy time.
+ *
+ * This server takes a stream when it is a plain unary call of the one table
+ * (src/server/services.ts) that does not wait (`waits`: Lock, Campaign... need the call's
+ * cancellation): content type application/grpc, no compressed request (`grpc-encoding` absent or
+ * identity). Everything else, streams included, goes on to grpc-js as before, on the same
+ * connection (grpc-js keeps the sessions: keep-alive, drain and shutdown).
+ *
+ * What it answers is what grpc-js would: the same response headers and trailers, its status texts
+ * for protocol faults (no request message, a second one, a message over the limit, a bad
+ * grpc-timeout), the deadline of `grpc-timeout`, and the go-grpc-prometheus counters
+ * (instrument.ts) and learner refusals (learner.ts) of the grpc-js path.
+ */
+import { Buffer } from 'node:buffer';
+import type http2 from 'node:http2';
+import tls from 'node:tls';
+import * as grpc from '@grpc/grpc-js';
+import { toGrpcStatus } from '../server/errors.js';
+import type { GrpcMethodStats, GrpcServerMetrics } from '../server/metrics.js';
+import { checkLearner, unaryMethodsOf, type ServiceName, type UnaryMethod } from '../server/services.js';
+import { callCommonName } from '../tls.js';
+import type { GrpcContext } from './context.js';
+import { toProto } from './convert.js';
+import { etcdServices, type ProtoMessage } from './proto.js';
+
+/** grpc-js's response headers (server-interceptors' defaultResponseHeaders, and with a message its defaultCompressionHeaders). */
+const STATUS_HEADERS = { ':status': 200, 'content-type': 'application/grpc+proto' } as const;
+const RESPONSE_HEADERS = { ...STATUS_HEADERS, 'grpc-accept-encoding': 'identity,deflate,gzip', 'grpc-encoding': 'identity' } as const;
+const OK_TRAILERS = { 'grpc-status': '0', 'grpc-message': 'OK' } as const;
+const WAIT_FOR_TRAILERS = { waitForTrailers: true } as const;
+const END_STREAM = { endStream: true } as const;
+
+/** grpc-timeout: digits and a unit (grpc-js's DEADLINE_REGEX and units). */
+const TIMEOUT = /(\d{1,8})\s*([HMSmun])/;
+const TIMEOUT_UNIT_MS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 0.001, n: 0.000001 };
+
+/** A message's prefix: the compressed flag and the length. */
+const PREFIX_BYTES = 5;
+
+interface DirectMethod {
+  method: UnaryMethod;
+  /** The gRPC path, e.g. /etcdserverpb.KV/Range. */
+  path: string;
+  /** For checkLearner. */
+  call: { service: ServiceName; method: string };
+  stats: GrpcMethodStats;
+  /** The request's bytes as a proto object (throws on bytes that are not the message). */
+  decode(bytes: Buffer): ProtoMessage;
+  /** The answer (internal shape) as the response message's bytes. */
+  encode(resp: object): Buffer;
+}
+
+type StreamListener = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number, rawHeaders: string[]) => void;
+
+const ignoreError = (): void => {};
+
+export class DirectUnaryServer {
+  private readonly methods = new Map<string, DirectMethod>();
+
+  constructor(
+    private readonly ctx: GrpcContext,
+    private readonly metrics: GrpcServerMetrics,
+    /** The largest request message accepted (grpc-js's grpc.max_receive_message_length). */
+    readonly maxReceiveBytes: number,
+  ) {
+    const definitions = etcdServices();
+    for (const service of Object.keys(definitions) as ServiceName[]) {
+      for (const method of unaryMethodsOf(service)) {
+        if (method.waits) continue;
+        const def = definitions[service][method.method];
+        if (def === undefined) throw new Error(`grpc: ${service}.${method.method} is not in the proto files`);
+        // go-grpc-prometheus's labels name the proto service in full (instrument.ts).
+        const [fullService = service] = def.path.slice(1).split('/');
+        this.methods.set(def.path, {
+          method,
+          path: def.path,
+          call: { service, method: method.method },
+          stats: metrics.method('unary', fullService, method.method),
+          decode: (bytes) => def.requestDeserialize(bytes) as ProtoMessage,
+          encode: (resp) => def.responseSerialize(toProto(resp, method.response)),
+        });
+      }
+    }
+  }
+
+  /**
+   * Puts this server in front of `server`'s connection injector (its HTTP/2 server, the last
+   * one grpc-js made): each new stream is offered here first, then to grpc-js. grpc-js exposes
+   * no hook for it; the shape read here is checked, so a grpc-js that changed it fails at start.
+   */
+  takeOver(server: grpc.Server): void {
+    const servers = (server as unknown as { http2Servers?: Map<http2.Http2Server, unknown> }).http2Servers;
+    const h2 = servers instanceof Map ? [...servers.keys()].at(-1) : undefined;
+    const listeners = h2?.listeners('stream') ?? [];
+    if (h2 === undefined || listeners.length !== 1) throw new Error('grpc: cannot find the HTTP/2 server of grpc-js connection injector');
+    const grpcJs = listeners[0] as StreamListener;
+    h2.removeAllListeners('stream');
+    h2.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number, rawHeaders: string[]) => {
+      if (!this.serve(stream, headers)) grpcJs.call(h2, stream, headers, flags, rawHeaders);
+    });
+  }
+
+  /** Takes the stream if it is a call this server answers; false leaves it untouched. */
+  serve(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): boolean {
+    const m = this.methods.get(headers[':path'] ?? '');
+    if (m === undefined) return false;
+    const contentType = headers['content-type'];
+    if (typeof contentType !== 'string' || !contentType.startsWith('application/grpc')) return false;
+    const encoding = headers['grpc-encoding'];
+    if (encoding !== undefined && encoding !== 'identity') return false;
+    new DirectCall(this, m, stream, headers);
+    return true;
+  }
+
+  /** Decodes, checks and answers one request; the answer is the response message's bytes. */
+  async answer(m: DirectMethod, bytes: Buffer, stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): Promise<Buffer> {
+    const { ctx } = this;
+    this.metrics.receivedBytes.value += bytes.length;
+    m.stats.received.value++;
+    let raw: ProtoMessage;
+    try {
+      raw = m.decode(bytes);
+    } catch {
+      throw new DirectStatus(grpc.status.INTERNAL, 'Error deserializing request');
+    }
+    checkLearner(ctx.member, m.call, raw as { serializable?: boolean });
+    const req = ctx.decodeRequest(m.method, raw);
+    const resp = m.encode(await ctx.answer(m.method, req, { credentials: credentialsOf(ctx, stream, headers), peer: peerOf(stream) }));
+    this.metrics.sentBytes.value += resp.length;
+    m.stats.sent.value++;
+    return resp;
+  }
+
+  logFailure(err: unknown, path: string): void {
+    this.ctx.log.debug({ err: (err as Error).message, path }, 'grpc call failed');
+  }
+}
+
+/** A protocol-level status (grpc-js's own texts), as opposed to a qkv error. */
+class DirectStatus extends Error {
+  constructor(
+    readonly code: grpc.status,
+    readonly details: string,
+  ) {
+    super(details);
+  }
+}
+
+/** One unary call: the body gathered, the answer or the status sent once. */
+class DirectCall {
+  private readonly chunks: Buffer[] = [];
+  private received = 0;
+  /** The first message's length, once its prefix is in. */
+  private messageBytes = -1;
+  private done = false;
+  private deadline: NodeJS.Timeout | undefined;
+  private readonly started = performance.now();
+
+  constructor(
+    private readonly server: DirectUnaryServer,
+    private readonly m: DirectMethod,
+    private readonly stream: http2.ServerHttp2Stream,
+    private readonly headers: http2.IncomingHttpHeaders,
+  ) {
+    m.stats.started.value++;
+    // As grpc-js: an error is followed by 'close'; there is nothing to answer it with.
+    stream.once('error', ignoreError);
+    const timeout = headers['grpc-timeout'];
+    if (timeout !== undefined) this.startDeadline(timeout);
+    stream.on('data', (chunk: Buffer) => this.onData(chunk));
+    stream.once('end', () => this.onEnd());
+  }
+
+  private startDeadline(header: string | string[]): void {
+    const match = TIMEOUT.exec(String(header));
+    if (match === null) {
+      this.finishWithStatus(grpc.status.INTERNAL, `Invalid grpc-timeout value "${String(header)}"`);
+      return;
+    }
+    const ms = (Number(match[1]) * TIMEOUT_UNIT_MS[match[2]!]!) | 0;
+    this.deadline = setTimeout(() => this.finishWithStatus(grpc.status.DEADLINE_EXCEEDED, 'Deadline exceeded'), ms);
+    this.stream.once('close', () => clearTimeout(this.deadline));
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.done) return;
+    this.chunks.push(chunk);
+    this.received += chunk.length;
+    if (this.messageBytes < 0 && this.received >= PREFIX_BYTES) {
+      this.messageBytes = this.body().readUInt32BE(1);
+      if (this.messageBytes > this.server.maxReceiveBytes) {
+        this.finishWithStatus(grpc.status.RESOURCE_EXHAUSTED, `Received message larger than max (${this.messageBytes} vs ${this.server.maxReceiveBytes})`);
+        return;
+      }
+    }
+    if (this.messageBytes >= 0 && this.received >= 2 * PREFIX_BYTES + this.messageBytes) {
+      this.finishWithStatus(grpc.status.UNIMPLEMENTED, `Received a second request message for server streaming method ${this.m.path}`);
+    }
+  }
+
+  /** What came so far, as one Buffer (usually the one chunk). */
+  private body(): Buffer {
+    if (this.chunks.length > 1) this.chunks.splice(0, this.chunks.length, Buffer.concat(this.chunks));
+    return this.chunks[0]!;
+  }
+
+  private onEnd(): void {
+    if (this.done) return;
+    if (this.messageBytes < 0 || this.received < PREFIX_BYTES + this.messageBytes) {
+      this.finishWithStatus(grpc.status.UNIMPLEMENTED, `Received no request message for server streaming method ${this.m.path}`);
+      return;
+    }
+    // With no grpc-encoding the compressed flag is ignored, as grpc-js does.
+    const message = this.body().subarray(PREFIX_BYTES, PREFIX_BYTES + this.messageBytes);
+    this.server.answer(this.m, message, this.stream, this.headers).then(
+      (resp) => this.finishWithMessage(resp),
+      (err: unknown) => {
+        if (err instanceof DirectStatus) {
+          this.finishWithStatus(err.code, err.details);
+          return;
+        }
+        this.server.logFailure(err, this.m.path);
+        const { code, message: details } = toGrpcStatus(err);
+        this.finishWithStatus(code as number, details);
+      },
+    );
+  }
+
+  /** Counted once, as instrument.ts counts a unary call: by the code it ended with. */
+  private end(code: number): boolean {
+    if (this.done) return false;
+    this.done = true;
+    clearTimeout(this.deadline);
+    const { stats } = this.m;
+    stats.handled[code]!.value++;
+    stats.seconds.observe((performance.now() - this.started) / 1000);
+    return !(this.stream.destroyed || this.stream.closed);
+  }
+
+  private finishWithMessage(resp: Buffer): void {
+    if (!this.end(grpc.status.OK)) return;
+    const frame = Buffer.allocUnsafe(PREFIX_BYTES + resp.length);
+    frame[0] = 0;
+    frame.writeUInt32BE(resp.length, 1);
+    resp.copy(frame, PREFIX_BYTES);
+    const { stream } = this;
+    stream.respond(RESPONSE_HEADERS, WAIT_FOR_TRAILERS);
+    stream.once('wantTrailers', () => stream.sendTrailers(OK_TRAILERS));
+    stream.end(frame);
+  }
+
+  /** A trailers-only response, as grpc-js sends a status before any message. */
+  private finishWithStatus(code: number, details: string): void {
+    if (!this.end(code)) return;
+    const { stream } = this;
+    stream.respond({ ...STATUS_HEADERS, 'grpc-status': String(code), 'grpc-message': encodeURI(details) }, END_STREAM);
+    // What the client still sends is read and dropped (grpc-js resumes the stream likewise).
+    stream.resume();
+  }
+}
+
+/** The call's client, `host:port`, as grpc-js's getPeer. */
+function peerOf(stream: http2.ServerHttp2Stream): string {
+  const socket = stream.session?.socket;
+  if (!socket?.remoteAddress) return 'unknown';
+  return socket.remotePort ? `${socket.remoteAddress}:${socket.remotePort}` : socket.remoteAddress;
+}
+
+/** The call's token (metadata `token`, else `authorization`, as tokenOf) and, with --client-cert-auth, its certificate's CN. */
+function credentialsOf(
+  ctx: GrpcContext,
+  stream: http2.ServerHttp2Stream,
+  headers: http2.IncomingHttpHeaders,
+): { token: string | undefined; commonName?: string | undefined } {
+  return {
+    token: metadataValue(headers['token']) ?? metadataValue(headers['authorization']),
+    commonName: ctx.member.clientCertAuth ? callCommonName({ getAuthContext: () => authContextOf(stream) }) : undefined,
+  };
+}
+
+/** A custom metadata header's first value, as grpc-js's Metadata.fromHttp2Headers splits it. */
+function metadataValue(v: string | string[] | undefined): string | undefined {
+  if (v === undefined) return undefined;
+  const first = Array.isArray(v) ? v[0] : v.split(',')[0];
+  return first?.trim();
+}
+
+/** grpc-js's getAuthContext: the verified client certificate of a TLS session. */
+function authContextOf(stream: http2.ServerHttp2Stream): { sslPeerCertificate?: tls.PeerCertificate } {
+  const socket = stream.session?.socket;
+  if (!(socket instanceof tls.TLSSocket) || !socket.authorized) return {};
+  const cert = socket.getPeerCertificate();
+  return cert.raw ? { sslPeerCertificate: cert } : {};
+}
