@@ -183,8 +183,8 @@ class DirectCall {
       return;
     }
     const ms = (Number(match[1]) * TIMEOUT_UNIT_MS[match[2]!]!) | 0;
+    // Cleared when the call ends (every call ends: a handler answers or fails within etcd's request timeout).
     this.deadline = setTimeout(() => this.finishWithStatus(grpc.status.DEADLINE_EXCEEDED, 'Deadline exceeded'), ms);
-    this.stream.once('close', () => clearTimeout(this.deadline));
   }
 
   private onData(chunk: Buffer): void {
