@@ -26,13 +26,15 @@
  *   protobufjs would misread it).
  *
  * Encoding (two passes: sizes, then one Buffer written in place) omits proto3's zero values as
- * Go does, but always writes a present nested message (a oneof member's presence is the
- * answer), and packs repeated numeric fields.
+ * Go does, but always writes a present nested message and a present oneof member (their
+ * presence is the answer: ResponseOp's response, Compare's target_union), and packs repeated
+ * numeric fields.
  */
 import { Buffer } from 'node:buffer';
 import type { FieldKind, Schema } from '../api/codec.js';
 import { InvalidRequestError } from '../api/codec.js';
 import { CodedError, GrpcCode, InternalError } from '../errors.js';
+import type { MessageTypeDefinition } from '@grpc/proto-loader';
 import { protoPackage } from './proto.js';
 
 /**
@@ -70,6 +72,7 @@ interface MessageDescriptor {
   name: string;
   field: FieldDescriptor[];
   enumType: EnumDescriptor[];
+  oneofDecl: { name: string }[];
 }
 
 /** What a field's value is, on the wire and inside. */
@@ -115,6 +118,8 @@ class WireField {
   readonly tagSize: number;
   /** A packed list's values are varints in one length-delimited field; such a list also takes them one by one. */
   readonly packed: boolean;
+  /** Written whenever present, zero or not: a nested message, or a member of a oneof (its presence is its meaning). */
+  readonly writtenWhenPresent: boolean;
   /** The nested message (set once the whole cycle of schemas is compiled). */
   message: WireMessage | undefined = undefined;
   /** The last uint64 encoded in this field and its 64 bits: cluster and member ids repeat on every header. */
@@ -134,8 +139,10 @@ class WireField {
     readonly wireType: number,
     /** An enum's names by number (0..n-1); empty for other ops. */
     readonly enumNames: readonly string[],
+    oneofMember: boolean,
   ) {
     this.packed = repeated && wireType === VARINT;
+    this.writtenWhenPresent = op === Op.Message || oneofMember;
     this.tag = number * 8 + (this.packed ? LENGTH_DELIMITED : wireType);
     this.tagSize = varint32Size(this.tag);
   }
@@ -184,6 +191,23 @@ function enumDescriptor(owner: string, desc: MessageDescriptor, typeName: string
   return undefined;
 }
 
+/**
+ * The fields of a message that are members of a oneof, by proto name. proto-loader's descriptors
+ * give every field a oneofIndex (0 when it has none), so membership is read from the message's
+ * own serializer: a member set alone decodes with its oneof's virtual property naming it.
+ */
+function oneofMembers(protoType: string, desc: MessageDescriptor): Set<string> {
+  const members = new Set<string>();
+  if (desc.oneofDecl.length === 0) return members;
+  const def = protoPackage()[protoType] as MessageTypeDefinition<Record<string, unknown>, Record<string, unknown>>;
+  const zero: Record<string, unknown> = { TYPE_BYTES: EMPTY_BYTES, TYPE_STRING: '', TYPE_BOOL: false, TYPE_MESSAGE: {} };
+  for (const f of desc.field) {
+    const decoded = def.deserialize(def.serialize({ [f.name]: zero[f.type] ?? 0 }));
+    if (desc.oneofDecl.some((o) => decoded[o.name] === f.name)) members.add(f.name);
+  }
+  return members;
+}
+
 /** Compiled messages by schema and proto type (one schema may stand for several proto messages). */
 const compiled = new WeakMap<Schema, Map<string, WireMessage>>();
 
@@ -198,6 +222,7 @@ function compile(schema: Schema, protoType: string): WireMessage {
   if (!byType) compiled.set(schema, (byType = new Map()));
   byType.set(protoType, msg);
   const nested: [WireField, Schema, string][] = [];
+  const inOneof = oneofMembers(protoType, desc);
   for (const spec of schema.fields) {
     const where = `field ${spec.json} of ${schema.type} (proto ${protoType})`;
     const fd = desc.field.find((f) => f.name === spec.json);
@@ -231,14 +256,14 @@ function compile(schema: Schema, protoType: string): WireMessage {
       if (fd.type !== 'TYPE_MESSAGE' || (sub.type !== fd.typeName && !sub.type.endsWith(`.${fd.typeName}`))) {
         throw new Error(`wire: ${where} is message ${sub.type} in the schema, ${fd.type} ${fd.typeName} in the proto`);
       }
-      const field = new WireField(spec.name, spec.json, goFieldName(spec.json), fd.number, op, repeated, wireType, enumNames);
+      const field = new WireField(spec.name, spec.json, goFieldName(spec.json), fd.number, op, repeated, wireType, enumNames, inOneof.has(fd.name));
       nested.push([field, sub, sub.type]);
       addField(msg, field);
       continue;
     } else {
       throw new Error(`wire: ${where}: a list of lists`);
     }
-    addField(msg, new WireField(spec.name, spec.json, goFieldName(spec.json), fd.number, op, repeated, wireType, enumNames));
+    addField(msg, new WireField(spec.name, spec.json, goFieldName(spec.json), fd.number, op, repeated, wireType, enumNames, inOneof.has(fd.name)));
   }
   for (const [field, sub, type] of nested) {
     field.message = compile(sub, type);
@@ -335,33 +360,20 @@ function readVarint(r: Reader, end: number): number {
     return b;
   }
   let lo = b & 0x7f;
-  for (let shift = 7; shift < 28; shift += 7) {
+  let hi = 0;
+  for (let i = 1; i < 10; i++) {
     if (p >= end) throw eof();
     b = buf[p++]!;
-    lo |= (b & 0x7f) << shift;
-    if (b < 0x80) {
-      r.pos = p;
-      r.hi = 0;
-      return lo;
-    }
-  }
-  if (p >= end) throw eof();
-  b = buf[p++]!;
-  lo = (lo | ((b & 0x0f) << 28)) >>> 0;
-  let hi = (b & 0x7f) >> 4;
-  if (b < 0x80) {
-    r.pos = p;
-    r.hi = hi;
-    return lo;
-  }
-  for (let shift = 3; shift < 32; shift += 7) {
-    if (p >= end) throw eof();
-    b = buf[p++]!;
-    hi |= (b & 0x7f) << shift;
+    // Bytes 0-3 fill lo's bits 0-27; byte 4 lo's 28-31 and hi's 0-2; bytes 5-9 the rest of hi.
+    if (i < 4) lo |= (b & 0x7f) << (7 * i);
+    else if (i === 4) {
+      lo |= (b & 0x0f) << 28;
+      hi = (b & 0x7f) >> 4;
+    } else hi |= (b & 0x7f) << (7 * i - 32);
     if (b < 0x80) {
       r.pos = p;
       r.hi = hi >>> 0;
-      return lo;
+      return lo >>> 0;
     }
   }
   throw new ProtoDecodeError('proto: integer overflow');
@@ -539,6 +551,7 @@ let sizeNext = 0;
 let lo64 = 0;
 let hi64 = 0;
 
+/** The bytes of a varint of `n` (below 2^32): 7 bits a byte. */
 function varint32Size(n: number): number {
   if (n < 0x80) return 1;
   if (n < 0x4000) return 2;
@@ -547,14 +560,9 @@ function varint32Size(n: number): number {
   return 5;
 }
 
+/** The bytes of a varint of the 64 bits hi:lo. */
 function varint64Size(lo: number, hi: number): number {
-  if (hi === 0) return varint32Size(lo);
-  if (hi < 0x8) return 5;
-  if (hi < 0x400) return 6;
-  if (hi < 0x20000) return 7;
-  if (hi < 0x1000000) return 8;
-  if (hi < 0x80000000) return 9;
-  return 10;
+  return hi === 0 ? varint32Size(lo) : Math.ceil((64 - Math.clz32(hi)) / 7);
 }
 
 function invalid(f: WireField, v: unknown): InternalError {
@@ -568,24 +576,31 @@ function setBits(b: bigint): void {
   hi64 = Number(u >> 32n);
 }
 
-/** Sets lo64/hi64 to the bits of a non-negative safe integer, or (two's complement) of a negative one. */
+/** Sets lo64/hi64 to the bits of a safe integer (a negative one in two's complement). */
 function setNumberBits(n: number): void {
   const hi = Math.floor(n / TWO_32);
   lo64 = n - hi * TWO_32;
   hi64 = hi >>> 0;
 }
 
+const INT64_MAX = 2n ** 63n - 1n;
+const INT64_MIN = -(2n ** 63n);
+const UINT64_MAX = 2n ** 64n - 1n;
+
 /**
- * Sets lo64/hi64 to an int64 or uint64 value: a number (truncated, saturated at int64's range
- * as protobufjs's Long.fromNumber) or a decimal string (wrapped to 64 bits as Long.fromString).
+ * Sets lo64/hi64 to a 64-bit field's value as protobufjs's Long.fromValue takes it: a number
+ * truncated and saturated at the range of the field's proto type (a negative one is 0 for a
+ * uint64), NaN 0; a decimal string wrapped to 64 bits.
  */
 function setInt64Bits(f: WireField, v: unknown): void {
+  const unsigned = f.op !== Op.Int64;
   if (typeof v === 'number') {
-    if (Number.isSafeInteger(v)) return setNumberBits(v);
+    if (Number.isSafeInteger(v) && (v >= 0 || !unsigned)) return setNumberBits(v);
     if (Number.isNaN(v)) return setNumberBits(0);
-    const max = 2n ** 63n - 1n;
-    const b = v === Infinity ? max : v === -Infinity ? -max - 1n : BigInt(Math.trunc(v));
-    return setBits(b > max ? max : b < -max - 1n ? -max - 1n : b);
+    const [min, max] = unsigned ? [0n, UINT64_MAX] : [INT64_MIN, INT64_MAX];
+    if (v === Number.POSITIVE_INFINITY || v === Number.NEGATIVE_INFINITY) return setBits(v > 0 ? max : min);
+    const b = BigInt(Math.trunc(v));
+    return setBits(b > max ? max : b < min ? min : b);
   }
   if (typeof v === 'string' && /^-?\d+$/.test(v)) return setBits(BigInt(v));
   if (typeof v === 'bigint') return setBits(v);
@@ -611,7 +626,35 @@ function enumNumber(f: WireField, v: unknown): number {
   return n;
 }
 
-/** The size of one value, tag excluded; a zero scalar is -1 when `omitZero` (a field, not a list item). */
+/** Sets lo64/hi64 to the varint a bool, integer or enum value is written as. */
+function setVarintBits(f: WireField, v: unknown): void {
+  switch (f.op) {
+    case Op.Bool:
+      lo64 = v ? 1 : 0;
+      hi64 = 0;
+      return;
+    case Op.Enum:
+      lo64 = enumNumber(f, v);
+      hi64 = 0;
+      return;
+    case Op.Uint32:
+      lo64 = Number(v) >>> 0;
+      hi64 = 0;
+      return;
+    case Op.Uint64:
+      return setUint64Bits(f, v);
+    default:
+      // Most int64s (revisions, versions, counts) are small and non-negative.
+      if (typeof v === 'number' && (v | 0) === v && v >= 0) {
+        lo64 = v;
+        hi64 = 0;
+        return;
+      }
+      return setInt64Bits(f, v);
+  }
+}
+
+/** The size of one value, tag excluded; -1 for a zero scalar when `omitZero` (a field, not a list item). */
 function valueSize(f: WireField, v: unknown, depth: number, omitZero: boolean): number {
   switch (f.op) {
     case Op.Bytes: {
@@ -625,35 +668,16 @@ function valueSize(f: WireField, v: unknown, depth: number, omitZero: boolean): 
       sizes[sizeCount++] = n;
       return varint32Size(n) + n;
     }
-    case Op.Bool:
-      return v || !omitZero ? 1 : -1;
-    case Op.Int64:
-    case Op.Uint64Number:
-    case Op.Uint32: {
-      if (typeof v === 'number' && v >= 0 && v <= 0xffffffff && (v | 0) === v) {
-        return v === 0 && omitZero ? -1 : varint32Size(v);
-      }
-      if (f.op === Op.Uint32) {
-        const n = Number(v) >>> 0;
-        return n === 0 && omitZero ? -1 : varint32Size(n);
-      }
-      setInt64Bits(f, v);
-      return lo64 === 0 && hi64 === 0 && omitZero ? -1 : varint64Size(lo64, hi64);
-    }
-    case Op.Uint64:
-      setUint64Bits(f, v);
-      return lo64 === 0 && hi64 === 0 && omitZero ? -1 : varint64Size(lo64, hi64);
-    case Op.Enum: {
-      const n = enumNumber(f, v);
-      return n === 0 && omitZero ? -1 : varint32Size(n);
-    }
-    default: {
+    case Op.Message: {
       if (depth >= MAX_DEPTH) throw new InternalError(`wire: ${f.message!.type} nested more than ${MAX_DEPTH} deep`);
       const slot = sizeCount++;
       const n = messageSize(f.message!, v as Record<string, unknown>, depth + 1);
       sizes[slot] = n;
       return varint32Size(n) + n;
     }
+    default:
+      setVarintBits(f, v);
+      return lo64 === 0 && hi64 === 0 && omitZero ? -1 : varint64Size(lo64, hi64);
   }
 }
 
@@ -665,7 +689,7 @@ function messageSize(m: WireMessage, obj: Record<string, unknown>, depth: number
     const v = obj[f.name];
     if (v === undefined || v === null) continue;
     if (!f.repeated) {
-      const n = valueSize(f, v, depth, f.op !== Op.Message);
+      const n = valueSize(f, v, depth, !f.writtenWhenPresent);
       if (n >= 0) size += f.tagSize + n;
       continue;
     }
@@ -718,26 +742,14 @@ function writeValue(f: WireField, v: unknown, buf: Buffer, pos: number): number 
       if (n > 0) buf.write(typeof v === 'string' ? v : String(v), pos, n, 'utf8');
       return pos + n;
     }
-    case Op.Bool:
-      buf[pos] = v ? 1 : 0;
-      return pos + 1;
-    case Op.Int64:
-    case Op.Uint64Number:
-    case Op.Uint32:
-      if (typeof v === 'number' && v >= 0 && v <= 0xffffffff && (v | 0) === v) return writeVarint32(buf, pos, v);
-      if (f.op === Op.Uint32) return writeVarint32(buf, pos, Number(v) >>> 0);
-      setInt64Bits(f, v);
-      return writeVarint64(buf, pos, lo64, hi64);
-    case Op.Uint64:
-      setUint64Bits(f, v);
-      return writeVarint64(buf, pos, lo64, hi64);
-    case Op.Enum:
-      return writeVarint32(buf, pos, enumNumber(f, v));
-    default: {
+    case Op.Message: {
       const n = sizes[sizeNext++]!;
       pos = writeVarint32(buf, pos, n);
       return writeMessage(f.message!, v as Record<string, unknown>, buf, pos);
     }
+    default:
+      setVarintBits(f, v);
+      return writeVarint64(buf, pos, lo64, hi64);
   }
 }
 
@@ -747,23 +759,12 @@ function isZero(f: WireField, v: unknown): boolean {
     case Op.Bytes:
       return (v as Uint8Array).byteLength === 0;
     case Op.String:
-      return v === '' || String(v) === '';
-    case Op.Bool:
-      return !v;
-    case Op.Int64:
-    case Op.Uint64Number:
-    case Op.Uint32:
-      if (typeof v === 'number' && v >= 0 && v <= 0xffffffff && (v | 0) === v) return v === 0;
-      if (f.op === Op.Uint32) return Number(v) >>> 0 === 0;
-      setInt64Bits(f, v);
-      return lo64 === 0 && hi64 === 0;
-    case Op.Uint64:
-      setUint64Bits(f, v);
-      return lo64 === 0 && hi64 === 0;
-    case Op.Enum:
-      return v === f.enumNames[0];
-    default:
+      return (typeof v === 'string' ? v : String(v)).length === 0;
+    case Op.Message:
       return false;
+    default:
+      setVarintBits(f, v);
+      return lo64 === 0 && hi64 === 0;
   }
 }
 
@@ -774,7 +775,7 @@ function writeMessage(m: WireMessage, obj: Record<string, unknown>, buf: Buffer,
     const v = obj[f.name];
     if (v === undefined || v === null) continue;
     if (!f.repeated) {
-      if (isZero(f, v)) continue;
+      if (!f.writtenWhenPresent && isZero(f, v)) continue;
       pos = writeVarint32(buf, pos, f.tag);
       pos = writeValue(f, v, buf, pos);
       continue;
