@@ -155,7 +155,7 @@ class WireMessage {
   /** The decoded message with every field absent: scalars' zero values, no lists or messages. */
   readonly template: Record<string, unknown> = {};
   readonly listNames: string[] = [];
-  /** Whether some field, here or nested, is an enum (decode then checks the numbers it kept). */
+  /** Whether a field of this message is an enum (reachesEnum looks into the nested ones). */
   hasEnums = false;
 
   constructor(

@@ -404,18 +404,19 @@ describe('wire codec decoding', () => {
 
   it('refuses messages nested deeper than protobufjs does (100), and groups as deep', () => {
     const txn = wireCodec<unknown>(S.TxnRequest);
-    /** A TxnRequest with `levels` RequestOp{request_txn} levels below it: 2 × levels nested messages. */
-    const nested = (levels: number): Buffer => {
-      let body: Buffer = Buffer.alloc(0);
-      for (let i = 0; i < levels; i++) body = delimited(2, delimited(4, body));
+    /** A TxnRequest whose deepest message is `depth` levels below it: RequestOp{request_txn: TxnRequest{success: [...]}}. */
+    const nested = (depth: number): Buffer => {
+      // An odd depth ends in an empty RequestOp, an even one in an empty TxnRequest.
+      let body: Buffer = depth % 2 === 1 ? delimited(2, Buffer.alloc(0)) : Buffer.alloc(0);
+      for (let i = 0; i < Math.floor(depth / 2); i++) body = delimited(2, delimited(4, body));
       return body;
     };
-    for (const levels of [49, 50, 51]) {
-      const bytes = nested(levels);
+    for (const depth of [99, 100, 101, 102]) {
+      const bytes = nested(depth);
       const ours = outcome(() => txn.decode(bytes));
-      expect('error' in ours, String(levels)).toBe(levels > 50);
+      expect('error' in ours, String(depth)).toBe(depth > 100);
       if ('error' in ours) expect(ours.error).toBe('ProtoDecodeError: grpc: error unmarshalling request: exceeded maximum recursion depth');
-      expect('error' in decodedByReference(bytes, S.TxnRequest), String(levels)).toBe(levels > 50);
+      expect('error' in decodedByReference(bytes, S.TxnRequest), String(depth)).toBe(depth > 100);
     }
     const groups = (n: number): Buffer =>
       Buffer.concat([...Array.from({ length: n }, () => tag(99, 3)), tag(1, 0), varint(1), ...Array.from({ length: n }, () => tag(99, 4))]);
