@@ -211,7 +211,11 @@ function oneofMembers(protoType: string, desc: MessageDescriptor): Set<string> {
 /** Compiled messages by schema and proto type (one schema may stand for several proto messages). */
 const compiled = new WeakMap<Schema, Map<string, WireMessage>>();
 
-function compile(schema: Schema, protoType: string): WireMessage {
+/**
+ * Compiles `schema` as `protoType` and the messages it reaches; `added` collects the ones this
+ * call registers, so that a failure can take them all back (none half-compiled stays cached).
+ */
+function compile(schema: Schema, protoType: string, added: [Schema, string][]): WireMessage {
   let byType = compiled.get(schema);
   const known = byType?.get(protoType);
   if (known) return known;
@@ -221,6 +225,7 @@ function compile(schema: Schema, protoType: string): WireMessage {
   // Registered before its fields are compiled: a cycle of schemas (RequestOp, TxnRequest) ends here.
   if (!byType) compiled.set(schema, (byType = new Map()));
   byType.set(protoType, msg);
+  added.push([schema, protoType]);
   const nested: [WireField, Schema, string][] = [];
   const inOneof = oneofMembers(protoType, desc);
   for (const spec of schema.fields) {
@@ -266,7 +271,7 @@ function compile(schema: Schema, protoType: string): WireMessage {
     addField(msg, new WireField(spec.name, spec.json, goFieldName(spec.json), fd.number, op, repeated, wireType, enumNames, inOneof.has(fd.name)));
   }
   for (const [field, sub, type] of nested) {
-    field.message = compile(sub, type);
+    field.message = compile(sub, type, added);
   }
   return msg;
 }
@@ -316,7 +321,14 @@ export function wireCodec<T>(schema: Schema, protoType: string = schema.type): W
   let byType = codecs.get(schema);
   let codec = byType?.get(protoType);
   if (!codec) {
-    const msg = compile(schema, protoType);
+    const added: [Schema, string][] = [];
+    let msg: WireMessage;
+    try {
+      msg = compile(schema, protoType, added);
+    } catch (err) {
+      for (const [s, t] of added) compiled.get(s)?.delete(t);
+      throw err;
+    }
     const checkEnums = reachesEnum(msg);
     codec = {
       decode: (bytes) => decodeTop(msg, bytes, checkEnums),

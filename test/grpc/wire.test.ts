@@ -529,11 +529,18 @@ describe('wire codec compilation', () => {
   it('fails for a schema field the proto lacks, naming it', () => {
     const schema: Schema = { type: 'etcdserverpb.PutRequest', fields: [field.bytes('key'), field.bytes('valu')] };
     expect(() => wireCodec(schema)).toThrow('field valu of etcdserverpb.PutRequest (proto etcdserverpb.PutRequest) is not in the proto message');
+    // Asked again, it fails again: nothing half-compiled was kept.
+    expect(() => wireCodec(schema)).toThrow('field valu of etcdserverpb.PutRequest');
     const nested: Schema = {
       type: 'etcdserverpb.PutResponse',
       fields: [field.message('prevKv', () => ({ type: 'mvccpb.KeyValue', fields: [field.bytes('kee')] }))],
     };
     expect(() => wireCodec(nested)).toThrow('field kee of mvccpb.KeyValue');
+    // A cycle (A -> B -> A) whose first message fails after the second compiled: neither is kept.
+    const a: Schema = { type: 'etcdserverpb.RequestOp', fields: [field.message('requestTxn', () => b), field.bytes('nope')] };
+    const b: Schema = { type: 'etcdserverpb.TxnRequest', fields: [field.list('success', { message: () => a })] };
+    expect(() => wireCodec(a)).toThrow('field nope of etcdserverpb.RequestOp');
+    expect(() => wireCodec(b)).toThrow('field nope of etcdserverpb.RequestOp');
   });
 
   it('fails for a type, list or enum the proto declares otherwise, and for a message the protos lack', () => {
