@@ -88,6 +88,8 @@ const SAMPLES: Record<string, unknown[]> = {
   // src/watch, src/api
   WatchLimitError: [],
   InvalidRequestError: ['unexpected EOF'],
+  // src/grpc
+  ProtoDecodeError: ['unexpected EOF'],
   // src/server
   ConfigError: ['cluster.config.json: expected a JSON object'],
   // src/tls.ts

@@ -52,12 +52,43 @@ const passEncoded =
   (value) =>
     Buffer.isBuffer(value) ? value : serialize(value);
 
+let loaded: protoLoader.PackageDefinition | undefined;
+
+/**
+ * The proto files as loaded (once per process): services, and message and enum descriptors
+ * (`type`: a DescriptorProto-like object) by full name, e.g. `etcdserverpb.RangeRequest`.
+ * src/grpc/wire.ts reads its field numbers from them.
+ */
+export function protoPackage(): protoLoader.PackageDefinition {
+  loaded ??= protoLoader.loadSync(['etcdserverpb/rpc.proto', 'v3lockpb/v3lock.proto', 'v3electionpb/v3election.proto'], LOADER_OPTIONS);
+  return loaded;
+}
+
+/**
+ * The full names of a method's request and response messages (`etcdserverpb.LeaseRevokeResponse`):
+ * several methods share one schema (src/api/schemas.ts's HeaderOnlyResponse), whose field
+ * numbers are those of each method's own message.
+ */
+export function methodMessageTypes(service: ServiceName, method: string): { request: string; response: string } {
+  // A service's methods take and answer messages of its own package (etcd's protos).
+  const pkg = PACKAGE_OF[service];
+  const svc = protoPackage()[`${pkg}.${service}`];
+  const m = svc && !('format' in svc) ? svc[method] : undefined;
+  if (!m) throw new Error(`proto: no method ${service}/${method} in ${PROTO_DIR}`);
+  const fullName = (t: protoLoader.MessageTypeDefinition<object, object>): string => {
+    const name = `${pkg}.${(t.type as { name: string }).name}`;
+    if (protoPackage()[name] === undefined) throw new Error(`proto: message ${name} of ${service}/${method} not found`);
+    return name;
+  };
+  return { request: fullName(m.requestType), response: fullName(m.responseType) };
+}
+
 let cached: Record<ServiceName, grpc.ServiceDefinition> | undefined;
 
 /** The services' definitions (loaded once per process). */
 export function etcdServices(): Record<ServiceName, grpc.ServiceDefinition> {
   if (cached) return cached;
-  const def = protoLoader.loadSync(['etcdserverpb/rpc.proto', 'v3lockpb/v3lock.proto', 'v3electionpb/v3election.proto'], LOADER_OPTIONS);
+  const def = protoPackage();
   const pick = (name: ServiceName): grpc.ServiceDefinition => {
     const full = `${PACKAGE_OF[name]}.${name}`;
     const svc = def[full];
