@@ -3,6 +3,7 @@
  * on shutdown), each service's unary handlers built from the one table (src/server/services.ts),
  * and sending leader-only calls to the leader.
  */
+import type { Buffer } from 'node:buffer';
 import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { Member } from '../server/member.js';
@@ -11,6 +12,7 @@ import { callCommonName } from '../tls.js';
 import { ServerStoppedError, UnsupportedError } from '../server/errors.js';
 import {
   callContext,
+  checkLearner,
   checkRequest,
   unaryMethodsOf,
   UNSUPPORTED_METHODS,
@@ -20,12 +22,27 @@ import {
   type ServiceName,
   type UnaryMethod,
 } from '../server/services.js';
-import { fromProto, toProto } from './convert.js';
+import { wireCodec, type WireCodec } from './wire.js';
+import { methodMessageTypes } from './proto.js';
 import type { ProtoMessage } from './proto.js';
 import { toServiceError } from './status.js';
 import { forwardUnary, LEADS_HERE, type ForwardTarget } from './forward.js';
 
-export type UnaryHandler = grpc.handleUnaryCall<ProtoMessage, ProtoMessage>;
+/** A unary method's grpc-js handler: the request's message bytes in, the response's out. */
+export type UnaryHandler = grpc.handleUnaryCall<Buffer, Buffer>;
+
+const codecs = new WeakMap<UnaryMethod, { request: WireCodec<object>; response: WireCodec<object> }>();
+
+/** A method's request and response codecs, compiled once, with its own proto messages' field numbers (several methods share a schema). */
+function codecsOf(method: UnaryMethod): { request: WireCodec<object>; response: WireCodec<object> } {
+  let c = codecs.get(method);
+  if (c === undefined) {
+    const types = methodMessageTypes(method.service, method.method);
+    c = { request: wireCodec<object>(method.request, types.request), response: wireCodec<object>(method.response, types.response) };
+    codecs.set(method, c);
+  }
+  return c;
+}
 
 /** What a unary call shows of itself to its handler, whichever server took it. */
 export interface UnaryCallInfo {
@@ -77,21 +94,34 @@ export class GrpcContext {
     const handlers: Record<string, UnaryHandler> = {};
     for (const method of unaryMethodsOf(service)) handlers[method.method] = this.unaryHandler(method);
     for (const u of UNSUPPORTED_METHODS.filter((x) => x.service === service)) {
-      handlers[u.method] = (_call, callback) => callback(toServiceError(new UnsupportedError(u.what)));
+      handlers[u.method] = (_call, callback) => {
+        try {
+          checkLearner(this.member, u);
+          callback(toServiceError(new UnsupportedError(u.what)));
+        } catch (err) {
+          callback(toServiceError(err));
+        }
+      };
     }
     return handlers;
   }
 
   /**
-   * A unary call's request in the internal shape, checked as both servers check it (the direct
-   * server, direct_unary.ts, and grpc-js's): decoded with the entry's schema, its size, and the
-   * entry's gRPC-only check.
+   * A unary call's request, from its message bytes to the internal shape (wire.ts), checked as
+   * both servers check it (the direct one, direct_unary.ts, and grpc-js): etcd's learner rule,
+   * the write's size, and the entry's gRPC-only check.
    */
-  decodeRequest(method: UnaryMethod, raw: ProtoMessage): object {
-    const req = fromProto<object>(raw, method.request);
+  decodeRequest(method: UnaryMethod, bytes: Uint8Array): object {
+    const req = codecsOf(method).request.decode(bytes);
+    checkLearner(this.member, method, req as { serializable?: boolean });
     checkRequest(method, req, this.maxRequestBytes);
-    method.grpc?.check?.(this.member, req, raw);
+    method.grpc?.check?.(this.member, req);
     return req;
+  }
+
+  /** A unary call's answer (internal shape) as its response message's bytes. */
+  encodeResponse(method: UnaryMethod, resp: object): Buffer {
+    return codecsOf(method).response.encode(resp);
   }
 
   /**
@@ -122,13 +152,14 @@ export class GrpcContext {
   /** The grpc-js handler of a unary method (a waiting one is aborted when the call is cancelled or the server stops). */
   private unaryHandler(method: UnaryMethod): UnaryHandler {
     const { member } = this;
-    const run = async (req: object, call: grpc.ServerUnaryCall<ProtoMessage, ProtoMessage>): Promise<object> => {
+    const run = async (req: object, call: grpc.ServerUnaryCall<Buffer, Buffer>): Promise<object> => {
       const credentials = credentialsOf(member, call);
       if (!method.waits) return this.answer(method, req, { credentials, peer: call.getPeer() });
       return whileCallOpen(this, call, async (signal) => method.handler(member, req, await callContext(member, credentials, call.getPeer(), signal)));
     };
     return (call, callback) => {
-      void (async () => toProto(await run(this.decodeRequest(method, call.request), call), method.response))().then(
+      // The request comes as its bytes (server.ts gives grpc-js no decoder for these methods); the answer goes as bytes (proto.ts's passEncoded).
+      void (async () => this.encodeResponse(method, await run(this.decodeRequest(method, call.request), call)))().then(
         (resp) => callback(null, resp),
         (err: unknown) => {
           this.log.debug({ err: (err as Error).message, path: call.getPath() }, 'grpc call failed');
@@ -175,7 +206,7 @@ export function tokenOf(md: grpc.Metadata): string | undefined {
  */
 export async function whileCallOpen<T>(
   ctx: GrpcContext,
-  call: grpc.ServerUnaryCall<ProtoMessage, ProtoMessage> | grpc.ServerWritableStream<ProtoMessage, ProtoMessage>,
+  call: grpc.ServerUnaryCall<Buffer, Buffer> | grpc.ServerWritableStream<ProtoMessage, ProtoMessage>,
   run: (signal: AbortSignal) => Promise<T>,
 ): Promise<T> {
   const ctl = new AbortController();

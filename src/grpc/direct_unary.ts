@@ -14,7 +14,8 @@
  * What it answers is what grpc-js would: the same response headers and trailers, its status texts
  * for protocol faults (no request message, a second one, a message over the limit, a bad
  * grpc-timeout), the deadline of `grpc-timeout`, and the go-grpc-prometheus counters
- * (instrument.ts) and learner refusals (learner.ts) of the grpc-js path.
+ * (instrument.ts). Requests are decoded, checked and answered by GrpcContext, as on the
+ * grpc-js path: both go from the message bytes to the internal shape (wire.ts).
  */
 import { Buffer } from 'node:buffer';
 import type http2 from 'node:http2';
@@ -22,11 +23,10 @@ import tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { toGrpcStatus } from '../server/errors.js';
 import type { GrpcMethodStats, GrpcServerMetrics } from '../server/metrics.js';
-import { checkLearner, unaryMethodsOf, type ServiceName, type UnaryMethod } from '../server/services.js';
+import { unaryMethodsOf, type ServiceName, type UnaryMethod } from '../server/services.js';
 import { callCommonName } from '../tls.js';
 import type { GrpcContext } from './context.js';
-import { toProto } from './convert.js';
-import { etcdServices, type ProtoMessage } from './proto.js';
+import { etcdServices } from './proto.js';
 
 /** grpc-js's response headers (server-interceptors' defaultResponseHeaders, and with a message its defaultCompressionHeaders). */
 const STATUS_HEADERS = { ':status': 200, 'content-type': 'application/grpc+proto' } as const;
@@ -46,13 +46,7 @@ interface DirectMethod {
   method: UnaryMethod;
   /** The gRPC path, e.g. /etcdserverpb.KV/Range. */
   path: string;
-  /** For checkLearner. */
-  call: { service: ServiceName; method: string };
   stats: GrpcMethodStats;
-  /** The request's bytes as a proto object (throws on bytes that are not the message). */
-  decode(bytes: Buffer): ProtoMessage;
-  /** The answer (internal shape) as the response message's bytes. */
-  encode(resp: object): Buffer;
 }
 
 type StreamListener = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number, rawHeaders: string[]) => void;
@@ -76,14 +70,7 @@ export class DirectUnaryServer {
         if (def === undefined) throw new Error(`grpc: ${service}.${method.method} is not in the proto files`);
         // go-grpc-prometheus's labels name the proto service in full (instrument.ts).
         const [fullService = service] = def.path.slice(1).split('/');
-        this.methods.set(def.path, {
-          method,
-          path: def.path,
-          call: { service, method: method.method },
-          stats: metrics.method('unary', fullService, method.method),
-          decode: (bytes) => def.requestDeserialize(bytes) as ProtoMessage,
-          encode: (resp) => def.responseSerialize(toProto(resp, method.response)),
-        });
+        this.methods.set(def.path, { method, path: def.path, stats: metrics.method('unary', fullService, method.method) });
       }
     }
   }
@@ -122,15 +109,8 @@ export class DirectUnaryServer {
     const { ctx } = this;
     this.metrics.receivedBytes.value += bytes.length;
     m.stats.received.value++;
-    let raw: ProtoMessage;
-    try {
-      raw = m.decode(bytes);
-    } catch {
-      throw new DirectStatus(grpc.status.INTERNAL, 'Error deserializing request');
-    }
-    checkLearner(ctx.member, m.call, raw as { serializable?: boolean });
-    const req = ctx.decodeRequest(m.method, raw);
-    const resp = m.encode(await ctx.answer(m.method, req, { credentials: credentialsOf(ctx, stream, headers), peer: peerOf(stream) }));
+    const req = ctx.decodeRequest(m.method, bytes);
+    const resp = ctx.encodeResponse(m.method, await ctx.answer(m.method, req, { credentials: credentialsOf(ctx, stream, headers), peer: peerOf(stream) }));
     this.metrics.sentBytes.value += resp.length;
     m.stats.sent.value++;
     return resp;
@@ -138,16 +118,6 @@ export class DirectUnaryServer {
 
   logFailure(err: unknown, path: string): void {
     this.ctx.log.debug({ err: (err as Error).message, path }, 'grpc call failed');
-  }
-}
-
-/** A protocol-level status (grpc-js's own texts), as opposed to a qkv error. */
-class DirectStatus extends Error {
-  constructor(
-    readonly code: grpc.status,
-    readonly details: string,
-  ) {
-    super(details);
   }
 }
 
@@ -220,10 +190,6 @@ class DirectCall {
     this.server.answer(this.m, message, this.stream, this.headers).then(
       (resp) => this.finishWithMessage(resp),
       (err: unknown) => {
-        if (err instanceof DirectStatus) {
-          this.finishWithStatus(err.code, err.details);
-          return;
-        }
         this.server.logFailure(err, this.m.path);
         const { code, message: details } = toGrpcStatus(err);
         this.finishWithStatus(code as number, details);

@@ -1,7 +1,9 @@
 /**
  * etcd 3.4's learner interceptors on every gRPC service: a learner refuses each call but Status
- * and a serializable Range (src/server/services.ts' checkLearner), streams at their start,
- * before any handler runs, as etcd's unary and stream interceptors do.
+ * and a serializable Range (src/server/services.ts' checkLearner). Streams are refused here at
+ * their start, before any handler runs, as etcd's stream interceptor does; unary calls once their
+ * request is decoded (GrpcContext.decodeRequest, on both the direct and the grpc-js path), as
+ * etcd's unary interceptor sees the decoded request.
  */
 import type * as grpc from '@grpc/grpc-js';
 import type { Member } from '../server/member.js';
@@ -22,17 +24,9 @@ export function learnerGate(
     const handler = implementation[name] ?? (m.originalName !== undefined ? implementation[m.originalName] : undefined);
     if (handler === undefined) continue;
     const call = { service, method: m.path.slice(m.path.lastIndexOf('/') + 1) };
+    // A unary call is checked once decoded (GrpcContext.decodeRequest: a serializable Range is let through).
     if (!m.requestStream && !m.responseStream) {
-      const unary = handler as grpc.handleUnaryCall<unknown, unknown>;
-      gated[name] = ((c, callback) => {
-        try {
-          checkLearner(member, call, c.request as { serializable?: boolean });
-        } catch (err) {
-          callback(toServiceError(err));
-          return;
-        }
-        unary(c, callback);
-      }) satisfies grpc.handleUnaryCall<unknown, unknown>;
+      gated[name] = handler;
     } else {
       const stream = handler as (c: StreamCall) => void;
       gated[name] = ((c: StreamCall) => {

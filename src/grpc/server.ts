@@ -20,6 +20,7 @@ import { etcdServices, type ServiceName } from './proto.js';
 import { instrumentService } from './instrument.js';
 import { learnerGate } from './learner.js';
 import { DirectUnaryServer } from './direct_unary.js';
+import { UNARY_METHODS } from '../server/services.js';
 
 export interface GrpcServerOptions {
   member: Member;
@@ -63,6 +64,7 @@ export class EtcdGrpcServer {
       'grpc.enable_channelz': 0,
     });
     const services = etcdServices();
+    const tableMethods = new Set(UNARY_METHODS.map((m) => `${m.service}/${m.method}`));
     // Every call is counted as go-grpc-prometheus counts etcd's (src/grpc/instrument.ts).
     const add = (definition: grpc.ServiceDefinition, implementation: grpc.UntypedServiceImplementation): void => {
       const instrumented = instrumentService(definition, implementation, opts.member.metrics.grpc);
@@ -70,8 +72,16 @@ export class EtcdGrpcServer {
     };
     const implementations = serviceImplementations(this.ctx);
     // A learner refuses what etcd's learner refuses (learner.ts), before anything else runs.
-    for (const name of Object.keys(implementations) as ServiceName[])
-      add(services[name], learnerGate(name, services[name], implementations[name], opts.member));
+    for (const name of Object.keys(implementations) as ServiceName[]) {
+      // The table's unary methods take their request as bytes: context.ts decodes them (wire.ts), as the direct path does.
+      const definition = Object.fromEntries(
+        Object.entries(services[name]).map(([method, m]) => [
+          method,
+          tableMethods.has(`${name}/${method}`) ? { ...m, requestDeserialize: (bytes: Buffer) => bytes } : m,
+        ]),
+      ) as grpc.ServiceDefinition;
+      add(definition, learnerGate(name, definition, implementations[name], opts.member));
+    }
     this.injector = this.server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
     // Plain unary calls are answered on node:http2 directly (direct_unary.ts), the rest by grpc-js.
     new DirectUnaryServer(this.ctx, opts.member.metrics.grpc, maxReceiveBytes).takeOver(this.server);

@@ -48,9 +48,9 @@ export interface UnaryMethod<Req extends object = object> {
   checkSize?: boolean;
   /** The handler may wait indefinitely (Lock, Campaign): it gets a signal of the caller leaving. */
   waits?: boolean;
-  /** gRPC-only steps: a check of the request (and its raw proto) before anything, and the answer after a leader-only call. */
+  /** gRPC-only steps: a check of the request before anything, and the answer after a leader-only call. */
   grpc?: {
-    check?(member: Member, req: Req, raw: Readonly<Record<string, unknown>>): void;
+    check?(member: Member, req: Req): void;
     after?(member: Member, req: Req): Promise<object>;
   };
 }
@@ -237,10 +237,10 @@ export const UNARY_METHODS: readonly UnaryMethod[] = [
     leaderOnly: { idempotent: false },
     beforeLeader: (m) => m.checkQuota({ leaseGrant: {} }),
     grpc: {
-      check(_m, _req, raw) {
-        // qkv keeps lease ids as JS numbers: an explicit id must be exact (below 2^53).
-        const id = raw['ID'];
-        if (typeof id === 'string' && !Number.isSafeInteger(Number(id))) throw new BadRequestError('etcdserver: qkv lease IDs must be below 2^53');
+      check(_m, req) {
+        // qkv keeps lease ids as JS numbers: an explicit id must be exact. The decoder clamps one
+        // beyond 2^53 to ±(2^53 - 1), so that value, never granted (ids are drawn below 2^52), is refused too.
+        if (Math.abs(req.id) >= Number.MAX_SAFE_INTEGER) throw new BadRequestError('etcdserver: qkv lease IDs must be below 2^53');
       },
     },
   }),

@@ -1,9 +1,11 @@
 /**
  * The unary calls qkv answers on node:http2 directly (src/grpc/direct_unary.ts) answer what
- * grpc-js answered before: each case is sent as raw HTTP/2 to a qkv member and to a grpc-js
- * server in this process with the same definitions and message limit, and the statuses,
- * messages, response headers and trailers are compared. Calls the direct path leaves to grpc-js
- * (another content type, a compressed request) still work.
+ * grpc-js answered before: each protocol case is sent as raw HTTP/2 to a qkv member and to a
+ * grpc-js server in this process with the same definitions and message limit, and the statuses,
+ * messages, response headers and trailers are compared. Bytes that are not the request message
+ * are compared with a real etcd (both paths decode with src/grpc/wire.ts, which answers as
+ * etcd). Calls the direct path leaves to grpc-js (another content type, a compressed request)
+ * still work.
  */
 import { Buffer } from 'node:buffer';
 import http2 from 'node:http2';
@@ -13,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { etcdServices, type ProtoMessage } from '../../src/grpc/proto.js';
 import { GRPC_OVERHEAD_BYTES } from '../../src/server/requests.js';
 import { LocalCluster } from '../server/cluster_harness.js';
+import { RealEtcd } from './helpers.js';
 
 const MAX_REQUEST_BYTES = 1.5 * 1024 * 1024;
 const KV = etcdServices().KV;
@@ -86,8 +89,10 @@ describe('unary calls on node:http2 directly answer as grpc-js does', () => {
   let leaderUrl: string;
   let reference: grpc.Server;
   let referenceUrl: string;
+  let etcd: RealEtcd;
 
   beforeAll(async () => {
+    etcd = await RealEtcd.start();
     cluster = await LocalCluster.create({ nodes: 3, maxRequestBytes: MAX_REQUEST_BYTES });
     cluster.startAll();
     leaderUrl = cluster.url(await cluster.waitForLeader());
@@ -108,6 +113,7 @@ describe('unary calls on node:http2 directly answer as grpc-js does', () => {
   afterAll(async () => {
     reference?.forceShutdown();
     await cluster?.destroy();
+    await etcd?.stop();
   });
 
   const rangeRequest = (key: string): Buffer => KV.Range!.requestSerialize({ key: Buffer.from(key), serializable: true });
@@ -130,7 +136,6 @@ describe('unary calls on node:http2 directly answer as grpc-js does', () => {
     ['a prefix without its message', Buffer.from([0, 0, 0, 0, 9, 1, 2]), {}],
     ['a second request message', Buffer.concat([frame(rangeRequest('a')), frame(rangeRequest('b'))]), {}],
     ['a message over the limit', Buffer.concat([Buffer.from([0]), Buffer.from([0, 0x20, 0, 0])]), {}],
-    ['bytes that are not the message', frame(Buffer.from([0x0a, 0xff])), {}],
     ['a grpc-timeout that does not parse', frame(rangeRequest('a')), { 'grpc-timeout': 'soon' }],
     ['another content type (grpc-js answers)', frame(rangeRequest('a')), { 'content-type': 'text/plain' }],
   ];
@@ -139,6 +144,19 @@ describe('unary calls on node:http2 directly answer as grpc-js does', () => {
     const r = await rawCall(referenceUrl, KV.Range!.path, body, headers);
     expect(statusOf(q)).toEqual(statusOf(r));
     expect(q.headers).toEqual(r.headers);
+  });
+
+  const malformed: [string, string, Buffer][] = [
+    ['a length past the end', KV.Range!.path, Buffer.from([0x0a, 0x05, 0x61])],
+    ['a truncated varint', KV.Put!.path, Buffer.from([0x18, 0xff])],
+    ['a wrong wire type for a known field', KV.Range!.path, Buffer.from([0x08, 0x01])],
+    ['wire type 7', KV.Range!.path, Buffer.from([0x0f])],
+  ];
+  test.each(malformed)('bytes that are not the message (%s): the status and message of etcd', async (_name, path, message) => {
+    const q = await rawCall(leaderUrl, path, frame(message));
+    const e = await rawCall(etcd.endpoint, path, frame(message));
+    expect(q.grpcStatus).toBe(String(grpc.status.INTERNAL));
+    expect(statusOf(q)).toEqual(statusOf(e));
   });
 
   test('grpc-timeout: a call still waiting at its deadline ends with DEADLINE_EXCEEDED', async () => {
