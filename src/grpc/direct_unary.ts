@@ -29,8 +29,8 @@ import type { GrpcContext } from './context.js';
 import { etcdServices } from './proto.js';
 
 /** grpc-js's response headers (server-interceptors' defaultResponseHeaders, and with a message its defaultCompressionHeaders). */
-const STATUS_HEADERS = { ':status': 200, 'content-type': 'application/grpc+proto' } as const;
-const RESPONSE_HEADERS = { ...STATUS_HEADERS, 'grpc-accept-encoding': 'identity,deflate,gzip', 'grpc-encoding': 'identity' } as const;
+export const STATUS_HEADERS = { ':status': 200, 'content-type': 'application/grpc+proto' } as const;
+export const RESPONSE_HEADERS = { ...STATUS_HEADERS, 'grpc-accept-encoding': 'identity,deflate,gzip', 'grpc-encoding': 'identity' } as const;
 const OK_TRAILERS = { 'grpc-status': '0', 'grpc-message': 'OK' } as const;
 const WAIT_FOR_TRAILERS = { waitForTrailers: true } as const;
 const END_STREAM = { endStream: true } as const;
@@ -40,7 +40,16 @@ const TIMEOUT = /(\d{1,8})\s*([HMSmun])/;
 const TIMEOUT_UNIT_MS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 0.001, n: 0.000001 };
 
 /** A message's prefix: the compressed flag and the length. */
-const PREFIX_BYTES = 5;
+export const PREFIX_BYTES = 5;
+
+/** A grpc-timeout header's time in ms (grpc-js's parse), undefined when it does not parse. */
+export function deadlineMs(header: string | string[]): number | undefined {
+  const match = TIMEOUT.exec(String(header));
+  return match === null ? undefined : (Number(match[1]) * TIMEOUT_UNIT_MS[match[2]!]!) | 0;
+}
+
+/** grpc-js's INTERNAL status text for a grpc-timeout that does not parse. */
+export const grpcTimeoutStatus = (header: string | string[]): string => `Invalid grpc-timeout value "${String(header)}"`;
 
 interface DirectMethod {
   method: UnaryMethod;
@@ -55,6 +64,8 @@ const ignoreError = (): void => {};
 
 export class DirectUnaryServer {
   private readonly methods = new Map<string, DirectMethod>();
+  /** Streaming methods served here too, by path: each starts its call on the HTTP/2 stream. */
+  private readonly streams = new Map<string, (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => void>();
 
   constructor(
     private readonly ctx: GrpcContext,
@@ -92,15 +103,23 @@ export class DirectUnaryServer {
     });
   }
 
+  /** Serves the streaming method at `path` here (direct_stream.ts), under the same conditions as the unary calls. */
+  addStream(path: string, start: (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => void): void {
+    this.streams.set(path, start);
+  }
+
   /** Takes the stream if it is a call this server answers; false leaves it untouched. */
   serve(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): boolean {
-    const m = this.methods.get(headers[':path'] ?? '');
-    if (m === undefined) return false;
+    const path = headers[':path'] ?? '';
+    const m = this.methods.get(path);
+    const start = m === undefined ? this.streams.get(path) : undefined;
+    if (m === undefined && start === undefined) return false;
     const contentType = headers['content-type'];
     if (typeof contentType !== 'string' || !contentType.startsWith('application/grpc')) return false;
     const encoding = headers['grpc-encoding'];
     if (encoding !== undefined && encoding !== 'identity') return false;
-    new DirectCall(this, m, stream, headers);
+    if (m !== undefined) new DirectCall(this, m, stream, headers);
+    else start!(stream, headers);
     return true;
   }
 
@@ -147,12 +166,11 @@ class DirectCall {
   }
 
   private startDeadline(header: string | string[]): void {
-    const match = TIMEOUT.exec(String(header));
-    if (match === null) {
-      this.finishWithStatus(grpc.status.INTERNAL, `Invalid grpc-timeout value "${String(header)}"`);
+    const ms = deadlineMs(header);
+    if (ms === undefined) {
+      this.finishWithStatus(grpc.status.INTERNAL, grpcTimeoutStatus(header));
       return;
     }
-    const ms = (Number(match[1]) * TIMEOUT_UNIT_MS[match[2]!]!) | 0;
     // Cleared when the call ends (every call ends: a handler answers or fails within etcd's request timeout).
     this.deadline = setTimeout(() => this.finishWithStatus(grpc.status.DEADLINE_EXCEEDED, 'Deadline exceeded'), ms);
   }
@@ -231,7 +249,7 @@ class DirectCall {
 }
 
 /** The call's client, `host:port`, as grpc-js's getPeer. */
-function peerOf(stream: http2.ServerHttp2Stream): string {
+export function peerOf(stream: http2.ServerHttp2Stream): string {
   const socket = stream.session?.socket;
   if (!socket?.remoteAddress) return 'unknown';
   return socket.remotePort ? `${socket.remoteAddress}:${socket.remotePort}` : socket.remoteAddress;
@@ -257,7 +275,7 @@ function metadataValue(v: string | string[] | undefined): string | undefined {
 }
 
 /** grpc-js's getAuthContext: the verified client certificate of a TLS session. */
-function authContextOf(stream: http2.ServerHttp2Stream): { sslPeerCertificate?: tls.PeerCertificate } {
+export function authContextOf(stream: http2.ServerHttp2Stream): { sslPeerCertificate?: tls.PeerCertificate } {
   const socket = stream.session?.socket;
   if (!(socket instanceof tls.TLSSocket) || !socket.authorized) return {};
   const cert = socket.getPeerCertificate();

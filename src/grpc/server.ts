@@ -16,10 +16,12 @@ import { leaseService } from './lease.js';
 import { watchService } from './watch.js';
 import { maintenanceService } from './maintenance.js';
 import { electionService } from './election.js';
-import { etcdServices, type ServiceName } from './proto.js';
+import { etcdServices, type ProtoMessage, type ServiceName } from './proto.js';
 import { instrumentService } from './instrument.js';
 import { learnerGate } from './learner.js';
 import { DirectUnaryServer } from './direct_unary.js';
+import { DirectStreamCall, type DirectStreamMethod } from './direct_stream.js';
+import type { WatchCall } from './watch.js';
 import { UNARY_METHODS } from '../server/services.js';
 
 export interface GrpcServerOptions {
@@ -71,6 +73,7 @@ export class EtcdGrpcServer {
       this.server.addService(instrumented.definition, instrumented.implementation);
     };
     const implementations = serviceImplementations(this.ctx);
+    const gated = {} as Record<ServiceName, grpc.UntypedServiceImplementation>;
     // A learner refuses what etcd's learner refuses (learner.ts), before anything else runs.
     for (const name of Object.keys(implementations) as ServiceName[]) {
       // The table's unary methods take their request as bytes: context.ts decodes them (wire.ts), as the direct path does.
@@ -80,11 +83,25 @@ export class EtcdGrpcServer {
           tableMethods.has(`${name}/${method}`) ? { ...m, requestDeserialize: (bytes: Buffer) => bytes } : m,
         ]),
       ) as grpc.ServiceDefinition;
-      add(definition, learnerGate(name, definition, implementations[name], opts.member));
+      gated[name] = learnerGate(name, definition, implementations[name], opts.member);
+      add(definition, gated[name]);
     }
     this.injector = this.server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
-    // Plain unary calls are answered on node:http2 directly (direct_unary.ts), the rest by grpc-js.
-    new DirectUnaryServer(this.ctx, opts.member.metrics.grpc, maxReceiveBytes).takeOver(this.server);
+    // Plain unary calls and the watch stream are answered on node:http2 directly (direct_unary.ts,
+    // direct_stream.ts), the rest by grpc-js.
+    const direct = new DirectUnaryServer(this.ctx, opts.member.metrics.grpc, maxReceiveBytes);
+    const watch = services.Watch['Watch']!;
+    const watchMethod: DirectStreamMethod = {
+      path: watch.path,
+      stats: opts.member.metrics.grpc.method('bidi_stream', 'etcdserverpb.Watch', 'Watch'),
+      decode: (bytes) => watch.requestDeserialize(bytes) as ProtoMessage,
+      encode: (resp) => watch.responseSerialize(resp),
+    };
+    const startWatch = gated.Watch['Watch'] as (call: WatchCall) => void;
+    direct.addStream(watch.path, (stream, headers) =>
+      startWatch(new DirectStreamCall(watchMethod, opts.member.metrics.grpc, stream, headers, maxReceiveBytes)),
+    );
+    direct.takeOver(this.server);
   }
 
   /** Serves an HTTP/2 connection (its bytes not yet consumed). */

@@ -15,6 +15,7 @@
  * "etcdserver: server stopped" so clients reconnect elsewhere.
  */
 import { Buffer } from 'node:buffer';
+import type tls from 'node:tls';
 import type * as grpc from '@grpc/grpc-js';
 import * as S from '../api/schemas.js';
 import type { WatchRequestMessage, WatchResponseMessage } from '../api/types.js';
@@ -29,8 +30,23 @@ import { fromProto, toProto } from './convert.js';
 import { etcdServices, type ProtoMessage } from './proto.js';
 import { toServiceError } from './status.js';
 
-/** Responses are messages, or already encoded (proto.ts sends a Buffer as it is). */
-type WatchCall = grpc.ServerDuplexStream<ProtoMessage, ProtoMessage | Buffer>;
+/**
+ * What the watch stream uses of its call: grpc-js's ServerDuplexStream, or direct_stream.ts's
+ * DirectStreamCall (the one the client port serves). Responses are messages, or already encoded
+ * (proto.ts and direct_stream.ts send a Buffer as it is).
+ */
+export interface WatchCall {
+  readonly metadata: grpc.Metadata;
+  readonly cancelled: boolean;
+  on(event: 'data', listener: (msg: ProtoMessage) => void): unknown;
+  on(event: 'end' | 'cancelled' | 'error' | 'close' | 'drain', listener: () => void): unknown;
+  off(event: 'drain' | 'close', listener: () => void): unknown;
+  emit(event: 'error', status: Error): boolean;
+  setMaxListeners(n: number): unknown;
+  write(resp: ProtoMessage | Buffer): boolean;
+  getPeer(): string;
+  getAuthContext(): { sslPeerCertificate?: tls.PeerCertificate } | null;
+}
 
 /** mvcc.ErrWatcherDuplicateID's message. */
 const DUPLICATE_ID = 'mvcc: duplicate watch ID provided on the WatchStream';
@@ -72,7 +88,7 @@ export const encodeEventResponse = (header: Buffer, watchId: Buffer, events: rea
 const isPlainEvents = (m: WatchResponseMessage): boolean =>
   !m.created && !m.canceled && !m.compactRevision && !m.cancelReason && !m.fragment && m.events.length > 0;
 
-export function watchService(ctx: GrpcContext): Record<string, grpc.handleBidiStreamingCall<ProtoMessage, ProtoMessage | Buffer>> {
+export function watchService(ctx: GrpcContext): { Watch: (call: WatchCall) => void } {
   return { Watch: (call: WatchCall) => new WatchStream(ctx, call).start() };
 }
 

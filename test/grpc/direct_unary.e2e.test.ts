@@ -19,6 +19,19 @@ import { RealEtcd } from './helpers.js';
 
 const MAX_REQUEST_BYTES = 1.5 * 1024 * 1024;
 const KV = etcdServices().KV;
+const WATCH = etcdServices().Watch.Watch!;
+
+/** The gRPC messages in `bytes` (whole ones), and what is left of a message still coming. */
+function messagesIn(bytes: Buffer): { messages: Buffer[]; rest: Buffer } {
+  const messages: Buffer[] = [];
+  let at = 0;
+  while (bytes.length - at >= 5 && bytes.length - at >= 5 + bytes.readUInt32BE(at + 1)) {
+    const len = bytes.readUInt32BE(at + 1);
+    messages.push(bytes.subarray(at + 5, at + 5 + len));
+    at += 5 + len;
+  }
+  return { messages, rest: bytes.subarray(at) };
+}
 
 interface RawAnswer {
   status: number;
@@ -171,6 +184,44 @@ describe('unary calls on node:http2 directly answer as grpc-js does', () => {
       expect(q.grpcStatus).toBe(String(grpc.status.DEADLINE_EXCEEDED));
     } finally {
       for (const f of followers) cluster.resume(f);
+    }
+  });
+
+  test('the watch stream: 50 requests in one DATA frame, each watcher created and given the event of its key once', async () => {
+    const session = http2.connect(leaderUrl);
+    try {
+      const req = session.request({ ':method': 'POST', ':path': WATCH.path, 'content-type': 'application/grpc', te: 'trailers' });
+      const got: { watch_id: string; created: boolean; events: { kv: { key: Buffer } }[] }[] = [];
+      let pending = Buffer.alloc(0);
+      const waiters: (() => void)[] = [];
+      req.on('data', (c: Buffer) => {
+        const { messages, rest } = messagesIn(Buffer.concat([pending, c]));
+        pending = Buffer.from(rest);
+        for (const m of messages) got.push(WATCH.responseDeserialize(m) as (typeof got)[number]);
+        for (const w of waiters.splice(0)) w();
+      });
+      const until = async (done: () => boolean): Promise<void> => {
+        while (!done()) await new Promise<void>((resolve) => waiters.push(resolve));
+      };
+      const WATCHERS = 50;
+      const create = (i: number): Buffer =>
+        frame(WATCH.requestSerialize({ create_request: { key: Buffer.from(`direct/w${i % 2}`), watch_id: String(i + 1) } }));
+      // All the create requests in one write: one DATA frame carrying 50 messages.
+      req.write(Buffer.concat(Array.from({ length: WATCHERS }, (_, i) => create(i))));
+      await until(() => got.filter((r) => r.created).length === WATCHERS);
+      expect(new Set(got.map((r) => r.watch_id))).toEqual(new Set(Array.from({ length: WATCHERS }, (_, i) => String(i + 1))));
+      for (const key of ['direct/w0', 'direct/w1']) {
+        const put = await rawCall(leaderUrl, KV.Put!.path, frame(KV.Put!.requestSerialize({ key: Buffer.from(key), value: Buffer.from('v') })));
+        expect(put.grpcStatus).toBe('0');
+      }
+      await until(() => got.filter((r) => r.events.length > 0).length === WATCHERS);
+      const events = got.filter((r) => r.events.length > 0);
+      // Each watcher got the event of its own key, once.
+      for (const r of events) expect(r.events.map((e) => e.kv.key.toString())).toEqual([`direct/w${(Number(r.watch_id) - 1) % 2}`]);
+      expect(new Set(events.map((r) => r.watch_id)).size).toBe(WATCHERS);
+      req.close();
+    } finally {
+      session.close();
     }
   });
 
