@@ -181,11 +181,20 @@ const NEVER_ABORTED = new AbortController().signal;
 type CallWithCertificate = { metadata: grpc.Metadata } & Parameters<typeof callCommonName>[0];
 
 /**
- * What a call says of its caller: its token, and the CN of its verified client certificate when
- * the client port requires one (etcd reads the CN only with --client-cert-auth).
+ * What a call says of its caller: its token (`metadata(key)`: a metadata key's first value), and
+ * the CN of its verified client certificate when the client port requires one (etcd reads the
+ * CN only with --client-cert-auth). grpc-js's calls and the direct server's (direct_unary.ts) alike.
  */
+export function callCredentials(
+  member: Member,
+  metadata: (key: string) => string | undefined,
+  connection: Parameters<typeof callCommonName>[0],
+): CallCredentials {
+  return { token: tokenFrom(metadata), commonName: member.clientCertAuth ? callCommonName(connection) : undefined };
+}
+
 function credentialsOf(member: Member, call: CallWithCertificate): CallCredentials {
-  return { token: tokenOf(call.metadata), commonName: member.clientCertAuth ? callCommonName(call) : undefined };
+  return callCredentials(member, metadataOf(call.metadata), call);
 }
 
 /** The caller of a streaming call (the unary ones resolve it through their CallContext). */
@@ -195,9 +204,21 @@ export function callerOfCall(member: Member, call: CallWithCertificate): Caller 
 }
 
 /** The auth token a call carries: etcd's gRPC metadata `token` (clientv3, etcdctl), or `authorization` (as etcd also reads). */
+function tokenFrom(metadata: (key: string) => string | undefined): string | undefined {
+  return metadata('token') ?? metadata('authorization');
+}
+
+/** A grpc-js Metadata's first value of a key. */
+const metadataOf =
+  (md: grpc.Metadata) =>
+  (key: string): string | undefined => {
+    const v = md.get(key)[0];
+    return v === undefined ? undefined : String(v);
+  };
+
+/** The auth token of a grpc-js call's metadata. */
 export function tokenOf(md: grpc.Metadata): string | undefined {
-  const v = md.get('token')[0] ?? md.get('authorization')[0];
-  return v === undefined ? undefined : String(v);
+  return tokenFrom(metadataOf(md));
 }
 
 /**

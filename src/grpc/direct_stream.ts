@@ -16,7 +16,20 @@ import type http2 from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
 import type { GrpcMethodStats, GrpcServerMetrics } from '../server/metrics.js';
 import { toGrpcStatus } from '../server/errors.js';
-import { authContextOf, deadlineMs, grpcTimeoutStatus, peerOf, PREFIX_BYTES, RESPONSE_HEADERS, STATUS_HEADERS } from './direct_unary.js';
+import {
+  authContextOf,
+  deadlineMs,
+  END_STREAM,
+  framed,
+  grpcTimeoutStatus,
+  peerOf,
+  PREFIX_BYTES,
+  RESPONSE_HEADERS,
+  STATUS_HEADERS,
+  statusFields,
+  tooLargeStatus,
+  WAIT_FOR_TRAILERS,
+} from './direct_unary.js';
 import type { ProtoMessage } from './proto.js';
 
 export interface DirectStreamMethod {
@@ -27,9 +40,6 @@ export interface DirectStreamMethod {
   /** A response (a proto object, or already encoded) as its message's bytes. */
   encode(resp: ProtoMessage | Buffer): Buffer;
 }
-
-const WAIT_FOR_TRAILERS = { waitForTrailers: true } as const;
-const END_STREAM = { endStream: true } as const;
 
 export class DirectStreamCall extends EventEmitter {
   readonly metadata: grpc.Metadata;
@@ -44,6 +54,7 @@ export class DirectStreamCall extends EventEmitter {
   private deadline: NodeJS.Timeout | undefined;
   /** Requests that came before anyone listened for them (the watch stream may first wait for its token). */
   private inbox: ProtoMessage[] = [];
+  private readonly started = performance.now();
 
   constructor(
     private readonly m: DirectStreamMethod,
@@ -76,7 +87,7 @@ export class DirectStreamCall extends EventEmitter {
       if (!this.ended) {
         this.ended = true;
         this.cancelled = true;
-        m.stats.handled[grpc.status.CANCELLED]!.value++;
+        this.handled(grpc.status.CANCELLED);
         this.emit('cancelled');
       }
       this.emit('close');
@@ -87,6 +98,12 @@ export class DirectStreamCall extends EventEmitter {
       if (ms === undefined) queueMicrotask(() => this.finishWith(grpc.status.INTERNAL, grpcTimeoutStatus(timeout)));
       else this.deadline = setTimeout(() => this.finishWith(grpc.status.DEADLINE_EXCEEDED, 'Deadline exceeded'), ms);
     }
+  }
+
+  /** Counted once, as instrument.ts counts a stream: by the code it ended with, and how long it lasted. */
+  private handled(code: number): void {
+    this.m.stats.handled[code]!.value++;
+    this.m.stats.seconds.observe((performance.now() - this.started) / 1000);
   }
 
   getPeer(): string {
@@ -101,11 +118,7 @@ export class DirectStreamCall extends EventEmitter {
   write(resp: ProtoMessage | Buffer): boolean {
     if (this.ended) return false;
     const message = this.m.encode(resp);
-    const frame = Buffer.allocUnsafe(PREFIX_BYTES + message.length);
-    frame[0] = 0;
-    frame.writeUInt32BE(message.length, 1);
-    message.copy(frame, PREFIX_BYTES);
-    this.pending.push(frame);
+    this.pending.push(framed(message));
     this.metrics.sentBytes.value += message.length;
     this.m.stats.sent.value++;
     if (!this.flushQueued) {
@@ -134,7 +147,7 @@ export class DirectStreamCall extends EventEmitter {
     while (buf.length >= PREFIX_BYTES) {
       const length = buf.readUInt32BE(1);
       if (length > this.maxReceiveBytes) {
-        this.finishWith(grpc.status.RESOURCE_EXHAUSTED, `Received message larger than max (${length} vs ${this.maxReceiveBytes})`);
+        this.finishWith(grpc.status.RESOURCE_EXHAUSTED, tooLargeStatus(length, this.maxReceiveBytes));
         return;
       }
       if (buf.length < PREFIX_BYTES + length) break;
@@ -173,10 +186,10 @@ export class DirectStreamCall extends EventEmitter {
     this.flush();
     this.ended = true;
     clearTimeout(this.deadline);
-    this.m.stats.handled[code]!.value++;
+    this.handled(code);
     const { stream } = this;
     if (stream.destroyed || stream.closed) return;
-    const status = { 'grpc-status': String(code), 'grpc-message': encodeURI(details) };
+    const status = statusFields(code, details);
     if (this.headersSent) {
       stream.once('wantTrailers', () => stream.sendTrailers(status));
       stream.end();

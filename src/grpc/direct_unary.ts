@@ -24,16 +24,25 @@ import * as grpc from '@grpc/grpc-js';
 import { toGrpcStatus } from '../server/errors.js';
 import type { GrpcMethodStats, GrpcServerMetrics } from '../server/metrics.js';
 import { unaryMethodsOf, type ServiceName, type UnaryMethod } from '../server/services.js';
-import { callCommonName } from '../tls.js';
-import type { GrpcContext } from './context.js';
+import { callCredentials, type GrpcContext } from './context.js';
 import { etcdServices } from './proto.js';
+import { methodStats } from './instrument.js';
 
 /** grpc-js's response headers (server-interceptors' defaultResponseHeaders, and with a message its defaultCompressionHeaders). */
 export const STATUS_HEADERS = { ':status': 200, 'content-type': 'application/grpc+proto' } as const;
 export const RESPONSE_HEADERS = { ...STATUS_HEADERS, 'grpc-accept-encoding': 'identity,deflate,gzip', 'grpc-encoding': 'identity' } as const;
 const OK_TRAILERS = { 'grpc-status': '0', 'grpc-message': 'OK' } as const;
-const WAIT_FOR_TRAILERS = { waitForTrailers: true } as const;
-const END_STREAM = { endStream: true } as const;
+export const WAIT_FOR_TRAILERS = { waitForTrailers: true } as const;
+export const END_STREAM = { endStream: true } as const;
+
+/** A status as grpc-js sends it, in the trailers or in a trailers-only answer. */
+export const statusFields = (code: number, details: string): { 'grpc-status': string; 'grpc-message': string } => ({
+  'grpc-status': String(code),
+  'grpc-message': encodeURI(details),
+});
+
+/** grpc-js's RESOURCE_EXHAUSTED text for a request message over the limit. */
+export const tooLargeStatus = (length: number, max: number): string => `Received message larger than max (${length} vs ${max})`;
 
 /** grpc-timeout: digits and a unit (grpc-js's DEADLINE_REGEX and units). */
 const TIMEOUT = /(\d{1,8})\s*([HMSmun])/;
@@ -41,6 +50,15 @@ const TIMEOUT_UNIT_MS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 10
 
 /** A message's prefix: the compressed flag and the length. */
 export const PREFIX_BYTES = 5;
+
+/** A message with its prefix (not compressed), as it goes in a DATA frame. */
+export function framed(message: Buffer): Buffer {
+  const frame = Buffer.allocUnsafe(PREFIX_BYTES + message.length);
+  frame[0] = 0;
+  frame.writeUInt32BE(message.length, 1);
+  message.copy(frame, PREFIX_BYTES);
+  return frame;
+}
 
 /** A grpc-timeout header's time in ms (grpc-js's parse), undefined when it does not parse. */
 export function deadlineMs(header: string | string[]): number | undefined {
@@ -79,9 +97,7 @@ export class DirectUnaryServer {
         if (method.waits) continue;
         const def = definitions[service][method.method];
         if (def === undefined) throw new Error(`grpc: ${service}.${method.method} is not in the proto files`);
-        // go-grpc-prometheus's labels name the proto service in full (instrument.ts).
-        const [fullService = service] = def.path.slice(1).split('/');
-        this.methods.set(def.path, { method, path: def.path, stats: metrics.method('unary', fullService, method.method) });
+        this.methods.set(def.path, { method, path: def.path, stats: methodStats(metrics, def) });
       }
     }
   }
@@ -129,7 +145,13 @@ export class DirectUnaryServer {
     this.metrics.receivedBytes.value += bytes.length;
     m.stats.received.value++;
     const req = ctx.decodeRequest(m.method, bytes);
-    const resp = ctx.encodeResponse(m.method, await ctx.answer(m.method, req, { credentials: credentialsOf(ctx, stream, headers), peer: peerOf(stream) }));
+    const resp = ctx.encodeResponse(
+      m.method,
+      await ctx.answer(m.method, req, {
+        credentials: callCredentials(ctx.member, (key) => metadataValue(headers[key]), { getAuthContext: () => authContextOf(stream) }),
+        peer: peerOf(stream),
+      }),
+    );
     this.metrics.sentBytes.value += resp.length;
     m.stats.sent.value++;
     return resp;
@@ -182,7 +204,7 @@ class DirectCall {
     if (this.messageBytes < 0 && this.received >= PREFIX_BYTES) {
       this.messageBytes = this.body().readUInt32BE(1);
       if (this.messageBytes > this.server.maxReceiveBytes) {
-        this.finishWithStatus(grpc.status.RESOURCE_EXHAUSTED, `Received message larger than max (${this.messageBytes} vs ${this.server.maxReceiveBytes})`);
+        this.finishWithStatus(grpc.status.RESOURCE_EXHAUSTED, tooLargeStatus(this.messageBytes, this.server.maxReceiveBytes));
         return;
       }
     }
@@ -228,21 +250,17 @@ class DirectCall {
 
   private finishWithMessage(resp: Buffer): void {
     if (!this.end(grpc.status.OK)) return;
-    const frame = Buffer.allocUnsafe(PREFIX_BYTES + resp.length);
-    frame[0] = 0;
-    frame.writeUInt32BE(resp.length, 1);
-    resp.copy(frame, PREFIX_BYTES);
     const { stream } = this;
     stream.respond(RESPONSE_HEADERS, WAIT_FOR_TRAILERS);
     stream.once('wantTrailers', () => stream.sendTrailers(OK_TRAILERS));
-    stream.end(frame);
+    stream.end(framed(resp));
   }
 
   /** A trailers-only response, as grpc-js sends a status before any message. */
   private finishWithStatus(code: number, details: string): void {
     if (!this.end(code)) return;
     const { stream } = this;
-    stream.respond({ ...STATUS_HEADERS, 'grpc-status': String(code), 'grpc-message': encodeURI(details) }, END_STREAM);
+    stream.respond({ ...STATUS_HEADERS, ...statusFields(code, details) }, END_STREAM);
     // What the client still sends is read and dropped (grpc-js resumes the stream likewise).
     stream.resume();
   }
@@ -253,18 +271,6 @@ export function peerOf(stream: http2.ServerHttp2Stream): string {
   const socket = stream.session?.socket;
   if (!socket?.remoteAddress) return 'unknown';
   return socket.remotePort ? `${socket.remoteAddress}:${socket.remotePort}` : socket.remoteAddress;
-}
-
-/** The call's token (metadata `token`, else `authorization`, as tokenOf) and, with --client-cert-auth, its certificate's CN. */
-function credentialsOf(
-  ctx: GrpcContext,
-  stream: http2.ServerHttp2Stream,
-  headers: http2.IncomingHttpHeaders,
-): { token: string | undefined; commonName?: string | undefined } {
-  return {
-    token: metadataValue(headers['token']) ?? metadataValue(headers['authorization']),
-    commonName: ctx.member.clientCertAuth ? callCommonName({ getAuthContext: () => authContextOf(stream) }) : undefined,
-  };
 }
 
 /** A custom metadata header's first value, as grpc-js's Metadata.fromHttp2Headers splits it. */

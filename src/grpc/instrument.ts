@@ -28,6 +28,12 @@ function typeOf(m: grpc.MethodDefinition<unknown, unknown>): GrpcType {
   return m.responseStream ? 'server_stream' : 'unary';
 }
 
+/** A method's counters, labelled as go-grpc-prometheus labels them: its type, the proto service in full, the method. */
+export function methodStats(metrics: GrpcServerMetrics, m: grpc.MethodDefinition<unknown, unknown>): GrpcMethodStats {
+  const [service = 'unknown', method = 'unknown'] = m.path.replace(/^\//, '').split('/');
+  return metrics.method(typeOf(m), service, method);
+}
+
 type AnyHandler = grpc.UntypedHandleCall;
 type StreamCall = grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>;
 
@@ -80,9 +86,8 @@ export function instrumentService(
   const impl: grpc.UntypedServiceImplementation = {};
   const { sentBytes, receivedBytes } = metrics;
   for (const [name, m] of Object.entries(definition as Record<string, grpc.MethodDefinition<unknown, unknown>>)) {
-    const [service = 'unknown', method = 'unknown'] = m.path.replace(/^\//, '').split('/');
     const type = typeOf(m);
-    const stats = metrics.method(type, service, method);
+    const stats = methodStats(metrics, m);
     const deserialize = m.requestDeserialize;
     const serialize = m.responseSerialize;
     def[name] = {

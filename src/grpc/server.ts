@@ -17,7 +17,7 @@ import { watchService } from './watch.js';
 import { maintenanceService } from './maintenance.js';
 import { electionService } from './election.js';
 import { etcdServices, type ProtoMessage, type ServiceName } from './proto.js';
-import { instrumentService } from './instrument.js';
+import { instrumentService, methodStats } from './instrument.js';
 import { learnerGate } from './learner.js';
 import { DirectUnaryServer } from './direct_unary.js';
 import { DirectStreamCall, type DirectStreamMethod } from './direct_stream.js';
@@ -93,7 +93,7 @@ export class EtcdGrpcServer {
     const watch = services.Watch['Watch']!;
     const watchMethod: DirectStreamMethod = {
       path: watch.path,
-      stats: opts.member.metrics.grpc.method('bidi_stream', 'etcdserverpb.Watch', 'Watch'),
+      stats: methodStats(opts.member.metrics.grpc, watch),
       decode: (bytes) => watch.requestDeserialize(bytes) as ProtoMessage,
       encode: (resp) => watch.responseSerialize(resp),
     };
