@@ -3,10 +3,12 @@
  * drives the load, stops the members cleanly (so the profiles are written) and prints the
  * functions with the most self time in each member.
  *
- *   npm run bench:profile -- [--workload put|get|get-serializable] [--in-flight 64] [--seconds 10] [--target leader|all] [--no-prof] [--grpc]
+ *   npm run bench:profile -- [--workload put|get|get-serializable] [--in-flight 64] [--seconds 10] [--target leader|all] [--no-prof] [--grpc] [--nodes 3]
  *
  * --grpc drives the load through gRPC with etcd's Go client (bench/grpc-load, the bench's gRPC
  * rows) instead of the gateway: --in-flight clients on --in-flight / 8 connections (at least 1).
+ * --nodes 1 profiles one member alone: no replication, and no other member competing for the two
+ * cores, so its samples are its own work rather than time it spent preempted.
  *
  * Also prints each member's CPU time per operation (user + system, from /proc), a figure that
  * holds even when other work shares the machine, unlike throughput.
@@ -29,6 +31,7 @@ const WORKLOAD = opt('workload', 'put');
 const IN_FLIGHT = Number(opt('in-flight', '64'));
 const SECONDS = Number(opt('seconds', '10'));
 const TARGET = opt('target', 'all');
+const NODES = Number(opt('nodes', '3'));
 /** --no-prof: only the CPU accounting (profiling itself costs CPU). */
 const PROFILE = !argv.includes('--no-prof');
 const GRPC = argv.includes('--grpc');
@@ -64,7 +67,12 @@ export function topSelf(profile: CpuProfile, n: number): { fn: string; share: nu
 
 async function main(): Promise<void> {
   const profDir = await mkdtemp(path.join(os.tmpdir(), 'qkv-prof-'));
-  const cluster = await LocalCluster.create({ nodes: 3, tickMs: 100, electionTicks: 10, nodeArgs: PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [] });
+  const cluster = await LocalCluster.create({
+    nodes: NODES,
+    tickMs: 100,
+    electionTicks: 10,
+    nodeArgs: PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [],
+  });
   cluster.startAll();
   const leader = await cluster.waitForLeader();
   const endpoints = TARGET === 'leader' ? [cluster.url(leader)] : cluster.endpoints;

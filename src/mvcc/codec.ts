@@ -28,7 +28,8 @@ const PUT_FIELDS = new Set(['key', 'value', 'lease', 'prevKv', 'ignoreValue', 'i
 /** The binary form of `p`, or undefined if it has anything the form does not carry as is. */
 function encodePut(p: PutRequest): Buffer | undefined {
   if (typeof p !== 'object' || p === null || !(p.key instanceof Uint8Array)) return undefined;
-  for (const [k, v] of Object.entries(p)) if (v !== undefined && !PUT_FIELDS.has(k)) return undefined;
+  // Object.keys, not Object.entries: no [key, value] array per field of every put.
+  for (const k of Object.keys(p) as (keyof PutRequest)[]) if (p[k] !== undefined && !PUT_FIELDS.has(k)) return undefined;
   if (p.value !== undefined && !(p.value instanceof Uint8Array)) return undefined;
   if (p.lease !== undefined && !(Number.isSafeInteger(p.lease) && p.lease >= 0)) return undefined;
   let flags = 0;

@@ -19,9 +19,18 @@ export function majority(voterCount: number): number {
  * order and take the one at position (majority - 1). Voters missing from `matchIndex` count as 0.
  */
 export function committedIndex(voters: readonly NodeId[], matchIndex: (id: NodeId) => number): number {
-  if (voters.length === 0) return 0;
-  const matched = voters.map(matchIndex).sort((a, b) => b - a);
-  return matched[majority(voters.length) - 1]!;
+  const n = voters.length;
+  if (n === 0) return 0;
+  // Insertion sort, highest first, as etcd-io/raft's: this runs for every append and every
+  // acknowledgement, and Array.prototype.sort allocates a work copy each time.
+  const matched = new Array<number>(n);
+  for (let i = 0; i < n; i++) {
+    const m = matchIndex(voters[i]!);
+    let j = i;
+    for (; j > 0 && matched[j - 1]! < m; j--) matched[j] = matched[j - 1]!;
+    matched[j] = m;
+  }
+  return matched[majority(n) - 1]!;
 }
 
 /** Outcome of an election given the votes received so far (missing entries have not answered). */

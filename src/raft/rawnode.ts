@@ -106,6 +106,21 @@ export class RawNode {
     return this.raft.term;
   }
 
+  /** The applied index, as status() has it (checked after every Ready: no Status built for it). */
+  get applied(): number {
+    return this.raft.log.applied;
+  }
+
+  /** The commit index, as status() has it. */
+  get commit(): number {
+    return this.raft.log.committed;
+  }
+
+  /** Whether `id` is a voter of the current configuration (status().config.voters, without copying it). */
+  isVoter(id: NodeId): boolean {
+    return this.raft.tracker.isVoter(id);
+  }
+
   tick(): void {
     this.raft.tick();
   }

@@ -413,6 +413,16 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     return this.softState.leader;
   }
 
+  /** The commit index (status().commit without the rest of the status). */
+  get commitIndex(): number {
+    return this.raw.commit;
+  }
+
+  /** Whether `id` votes in the current configuration (asked of the leader for every proposal). */
+  isVoter(id: NodeId): boolean {
+    return this.raw.isVoter(id);
+  }
+
   get isLeader(): boolean {
     return this.softState.role === StateRole.Leader;
   }
@@ -618,7 +628,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
   }
 
   private async maybeSnapshot(): Promise<void> {
-    const entriesSince = this.raw.status().applied - this.lastSnapshotIndex;
+    const entriesSince = this.raw.applied - this.lastSnapshotIndex;
     if (entriesSince < this.opts.snapshotEvery && this.bytesSinceSnapshot < this.opts.snapshotEveryBytes) return;
     // A quiet state machine: its snapshot and its applied index describe the same state.
     await this.drainApply();

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { committedIndex, hasQuorum, majority, voteResult, VoteResult } from '../../src/raft/quorum.js';
 
@@ -25,6 +26,16 @@ describe('committedIndex', () => {
   test.each(cases)('$name', ({ match, want }) => {
     const voters = match.map((_, i) => i + 1);
     expect(committedIndex(voters, (id) => match[id - 1]!)).toBe(want);
+  });
+  test('is the highest index a majority has matched, in any order of the voters', () => {
+    fc.assert(
+      fc.property(fc.array(fc.nat(20), { minLength: 1, maxLength: 9 }), (match) => {
+        const voters = match.map((_, i) => i + 1);
+        const highestFirst = [...match].sort((a, b) => b - a);
+        expect(committedIndex(voters, (id) => match[id - 1]!)).toBe(highestFirst[majority(match.length) - 1]);
+      }),
+      { numRuns: 500 },
+    );
   });
 });
 
