@@ -41,6 +41,8 @@ export async function runGrpcLoad(
   sys: Pick<SystemUnderTest, 'name' | 'endpoints' | 'pids'>,
   w: GrpcWorkload,
   opts: { seconds: number; keys: number; valueSize: number },
+  /** Told when the generator's measured window opens and closes (bench/profile.ts --heap samples it). */
+  window?: { opened(): void; closed(): void },
 ): Promise<GrpcResult> {
   const args = [
     '-endpoints',
@@ -77,9 +79,11 @@ export async function runGrpcLoad(
     if (msg.event === 'measure-start') {
       before = sample();
       clientCpu[0] = cpuMs(child.pid);
+      window?.opened();
     } else if (msg.event === 'measure-end') {
       after = sample();
       clientCpu[1] = cpuMs(child.pid);
+      window?.closed();
     } else result = msg;
   }
   const code = await exited;
