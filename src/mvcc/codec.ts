@@ -58,34 +58,45 @@ function encodePut(p: PutRequest): Buffer | undefined {
   return out;
 }
 
+function badPut(): never {
+  throw new InvalidArgumentError('request is not a valid binary put');
+}
+
+/** The length-prefixed bytes at `off` of a binary put: a view of them, not a copy. */
+function putField(buf: Buffer, off: number): Buffer {
+  if (off + 4 > buf.length) badPut();
+  const n = buf.readUInt32LE(off);
+  if (off + 4 + n > buf.length) badPut();
+  return buf.subarray(off + 4, off + 4 + n);
+}
+
+// Every member decodes every put it applies: no closures, no placeholder Buffer, no second view
+// of an entry's data that already is a Buffer.
 function decodePut(data: Uint8Array): MvccRequest {
-  const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  const bad = (): never => {
-    throw new InvalidArgumentError('request is not a valid binary put');
-  };
-  if (buf.length < 3 || buf[1] !== PUT_FORM) bad();
+  const buf = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  if (buf.length < 3 || buf[1] !== PUT_FORM) badPut();
   const flags = buf[2]!;
   let off = 3;
-  const put: PutRequest = { key: Buffer.alloc(0) };
+  let lease: number | undefined;
   if (flags & HAS_LEASE) {
-    if (off + 8 > buf.length) bad();
-    put.lease = buf.readDoubleLE(off);
+    if (off + 8 > buf.length) badPut();
+    lease = buf.readDoubleLE(off);
     off += 8;
   }
-  const take = (): Buffer => {
-    if (off + 4 > buf.length) bad();
-    const n = buf.readUInt32LE(off);
-    if (off + 4 + n > buf.length) bad();
-    off += 4 + n;
-    return buf.subarray(off - n, off);
-  };
-  put.key = take();
-  if (flags & HAS_VALUE) put.value = take();
-  if (off !== buf.length) bad();
+  const key = putField(buf, off);
+  off += 4 + key.length;
+  const put: PutRequest = { key };
+  if (lease !== undefined) put.lease = lease;
+  if (flags & HAS_VALUE) {
+    const value = putField(buf, off);
+    off += 4 + value.length;
+    put.value = value;
+  }
+  if (off !== buf.length) badPut();
   for (const name of BOOLEANS) {
     const present = (flags & BOOLEAN_FLAGS[name]) !== 0;
     const value = (flags & (BOOLEAN_FLAGS[name] << 1)) !== 0;
-    if (value && !present) bad();
+    if (value && !present) badPut();
     if (present) put[name] = value;
   }
   return { put };

@@ -145,7 +145,7 @@ export function wrapProposal(proposer: NodeId, seq: number, data: Uint8Array): B
 
 export function unwrapProposal(data: Uint8Array): { proposer: NodeId; seq: number; payload: Uint8Array } | undefined {
   if (data.byteLength < ENVELOPE_BYTES || data[0] !== ENVELOPE_TAG) return undefined;
-  const b = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  const b = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   return { proposer: b.readDoubleBE(1), seq: b.readDoubleBE(9), payload: b.subarray(ENVELOPE_BYTES) };
 }
 
