@@ -532,6 +532,7 @@ export class Member implements StateMachine {
     let membershipChanged = false;
     const batch: ApplyEntry[] = entries.map((e) => {
       if (e.data.byteLength === 0) return { index: e.index };
+      this.diskSpace.written(e.data.byteLength);
       try {
         if (e.type === EntryType.ConfChange) {
           membershipChanged = true;

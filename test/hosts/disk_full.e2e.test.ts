@@ -7,7 +7,8 @@
  *
  * Planted bug tried: a guard that never reports low space (DiskSpaceGuard.check returning at
  * once) lets the writes run n1's disk full: it stops on ENOSPC, the other two take all 200 puts,
- * and no NOSPACE comes.
+ * and no NOSPACE comes. The same happened with the guard checking on its 1 s timer alone (before
+ * DiskSpaceGuard.written): 1 MiB puts filled the rest of the tmpfs between two checks.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';

@@ -34,6 +34,20 @@ describe('DiskSpaceGuard', () => {
     expect(events).toEqual(['low 99 first', 'low 124', 'recovered 125']);
   });
 
+  test('writing an eighth of the reserve checks at once, without waiting for the timer', async () => {
+    const { g, set, events } = guard(800);
+    set(500);
+    g.written(99);
+    await Promise.resolve();
+    expect(events).toEqual([]);
+    g.written(1); // 100 bytes since the last check: an eighth of 800
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(events).toEqual(['low 500 first']);
+    g.written(99); // the count starts again at that check
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(events).toEqual(['low 500 first']);
+  });
+
   test('a reserve of 0 turns it off', async () => {
     const { g, set, events } = guard(0);
     set(0);
