@@ -47,7 +47,24 @@ export class LabCluster {
     const cluster = await LabCluster.create(opts);
     cluster.startAll();
     await cluster.waitForLeader();
+    await cluster.waitForPublished();
     return cluster;
+  }
+
+  /**
+   * Waits until `member list` shows every member started (its name and client URLs published
+   * through Raft, which follows the first election by a round trip or more), as an operator
+   * waits before relying on the list.
+   */
+  async waitForPublished(limitMs = 30_000): Promise<void> {
+    const deadline = performance.now() + limitMs;
+    let listed = '';
+    while (performance.now() < deadline) {
+      listed = (await this.etcdctl(['member', 'list'])).stdout;
+      if (this.names.every((n) => listed.includes(`, started, ${n}, `))) return;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    throw new Error(`members not all published within ${limitMs} ms:\n${listed}`);
   }
 
   static async create(opts: LabClusterOptions): Promise<LabCluster> {
