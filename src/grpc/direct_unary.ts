@@ -32,8 +32,9 @@ import { methodStats } from './instrument.js';
 export const STATUS_HEADERS = { ':status': 200, 'content-type': 'application/grpc+proto' } as const;
 export const RESPONSE_HEADERS = { ...STATUS_HEADERS, 'grpc-accept-encoding': 'identity,deflate,gzip', 'grpc-encoding': 'identity' } as const;
 const OK_TRAILERS = { 'grpc-status': '0', 'grpc-message': 'OK' } as const;
-export const WAIT_FOR_TRAILERS = { waitForTrailers: true } as const;
-export const END_STREAM = { endStream: true } as const;
+/** No date header: grpc-go's server (etcd) sends none, and Node's would cost every answer a header more to build and pack. */
+export const WAIT_FOR_TRAILERS = { waitForTrailers: true, sendDate: false } as const;
+export const END_STREAM = { endStream: true, sendDate: false } as const;
 
 /** A status as grpc-js sends it, in the trailers or in a trailers-only answer. */
 export const statusFields = (code: number, details: string): { 'grpc-status': string; 'grpc-message': string } => ({
@@ -79,6 +80,11 @@ interface DirectMethod {
 type StreamListener = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number, rawHeaders: string[]) => void;
 
 const ignoreError = (): void => {};
+
+/** The 'wantTrailers' listener of an answered call (the stream is `this`: one function for all calls). */
+function sendOkTrailers(this: http2.ServerHttp2Stream): void {
+  this.sendTrailers(OK_TRAILERS);
+}
 
 export class DirectUnaryServer {
   private readonly methods = new Map<string, DirectMethod>();
@@ -179,12 +185,14 @@ class DirectCall {
     private readonly headers: http2.IncomingHttpHeaders,
   ) {
     m.stats.started.value++;
-    // As grpc-js: an error is followed by 'close'; there is nothing to answer it with.
-    stream.once('error', ignoreError);
+    // As grpc-js: an error is followed by 'close'; there is nothing to answer it with. (`on`,
+    // not `once`, here and below: each fires at most once that matters, and once wraps the
+    // listener in a closure of its own on every call.)
+    stream.on('error', ignoreError);
     const timeout = headers['grpc-timeout'];
     if (timeout !== undefined) this.startDeadline(timeout);
     stream.on('data', (chunk: Buffer) => this.onData(chunk));
-    stream.once('end', () => this.onEnd());
+    stream.on('end', () => this.onEnd());
   }
 
   private startDeadline(header: string | string[]): void {
@@ -252,7 +260,7 @@ class DirectCall {
     if (!this.end(grpc.status.OK)) return;
     const { stream } = this;
     stream.respond(RESPONSE_HEADERS, WAIT_FOR_TRAILERS);
-    stream.once('wantTrailers', () => stream.sendTrailers(OK_TRAILERS));
+    stream.on('wantTrailers', sendOkTrailers);
     stream.end(framed(resp));
   }
 

@@ -270,12 +270,22 @@ export class WatchHub {
   /** Called synchronously as the store reaches `revision`. Never blocks: slow watchers fall back to history. */
   private publish(revision: number, events: Event[]): void {
     if (events.length === 0) return;
-    const touched = new Set<Watcher>();
-    for (const e of events) {
-      const exact = this.syncedByKey.get(keyString(e.kv.key));
-      if (exact) for (const w of exact) touched.add(w);
+    // Every applied revision passes here, watched or not: nothing is allocated for a revision
+    // no synced watcher can match (no key string per event, no set, no map).
+    let touched: Set<Watcher> | undefined;
+    if (this.syncedByKey.size > 0) {
+      for (const e of events) {
+        const exact = this.syncedByKey.get(keyString(e.kv.key));
+        if (exact) for (const w of exact) (touched ??= new Set()).add(w);
+      }
     }
-    for (const w of this.syncedRanges) touched.add(w);
+    for (const w of this.syncedRanges) (touched ??= new Set()).add(w);
+    if (touched !== undefined) this.deliver(revision, events, touched);
+    if (this.unsynced.size > 0) this.kick();
+  }
+
+  /** Pushes `revision`'s events to the synced watchers they may concern. */
+  private deliver(revision: number, events: Event[], touched: Set<Watcher>): void {
     const stripped = new Map<Event, Event>();
     for (const w of touched) {
       // A watch that starts at a future revision ignores everything before it.
@@ -292,7 +302,6 @@ export class WatchHub {
         this.unsynced.add(w);
       }
     }
-    if (this.unsynced.size > 0) this.kick();
   }
 
   private addSynced(w: Watcher): void {
