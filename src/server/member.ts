@@ -996,12 +996,20 @@ export class Member implements StateMachine {
    * etcd does, so that the alarm is listed once the write has been refused; its own failure is
    * not the client's error).
    */
-  async checkQuota(req: QuotaRequest): Promise<void> {
+  /**
+   * Refuses a write that does not fit with NOSPACE (raising the alarm first). Undefined when the
+   * write fits and that is known at once, so a write does not wait on a promise for it.
+   */
+  checkQuota(req: QuotaRequest): Promise<void> | undefined {
     // Until the disk guard's alarm is applied, this member refuses writes itself.
-    if (this.diskSpace.low) throw new NoSpaceError();
-    if (await this.quota.fits(quotaCost(req))) return;
-    await this.proposeNoSpace('ACTIVATE');
-    throw new NoSpaceError();
+    if (this.diskSpace.low) return Promise.reject(new NoSpaceError());
+    const fits = this.quota.fits(quotaCost(req));
+    if (fits === true) return undefined;
+    return Promise.resolve(fits).then(async (ok) => {
+      if (ok) return;
+      await this.proposeNoSpace('ACTIVATE');
+      throw new NoSpaceError();
+    });
   }
 
   private hasOwnNoSpaceAlarm(): boolean {

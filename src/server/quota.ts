@@ -102,11 +102,13 @@ export class BackendQuota {
    * Whether a write costing `cost` fits: the store's size (measured at most MEASURE_EVERY_MS
    * ago) plus the cost stays below the quota, as etcd's Available. A write that costs nothing
    * (a txn of deletes and reads) always fits, as in etcd 3.4.23: space is freed that way.
+   * Answered at once unless the size must be measured again: every write asks, and a promise
+   * (an async function's) for each was a share of a put's allocations.
    */
-  async fits(cost: number): Promise<boolean> {
+  fits(cost: number): boolean | Promise<boolean> {
     if (!this.enabled || cost === 0) return true;
-    const size = this.now() - this.measuredAt < MEASURE_EVERY_MS ? this.size : await this.measure();
-    return size + cost < this.opts.quotaBytes;
+    if (this.now() - this.measuredAt < MEASURE_EVERY_MS) return this.size + cost < this.opts.quotaBytes;
+    return this.measure().then((size) => size + cost < this.opts.quotaBytes);
   }
 
   /** Measures the size again, from after the call (a defragment just gave space back). */

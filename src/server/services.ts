@@ -235,7 +235,7 @@ export const UNARY_METHODS: readonly UnaryMethod[] = [
     response: S.LeaseGrantResponse,
     handler: (m, req) => m.leaseGrant(req.ttl, req.id),
     leaderOnly: { idempotent: false },
-    beforeLeader: (m) => m.checkQuota({ leaseGrant: {} }),
+    beforeLeader: async (m) => m.checkQuota({ leaseGrant: {} }),
     grpc: {
       check(_m, req) {
         // qkv keeps lease ids as JS numbers: an explicit id must be exact. The decoder clamps one
