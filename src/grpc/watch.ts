@@ -149,10 +149,10 @@ class WatchStream {
     this.call.setMaxListeners(0);
     // A token issued through another member: its requests wait (buffered by the stream) until
     // this member has applied its Authenticate entry (Member.tokenApplied, bounded).
-    const token = tokenOf(this.call.metadata);
-    if (token === undefined) this.listen();
+    const applied = this.ctx.member.tokenApplied(tokenOf(this.call.metadata));
+    if (applied === undefined) this.listen();
     else
-      void this.ctx.member.tokenApplied(token).then(
+      void applied.then(
         () => this.listen(),
         () => this.listen(),
       );

@@ -949,14 +949,15 @@ export class Member implements StateMachine {
    * Waits (within the request timeout) until this member has applied the Authenticate entry a
    * simple token names (`<letters>.<index>`), if that entry is committed but not yet applied
    * here: a token issued through another member works here at once. A token naming an index
-   * not committed (forged, or of another cluster) is not waited for.
+   * not committed (forged, or of another cluster) is not waited for. Undefined when there is
+   * nothing to wait for: every call asks, and for most there is nothing.
    */
-  async tokenApplied(token: string | undefined): Promise<void> {
+  tokenApplied(token: string | undefined): Promise<void> | undefined {
     const m = token === undefined ? null : /\.(\d{1,15})$/.exec(token);
-    if (!m) return;
+    if (!m) return undefined;
     const index = Number(m[1]);
-    if (index <= this.store.appliedIndex || index > this.raft.commitIndex) return;
-    await new Promise<void>((resolve) => {
+    if (index <= this.store.appliedIndex || index > this.raft.commitIndex) return undefined;
+    return new Promise<void>((resolve) => {
       const done = (): void => {
         clearTimeout(timer);
         this.raft.off('applied', onApplied);
