@@ -995,22 +995,21 @@ export class Member implements StateMachine {
    * etcd's quotaAlarmer: a write that would take this member's store past its quota is refused
    * before it is proposed, and raises NOSPACE for this member through Raft (waited for, as
    * etcd does, so that the alarm is listed once the write has been refused; its own failure is
-   * not the client's error).
-   */
-  /**
-   * Refuses a write that does not fit with NOSPACE (raising the alarm first). Undefined when the
-   * write fits and that is known at once, so a write does not wait on a promise for it.
+   * not the client's error). Undefined when the write fits and that is known at once (the size
+   * was measured lately), so a write waits on no promise for it.
    */
   checkQuota(req: QuotaRequest): Promise<void> | undefined {
     // Until the disk guard's alarm is applied, this member refuses writes itself.
     if (this.diskSpace.low) return Promise.reject(new NoSpaceError());
     const fits = this.quota.fits(quotaCost(req));
-    if (fits === true) return undefined;
-    return Promise.resolve(fits).then(async (ok) => {
-      if (ok) return;
-      await this.proposeNoSpace('ACTIVATE');
-      throw new NoSpaceError();
-    });
+    return fits === true ? undefined : this.refuseUnlessFits(fits);
+  }
+
+  /** The rest of checkQuota once the answer is not a plain yes: NOSPACE raised and the write refused, unless it fits after all. */
+  private async refuseUnlessFits(fits: boolean | Promise<boolean>): Promise<void> {
+    if (await fits) return;
+    await this.proposeNoSpace('ACTIVATE');
+    throw new NoSpaceError();
   }
 
   private hasOwnNoSpaceAlarm(): boolean {
