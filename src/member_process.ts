@@ -206,7 +206,7 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
   // fastify does not listen itself: the client port's multiplexer feeds it the HTTP/1
   // connections and gives the HTTP/2 ones (gRPC) to the gRPC server.
   const mux = new ClientPortMux(
-    { grpc: (socket) => grpc.injectConnection(socket), http: http.server },
+    { grpc: (socket) => grpc.injectConnection(socket), grpcFront: (socket, seen) => grpc.serveFront(socket, seen), http: http.server },
     clientTls && {
       ...clientTls,
       // As etcd's "rejected connection from ..." (a plaintext client, no certificate, another CA's).

@@ -19,6 +19,7 @@
  */
 import { Buffer } from 'node:buffer';
 import type http2 from 'node:http2';
+import type net from 'node:net';
 import tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { toGrpcStatus } from '../server/errors.js';
@@ -77,12 +78,33 @@ interface DirectMethod {
   stats: GrpcMethodStats;
 }
 
+/**
+ * What a unary call uses of its HTTP/2 stream: node:http2's ServerHttp2Stream has it, and so does
+ * the HTTP/2 front's own stream (h2_front.ts).
+ */
+export interface UnaryCallStream {
+  readonly destroyed: boolean;
+  readonly closed: boolean;
+  readonly session?: { readonly socket: net.Socket | tls.TLSSocket } | undefined;
+  respond(headers: http2.OutgoingHttpHeaders, options: { endStream?: boolean; waitForTrailers?: boolean; sendDate?: boolean }): void;
+  end(data: Buffer): void;
+  sendTrailers(trailers: http2.OutgoingHttpHeaders): void;
+  resume(): void;
+  on(event: 'data', listener: (chunk: Buffer) => void): this;
+  on(event: 'end', listener: () => void): this;
+  on(event: 'error', listener: (err: Error) => void): this;
+  on(event: 'wantTrailers', listener: (this: UnaryCallStream) => void): this;
+}
+
+/** A stream's client connection, for its peer and TLS certificate. */
+type StreamOfSession = { readonly session?: { readonly socket: net.Socket | tls.TLSSocket } | undefined };
+
 type StreamListener = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number, rawHeaders: string[]) => void;
 
 const ignoreError = (): void => {};
 
 /** The 'wantTrailers' listener of an answered call (the stream is `this`: one function for all calls). */
-function sendOkTrailers(this: http2.ServerHttp2Stream): void {
+function sendOkTrailers(this: UnaryCallStream): void {
   this.sendTrailers(OK_TRAILERS);
 }
 
@@ -135,18 +157,22 @@ export class DirectUnaryServer {
     const path = headers[':path'] ?? '';
     const m = this.methods.get(path);
     const start = m === undefined ? this.streams.get(path) : undefined;
-    if (m === undefined && start === undefined) return false;
-    const contentType = headers['content-type'];
-    if (typeof contentType !== 'string' || !contentType.startsWith('application/grpc')) return false;
-    const encoding = headers['grpc-encoding'];
-    if (encoding !== undefined && encoding !== 'identity') return false;
+    if ((m === undefined && start === undefined) || !servable(headers)) return false;
     if (m !== undefined) new DirectCall(this, m, stream, headers);
     else start!(stream, headers);
     return true;
   }
 
+  /** Takes the stream if it is a unary call this server answers (the HTTP/2 front's streams); false leaves it untouched. */
+  serveUnary(stream: UnaryCallStream, headers: http2.IncomingHttpHeaders): boolean {
+    const m = this.methods.get(headers[':path'] ?? '');
+    if (m === undefined || !servable(headers)) return false;
+    new DirectCall(this, m, stream, headers);
+    return true;
+  }
+
   /** Decodes, checks and answers one request; the answer is the response message's bytes. */
-  async answer(m: DirectMethod, bytes: Buffer, stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): Promise<Buffer> {
+  async answer(m: DirectMethod, bytes: Buffer, stream: UnaryCallStream, headers: http2.IncomingHttpHeaders): Promise<Buffer> {
     const { ctx } = this;
     this.metrics.receivedBytes.value += bytes.length;
     m.stats.received.value++;
@@ -181,7 +207,7 @@ class DirectCall {
   constructor(
     private readonly server: DirectUnaryServer,
     private readonly m: DirectMethod,
-    private readonly stream: http2.ServerHttp2Stream,
+    private readonly stream: UnaryCallStream,
     private readonly headers: http2.IncomingHttpHeaders,
   ) {
     m.stats.started.value++;
@@ -274,8 +300,16 @@ class DirectCall {
   }
 }
 
+/** Content type application/grpc, the request not compressed: what the direct server answers (else grpc-js does). */
+function servable(headers: http2.IncomingHttpHeaders): boolean {
+  const contentType = headers['content-type'];
+  if (typeof contentType !== 'string' || !contentType.startsWith('application/grpc')) return false;
+  const encoding = headers['grpc-encoding'];
+  return encoding === undefined || encoding === 'identity';
+}
+
 /** The call's client, `host:port`, as grpc-js's getPeer. */
-export function peerOf(stream: http2.ServerHttp2Stream): string {
+export function peerOf(stream: StreamOfSession): string {
   const socket = stream.session?.socket;
   if (!socket?.remoteAddress) return 'unknown';
   return socket.remotePort ? `${socket.remoteAddress}:${socket.remotePort}` : socket.remoteAddress;
@@ -289,7 +323,7 @@ function metadataValue(v: string | string[] | undefined): string | undefined {
 }
 
 /** grpc-js's getAuthContext: the verified client certificate of a TLS session. */
-export function authContextOf(stream: http2.ServerHttp2Stream): { sslPeerCertificate?: tls.PeerCertificate } {
+export function authContextOf(stream: StreamOfSession): { sslPeerCertificate?: tls.PeerCertificate } {
   const socket = stream.session?.socket;
   if (!(socket instanceof tls.TLSSocket) || !socket.authorized) return {};
   const cert = socket.getPeerCertificate();

@@ -24,7 +24,7 @@ export const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 /** A SETTINGS frame with no parameters: the server's connection preface, all defaults. */
 const EMPTY_SETTINGS = Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0]);
 
-const FRAME_HEADER_BYTES = 9;
+export const FRAME_HEADER_BYTES = 9;
 const TYPE_HEADERS = 0x1;
 const TYPE_SETTINGS = 0x4;
 const TYPE_CONTINUATION = 0x9;
@@ -34,9 +34,9 @@ const FLAG_END_HEADERS = 0x4;
 const FLAG_PADDED = 0x8;
 const FLAG_PRIORITY = 0x20;
 /** SETTINGS_MAX_FRAME_SIZE's default, which both nghttp2 and the rewriter's frames keep to. */
-const MAX_FRAME_PAYLOAD = 16_384;
+export const MAX_FRAME_PAYLOAD = 16_384;
 /** HPACK's default dynamic table size (SETTINGS_HEADER_TABLE_SIZE), on both sides of the rewriter. */
-const HPACK_TABLE_BYTES = 4096;
+export const HPACK_TABLE_BYTES = 4096;
 /** Bounds on the inspection: bytes held, and how long a silent client is waited for. */
 const MAX_INSPECTED_BYTES = 1024 * 1024;
 const FIRST_REQUEST_WAIT_MS = 1_000;
@@ -55,7 +55,7 @@ export function hostOfAuthority(authority: string): string {
   return AUTHORITY.test(host) ? host : 'localhost';
 }
 
-interface Frame {
+export interface Frame {
   type: number;
   flags: number;
   streamId: number;
@@ -64,7 +64,7 @@ interface Frame {
 }
 
 /** Splits a byte stream into HTTP/2 frames. */
-class FrameReader {
+export class FrameReader {
   private buf: Buffer = Buffer.alloc(0);
 
   push(chunk: Buffer): void {
@@ -109,7 +109,7 @@ function headersFragment(f: Frame): { fragment: Buffer; priority: Buffer | undef
   return { fragment: p.subarray(0, p.length - pad), priority };
 }
 
-function frameHeader(length: number, type: number, flags: number, streamId: number): Buffer {
+export function frameHeader(length: number, type: number, flags: number, streamId: number): Buffer {
   const h = Buffer.alloc(FRAME_HEADER_BYTES);
   h.writeUIntBE(length, 0, 3);
   h[3] = type;
@@ -119,7 +119,7 @@ function frameHeader(length: number, type: number, flags: number, streamId: numb
 }
 
 /** A header block collected over HEADERS and CONTINUATION frames. */
-class HeaderBlock {
+export class HeaderBlock {
   readonly fragments: Buffer[] = [];
   private bytes = 0;
 
@@ -145,7 +145,7 @@ class HeaderBlock {
 }
 
 /** Collects header blocks from a frame sequence; other frames are returned as they are. */
-class HeaderBlockCollector {
+export class HeaderBlockCollector {
   private open: HeaderBlock | undefined;
 
   /** The block a frame completes, 'pending' while one is open, or 'other' for a frame outside any block. */
@@ -217,23 +217,7 @@ class AuthorityRewritingStream extends Duplex {
   }
 
   private reencode(block: HeaderBlock): Buffer {
-    const headers = block.decode(this.decoder).map((h) => (h.name === ':authority' ? { ...h, value: hostOfAuthority(h.value) } : h));
-    this.encoder.write(headers);
-    const chunks: Buffer[] = [];
-    for (let c = this.encoder.read(); c !== null; c = this.encoder.read()) chunks.push(c);
-    const encoded = Buffer.concat(chunks);
-    const out: Buffer[] = [];
-    const prio = block.priority ?? Buffer.alloc(0);
-    const firstRoom = MAX_FRAME_PAYLOAD - prio.length;
-    let offset = Math.min(encoded.length, firstRoom);
-    const flags = (block.endStream ? FLAG_END_STREAM : 0) | (block.priority ? FLAG_PRIORITY : 0) | (offset === encoded.length ? FLAG_END_HEADERS : 0);
-    out.push(frameHeader(prio.length + offset, TYPE_HEADERS, flags, block.streamId), prio, encoded.subarray(0, offset));
-    while (offset < encoded.length) {
-      const end = Math.min(encoded.length, offset + MAX_FRAME_PAYLOAD);
-      out.push(frameHeader(end - offset, TYPE_CONTINUATION, end === encoded.length ? FLAG_END_HEADERS : 0, block.streamId), encoded.subarray(offset, end));
-      offset = end;
-    }
-    return Buffer.concat(out);
+    return encodeHeaderBlock(this.encoder, block, block.decode(this.decoder));
   }
 
   override _read(): void {
@@ -252,6 +236,30 @@ class AuthorityRewritingStream extends Duplex {
     this.socket.destroy();
     callback(err);
   }
+}
+
+/**
+ * A decoded header block encoded again, with `encoder` (the table of the side it goes to), as
+ * HEADERS and CONTINUATION frames; `:authority` cut back to host:port (see the module comment).
+ */
+export function encodeHeaderBlock(encoder: Compressor, block: HeaderBlock, decoded: HpackHeader[]): Buffer {
+  const headers = decoded.map((h) => (h.name === ':authority' ? { ...h, value: hostOfAuthority(h.value) } : h));
+  encoder.write(headers);
+  const chunks: Buffer[] = [];
+  for (let c = encoder.read(); c !== null; c = encoder.read()) chunks.push(c);
+  const encoded = Buffer.concat(chunks);
+  const out: Buffer[] = [];
+  const prio = block.priority ?? Buffer.alloc(0);
+  const firstRoom = MAX_FRAME_PAYLOAD - prio.length;
+  let offset = Math.min(encoded.length, firstRoom);
+  const flags = (block.endStream ? FLAG_END_STREAM : 0) | (block.priority ? FLAG_PRIORITY : 0) | (offset === encoded.length ? FLAG_END_HEADERS : 0);
+  out.push(frameHeader(prio.length + offset, TYPE_HEADERS, flags, block.streamId), prio, encoded.subarray(0, offset));
+  while (offset < encoded.length) {
+    const end = Math.min(encoded.length, offset + MAX_FRAME_PAYLOAD);
+    out.push(frameHeader(end - offset, TYPE_CONTINUATION, end === encoded.length ? FLAG_END_HEADERS : 0, block.streamId), encoded.subarray(offset, end));
+    offset = end;
+  }
+  return Buffer.concat(out);
 }
 
 export interface H2Handover {

@@ -25,6 +25,8 @@ const PEEK_TIMEOUT_MS = 30_000;
 
 export interface ClientPortTargets {
   grpc: (socket: Duplex) => void;
+  /** A plaintext HTTP/2 connection, served through the gRPC front (h2_front.ts); `seen`: its bytes from the preface on. */
+  grpcFront?: (socket: net.Socket, seen: Buffer) => void;
   http: HttpServer;
 }
 
@@ -105,7 +107,10 @@ export class ClientPortMux {
       cleanup();
       this.handed.add(socket);
       socket.once('close', () => this.handed.delete(socket));
-      if (h2) {
+      const front = this.targets.grpcFront;
+      if (h2 && front !== undefined && this.tls === undefined) {
+        front(socket, seen);
+      } else if (h2) {
         inspectH2Connection(socket, seen, {
           native: (bytes) => {
             socket.pause();

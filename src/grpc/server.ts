@@ -7,6 +7,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import type { Duplex } from 'node:stream';
+import type net from 'node:net';
 import type { Logger } from 'pino';
 import type { Member } from '../server/member.js';
 import { ServerStoppedError } from '../server/errors.js';
@@ -20,6 +21,7 @@ import { etcdServices, type ProtoMessage, type ServiceName } from './proto.js';
 import { instrumentService, methodStats } from './instrument.js';
 import { learnerGate } from './learner.js';
 import { DirectUnaryServer } from './direct_unary.js';
+import { H2Front } from './h2_front.js';
 import { DirectStreamCall, type DirectStreamMethod } from './direct_stream.js';
 import type { WatchCall } from './watch.js';
 import { UNARY_METHODS } from '../server/services.js';
@@ -51,6 +53,7 @@ export function serviceImplementations(ctx: GrpcContext): Record<ServiceName, gr
 export class EtcdGrpcServer {
   private readonly server: grpc.Server;
   private readonly injector: grpc.ConnectionInjector;
+  private readonly direct: DirectUnaryServer;
   private readonly ctx: GrpcContext;
   private stopped = false;
 
@@ -90,6 +93,7 @@ export class EtcdGrpcServer {
     // Plain unary calls and the watch stream are answered on node:http2 directly (direct_unary.ts,
     // direct_stream.ts), the rest by grpc-js.
     const direct = new DirectUnaryServer(this.ctx, opts.member.metrics.grpc, maxReceiveBytes);
+    this.direct = direct;
     const watch = services.Watch['Watch']!;
     const watchMethod: DirectStreamMethod = {
       path: watch.path,
@@ -102,6 +106,15 @@ export class EtcdGrpcServer {
       startWatch(new DirectStreamCall(watchMethod, opts.member.metrics.grpc, stream, headers, maxReceiveBytes)),
     );
     direct.takeOver(this.server);
+  }
+
+  /** Serves a plaintext HTTP/2 connection through the front (h2_front.ts); `seen`: its bytes read so far, from the preface on. */
+  serveFront(socket: net.Socket, seen: Buffer): void {
+    if (this.stopped) {
+      socket.destroy();
+      return;
+    }
+    this.injector.injectConnection(new H2Front(socket, seen, this.direct));
   }
 
   /** Serves an HTTP/2 connection (its bytes not yet consumed). */

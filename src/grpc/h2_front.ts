@@ -1,0 +1,639 @@
+/**
+ * The HTTP/2 front of a plaintext gRPC connection: the direct unary calls (direct_unary.ts) are
+ * answered on the client's socket itself, every other stream goes on to node:http2 (so grpc-js
+ * and direct_stream.ts) through this Duplex, on the same connection.
+ *
+ * Why: node:http2 sends a unary answer in two writes. Its trailers can only be given once the
+ * stream's 'wantTrailers' fires, and that fires only after the DATA frame has been written to
+ * the socket (a write to an Http2Stream completes once nghttp2 has sent it; only then does the
+ * Writable call _final), a turn of the event loop later: the client reads its headers and
+ * message, then waits for the trailers (about 0.1 ms a call on this machine, on the critical
+ * path of every sequential call), and the server and the client each pay a second syscall and a
+ * second wake-up per call. Here a call's HEADERS, DATA and trailers, and every other frame
+ * written in the same turn of the event loop, go out in one write.
+ *
+ * How the connection is shared with nghttp2:
+ * - Client to server: every frame is read here. A header block opening a stream is decoded
+ *   (HPACK, this side's own table kept in step with the client's); a unary call the direct
+ *   server takes is ours, any other is encoded again for nghttp2 (its table, `:authority` cut
+ *   back to host:port as h2_authority.ts explains) and passed on. Frames of our streams stay
+ *   here (their DATA credited back to the client with WINDOW_UPDATEs of our own); connection
+ *   frames (SETTINGS, PING, GOAWAY, WINDOW_UPDATE on stream 0) and frames of nghttp2's streams
+ *   pass. nghttp2 never learns of our streams' ids: gaps in stream ids are allowed.
+ * - Server to client: nghttp2's frames are read here too and go out in their order, ours among
+ *   them (never inside a header block of nghttp2's). Our header blocks use only HPACK's static
+ *   table and literals without indexing, so they change nothing in the client's dynamic table
+ *   that nghttp2's encoder relies on.
+ * - Flow control: the client's connection window is one, for nghttp2's DATA and ours, while
+ *   nghttp2 counts only its own. So every DATA frame, nghttp2's too, goes out only when the
+ *   connection window tracked here has room (held in order otherwise); nghttp2's stream
+ *   windows are its own, ours are tracked here.
+ *
+ * TLS connections keep the native path (mux.ts): grpc-js and direct_stream.ts read the client's
+ * certificate from the session's socket, which behind this Duplex would not be the TLS socket.
+ */
+import { Buffer } from 'node:buffer';
+import { EventEmitter } from 'node:events';
+import type http2 from 'node:http2';
+import type net from 'node:net';
+import { Duplex } from 'node:stream';
+import hpack, { type Compressor, type Decompressor, type HpackHeader } from 'hpack.js';
+import type { DirectUnaryServer, UnaryCallStream } from './direct_unary.js';
+import {
+  encodeHeaderBlock,
+  FRAME_HEADER_BYTES,
+  type Frame,
+  FrameReader,
+  frameHeader,
+  H2_PREFACE,
+  type HeaderBlock,
+  HeaderBlockCollector,
+  HPACK_TABLE_BYTES,
+  MAX_FRAME_PAYLOAD,
+} from './h2_authority.js';
+
+const TYPE_DATA = 0x0;
+const TYPE_HEADERS = 0x1;
+const TYPE_PRIORITY = 0x2;
+const TYPE_RST_STREAM = 0x3;
+const TYPE_SETTINGS = 0x4;
+const TYPE_PUSH_PROMISE = 0x5;
+const TYPE_GOAWAY = 0x7;
+const TYPE_WINDOW_UPDATE = 0x8;
+const TYPE_CONTINUATION = 0x9;
+const FLAG_END_STREAM = 0x1;
+const FLAG_ACK = 0x1;
+const FLAG_END_HEADERS = 0x4;
+const FLAG_PADDED = 0x8;
+const SETTINGS_INITIAL_WINDOW_SIZE = 0x4;
+const SETTINGS_MAX_FRAME_SIZE = 0x5;
+/** RFC 9113's initial flow-control window, of the connection and of every stream. */
+const DEFAULT_WINDOW = 65_535;
+const MAX_WINDOW = 2 ** 31 - 1;
+/** nghttp2's writes acknowledged at once while this much is held for the connection window; beyond, held back. */
+const HELD_HIGH_WATER = 1024 * 1024;
+/** How long a connection nghttp2 has ended waits for our calls in flight before its socket ends. */
+const END_WAIT_MS = 5_000;
+/** RST_STREAM's code for a stream answered before the client finished sending (RFC 9113 §8.1). */
+const NO_ERROR = 0x0;
+
+/** A frame to send: its bytes, and for DATA the flow-controlled length. */
+interface Outgoing {
+  bytes: Buffer;
+  flowBytes: number;
+}
+
+/** A stream of nghttp2's: which sides have ended it. */
+interface PassedStream {
+  clientEnded: boolean;
+  serverEnded: boolean;
+}
+
+/** HPACK integer with an N-bit prefix (RFC 7541 §5.1), `first` holding the pattern bits. */
+function hpackInteger(out: number[], value: number, prefixBits: number, first: number): void {
+  const max = (1 << prefixBits) - 1;
+  if (value < max) {
+    out.push(first | value);
+    return;
+  }
+  out.push(first | max);
+  let rest = value - max;
+  while (rest >= 128) {
+    out.push((rest % 128) + 128);
+    rest = Math.floor(rest / 128);
+  }
+  out.push(rest);
+}
+
+function hpackString(out: number[], s: string): void {
+  const bytes = Buffer.from(s, 'latin1');
+  hpackInteger(out, bytes.length, 7, 0);
+  for (const b of bytes) out.push(b);
+}
+
+/**
+ * A header block of ours: `:status: 200` from the static table, everything else a literal
+ * without indexing with a literal name (RFC 7541 §6.2.2), so the client's dynamic table stays
+ * nghttp2's alone.
+ */
+export function encodeLiteralHeaders(headers: http2.OutgoingHttpHeaders): Buffer {
+  const out: number[] = [];
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined) continue;
+    if (name === ':status' && String(value) === '200') {
+      out.push(0x88);
+      continue;
+    }
+    out.push(0x00);
+    hpackString(out, name.toLowerCase());
+    hpackString(out, Array.isArray(value) ? value.join(', ') : String(value));
+  }
+  return Buffer.from(out);
+}
+
+/** Header blocks of constant header objects (the answers' headers and OK trailers), encoded once. */
+const encodedConstants = new WeakMap<object, Buffer>();
+function headerBlockOf(headers: http2.OutgoingHttpHeaders): Buffer {
+  if (Object.isFrozen(headers)) {
+    let block = encodedConstants.get(headers);
+    if (block === undefined) {
+      block = encodeLiteralHeaders(headers);
+      encodedConstants.set(headers, block);
+    }
+    return block;
+  }
+  return encodeLiteralHeaders(headers);
+}
+
+/** A header block as HEADERS (+ CONTINUATION) frames. */
+function headerFrames(streamId: number, block: Buffer, endStream: boolean, maxFrame: number): Buffer {
+  if (block.length <= maxFrame) {
+    const h = frameHeader(block.length, TYPE_HEADERS, FLAG_END_HEADERS | (endStream ? FLAG_END_STREAM : 0), streamId);
+    return Buffer.concat([h, block]);
+  }
+  const parts: Buffer[] = [];
+  for (let offset = 0; offset < block.length; offset += maxFrame) {
+    const end = Math.min(block.length, offset + maxFrame);
+    const last = end === block.length;
+    const type = offset === 0 ? TYPE_HEADERS : TYPE_CONTINUATION;
+    const flags = (last ? FLAG_END_HEADERS : 0) | (offset === 0 && endStream ? FLAG_END_STREAM : 0);
+    parts.push(frameHeader(end - offset, type, flags, streamId), block.subarray(offset, end));
+  }
+  return Buffer.concat(parts);
+}
+
+function windowUpdate(streamId: number, increment: number): Buffer {
+  const f = frameHeader(4, TYPE_WINDOW_UPDATE, 0, streamId);
+  return Buffer.concat([f, Buffer.from([(increment >>> 24) & 0x7f, (increment >>> 16) & 0xff, (increment >>> 8) & 0xff, increment & 0xff])]);
+}
+
+function rstStream(streamId: number, code: number): Buffer {
+  const f = frameHeader(4, TYPE_RST_STREAM, 0, streamId);
+  const body = Buffer.alloc(4);
+  body.writeUInt32BE(code, 0);
+  return Buffer.concat([f, body]);
+}
+
+/** A DATA frame's payload without its padding. */
+function dataPayload(f: Frame): Buffer {
+  if (!(f.flags & FLAG_PADDED)) return f.payload;
+  const pad = f.payload[0] ?? 0;
+  if (pad >= f.payload.length) throw new Error('h2: padding longer than the frame');
+  return f.payload.subarray(1, f.payload.length - pad);
+}
+
+/** The client's headers as node:http2 gives them: lower-case names, repeated values joined. */
+function incomingHeaders(list: HpackHeader[]): http2.IncomingHttpHeaders {
+  const headers: Record<string, string> = {};
+  for (const h of list) {
+    const prev = headers[h.name];
+    headers[h.name] = prev === undefined ? h.value : `${prev}, ${h.value}`;
+  }
+  return headers;
+}
+
+/** One unary call's stream on the front: what DirectCall uses of a ServerHttp2Stream. */
+class FrontStream extends EventEmitter implements UnaryCallStream {
+  destroyed = false;
+  closed = false;
+  readonly session: { readonly socket: net.Socket };
+  /** The client's window for this stream: what may still be sent. */
+  sendWindow: number;
+  private data: Buffer | undefined;
+  private dataOffset = 0;
+  private waitForTrailers = false;
+  private ended = false;
+  private trailers: Buffer | undefined;
+  /** The client ended its side (END_STREAM, or the stream reset). */
+  remoteEnded = false;
+
+  constructor(
+    private readonly front: H2Front,
+    readonly id: number,
+    socket: net.Socket,
+    initialWindow: number,
+  ) {
+    super();
+    this.session = { socket };
+    this.sendWindow = initialWindow;
+  }
+
+  respond(headers: http2.OutgoingHttpHeaders, options: { endStream?: boolean; waitForTrailers?: boolean }): void {
+    if (this.closed) return;
+    const endStream = options.endStream === true;
+    this.front.send(headerFrames(this.id, headerBlockOf(headers), endStream, this.front.maxFrame), 0);
+    this.waitForTrailers = options.waitForTrailers === true;
+    if (endStream) this.finish();
+  }
+
+  end(data: Buffer): void {
+    if (this.closed || this.ended) return;
+    this.ended = true;
+    this.data = data;
+    if (this.waitForTrailers) this.emit('wantTrailers');
+    this.pump();
+  }
+
+  sendTrailers(trailers: http2.OutgoingHttpHeaders): void {
+    if (this.closed || this.trailers !== undefined) return;
+    this.trailers = headerBlockOf(trailers);
+    this.pump();
+  }
+
+  /** What the client still sends is read and dropped: nothing to resume. */
+  resume(): void {}
+
+  /** Sends what the stream's window (and the frame size) allows of the message, then the trailers. */
+  pump(): void {
+    if (this.closed || !this.ended) return;
+    const data = this.data;
+    if (data !== undefined) {
+      while (this.dataOffset < data.length) {
+        const n = Math.min(data.length - this.dataOffset, this.front.maxFrame, this.sendWindow);
+        if (n <= 0) return; // the client's WINDOW_UPDATE for this stream resumes it
+        const last = this.dataOffset + n === data.length;
+        const endStream = last && !this.waitForTrailers;
+        const payload = data.subarray(this.dataOffset, this.dataOffset + n);
+        this.front.send(Buffer.concat([frameHeader(n, TYPE_DATA, endStream ? FLAG_END_STREAM : 0, this.id), payload]), n);
+        this.sendWindow -= n;
+        this.dataOffset += n;
+      }
+      this.data = undefined;
+    }
+    if (!this.waitForTrailers) {
+      this.finish();
+      return;
+    }
+    if (this.trailers === undefined) return;
+    this.front.send(headerFrames(this.id, this.trailers, true, this.front.maxFrame), 0);
+    this.finish();
+  }
+
+  /** This side has sent its END_STREAM. */
+  private finish(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.front.finished(this);
+    this.emit('close');
+  }
+
+  /** The client reset the stream, or the connection is gone. */
+  abort(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.remoteEnded = true;
+    const wasClosed = this.closed;
+    this.closed = true;
+    if (!wasClosed) this.front.finished(this);
+    this.emit('aborted');
+    this.emit('close');
+  }
+}
+
+/**
+ * The Duplex node:http2 serves (grpc-js's connection injector): its readable side is what the
+ * client sent for nghttp2, its writable side what nghttp2 sends, which goes out here.
+ */
+export class H2Front extends Duplex {
+  private readonly clientFrames = new FrameReader();
+  private readonly clientBlocks = new HeaderBlockCollector();
+  private readonly serverFrames = new FrameReader();
+  private readonly decoder: Decompressor = hpack.decompressor.create({ table: { size: HPACK_TABLE_BYTES } });
+  private readonly encoder: Compressor = hpack.compressor.create({ table: { size: HPACK_TABLE_BYTES } });
+  private readonly ours = new Map<number, FrontStream>();
+  private readonly passed = new Map<number, PassedStream>();
+  /** The highest stream id the client has opened. */
+  private lastStreamId = 0;
+  /** The client's settings that our frames keep to. */
+  maxFrame = MAX_FRAME_PAYLOAD;
+  private initialWindow = DEFAULT_WINDOW;
+  /** The client's connection window: what DATA (nghttp2's and ours) may still be sent. */
+  private connectionWindow = DEFAULT_WINDOW;
+  /** Received DATA of our streams (and dropped DATA) not yet credited back to the client. */
+  private connectionCredit = 0;
+  /** Frames held in order: a DATA frame at the head waits for the connection window. */
+  private readonly held: Outgoing[] = [];
+  private heldBytes = 0;
+  /** nghttp2's write callbacks waiting for the held frames to drain. */
+  private readonly heldWrites: (() => void)[] = [];
+  /** Ready to go out in this turn's write. */
+  private out: Buffer[] = [];
+  private flushScheduled = false;
+  /**
+   * nghttp2 has not sent its SETTINGS yet (the server's preface, the first frame the client may
+   * see), or is in the middle of a header block: our frames wait behind.
+   */
+  private serverBlockOpen = true;
+  private readonly waitingForBlock: Outgoing[] = [];
+  private ending = false;
+  private endTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly socket: net.Socket,
+    seen: Buffer,
+    private readonly direct: DirectUnaryServer,
+  ) {
+    super();
+    this.push(H2_PREFACE);
+    this.consume(seen.subarray(H2_PREFACE.length));
+    socket.on('data', (chunk: Buffer) => this.consume(chunk));
+    socket.on('end', () => this.push(null));
+    socket.on('error', (err) => this.destroy(err));
+    socket.on('close', () => this.destroy());
+  }
+
+  // ---- client to server ----------------------------------------------------------------
+
+  private consume(chunk: Buffer): void {
+    if (this.destroyed) return;
+    this.clientFrames.push(chunk);
+    try {
+      for (let f = this.clientFrames.next(); f; f = this.clientFrames.next()) this.fromClient(f);
+      if (this.clientFrames.buffered > FRAME_HEADER_BYTES + 16 * 1024 * 1024) throw new Error('h2: frame too large');
+    } catch (err) {
+      this.destroy(err as Error);
+    }
+  }
+
+  /** Hands bytes to nghttp2; the socket pauses while nghttp2 does not keep up. */
+  private pass(bytes: Buffer): void {
+    if (!this.push(bytes)) this.socket.pause();
+  }
+
+  private fromClient(f: Frame): void {
+    switch (f.type) {
+      case TYPE_HEADERS:
+      case TYPE_CONTINUATION: {
+        const block = this.clientBlocks.take(f);
+        if (typeof block !== 'string') this.headerBlock(block);
+        return;
+      }
+      case TYPE_DATA:
+        this.clientData(f);
+        return;
+      case TYPE_WINDOW_UPDATE: {
+        const increment = f.payload.length === 4 ? f.payload.readUInt32BE(0) & 0x7fffffff : 0;
+        if (f.streamId === 0) {
+          this.connectionWindow = Math.min(MAX_WINDOW, this.connectionWindow + increment);
+          this.pass(f.raw);
+          this.drain();
+          return;
+        }
+        const ours = this.ours.get(f.streamId);
+        if (ours !== undefined) {
+          ours.sendWindow += increment;
+          ours.pump();
+        } else if (this.passed.has(f.streamId)) this.pass(f.raw);
+        return;
+      }
+      case TYPE_RST_STREAM: {
+        const ours = this.ours.get(f.streamId);
+        if (ours !== undefined) ours.abort();
+        else if (this.passed.delete(f.streamId)) this.pass(f.raw);
+        return;
+      }
+      case TYPE_PRIORITY:
+        if (this.passed.has(f.streamId) || f.streamId > this.lastStreamId) this.pass(f.raw);
+        return;
+      case TYPE_SETTINGS:
+        if (!(f.flags & FLAG_ACK)) this.clientSettings(f.payload);
+        this.pass(f.raw);
+        return;
+      default:
+        this.pass(f.raw);
+    }
+  }
+
+  private clientSettings(payload: Buffer): void {
+    for (let i = 0; i + 6 <= payload.length; i += 6) {
+      const id = payload.readUInt16BE(i);
+      const value = payload.readUInt32BE(i + 2);
+      if (id === SETTINGS_INITIAL_WINDOW_SIZE && value <= MAX_WINDOW) {
+        const delta = value - this.initialWindow;
+        this.initialWindow = value;
+        for (const s of this.ours.values()) {
+          s.sendWindow += delta;
+          s.pump();
+        }
+      } else if (id === SETTINGS_MAX_FRAME_SIZE && value >= MAX_FRAME_PAYLOAD && value <= 16_777_215) {
+        this.maxFrame = value;
+      }
+    }
+  }
+
+  private headerBlock(block: HeaderBlock): void {
+    // Every block is decoded, ours or not: the client's encoder counts on the table it builds.
+    const decoded = block.decode(this.decoder);
+    const id = block.streamId;
+    const ours = this.ours.get(id);
+    if (ours !== undefined) {
+      // Trailers of a unary request: nothing in them is read; they end the client's side.
+      if (block.endStream) this.remoteEnd(ours);
+      return;
+    }
+    const passed = this.passed.get(id);
+    if (passed === undefined && id > this.lastStreamId && id % 2 === 1 && !this.ending) {
+      this.lastStreamId = id;
+      const stream = new FrontStream(this, id, this.socket, this.initialWindow);
+      // A request without a body has ended with its headers (known before the call may answer, in its constructor).
+      stream.remoteEnded = block.endStream;
+      if (this.direct.serveUnary(stream, incomingHeaders(decoded))) {
+        if (!stream.closed) this.ours.set(id, stream);
+        if (block.endStream) stream.emit('end');
+        return;
+      }
+      this.passed.set(id, { clientEnded: block.endStream, serverEnded: false });
+    } else if (passed !== undefined && block.endStream) {
+      passed.clientEnded = true;
+      this.forget(id, passed);
+    }
+    if (id > this.lastStreamId) this.lastStreamId = id;
+    this.pass(encodeHeaderBlock(this.encoder, block, decoded));
+  }
+
+  private clientData(f: Frame): void {
+    const ours = this.ours.get(f.streamId);
+    if (ours === undefined) {
+      const passed = this.passed.get(f.streamId);
+      if (passed !== undefined) {
+        if (f.flags & FLAG_END_STREAM) {
+          passed.clientEnded = true;
+          this.forget(f.streamId, passed);
+        }
+        this.pass(f.raw);
+        return;
+      }
+      // A closed stream of ours (or one nghttp2 has closed): dropped, its bytes credited back.
+      this.credit(f.payload.length, 0);
+      return;
+    }
+    const endStream = (f.flags & FLAG_END_STREAM) !== 0;
+    this.credit(f.payload.length, endStream || ours.remoteEnded ? 0 : f.streamId);
+    if (ours.remoteEnded) return;
+    const payload = dataPayload(f);
+    if (payload.length > 0) ours.emit('data', payload);
+    if (endStream) this.remoteEnd(ours);
+  }
+
+  private remoteEnd(stream: FrontStream): void {
+    if (stream.remoteEnded) return;
+    stream.remoteEnded = true;
+    stream.emit('end');
+    if (stream.closed) this.ours.delete(stream.id);
+  }
+
+  /** Credits received DATA back to the client: the connection's with the turn's write, a stream's (still sending) at once. */
+  private credit(bytes: number, streamId: number): void {
+    if (bytes === 0) return;
+    this.connectionCredit += bytes;
+    if (streamId !== 0) this.send(windowUpdate(streamId, bytes), 0);
+    else this.scheduleFlush();
+  }
+
+  /** A stream of nghttp2's that both sides have ended is forgotten. */
+  private forget(id: number, s: PassedStream): void {
+    if (s.clientEnded && s.serverEnded) this.passed.delete(id);
+  }
+
+  // ---- server to client ----------------------------------------------------------------
+
+  /** Queues a frame of one of our streams (`flowBytes`: a DATA frame's length). */
+  send(bytes: Buffer, flowBytes: number): void {
+    const frame = { bytes, flowBytes };
+    if (this.serverBlockOpen) this.waitingForBlock.push(frame);
+    else this.hold(frame);
+  }
+
+  /** Our stream has sent its END_STREAM. */
+  finished(stream: FrontStream): void {
+    this.ours.delete(stream.id);
+    // The client is still sending (a request answered early): it is told to stop, and what comes is dropped.
+    if (!stream.remoteEnded && !stream.destroyed) this.send(rstStream(stream.id, NO_ERROR), 0);
+    if (this.ending && this.ours.size === 0) this.endSocket();
+  }
+
+  private hold(frame: Outgoing): void {
+    if (this.held.length === 0 && frame.flowBytes <= this.connectionWindow) {
+      this.connectionWindow -= frame.flowBytes;
+      this.out.push(frame.bytes);
+    } else {
+      this.held.push(frame);
+      this.heldBytes += frame.bytes.length;
+    }
+    this.scheduleFlush();
+  }
+
+  /** Moves held frames out as the connection window allows. */
+  private drain(): void {
+    while (this.held.length > 0) {
+      const head = this.held[0]!;
+      if (head.flowBytes > this.connectionWindow) break;
+      this.held.shift();
+      this.heldBytes -= head.bytes.length;
+      this.connectionWindow -= head.flowBytes;
+      this.out.push(head.bytes);
+    }
+    if (this.heldBytes < HELD_HIGH_WATER) for (const done of this.heldWrites.splice(0)) done();
+    this.scheduleFlush();
+  }
+
+  private fromServer(f: Frame): void {
+    const streamId = f.streamId;
+    let bytes = f.raw;
+    let flowBytes = 0;
+    switch (f.type) {
+      case TYPE_DATA:
+        flowBytes = f.payload.length;
+        if (f.flags & FLAG_END_STREAM) this.serverEnd(streamId);
+        break;
+      case TYPE_HEADERS:
+      case TYPE_PUSH_PROMISE:
+        if (f.type === TYPE_HEADERS && f.flags & FLAG_END_STREAM) this.serverEnd(streamId);
+        this.serverBlockOpen = !(f.flags & FLAG_END_HEADERS);
+        break;
+      case TYPE_CONTINUATION:
+        this.serverBlockOpen = !(f.flags & FLAG_END_HEADERS);
+        break;
+      case TYPE_SETTINGS:
+        // The first one is the server's preface: ours may follow it (none comes inside a header block).
+        this.serverBlockOpen = false;
+        break;
+      case TYPE_RST_STREAM:
+        this.passed.delete(streamId);
+        break;
+      case TYPE_GOAWAY: {
+        // The last stream the server processed: ours count too, or the client would retry them.
+        const lastOurs = Math.max(0, ...this.ours.keys());
+        if (f.payload.length >= 8 && (f.payload.readUInt32BE(0) & 0x7fffffff) < lastOurs) {
+          bytes = Buffer.from(f.raw);
+          bytes.writeUInt32BE(lastOurs, FRAME_HEADER_BYTES);
+        }
+        break;
+      }
+    }
+    this.hold({ bytes, flowBytes });
+    if (!this.serverBlockOpen && this.waitingForBlock.length > 0) for (const frame of this.waitingForBlock.splice(0)) this.hold(frame);
+  }
+
+  private serverEnd(streamId: number): void {
+    const s = this.passed.get(streamId);
+    if (s === undefined) return;
+    s.serverEnded = true;
+    this.forget(streamId, s);
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    // After the whole turn: every answer the turn's events and promises produced goes in one write.
+    setImmediate(this.flush);
+  }
+
+  /** Everything this turn produced, in one write. */
+  private readonly flush = (): void => {
+    this.flushScheduled = false;
+    if (this.connectionCredit > 0 && !this.serverBlockOpen) {
+      this.out.push(windowUpdate(0, this.connectionCredit));
+      this.connectionCredit = 0;
+    }
+    const out = this.out;
+    if (out.length === 0 || this.socket.destroyed) return;
+    this.out = [];
+    this.socket.write(out.length === 1 ? out[0]! : Buffer.concat(out));
+  };
+
+  override _read(): void {
+    this.socket.resume();
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
+    this.serverFrames.push(chunk);
+    for (let f = this.serverFrames.next(); f; f = this.serverFrames.next()) this.fromServer(f);
+    if (this.heldBytes >= HELD_HIGH_WATER) this.heldWrites.push(() => callback());
+    else callback();
+  }
+
+  /** nghttp2 has ended the connection: the socket ends once our calls in flight have answered (bounded). */
+  override _final(callback: (err?: Error | null) => void): void {
+    this.ending = true;
+    if (this.ours.size === 0) this.endSocket();
+    else this.endTimer = setTimeout(() => this.endSocket(), END_WAIT_MS);
+    callback();
+  }
+
+  private endSocket(): void {
+    clearTimeout(this.endTimer);
+    this.flush();
+    this.socket.end();
+  }
+
+  override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
+    clearTimeout(this.endTimer);
+    for (const s of [...this.ours.values()]) s.abort();
+    this.ours.clear();
+    for (const done of this.heldWrites.splice(0)) done();
+    this.socket.destroy();
+    callback(err);
+  }
+}

@@ -1,0 +1,187 @@
+/**
+ * The HTTP/2 front of plaintext gRPC connections (src/grpc/h2_front.ts): a unary call answered
+ * on the socket goes out in one write (headers, message and trailers together); the client's
+ * flow-control windows hold for our answers and nghttp2's alike when both share a connection;
+ * the header tables stay in step when calls served here and calls passed to nghttp2 alternate
+ * on one connection with headers that change from call to call.
+ */
+import { Buffer } from 'node:buffer';
+import http2 from 'node:http2';
+import net from 'node:net';
+import { gzipSync } from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { encodeLiteralHeaders } from '../../src/grpc/h2_front.js';
+import { etcdServices } from '../../src/grpc/proto.js';
+import { LocalCluster } from '../server/cluster_harness.js';
+
+const KV = etcdServices().KV;
+
+function grpcFrame(message: Buffer, compressed = false): Buffer {
+  const prefix = Buffer.alloc(5);
+  prefix[0] = compressed ? 1 : 0;
+  prefix.writeUInt32BE(message.length, 1);
+  return Buffer.concat([prefix, message]);
+}
+
+function h2Frame(type: number, flags: number, streamId: number, payload: Buffer): Buffer {
+  const h = Buffer.alloc(9);
+  h.writeUIntBE(payload.length, 0, 3);
+  h[3] = type;
+  h[4] = flags;
+  h.writeUInt32BE(streamId, 5);
+  return Buffer.concat([h, payload]);
+}
+
+interface Answer {
+  body: Buffer;
+  grpcStatus: string | undefined;
+}
+
+/** One call on `session`; resolves with the message bytes and the status once the stream closes. */
+function call(session: http2.ClientHttp2Session, path: string, body: Buffer, headers: http2.OutgoingHttpHeaders = {}): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers', ...headers });
+    const chunks: Buffer[] = [];
+    let grpcStatus: string | undefined;
+    req.on('response', (h) => {
+      if (h['grpc-status'] !== undefined) grpcStatus = String(h['grpc-status']);
+    });
+    req.on('trailers', (t) => {
+      grpcStatus = String(t['grpc-status']);
+    });
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('error', reject);
+    req.on('close', () => resolve({ body: Buffer.concat(chunks), grpcStatus }));
+    req.end(body);
+  });
+}
+
+const rangeOf = (key: string, rangeEnd?: string): Buffer =>
+  grpcFrame(KV.Range!.requestSerialize({ key: Buffer.from(key), ...(rangeEnd ? { range_end: Buffer.from(rangeEnd) } : {}), serializable: true }));
+
+function valuesOf(a: Answer): string[] {
+  expect(a.grpcStatus).toBe('0');
+  expect(a.body.readUInt32BE(1)).toBe(a.body.length - 5);
+  const r = KV.Range!.responseDeserialize(a.body.subarray(5)) as { kvs: { value: Buffer }[] };
+  return r.kvs.map((kv) => kv.value.toString());
+}
+
+describe('the HTTP/2 front of plaintext gRPC connections', () => {
+  let cluster: LocalCluster;
+  let url: string;
+  const big = ['a', 'b', 'c'].map((c) => c.repeat(100_000));
+
+  beforeAll(async () => {
+    cluster = await LocalCluster.create({ nodes: 1 });
+    cluster.startAll();
+    url = cluster.url(await cluster.waitForLeader());
+    const session = http2.connect(url);
+    for (const [i, value] of big.entries()) {
+      const put = await call(session, KV.Put!.path, grpcFrame(KV.Put!.requestSerialize({ key: Buffer.from(`big/${i}`), value: Buffer.from(value) })));
+      expect(put.grpcStatus).toBe('0');
+    }
+    session.close();
+  }, 60_000);
+
+  afterAll(async () => {
+    await cluster?.destroy();
+  });
+
+  test("a unary call's headers, message and trailers come in one write", async () => {
+    const { port } = new URL(url);
+    const socket = net.connect(Number(port), '127.0.0.1');
+    const reads: Buffer[] = [];
+    const answered = new Promise<void>((resolve) => {
+      let all = Buffer.alloc(0);
+      socket.on('data', (chunk: Buffer) => {
+        reads.push(chunk);
+        all = Buffer.concat([all, chunk]);
+        // Done once a frame of stream 1 carries END_STREAM.
+        for (let at = 0; at + 9 <= all.length; ) {
+          const len = all.readUIntBE(at, 3);
+          if (all.readUInt32BE(at + 5) === 1 && all[at + 4]! & 0x1) resolve();
+          at += 9 + len;
+        }
+      });
+    });
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    const headers = encodeLiteralHeaders({
+      ':method': 'POST',
+      ':scheme': 'http',
+      ':path': KV.Range!.path,
+      ':authority': 'localhost',
+      'content-type': 'application/grpc',
+      te: 'trailers',
+    });
+    socket.write(
+      Buffer.concat([
+        Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'),
+        h2Frame(0x4, 0, 0, Buffer.alloc(0)),
+        h2Frame(0x1, 0x4, 1, headers),
+        h2Frame(0x0, 0x1, 1, rangeOf('small')),
+      ]),
+    );
+    await answered;
+    socket.destroy();
+    // The read holding the answer's HEADERS also holds its DATA and its trailers (HEADERS with END_STREAM).
+    const framesOfStream1 = reads.map((chunk) => {
+      const kinds: string[] = [];
+      for (let at = 0; at + 9 <= chunk.length; ) {
+        const len = chunk.readUIntBE(at, 3);
+        if (chunk.readUInt32BE(at + 5) === 1)
+          kinds.push(`${chunk[at + 3] === 0 ? 'DATA' : chunk[at + 3] === 1 ? 'HEADERS' : 'other'}${chunk[at + 4]! & 0x1 ? '+END' : ''}`);
+        at += 9 + len;
+      }
+      return kinds;
+    });
+    const withAnswer = framesOfStream1.filter((kinds) => kinds.length > 0);
+    expect(withAnswer).toHaveLength(1);
+    expect(withAnswer[0]![0]).toBe('HEADERS');
+    expect(withAnswer[0]).toContain('DATA');
+    expect(withAnswer[0]!.at(-1)).toBe('HEADERS+END');
+  });
+
+  // A 1 KiB stream window: each answer waits for its stream's WINDOW_UPDATEs. 4 MiB stream windows
+  // and the connection's default 64 KiB: answers of 300 KB on eight streams wait for the connection's.
+  test.each([1024, 4 * 1024 * 1024])(
+    "answers larger than the client's windows (streams' %i bytes), ours and nghttp2's at once on one connection, arrive whole",
+    async (initialWindowSize) => {
+      const session = http2.connect(url, { settings: { initialWindowSize } });
+      try {
+        const calls: Promise<string[]>[] = [];
+        for (let i = 0; i < 4; i++) {
+          // Served on the front.
+          calls.push(call(session, KV.Range!.path, rangeOf('big/', 'big0')).then(valuesOf));
+          // A compressed request: passed to nghttp2 and grpc-js.
+          const gz = grpcFrame(gzipSync(KV.Range!.requestSerialize({ key: Buffer.from('big/'), range_end: Buffer.from('big0'), serializable: true })), true);
+          calls.push(call(session, KV.Range!.path, gz, { 'grpc-encoding': 'gzip' }).then(valuesOf));
+        }
+        for (const values of await Promise.all(calls)) expect(values).toEqual(big);
+      } finally {
+        session.close();
+      }
+    },
+  );
+
+  test('header tables stay in step: calls served here and passed on alternate, with headers that change each call', async () => {
+    const session = http2.connect(url);
+    try {
+      for (let i = 0; i < 40; i++) {
+        const key = `tables/${i}`;
+        const headers = { 'x-call': `call-${i}`, 'x-same': 'the same value every time' };
+        const value = `v${i}`.repeat(i + 1);
+        if (i % 2 === 0) {
+          const put = await call(session, KV.Put!.path, grpcFrame(KV.Put!.requestSerialize({ key: Buffer.from(key), value: Buffer.from(value) })), headers);
+          expect(put.grpcStatus).toBe('0');
+        } else {
+          const message = gzipSync(KV.Put!.requestSerialize({ key: Buffer.from(key), value: Buffer.from(value) }));
+          const put = await call(session, KV.Put!.path, grpcFrame(message, true), { ...headers, 'grpc-encoding': 'gzip' });
+          expect(put.grpcStatus).toBe('0');
+        }
+        expect(valuesOf(await call(session, KV.Range!.path, rangeOf(key), headers))).toEqual([value]);
+      }
+    } finally {
+      session.close();
+    }
+  });
+});
