@@ -37,8 +37,11 @@ interface Answer {
   grpcStatus: string | undefined;
 }
 
-/** One call on `session`; resolves with the message bytes and the status once the stream closes. */
-function call(session: http2.ClientHttp2Session, path: string, body: Buffer, headers: http2.OutgoingHttpHeaders = {}): Promise<Answer> {
+/**
+ * One call on `session`; resolves with the message bytes and the status once the stream closes.
+ * `holdMs`: the answer is not read for that long (the client's windows are not given back meanwhile).
+ */
+function call(session: http2.ClientHttp2Session, path: string, body: Buffer, headers: http2.OutgoingHttpHeaders = {}, holdMs = 0): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const req = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers', ...headers });
     const chunks: Buffer[] = [];
@@ -52,6 +55,10 @@ function call(session: http2.ClientHttp2Session, path: string, body: Buffer, hea
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('error', reject);
     req.on('close', () => resolve({ body: Buffer.concat(chunks), grpcStatus }));
+    if (holdMs > 0) {
+      req.pause();
+      setTimeout(() => req.resume(), holdMs);
+    }
     req.end(body);
   });
 }
@@ -151,10 +158,10 @@ describe('the HTTP/2 front of plaintext gRPC connections', () => {
         const calls: Promise<string[]>[] = [];
         for (let i = 0; i < 4; i++) {
           // Served on the front.
-          calls.push(call(session, KV.Range!.path, rangeOf('big/', 'big0')).then(valuesOf));
+          calls.push(call(session, KV.Range!.path, rangeOf('big/', 'big0'), {}, 300).then(valuesOf));
           // A compressed request: passed to nghttp2 and grpc-js.
           const gz = grpcFrame(gzipSync(KV.Range!.requestSerialize({ key: Buffer.from('big/'), range_end: Buffer.from('big0'), serializable: true })), true);
-          calls.push(call(session, KV.Range!.path, gz, { 'grpc-encoding': 'gzip' }).then(valuesOf));
+          calls.push(call(session, KV.Range!.path, gz, { 'grpc-encoding': 'gzip' }, 300).then(valuesOf));
         }
         for (const values of await Promise.all(calls)) expect(values).toEqual(big);
       } finally {
@@ -162,6 +169,68 @@ describe('the HTTP/2 front of plaintext gRPC connections', () => {
       }
     },
   );
+
+  test("the connection window holds for our answers and nghttp2's together: no more DATA than the client allowed", async () => {
+    // A raw client: 4 MiB stream windows, the connection's 64 KiB never given back until the end.
+    const { port } = new URL(url);
+    const socket = net.connect(Number(port), '127.0.0.1');
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    let received = Buffer.alloc(0);
+    socket.on('data', (chunk: Buffer) => {
+      received = Buffer.concat([received, chunk]);
+    });
+    const frames = (): { type: number; flags: number; streamId: number; length: number }[] => {
+      const out = [];
+      for (let at = 0; at + 9 <= received.length; ) {
+        const length = received.readUIntBE(at, 3);
+        if (at + 9 + length > received.length) break;
+        out.push({ type: received[at + 3]!, flags: received[at + 4]!, streamId: received.readUInt32BE(at + 5), length });
+        at += 9 + length;
+      }
+      return out;
+    };
+    const settings = Buffer.alloc(6);
+    settings.writeUInt16BE(0x4, 0);
+    settings.writeUInt32BE(4 * 1024 * 1024, 2);
+    const requests: Buffer[] = [Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), h2Frame(0x4, 0, 0, settings)];
+    const gz = grpcFrame(gzipSync(KV.Range!.requestSerialize({ key: Buffer.from('big/'), range_end: Buffer.from('big0'), serializable: true })), true);
+    for (const [i, passed] of [false, true, false, true].entries()) {
+      const headers = {
+        ':method': 'POST',
+        ':scheme': 'http',
+        ':path': KV.Range!.path,
+        ':authority': 'localhost',
+        'content-type': 'application/grpc',
+        te: 'trailers',
+      };
+      const id = 2 * i + 1;
+      requests.push(h2Frame(0x1, 0x4, id, encodeLiteralHeaders(passed ? { ...headers, 'grpc-encoding': 'gzip' } : headers)));
+      requests.push(h2Frame(0x0, 0x1, id, passed ? gz : rangeOf('big/', 'big0')));
+    }
+    socket.write(Buffer.concat(requests));
+    const dataBytes = (): number => frames().reduce((n, f) => n + (f.type === 0 ? f.length : 0), 0);
+    const ended = (): number =>
+      new Set(
+        frames()
+          .filter((f) => f.streamId !== 0 && f.flags & 0x1 && (f.type === 0 || f.type === 1))
+          .map((f) => f.streamId),
+      ).size;
+    // Wait (bounded) until the window is used up, then a little more for anything that should not come.
+    for (let i = 0; i < 100 && dataBytes() <= 65_535 - 16_384; i++) await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 200));
+    // Whole frames of up to 16 KiB: the window used but for less than one frame, and never exceeded.
+    expect(dataBytes()).toBeLessThanOrEqual(65_535);
+    expect(dataBytes()).toBeGreaterThan(65_535 - 16_384);
+    expect(ended()).toBe(0);
+    // The window given back: every answer comes whole (four answers of 300 KB and more).
+    const update = Buffer.alloc(4);
+    update.writeUInt32BE(64 * 1024 * 1024, 0);
+    socket.write(h2Frame(0x8, 0, 0, update));
+    for (let i = 0; i < 250 && ended() < 4; i++) await new Promise((r) => setTimeout(r, 20));
+    socket.destroy();
+    expect(ended()).toBe(4);
+    expect(dataBytes()).toBeGreaterThan(4 * 300_000);
+  });
 
   test('header tables stay in step: calls served here and passed on alternate, with headers that change each call', async () => {
     const session = http2.connect(url);
