@@ -5,6 +5,10 @@
  * answer one DATA frame and the trailers. Profiled under serializable ranges from 64 clients,
  * grpc-js's own JavaScript was about a third of the leader's busy time.
  *
+ * On a plaintext connection the HTTP/2 front (h2_front.ts) reads the call's frames and offers it
+ * here first (serveUnary), with a stream of its own that writes the answer in one write; on a TLS
+ * connection node:http2 does, through grpc-js's connection injector (takeOver).
+ *
  * This server takes a stream when it is a plain unary call of the one table
  * (src/server/services.ts) that does not wait (`waits`: Lock, Campaign... need the call's
  * cancellation): content type application/grpc, no compressed request (`grpc-encoding` absent or
@@ -32,7 +36,7 @@ import { methodStats } from './instrument.js';
 /** grpc-js's response headers (server-interceptors' defaultResponseHeaders, and with a message its defaultCompressionHeaders). */
 export const STATUS_HEADERS = { ':status': 200, 'content-type': 'application/grpc+proto' } as const;
 export const RESPONSE_HEADERS = { ...STATUS_HEADERS, 'grpc-accept-encoding': 'identity,deflate,gzip', 'grpc-encoding': 'identity' } as const;
-const OK_TRAILERS = { 'grpc-status': '0', 'grpc-message': 'OK' } as const;
+export const OK_TRAILERS = { 'grpc-status': '0', 'grpc-message': 'OK' } as const;
 /** No date header: grpc-go's server (etcd) sends none, and Node's would cost every answer a header more to build and pack. */
 export const WAIT_FOR_TRAILERS = { waitForTrailers: true, sendDate: false } as const;
 export const END_STREAM = { endStream: true, sendDate: false } as const;

@@ -7,7 +7,9 @@
  * the request (RST_STREAM PROTOCOL_ERROR: '/' is not an authority character).
  *
  * qkv does not read `:authority`, so such a connection is served with its authority cut back
- * to host:port. Every other connection keeps Node's native HTTP/2 path untouched: the client
+ * to host:port. A plaintext connection goes through the gRPC front (h2_front.ts), which cuts it
+ * back for every stream it passes to nghttp2 with this module's frame reading and re-encoding;
+ * what follows is the TLS connections' path. Every other connection keeps Node's native HTTP/2 path untouched: the client
  * port answers the client's connection preface with an empty SETTINGS frame of its own (grpc-go
  * sends no request before the server's SETTINGS), reads the client's frames up to its first
  * header block and decides from it. The client's acknowledgement of that SETTINGS frame is

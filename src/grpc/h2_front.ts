@@ -38,7 +38,7 @@ import type http2 from 'node:http2';
 import type net from 'node:net';
 import { Duplex } from 'node:stream';
 import hpack, { type Compressor, type Decompressor, type HpackHeader } from 'hpack.js';
-import type { DirectUnaryServer, UnaryCallStream } from './direct_unary.js';
+import { type DirectUnaryServer, OK_TRAILERS, RESPONSE_HEADERS, type UnaryCallStream } from './direct_unary.js';
 import {
   encodeHeaderBlock,
   FRAME_HEADER_BYTES,
@@ -132,18 +132,10 @@ export function encodeLiteralHeaders(headers: http2.OutgoingHttpHeaders): Buffer
   return Buffer.from(out);
 }
 
-/** Header blocks of constant header objects (the answers' headers and OK trailers), encoded once. */
-const encodedConstants = new WeakMap<object, Buffer>();
+/** The header blocks of every answer (its headers, the OK trailers), encoded once. */
+const CONSTANT_BLOCKS = new Map<object, Buffer>([RESPONSE_HEADERS, OK_TRAILERS].map((h) => [h, encodeLiteralHeaders(h)]));
 function headerBlockOf(headers: http2.OutgoingHttpHeaders): Buffer {
-  if (Object.isFrozen(headers)) {
-    let block = encodedConstants.get(headers);
-    if (block === undefined) {
-      block = encodeLiteralHeaders(headers);
-      encodedConstants.set(headers, block);
-    }
-    return block;
-  }
-  return encodeLiteralHeaders(headers);
+  return CONSTANT_BLOCKS.get(headers) ?? encodeLiteralHeaders(headers);
 }
 
 /** A header block as HEADERS (+ CONTINUATION) frames. */
@@ -262,6 +254,8 @@ class FrontStream extends EventEmitter implements UnaryCallStream {
       this.data = undefined;
     }
     if (!this.waitForTrailers) {
+      // An empty message still ends the stream.
+      if (data !== undefined && data.length === 0) this.front.send(frameHeader(0, TYPE_DATA, FLAG_END_STREAM, this.id), 0);
       this.finish();
       return;
     }

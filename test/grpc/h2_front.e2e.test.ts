@@ -32,6 +32,36 @@ function h2Frame(type: number, flags: number, streamId: number, payload: Buffer)
   return Buffer.concat([h, payload]);
 }
 
+/** A Range call's request headers, for the raw clients. */
+const RANGE_HEADERS = {
+  ':method': 'POST',
+  ':scheme': 'http',
+  ':path': KV.Range!.path,
+  ':authority': 'localhost',
+  'content-type': 'application/grpc',
+  te: 'trailers',
+} as const;
+const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+
+interface ReceivedFrame {
+  type: number;
+  flags: number;
+  streamId: number;
+  length: number;
+}
+
+/** The whole frames in `bytes`. */
+function framesIn(bytes: Buffer): ReceivedFrame[] {
+  const out: ReceivedFrame[] = [];
+  for (let at = 0; at + 9 <= bytes.length; ) {
+    const length = bytes.readUIntBE(at, 3);
+    if (at + 9 + length > bytes.length) break;
+    out.push({ type: bytes[at + 3]!, flags: bytes[at + 4]!, streamId: bytes.readUInt32BE(at + 5), length });
+    at += 9 + length;
+  }
+  return out;
+}
+
 interface Answer {
   body: Buffer;
   grpcStatus: string | undefined;
@@ -104,43 +134,21 @@ describe('the HTTP/2 front of plaintext gRPC connections', () => {
         reads.push(chunk);
         all = Buffer.concat([all, chunk]);
         // Done once a frame of stream 1 carries END_STREAM.
-        for (let at = 0; at + 9 <= all.length; ) {
-          const len = all.readUIntBE(at, 3);
-          if (all.readUInt32BE(at + 5) === 1 && all[at + 4]! & 0x1) resolve();
-          at += 9 + len;
-        }
+        if (framesIn(all).some((f) => f.streamId === 1 && f.flags & 0x1)) resolve();
       });
     });
     await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
-    const headers = encodeLiteralHeaders({
-      ':method': 'POST',
-      ':scheme': 'http',
-      ':path': KV.Range!.path,
-      ':authority': 'localhost',
-      'content-type': 'application/grpc',
-      te: 'trailers',
-    });
-    socket.write(
-      Buffer.concat([
-        Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'),
-        h2Frame(0x4, 0, 0, Buffer.alloc(0)),
-        h2Frame(0x1, 0x4, 1, headers),
-        h2Frame(0x0, 0x1, 1, rangeOf('small')),
-      ]),
-    );
+    const headers = encodeLiteralHeaders(RANGE_HEADERS);
+    socket.write(Buffer.concat([PREFACE, h2Frame(0x4, 0, 0, Buffer.alloc(0)), h2Frame(0x1, 0x4, 1, headers), h2Frame(0x0, 0x1, 1, rangeOf('small'))]));
     await answered;
     socket.destroy();
     // The read holding the answer's HEADERS also holds its DATA and its trailers (HEADERS with END_STREAM).
-    const framesOfStream1 = reads.map((chunk) => {
-      const kinds: string[] = [];
-      for (let at = 0; at + 9 <= chunk.length; ) {
-        const len = chunk.readUIntBE(at, 3);
-        if (chunk.readUInt32BE(at + 5) === 1)
-          kinds.push(`${chunk[at + 3] === 0 ? 'DATA' : chunk[at + 3] === 1 ? 'HEADERS' : 'other'}${chunk[at + 4]! & 0x1 ? '+END' : ''}`);
-        at += 9 + len;
-      }
-      return kinds;
-    });
+    // (Each read is taken as it came: the server's writes are small enough not to be split.)
+    const framesOfStream1 = reads.map((chunk) =>
+      framesIn(chunk)
+        .filter((f) => f.streamId === 1)
+        .map((f) => `${f.type === 0 ? 'DATA' : f.type === 1 ? 'HEADERS' : 'other'}${f.flags & 0x1 ? '+END' : ''}`),
+    );
     const withAnswer = framesOfStream1.filter((kinds) => kinds.length > 0);
     expect(withAnswer).toHaveLength(1);
     expect(withAnswer[0]![0]).toBe('HEADERS');
@@ -179,30 +187,14 @@ describe('the HTTP/2 front of plaintext gRPC connections', () => {
     socket.on('data', (chunk: Buffer) => {
       received = Buffer.concat([received, chunk]);
     });
-    const frames = (): { type: number; flags: number; streamId: number; length: number }[] => {
-      const out = [];
-      for (let at = 0; at + 9 <= received.length; ) {
-        const length = received.readUIntBE(at, 3);
-        if (at + 9 + length > received.length) break;
-        out.push({ type: received[at + 3]!, flags: received[at + 4]!, streamId: received.readUInt32BE(at + 5), length });
-        at += 9 + length;
-      }
-      return out;
-    };
+    const frames = (): ReceivedFrame[] => framesIn(received);
     const settings = Buffer.alloc(6);
     settings.writeUInt16BE(0x4, 0);
     settings.writeUInt32BE(4 * 1024 * 1024, 2);
-    const requests: Buffer[] = [Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), h2Frame(0x4, 0, 0, settings)];
+    const requests: Buffer[] = [PREFACE, h2Frame(0x4, 0, 0, settings)];
     const gz = grpcFrame(gzipSync(KV.Range!.requestSerialize({ key: Buffer.from('big/'), range_end: Buffer.from('big0'), serializable: true })), true);
     for (const [i, passed] of [false, true, false, true].entries()) {
-      const headers = {
-        ':method': 'POST',
-        ':scheme': 'http',
-        ':path': KV.Range!.path,
-        ':authority': 'localhost',
-        'content-type': 'application/grpc',
-        te: 'trailers',
-      };
+      const headers = RANGE_HEADERS;
       const id = 2 * i + 1;
       requests.push(h2Frame(0x1, 0x4, id, encodeLiteralHeaders(passed ? { ...headers, 'grpc-encoding': 'gzip' } : headers)));
       requests.push(h2Frame(0x0, 0x1, id, passed ? gz : rangeOf('big/', 'big0')));
