@@ -123,7 +123,7 @@ export function frameHeader(length: number, type: number, flags: number, streamI
 /** A header block collected over HEADERS and CONTINUATION frames. */
 export class HeaderBlock {
   readonly fragments: Buffer[] = [];
-  private bytes = 0;
+  private size = 0;
 
   constructor(
     readonly streamId: number,
@@ -132,13 +132,18 @@ export class HeaderBlock {
   ) {}
 
   add(fragment: Buffer): void {
-    this.bytes += fragment.length;
-    if (this.bytes > MAX_HEADER_BLOCK_BYTES) throw new Error('h2: header block too large');
+    this.size += fragment.length;
+    if (this.size > MAX_HEADER_BLOCK_BYTES) throw new Error('h2: header block too large');
     this.fragments.push(fragment);
   }
 
+  /** The block's bytes, its fragments joined. */
+  bytes(): Buffer {
+    return this.fragments.length === 1 ? this.fragments[0]! : Buffer.concat(this.fragments);
+  }
+
   decode(decoder: Decompressor): HpackHeader[] {
-    decoder.write(Buffer.concat(this.fragments));
+    decoder.write(this.bytes());
     decoder.execute();
     const headers: HpackHeader[] = [];
     for (let h = decoder.read(); h !== null; h = decoder.read()) headers.push(h);
@@ -244,7 +249,7 @@ class AuthorityRewritingStream extends Duplex {
  * A decoded header block encoded again, with `encoder` (the table of the side it goes to), as
  * HEADERS and CONTINUATION frames; `:authority` cut back to host:port (see the module comment).
  */
-export function encodeHeaderBlock(encoder: Compressor, block: HeaderBlock, decoded: HpackHeader[]): Buffer {
+export function encodeHeaderBlock(encoder: Compressor, block: HeaderBlock, decoded: readonly HpackHeader[]): Buffer {
   const headers = decoded.map((h) => (h.name === ':authority' ? { ...h, value: hostOfAuthority(h.value) } : h));
   encoder.write(headers);
   const chunks: Buffer[] = [];

@@ -185,6 +185,49 @@ function incomingHeaders(list: HpackHeader[]): http2.IncomingHttpHeaders {
   return headers;
 }
 
+/** A client header block decoded: the list (to encode again for nghttp2) and the headers object. */
+interface DecodedBlock {
+  readonly list: readonly HpackHeader[];
+  readonly headers: http2.IncomingHttpHeaders;
+}
+
+/** Blocks of indexed fields remembered, at most (then forgotten all at once). */
+const KNOWN_BLOCKS = 256;
+
+/**
+ * The client's header blocks, decoded with hpack.js (about 7 us a block), except a block made
+ * only of one-byte indexed fields that came before: such a block changes nothing in the table,
+ * so its bytes mean the same headers until a block that may change the table (any other
+ * representation), which forgets every remembered block. A gRPC client's calls after its first
+ * are such blocks: the same few bytes for each method.
+ */
+export class ClientHeaderBlocks {
+  private readonly decoder: Decompressor = hpack.decompressor.create({ table: { size: HPACK_TABLE_BYTES } });
+  private readonly known = new Map<string, DecodedBlock>();
+
+  decode(block: HeaderBlock): DecodedBlock {
+    const bytes = block.bytes();
+    let indexedOnly = bytes.length > 0;
+    for (let i = 0; i < bytes.length && indexedOnly; i++) indexedOnly = bytes[i]! > 0x80 && bytes[i]! < 0xff;
+    if (!indexedOnly) {
+      this.known.clear();
+      return decodedBlock(block.decode(this.decoder));
+    }
+    const key = bytes.toString('latin1');
+    let decoded = this.known.get(key);
+    if (decoded === undefined) {
+      decoded = decodedBlock(block.decode(this.decoder));
+      if (this.known.size >= KNOWN_BLOCKS) this.known.clear();
+      this.known.set(key, decoded);
+    }
+    return decoded;
+  }
+}
+
+function decodedBlock(list: HpackHeader[]): DecodedBlock {
+  return { list: Object.freeze(list), headers: Object.freeze(incomingHeaders(list)) };
+}
+
 /** One unary call's stream on the front: what DirectCall uses of a ServerHttp2Stream. */
 class FrontStream extends EventEmitter implements UnaryCallStream {
   destroyed = false;
@@ -293,7 +336,7 @@ export class H2Front extends Duplex {
   private readonly clientFrames = new FrameReader();
   private readonly clientBlocks = new HeaderBlockCollector();
   private readonly serverFrames = new FrameReader();
-  private readonly decoder: Decompressor = hpack.decompressor.create({ table: { size: HPACK_TABLE_BYTES } });
+  private readonly clientHeaders = new ClientHeaderBlocks();
   private readonly encoder: Compressor = hpack.compressor.create({ table: { size: HPACK_TABLE_BYTES } });
   private readonly ours = new Map<number, FrontStream>();
   private readonly passed = new Map<number, PassedStream>();
@@ -418,7 +461,7 @@ export class H2Front extends Duplex {
 
   private headerBlock(block: HeaderBlock): void {
     // Every block is decoded, ours or not: the client's encoder counts on the table it builds.
-    const decoded = block.decode(this.decoder);
+    const decoded = this.clientHeaders.decode(block);
     const id = block.streamId;
     const ours = this.ours.get(id);
     if (ours !== undefined) {
@@ -432,7 +475,7 @@ export class H2Front extends Duplex {
       const stream = new FrontStream(this, id, this.socket, this.initialWindow);
       // A request without a body has ended with its headers (known before the call may answer, in its constructor).
       stream.remoteEnded = block.endStream;
-      if (this.direct.serveUnary(stream, incomingHeaders(decoded))) {
+      if (this.direct.serveUnary(stream, decoded.headers)) {
         if (!stream.closed) this.ours.set(id, stream);
         if (block.endStream) stream.emit('end');
         return;
@@ -443,7 +486,7 @@ export class H2Front extends Duplex {
       this.forget(id, passed);
     }
     if (id > this.lastStreamId) this.lastStreamId = id;
-    this.pass(encodeHeaderBlock(this.encoder, block, decoded));
+    this.pass(encodeHeaderBlock(this.encoder, block, decoded.list));
   }
 
   private clientData(f: Frame): void {
@@ -481,8 +524,8 @@ export class H2Front extends Duplex {
   private credit(bytes: number, streamId: number): void {
     if (bytes === 0) return;
     this.connectionCredit += bytes;
+    // The connection's credit goes with the next write (an answer's, soon); a stream's, to a client still sending, at once.
     if (streamId !== 0) this.send(windowUpdate(streamId, bytes), 0);
-    else this.scheduleFlush();
   }
 
   /** A stream of nghttp2's that both sides have ended is forgotten. */
@@ -580,8 +623,9 @@ export class H2Front extends Duplex {
   private scheduleFlush(): void {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
-    // After the whole turn: every answer the turn's events and promises produced goes in one write.
-    setImmediate(this.flush);
+    // After the current callback and the promises it resolves (nextTick runs once the microtasks
+    // queued with it have run): the answers of one apply batch, or of one read's requests, go in one write.
+    process.nextTick(this.flush);
   }
 
   /** Everything this turn produced, in one write. */
@@ -604,6 +648,8 @@ export class H2Front extends Duplex {
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
     this.serverFrames.push(chunk);
     for (let f = this.serverFrames.next(); f; f = this.serverFrames.next()) this.fromServer(f);
+    // nghttp2 writes what it has in one go already: out at once, with any of ours pending.
+    this.flush();
     if (this.heldBytes >= HELD_HIGH_WATER) this.heldWrites.push(() => callback());
     else callback();
   }
