@@ -7,9 +7,9 @@
  * the request (RST_STREAM PROTOCOL_ERROR: '/' is not an authority character).
  *
  * qkv does not read `:authority`, so such a connection is served with its authority cut back
- * to host:port. A plaintext connection goes through the gRPC front (h2_front.ts), which cuts it
- * back for every stream it passes to nghttp2 with this module's frame reading and re-encoding;
- * what follows is the TLS connections' path. Every other connection keeps Node's native HTTP/2 path untouched: the client
+ * to host:port. (A plaintext connection goes through the gRPC front, h2_front.ts, which does the
+ * same for every stream it passes to nghttp2, with this module's frames and re-encoding; what
+ * follows is the path of TLS connections.) Every other connection keeps Node's native HTTP/2 path untouched: the client
  * port answers the client's connection preface with an empty SETTINGS frame of its own (grpc-go
  * sends no request before the server's SETTINGS), reads the client's frames up to its first
  * header block and decides from it. The client's acknowledgement of that SETTINGS frame is
@@ -27,12 +27,12 @@ export const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 const EMPTY_SETTINGS = Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0]);
 
 export const FRAME_HEADER_BYTES = 9;
-const TYPE_HEADERS = 0x1;
-const TYPE_SETTINGS = 0x4;
-const TYPE_CONTINUATION = 0x9;
-const FLAG_ACK = 0x1;
-const FLAG_END_STREAM = 0x1;
-const FLAG_END_HEADERS = 0x4;
+export const TYPE_HEADERS = 0x1;
+export const TYPE_SETTINGS = 0x4;
+export const TYPE_CONTINUATION = 0x9;
+export const FLAG_ACK = 0x1;
+export const FLAG_END_STREAM = 0x1;
+export const FLAG_END_HEADERS = 0x4;
 const FLAG_PADDED = 0x8;
 const FLAG_PRIORITY = 0x20;
 /** SETTINGS_MAX_FRAME_SIZE's default, which both nghttp2 and the rewriter's frames keep to. */
@@ -94,21 +94,19 @@ export class FrameReader {
   }
 }
 
+/** A DATA or HEADERS frame's payload without its padding (RFC 9113 §6.1, §6.2). */
+export function unpadded(f: Frame): Buffer {
+  if (!(f.flags & FLAG_PADDED)) return f.payload;
+  const pad = f.payload[0] ?? 0;
+  if (pad >= f.payload.length) throw new Error('h2: padding longer than the frame');
+  return f.payload.subarray(1, f.payload.length - pad);
+}
+
 /** A HEADERS frame's header block fragment (padding and priority taken off) and its priority fields. */
 function headersFragment(f: Frame): { fragment: Buffer; priority: Buffer | undefined } {
-  let p = f.payload;
-  let pad = 0;
-  if (f.flags & FLAG_PADDED) {
-    pad = p[0] ?? 0;
-    p = p.subarray(1);
-  }
-  let priority: Buffer | undefined;
-  if (f.flags & FLAG_PRIORITY) {
-    priority = p.subarray(0, 5);
-    p = p.subarray(5);
-  }
-  if (pad > p.length) throw new Error('h2: padding longer than the frame');
-  return { fragment: p.subarray(0, p.length - pad), priority };
+  const p = unpadded(f);
+  if (!(f.flags & FLAG_PRIORITY)) return { fragment: p, priority: undefined };
+  return { fragment: p.subarray(5), priority: p.subarray(0, 5) };
 }
 
 export function frameHeader(length: number, type: number, flags: number, streamId: number): Buffer {
@@ -254,16 +252,18 @@ export function encodeHeaderBlock(encoder: Compressor, block: HeaderBlock, decod
   encoder.write(headers);
   const chunks: Buffer[] = [];
   for (let c = encoder.read(); c !== null; c = encoder.read()) chunks.push(c);
-  const encoded = Buffer.concat(chunks);
-  const out: Buffer[] = [];
-  const prio = block.priority ?? Buffer.alloc(0);
-  const firstRoom = MAX_FRAME_PAYLOAD - prio.length;
-  let offset = Math.min(encoded.length, firstRoom);
-  const flags = (block.endStream ? FLAG_END_STREAM : 0) | (block.priority ? FLAG_PRIORITY : 0) | (offset === encoded.length ? FLAG_END_HEADERS : 0);
-  out.push(frameHeader(prio.length + offset, TYPE_HEADERS, flags, block.streamId), prio, encoded.subarray(0, offset));
+  return headerBlockFrames(block.streamId, Buffer.concat(chunks), block.endStream, MAX_FRAME_PAYLOAD, block.priority);
+}
+
+/** An encoded header block as a HEADERS frame (with `priority`'s fields) and CONTINUATION frames of at most `maxFrame` bytes. */
+export function headerBlockFrames(streamId: number, encoded: Buffer, endStream: boolean, maxFrame: number, priority?: Buffer): Buffer {
+  const prio = priority ?? Buffer.alloc(0);
+  let offset = Math.min(encoded.length, maxFrame - prio.length);
+  const flags = (endStream ? FLAG_END_STREAM : 0) | (priority ? FLAG_PRIORITY : 0) | (offset === encoded.length ? FLAG_END_HEADERS : 0);
+  const out: Buffer[] = [frameHeader(prio.length + offset, TYPE_HEADERS, flags, streamId), prio, encoded.subarray(0, offset)];
   while (offset < encoded.length) {
-    const end = Math.min(encoded.length, offset + MAX_FRAME_PAYLOAD);
-    out.push(frameHeader(end - offset, TYPE_CONTINUATION, end === encoded.length ? FLAG_END_HEADERS : 0, block.streamId), encoded.subarray(offset, end));
+    const end = Math.min(encoded.length, offset + maxFrame);
+    out.push(frameHeader(end - offset, TYPE_CONTINUATION, end === encoded.length ? FLAG_END_HEADERS : 0, streamId), encoded.subarray(offset, end));
     offset = end;
   }
   return Buffer.concat(out);

@@ -41,35 +41,38 @@ import hpack, { type Compressor, type Decompressor, type HpackHeader } from 'hpa
 import { type DirectUnaryServer, OK_TRAILERS, RESPONSE_HEADERS, type UnaryCallStream } from './direct_unary.js';
 import {
   encodeHeaderBlock,
+  FLAG_ACK,
+  FLAG_END_HEADERS,
+  FLAG_END_STREAM,
   FRAME_HEADER_BYTES,
   type Frame,
   FrameReader,
   frameHeader,
   H2_PREFACE,
   type HeaderBlock,
+  headerBlockFrames,
   HeaderBlockCollector,
   HPACK_TABLE_BYTES,
   MAX_FRAME_PAYLOAD,
+  TYPE_CONTINUATION,
+  TYPE_HEADERS,
+  TYPE_SETTINGS,
+  unpadded,
 } from './h2_authority.js';
 
 const TYPE_DATA = 0x0;
-const TYPE_HEADERS = 0x1;
 const TYPE_PRIORITY = 0x2;
 const TYPE_RST_STREAM = 0x3;
-const TYPE_SETTINGS = 0x4;
 const TYPE_PUSH_PROMISE = 0x5;
 const TYPE_GOAWAY = 0x7;
 const TYPE_WINDOW_UPDATE = 0x8;
-const TYPE_CONTINUATION = 0x9;
-const FLAG_END_STREAM = 0x1;
-const FLAG_ACK = 0x1;
-const FLAG_END_HEADERS = 0x4;
-const FLAG_PADDED = 0x8;
 const SETTINGS_INITIAL_WINDOW_SIZE = 0x4;
 const SETTINGS_MAX_FRAME_SIZE = 0x5;
 /** RFC 9113's initial flow-control window, of the connection and of every stream. */
 const DEFAULT_WINDOW = 65_535;
 const MAX_WINDOW = 2 ** 31 - 1;
+/** SETTINGS_MAX_FRAME_SIZE's largest value (RFC 9113 §6.5.2): no frame from the client may be longer. */
+const LARGEST_FRAME = 16_777_215;
 /** nghttp2's writes acknowledged at once while this much is held for the connection window; beyond, held back. */
 const HELD_HIGH_WATER = 1024 * 1024;
 /** How long a connection nghttp2 has ended waits for our calls in flight before its socket ends. */
@@ -138,41 +141,11 @@ function headerBlockOf(headers: http2.OutgoingHttpHeaders): Buffer {
   return CONSTANT_BLOCKS.get(headers) ?? encodeLiteralHeaders(headers);
 }
 
-/** A header block as HEADERS (+ CONTINUATION) frames. */
-function headerFrames(streamId: number, block: Buffer, endStream: boolean, maxFrame: number): Buffer {
-  if (block.length <= maxFrame) {
-    const h = frameHeader(block.length, TYPE_HEADERS, FLAG_END_HEADERS | (endStream ? FLAG_END_STREAM : 0), streamId);
-    return Buffer.concat([h, block]);
-  }
-  const parts: Buffer[] = [];
-  for (let offset = 0; offset < block.length; offset += maxFrame) {
-    const end = Math.min(block.length, offset + maxFrame);
-    const last = end === block.length;
-    const type = offset === 0 ? TYPE_HEADERS : TYPE_CONTINUATION;
-    const flags = (last ? FLAG_END_HEADERS : 0) | (offset === 0 && endStream ? FLAG_END_STREAM : 0);
-    parts.push(frameHeader(end - offset, type, flags, streamId), block.subarray(offset, end));
-  }
-  return Buffer.concat(parts);
-}
-
-function windowUpdate(streamId: number, increment: number): Buffer {
-  const f = frameHeader(4, TYPE_WINDOW_UPDATE, 0, streamId);
-  return Buffer.concat([f, Buffer.from([(increment >>> 24) & 0x7f, (increment >>> 16) & 0xff, (increment >>> 8) & 0xff, increment & 0xff])]);
-}
-
-function rstStream(streamId: number, code: number): Buffer {
-  const f = frameHeader(4, TYPE_RST_STREAM, 0, streamId);
-  const body = Buffer.alloc(4);
-  body.writeUInt32BE(code, 0);
-  return Buffer.concat([f, body]);
-}
-
-/** A DATA frame's payload without its padding. */
-function dataPayload(f: Frame): Buffer {
-  if (!(f.flags & FLAG_PADDED)) return f.payload;
-  const pad = f.payload[0] ?? 0;
-  if (pad >= f.payload.length) throw new Error('h2: padding longer than the frame');
-  return f.payload.subarray(1, f.payload.length - pad);
+/** A frame whose payload is one 32-bit value: WINDOW_UPDATE's increment (below 2^31), RST_STREAM's code. */
+function uint32Frame(type: number, streamId: number, value: number): Buffer {
+  const f = Buffer.concat([frameHeader(4, type, 0, streamId), Buffer.alloc(4)]);
+  f.writeUInt32BE(value, FRAME_HEADER_BYTES);
+  return f;
 }
 
 /** The client's headers as node:http2 gives them: lower-case names, repeated values joined. */
@@ -257,7 +230,7 @@ class FrontStream extends EventEmitter implements UnaryCallStream {
   respond(headers: http2.OutgoingHttpHeaders, options: { endStream?: boolean; waitForTrailers?: boolean }): void {
     if (this.closed) return;
     const endStream = options.endStream === true;
-    this.front.send(headerFrames(this.id, headerBlockOf(headers), endStream, this.front.maxFrame), 0);
+    this.front.send(headerBlockFrames(this.id, headerBlockOf(headers), endStream, this.front.maxFrame), 0);
     this.waitForTrailers = options.waitForTrailers === true;
     if (endStream) this.finish();
   }
@@ -303,7 +276,7 @@ class FrontStream extends EventEmitter implements UnaryCallStream {
       return;
     }
     if (this.trailers === undefined) return;
-    this.front.send(headerFrames(this.id, this.trailers, true, this.front.maxFrame), 0);
+    this.front.send(headerBlockFrames(this.id, this.trailers, true, this.front.maxFrame), 0);
     this.finish();
   }
 
@@ -387,7 +360,7 @@ export class H2Front extends Duplex {
     this.clientFrames.push(chunk);
     try {
       for (let f = this.clientFrames.next(); f; f = this.clientFrames.next()) this.fromClient(f);
-      if (this.clientFrames.buffered > FRAME_HEADER_BYTES + 16 * 1024 * 1024) throw new Error('h2: frame too large');
+      if (this.clientFrames.buffered > FRAME_HEADER_BYTES + LARGEST_FRAME) throw new Error('h2: frame too large');
     } catch (err) {
       this.destroy(err as Error);
     }
@@ -453,7 +426,7 @@ export class H2Front extends Duplex {
           s.sendWindow += delta;
           s.pump();
         }
-      } else if (id === SETTINGS_MAX_FRAME_SIZE && value >= MAX_FRAME_PAYLOAD && value <= 16_777_215) {
+      } else if (id === SETTINGS_MAX_FRAME_SIZE && value >= MAX_FRAME_PAYLOAD && value <= LARGEST_FRAME) {
         this.maxFrame = value;
       }
     }
@@ -508,7 +481,7 @@ export class H2Front extends Duplex {
     const endStream = (f.flags & FLAG_END_STREAM) !== 0;
     this.credit(f.payload.length, endStream || ours.remoteEnded ? 0 : f.streamId);
     if (ours.remoteEnded) return;
-    const payload = dataPayload(f);
+    const payload = unpadded(f);
     if (payload.length > 0) ours.emit('data', payload);
     if (endStream) this.remoteEnd(ours);
   }
@@ -517,15 +490,13 @@ export class H2Front extends Duplex {
     if (stream.remoteEnded) return;
     stream.remoteEnded = true;
     stream.emit('end');
-    if (stream.closed) this.ours.delete(stream.id);
   }
 
-  /** Credits received DATA back to the client: the connection's with the turn's write, a stream's (still sending) at once. */
+  /** Credits received DATA back to the client: the connection's with the next write (an answer's, soon), a stream's (a client still sending) at once. */
   private credit(bytes: number, streamId: number): void {
     if (bytes === 0) return;
     this.connectionCredit += bytes;
-    // The connection's credit goes with the next write (an answer's, soon); a stream's, to a client still sending, at once.
-    if (streamId !== 0) this.send(windowUpdate(streamId, bytes), 0);
+    if (streamId !== 0) this.send(uint32Frame(TYPE_WINDOW_UPDATE, streamId, bytes), 0);
   }
 
   /** A stream of nghttp2's that both sides have ended is forgotten. */
@@ -546,7 +517,7 @@ export class H2Front extends Duplex {
   finished(stream: FrontStream): void {
     this.ours.delete(stream.id);
     // The client is still sending (a request answered early): it is told to stop, and what comes is dropped.
-    if (!stream.remoteEnded && !stream.destroyed) this.send(rstStream(stream.id, NO_ERROR), 0);
+    if (!stream.remoteEnded && !stream.destroyed) this.send(uint32Frame(TYPE_RST_STREAM, stream.id, NO_ERROR), 0);
     if (this.ending && this.ours.size === 0) this.endSocket();
   }
 
@@ -632,7 +603,7 @@ export class H2Front extends Duplex {
   private readonly flush = (): void => {
     this.flushScheduled = false;
     if (this.connectionCredit > 0 && !this.serverBlockOpen) {
-      this.out.push(windowUpdate(0, this.connectionCredit));
+      this.out.push(uint32Frame(TYPE_WINDOW_UPDATE, 0, this.connectionCredit));
       this.connectionCredit = 0;
     }
     const out = this.out;
