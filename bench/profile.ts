@@ -3,7 +3,7 @@
  * drives the load, stops the members cleanly (so the profiles are written) and prints the
  * functions with the most self time in each member.
  *
- *   npm run bench:profile -- [--workload put|get|get-serializable] [--in-flight 64] [--seconds 10] [--target leader|all] [--no-prof] [--grpc] [--nodes 3] [--heap]
+ *   npm run bench:profile -- [--workload put|get|get-serializable|watch] [--in-flight 64] [--seconds 10] [--target leader|all] [--no-prof] [--grpc] [--nodes 3] [--heap]
  *
  * --grpc drives the load through gRPC with etcd's Go client (bench/grpc-load, the bench's gRPC
  * rows) instead of the gateway: --in-flight clients on --in-flight / 8 connections (at least 1).
@@ -25,7 +25,7 @@ import path from 'node:path';
 import { LocalCluster } from '../test/server/cluster_harness.js';
 import { b64, closedLoop, post } from './load.js';
 import { cpuMs, ensureGrpcLoad } from './clusters.js';
-import { runGrpcLoad } from './grpc.js';
+import { type GrpcWorkload, runGrpcLoad } from './grpc.js';
 
 const argv = process.argv.slice(2);
 const opt = (name: string, fallback: string): string => {
@@ -129,15 +129,17 @@ async function main(): Promise<void> {
   if (GRPC) {
     // The generator samples no CPU itself: runGrpcLoad reads /proc over its measured window.
     const conns = Math.max(1, Math.floor(IN_FLIGHT / 8));
-    const workload = WORKLOAD === 'get' ? 'range-linearizable' : WORKLOAD === 'get-serializable' ? 'range-serializable' : 'put';
-    const w = { workload, clients: IN_FLIGHT, conns } as const;
+    const workload =
+      WORKLOAD === 'get' ? 'range-linearizable' : WORKLOAD === 'get-serializable' ? 'range-serializable' : WORKLOAD === 'watch' ? 'watch' : 'put';
+    // The watch row of bench.ts: 1000 watchers on a prefix over 8 connections, sequential puts (ops are delivered events).
+    const w: GrpcWorkload = workload === 'watch' ? { workload, clients: 1, conns: 8, watchers: 1000, puts: 500 } : { workload, clients: IN_FLIGHT, conns };
     const r = await runGrpcLoad(ensureGrpcLoad().bin, { name: 'qkv', endpoints, pids }, w, { seconds: SECONDS, keys: 10_000, valueSize: 256 }, heapWindow);
     measuredOps = r.ops;
     process.stdout.write(
-      `gRPC ${w.workload} x${IN_FLIGHT} on ${conns} connections -> ${TARGET}: ${r.ops_per_sec.toFixed(0)} ops/s, p50 ${r.p50_ms.toFixed(2)} ms, p99 ${r.p99_ms.toFixed(2)} ms, errors ${r.errors}\n`,
+      `gRPC ${w.workload} x${w.clients} on ${w.conns} connections -> ${TARGET}: ${r.ops_per_sec.toFixed(0)} ops/s, p50 ${r.p50_ms.toFixed(2)} ms, p99 ${r.p99_ms.toFixed(2)} ms, errors ${r.errors}\n`,
     );
     cluster.names.forEach((name, i) => {
-      process.stdout.write(`${name}${name === leader ? ' (leader)' : ''}: ${r.cpuPerOpUs[i]!.toFixed(0)} µs CPU per op\n`);
+      process.stdout.write(`${name}${name === leader ? ' (leader)' : ''}: ${r.cpuPerOpUs[i]!.toFixed(r.cpuPerOpUs[i]! < 100 ? 1 : 0)} µs CPU per op\n`);
     });
   } else {
     const key = (i: number): string => b64(`bench/${String(i % 10_000).padStart(6, '0')}`);

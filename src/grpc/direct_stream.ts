@@ -1,6 +1,6 @@
 /**
- * A bidirectional gRPC stream served on node:http2 directly (direct_unary.ts takes the HTTP/2
- * stream), with the face of a grpc-js ServerDuplexStream that the watch stream (watch.ts) uses:
+ * A bidirectional gRPC stream served directly (direct_unary.ts takes the HTTP/2 stream: node:http2's,
+ * or on a plaintext connection the HTTP/2 front's, h2_front.ts), with the face of a grpc-js ServerDuplexStream that the watch stream (watch.ts) uses:
  * 'data' per request message, 'end', 'cancelled' and 'close', write() with back-pressure and
  * 'drain', `metadata`, `cancelled`, getPeer(), getAuthContext(), and an emitted 'error' that ends
  * the call with its status, as grpc-js does.
@@ -18,6 +18,7 @@ import type { GrpcMethodStats, GrpcServerMetrics } from '../server/metrics.js';
 import { toGrpcStatus } from '../server/errors.js';
 import {
   authContextOf,
+  type CallStream,
   deadlineMs,
   END_STREAM,
   framed,
@@ -59,7 +60,7 @@ export class DirectStreamCall extends EventEmitter {
   constructor(
     private readonly m: DirectStreamMethod,
     private readonly metrics: GrpcServerMetrics,
-    private readonly stream: http2.ServerHttp2Stream,
+    private readonly stream: CallStream,
     headers: http2.IncomingHttpHeaders,
     private readonly maxReceiveBytes: number,
   ) {

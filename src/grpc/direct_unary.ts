@@ -6,13 +6,13 @@
  * grpc-js's own JavaScript was about a third of the leader's busy time.
  *
  * On a plaintext connection the HTTP/2 front (h2_front.ts) reads the call's frames and offers it
- * here first (serveUnary), with a stream of its own that writes the answer in one write; on a TLS
+ * here first (serve), with a stream of its own that writes the answer in one write; on a TLS
  * connection node:http2 does, through grpc-js's connection injector (takeOver).
  *
  * This server takes a stream when it is a plain unary call of the one table
  * (src/server/services.ts) that does not wait (`waits`: Lock, Campaign... need the call's
  * cancellation): content type application/grpc, no compressed request (`grpc-encoding` absent or
- * identity). Everything else, streams included, goes on to grpc-js as before, on the same
+ * identity), and the streams added with addStream (Watch). Everything else goes on to grpc-js, on the same
  * connection (grpc-js keeps the sessions: keep-alive, drain and shutdown).
  *
  * What it answers is what grpc-js would: the same response headers and trailers, its status texts
@@ -83,21 +83,28 @@ interface DirectMethod {
 }
 
 /**
- * What a unary call uses of its HTTP/2 stream: node:http2's ServerHttp2Stream has it, and so does
- * the HTTP/2 front's own stream (h2_front.ts).
+ * What a call served here uses of its HTTP/2 stream (a unary call the first part, the watch
+ * stream, direct_stream.ts, all of it): node:http2's ServerHttp2Stream has it, and so does the
+ * HTTP/2 front's own stream (h2_front.ts).
  */
-export interface UnaryCallStream {
+export interface CallStream {
   readonly destroyed: boolean;
   readonly closed: boolean;
   readonly session?: { readonly socket: net.Socket | tls.TLSSocket } | undefined;
   respond(headers: http2.OutgoingHttpHeaders, options: { endStream?: boolean; waitForTrailers?: boolean; sendDate?: boolean }): void;
-  end(data: Buffer): void;
+  end(data?: Buffer): void;
   sendTrailers(trailers: http2.OutgoingHttpHeaders): void;
   resume(): void;
+  /** A streaming call's: queues a DATA frame's payload; false when the client is not keeping up ('drain' follows). */
+  write(data: Buffer): boolean;
+  readonly writableNeedDrain: boolean;
+  pause(): void;
   on(event: 'data', listener: (chunk: Buffer) => void): this;
-  on(event: 'end', listener: () => void): this;
+  on(event: 'end' | 'drain' | 'close', listener: () => void): this;
   on(event: 'error', listener: (err: Error) => void): this;
-  on(event: 'wantTrailers', listener: (this: UnaryCallStream) => void): this;
+  on(event: 'wantTrailers', listener: (this: CallStream) => void): this;
+  once(event: 'end' | 'close' | 'wantTrailers', listener: () => void): this;
+  once(event: 'error', listener: (err: Error) => void): this;
 }
 
 /** A stream's client connection, for its peer and TLS certificate. */
@@ -108,14 +115,14 @@ type StreamListener = (stream: http2.ServerHttp2Stream, headers: http2.IncomingH
 const ignoreError = (): void => {};
 
 /** The 'wantTrailers' listener of an answered call (the stream is `this`: one function for all calls). */
-function sendOkTrailers(this: UnaryCallStream): void {
+function sendOkTrailers(this: CallStream): void {
   this.sendTrailers(OK_TRAILERS);
 }
 
 export class DirectUnaryServer {
   private readonly methods = new Map<string, DirectMethod>();
   /** Streaming methods served here too, by path: each starts its call on the HTTP/2 stream. */
-  private readonly streams = new Map<string, (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => void>();
+  private readonly streams = new Map<string, (stream: CallStream, headers: http2.IncomingHttpHeaders) => void>();
 
   constructor(
     private readonly ctx: GrpcContext,
@@ -152,12 +159,12 @@ export class DirectUnaryServer {
   }
 
   /** Serves the streaming method at `path` here (direct_stream.ts), under the same conditions as the unary calls. */
-  addStream(path: string, start: (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => void): void {
+  addStream(path: string, start: (stream: CallStream, headers: http2.IncomingHttpHeaders) => void): void {
     this.streams.set(path, start);
   }
 
-  /** Takes the stream if it is a call this server answers; false leaves it untouched. */
-  serve(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): boolean {
+  /** Takes the stream (node:http2's, or the HTTP/2 front's) if it is a call this server answers; false leaves it untouched. */
+  serve(stream: CallStream, headers: http2.IncomingHttpHeaders): boolean {
     const path = headers[':path'] ?? '';
     const m = this.methods.get(path);
     const start = m === undefined ? this.streams.get(path) : undefined;
@@ -167,16 +174,8 @@ export class DirectUnaryServer {
     return true;
   }
 
-  /** Takes the stream if it is a unary call this server answers (the HTTP/2 front's streams); false leaves it untouched. */
-  serveUnary(stream: UnaryCallStream, headers: http2.IncomingHttpHeaders): boolean {
-    const m = this.methods.get(headers[':path'] ?? '');
-    if (m === undefined || !servable(headers)) return false;
-    new DirectCall(this, m, stream, headers);
-    return true;
-  }
-
   /** Decodes, checks and answers one request; the answer is the response message's bytes. */
-  async answer(m: DirectMethod, bytes: Buffer, stream: UnaryCallStream, headers: http2.IncomingHttpHeaders): Promise<Buffer> {
+  async answer(m: DirectMethod, bytes: Buffer, stream: CallStream, headers: http2.IncomingHttpHeaders): Promise<Buffer> {
     const { ctx } = this;
     this.metrics.receivedBytes.value += bytes.length;
     m.stats.received.value++;
@@ -211,7 +210,7 @@ class DirectCall {
   constructor(
     private readonly server: DirectUnaryServer,
     private readonly m: DirectMethod,
-    private readonly stream: UnaryCallStream,
+    private readonly stream: CallStream,
     private readonly headers: http2.IncomingHttpHeaders,
   ) {
     m.stats.started.value++;

@@ -1,7 +1,8 @@
 /**
- * The HTTP/2 front of a plaintext gRPC connection: the direct unary calls (direct_unary.ts) are
- * answered on the client's socket itself, every other stream goes on to node:http2 (so grpc-js
- * and direct_stream.ts) through this Duplex, on the same connection.
+ * The HTTP/2 front of a plaintext gRPC connection: the direct calls (direct_unary.ts: the unary
+ * calls, and the watch stream of direct_stream.ts) are answered on the client's socket itself,
+ * every other stream goes on to node:http2 (so grpc-js) through this Duplex, on the same
+ * connection.
  *
  * Why: node:http2 sends a unary answer in two writes. Its trailers can only be given once the
  * stream's 'wantTrailers' fires, and that fires only after the DATA frame has been written to
@@ -14,7 +15,7 @@
  *
  * How the connection is shared with nghttp2:
  * - Client to server: every frame is read here. A header block opening a stream is decoded
- *   (HPACK, this side's own table kept in step with the client's); a unary call the direct
+ *   (HPACK, this side's own table kept in step with the client's); a call the direct
  *   server takes is ours, any other is encoded again for nghttp2 (its table, `:authority` cut
  *   back to host:port as h2_authority.ts explains) and passed on. Frames of our streams stay
  *   here (their DATA credited back to the client with WINDOW_UPDATEs of our own); connection
@@ -38,7 +39,7 @@ import type http2 from 'node:http2';
 import type net from 'node:net';
 import { Duplex } from 'node:stream';
 import hpack, { type Compressor, type Decompressor, type HpackHeader } from 'hpack.js';
-import { type DirectUnaryServer, OK_TRAILERS, RESPONSE_HEADERS, type UnaryCallStream } from './direct_unary.js';
+import { type CallStream, type DirectUnaryServer, OK_TRAILERS, RESPONSE_HEADERS } from './direct_unary.js';
 import {
   encodeHeaderBlock,
   FLAG_ACK,
@@ -201,20 +202,34 @@ function decodedBlock(list: HpackHeader[]): DecodedBlock {
   return { list: Object.freeze(list), headers: Object.freeze(incomingHeaders(list)) };
 }
 
-/** One unary call's stream on the front: what DirectCall uses of a ServerHttp2Stream. */
-class FrontStream extends EventEmitter implements UnaryCallStream {
+/** node:http2's default high-water mark of a stream's writable side: beyond it write() asks to wait for 'drain'. */
+const STREAM_HIGH_WATER = 16 * 1024;
+
+/**
+ * A stream of a call served on the front: what DirectCall (a unary call) and DirectStreamCall
+ * (the watch stream) use of a ServerHttp2Stream.
+ */
+class FrontStream extends EventEmitter implements CallStream {
   destroyed = false;
   closed = false;
   readonly session: { readonly socket: net.Socket };
   /** The client's window for this stream: what may still be sent. */
   sendWindow: number;
-  private data: Buffer | undefined;
-  private dataOffset = 0;
+  /** DATA payloads written and not yet sent (the stream's window is shut), in order. */
+  private queue: Buffer[] = [];
+  private queuedBytes = 0;
   private waitForTrailers = false;
   private ended = false;
   private trailers: Buffer | undefined;
   /** The client ended its side (END_STREAM, or the stream reset). */
   remoteEnded = false;
+  /** write() returned false: 'drain' follows once the queue (and the front's held frames) are low again. */
+  writableNeedDrain = false;
+  /** pause(): the client's DATA is kept, and its stream window not credited back, until resume(). */
+  private paused = false;
+  private inbox: Buffer[] = [];
+  private inboxEnded = false;
+  private withheldCredit = 0;
 
   constructor(
     private readonly front: H2Front,
@@ -235,10 +250,25 @@ class FrontStream extends EventEmitter implements UnaryCallStream {
     if (endStream) this.finish();
   }
 
-  end(data: Buffer): void {
+  write(data: Buffer): boolean {
+    if (this.closed || this.ended) return false;
+    this.queue.push(data);
+    this.queuedBytes += data.length;
+    this.pump();
+    if (!this.closed && (this.queuedBytes >= STREAM_HIGH_WATER || this.front.congested())) {
+      this.writableNeedDrain = true;
+      this.front.waitForDrain(this);
+    }
+    return !this.writableNeedDrain;
+  }
+
+  end(data?: Buffer): void {
     if (this.closed || this.ended) return;
     this.ended = true;
-    this.data = data;
+    if (data !== undefined) {
+      this.queue.push(data);
+      this.queuedBytes += data.length;
+    }
     if (this.waitForTrailers) this.emit('wantTrailers');
     this.pump();
   }
@@ -249,35 +279,86 @@ class FrontStream extends EventEmitter implements UnaryCallStream {
     this.pump();
   }
 
-  /** What the client still sends is read and dropped: nothing to resume. */
-  resume(): void {}
-
-  /** Sends what the stream's window (and the frame size) allows of the message, then the trailers. */
+  /** Sends what the stream's window (and the frame size) allows of the queue, then the end of the stream. */
   pump(): void {
-    if (this.closed || !this.ended) return;
-    const data = this.data;
-    if (data !== undefined) {
-      while (this.dataOffset < data.length) {
-        const n = Math.min(data.length - this.dataOffset, this.front.maxFrame, this.sendWindow);
-        if (n <= 0) return; // the client's WINDOW_UPDATE for this stream resumes it
-        const last = this.dataOffset + n === data.length;
-        const endStream = last && !this.waitForTrailers;
-        const payload = data.subarray(this.dataOffset, this.dataOffset + n);
-        this.front.send(Buffer.concat([frameHeader(n, TYPE_DATA, endStream ? FLAG_END_STREAM : 0, this.id), payload]), n);
-        this.sendWindow -= n;
-        this.dataOffset += n;
+    if (this.closed) return;
+    const { front } = this;
+    while (this.queue.length > 0) {
+      const head = this.queue[0]!;
+      const n = Math.min(head.length, front.maxFrame, this.sendWindow);
+      if (n <= 0 && head.length > 0) break; // the client's WINDOW_UPDATE for this stream resumes it
+      if (n === head.length) this.queue.shift();
+      else this.queue[0] = head.subarray(n);
+      this.queuedBytes -= n;
+      this.sendWindow -= n;
+      const endStream = this.ended && !this.waitForTrailers && this.queue.length === 0;
+      if (n > 0 || endStream) front.send(Buffer.concat([frameHeader(n, TYPE_DATA, endStream ? FLAG_END_STREAM : 0, this.id), head.subarray(0, n)]), n);
+      if (endStream) {
+        this.finish();
+        return;
       }
-      this.data = undefined;
     }
+    if (this.writableNeedDrain) this.drained();
+    if (!this.ended || this.queue.length > 0) return;
     if (!this.waitForTrailers) {
-      // An empty message still ends the stream.
-      if (data !== undefined && data.length === 0) this.front.send(frameHeader(0, TYPE_DATA, FLAG_END_STREAM, this.id), 0);
+      // Ended with nothing written: an empty DATA frame ends the stream.
+      front.send(frameHeader(0, TYPE_DATA, FLAG_END_STREAM, this.id), 0);
       this.finish();
+    } else if (this.trailers !== undefined) {
+      front.send(headerBlockFrames(this.id, this.trailers, true, front.maxFrame), 0);
+      this.finish();
+    }
+  }
+
+  /** 'drain', once the queue and the front's held frames are below their high-water marks. */
+  drained(): void {
+    if (!this.writableNeedDrain || this.queuedBytes >= STREAM_HIGH_WATER || this.front.congested()) return;
+    this.writableNeedDrain = false;
+    this.front.drainedStream(this);
+    this.emit('drain');
+  }
+
+  /** DATA from the client: its payload (padding gone) and its flow-controlled length. */
+  received(payload: Buffer, flowBytes: number, endStream: boolean): void {
+    if (this.remoteEnded) return;
+    if (endStream) this.remoteEnded = true;
+    if (this.paused) {
+      this.inbox.push(payload);
+      if (!endStream) this.withheldCredit += flowBytes;
+      this.inboxEnded = endStream;
       return;
     }
-    if (this.trailers === undefined) return;
-    this.front.send(headerBlockFrames(this.id, this.trailers, true, this.front.maxFrame), 0);
-    this.finish();
+    if (!endStream) this.front.creditStream(this.id, flowBytes);
+    if (payload.length > 0) this.emit('data', payload);
+    if (endStream) this.emit('end');
+  }
+
+  /** The client ended its side with trailers (a header block with END_STREAM). */
+  remoteEnd(): void {
+    if (this.remoteEnded) return;
+    this.remoteEnded = true;
+    if (this.paused) this.inboxEnded = true;
+    else this.emit('end');
+  }
+
+  pause(): void {
+    this.paused = true;
+  }
+
+  /** What waited while paused is given, and its window credited back. */
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    if (this.withheldCredit > 0 && !this.remoteEnded) this.front.creditStream(this.id, this.withheldCredit);
+    this.withheldCredit = 0;
+    while (this.inbox.length > 0 && !this.paused) {
+      const payload = this.inbox.shift()!;
+      if (payload.length > 0) this.emit('data', payload);
+    }
+    if (this.inbox.length === 0 && this.inboxEnded && !this.paused) {
+      this.inboxEnded = false;
+      this.emit('end');
+    }
   }
 
   /** This side has sent its END_STREAM. */
@@ -327,6 +408,8 @@ export class H2Front extends Duplex {
   private heldBytes = 0;
   /** nghttp2's write callbacks waiting for the held frames to drain. */
   private readonly heldWrites: (() => void)[] = [];
+  /** Our streams whose write() returned false. */
+  private readonly drainWaiters = new Set<FrontStream>();
   /** Ready to go out in this turn's write. */
   private out: Buffer[] = [];
   private flushScheduled = false;
@@ -438,8 +521,8 @@ export class H2Front extends Duplex {
     const id = block.streamId;
     const ours = this.ours.get(id);
     if (ours !== undefined) {
-      // Trailers of a unary request: nothing in them is read; they end the client's side.
-      if (block.endStream) this.remoteEnd(ours);
+      // Trailers of a request: nothing in them is read; they end the client's side.
+      if (block.endStream) ours.remoteEnd();
       return;
     }
     const passed = this.passed.get(id);
@@ -448,7 +531,7 @@ export class H2Front extends Duplex {
       const stream = new FrontStream(this, id, this.socket, this.initialWindow);
       // A request without a body has ended with its headers (known before the call may answer, in its constructor).
       stream.remoteEnded = block.endStream;
-      if (this.direct.serveUnary(stream, decoded.headers)) {
+      if (this.direct.serve(stream, decoded.headers)) {
         if (!stream.closed) this.ours.set(id, stream);
         if (block.endStream) stream.emit('end');
         return;
@@ -475,28 +558,17 @@ export class H2Front extends Duplex {
         return;
       }
       // A closed stream of ours (or one nghttp2 has closed): dropped, its bytes credited back.
-      this.credit(f.payload.length, 0);
+      this.connectionCredit += f.payload.length;
       return;
     }
-    const endStream = (f.flags & FLAG_END_STREAM) !== 0;
-    this.credit(f.payload.length, endStream || ours.remoteEnded ? 0 : f.streamId);
-    if (ours.remoteEnded) return;
-    const payload = unpadded(f);
-    if (payload.length > 0) ours.emit('data', payload);
-    if (endStream) this.remoteEnd(ours);
+    // The connection's window is credited back with the next write (an answer's, soon); the stream's by the stream.
+    this.connectionCredit += f.payload.length;
+    ours.received(unpadded(f), f.payload.length, (f.flags & FLAG_END_STREAM) !== 0);
   }
 
-  private remoteEnd(stream: FrontStream): void {
-    if (stream.remoteEnded) return;
-    stream.remoteEnded = true;
-    stream.emit('end');
-  }
-
-  /** Credits received DATA back to the client: the connection's with the next write (an answer's, soon), a stream's (a client still sending) at once. */
-  private credit(bytes: number, streamId: number): void {
-    if (bytes === 0) return;
-    this.connectionCredit += bytes;
-    if (streamId !== 0) this.send(uint32Frame(TYPE_WINDOW_UPDATE, streamId, bytes), 0);
+  /** Credits DATA a stream of ours has taken back to the client (which is still sending) at once. */
+  creditStream(streamId: number, bytes: number): void {
+    if (bytes > 0) this.send(uint32Frame(TYPE_WINDOW_UPDATE, streamId, bytes), 0);
   }
 
   /** A stream of nghttp2's that both sides have ended is forgotten. */
@@ -516,9 +588,23 @@ export class H2Front extends Duplex {
   /** Our stream has sent its END_STREAM. */
   finished(stream: FrontStream): void {
     this.ours.delete(stream.id);
+    this.drainWaiters.delete(stream);
     // The client is still sending (a request answered early): it is told to stop, and what comes is dropped.
     if (!stream.remoteEnded && !stream.destroyed) this.send(uint32Frame(TYPE_RST_STREAM, stream.id, NO_ERROR), 0);
     if (this.ending && this.ours.size === 0) this.endSocket();
+  }
+
+  /** So many frames are held for the connection window that our streams' writers should wait. */
+  congested(): boolean {
+    return this.heldBytes >= HELD_HIGH_WATER;
+  }
+
+  waitForDrain(stream: FrontStream): void {
+    this.drainWaiters.add(stream);
+  }
+
+  drainedStream(stream: FrontStream): void {
+    this.drainWaiters.delete(stream);
   }
 
   private hold(frame: Outgoing): void {
@@ -542,7 +628,10 @@ export class H2Front extends Duplex {
       this.connectionWindow -= head.flowBytes;
       this.out.push(head.bytes);
     }
-    if (this.heldBytes < HELD_HIGH_WATER) for (const done of this.heldWrites.splice(0)) done();
+    if (this.heldBytes < HELD_HIGH_WATER) {
+      for (const done of this.heldWrites.splice(0)) done();
+      for (const s of [...this.drainWaiters]) s.drained();
+    }
     this.scheduleFlush();
   }
 
@@ -643,6 +732,7 @@ export class H2Front extends Duplex {
     clearTimeout(this.endTimer);
     for (const s of [...this.ours.values()]) s.abort();
     this.ours.clear();
+    this.drainWaiters.clear();
     for (const done of this.heldWrites.splice(0)) done();
     this.socket.destroy();
     callback(err);

@@ -3,7 +3,8 @@
  * on the socket goes out in one write (headers, message and trailers together); the client's
  * flow-control windows hold for our answers and nghttp2's alike when both share a connection;
  * the header tables stay in step when calls served here and calls passed to nghttp2 alternate
- * on one connection with headers that change from call to call.
+ * on one connection with headers that change from call to call; the watch stream, served here
+ * too, keeps to its stream window and waits for it (back-pressure) without losing an event.
  */
 import { Buffer } from 'node:buffer';
 import http2 from 'node:http2';
@@ -15,6 +16,7 @@ import { etcdServices } from '../../src/grpc/proto.js';
 import { LocalCluster } from '../server/cluster_harness.js';
 
 const KV = etcdServices().KV;
+const WATCH = etcdServices().Watch.Watch!;
 
 function grpcFrame(message: Buffer, compressed = false): Buffer {
   const prefix = Buffer.alloc(5);
@@ -48,6 +50,7 @@ interface ReceivedFrame {
   flags: number;
   streamId: number;
   length: number;
+  payload: Buffer;
 }
 
 /** The whole frames in `bytes`. */
@@ -56,10 +59,36 @@ function framesIn(bytes: Buffer): ReceivedFrame[] {
   for (let at = 0; at + 9 <= bytes.length; ) {
     const length = bytes.readUIntBE(at, 3);
     if (at + 9 + length > bytes.length) break;
-    out.push({ type: bytes[at + 3]!, flags: bytes[at + 4]!, streamId: bytes.readUInt32BE(at + 5), length });
+    out.push({ type: bytes[at + 3]!, flags: bytes[at + 4]!, streamId: bytes.readUInt32BE(at + 5), length, payload: bytes.subarray(at + 9, at + 9 + length) });
     at += 9 + length;
   }
   return out;
+}
+
+/** A raw client connection to `url`, and everything it has received so far. */
+async function rawConnection(url: string): Promise<{ socket: net.Socket; received: () => Buffer }> {
+  const { port } = new URL(url);
+  const socket = net.connect(Number(port), '127.0.0.1');
+  await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+  let received = Buffer.alloc(0);
+  socket.on('data', (chunk: Buffer) => {
+    received = Buffer.concat([received, chunk]);
+  });
+  return { socket, received: () => received };
+}
+
+/** A SETTINGS frame's payload of one setting. */
+function setting(id: number, value: number): Buffer {
+  const b = Buffer.alloc(6);
+  b.writeUInt16BE(id, 0);
+  b.writeUInt32BE(value, 2);
+  return b;
+}
+
+function windowUpdate(streamId: number, increment: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(increment, 0);
+  return h2Frame(0x8, 0, streamId, b);
 }
 
 interface Answer {
@@ -180,18 +209,9 @@ describe('the HTTP/2 front of plaintext gRPC connections', () => {
 
   test("the connection window holds for our answers and nghttp2's together: no more DATA than the client allowed", async () => {
     // A raw client: 4 MiB stream windows, the connection's 64 KiB never given back until the end.
-    const { port } = new URL(url);
-    const socket = net.connect(Number(port), '127.0.0.1');
-    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
-    let received = Buffer.alloc(0);
-    socket.on('data', (chunk: Buffer) => {
-      received = Buffer.concat([received, chunk]);
-    });
-    const frames = (): ReceivedFrame[] => framesIn(received);
-    const settings = Buffer.alloc(6);
-    settings.writeUInt16BE(0x4, 0);
-    settings.writeUInt32BE(4 * 1024 * 1024, 2);
-    const requests: Buffer[] = [PREFACE, h2Frame(0x4, 0, 0, settings)];
+    const { socket, received } = await rawConnection(url);
+    const frames = (): ReceivedFrame[] => framesIn(received());
+    const requests: Buffer[] = [PREFACE, h2Frame(0x4, 0, 0, setting(0x4, 4 * 1024 * 1024))];
     const gz = grpcFrame(gzipSync(KV.Range!.requestSerialize({ key: Buffer.from('big/'), range_end: Buffer.from('big0'), serializable: true })), true);
     for (const [i, passed] of [false, true, false, true].entries()) {
       const headers = RANGE_HEADERS;
@@ -215,9 +235,7 @@ describe('the HTTP/2 front of plaintext gRPC connections', () => {
     expect(dataBytes()).toBeGreaterThan(65_535 - 16_384);
     expect(ended()).toBe(0);
     // The window given back: every answer comes whole (four answers of 300 KB and more).
-    const update = Buffer.alloc(4);
-    update.writeUInt32BE(64 * 1024 * 1024, 0);
-    socket.write(h2Frame(0x8, 0, 0, update));
+    socket.write(windowUpdate(0, 64 * 1024 * 1024));
     for (let i = 0; i < 250 && ended() < 4; i++) await new Promise((r) => setTimeout(r, 20));
     socket.destroy();
     expect(ended()).toBe(4);
@@ -244,5 +262,66 @@ describe('the HTTP/2 front of plaintext gRPC connections', () => {
     } finally {
       session.close();
     }
+  });
+
+  test('the watch stream keeps to its stream window, waits while it is shut, and then delivers every event in order', async () => {
+    // A raw client: a 4 KiB stream window never given back until the events have piled up, a connection window that is no limit.
+    const { socket, received } = await rawConnection(url);
+    const watchFrames = (): ReceivedFrame[] => framesIn(received()).filter((f) => f.streamId === 1);
+    const dataBytes = (): number => watchFrames().reduce((n, f) => n + (f.type === 0 ? f.length : 0), 0);
+    const headers = { ...RANGE_HEADERS, ':path': WATCH.path };
+    const create = grpcFrame(WATCH.requestSerialize({ create_request: { key: Buffer.from('watched/'), range_end: Buffer.from('watched0') } }));
+    socket.write(
+      Buffer.concat([
+        PREFACE,
+        h2Frame(0x4, 0, 0, setting(0x4, 4096)),
+        windowUpdate(0, 64 * 1024 * 1024),
+        h2Frame(0x1, 0x4, 1, encodeLiteralHeaders(headers)),
+        h2Frame(0x0, 0, 1, create),
+      ]),
+    );
+    // The created response first, then 200 puts of 1000 bytes each: 200 KB of events for a 4 KiB window.
+    for (let i = 0; i < 100 && dataBytes() === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(dataBytes()).toBeGreaterThan(0);
+    const session = http2.connect(url);
+    const count = 200;
+    try {
+      for (let i = 0; i < count; i++) {
+        const put = grpcFrame(KV.Put!.requestSerialize({ key: Buffer.from(`watched/${String(i).padStart(3, '0')}`), value: Buffer.alloc(1000, 'w') }));
+        expect((await call(session, KV.Put!.path, put)).grpcStatus).toBe('0');
+      }
+    } finally {
+      session.close();
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    expect(dataBytes()).toBeLessThanOrEqual(4096);
+    // The window given back, a little at a time as a reader would: every event arrives, in order.
+    const events = (): string[] => {
+      const body = Buffer.concat(
+        watchFrames()
+          .filter((f) => f.type === 0)
+          .map((f) => f.payload),
+      );
+      const keys: string[] = [];
+      for (let at = 0; at + 5 <= body.length; ) {
+        const length = body.readUInt32BE(at + 1);
+        if (at + 5 + length > body.length) break;
+        const resp = WATCH.responseDeserialize(body.subarray(at + 5, at + 5 + length)) as { events: { kv: { key: Buffer } }[] };
+        for (const e of resp.events) keys.push(e.kv.key.toString());
+        at += 5 + length;
+      }
+      return keys;
+    };
+    let credited = 4096;
+    for (let i = 0; i < 500 && events().length < count; i++) {
+      if (dataBytes() + 4096 > credited) {
+        socket.write(windowUpdate(1, 64 * 1024));
+        credited += 64 * 1024;
+      }
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    socket.destroy();
+    expect(events()).toEqual(Array.from({ length: count }, (_, i) => `watched/${String(i).padStart(3, '0')}`));
+    expect(dataBytes()).toBeLessThanOrEqual(credited);
   });
 });
