@@ -324,4 +324,26 @@ describe('the HTTP/2 front of plaintext gRPC connections', () => {
     expect(events()).toEqual(Array.from({ length: count }, (_, i) => `watched/${String(i).padStart(3, '0')}`));
     expect(dataBytes()).toBeLessThanOrEqual(credited);
   });
+
+  test("the client's PINGs are answered with their payload, an ACK it sends is not answered, and calls go on", async () => {
+    const { socket, received } = await rawConnection(url);
+    const pings = (): ReceivedFrame[] => framesIn(received()).filter((f) => f.type === 0x6);
+    socket.write(
+      Buffer.concat([
+        PREFACE,
+        h2Frame(0x4, 0, 0, Buffer.alloc(0)),
+        h2Frame(0x6, 0, 0, Buffer.from('qkvping1')),
+        h2Frame(0x6, 0x1, 0, Buffer.from('unasked!')),
+        h2Frame(0x6, 0, 0, Buffer.from('qkvping2')),
+        h2Frame(0x1, 0x4, 1, encodeLiteralHeaders(RANGE_HEADERS)),
+        h2Frame(0x0, 0x1, 1, rangeOf('small')),
+      ]),
+    );
+    const answered = (): boolean => framesIn(received()).some((f) => f.streamId === 1 && f.type === 0x1 && f.flags & 0x1);
+    for (let i = 0; i < 100 && !(answered() && pings().length >= 2); i++) await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 100));
+    socket.destroy();
+    expect(pings().map((f) => `${f.flags}:${f.payload.toString()}`)).toEqual(['1:qkvping1', '1:qkvping2']);
+    expect(answered()).toBe(true);
+  });
 });
