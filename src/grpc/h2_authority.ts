@@ -109,13 +109,28 @@ function headersFragment(f: Frame): { fragment: Buffer; priority: Buffer | undef
   return { fragment: p.subarray(5), priority: p.subarray(0, 5) };
 }
 
+/** Writes a frame header (every one of its 9 bytes) at `at`. */
+function writeFrameHeader(b: Buffer, at: number, length: number, type: number, flags: number, streamId: number): void {
+  b.writeUIntBE(length, at, 3);
+  b[at + 3] = type;
+  b[at + 4] = flags;
+  b.writeUInt32BE(streamId, at + 5);
+}
+
+// allocUnsafe, not alloc: every byte is written, and a small one is a slice of Node's pool (alloc
+// makes an ArrayBuffer of its own each time, a cost on every frame of every answer).
 export function frameHeader(length: number, type: number, flags: number, streamId: number): Buffer {
-  const h = Buffer.alloc(FRAME_HEADER_BYTES);
-  h.writeUIntBE(length, 0, 3);
-  h[3] = type;
-  h[4] = flags;
-  h.writeUInt32BE(streamId, 5);
+  const h = Buffer.allocUnsafe(FRAME_HEADER_BYTES);
+  writeFrameHeader(h, 0, length, type, flags, streamId);
   return h;
+}
+
+/** A whole frame: its header and `payload`, in one Buffer. */
+export function frameOf(type: number, flags: number, streamId: number, payload: Buffer): Buffer {
+  const f = Buffer.allocUnsafe(FRAME_HEADER_BYTES + payload.length);
+  writeFrameHeader(f, 0, payload.length, type, flags, streamId);
+  payload.copy(f, FRAME_HEADER_BYTES);
+  return f;
 }
 
 /** A header block collected over HEADERS and CONTINUATION frames. */
@@ -257,6 +272,8 @@ export function encodeHeaderBlock(encoder: Compressor, block: HeaderBlock, decod
 
 /** An encoded header block as a HEADERS frame (with `priority`'s fields) and CONTINUATION frames of at most `maxFrame` bytes. */
 export function headerBlockFrames(streamId: number, encoded: Buffer, endStream: boolean, maxFrame: number, priority?: Buffer): Buffer {
+  if (priority === undefined && encoded.length <= maxFrame)
+    return frameOf(TYPE_HEADERS, (endStream ? FLAG_END_STREAM : 0) | FLAG_END_HEADERS, streamId, encoded);
   const prio = priority ?? Buffer.alloc(0);
   let offset = Math.min(encoded.length, maxFrame - prio.length);
   const flags = (endStream ? FLAG_END_STREAM : 0) | (priority ? FLAG_PRIORITY : 0) | (offset === encoded.length ? FLAG_END_HEADERS : 0);

@@ -52,6 +52,7 @@ import {
   type Frame,
   FrameReader,
   frameHeader,
+  frameOf,
   H2_PREFACE,
   type HeaderBlock,
   headerBlockFrames,
@@ -150,9 +151,10 @@ function headerBlockOf(headers: http2.OutgoingHttpHeaders): Buffer {
   return CONSTANT_BLOCKS.get(headers) ?? encodeLiteralHeaders(headers);
 }
 
+const UINT32_PLACEHOLDER = Buffer.alloc(4);
 /** A frame whose payload is one 32-bit value: WINDOW_UPDATE's increment (below 2^31), RST_STREAM's code. */
 function uint32Frame(type: number, streamId: number, value: number): Buffer {
-  const f = Buffer.concat([frameHeader(4, type, 0, streamId), Buffer.alloc(4)]);
+  const f = frameOf(type, 0, streamId, UINT32_PLACEHOLDER);
   f.writeUInt32BE(value, FRAME_HEADER_BYTES);
   return f;
 }
@@ -300,7 +302,7 @@ class FrontStream extends EventEmitter implements CallStream {
       this.queuedBytes -= n;
       this.sendWindow -= n;
       const endStream = this.ended && !this.waitForTrailers && this.queue.length === 0;
-      if (n > 0 || endStream) front.send(Buffer.concat([frameHeader(n, TYPE_DATA, endStream ? FLAG_END_STREAM : 0, this.id), head.subarray(0, n)]), n);
+      if (n > 0 || endStream) front.send(frameOf(TYPE_DATA, endStream ? FLAG_END_STREAM : 0, this.id, head.subarray(0, n)), n);
       if (endStream) {
         this.finish();
         return;
@@ -519,7 +521,7 @@ export class H2Front extends Duplex {
         // The client's own PINGs (grpc-go's BDP estimate, keep-alive) are answered here; an ACK
         // answers nghttp2's (grpc-js's keep-alive), and a malformed PING is nghttp2's to refuse.
         if (f.flags & FLAG_ACK || f.streamId !== 0 || f.payload.length !== PING_PAYLOAD_BYTES) this.pass(f.raw);
-        else this.send(Buffer.concat([frameHeader(PING_PAYLOAD_BYTES, TYPE_PING, FLAG_ACK, 0), f.payload]), 0);
+        else this.send(frameOf(TYPE_PING, FLAG_ACK, 0, f.payload), 0);
         return;
       default:
         this.pass(f.raw);
