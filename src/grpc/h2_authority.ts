@@ -20,7 +20,8 @@
 import { Buffer } from 'node:buffer';
 import { Duplex } from 'node:stream';
 import type net from 'node:net';
-import hpack, { type Compressor, type Decompressor, type HpackHeader } from 'hpack.js';
+import hpack, { type Compressor, type HpackHeader } from 'hpack.js';
+import { HpackDecoder } from './hpack_decoder.js';
 
 export const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 /** A SETTINGS frame with no parameters: the server's connection preface, all defaults. */
@@ -155,12 +156,9 @@ export class HeaderBlock {
     return this.fragments.length === 1 ? this.fragments[0]! : Buffer.concat(this.fragments);
   }
 
-  decode(decoder: Decompressor): HpackHeader[] {
-    decoder.write(this.bytes());
-    decoder.execute();
-    const headers: HpackHeader[] = [];
-    for (let h = decoder.read(); h !== null; h = decoder.read()) headers.push(h);
-    return headers;
+  /** The block's fields, with `decoder`: the client's table as this side keeps it. */
+  decode(decoder: HpackDecoder): HpackHeader[] {
+    return decoder.decode(this.bytes());
   }
 }
 
@@ -199,8 +197,8 @@ function authorityOf(headers: HpackHeader[]): string | undefined {
 class AuthorityRewritingStream extends Duplex {
   private readonly reader = new FrameReader();
   private readonly blocks = new HeaderBlockCollector();
-  private readonly decoder: Decompressor = hpack.decompressor.create({ table: { size: HPACK_TABLE_BYTES } });
-  private readonly encoder: Compressor = hpack.compressor.create({ table: { size: HPACK_TABLE_BYTES } });
+  private readonly decoder = new HpackDecoder(HPACK_TABLE_BYTES);
+  private readonly encoder = serverHeaderEncoder();
 
   /** `replay`: the client's bytes already read (its preface first). */
   constructor(
@@ -256,6 +254,15 @@ class AuthorityRewritingStream extends Duplex {
     this.socket.destroy();
     callback(err);
   }
+}
+
+/**
+ * An HPACK encoder for the header blocks nghttp2 decodes, its table kept to nghttp2's size.
+ * (hpack.js reads the size from `maxSize`: given no such option, its table never evicts, grows
+ * with every new field, and comes to refer to entries nghttp2 has evicted.)
+ */
+export function serverHeaderEncoder(): Compressor {
+  return hpack.compressor.create({ table: { maxSize: HPACK_TABLE_BYTES } });
 }
 
 /**
@@ -330,7 +337,7 @@ export function inspectH2Connection(socket: net.Socket, seen: Buffer, handover: 
         if (verdict !== undefined) continue;
         const taken = blocks.take(f);
         if (taken === 'other' || taken === 'pending') continue;
-        const authority = authorityOf(taken.decode(hpack.decompressor.create({ table: { size: HPACK_TABLE_BYTES } })));
+        const authority = authorityOf(taken.decode(new HpackDecoder(HPACK_TABLE_BYTES)));
         verdict = authority === undefined || hostOfAuthority(authority) === authority ? 'native' : 'rewrite';
       }
     } catch {

@@ -15,7 +15,7 @@
  *
  * How the connection is shared with nghttp2:
  * - Client to server: every frame is read here. A header block opening a stream is decoded
- *   (HPACK, this side's own table kept in step with the client's); a call the direct
+ *   (HPACK, hpack_decoder.ts: this side's table kept in step with the client's); a call the direct
  *   server takes is ours, any other is encoded again for nghttp2 (its table, `:authority` cut
  *   back to host:port as h2_authority.ts explains) and passed on. Frames of our streams stay
  *   here (their DATA credited back to the client with WINDOW_UPDATEs of our own); connection
@@ -41,7 +41,7 @@ import { EventEmitter } from 'node:events';
 import type http2 from 'node:http2';
 import type net from 'node:net';
 import { Duplex } from 'node:stream';
-import hpack, { type Compressor, type Decompressor, type HpackHeader } from 'hpack.js';
+import type { HpackHeader } from 'hpack.js';
 import { type CallStream, type DirectUnaryServer, OK_TRAILERS, RESPONSE_HEADERS } from './direct_unary.js';
 import {
   encodeHeaderBlock,
@@ -59,11 +59,13 @@ import {
   HeaderBlockCollector,
   HPACK_TABLE_BYTES,
   MAX_FRAME_PAYLOAD,
+  serverHeaderEncoder,
   TYPE_CONTINUATION,
   TYPE_HEADERS,
   TYPE_SETTINGS,
   unpadded,
 } from './h2_authority.js';
+import { HpackDecoder } from './hpack_decoder.js';
 
 const TYPE_DATA = 0x0;
 const TYPE_PRIORITY = 0x2;
@@ -167,49 +169,6 @@ function incomingHeaders(list: HpackHeader[]): http2.IncomingHttpHeaders {
     headers[h.name] = prev === undefined ? h.value : `${prev}, ${h.value}`;
   }
   return headers;
-}
-
-/** A client header block decoded: the list (to encode again for nghttp2) and the headers object. */
-interface DecodedBlock {
-  readonly list: readonly HpackHeader[];
-  readonly headers: http2.IncomingHttpHeaders;
-}
-
-/** Blocks of indexed fields remembered, at most (then forgotten all at once). */
-const KNOWN_BLOCKS = 256;
-
-/**
- * The client's header blocks, decoded with hpack.js (about 7 us a block), except a block made
- * only of one-byte indexed fields that came before: such a block changes nothing in the table,
- * so its bytes mean the same headers until a block that may change the table (any other
- * representation), which forgets every remembered block. A gRPC client's calls after its first
- * are such blocks: the same few bytes for each method.
- */
-export class ClientHeaderBlocks {
-  private readonly decoder: Decompressor = hpack.decompressor.create({ table: { size: HPACK_TABLE_BYTES } });
-  private readonly known = new Map<string, DecodedBlock>();
-
-  decode(block: HeaderBlock): DecodedBlock {
-    const bytes = block.bytes();
-    let indexedOnly = bytes.length > 0;
-    for (let i = 0; i < bytes.length && indexedOnly; i++) indexedOnly = bytes[i]! > 0x80 && bytes[i]! < 0xff;
-    if (!indexedOnly) {
-      this.known.clear();
-      return decodedBlock(block.decode(this.decoder));
-    }
-    const key = bytes.toString('latin1');
-    let decoded = this.known.get(key);
-    if (decoded === undefined) {
-      decoded = decodedBlock(block.decode(this.decoder));
-      if (this.known.size >= KNOWN_BLOCKS) this.known.clear();
-      this.known.set(key, decoded);
-    }
-    return decoded;
-  }
-}
-
-function decodedBlock(list: HpackHeader[]): DecodedBlock {
-  return { list: Object.freeze(list), headers: Object.freeze(incomingHeaders(list)) };
 }
 
 /** node:http2's default high-water mark of a stream's writable side: beyond it write() asks to wait for 'drain'. */
@@ -400,8 +359,10 @@ export class H2Front extends Duplex {
   private readonly clientFrames = new FrameReader();
   private readonly clientBlocks = new HeaderBlockCollector();
   private readonly serverFrames = new FrameReader();
-  private readonly clientHeaders = new ClientHeaderBlocks();
-  private readonly encoder: Compressor = hpack.compressor.create({ table: { size: HPACK_TABLE_BYTES } });
+  /** The client's HPACK table, as this side keeps it. */
+  private readonly decoder = new HpackDecoder(HPACK_TABLE_BYTES);
+  /** nghttp2's HPACK table, for the blocks passed on. */
+  private readonly encoder = serverHeaderEncoder();
   private readonly ours = new Map<number, FrontStream>();
   private readonly passed = new Map<number, PassedStream>();
   /** The highest stream id the client has opened. */
@@ -555,7 +516,7 @@ export class H2Front extends Duplex {
 
   private headerBlock(block: HeaderBlock): void {
     // Every block is decoded, ours or not: the client's encoder counts on the table it builds.
-    const decoded = this.clientHeaders.decode(block);
+    const decoded = block.decode(this.decoder);
     const id = block.streamId;
     const ours = this.ours.get(id);
     if (ours !== undefined) {
@@ -569,7 +530,7 @@ export class H2Front extends Duplex {
       const stream = new FrontStream(this, id, this.socket, this.initialWindow);
       // A request without a body has ended with its headers (known before the call may answer, in its constructor).
       stream.remoteEnded = block.endStream;
-      if (this.direct.serve(stream, decoded.headers)) {
+      if (this.direct.serve(stream, incomingHeaders(decoded))) {
         if (!stream.closed) this.ours.set(id, stream);
         if (block.endStream) stream.emit('end');
         return;
@@ -580,7 +541,7 @@ export class H2Front extends Duplex {
       this.forget(id, passed);
     }
     if (id > this.lastStreamId) this.lastStreamId = id;
-    this.pass(encodeHeaderBlock(this.encoder, block, decoded.list));
+    this.pass(encodeHeaderBlock(this.encoder, block, decoded));
   }
 
   private clientData(f: Frame): void {
