@@ -58,40 +58,56 @@ export function hostOfAuthority(authority: string): string {
   return AUTHORITY.test(host) ? host : 'localhost';
 }
 
-export interface Frame {
-  type: number;
-  flags: number;
-  streamId: number;
-  payload: Buffer;
-  raw: Buffer;
+/** One frame read: its header's fields and payload; `raw`, the whole frame's bytes, made only when asked for (a frame passed on as it came). */
+export class Frame {
+  constructor(
+    readonly type: number,
+    readonly flags: number,
+    readonly streamId: number,
+    readonly payload: Buffer,
+    private readonly from: Buffer,
+    private readonly start: number,
+  ) {}
+
+  get raw(): Buffer {
+    return this.from.subarray(this.start, this.start + FRAME_HEADER_BYTES + this.payload.length);
+  }
 }
+
+const NO_BYTES = Buffer.alloc(0);
 
 /** Splits a byte stream into HTTP/2 frames. */
 export class FrameReader {
-  private buf: Buffer = Buffer.alloc(0);
+  private buf: Buffer = NO_BYTES;
+  /** Where the next frame starts in `buf` (an offset, not a subarray per frame). */
+  private at = 0;
 
   push(chunk: Buffer): void {
-    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+    const left = this.buf.length - this.at;
+    this.buf = left === 0 ? chunk : Buffer.concat([this.buf.subarray(this.at), chunk]);
+    this.at = 0;
   }
 
   get buffered(): number {
-    return this.buf.length;
+    return this.buf.length - this.at;
   }
 
   /** The bytes not yet framed. */
   rest(): Buffer {
-    const rest = this.buf;
-    this.buf = Buffer.alloc(0);
+    const rest = this.buf.subarray(this.at);
+    this.buf = NO_BYTES;
+    this.at = 0;
     return rest;
   }
 
   next(): Frame | undefined {
-    if (this.buf.length < FRAME_HEADER_BYTES) return undefined;
-    const length = this.buf.readUIntBE(0, 3);
-    if (this.buf.length < FRAME_HEADER_BYTES + length) return undefined;
-    const raw = this.buf.subarray(0, FRAME_HEADER_BYTES + length);
-    this.buf = this.buf.subarray(raw.length);
-    return { type: raw[3]!, flags: raw[4]!, streamId: raw.readUInt32BE(5) & 0x7fffffff, payload: raw.subarray(FRAME_HEADER_BYTES), raw };
+    const { buf, at } = this;
+    if (buf.length - at < FRAME_HEADER_BYTES) return undefined;
+    const length = buf.readUIntBE(at, 3);
+    const end = at + FRAME_HEADER_BYTES + length;
+    if (buf.length < end) return undefined;
+    this.at = end;
+    return new Frame(buf[at + 3]!, buf[at + 4]!, buf.readUInt32BE(at + 5) & 0x7fffffff, buf.subarray(at + FRAME_HEADER_BYTES, end), buf, at);
   }
 }
 
