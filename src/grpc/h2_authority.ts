@@ -297,7 +297,7 @@ export function encodeHeaderBlock(encoder: Compressor, block: HeaderBlock, decod
 export function headerBlockFrames(streamId: number, encoded: Buffer, endStream: boolean, maxFrame: number, priority?: Buffer): Buffer {
   if (priority === undefined && encoded.length <= maxFrame)
     return frameOf(TYPE_HEADERS, (endStream ? FLAG_END_STREAM : 0) | FLAG_END_HEADERS, streamId, encoded);
-  const prio = priority ?? Buffer.alloc(0);
+  const prio = priority ?? NO_BYTES;
   let offset = Math.min(encoded.length, maxFrame - prio.length);
   const flags = (endStream ? FLAG_END_STREAM : 0) | (priority ? FLAG_PRIORITY : 0) | (offset === encoded.length ? FLAG_END_HEADERS : 0);
   const out: Buffer[] = [frameHeader(prio.length + offset, TYPE_HEADERS, flags, streamId), prio, encoded.subarray(0, offset)];

@@ -221,8 +221,7 @@ class FrontStream extends EventEmitter implements CallStream {
 
   write(data: Buffer): boolean {
     if (this.closed || this.ended) return false;
-    this.queue.push(data);
-    this.queuedBytes += data.length;
+    this.enqueue(data);
     this.pump();
     if (!this.closed && (this.queuedBytes >= STREAM_HIGH_WATER || this.front.congested())) {
       this.writableNeedDrain = true;
@@ -234,12 +233,14 @@ class FrontStream extends EventEmitter implements CallStream {
   end(data?: Buffer): void {
     if (this.closed || this.ended) return;
     this.ended = true;
-    if (data !== undefined) {
-      this.queue.push(data);
-      this.queuedBytes += data.length;
-    }
+    if (data !== undefined) this.enqueue(data);
     if (this.waitForTrailers) this.emit('wantTrailers');
     this.pump();
+  }
+
+  private enqueue(data: Buffer): void {
+    this.queue.push(data);
+    this.queuedBytes += data.length;
   }
 
   sendTrailers(trailers: http2.OutgoingHttpHeaders): void {
